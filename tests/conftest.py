@@ -1,0 +1,48 @@
+"""Shared fixtures: an isolated environment (no real keyring, config or data folder touched),
+a local time zone with DST (Europe/Berlin) so day boundaries are really tested, and paths."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# Before anything imports tzlocal or Qt.
+os.environ["TZ"] = "Europe/Berlin"
+if hasattr(time, "tzset"):
+    time.tzset()
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["TRAYAPP_NO_KEYRING"] = "1"
+
+ROOT = Path(__file__).resolve().parent.parent
+# Copied from ../shared/fixtures (real output captured on an NVIDIA H100), so a clone is whole.
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAYAPP_CONFIG", str(tmp_path / "config" / "config.toml"))
+    monkeypatch.setenv("TRAYAPP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    from trayapp import probes, store
+
+    probes._said.clear()
+    store._warned.clear()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def gpu_fixtures() -> Path:
+    return FIXTURES / "gpu"
+
+
+def trayapp_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trayapp.cli", *args]

@@ -1,0 +1,434 @@
+"""The command line: the tray app by default, ``run --headless``, ``status``, ``export``, ``doctor``.
+
+Imports the core; Qt only inside the ``gui`` command, lazily. Bad input ends in one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from trayapp import __version__
+from trayapp.settings import Config, Loaded, config_path, data_dir, load
+
+log = logging.getLogger("trayapp")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trayapp",
+        description="System-tray resource monitor: CPU, memory, disk and NVIDIA GPU, with alert rules and Slack.",
+    )
+    parser.add_argument("--version", action="version", version=f"trayapp {__version__}")
+    parser.add_argument("--data-dir", help="data folder (default: $TRAYAPP_DATA_DIR, the config, or the platform's)")
+    parser.add_argument("--config", help="config file (default: $TRAYAPP_CONFIG or the platform's)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("gui", help="start the tray app (the default)")
+    run = sub.add_parser("run", help="sample, store and alert; --headless for servers")
+    run.add_argument("--headless", action="store_true", help="no GUI: run until SIGINT/SIGTERM")
+    run.add_argument("--interval", type=float, help="seconds between samples (overrides the config)")
+
+    status = sub.add_parser("status", help="the alert level from what is on disk now")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    export = sub.add_parser("export", help="write a time range as CSV, Parquet or JSON")
+    export.add_argument("--since", help="start: ISO time (local if no offset) or a duration back from now, e.g. 36h")
+    export.add_argument("--until", help="end: ISO time or a duration back from now (default: now)")
+    export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    export.add_argument("--output", "-o", default="-", help="file to write, '-' for standard output (not for parquet)")
+
+    sub.add_parser("doctor", help="report what works: tray, GPU, data folder, Slack")
+    sub.add_parser("slack-test", help="send a test message to Slack and say whether it was accepted")
+    snooze = sub.add_parser("snooze", help="hold Slack alerts back for a while")
+    snooze.add_argument("duration", help="1h, 8h, tomorrow, any duration like 30m, or 'off'")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="trayapp: %(message)s",
+        stream=sys.stderr,
+    )
+    _quiet_libraries(args.verbose)
+    command = args.command or "gui"
+    try:
+        return COMMANDS[command](args)
+    except UserError as exc:
+        print(f"trayapp: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return EXIT_FAIL
+    except Exception as exc:  # the promise: no traceback reaches a user
+        print(f"trayapp: {command} failed: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return EXIT_FAIL
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    for name in ("slack_sdk", "urllib3", "filelock", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def load_config(args: argparse.Namespace, quiet: bool = False) -> tuple[Loaded, Path]:
+    loaded = load(config_path(args.config))
+    if not quiet:
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+    return loaded, data_dir(loaded.config, args.data_dir)
+
+
+# ---------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        return cmd_gui(args)
+    loaded, folder = load_config(args)
+    config = loaded.config
+    if args.interval is not None:
+        if not args.interval > 0:
+            raise UserError(f"--interval {args.interval:g}: must be greater than 0")
+        config = config.with_values(sampling_interval_seconds=float(args.interval))
+    return run_headless(config, folder)
+
+
+def run_headless(config: Config, folder: Path) -> int:
+    from trayapp.engine import Engine, run_loop
+    from trayapp.slack import Courier
+    from trayapp.store import DataDirBusy, StoreError
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    engine = Engine(config, folder)
+    try:
+        engine.start()
+    except DataDirBusy as exc:
+        raise UserError(str(exc)) from None
+    except (StoreError, OSError) as exc:
+        raise UserError(f"cannot use data folder {folder}: {exc}") from None
+    courier = Courier(folder, lambda: engine.config)
+    engine.listeners.append(courier.on_tick)
+    engine.listeners.append(_log_transitions)
+    exporter = _start_prometheus(config, engine)
+    courier.start()
+    log.info(
+        "recording every %gs into %s (%d rule(s)); stop with Ctrl-C or SIGTERM",
+        config.sampling_interval_seconds, folder, len(config.rules),
+    )
+    try:
+        run_loop(engine, stop, lambda: engine.config.sampling_interval_seconds)
+    finally:
+        engine.stop()
+        courier.stop(timeout=3.0)
+        if exporter is not None:
+            exporter.stop()
+    log.info("stopped; every sample is on disk")
+    return EXIT_OK
+
+
+def _log_transitions(tick: Any) -> None:
+    from trayapp.engine import describe
+
+    for change in tick.transitions:
+        kind = "still" if change.reminder else f"{change.previous.value} → {change.current.value}:"
+        log.info("%s %s %s", change.rule_key, kind, describe(change.result))
+
+
+def _start_prometheus(config: Config, engine: Any) -> Any:
+    if not config.prometheus_enabled:
+        return None
+    from trayapp.metrics import Exporter
+
+    try:
+        exporter = Exporter(config.prometheus_address, config.prometheus_port)
+    except (ImportError, OSError) as exc:
+        log.warning("Prometheus endpoint not started: %s", exc)
+        return None
+    engine.listeners.append(exporter.on_tick)
+    log.info("Prometheus metrics on http://%s:%d/metrics", config.prometheus_address, config.prometheus_port)
+    return exporter
+
+
+# ------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from trayapp.engine import describe, evaluate_from_disk
+    from trayapp.model import Level
+    from trayapp.store import Store
+
+    loaded, folder = load_config(args, quiet=args.json)
+    config = loaded.config
+    if not folder.is_dir():
+        raise UserError(f"no data folder at {folder} (start 'trayapp run --headless' or the tray app first)")
+    results = evaluate_from_disk(Store(folder), config.rules)
+    level = Level.worst([r.level for r in results])
+    if args.json:
+        print(json.dumps({"level": level.value, "rules": [r.as_json() for r in results]}))
+        return EXIT_OK
+    print(f"trayapp status: {level.value}   (data in {folder})")
+    for result in results:
+        print(f"  {describe(result)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples")
+    from trayapp.slack import snoozed_until
+
+    until = snoozed_until(folder)
+    if until is not None:
+        print(f"  Slack alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- export
+
+
+def parse_moment(text: str | None, now: datetime) -> datetime | None:
+    """An ISO time (local when it has no offset) or a duration back from now (``36h``)."""
+    if text is None:
+        return None
+    from trayapp.rules import parse_duration
+
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{text!r} is neither an ISO time (2026-11-27T08:00) nor a duration (36h)") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # naive: the user's local time
+    return moment.astimezone(timezone.utc)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trayapp.store import Store
+
+    _, folder = load_config(args, quiet=True)
+    now = datetime.now(timezone.utc)
+    since, until = parse_moment(args.since, now), parse_moment(args.until, now) or now
+    if since is not None and since >= until:
+        raise UserError("--since must be before --until")
+    if not folder.is_dir():
+        raise UserError(f"no data folder at {folder}")
+    table = Store(folder).read(since, until)
+    if args.format == "parquet" and args.output == "-":
+        raise UserError("Parquet is binary: give --output FILE")
+    try:
+        write_table(table, args.format, args.output)
+    except OSError as exc:
+        raise UserError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    if args.output != "-":
+        print(f"trayapp: wrote {table.num_rows} samples to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def write_table(table: Any, fmt: str, output: str) -> None:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, output, compression="zstd")
+        return
+    frame = table.to_pandas()
+    if fmt == "csv":
+        frame["timestamp"] = frame["timestamp"].map(lambda t: t.isoformat())
+        text = frame.to_csv(index=False)
+    else:
+        text = frame.to_json(orient="records", date_format="iso", date_unit="us", lines=False)
+    if output == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        Path(output).write_text(text)
+
+
+# ------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    loaded, folder = load_config(args, quiet=True)
+    config = loaded.config
+    problems = 0
+
+    def line(ok: bool | None, what: str, detail: str) -> None:
+        nonlocal problems
+        mark = {True: "ok  ", False: "FAIL", None: "--  "}[ok]
+        if ok is False:
+            problems += 1
+        print(f"{mark} {what:<10} {detail}")
+
+    print(f"trayapp {__version__} on Python {sys.version.split()[0]}, {sys.platform}")
+    cfg_detail = str(loaded.path) + ("" if loaded.path.exists() else " (not written yet; defaults in force)")
+    line(not loaded.warnings, "config", cfg_detail)
+    for warning in loaded.warnings:
+        print(f"           {warning}")
+    line(*_doctor_data(folder))
+    for ok, detail in _doctor_gpu(config):
+        line(ok, "gpu", detail)
+    line(*_doctor_tray())
+    line(*_doctor_slack(config, folder))
+    print("all good" if not problems else f"{problems} problem(s) above")
+    return EXIT_OK if not problems else EXIT_FAIL
+
+
+def _doctor_data(folder: Path) -> tuple[bool, str, str]:
+    from trayapp.store import PID_NAME, Store
+
+    store = Store(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".doctor-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return False, "data", f"{folder} is not writable: {exc.strerror or exc}"
+    days = sorted(day for day, _ in store.day_files())
+    span = f"{len(days)} day file(s), {days[0]} … {days[-1]}" if days else "no day files yet"
+    csv = store.csv_path.stat().st_size if store.csv_path.exists() else 0
+    pid = (folder / PID_NAME).read_text().strip() if (folder / PID_NAME).exists() else None
+    writer = f"; recorder running (pid {pid})" if pid and _pid_alive(pid) else "; no recorder running"
+    return True, "data", f"{folder}: {span}, today's CSV {csv / 1e6:.1f} MB{writer}"
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        import psutil
+
+        return psutil.pid_exists(int(pid))
+    except ValueError:
+        return False
+
+
+def _doctor_gpu(config: Config) -> list[tuple[bool | None, str]]:
+    from trayapp.probes import GputilBackend, NvmlBackend
+
+    out: list[tuple[bool | None, str]] = []
+    found = False
+    for name, make in (("nvml", NvmlBackend), ("gputil", GputilBackend)):
+        started = time.perf_counter()
+        try:
+            backend = make()
+            readings = backend.read()
+            took = (time.perf_counter() - started) * 1000
+            backend.close()
+        except Exception as exc:  # each backend fails its own way; report it, do not crash
+            out.append((None, f"{name}: not available ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"))
+            continue
+        found = True
+        for g in readings:
+            out.append((True, f"{name}: GPU {g.index} {g.name or ''}: util {g.util_percent} %, memory {g.memory_percent} %, {g.temperature_c} °C ({took:.1f} ms)"))
+    if not found:
+        out.append((None, f"no NVIDIA GPU readable; gpu_backend = {config.sampling_gpu_backend!r}, GPU columns stay empty"))
+    return out
+
+
+def _doctor_tray() -> tuple[bool | None, str, str]:
+    """Ask a child process: Qt aborts the whole process when there is no display."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
+        return None, "tray", "no display (DISPLAY unset): use 'trayapp run --headless' here"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "trayapp.gui.check"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, "tray", f"could not check: {exc}"
+    answer = (done.stdout.strip().splitlines() or ["no answer"])[-1]
+    if done.returncode == 0:
+        return True, "tray", answer
+    return (None if done.returncode == 3 else False), "tray", answer
+
+
+def _doctor_slack(config: Config, folder: Path) -> tuple[bool | None, str, str]:
+    from trayapp.slack import delivery_report
+
+    if not config.slack_configured:
+        return None, "slack", "not set up ([slack] webhook_url, or bot_token and channel)"
+    ok, detail = delivery_report(folder, config)
+    return ok, "slack", detail
+
+
+# --------------------------------------------------------------- slack bits
+
+
+def cmd_slack_test(args: argparse.Namespace) -> int:
+    from trayapp.slack import send_test
+
+    loaded, _ = load_config(args)
+    if not loaded.config.slack_configured:
+        raise UserError("Slack is not set up: set [slack] webhook_url, or bot_token and channel, in " + str(loaded.path))
+    ok, detail = send_test(loaded.config)
+    print(f"trayapp: {detail}", file=sys.stderr if not ok else sys.stdout)
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_snooze(args: argparse.Namespace) -> int:
+    from trayapp.slack import snooze, snooze_end
+
+    _, folder = load_config(args, quiet=True)
+    try:
+        until = snooze_end(args.duration)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    snooze(folder, until)
+    if until is None:
+        print("trayapp: Slack alerts are on again")
+    else:
+        print(f"trayapp: Slack alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- gui
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
+            and os.environ.get("QT_QPA_PLATFORM") not in ("offscreen", "minimal"):
+        print("trayapp: no display to show a tray icon on; on a server use 'trayapp run --headless'", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from trayapp.gui.app import run_gui
+    except ImportError as exc:
+        raise UserError(f"the tray app needs PySide6 and pyqtgraph ({exc}); 'trayapp run --headless' works without") from None
+    loaded, folder = load_config(args)
+    return run_gui(loaded, folder, config_file=loaded.path)
+
+
+COMMANDS = {
+    "gui": cmd_gui,
+    "run": cmd_run,
+    "status": cmd_status,
+    "export": cmd_export,
+    "doctor": cmd_doctor,
+    "slack-test": cmd_slack_test,
+    "snooze": cmd_snooze,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""One tick: probe → store → rule windows → tracker → listeners (Slack outbox, GUI, logs).
+
+Imports the core modules only; never Qt. The GUI's QThread and ``run --headless`` both drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from trayapp.model import Level, RuleResult, Sample, Transition
+from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, format_duration, parse_duration
+from trayapp.settings import Config
+from trayapp.store import Store
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What one tick produced; immutable, so it can cross threads."""
+
+    sample: Sample
+    results: tuple[RuleResult, ...]
+    level: Level
+    transitions: tuple[Transition, ...]
+    written: bool
+
+
+def rule_keys(rules: tuple[Rule, ...]) -> list[str]:
+    """A stable key per rule (``cpu_percent/36h``); a repeated key gets ``#2``, ``#3``…"""
+    keys: list[str] = []
+    for rule in rules:
+        key = rule.key
+        n = 2
+        while key in keys:
+            key = f"{rule.key}#{n}"
+            n += 1
+        keys.append(key)
+    return keys
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default: Any) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError) as exc:
+        log.warning("%s is unreadable (%s); starting from scratch", path, exc)
+        return default
+
+
+class Engine:
+    """The sampling core. ``start`` on the thread that will tick; then ``tick`` per interval."""
+
+    def __init__(
+        self,
+        config: Config,
+        data_dir: Path,
+        probe_factory: Callable[[Config], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.store = Store(self.data_dir, config.storage_retention_days)
+        self._probe_factory = probe_factory or _default_probe
+        self.probe: Any = None
+        self.states: list[RuleState] = []
+        self.keys: list[str] = []
+        self.tracker = AlertTracker()
+        self.listeners: list[Callable[[Tick], None]] = []
+        self.last: Tick | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / STATE_DIR / "alerts.json"
+
+    def start(self, now: datetime | None = None) -> None:
+        """Take the data folder (raises DataDirBusy), roll over, and seed every rule from disk."""
+        self.store.open_writer(now)
+        self.probe = self._probe_factory(self.config)
+        self._build_rules(now)
+
+    def _build_rules(self, now: datetime | None = None) -> None:
+        config = self.config
+        self.keys = rule_keys(config.rules)
+        self.states = [RuleState(rule) for rule in config.rules]
+        saved = read_json(self.state_path, {})
+        self.tracker = AlertTracker(
+            hysteresis=config.alerts_hysteresis,
+            repeat_every=parse_duration(config.slack_repeat_every),
+            state={k: v for k, v in saved.items() if k in self.keys} if isinstance(saved, dict) else {},
+        )
+        self.seed(now or datetime.now(timezone.utc))
+
+    def seed(self, now: datetime) -> None:
+        """Fill the rule windows from the store, so no tick ever reads the disk."""
+        if not self.states:
+            return
+        longest = max(state.rule.window_seconds for state in self.states)
+        metrics = sorted({state.rule.metric for state in self.states})
+        table = self.store.read(now - timedelta(seconds=longest), now, columns=metrics)
+        stamps = table.column("timestamp").cast("int64").to_numpy() / 1e6
+        for state in self.states:
+            values = table.column(state.rule.metric).to_numpy(zero_copy_only=False)
+            state.window.extend(stamps, values, now.timestamp())
+        log.info("seeded %d rule(s) from %d sample(s) on disk", len(self.states), table.num_rows)
+
+    def apply(self, config: Config) -> None:
+        """Take new settings at once (from the settings dialog); re-seeds if rules changed."""
+        with self._lock:
+            old = self.config
+            self.config = config
+            self.store.retention_days = config.storage_retention_days
+            if (config.sampling_gpu_backend, config.sampling_disk_path) != (old.sampling_gpu_backend, old.sampling_disk_path):
+                if self.probe is not None:
+                    self.probe.close()
+                self.probe = self._probe_factory(config)
+            if (config.rules, config.alerts_hysteresis, config.slack_repeat_every) != (old.rules, old.alerts_hysteresis, old.slack_repeat_every):
+                self._build_rules()
+
+    def tick(self, sample: Sample | None = None) -> Tick:
+        with self._lock:
+            if sample is None:
+                sample = self.probe.read()
+            written = self.store.append(sample)
+            t = sample.timestamp.timestamp()
+            values = sample.values()
+            results = []
+            transitions = []
+            for key, state in zip(self.keys, self.states):
+                state.window.add(t, values.get(state.rule.metric))
+                result = state.result(self.tracker.alert.get(key), self.tracker.hysteresis)
+                results.append(result)
+                change = self.tracker.update(key, result, sample.timestamp)
+                if change is not None:
+                    transitions.append(change)
+            if transitions:
+                self._save_state()
+            tick = Tick(sample, tuple(results), Level.worst([r.level for r in results]), tuple(transitions), written)
+            self.last = tick
+        for listener in list(self.listeners):
+            try:
+                listener(tick)
+            except Exception:  # a listener's bug must not stop sampling
+                log.exception("a listener failed on a tick")
+        return tick
+
+    def _save_state(self) -> None:
+        try:
+            write_json_atomic(self.state_path, self.tracker.state())
+        except OSError as exc:
+            log.warning("cannot save alert state to %s (%s); a restart may repeat an alert", self.state_path, exc.strerror)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.probe is not None:
+                self.probe.close()
+                self.probe = None
+            self.store.close()
+
+
+def _default_probe(config: Config) -> Any:
+    from trayapp.probes import Probe
+
+    return Probe(config.sampling_gpu_backend, config.sampling_disk_path or None)
+
+
+def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | None = None) -> list[RuleResult]:
+    """Each rule's result from what is on disk now (``trayapp status``): no state, no hysteresis."""
+    now = now or datetime.now(timezone.utc)
+    if not rules:
+        return []
+    longest = max(rule.window_seconds for rule in rules)
+    metrics = sorted({rule.metric for rule in rules})
+    table = store.read(now - timedelta(seconds=longest), now, columns=metrics)
+    stamps = table.column("timestamp").cast("int64").to_numpy() / 1e6
+    return [
+        evaluate_arrays(rule, stamps, table.column(rule.metric).to_numpy(zero_copy_only=False), now.timestamp())
+        for rule in rules
+    ]
+
+
+def describe(result: RuleResult) -> str:
+    """``36 h avg cpu_percent 92.0 % — red (over 14 h of data)``: one line for logs and tooltips."""
+    from trayapp.rules import human_duration
+
+    window = human_duration(result.window_seconds)
+    avg = "n/a" if result.average is None else f"{result.average:.1f} %"
+    coverage = human_duration(result.coverage_seconds)
+    return f"{window} avg {result.metric} {avg} — {result.level.value} (over {coverage} of data)"
+
+
+def run_loop(engine: Engine, stop: threading.Event, interval: Callable[[], float]) -> None:
+    """Tick every ``interval()`` seconds on a steady schedule until ``stop`` is set."""
+    next_at = time.monotonic()
+    while not stop.is_set():
+        try:
+            engine.tick()
+        except Exception:  # keep sampling whatever one tick hit; the log says what
+            log.exception("a tick failed")
+        step = interval()
+        next_at += step
+        delay = next_at - time.monotonic()
+        if delay < 0:  # fell behind (suspend, a slow disk): restart the schedule from now
+            next_at = time.monotonic()
+            delay = 0.0
+        stop.wait(delay)
+
+
+__all__ = ["Engine", "Tick", "describe", "evaluate_from_disk", "format_duration", "run_loop"]

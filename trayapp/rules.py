@@ -1,0 +1,281 @@
+"""Alert rules: rolling window averages, levels with hysteresis, and the transitions between them.
+
+Imports ``model`` only; plain Python, no I/O (the tracker's state is a dict the engine persists).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from trayapp.model import Level, RuleResult, Transition
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str | int | float) -> float:
+    """``"36h"`` → 129600.0. Bare numbers are seconds; ``"0"`` is zero. Raises ValueError."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text < 0 or not math.isfinite(text):
+            raise ValueError(f"{text!r} is not a duration")
+        return float(text)
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValueError(f"{text!r} is not a duration (use a number with s, m, h or d, like '36h')")
+    return float(m.group(1)) * _UNITS[(m.group(2) or "s").lower()]
+
+
+def format_duration(seconds: float) -> str:
+    """129600 → ``"36h"``; the inverse of ``parse_duration`` for whole units."""
+    for unit in ("d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def human_duration(seconds: float) -> str:
+    """For people: ``"14 h"``, ``"36 h"``, ``"7 d"``, ``"45 min"``, ``"20 s"``."""
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{int(seconds // 86400)} d"
+    if seconds >= 3600:
+        hours = seconds / 3600
+        return f"{hours:.0f} h" if hours >= 10 or hours == int(hours) else f"{hours:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Average of ``metric`` over ``window_seconds``: orange at ``orange`` and up, red above ``red``."""
+
+    metric: str
+    window_seconds: float = 36 * 3600
+    orange: float = 80.0
+    red: float = 90.0
+    min_coverage_seconds: float = 3600
+
+    @property
+    def key(self) -> str:
+        return f"{self.metric}/{format_duration(self.window_seconds)}"
+
+
+DEFAULT_RULES = (Rule("cpu_percent"), Rule("memory_percent"))
+
+
+def classify(
+    average: float | None,
+    coverage_seconds: float,
+    rule: Rule,
+    previous: Level | None = None,
+    hysteresis: float = 0.0,
+) -> Level:
+    """The one place a level is decided.
+
+    red if average > red; orange if orange <= average <= red; ok below; unknown with no data or
+    less coverage than the rule's minimum. Leaving a level downwards needs the average to fall
+    ``hysteresis`` points past the threshold, so a value sitting on a line does not flap.
+    """
+    if average is None or math.isnan(average) or coverage_seconds < rule.min_coverage_seconds:
+        return Level.UNKNOWN
+    if average > rule.red:
+        return Level.RED
+    if previous is Level.RED and average > rule.red - hysteresis:
+        return Level.RED
+    if average >= rule.orange:
+        return Level.ORANGE
+    if previous in (Level.RED, Level.ORANGE) and average >= rule.orange - hysteresis:
+        return Level.ORANGE
+    return Level.OK
+
+
+class RollingWindow:
+    """The samples of one metric in ``(now - window, now]``, with their running sum.
+
+    ``add`` is O(1) amortised: samples leave from the front as time moves on. Two flat arrays
+    of doubles (16 bytes a sample) keep 36 h of 1-second data under 2.1 MB. The sum is
+    recomputed from the values whenever as many samples have left as remain, which bounds
+    floating-point drift over months without costing more than O(1) per sample.
+    """
+
+    __slots__ = ("window", "_t", "_v", "_head", "_sum", "_evicted")
+
+    def __init__(self, window_seconds: float) -> None:
+        self.window = float(window_seconds)
+        self._t = array("d")
+        self._v = array("d")
+        self._head = 0
+        self._sum = 0.0
+        self._evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._t) - self._head
+
+    def add(self, t: float, value: float | None) -> None:
+        """Add a sample at epoch seconds ``t``; ``None``/NaN only moves the window on."""
+        if len(self) and t < self._t[-1]:
+            self._rewind(t)
+        if value is not None and not math.isnan(value):
+            self._t.append(t)
+            self._v.append(value)
+            self._sum += value
+        self.advance(t)
+
+    def extend(self, stamps: object, values: object, now: float) -> None:
+        """Bulk-load sorted samples (numpy arrays), e.g. from disk at start-up."""
+        import numpy as np
+
+        t = np.asarray(stamps, dtype="float64")
+        v = np.asarray(values, dtype="float64")
+        keep = ~np.isnan(v) & (t <= now)
+        if len(self) and keep.any():
+            keep &= t > self._t[-1]
+        self._t.extend(t[keep].tolist())
+        self._v.extend(v[keep].tolist())
+        self._sum = math.fsum(self._v[self._head :])
+        self._evicted = 0
+        self.advance(now)
+
+    def advance(self, now: float) -> None:
+        """Drop samples at or before ``now - window``."""
+        limit = now - self.window
+        t, v = self._t, self._v
+        head = self._head
+        end = len(t)
+        while head < end and t[head] <= limit:
+            self._sum -= v[head]
+            head += 1
+            self._evicted += 1
+        self._head = head
+        if head and head * 2 >= end:  # compact: keep memory proportional to the window
+            del t[:head]
+            del v[:head]
+            self._head = 0
+        if self._evicted and self._evicted >= len(self):
+            self._sum = math.fsum(v[self._head :])
+            self._evicted = 0
+
+    def _rewind(self, t: float) -> None:
+        """The clock went back: samples after the new 'now' are not in its window."""
+        while len(self) and self._t[-1] > t:
+            self._t.pop()
+            self._sum -= self._v.pop()
+
+    @property
+    def samples(self) -> int:
+        return len(self)
+
+    @property
+    def average(self) -> float | None:
+        n = len(self)
+        return self._sum / n if n else None
+
+    @property
+    def coverage_seconds(self) -> float:
+        n = len(self)
+        return self._t[-1] - self._t[self._head] if n > 1 else 0.0
+
+
+class RuleState:
+    """A rule with its window: feed samples, read results."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.window = RollingWindow(rule.window_seconds)
+
+    def result(self, previous: Level | None = None, hysteresis: float = 0.0) -> RuleResult:
+        window = self.window
+        avg = window.average
+        return RuleResult(
+            metric=self.rule.metric,
+            window_seconds=self.rule.window_seconds,
+            average=avg,
+            samples=window.samples,
+            coverage_seconds=window.coverage_seconds,
+            level=classify(avg, window.coverage_seconds, self.rule, previous, hysteresis),
+            orange=self.rule.orange,
+            red=self.rule.red,
+        )
+
+
+def evaluate_arrays(rule: Rule, stamps: "list[float] | object", values: "list[float] | object", now: float) -> RuleResult:
+    """A rule's result from whole columns (epoch seconds, values), as ``status`` needs.
+
+    Vectorised with numpy; gives what a ``RollingWindow`` fed the same samples gives.
+    """
+    import numpy as np
+
+    t = np.asarray(stamps, dtype="float64")
+    v = np.asarray(values, dtype="float64")
+    keep = (t > now - rule.window_seconds) & (t <= now) & ~np.isnan(v)
+    t, v = t[keep], v[keep]
+    n = int(v.size)
+    avg = float(v.mean()) if n else None
+    coverage = float(t.max() - t.min()) if n > 1 else 0.0
+    return RuleResult(
+        metric=rule.metric,
+        window_seconds=rule.window_seconds,
+        average=avg,
+        samples=n,
+        coverage_seconds=coverage,
+        level=classify(avg, coverage, rule),
+        orange=rule.orange,
+        red=rule.red,
+    )
+
+
+class AlertTracker:
+    """Turns a stream of rule results into transitions of each rule's alert level.
+
+    The alert level is the last *known* level: a rule that goes unknown (a gap in the data)
+    keeps its alert level, so coming back from a gap at the same level sends nothing. The first
+    known level after start-up counts as a transition from ok (so an alert is never missed),
+    unless ``state`` from a previous run already recorded it (so a restart sends nothing twice).
+    """
+
+    def __init__(self, hysteresis: float = 0.0, repeat_every: float = 0.0, state: dict | None = None) -> None:
+        self.hysteresis = hysteresis
+        self.repeat_every = repeat_every
+        self.alert: dict[str, Level] = {}
+        self.shown: dict[str, Level] = {}
+        self.last_sent: dict[str, float] = {}
+        for key, entry in (state or {}).items():
+            try:
+                self.alert[key] = Level(entry["level"])
+                self.last_sent[key] = float(entry.get("since", 0.0))
+            except (KeyError, TypeError, ValueError):
+                continue
+
+    def previous(self, key: str) -> Level | None:
+        return self.shown.get(key) or self.alert.get(key)
+
+    def update(self, key: str, result: RuleResult, at: datetime) -> Transition | None:
+        self.shown[key] = result.level
+        if result.level is Level.UNKNOWN:
+            return None
+        before = self.alert.get(key, Level.OK)
+        now = at.timestamp()
+        if result.level is not before:
+            self.alert[key] = result.level
+            self.last_sent[key] = now
+            return Transition(key, before, result.level, result, at)
+        if (
+            self.repeat_every > 0
+            and before in (Level.ORANGE, Level.RED)
+            and now - self.last_sent.get(key, now) >= self.repeat_every
+        ):
+            self.last_sent[key] = now
+            return Transition(key, before, before, result, at, reminder=True)
+        return None
+
+    def state(self) -> dict:
+        return {key: {"level": level.value, "since": self.last_sent.get(key, 0.0)} for key, level in self.alert.items()}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

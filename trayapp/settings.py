@@ -1,0 +1,426 @@
+"""Every setting, declared once (default, type, bounds, help), and the TOML file that holds them.
+
+Imports ``model`` and ``rules``; never Qt. The settings dialog is generated from ``FIELDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trayapp.rules import DEFAULT_RULES, Rule, format_duration, parse_duration
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "trayapp"
+CONFIG_VERSION = 1
+KEYRING_SERVICE = "trayapp"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One setting: where it lives in the TOML file, its type and bounds, and its help text."""
+
+    section: str
+    name: str
+    kind: str  # float | int | bool | str | choice | duration | secret | path
+    default: Any
+    label: str
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None  # strictly greater than
+    choices: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    @property
+    def attr(self) -> str:
+        return f"{self.section}_{self.name}"
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("sampling", "interval_seconds", "float", 2.0, "Sampling interval (s)",
+          "Seconds between two samples.", above=0.0, maximum=3600.0),
+    Field("sampling", "gpu_backend", "choice", "auto", "GPU backend",
+          "auto tries NVML, then GPUtil (nvidia-smi); off samples no GPU.",
+          choices=("auto", "nvml", "gputil", "off")),
+    Field("sampling", "disk_path", "path", "", "Disk to watch",
+          "A path on the disk whose usage is sampled; empty means the system drive."),
+    Field("storage", "data_dir", "path", "", "Data folder",
+          "Where samples are kept; empty means the platform's user data folder."),
+    Field("storage", "retention_days", "int", 0, "Keep history (days)",
+          "Day files older than this are deleted; 0 keeps everything.", minimum=0, maximum=36500),
+    Field("alerts", "hysteresis", "float", 2.0, "Hysteresis (points)",
+          "How far an average must fall back past a threshold to leave a level.", minimum=0.0, maximum=50.0),
+    Field("alerts", "desktop_notifications", "bool", True, "Desktop notifications",
+          "Show a desktop notification when a rule changes level."),
+    Field("app", "start_at_login", "bool", False, "Start at login",
+          "Start trayapp when you log in."),
+    Field("slack", "webhook_url", "secret", "", "Slack webhook URL",
+          "An incoming webhook (Slack, or a Slack-compatible server such as Mattermost)."),
+    Field("slack", "bot_token", "secret", "", "Slack bot token",
+          "Or a bot token (xoxb-…) with a channel."),
+    Field("slack", "channel", "str", "", "Slack channel",
+          "The channel the bot token posts to, e.g. #alerts."),
+    Field("slack", "send_resolved", "bool", True, "Send 'resolved'",
+          "Also send a message when a rule goes back to ok."),
+    Field("slack", "repeat_every", "duration", "0", "Remind every",
+          "Re-send while a rule stays orange or red, e.g. 6h; 0 never."),
+    Field("slack", "api_url", "str", "https://slack.com/api/", "Slack API URL",
+          "The Web API base URL, for a Slack-compatible server."),
+    Field("prometheus", "enabled", "bool", False, "Prometheus endpoint",
+          "Serve current samples and rule levels for Prometheus (needs prometheus_client)."),
+    Field("prometheus", "address", "str", "127.0.0.1", "Prometheus address",
+          "The address to listen on; the default answers this machine only."),
+    Field("prometheus", "port", "int", 9101, "Prometheus port", "The port to listen on.",
+          minimum=1, maximum=65535),
+)
+
+FIELD_BY_KEY = {f.key: f for f in FIELDS}
+
+RULE_FIELDS: tuple[Field, ...] = (
+    Field("rules", "metric", "str", "cpu_percent", "Metric",
+          "A dataset column: cpu_percent, memory_percent, disk_percent, gpu0_util_percent, …"),
+    Field("rules", "window", "duration", "36h", "Window", "How far back the average reaches (s, m, h, d).", above=0.0),
+    Field("rules", "orange", "float", 80.0, "Orange at", "Orange when the average is at least this.", minimum=0.0, maximum=100.0),
+    Field("rules", "red", "float", 90.0, "Red above", "Red when the average is above this.", minimum=0.0, maximum=100.0),
+    Field("rules", "min_coverage", "duration", "1h", "Minimum data",
+          "With less data than this in the window the level is unknown.", minimum=0.0),
+)
+
+_METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The settings in force. Built only through ``validate``/``load``, so always valid."""
+
+    sampling_interval_seconds: float = 2.0
+    sampling_gpu_backend: str = "auto"
+    sampling_disk_path: str = ""
+    storage_data_dir: str = ""
+    storage_retention_days: int = 0
+    alerts_hysteresis: float = 2.0
+    alerts_desktop_notifications: bool = True
+    app_start_at_login: bool = False
+    slack_webhook_url: str = ""
+    slack_bot_token: str = ""
+    slack_channel: str = ""
+    slack_send_resolved: bool = True
+    slack_repeat_every: str = "0"
+    slack_api_url: str = "https://slack.com/api/"
+    prometheus_enabled: bool = False
+    prometheus_address: str = "127.0.0.1"
+    prometheus_port: int = 9101
+    rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
+
+    def get(self, key: str) -> Any:
+        return getattr(self, FIELD_BY_KEY[key].attr)
+
+    def with_values(self, **changes: Any) -> "Config":
+        return replace(self, **changes)
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_webhook_url or (self.slack_bot_token and self.slack_channel))
+
+
+assert {f.attr for f in FIELDS} | {"rules"} == {f.name for f in fields(Config)}, "FIELDS and Config disagree"
+
+
+class SettingError(ValueError):
+    """A value that cannot be used; the message names the key and the value."""
+
+
+def check(f: Field, value: Any) -> Any:
+    """The value converted to the field's type, or SettingError saying why not."""
+    shown = f"[{f.section}] {f.name} = {value!r}"
+    kind = f.kind
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise SettingError(f"{shown}: must be true or false")
+    if kind in ("str", "path", "secret"):
+        if isinstance(value, str):
+            return value.strip()
+        raise SettingError(f"{shown}: must be text in quotes")
+    if kind == "choice":
+        if value in f.choices:
+            return value
+        raise SettingError(f"{shown}: must be one of {', '.join(f.choices)}")
+    if kind == "duration":
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise SettingError(f"{shown}: must be a duration like 90s, 30m, 36h or 7d") from None
+        _bounds(f, seconds, shown)
+        return str(value).strip() if isinstance(value, str) else format_duration(seconds)
+    if kind in ("float", "int"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingError(f"{shown}: must be a number")
+        if kind == "int" and not float(value).is_integer():
+            raise SettingError(f"{shown}: must be a whole number")
+        if not math.isfinite(value):
+            raise SettingError(f"{shown}: must be a finite number")
+        _bounds(f, value, shown)
+        return int(value) if kind == "int" else float(value)
+    raise AssertionError(kind)
+
+
+def _bounds(f: Field, value: float, shown: str) -> None:
+    if f.above is not None and not value > f.above:
+        raise SettingError(f"{shown}: must be greater than {f.above:g}")
+    if f.minimum is not None and value < f.minimum:
+        raise SettingError(f"{shown}: must be at least {f.minimum:g}")
+    if f.maximum is not None and value > f.maximum:
+        raise SettingError(f"{shown}: must be at most {f.maximum:g}")
+
+
+def check_rule(raw: Any, index: int) -> Rule:
+    """One ``[[rules]]`` table to a Rule, or SettingError naming the rule and the value."""
+    if not isinstance(raw, dict):
+        raise SettingError(f"[[rules]] #{index + 1}: must be a table")
+    known = {f.name for f in RULE_FIELDS}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingError(f"[[rules]] #{index + 1}: unknown key {unknown[0]!r}")
+    values = {}
+    for f in RULE_FIELDS:
+        value = raw.get(f.name, f.default)
+        try:
+            values[f.name] = check(f, value)
+        except SettingError as exc:
+            raise SettingError(f"[[rules]] #{index + 1} {str(exc).split('] ', 1)[1]}") from None
+    if not _METRIC.match(values["metric"]):
+        raise SettingError(f"[[rules]] #{index + 1} metric = {values['metric']!r}: must be a column name like cpu_percent")
+    if not values["orange"] < values["red"]:
+        raise SettingError(
+            f"[[rules]] #{index + 1} orange = {values['orange']:g}, red = {values['red']:g}: orange must be below red"
+        )
+    window = parse_duration(values["window"])
+    coverage = parse_duration(values["min_coverage"])
+    if coverage > window:
+        raise SettingError(
+            f"[[rules]] #{index + 1} min_coverage = {values['min_coverage']!r}: cannot be longer than the window ({values['window']})"
+        )
+    return Rule(values["metric"], window, values["orange"], values["red"], coverage)
+
+
+def rule_to_toml(rule: Rule) -> dict[str, Any]:
+    return {
+        "metric": rule.metric,
+        "window": format_duration(rule.window_seconds),
+        "orange": rule.orange,
+        "red": rule.red,
+        "min_coverage": format_duration(rule.min_coverage_seconds) if rule.min_coverage_seconds else "0",
+    }
+
+
+@dataclass
+class Loaded:
+    config: Config
+    path: Path
+    warnings: list[str]
+
+
+def default_config_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_path(cli_value: str | None = None) -> Path:
+    return Path(cli_value or os.environ.get("TRAYAPP_CONFIG") or default_config_path()).expanduser()
+
+
+def data_dir(config: Config, cli_value: str | None = None) -> Path:
+    chosen = cli_value or os.environ.get("TRAYAPP_DATA_DIR") or config.storage_data_dir
+    return Path(chosen).expanduser() if chosen else default_data_dir()
+
+
+def migrate(doc: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """Bring a config written by an older version up to ``CONFIG_VERSION``.
+
+    Version 0 (no ``version`` key) is the first layout; it differs only in carrying no version
+    and, in early drafts, ``[slack] webhook`` for ``webhook_url``.
+    """
+    version = doc.get("version", 0)
+    if not isinstance(version, int) or version < 0:
+        warnings.append(f"config: version = {version!r} is not a version number; read as the current layout")
+        version = CONFIG_VERSION
+    if version > CONFIG_VERSION:
+        warnings.append(
+            f"config: written by a newer trayapp (version {version}, this one reads {CONFIG_VERSION}); "
+            "settings it does not know are ignored"
+        )
+    if version < 1:
+        slack = doc.get("slack")
+        if isinstance(slack, dict) and "webhook" in slack and "webhook_url" not in slack:
+            slack["webhook_url"] = slack.pop("webhook")
+    doc["version"] = CONFIG_VERSION
+    return doc
+
+
+def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
+    """A Config from a parsed TOML document; bad values are reported and replaced by defaults."""
+    doc = migrate(dict(doc), warnings)
+    values: dict[str, Any] = {}
+    sections = {f.section for f in FIELDS}
+    for name, content in doc.items():
+        if name in ("version", "rules"):
+            continue
+        if name not in sections or not isinstance(content, dict):
+            warnings.append(f"config: unknown setting {name!r}; ignored")
+            continue
+        for key in content:
+            if f"{name}.{key}" not in FIELD_BY_KEY:
+                warnings.append(f"config: unknown setting [{name}] {key}; ignored")
+    for f in FIELDS:
+        section = doc.get(f.section)
+        if not isinstance(section, dict) or f.name not in section:
+            continue
+        try:
+            values[f.attr] = check(f, section[f.name])
+        except SettingError as exc:
+            warnings.append(f"config: {exc}; using {f.default!r}")
+    if "rules" in doc:
+        raw_rules = doc["rules"]
+        if not isinstance(raw_rules, list):
+            warnings.append("config: rules must be a list of [[rules]] tables; using the default rules")
+        else:
+            rules = []
+            for i, raw in enumerate(raw_rules):
+                try:
+                    rules.append(check_rule(raw, i))
+                except SettingError as exc:
+                    warnings.append(f"config: {exc}; that rule is left out")
+            values["rules"] = tuple(rules)
+    return Config(**values)
+
+
+def to_toml(config: Config, keep_secrets_in_file: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {"version": CONFIG_VERSION}
+    for f in FIELDS:
+        value = getattr(config, f.attr)
+        if f.kind == "secret" and not keep_secrets_in_file:
+            value = ""
+        doc.setdefault(f.section, {})[f.name] = value
+    doc["rules"] = [rule_to_toml(r) for r in config.rules]
+    return doc
+
+
+def load(path: Path) -> Loaded:
+    """Read the config file. Never raises for bad content: it warns and uses defaults."""
+    warnings: list[str] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Loaded(_with_keyring(Config(), warnings), path, warnings)
+    except (OSError, UnicodeDecodeError) as exc:
+        warnings.append(f"config: cannot read {path} ({exc}); using defaults")
+        return Loaded(Config(), path, warnings)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        backup = path.with_name(f"{path.name}.broken-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(path, backup)
+            kept = f"kept it as {backup.name}"
+        except OSError:
+            kept = "left it in place"
+        warnings.append(f"config: {path} is not valid TOML ({exc}); {kept} and using defaults")
+        return Loaded(Config(), path, warnings)
+    config = validate(doc, warnings)
+    return Loaded(_with_keyring(config, warnings), path, warnings)
+
+
+def save(config: Config, path: Path) -> None:
+    """Write atomically; secrets go to the OS keyring when there is one, else the file is 0600."""
+    import tomli_w
+
+    in_keyring = _store_secrets(config)
+    doc = to_toml(config, keep_secrets_in_file=not in_keyring)
+    has_secret = any(doc["slack"][f.name] for f in FIELDS if f.kind == "secret")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if has_secret else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"# trayapp settings; see 'trayapp doctor' for what is in force\n")
+        tomli_w.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if has_secret:
+        os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------- keyring
+
+
+def _keyring() -> Any | None:
+    """The OS keyring when a real one is there (not the 'fail' or 'null' backends)."""
+    if os.environ.get("TRAYAPP_NO_KEYRING"):
+        return None
+    try:
+        import keyring
+        from keyring.backends import fail, null
+
+        backend = keyring.get_keyring()
+        if isinstance(backend, (fail.Keyring, null.Keyring)):
+            return None
+        return keyring
+    except Exception:  # keyring probes D-Bus and friends; any failure means "no keyring"
+        return None
+
+
+def _with_keyring(config: Config, warnings: list[str]) -> Config:
+    ring = _keyring()
+    if ring is None:
+        return config
+    changes = {}
+    for f in FIELDS:
+        if f.kind == "secret" and not getattr(config, f.attr):
+            try:
+                value = ring.get_password(KEYRING_SERVICE, f.key)
+            except Exception:  # a locked or broken keyring: carry on without the secret
+                warnings.append(f"config: the OS keyring did not give {f.key}; Slack may be off")
+                continue
+            if value:
+                changes[f.attr] = value
+    return replace(config, **changes) if changes else config
+
+
+def _store_secrets(config: Config) -> bool:
+    ring = _keyring()
+    if ring is None:
+        return False
+    try:
+        for f in FIELDS:
+            if f.kind == "secret":
+                value = getattr(config, f.attr)
+                if value:
+                    ring.set_password(KEYRING_SERVICE, f.key, value)
+                else:
+                    try:
+                        ring.delete_password(KEYRING_SERVICE, f.key)
+                    except Exception:  # nothing stored under that name
+                        pass
+        return True
+    except Exception:  # the keyring refused: keep the secrets in the 0600 file instead
+        return False

@@ -1,0 +1,529 @@
+"""Slack: messages built from transitions, an on-disk outbox, and delivery with slack_sdk.
+
+Imports ``model``, ``settings`` and ``rules``; never Qt. Delivery runs on its own thread and
+never blocks sampling or the GUI. Secrets never appear in logs or error text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from trayapp.model import Level, RuleResult, Transition
+from trayapp.rules import human_duration, parse_duration
+from trayapp.settings import Config
+
+log = logging.getLogger(__name__)
+
+OUTBOX_DIR = "outbox"
+COLORS = {Level.RED: "#d93025", Level.ORANGE: "#f29900", Level.OK: "#1e8e3e", Level.UNKNOWN: "#9aa0a6"}
+ICONS = {Level.RED: ":red_circle:", Level.ORANGE: ":large_orange_circle:", Level.OK: ":large_green_circle:", Level.UNKNOWN: ":white_circle:"}
+PERMANENT_ERRORS = {
+    "invalid_auth", "not_authed", "invalid_token", "token_revoked", "token_expired", "account_inactive",
+    "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "missing_scope",
+    "no_service", "no_service_id", "no_team", "team_disabled", "invalid_payload", "no_text",
+    "action_prohibited", "posting_to_general_channel_denied", "restricted_action", "user_not_found",
+}
+MAX_BACKOFF = 300.0
+
+
+# ------------------------------------------------------------------ messages
+
+
+def top_processes(metric: str, count: int = 3) -> list[str]:
+    """The processes using the most CPU (over 0.1 s) or memory right now, for the message."""
+    import psutil
+
+    by_cpu = metric.startswith("cpu")
+    procs = []
+    for proc in psutil.process_iter(["name", "memory_percent"]):
+        try:
+            if by_cpu:
+                proc.cpu_percent(None)
+            procs.append(proc)
+        except psutil.Error:
+            continue
+    if by_cpu:
+        time.sleep(0.1)
+    scored = []
+    for proc in procs:
+        try:
+            value = proc.cpu_percent(None) if by_cpu else (proc.info.get("memory_percent") or 0.0)
+            scored.append((value, proc.info.get("name") or str(proc.pid)))
+        except psutil.Error:
+            continue
+    scored.sort(reverse=True)
+    return [f"{name} ({value:.0f} %)" for value, name in scored[:count] if value > 0]
+
+
+def build_message(change: Transition, host: str | None = None, processes: list[str] | None = None) -> dict[str, Any]:
+    """One transition as a Slack payload: a coloured bar and plain text that says it all."""
+    result = change.result
+    host = host or socket.gethostname()
+    level = change.current
+    window = human_duration(result.window_seconds)
+    avg = "n/a" if result.average is None else f"{result.average:.1f} %"
+    if change.reminder:
+        headline = f"{ICONS[level]} Still {level.value.upper()}: {result.metric} on {host}"
+    elif change.resolved:
+        headline = f"{ICONS[Level.OK]} Resolved: {result.metric} on {host} is back to ok"
+    else:
+        headline = f"{ICONS[level]} {level.value.upper()}: {result.metric} on {host} ({change.previous.value} → {level.value})"
+    if level is Level.RED:
+        threshold = f"red above {result.red:g} %"
+    elif level is Level.ORANGE:
+        threshold = f"orange from {result.orange:g} %, red above {result.red:g} %"
+    else:
+        threshold = f"below orange ({result.orange:g} %)"
+    when = change.at.astimezone()
+    lines = [
+        f"*Host:* {host}",
+        f"*Metric:* {result.metric}",
+        f"*{window} average:* {avg} ({threshold})",
+        f"*Window:* {window}, with {human_duration(result.coverage_seconds)} of data ({result.samples} samples)",
+        f"*When:* {when.strftime('%Y-%m-%d %H:%M:%S')} ({when.strftime('%z')})",
+    ]
+    if processes:
+        lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'}:* {', '.join(processes)}")
+    text = "\n".join(lines)
+    return {
+        "text": headline,
+        "attachments": [{"color": COLORS[level], "fallback": f"{headline}\n{text}", "text": text, "ts": int(change.at.timestamp())}],
+        "meta": {"rule": change.rule_key, "level": level.value, "at": change.at.isoformat()},
+    }
+
+
+def summary_message(results: list[tuple[str, RuleResult, Level]], host: str | None = None) -> dict[str, Any]:
+    """After a snooze: the current state, once."""
+    host = host or socket.gethostname()
+    worst = Level.worst([lv for _, _, lv in results]) if results else Level.OK
+    lines = []
+    for key, result, level in results:
+        avg = "n/a" if result.average is None else f"{result.average:.1f} %"
+        lines.append(f"{ICONS[level]} {key}: {level.value} ({human_duration(result.window_seconds)} average {avg})")
+    now = datetime.now(timezone.utc)
+    headline = f"{ICONS[worst]} Snooze over on {host}: {worst.value}"
+    return {
+        "text": headline,
+        "attachments": [{"color": COLORS[worst], "fallback": headline, "text": "\n".join(lines) or "no rules", "ts": int(now.timestamp())}],
+        "meta": {"rule": "*", "level": worst.value, "at": now.isoformat()},
+    }
+
+
+# -------------------------------------------------------------------- outbox
+
+
+class Outbox:
+    """Messages waiting for Slack, one JSON file each, in the order they were written.
+
+    A message is written (and fsynced) before anything else happens, and removed only once
+    Slack accepted it; a message Slack refuses for good moves to ``failed/``.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.dir = Path(folder) / OUTBOX_DIR
+        self.failed_dir = self.dir / "failed"
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def put(self, message: dict[str, Any]) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._seq += 1
+            name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.json"
+        path = self.dir / name
+        tmp = self.dir / f".{name}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(message, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def pending(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
+        except OSError:
+            return []
+
+    def failed(self) -> list[Path]:
+        try:
+            return sorted(self.failed_dir.glob("*.json"))
+        except OSError:
+            return []
+
+    def read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                message = json.load(f)
+            return message if isinstance(message, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def done(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def give_up(self, path: Path, reason: str) -> None:
+        self.failed_dir.mkdir(parents=True, exist_ok=True)
+        message = self.read(path) or {}
+        message["error"] = reason
+        target = self.failed_dir / path.name
+        with open(target, "w", encoding="utf-8") as f:
+            json.dump(message, f)
+        path.unlink(missing_ok=True)
+
+    @property
+    def status_path(self) -> Path:
+        return self.dir / "status.json"
+
+    def status(self) -> dict[str, Any]:
+        try:
+            with open(self.status_path, encoding="utf-8") as f:
+                value = json.load(f)
+            return value if isinstance(value, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def set_status(self, **changes: Any) -> None:
+        status = self.status()
+        status.update(changes)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / ".status.json.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(status, f)
+        os.replace(tmp, self.status_path)
+
+
+# ------------------------------------------------------------------ delivery
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What Slack said: ``ok``, ``retry`` (after ``wait`` seconds, if given) or ``permanent``."""
+
+    kind: str
+    detail: str = ""
+    wait: float | None = None
+
+
+def redact(text: str, config: Config) -> str:
+    for secret in (config.slack_webhook_url, config.slack_bot_token):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _header(headers: Any, name: str) -> str | None:
+    for key, value in dict(headers or {}).items():
+        if key.lower() == name.lower():
+            return value[0] if isinstance(value, list) else value
+    return None
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(1.0, float(_header(headers, "Retry-After") or 30))
+    except ValueError:
+        return 30.0
+
+
+def deliver(config: Config, message: dict[str, Any], timeout: float = 10.0) -> Outcome:
+    """Send one message with slack_sdk: the webhook if set, else the bot token and channel."""
+    payload = {k: v for k, v in message.items() if k in ("text", "attachments", "blocks")}
+    try:
+        if config.slack_webhook_url:
+            return _deliver_webhook(config, payload, timeout)
+        if config.slack_bot_token and config.slack_channel:
+            return _deliver_web_api(config, payload, timeout)
+        return Outcome("retry", "Slack is not set up")
+    except (OSError, socket.timeout, TimeoutError) as exc:  # URLError, refused, reset, DNS
+        reason = getattr(exc, "reason", None) or exc
+        return Outcome("retry", redact(f"network error: {reason}", config))
+    except Exception as exc:  # http.client errors (a dropped connection) and anything slack_sdk raises
+        return Outcome("retry", redact(f"{type(exc).__name__}: {exc}", config))
+
+
+def _deliver_webhook(config: Config, payload: dict[str, Any], timeout: float) -> Outcome:
+    from slack_sdk.webhook import WebhookClient
+
+    url = config.slack_webhook_url
+    if not url.startswith(("https://", "http://")):
+        return Outcome("permanent", "the webhook URL must start with https://")
+    client = WebhookClient(url, timeout=int(max(1, timeout)), retry_handlers=[])
+    response = client.send(**payload)
+    status, body = response.status_code, (response.body or "").strip()
+    if 200 <= status < 300:
+        return Outcome("ok", f"accepted ({status})")
+    if status == 429:
+        return Outcome("retry", "rate limited (429)", _retry_after(response.headers))
+    if status >= 500:
+        return Outcome("retry", f"server error {status}")
+    return Outcome("permanent", redact(f"refused: {body[:80] or 'no reason given'} ({status})", config))
+
+
+def _deliver_web_api(config: Config, payload: dict[str, Any], timeout: float) -> Outcome:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    base = config.slack_api_url if config.slack_api_url.endswith("/") else config.slack_api_url + "/"
+    client = WebClient(token=config.slack_bot_token, base_url=base, timeout=int(max(1, timeout)), retry_handlers=[])
+    try:
+        client.chat_postMessage(channel=config.slack_channel, **payload)
+    except SlackApiError as exc:
+        response = exc.response
+        status = getattr(response, "status_code", 0)
+        data = getattr(response, "data", None)
+        error = data.get("error") if isinstance(data, dict) else None
+        if status == 429 or error == "ratelimited":
+            return Outcome("retry", "rate limited (429)", _retry_after(getattr(response, "headers", {})))
+        if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+            return Outcome("retry", f"server error {status} {error or ''}".strip())
+        return Outcome("permanent", redact(f"refused: {error or 'unknown error'} ({status})", config))
+    return Outcome("ok", "accepted")
+
+
+def send_test(config: Config) -> tuple[bool, str]:
+    """For ``trayapp slack-test`` and the dialog's button: send now, say plainly what happened."""
+    host = socket.gethostname()
+    message = {
+        "text": f":white_check_mark: trayapp test message from {host}",
+        "attachments": [{"color": COLORS[Level.OK], "text": f"Alerts from {host} will arrive here.", "fallback": "trayapp test"}],
+    }
+    outcome = deliver(config, message)
+    if outcome.kind == "ok":
+        return True, "Slack accepted the test message"
+    return False, f"Slack did not accept the test message: {outcome.detail}"
+
+
+# --------------------------------------------------------------------- snooze
+
+
+def _snooze_path(folder: Path) -> Path:
+    return Path(folder) / "state" / "snooze.json"
+
+
+def snooze_end(text: str, now: datetime | None = None) -> datetime | None:
+    """``1h``, ``8h``, ``tomorrow`` (local 08:00), any duration, or ``off`` (None)."""
+    now = now or datetime.now(timezone.utc)
+    word = text.strip().lower()
+    if word in ("off", "0", "none", "cancel"):
+        return None
+    if word == "tomorrow":
+        local = now.astimezone()
+        morning = (local + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+        return morning.astimezone(timezone.utc)
+    try:
+        seconds = parse_duration(word)
+    except ValueError:
+        raise ValueError(f"{text!r}: snooze for a duration like 1h or 8h, 'tomorrow' or 'off'") from None
+    return now + timedelta(seconds=seconds)
+
+
+def snooze(folder: Path, until: datetime | None) -> None:
+    held = int(_read_snooze(folder).get("held", 0) or 0)
+    write_snooze(folder, {"until": until.isoformat() if until else None, "held": held})
+
+
+def write_snooze(folder: Path, state: dict[str, Any]) -> None:
+    path = _snooze_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".snooze.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
+def _read_snooze(folder: Path) -> dict[str, Any]:
+    try:
+        with open(_snooze_path(folder), encoding="utf-8") as f:
+            value = json.load(f)
+        return value if isinstance(value, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def snoozed_until(folder: Path, now: datetime | None = None, state: dict[str, Any] | None = None) -> datetime | None:
+    raw = (state if state is not None else _read_snooze(folder)).get("until")
+    if not raw:
+        return None
+    try:
+        until = datetime.fromisoformat(raw)
+    except (TypeError, ValueError):
+        return None
+    return until if until > (now or datetime.now(timezone.utc)) else None
+
+
+# ------------------------------------------------------------------- courier
+
+
+class Courier:
+    """Turns ticks into outbox messages and delivers them on its own thread, in order.
+
+    Network errors and 5xx back off exponentially (1 s … 5 min); a 429 waits its Retry-After;
+    a permanent refusal moves the message to ``failed/`` and is reported (tooltip, dialog,
+    ``doctor``). Messages waiting when the process stops are sent after the next start.
+    """
+
+    def __init__(self, folder: Path, config: Callable[[], Config], on_status: Callable[[str], None] | None = None) -> None:
+        self.folder = Path(folder)
+        self.outbox = Outbox(self.folder)
+        self._config = config
+        self._on_status = on_status
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._snooze_stamp: int | None = None
+        self._snooze_cache: dict[str, Any] = {}
+        self.backoff = 1.0
+        self.max_backoff = MAX_BACKOFF
+
+    # --- the sampling side: fast, no network
+
+    def on_tick(self, tick: Any) -> None:
+        config = self._config()
+        snooze_state = self._snooze_state()
+        until = snoozed_until(self.folder, tick.sample.timestamp, snooze_state)
+        if until is not None:
+            if tick.transitions:  # held back; the state is sent once when the snooze ends
+                snooze_state["held"] = int(snooze_state.get("held", 0)) + len(tick.transitions)
+                self._write_snooze(snooze_state)
+            return
+        if snooze_state.get("held"):
+            if config.slack_configured:
+                self.enqueue(summary_message(self._current(tick)))
+            self._write_snooze({"until": None, "held": 0})
+            return
+        if not config.slack_configured:
+            return
+        for change in tick.transitions:
+            if change.resolved and not config.slack_send_resolved:
+                continue
+            processes = None
+            if change.result.metric in ("cpu_percent", "memory_percent") and change.current is not Level.OK:
+                try:
+                    processes = top_processes(change.result.metric)
+                except Exception:  # psutil on an odd platform: the message goes without the list
+                    processes = None
+            self.enqueue(build_message(change, processes=processes))
+
+    def _snooze_state(self) -> dict[str, Any]:
+        """snooze.json, re-read only when it changed (the CLI may write it from outside)."""
+        try:
+            stamp = _snooze_path(self.folder).stat().st_mtime_ns
+        except OSError:
+            return {}
+        if stamp != self._snooze_stamp:
+            self._snooze_cache = _read_snooze(self.folder)
+            self._snooze_stamp = stamp
+        return dict(self._snooze_cache)
+
+    def _current(self, tick: Any) -> list[tuple[str, RuleResult, Level]]:
+        from trayapp.engine import rule_keys
+
+        return [(k, r, r.level) for k, r in zip(rule_keys(self._config().rules), tick.results)]
+
+    def _write_snooze(self, state: dict[str, Any]) -> None:
+        write_snooze(self.folder, state)
+
+    def enqueue(self, message: dict[str, Any]) -> None:
+        try:
+            self.outbox.put(message)
+        except OSError as exc:
+            log.warning("cannot queue a Slack message in %s: %s", self.outbox.dir, exc.strerror or exc)
+            return
+        self._wake.set()
+
+    # --- the delivery side
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="trayapp-slack", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = self.deliver_pending()
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def deliver_pending(self) -> float | None:
+        """Send what is waiting, oldest first. Returns how long to wait before trying again."""
+        config = self._config()
+        if not config.slack_configured:
+            return None
+        for path in self.outbox.pending():
+            if self._stop.is_set():
+                return 0.0
+            message = self.outbox.read(path)
+            if message is None:
+                self.outbox.give_up(path, "unreadable message file")
+                continue
+            outcome = deliver(config, message)
+            if outcome.kind == "ok":
+                self.outbox.done(path)
+                self.backoff = 1.0
+                self._report(last_ok=datetime.now(timezone.utc).isoformat(), last_error=None)
+                continue
+            if outcome.kind == "permanent":
+                self.outbox.give_up(path, outcome.detail)
+                log.warning("Slack refused a message for good: %s", outcome.detail)
+                self._report(last_error=outcome.detail, last_error_at=datetime.now(timezone.utc).isoformat())
+                continue
+            wait = outcome.wait if outcome.wait is not None else self.backoff
+            if outcome.wait is None:
+                self.backoff = min(self.backoff * 2, self.max_backoff)
+            self._report(retrying=f"{outcome.detail}; retrying in {wait:.0f} s")
+            log.info("Slack: %s; retrying in %.0f s", outcome.detail, wait)
+            return wait
+        self._report(retrying=None)
+        return None
+
+    def _report(self, **changes: Any) -> None:
+        try:
+            self.outbox.set_status(**changes)
+        except OSError:
+            pass
+        if self._on_status is not None:
+            self._on_status(status_line(self.outbox))
+
+
+def status_line(outbox: Outbox) -> str:
+    """For the tooltip and the dialog: what Slack delivery is doing, in one line, or ''."""
+    status = outbox.status()
+    pending = len(outbox.pending())
+    parts = []
+    if status.get("last_error"):
+        parts.append(f"Slack refused a message: {status['last_error']}")
+    if status.get("retrying"):
+        parts.append(f"Slack: {pending} waiting ({status['retrying']})")
+    return "; ".join(parts)
+
+
+def delivery_report(folder: Path, config: Config) -> tuple[bool | None, str]:
+    """For ``trayapp doctor``."""
+    outbox = Outbox(folder)
+    status = outbox.status()
+    how = "webhook" if config.slack_webhook_url else f"bot token to {config.slack_channel}"
+    pending, failed = len(outbox.pending()), len(outbox.failed())
+    detail = f"{how}; {pending} waiting, {failed} refused"
+    if status.get("last_ok"):
+        detail += f"; last delivered {status['last_ok'][:19]}"
+    if status.get("last_error"):
+        return False, f"{detail}; last refusal: {status['last_error']}"
+    if status.get("retrying"):
+        return False, f"{detail}; {status['retrying']}"
+    return True, detail

@@ -1,0 +1,73 @@
+"""Made-up history in the real dataset layout, for tests, benchmarks and screenshots.
+
+Imports the store's layout and pyarrow; never Qt. Writes day files the way a rollover would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from trayapp.store import CSV_DIR, CSV_NAME, TIMESTAMP, Store, column_order, format_value, local_zone
+
+Values = dict[str, float | Callable[["object"], "object"]]
+
+
+def write_history(
+    data_dir: Path,
+    start: datetime,
+    end: datetime,
+    step_seconds: float,
+    values: Values,
+    today_in_csv: bool = True,
+) -> int:
+    """Samples every ``step_seconds`` in ``(start, end]``, each column a constant or a function
+    of the epoch-seconds array. Earlier days go to Parquet day files; today's rows to the CSV
+    day file (unless ``today_in_csv`` is False). Returns the number of samples written.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = Store(data_dir)
+    t0, t1 = start.timestamp(), end.timestamp()
+    stamps = np.arange(t1, t0, -step_seconds)[::-1]
+    if not len(stamps):
+        return 0
+    columns: dict[str, object] = {}
+    for name, value in values.items():
+        columns[name] = value(stamps) if callable(value) else np.full(len(stamps), float(value))
+    micro = (stamps * 1e6).astype("int64")
+    ts = pa.array(micro, type=pa.timestamp("us", tz="UTC"))
+    names = column_order(values)
+    table = pa.table({TIMESTAMP: ts, **{n: pa.array(np.asarray(columns[n], dtype="float64")) for n in names}})
+    zone = local_zone()
+    days = pd.Series(pd.to_datetime(micro, unit="us", utc=True)).dt.tz_convert(zone).dt.date.to_numpy()
+    today = datetime.now(timezone.utc).astimezone(zone).date()
+    for day in sorted(set(days)):
+        mask = days == day
+        part = table.filter(pa.array(mask))
+        if day >= today and today_in_csv:
+            _append_csv(store.csv_path, part, names, zone)
+            continue
+        path = store.day_path(day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, path, compression="zstd")
+    return len(stamps)
+
+
+def _append_csv(path: Path, table: "object", names: list[str], zone: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    stamps = table.column(TIMESTAMP).to_pylist()  # type: ignore[attr-defined]
+    cols = [table.column(n).to_pylist() for n in names]  # type: ignore[attr-defined]
+    with open(path, "a", encoding="utf-8") as f:
+        if new:
+            f.write(",".join([TIMESTAMP, *names]) + "\n")
+        for i, stamp in enumerate(stamps):
+            f.write(",".join([stamp.astimezone(zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)]) + "\n")
+
+
+__all__ = ["write_history", "CSV_DIR", "CSV_NAME"]
