@@ -220,9 +220,10 @@ class GputilBackend:
     def _kill_stuck(self) -> None:
         say_once("gputil:hung", f"GPU: nvidia-smi did not answer in {self._kill_after:g} s; stopping it")
         try:
-            for child in psutil.Process().children(recursive=True):
-                if "nvidia-smi" in child.name():
-                    child.kill()
+            stuck = [c for c in psutil.Process().children(recursive=True) if "nvidia-smi" in c.name()]
+            for proc in stuck:
+                for victim in [*proc.children(recursive=True), proc]:  # a wrapper script's children too
+                    victim.kill()
         except psutil.Error:
             pass
 

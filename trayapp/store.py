@@ -31,7 +31,7 @@ LOCK_NAME = ".writer.lock"
 PID_NAME = ".writer.pid"
 TIMESTAMP = "timestamp"
 _DAY_FILE = re.compile(r"^Year=(\d{4})$|^Month=(\d{1,2})$|^(\d{1,2})\.parquet$")
-_HAS_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 
 class StoreError(Exception):
@@ -452,13 +452,13 @@ def read_csv(path: Path, columns: list[str] | None = None) -> "pa.Table | None":
     except pa.ArrowInvalid:
         # a bad value or a naive (notebook) timestamp somewhere: the careful, slower path
         skipped.clear()
-        table = _read_csv_leniently(data, include, skip)
+        table = _read_csv_leniently(data, header, include, skip)
     if skipped:
         _warn_once(f"csv-rows:{path}:{len(skipped)}", f"{path}: skipped {len(skipped)} malformed line(s)")
     return _fill_columns(table, columns)
 
 
-def _read_csv_leniently(data: bytes, include: list[str] | None, skip: Any) -> "pa.Table":
+def _read_csv_leniently(data: bytes, header: list[str], include: list[str] | None, skip: Any) -> "pa.Table":
     import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -466,7 +466,9 @@ def _read_csv_leniently(data: bytes, include: list[str] | None, skip: Any) -> "p
     raw = pacsv.read_csv(
         pa.py_buffer(data),
         parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
-        convert_options=pacsv.ConvertOptions(include_columns=include, column_types={}, strings_can_be_null=True, auto_dict_encode=False),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=include, column_types={name: pa.string() for name in header}, strings_can_be_null=True
+        ),
         read_options=pacsv.ReadOptions(use_threads=True),
     )
     frame = raw.to_pandas()
@@ -551,8 +553,9 @@ def normalise(table: "pa.Table") -> "pa.Table":
         elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             columns[name] = _to_float(col)
     table = pa.table(columns)
-    valid = pc.is_valid(table.column(TIMESTAMP))
-    return table if valid.false_count == 0 else table.filter(valid)
+    if table.column(TIMESTAMP).null_count == 0:
+        return table
+    return table.filter(pc.is_valid(table.column(TIMESTAMP)))
 
 
 def _to_float(col: Any) -> Any:

@@ -1,0 +1,194 @@
+"""The command line as a user runs it: real processes, real data folders, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import trayapp_cmd
+from trayapp.cli import main
+from trayapp.synthetic import write_history
+
+
+def hot_history(data_dir: Path, cpu: float = 95.0, memory: float = 85.0, hours: float = 36, step: float = 60) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=hours), now, step, {"cpu_percent": cpu, "memory_percent": memory, "disk_percent": 40.0})
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(trayapp_cmd(*args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_status_json_says_red_for_cpu_orange_for_memory(data_dir: Path) -> None:
+    hot_history(data_dir)
+    done = run_cli("--data-dir", str(data_dir), "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["level"] == "red"
+    cpu, mem = status["rules"]
+    assert set(cpu) == {"metric", "window_seconds", "average", "samples", "coverage_seconds", "level"}
+    assert (cpu["metric"], cpu["level"], mem["metric"], mem["level"]) == ("cpu_percent", "red", "memory_percent", "orange")
+    assert cpu["average"] == pytest.approx(95.0) and mem["average"] == pytest.approx(85.0)
+    assert cpu["window_seconds"] == 129600
+    assert cpu["samples"] == 36 * 60  # one a minute in (written - 36 h, written]
+    assert cpu["coverage_seconds"] == pytest.approx(36 * 3600 - 60, abs=1)
+
+
+def test_status_text_and_unknown_without_enough_data(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    hot_history(data_dir, hours=0.5)
+    assert main(["--data-dir", str(data_dir), "status"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("trayapp status: unknown")
+    assert "36 h avg cpu_percent 95.0 % — unknown (over 29 min of data)" in out
+
+
+def test_status_without_data_folder_is_one_line(tmp_path: Path) -> None:
+    done = run_cli("--data-dir", str(tmp_path / "nothing"), "status")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "no data folder" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_export_writes_the_range(data_dir: Path, tmp_path: Path, fmt: str) -> None:
+    hot_history(data_dir, hours=3)
+    out = tmp_path / f"out.{fmt}"
+    done = run_cli("--data-dir", str(data_dir), "export", "--since", "2h", "--format", fmt, "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    if fmt == "parquet":
+        table = pq.read_table(out)
+        assert table.num_rows == 120 and str(table.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    elif fmt == "json":
+        rows = json.loads(out.read_text())
+        assert len(rows) == 120 and rows[0]["cpu_percent"] == 95.0
+    else:
+        lines = out.read_text().splitlines()
+        assert lines[0] == "timestamp,cpu_percent,memory_percent,disk_percent" and len(lines) == 121
+        assert datetime.fromisoformat(lines[1].split(",")[0]).tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["export", "--since", "yesterday-ish"], "neither an ISO time"),
+        (["export", "--since", "1h", "--until", "2h"], "--since must be before --until"),
+        (["export", "--format", "parquet"], "give --output FILE"),
+        (["run", "--headless", "--interval", "0"], "must be greater than 0"),
+    ],
+)
+def test_bad_input_is_one_clear_line(data_dir: Path, args: list[str], needle: str) -> None:
+    data_dir.mkdir(parents=True)
+    done = run_cli("--data-dir", str(data_dir), *args)
+    assert done.returncode == 1
+    assert needle in done.stderr and "Traceback" not in done.stderr
+
+
+def test_malformed_config_warns_and_keeps_going(data_dir: Path, tmp_path: Path) -> None:
+    hot_history(data_dir, hours=2)
+    config = tmp_path / "bad.toml"
+    config.write_text("[sampling]\ninterval_seconds = 'fast'\n")
+    done = run_cli("--config", str(config), "--data-dir", str(data_dir), "status")
+    assert done.returncode == 0
+    assert "[sampling] interval_seconds = 'fast': must be a number; using 2.0" in done.stderr
+
+
+def _start_headless(data_dir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        trayapp_cmd("--data-dir", str(data_dir), "run", "--headless", "--interval", "0.2", *extra),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _csv_rows(data_dir: Path) -> int:
+    path = data_dir / "csv_dump" / "daily_dump.csv"
+    return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_headless_runs_until_a_signal_then_flushes_and_exits_0(data_dir: Path, sig: int) -> None:
+    proc = _start_headless(data_dir)
+    try:
+        assert _wait_for(lambda: _csv_rows(data_dir) >= 5), proc.stderr
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped; every sample is on disk" in err and "Traceback" not in err
+    assert (data_dir / "csv_dump" / "daily_dump.csv").read_text().endswith("\n")
+
+
+def test_a_second_writer_says_so_and_exits(data_dir: Path) -> None:
+    first = _start_headless(data_dir)
+    try:
+        assert _wait_for(lambda: _csv_rows(data_dir) >= 1)
+        second = run_cli("--data-dir", str(data_dir), "run", "--headless")
+        assert second.returncode == 1
+        assert "already recording" in second.stderr and "Traceback" not in second.stderr
+        status = run_cli("--data-dir", str(data_dir), "status", "--json")  # readers work alongside
+        assert status.returncode == 0 and json.loads(status.stdout)["rules"][0]["samples"] >= 1
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)
+
+
+def test_headless_logs_a_transition_from_seeded_history(data_dir: Path) -> None:
+    hot_history(data_dir)
+    proc = _start_headless(data_dir)
+    try:
+        assert _wait_for(lambda: (data_dir / "state" / "alerts.json").exists())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert "cpu_percent/36h ok → red: 36 h avg cpu_percent 95.0 %" in err
+    assert "memory_percent/36h ok → orange" in err
+    assert json.loads((data_dir / "state" / "alerts.json").read_text())["cpu_percent/36h"]["level"] == "red"
+
+
+def test_doctor_reports_each_part(data_dir: Path) -> None:
+    done = run_cli("--data-dir", str(data_dir), "doctor", env={"DISPLAY": ""})
+    lines = done.stdout.splitlines()
+    for part in ("config", "data", "gpu", "tray", "slack"):
+        assert any(line[5:].startswith(part) for line in lines), (part, done.stdout)
+    assert "no display" in done.stdout
+    assert done.returncode == 0
+
+
+def test_gui_without_display_points_to_headless(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run(trayapp_cmd(), capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "trayapp: no display to show a tray icon on; on a server use 'trayapp run --headless'"
+
+
+def test_version() -> None:
+    done = run_cli("--version")
+    assert done.returncode == 0 and done.stdout.startswith("trayapp 0.")
+
+
+def test_the_core_imports_without_qt() -> None:
+    code = (
+        "import sys, trayapp.cli, trayapp.engine, trayapp.store, trayapp.rules, trayapp.settings, "
+        "trayapp.slack, trayapp.probes, trayapp.model, trayapp.synthetic\n"
+        "bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'shiboken6'))]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

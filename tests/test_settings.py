@@ -1,0 +1,139 @@
+"""Settings: one declaration, TOML load/save, clear messages for bad values, and no lost files."""
+
+from __future__ import annotations
+
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from trayapp.rules import DEFAULT_RULES, Rule
+from trayapp.settings import FIELDS, RULE_FIELDS, Config, check, load, save, validate
+
+
+def test_every_setting_is_declared_with_default_type_and_help() -> None:
+    for f in (*FIELDS, *RULE_FIELDS):
+        assert f.label and f.help, f.key
+        assert check(f, f.default) is not None or f.default == ""
+
+
+def test_defaults_are_the_design_contract() -> None:
+    c = Config()
+    assert (c.sampling_interval_seconds, c.sampling_gpu_backend, c.storage_data_dir, c.storage_retention_days) == (2.0, "auto", "", 0)
+    assert c.rules == (
+        Rule("cpu_percent", 129600, 80.0, 90.0, 3600),
+        Rule("memory_percent", 129600, 80.0, 90.0, 3600),
+    )
+    assert (c.slack_webhook_url, c.slack_bot_token, c.slack_channel, c.slack_send_resolved, c.slack_repeat_every) == ("", "", "", True, "0")
+
+
+def test_the_design_example_file_loads_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        """
+[sampling]
+interval_seconds = 1.0
+gpu_backend = "gputil"
+[storage]
+data_dir = "/srv/trayapp"
+retention_days = 400
+[[rules]]
+metric = "gpu0_util_percent"
+window = "6h"
+orange = 50.0
+red = 75.0
+min_coverage = "10m"
+[slack]
+webhook_url = "http://127.0.0.1:9/hook"
+repeat_every = "6h"
+"""
+    )
+    loaded = load(path)
+    assert loaded.warnings == []
+    c = loaded.config
+    assert (c.sampling_interval_seconds, c.sampling_gpu_backend, c.storage_data_dir, c.storage_retention_days) == (1.0, "gputil", "/srv/trayapp", 400)
+    assert c.rules == (Rule("gpu0_util_percent", 21600, 50.0, 75.0, 600),)
+    assert c.slack_repeat_every == "6h" and c.slack_configured
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[sampling]\ninterval_seconds = -1", "[sampling] interval_seconds = -1: must be greater than 0"),
+        ("[sampling]\ninterval_seconds = 0", "[sampling] interval_seconds = 0: must be greater than 0"),
+        ("[sampling]\ngpu_backend = 'cuda'", "[sampling] gpu_backend = 'cuda': must be one of auto, nvml, gputil, off"),
+        ("[storage]\nretention_days = 1.5", "[storage] retention_days = 1.5: must be a whole number"),
+        ("[storage]\nretention_days = 'forever'", "[storage] retention_days = 'forever': must be a number"),
+        ("[slack]\nrepeat_every = 'often'", "[slack] repeat_every = 'often': must be a duration"),
+        ("[slack]\nsend_resolved = 'yes'", "[slack] send_resolved = 'yes': must be true or false"),
+        ("[[rules]]\nmetric = 'cpu_percent'\norange = 95\nred = 90", "orange must be below red"),
+        ("[[rules]]\nmetric = 'cpu_percent'\nred = 120", "[[rules]] #1 red = 120: must be at most 100"),
+        ("[[rules]]\nmetric = 'cpu percent'", "must be a column name"),
+        ("[[rules]]\nmetric = 'cpu_percent'\nwindow = '1h'\nmin_coverage = '2h'", "cannot be longer than the window"),
+        ("[sampling]\nintervall = 2", "unknown setting [sampling] intervall"),
+    ],
+)
+def test_bad_values_name_the_key_and_value_and_fall_back(tmp_path: Path, toml: str, needle: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    loaded = load(path)
+    assert any(needle in w for w in loaded.warnings), loaded.warnings
+    assert loaded.config.sampling_interval_seconds == 2.0
+    assert path.exists()  # a readable file with a bad value is not moved
+
+
+def test_a_bad_rule_is_left_out_and_the_good_ones_kept(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[[rules]]\nmetric = 'cpu_percent'\n[[rules]]\nmetric = 'memory_percent'\norange = 99\nred = 1\n")
+    loaded = load(path)
+    assert [r.metric for r in loaded.config.rules] == ["cpu_percent"]
+
+
+def test_an_empty_rule_list_means_no_rules(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("rules = []\n")
+    assert load(path).config.rules == ()
+
+
+def test_a_corrupt_file_is_kept_aside_and_defaults_used(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sampling\ninterval_seconds = = 3")
+    loaded = load(path)
+    assert loaded.config == Config()
+    (backup,) = tmp_path.glob("config.toml.broken-*")
+    assert backup.read_text() == "[sampling\ninterval_seconds = = 3"
+    assert "not valid TOML" in loaded.warnings[0] and backup.name in loaded.warnings[0]
+
+
+def test_save_load_round_trip_is_atomic_and_private_with_a_secret(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "config.toml"
+    config = Config(sampling_interval_seconds=1.5, slack_webhook_url="http://127.0.0.1:1/secret-hook", rules=(Rule("disk_percent", 600, 10, 20, 60),))
+    save(config, path)
+    assert load(path).config == config
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not list(path.parent.glob(".*tmp"))
+    doc = tomllib.loads(path.read_text())
+    assert doc["version"] == 1 and doc["rules"][0]["window"] == "10m"
+
+
+def test_save_without_secret_is_readable(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    save(Config(), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert load(path).config.rules == DEFAULT_RULES
+
+
+def test_an_old_config_without_version_is_migrated_not_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[slack]\nwebhook = 'http://127.0.0.1:1/x'\n")
+    loaded = load(path)
+    assert loaded.warnings == []
+    assert loaded.config.slack_webhook_url == "http://127.0.0.1:1/x"
+
+
+def test_a_newer_config_is_read_with_a_warning(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    config = validate({"version": 99, "sampling": {"interval_seconds": 5.0}}, warnings)
+    assert config.sampling_interval_seconds == 5.0
+    assert "newer trayapp" in warnings[0]

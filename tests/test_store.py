@@ -1,0 +1,326 @@
+"""The store against real files: CSV day file, Parquet day files, rollover, crashes, old data."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from trayapp.model import GpuReading, Sample
+from trayapp.store import DataDirBusy, Store, read_csv
+from trayapp.synthetic import write_history
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def local(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, tzinfo=BERLIN).astimezone(timezone.utc)
+
+
+def sample(at: datetime, cpu: float = 10.0, gpus: tuple[GpuReading, ...] = ()) -> Sample:
+    return Sample(at, cpu, 50.0, 70.0, gpus)
+
+
+def opened(data_dir: Path, now: datetime) -> Store:
+    store = Store(data_dir)
+    store.open_writer(now)
+    return store
+
+
+def all_rows(store: Store) -> pa.Table:
+    return store.read(None, None)
+
+
+def test_append_then_read_round_trips(data_dir: Path) -> None:
+    t0 = local(2026, 3, 10, 12)
+    store = opened(data_dir, t0)
+    for i in range(5):
+        assert store.append(sample(t0 + timedelta(seconds=2 * i), cpu=float(i)))
+    store.close()
+    table = Store(data_dir).read(t0 - timedelta(seconds=1), t0 + timedelta(minutes=1))
+    assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+    assert table.column("cpu_percent").to_pylist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert table.column("timestamp").to_pylist()[0] == t0
+    line = (data_dir / "csv_dump" / "daily_dump.csv").read_text().splitlines()[1]
+    assert line.startswith("2026-03-10T12:00:00.000000+01:00,0.0,50.0,70.0")  # ISO-8601, local offset
+
+
+def test_range_is_half_open(data_dir: Path) -> None:
+    t0 = local(2026, 3, 10, 12)
+    store = opened(data_dir, t0)
+    for i in range(3):
+        store.append(sample(t0 + timedelta(seconds=i)))
+    got = store.read(t0, t0 + timedelta(seconds=2)).column("timestamp").to_pylist()
+    assert got == [t0 + timedelta(seconds=1), t0 + timedelta(seconds=2)]
+
+
+def test_first_sample_of_a_new_local_day_rolls_over(data_dir: Path) -> None:
+    store = opened(data_dir, local(2026, 3, 10, 23, 59, 50))
+    for s in (50, 52, 54, 56, 58):
+        store.append(sample(local(2026, 3, 10, 23, 59, s)))
+    store.append(sample(local(2026, 3, 11, 0, 0, 0)))
+    day = pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet")
+    assert day.num_rows == 5
+    assert day.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+    csv = read_csv(store.csv_path)
+    assert csv is not None and csv.num_rows == 1
+    assert len(all_rows(store)) == 6
+
+
+def test_day_files_follow_local_midnight_not_utc(data_dir: Path) -> None:
+    # 00:30 Berlin is 23:30 UTC the day before: it belongs to the local day.
+    store = opened(data_dir, local(2026, 3, 11, 0, 30))
+    store.append(sample(local(2026, 3, 11, 0, 30)))
+    store.append(sample(local(2026, 3, 12, 0, 30)))
+    assert (data_dir / "Monitoring" / "Year=2026" / "Month=3" / "11.parquet").exists()
+    assert not (data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet").exists()
+
+
+def test_start_up_rolls_over_earlier_days(data_dir: Path) -> None:
+    write_history(data_dir, local(2026, 3, 8, 22), local(2026, 3, 10, 1), 60, {"cpu_percent": 10.0, "memory_percent": 20.0, "disk_percent": 30.0}, today_in_csv=False)
+    # move it all into the CSV as if the app had been down across days
+    store = Store(data_dir)
+    everything = all_rows(store)
+    shutil.rmtree(data_dir / "Monitoring")
+    _write_csv(store, everything)
+    store = opened(data_dir, local(2026, 3, 10, 12))
+    for d in (8, 9):
+        assert (data_dir / "Monitoring" / "Year=2026" / "Month=3" / f"{d}.parquet").exists()
+    csv = read_csv(store.csv_path)
+    assert csv is not None and csv.num_rows == 61  # 00:00 … 01:00 on the 10th stay in the CSV
+    assert all_rows(store).num_rows == everything.num_rows
+
+
+def _write_csv(store: Store, table: pa.Table) -> None:
+    store.csv_path.parent.mkdir(parents=True, exist_ok=True)
+    frame = table.to_pandas()
+    frame["timestamp"] = frame["timestamp"].map(lambda t: t.tz_convert(BERLIN).isoformat())
+    frame.to_csv(store.csv_path, index=False)
+
+
+def test_rollover_is_idempotent_after_a_crash_before_the_trim(data_dir: Path) -> None:
+    store = opened(data_dir, local(2026, 3, 10, 23, 0))
+    for m in range(10):
+        store.append(sample(local(2026, 3, 10, 23, m)))
+    saved_csv = store.csv_path.read_bytes()
+    store.append(sample(local(2026, 3, 11, 0, 0)))  # rollover: day file written, CSV trimmed
+    store.close()
+    # a crash after the day file was renamed into place but before the CSV was trimmed:
+    store.csv_path.write_bytes(saved_csv)
+    again = opened(data_dir, local(2026, 3, 11, 0, 1))
+    day = pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet")
+    assert day.num_rows == 10
+    assert all_rows(again).num_rows == 10
+
+
+def test_readers_never_see_a_row_twice_mid_rollover(data_dir: Path) -> None:
+    store = opened(data_dir, local(2026, 3, 10, 23, 0))
+    for m in range(10):
+        store.append(sample(local(2026, 3, 10, 23, m)))
+    saved_csv = store.csv_path.read_bytes()
+    store.append(sample(local(2026, 3, 11, 0, 0)))
+    store.csv_path.write_bytes(saved_csv)  # the in-between state a reader may meet
+    assert Store(data_dir).read(None, None).num_rows == 10
+
+
+def test_rollover_merges_with_an_existing_day_file(data_dir: Path) -> None:
+    write_history(data_dir, local(2026, 3, 10, 8), local(2026, 3, 10, 9), 60, {"cpu_percent": 1.0}, today_in_csv=False)
+    store = opened(data_dir, local(2026, 3, 10, 20))
+    store.append(sample(local(2026, 3, 10, 20)))
+    store.append(sample(local(2026, 3, 11, 0, 5)))
+    day = Store(data_dir).read(local(2026, 3, 10, 0), local(2026, 3, 11, 0))
+    assert day.num_rows == 61
+    assert day.column("memory_percent").null_count == 60  # the older file had no such column
+
+
+def test_torn_last_line_is_skipped_and_mended(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    t0 = local(2026, 3, 10, 12)
+    store = opened(data_dir, t0)
+    for i in range(3):
+        store.append(sample(t0 + timedelta(seconds=i)))
+    store.close()
+    with open(store.csv_path, "ab") as f:
+        f.write(b"2026-03-10T12:00:03.000000+01:00,12.")  # the crash hit mid-line
+    assert Store(data_dir).read(None, None).num_rows == 3  # a reader skips it
+    with caplog.at_level(logging.WARNING):
+        store = opened(data_dir, t0 + timedelta(seconds=4))
+    assert "torn" in caplog.text
+    store.append(sample(t0 + timedelta(seconds=4)))
+    assert Store(data_dir).read(None, None).num_rows == 4
+
+
+def test_corrupt_lines_are_skipped_with_one_warning(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text(
+        "timestamp,cpu_percent,memory_percent,disk_percent\n"
+        "2026-03-10T12:00:00+01:00,1.0,2.0,3.0\n"
+        "garbage\n"
+        "2026-03-10T12:00:02+01:00,not-a-number,2.0,3.0\n"
+        "not-a-time,1.0,2.0,3.0\n"
+        "2026-03-10T12:00:04+01:00,4.0,2.0,3.0,9,9\n"
+        "2026-03-10T12:00:06+01:00,6.0,2.0,3.0\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        table = Store(data_dir).read(None, None)
+    assert table.column("cpu_percent").to_pylist() == [1.0, None, 6.0]
+    assert "malformed" in caplog.text
+
+
+def test_corrupt_parquet_file_is_skipped_and_the_rest_reads(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_history(data_dir, local(2026, 3, 8, 0), local(2026, 3, 10, 12), 600, {"cpu_percent": 5.0}, today_in_csv=False)
+    broken = data_dir / "Monitoring" / "Year=2026" / "Month=3" / "9.parquet"
+    broken.write_bytes(b"PAR1 this is not parquet")
+    with caplog.at_level(logging.WARNING):
+        table = Store(data_dir).read(local(2026, 3, 7), local(2026, 3, 11))
+    assert table.num_rows == 144 + 72
+    assert caplog.text.count("9.parquet") == 1
+
+
+def test_rollover_into_a_corrupt_day_file_keeps_it_aside(data_dir: Path) -> None:
+    broken = data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"junk")
+    store = opened(data_dir, local(2026, 3, 10, 23))
+    store.append(sample(local(2026, 3, 10, 23)))
+    store.append(sample(local(2026, 3, 11, 1)))
+    assert pq.read_table(broken).num_rows == 1
+    kept = list(broken.parent.glob(".10.parquet.unreadable-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"junk"
+
+
+def test_only_the_day_files_a_range_needs_are_opened(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_history(data_dir, local(2026, 1, 1), local(2026, 3, 10, 12), 3600, {"cpu_percent": 5.0}, today_in_csv=False)
+    (data_dir / "Monitoring" / "Year=2026" / "Month=1" / "15.parquet").write_bytes(b"junk")
+    with caplog.at_level(logging.WARNING):
+        table = Store(data_dir).read(local(2026, 3, 9), local(2026, 3, 10, 12))
+    assert table.num_rows == 36
+    assert "15.parquet" not in caplog.text  # never opened
+    with caplog.at_level(logging.WARNING):
+        Store(data_dir).read(None, None)
+    assert "15.parquet" in caplog.text
+
+
+def test_notebook_files_read_as_local_time(data_dir: Path) -> None:
+    month = data_dir / "Monitoring" / "Year=2018" / "Month=5"
+    month.mkdir(parents=True)
+    # as the notebook wrote them: pd.read_csv text straight to Parquet, and naive datetimes
+    as_text = pd.DataFrame({"timestamp": ["2018-05-15 17:02:53.037847", "2018-05-15 17:06:43.541909"], "cpu_percent": [24.6, 14.5], "memory_percent": [22.8, 22.6], "disk_percent": [98.0, 98.0]})
+    pq.write_table(pa.Table.from_pandas(as_text), month / "15.parquet", compression="snappy")
+    naive = as_text.assign(timestamp=pd.to_datetime(as_text["timestamp"]) + pd.Timedelta(days=1))
+    pq.write_table(pa.Table.from_pandas(naive), month / "16.parquet")
+    table = Store(data_dir).read(None, None)
+    stamps = table.column("timestamp").to_pylist()
+    assert stamps[0] == datetime(2018, 5, 15, 17, 2, 53, 37847, tzinfo=BERLIN)
+    assert stamps[2] == datetime(2018, 5, 16, 17, 2, 53, 37847, tzinfo=BERLIN)
+    assert table.column("cpu_percent").to_pylist() == [24.6, 14.5, 24.6, 14.5]
+
+
+def test_notebook_csv_dump_with_naive_timestamps_rolls_over(data_dir: Path) -> None:
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text("timestamp,cpu_percent,memory_percent,disk_percent\n2018-05-15 17:02:53.037847,24.6,22.8,98.0\n")
+    store = opened(data_dir, local(2026, 3, 10, 12))
+    assert (data_dir / "Monitoring" / "Year=2018" / "Month=5" / "15.parquet").exists()
+    assert store.read(None, None).column("timestamp").to_pylist() == [datetime(2018, 5, 15, 17, 2, 53, 37847, tzinfo=BERLIN)]
+
+
+def test_a_gpu_column_appearing_later_reads_as_null_before(data_dir: Path) -> None:
+    store = opened(data_dir, local(2026, 3, 10, 22))
+    store.append(sample(local(2026, 3, 10, 22)))
+    store.append(sample(local(2026, 3, 11, 9)))  # rolls the 10th over
+    gpu = (GpuReading(0, "H100", 99.0, 1.67, 56.0),)
+    store.append(sample(local(2026, 3, 11, 10), gpus=gpu))  # the CSV gains columns mid-day
+    table = Store(data_dir).read(None, None, columns=["cpu_percent", "gpu0_util_percent"])
+    assert table.column("gpu0_util_percent").to_pylist() == [None, None, 99.0]
+    store.append(sample(local(2026, 3, 12, 1)))  # roll the 11th, with its two kinds of rows
+    day = pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "11.parquet")
+    assert day.column("gpu0_temperature_c").to_pylist() == [None, 56.0]
+
+
+def test_retention_deletes_whole_old_day_files(data_dir: Path) -> None:
+    write_history(data_dir, local(2026, 2, 20), local(2026, 3, 10), 3600, {"cpu_percent": 5.0}, today_in_csv=False)
+    store = Store(data_dir, retention_days=7)
+    store.open_writer(local(2026, 3, 10, 12))
+    days = sorted(day for day, _ in store.day_files())
+    assert days[0] == date(2026, 3, 3)
+    assert not (data_dir / "Monitoring" / "Year=2026" / "Month=2").exists()
+
+
+def test_a_clock_jumping_back_and_forth_never_writes_a_day_twice_or_drops_one(data_dir: Path) -> None:
+    store = opened(data_dir, local(2026, 3, 10, 23, 59))
+    stamps = [
+        local(2026, 3, 10, 23, 59, 58),
+        local(2026, 3, 11, 0, 0, 1),  # midnight: rollover of the 10th
+        local(2026, 3, 10, 23, 59, 59),  # NTP steps back across midnight
+        local(2026, 3, 11, 0, 0, 2),  # and forward again: the 10th is merged, not duplicated
+        local(2026, 3, 13, 9),  # suspended for two days
+        local(2026, 3, 12, 9),  # and a wrong clock after resume
+        local(2026, 3, 14, 9),
+    ]
+    for i, at in enumerate(stamps):
+        store.append(sample(at, cpu=float(i)))
+    table = Store(data_dir).read(None, None)
+    assert sorted(table.column("cpu_percent").to_pylist()) == [float(i) for i in range(len(stamps))]
+    ten = pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet")
+    assert ten.num_rows == 2
+
+
+def test_daylight_saving_change_keeps_every_sample(data_dir: Path) -> None:
+    # 2026-10-25 in Berlin: 03:00 CEST becomes 02:00 CET, so 02:xx happens twice
+    start = local(2026, 10, 25, 1, 30)
+    store = opened(data_dir, start)
+    at = start
+    n = 0
+    while at < local(2026, 10, 26, 0, 30):
+        store.append(sample(at))
+        at += timedelta(minutes=10)
+        n += 1
+    table = Store(data_dir).read(None, None)
+    assert table.num_rows == n
+    assert pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=10" / "25.parquet").num_rows == n - 3
+
+
+def test_only_one_writer_and_readers_work_alongside(data_dir: Path) -> None:
+    t0 = local(2026, 3, 10, 12)
+    first = opened(data_dir, t0)
+    first.append(sample(t0))
+    with pytest.raises(DataDirBusy, match="already recording"):
+        Store(data_dir).open_writer(t0)
+    assert Store(data_dir).read(None, None).num_rows == 1
+    first.close()
+    opened(data_dir, t0).close()  # free again once the first has gone
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
+def test_a_full_disk_loses_the_sample_not_the_program_or_the_file(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import resource
+
+    t0 = local(2026, 3, 10, 12)
+    store = opened(data_dir, t0)
+    store.append(sample(t0))
+    good = store.csv_path.read_bytes()
+    # the file may not grow past its size plus 10 bytes: the next line is cut short, as on a full disk
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(good) + 10, old_limit[1]))
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert store.append(sample(t0 + timedelta(seconds=1))) is False
+            assert store.append(sample(t0 + timedelta(seconds=2))) is False
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert caplog.text.count("cannot write") == 1
+    assert store.csv_path.read_bytes() == good  # no torn line left behind
+    assert store.append(sample(t0 + timedelta(seconds=3)))  # space again: recording goes on
+    assert Store(data_dir).read(None, None).num_rows == 2
+    store.close()
