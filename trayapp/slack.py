@@ -183,7 +183,7 @@ class Outbox:
 
     @property
     def status_path(self) -> Path:
-        return self.dir / "status.json"
+        return self.dir.parent / "state" / "slack.json"
 
     def status(self) -> dict[str, Any]:
         try:
@@ -196,8 +196,8 @@ class Outbox:
     def set_status(self, **changes: Any) -> None:
         status = self.status()
         status.update(changes)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / ".status.json.tmp"
+        self.status_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.status_path.with_name(".slack.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(status, f)
         os.replace(tmp, self.status_path)

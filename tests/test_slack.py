@@ -1,0 +1,287 @@
+"""Slack with the real slack_sdk clients against a real server on 127.0.0.1 that answers like Slack."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import trayapp_cmd
+from tests.slack_server import Answer, FakeSlack
+from trayapp.model import Level, RuleResult, Sample, Transition
+from trayapp.settings import Config, save
+from trayapp.slack import Courier, Outbox, build_message, deliver, delivery_report, send_test, snooze, status_line
+from trayapp.synthetic import write_history
+
+HOOK_PATH = "/services/T000/B000/secretpart"
+POST_PATH = "/api/chat.postMessage"
+
+
+@pytest.fixture
+def slack():
+    server = FakeSlack()
+    yield server
+    server.stop()
+
+
+def webhook_config(slack: FakeSlack, **extra) -> Config:
+    return Config(slack_webhook_url=slack.webhook_url, **extra)
+
+
+def bot_config(slack: FakeSlack, token: str = FakeSlack.TOKEN, **extra) -> Config:
+    return Config(slack_bot_token=token, slack_channel="#alerts", slack_api_url=slack.api_url, **extra)
+
+
+def red_change(at: datetime | None = None, previous: Level = Level.OK, current: Level = Level.RED) -> Transition:
+    result = RuleResult("cpu_percent", 129600, 95.0, 2160, 36 * 3600 - 60, current, 80.0, 90.0)
+    return Transition("cpu_percent/36h", previous, current, result, at or datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc))
+
+
+def test_a_message_says_host_metric_average_threshold_window_coverage_and_when() -> None:
+    message = build_message(red_change(), host="gpu-box-7", processes=["python (97 %)", "Xorg (2 %)"])
+    assert message["text"] == ":red_circle: RED: cpu_percent on gpu-box-7 (ok → red)"
+    (attachment,) = message["attachments"]
+    assert attachment["color"] == "#d93025"
+    text = attachment["text"]
+    for needle in ("*Host:* gpu-box-7", "*Metric:* cpu_percent", "*36 h average:* 95.0 % (red above 90 %)",
+                   "*Window:* 36 h, with 36 h of data (2160 samples)", "*When:* 2026-11-27 13:00:00 (+0100)",
+                   "*Top processes by CPU:* python (97 %), Xorg (2 %)"):
+        assert needle in text
+
+
+def test_resolved_message_is_green() -> None:
+    message = build_message(red_change(previous=Level.RED, current=Level.OK), host="h")
+    assert message["text"].startswith(":large_green_circle: Resolved: cpu_percent on h")
+    assert message["attachments"][0]["color"] == "#1e8e3e"
+
+
+@pytest.mark.parametrize("make_config", [webhook_config, bot_config])
+def test_delivery_ok(slack: FakeSlack, make_config) -> None:
+    outcome = deliver(make_config(slack), build_message(red_change(), host="h"))
+    assert outcome.kind == "ok"
+    (payload,) = slack.messages()
+    assert payload["text"].startswith(":red_circle: RED") and payload["attachments"][0]["color"] == "#d93025"
+    if make_config is bot_config:
+        assert payload["channel"] == "#alerts"
+
+
+@pytest.mark.parametrize(
+    ("path", "answer", "kind", "wait"),
+    [
+        (HOOK_PATH, Answer(429, "rate_limited", {"Retry-After": "7"}), "retry", 7.0),
+        (HOOK_PATH, Answer(500, "internal error"), "retry", None),
+        (HOOK_PATH, Answer(503, "unavailable"), "retry", None),
+        (HOOK_PATH, Answer(403, "invalid_token"), "permanent", None),
+        (HOOK_PATH, Answer(404, "no_service"), "permanent", None),
+        (HOOK_PATH, Answer(drop=True), "retry", None),
+        (HOOK_PATH, Answer(delay=3.0), "retry", None),  # slower than the client's timeout
+    ],
+)
+def test_webhook_answers(slack: FakeSlack, path: str, answer: Answer, kind: str, wait: float | None) -> None:
+    slack.then(path, answer)
+    outcome = deliver(webhook_config(slack), build_message(red_change(), host="h"), timeout=1.0)
+    assert (outcome.kind, outcome.wait) == (kind, wait), outcome
+    assert "secretpart" not in outcome.detail
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "wait"),
+    [
+        (Answer(200, {"ok": False, "error": "invalid_auth"}), "permanent", None),
+        (Answer(200, {"ok": False, "error": "channel_not_found"}), "permanent", None),
+        (Answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "3"}), "retry", 3.0),
+        (Answer(500, {"ok": False, "error": "internal_error"}), "retry", None),
+        (Answer(drop=True), "retry", None),
+    ],
+)
+def test_web_api_answers(slack: FakeSlack, answer: Answer, kind: str, wait: float | None) -> None:
+    slack.then(POST_PATH, answer)
+    outcome = deliver(bot_config(slack), build_message(red_change(), host="h"), timeout=2.0)
+    assert (outcome.kind, outcome.wait) == (kind, wait), outcome
+
+
+def test_a_wrong_token_is_permanent_and_never_shown(slack: FakeSlack) -> None:
+    config = bot_config(slack, token="xoxb-wrong-secret")
+    outcome = deliver(config, {"text": "x"})
+    assert outcome.kind == "permanent" and "invalid_auth" in outcome.detail
+    assert "xoxb-wrong-secret" not in outcome.detail
+
+
+def test_a_wrong_url_is_permanent() -> None:
+    outcome = deliver(Config(slack_webhook_url="hooks.slack.com/services/x"), {"text": "x"})
+    assert outcome.kind == "permanent" and "https://" in outcome.detail
+
+
+def test_send_test_says_plainly(slack: FakeSlack) -> None:
+    assert send_test(webhook_config(slack)) == (True, "Slack accepted the test message")
+    slack.then(HOOK_PATH, Answer(403, "invalid_token"))
+    ok, detail = send_test(webhook_config(slack))
+    assert not ok and detail == "Slack did not accept the test message: refused: invalid_token (403)"
+
+
+def test_outbox_survives_an_outage_and_delivers_in_order(slack: FakeSlack, data_dir: Path) -> None:
+    config = webhook_config(slack)
+    courier = Courier(data_dir, lambda: config)
+    t0 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
+    port = slack.port
+    slack.stop()  # Slack is unreachable
+    for i, (prev, cur) in enumerate([(Level.OK, Level.ORANGE), (Level.ORANGE, Level.RED), (Level.RED, Level.OK)]):
+        courier.enqueue(build_message(red_change(t0 + timedelta(hours=i), prev, cur), host="h"))
+    assert courier.deliver_pending() == 1.0 and courier.deliver_pending() == 2.0  # backing off
+    assert len(courier.outbox.pending()) == 3
+    assert "waiting" in status_line(courier.outbox)
+    back = FakeSlack(port)  # and back
+    try:
+        assert courier.deliver_pending() is None
+        got = back.messages()
+        assert [m["text"].split(":")[1] for m in got] == ["large_orange_circle", "red_circle", "large_green_circle"]
+        assert [m["attachments"][0]["ts"] for m in got] == [int((t0 + timedelta(hours=i)).timestamp()) for i in range(3)]
+        assert courier.outbox.pending() == [] and courier.backoff == 1.0
+    finally:
+        back.stop()
+
+
+def test_429_waits_retry_after_and_keeps_the_message(slack: FakeSlack, data_dir: Path) -> None:
+    courier = Courier(data_dir, lambda: webhook_config(slack))
+    courier.enqueue({"text": "one"})
+    slack.then(HOOK_PATH, Answer(429, "rate_limited", {"Retry-After": "12"}))
+    assert courier.deliver_pending() == 12.0
+    assert courier.deliver_pending() is None and [m["text"] for m in slack.messages()] == ["one"]
+
+
+def test_permanent_refusal_moves_on_and_is_reported(slack: FakeSlack, data_dir: Path) -> None:
+    config = webhook_config(slack)
+    courier = Courier(data_dir, lambda: config)
+    courier.enqueue({"text": "refused"})
+    slack.then(HOOK_PATH, Answer(404, "no_service"))
+    assert courier.deliver_pending() is None  # no retry of that message
+    (failed,) = courier.outbox.failed()
+    assert json.loads(failed.read_text())["error"] == "refused: no_service (404)"
+    assert status_line(courier.outbox) == "Slack refused a message: refused: no_service (404)"
+    ok, detail = delivery_report(data_dir, config)
+    assert ok is False and "no_service" in detail and "1 refused" in detail and "secretpart" not in detail
+    courier.enqueue({"text": "next"})  # the next one goes through: Slack works again
+    assert courier.deliver_pending() is None
+    assert [m["text"] for m in slack.messages()] == ["next"]
+    assert status_line(courier.outbox) == ""
+
+
+def _tick(transitions: tuple[Transition, ...], results: tuple[RuleResult, ...] = ()):
+    from trayapp.engine import Tick
+
+    at = transitions[0].at if transitions else datetime.now(timezone.utc)
+    return Tick(Sample(at, 1.0, 1.0, 1.0), results, Level.RED, transitions, True)
+
+
+def test_snooze_holds_messages_then_sends_the_state_once(slack: FakeSlack, data_dir: Path) -> None:
+    config = webhook_config(slack)
+    courier = Courier(data_dir, lambda: config)
+    now = datetime.now(timezone.utc)
+    snooze(data_dir, now + timedelta(hours=1))
+    courier.on_tick(_tick((red_change(now),)))
+    assert courier.outbox.pending() == []
+    snooze(data_dir, None)
+    result = red_change(now).result
+    courier.on_tick(_tick((), (result, result)))
+    courier.on_tick(_tick((), (result, result)))
+    (path,) = courier.outbox.pending()
+    assert json.loads(path.read_text())["text"].startswith(":red_circle: Snooze over on")
+
+
+def test_resolved_is_not_sent_when_turned_off(slack: FakeSlack, data_dir: Path) -> None:
+    config = webhook_config(slack, slack_send_resolved=False)
+    courier = Courier(data_dir, lambda: config)
+    courier.on_tick(_tick((red_change(previous=Level.RED, current=Level.OK),)))
+    assert courier.outbox.pending() == []
+
+
+# ----------------------------------------------------------------- end to end
+
+
+def _headless(data_dir: Path, config_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        trayapp_cmd("--config", str(config_path), "--data-dir", str(data_dir), "run", "--headless", "--interval", "0.2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_end_to_end_one_red_message_no_repeat_after_kill_9_and_delivery_after_an_outage(slack: FakeSlack, data_dir: Path, tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})
+    config_path = tmp_path / "config.toml"
+    save(webhook_config(slack), config_path)
+
+    proc = _headless(data_dir, config_path)
+    try:
+        assert _wait(lambda: len(slack.messages()) >= 1)
+        time.sleep(1.5)  # more ticks at the same level send nothing more
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=20)
+    (message,) = slack.messages()
+    assert message["text"].startswith(":red_circle: RED: cpu_percent on")
+    assert "95.0 %" in message["attachments"][0]["text"]
+
+    proc = _headless(data_dir, config_path)  # after kill -9: nothing more
+    try:
+        assert _wait(lambda: (data_dir / "csv_dump" / "daily_dump.csv").stat().st_mtime > time.time() - 0.5)
+        time.sleep(2.0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert len(slack.messages()) == 1
+    assert proc.returncode == 0 and "secretpart" not in err
+
+    # Slack goes down; memory turns red meanwhile; the message arrives once Slack is back
+    port = slack.port
+    slack.stop()
+    write_history(data_dir, datetime.now(timezone.utc) - timedelta(minutes=1), datetime.now(timezone.utc), 1,
+                  {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})
+    save(webhook_config(slack, rules=(__import__("trayapp.rules").rules.Rule("disk_percent", 3600, 20.0, 30.0, 60),)), config_path)
+    proc = _headless(data_dir, config_path)
+    try:
+        assert _wait(lambda: len(Outbox(data_dir).pending()) == 1)
+        time.sleep(2.0)
+        back = FakeSlack(port)
+        try:
+            assert _wait(lambda: len(back.messages()) == 1, timeout=20)
+            assert back.messages()[0]["text"].startswith(":red_circle: RED: disk_percent on")
+        finally:
+            back.stop()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert "retrying" in err and "secretpart" not in err
+
+
+def test_slack_test_command(slack: FakeSlack, tmp_path: Path) -> None:
+    config_path = tmp_path / "config.toml"
+    save(webhook_config(slack), config_path)
+    done = subprocess.run(trayapp_cmd("--config", str(config_path), "slack-test"), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "Slack accepted the test message" in done.stdout
+    slack.then(HOOK_PATH, Answer(403, "invalid_token"))
+    done = subprocess.run(trayapp_cmd("--config", str(config_path), "slack-test"), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and "invalid_token" in done.stderr and "secretpart" not in done.stderr
+
+
+def test_snooze_command(data_dir: Path) -> None:
+    env = {**os.environ, "TRAYAPP_DATA_DIR": str(data_dir)}
+    done = subprocess.run(trayapp_cmd("snooze", "8h"), capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 0 and "snoozed until" in done.stdout
+    done = subprocess.run(trayapp_cmd("snooze", "sometime"), capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 1 and "'sometime'" in done.stderr
