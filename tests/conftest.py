@@ -46,3 +46,18 @@ def gpu_fixtures() -> Path:
 
 def trayapp_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "trayapp.cli", *args]
+
+
+@pytest.fixture
+def gc_on_gui_thread():
+    """Collect garbage on the GUI thread only, as the app does: a collection that runs on the
+    sampler thread could destroy a widget there, which crashes Qt."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()

@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("gui", help="start the tray app (the default)")
+    gui = sub.add_parser("gui", help="start the tray app (the default)")
+    gui.add_argument("--wait-for-tray", type=float, default=0.0, metavar="SECONDS",
+                     help="wait this long for a system tray to appear (used when started at login)")
     run = sub.add_parser("run", help="sample, store and alert; --headless for servers")
     run.add_argument("--headless", action="store_true", help="no GUI: run until SIGINT/SIGTERM")
     run.add_argument("--interval", type=float, help="seconds between samples (overrides the config)")
@@ -417,7 +419,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"the tray app needs PySide6 and pyqtgraph ({exc}); 'trayapp run --headless' works without") from None
     loaded, folder = load_config(args)
-    return run_gui(loaded, folder, config_file=loaded.path)
+    return run_gui(loaded, folder, config_file=loaded.path, wait_for_tray=getattr(args, "wait_for_tray", 0.0) or 0.0)
 
 
 COMMANDS = {

@@ -14,6 +14,25 @@ BASE_COLUMNS = ("cpu_percent", "memory_percent", "disk_percent")
 GPU_FIELDS = ("util_percent", "memory_percent", "temperature_c")
 
 
+_LABELS = {"cpu_percent": "CPU", "memory_percent": "memory", "disk_percent": "disk"}
+_GPU_LABELS = {"util_percent": "util", "memory_percent": "memory", "temperature_c": "temperature"}
+
+
+def metric_label(column: str) -> str:
+    """A column in a person's words: ``cpu_percent`` → ``CPU``, ``gpu0_util_percent`` → ``GPU 0 util``."""
+    if column in _LABELS:
+        return _LABELS[column]
+    if column.startswith("gpu") and "_" in column:
+        index, _, field_name = column[3:].partition("_")
+        if index.isdigit():
+            return f"GPU {index} {_GPU_LABELS.get(field_name, field_name)}"
+    return column
+
+
+def metric_unit(column: str) -> str:
+    return "°C" if column.endswith("_c") else "%"
+
+
 def gpu_column(index: int, field_name: str) -> str:
     """The dataset column for one field of one GPU, e.g. ``gpu0_util_percent``."""
     return f"gpu{index}_{field_name}"

@@ -1,0 +1,276 @@
+"""The desktop app with pytest-qt, offscreen: icon colours, tooltip, dialog, history window, live app."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from PySide6.QtGui import QColor  # noqa: E402
+from PySide6.QtWidgets import QDialogButtonBox  # noqa: E402
+
+from trayapp.engine import Tick  # noqa: E402
+from trayapp.gui import icon as tray_icon  # noqa: E402
+from trayapp.gui.app import TrayApp, notification_text, tooltip_text  # noqa: E402
+from trayapp.gui.history import LIVE_SECONDS, HistoryWindow, LiveBuffer, peaks  # noqa: E402
+from trayapp.gui.settings_dialog import SettingsDialog  # noqa: E402
+from trayapp.model import GpuReading, Level, RuleResult, Sample, Transition  # noqa: E402
+from trayapp.rules import Rule  # noqa: E402
+from trayapp.settings import Config, Loaded, load  # noqa: E402
+from trayapp.synthetic import write_history  # noqa: E402
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
+
+
+def close_to(color: QColor, expected: QColor, tolerance: int = 40) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(color.getRgb()[:3], expected.getRgb()[:3]))
+
+
+@pytest.mark.parametrize("level", list(Level))
+@pytest.mark.parametrize("size", [16, 22, 24])
+def test_icon_colour_says_the_level(qapp, level: Level, size: int) -> None:
+    image = tray_icon.render(level, cpu=4, memory=6, size=size)
+    # the disc left of the bars, halfway down: the level's colour
+    pixel = image.pixelColor(int(size * 0.2), int(size * 0.5))
+    assert close_to(pixel, tray_icon.COLORS[level]), (level, size, pixel.name())
+    # a dark outline and transparent corners: readable on light and dark panels
+    assert image.pixelColor(0, 0).alpha() == 0
+    edge = image.pixelColor(int(size / 2), 0)
+    assert edge.alpha() > 100 and edge.lightness() < 120
+
+
+def test_icon_bars_show_load(qapp) -> None:
+    size = 64
+    low = tray_icon.render(Level.OK, cpu=0, memory=0, size=size)
+    high = tray_icon.render(Level.OK, cpu=8, memory=8, size=size)
+    x, y = int(size * 0.38), int(size * 0.35)  # high up in the CPU bar
+    assert high.pixelColor(x, y).lightness() > 200
+    assert low.pixelColor(x, y).lightness() < 150
+
+
+def test_load_buckets() -> None:
+    assert [tray_icon.bucket(v) for v in (None, 0, 6, 7, 50, 94, 100)] == [None, 0, 0, 1, 4, 8, 8]
+
+
+def _result(metric: str, level: Level, average: float | None, coverage: float = 14 * 3600) -> RuleResult:
+    return RuleResult(metric, 129600, average, 100, coverage, level, 80.0, 90.0)
+
+
+def _tick(level: Level = Level.RED, transitions: tuple = ()) -> Tick:
+    sample = Sample(NOW, 12.0, 45.5, 70.0, (GpuReading(0, "H100", 99.0, 1.7, 56.0),))
+    results = (_result("cpu_percent", Level.RED, 92.2), _result("memory_percent", Level.OK, None, 0))
+    return Tick(sample, results, level, transitions, True)
+
+
+def test_tooltip_text() -> None:
+    text = tooltip_text(_tick(), paused=True, snoozed=None, slack="Slack refused a message: invalid_token (403)")
+    assert text.splitlines() == [
+        "trayapp — red (sampling paused)",
+        "CPU 12 %   memory 46 %   disk 70 %",
+        "GPU 0 99 %   memory 2 %   56 °C",
+        "36 h avg CPU 92 % — red (over 14 h of data)",
+        "36 h avg memory n/a — ok (over 0 s of data)",
+        "Slack refused a message: invalid_token (403)",
+    ]
+
+
+def test_one_notification_for_a_tick_s_transitions() -> None:
+    red = Transition("cpu_percent/36h", Level.OK, Level.RED, _result("cpu_percent", Level.RED, 95.0), NOW)
+    back = Transition("memory_percent/36h", Level.ORANGE, Level.OK, _result("memory_percent", Level.OK, 50.0), NOW)
+    title, text = notification_text((red, back))
+    assert title == "CPU red, memory back to ok"
+    assert text.splitlines()[0] == "36 h avg CPU 95 % — red (over 14 h of data)"
+
+
+# --------------------------------------------------------------- settings dialog
+
+
+@pytest.fixture
+def dialog(qtbot, tmp_path: Path) -> SettingsDialog:
+    d = SettingsDialog(Config(), tmp_path / "config.toml", tmp_path / "data")
+    qtbot.addWidget(d)
+    return d
+
+
+def test_dialog_is_built_from_the_declaration(dialog: SettingsDialog) -> None:
+    from trayapp.settings import FIELDS
+
+    assert set(dialog.editors) == {f.key for f in FIELDS}
+    assert dialog.rules_table.rowCount() == 2
+    assert dialog.ok_button.isEnabled()
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "message"),
+    [
+        ("sampling.interval_seconds", "0", "must be greater than 0"),
+        ("sampling.interval_seconds", "fast", "must be a number"),
+        ("storage.retention_days", "-3", "must be at least 0"),
+        ("alerts.hysteresis", "99", "must be at most 50"),
+        ("slack.repeat_every", "sometimes", "must be a duration"),
+    ],
+)
+def test_invalid_field_shows_beside_it_and_disables_ok(qtbot, dialog: SettingsDialog, key: str, text: str, message: str) -> None:
+    dialog.show()
+    editor = dialog.editors[key]
+    editor.widget.setText(text)
+    assert not dialog.ok_button.isEnabled()
+    assert not editor.error.isHidden() and message in editor.error.text()
+    editor.widget.setText(str(editor.field.default))
+    assert dialog.ok_button.isEnabled() and editor.error.isHidden()
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "message"),
+    [
+        ("orange", "95", "orange must be below red"),
+        ("red", "101", "must be at most 100"),
+        ("orange", "-1", "must be at least 0"),
+        ("window", "36", None),  # bare seconds are fine... but shorter than the 1 h minimum coverage
+        ("metric", "cpu load", "must be a column name"),
+    ],
+)
+def test_invalid_rule_disables_ok(dialog: SettingsDialog, field: str, text: str, message: str | None) -> None:
+    dialog.show()
+    dialog.set_rule_cell(0, field, text)
+    assert not dialog.ok_button.isEnabled()
+    assert not dialog.rules_error.isHidden()
+    assert (message or "cannot be longer than the window") in dialog.rules_error.text()
+
+
+def test_add_and_remove_rules(dialog: SettingsDialog) -> None:
+    dialog.rules_table.selectRow(0)
+    dialog.remove_selected_rule()
+    assert [r.metric for r in dialog.rules()] == ["memory_percent"]
+    dialog.add_rule(Rule("gpu0_util_percent", 3600, 50, 70, 600))
+    assert [r.metric for r in dialog.rules()] == ["memory_percent", "gpu0_util_percent"]
+
+
+def test_cancel_changes_nothing(qtbot, dialog: SettingsDialog, tmp_path: Path) -> None:
+    seen = []
+    dialog.applied.connect(seen.append)
+    dialog.editors["sampling.interval_seconds"].widget.setText("5")
+    dialog.set_rule_cell(0, "red", "95")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).click()
+    assert seen == [] and not (tmp_path / "config.toml").exists()
+
+
+def test_ok_saves_and_applies(qtbot, dialog: SettingsDialog, tmp_path: Path) -> None:
+    dialog.editors["sampling.interval_seconds"].widget.setText("5")
+    dialog.set_rule_cell(0, "red", "95")
+    with qtbot.waitSignal(dialog.applied) as signal:
+        dialog.ok_button.click()
+    config = signal.args[0]
+    assert config.sampling_interval_seconds == 5.0 and config.rules[0].red == 95.0
+    assert load(tmp_path / "config.toml").config == config
+
+
+def test_send_test_message_button(qtbot, dialog: SettingsDialog) -> None:
+    from tests.slack_server import Answer, FakeSlack
+
+    slack = FakeSlack()
+    try:
+        dialog.editors["slack.webhook_url"].widget.setText(slack.webhook_url)
+        dialog.test_button.click()
+        qtbot.waitUntil(lambda: dialog.test_answer.text() == "Slack accepted the test message", timeout=10000)
+        slack.then("/services/T000/B000/secretpart", Answer(403, "invalid_token"))
+        dialog.test_button.click()
+        qtbot.waitUntil(lambda: "invalid_token" in dialog.test_answer.text(), timeout=10000)
+        assert "secretpart" not in dialog.test_answer.text()
+    finally:
+        slack.stop()
+
+
+# ---------------------------------------------------------------- history window
+
+
+def test_peaks_keep_spikes_and_gaps() -> None:
+    t = np.arange(0, 1000, 1.0)
+    v = np.full(1000, 10.0)
+    v[500] = 99.0
+    v[700:800] = np.nan  # a gap
+    x, y = peaks(t, v, 0, 1000, bins=100)
+    assert np.nanmax(y) == 99.0 and np.nanmin(y) == 10.0
+    assert np.isnan(y[2 * 70:2 * 80]).all()
+
+
+def test_history_window_draws_what_is_on_disk(qtbot, data_dir: Path) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now - timedelta(hours=20), 10, {"cpu_percent": 95.0, "memory_percent": 40.0, "disk_percent": 70.0})
+    write_history(data_dir, now - timedelta(hours=10), now, 10, {"cpu_percent": 30.0, "memory_percent": 40.0, "disk_percent": 70.0})  # a 10 h gap
+    window = HistoryWindow(data_dir, LiveBuffer(), Config())
+    qtbot.addWidget(window)
+    window.set_results((_result("cpu_percent", Level.ORANGE, 81.0), _result("memory_percent", Level.OK, 40.0)))
+    with qtbot.waitSignal(window.range_loaded, timeout=10000):
+        window.show()
+    assert list(window.plots) == ["cpu_percent", "memory_percent", "disk_percent"]
+    x, y = window.curves["cpu_percent"].getData()
+    assert np.nanmax(y) == 95.0 and np.nanmin(y) == 30.0
+    gap = (x > (now - timedelta(hours=19)).timestamp()) & (x < (now - timedelta(hours=11)).timestamp())
+    assert gap.any() and np.isnan(y[gap]).all()  # the gap is a gap
+    hx, hy = window.hourly["cpu_percent"].getData()
+    assert set(np.round(hy, 6)) == {95.0, 30.0} and 25 <= len(hy) <= 28
+    lines = {round(item.value(), 3) for item in window.rule_lines["cpu_percent"]}
+    assert lines == {80.0, 90.0, 81.0}  # orange, red, and the rule's current average
+    assert window.rule_lines["disk_percent"] == []
+
+
+def test_history_window_shows_gpu_when_there_is_one(qtbot, data_dir: Path) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 5.0, "gpu0_util_percent": 99.0, "gpu0_memory_percent": 1.7, "gpu0_temperature_c": 56.0})
+    window = HistoryWindow(data_dir, LiveBuffer(), Config())
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.range_loaded, timeout=10000):
+        window.show()
+    assert list(window.plots) == ["cpu_percent", "gpu0_util_percent", "gpu0_memory_percent", "gpu0_temperature_c"]
+    assert window.plots["gpu0_temperature_c"].getAxis("left").labelText == "GPU 0 temperature (°C)"
+
+
+def test_live_view_holds_the_last_ten_minutes(qtbot, data_dir: Path) -> None:
+    live = LiveBuffer()
+    start = datetime.now(timezone.utc) - timedelta(minutes=20)
+    for i in range(0, 20 * 60, 2):
+        live.add(Sample(start + timedelta(seconds=i), float(i % 100), 50.0, 70.0))
+    window = HistoryWindow(data_dir, live, Config())
+    qtbot.addWidget(window)
+    window.span = LIVE_SECONDS
+    window.show()
+    x, y = window.curves["cpu_percent"].getData()
+    assert len(x) == LIVE_SECONDS // 2  # (now - 10 min, now] at one sample per 2 s
+    assert x[0] == pytest.approx((start + timedelta(seconds=600)).timestamp())  # 598 s left the window
+    assert list(y[-3:]) == [float((20 * 60 - 6) % 100), float((20 * 60 - 4) % 100), float((20 * 60 - 2) % 100)]
+
+
+# -------------------------------------------------------------------- the app
+
+
+def test_the_app_turns_red_then_orange_when_settings_change(qtbot, data_dir: Path, tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})
+    config = Config(sampling_interval_seconds=0.2, alerts_desktop_notifications=False)
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml")
+    try:
+        with qtbot.waitSignal(app.tick_shown, timeout=20000) as first:
+            app.start()
+        assert first.args[0].level is Level.RED
+        assert "36 h avg CPU 95 % — red (over 36 h of data)" in app.tray.toolTip()
+        assert app._icon_key[0] is Level.RED
+        key = app.tray.icon().cacheKey()
+        qtbot.waitSignal(app.tick_shown, timeout=5000).wait()
+        if app._icon_key[1:] == (tray_icon.bucket(first.args[0].sample.cpu_percent), tray_icon.bucket(first.args[0].sample.memory_percent)):
+            assert app.tray.icon().cacheKey() == key  # nothing changed: not redrawn
+        higher = config.with_values(rules=(Rule("cpu_percent", 129600, 80.0, 99.0, 3600), Rule("memory_percent")))
+        app.apply(higher)  # takes effect at once, no restart
+        qtbot.waitUntil(lambda: app.last is not None and app.last.level is Level.ORANGE, timeout=10000)
+        assert "— orange" in app.tray.toolTip()
+        app.set_paused(True)
+        assert "(sampling paused)" in app.tray.toolTip()
+    finally:
+        app.sampler.stop()
+    assert not math.isnan(app.last.results[0].average)

@@ -1,0 +1,373 @@
+"""The tray app: icon, tooltip, menu, notifications, and the windows, wired to the sampler thread.
+
+Imports Qt and the core. Everything here runs on the GUI thread and only reads values the
+sampler sends; nothing here blocks (no disk reads, no network).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QtMsgType, Signal, qInstallMessageHandler
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+
+from trayapp.engine import Tick, rule_keys
+from trayapp.gui import icon as tray_icon
+from trayapp.gui.history import LiveBuffer
+from trayapp.gui.sampler import Sampler
+from trayapp.model import Level, Sample, Transition, metric_label, metric_unit
+from trayapp.rules import human_duration
+from trayapp.settings import Config, Loaded, data_dir as resolve_data_dir
+from trayapp.slack import snooze, snooze_end, snoozed_until
+
+log = logging.getLogger(__name__)
+
+
+def describe_result(result) -> str:
+    """``36 h avg CPU 92 % — red (over 14 h of data)``."""
+    avg = "n/a" if result.average is None else f"{result.average:.0f} {metric_unit(result.metric)}"
+    return (f"{human_duration(result.window_seconds)} avg {metric_label(result.metric)} {avg} — "
+            f"{result.level.value} (over {human_duration(result.coverage_seconds)} of data)")
+
+
+def _fmt(value: float | None, unit: str = "%") -> str:
+    return "n/a" if value is None else f"{value:.0f} {unit}"
+
+
+def describe_sample(sample: Sample) -> list[str]:
+    lines = [f"CPU {_fmt(sample.cpu_percent)}   memory {_fmt(sample.memory_percent)}   disk {_fmt(sample.disk_percent)}"]
+    for gpu in sample.gpus:
+        lines.append(f"GPU {gpu.index} {_fmt(gpu.util_percent)}   memory {_fmt(gpu.memory_percent)}   {_fmt(gpu.temperature_c, '°C')}")
+    return lines
+
+
+def tooltip_text(tick: Tick | None, paused: bool = False, snoozed: datetime | None = None, slack: str = "") -> str:
+    if tick is None:
+        return "trayapp — starting…"
+    lines = [f"trayapp — {tick.level.value}" + (" (sampling paused)" if paused else "")]
+    lines += describe_sample(tick.sample)
+    lines += [describe_result(r) for r in tick.results]
+    if snoozed is not None:
+        lines.append(f"Slack alerts snoozed until {snoozed.astimezone().strftime('%a %H:%M')}")
+    if slack:
+        lines.append(slack)
+    return "\n".join(lines)
+
+
+def notification_text(changes: tuple[Transition, ...]) -> tuple[str, str]:
+    """One notification for all of a tick's transitions (they often come together at start-up)."""
+    titles = []
+    for change in changes:
+        r = change.result
+        if change.resolved:
+            titles.append(f"{metric_label(r.metric)} back to ok")
+        else:
+            titles.append(f"{metric_label(r.metric)} {change.current.value}" + (" (still)" if change.reminder else ""))
+    return ", ".join(titles), "\n".join(describe_result(c.result) for c in changes)
+
+
+def instance_name(folder: Path) -> str:
+    digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    return f"trayapp-{os.getuid() if hasattr(os, 'getuid') else 'u'}-{digest}"
+
+
+class TrayApp(QObject):
+    """The whole desktop app for one data folder."""
+
+    tick_shown = Signal(object)  # after the icon/tooltip were updated for a tick
+
+    def __init__(self, loaded: Loaded, folder: Path, config_path: Path, use_tray: bool = True) -> None:
+        super().__init__()
+        self.config = loaded.config
+        self.folder = Path(folder)
+        self.config_path = Path(config_path)
+        self.live = LiveBuffer()
+        self.last: Tick | None = None
+        self.slack_line = ""
+        self._icon_key: tuple | None = None
+        self.window = None
+        self.dialog = None
+        self.use_tray = use_tray
+
+        self.tray = QSystemTrayIcon(self)
+        self._set_icon(Level.UNKNOWN, None, None)
+        self.tray.setToolTip(tooltip_text(None))
+        self.tray.setContextMenu(self._menu())
+        self.tray.activated.connect(self._activated)
+
+        self.sampler = Sampler(self.config, self.folder)
+        self.sampler.ticked.connect(self.on_tick)
+        self.sampler.failed.connect(self.on_failed)
+        self.sampler.slack_status.connect(self.on_slack_status)
+        self.exporter = None
+        if self.config.prometheus_enabled:
+            self._start_prometheus()
+
+    # --- start and stop
+
+    def start(self) -> None:
+        if self.use_tray:
+            self.tray.show()  # the icon first; history is seeded on the sampler thread
+        self.sampler.start()
+
+    def quit(self) -> None:
+        self.sampler.stop()
+        if self.exporter is not None:
+            self.exporter.stop()
+        if self.window is not None:
+            self.window.shutdown()
+        self.tray.hide()
+        QApplication.quit()
+
+    # --- the menu
+
+    def _menu(self) -> QMenu:
+        menu = QMenu()
+        menu.addAction("Show history", self.show_history)
+        menu.addAction("Settings…", self.show_settings)
+        menu.addSeparator()
+        self.pause_action = QAction("Pause sampling", menu, checkable=True)
+        self.pause_action.toggled.connect(self.set_paused)
+        menu.addAction(self.pause_action)
+        snooze_menu = menu.addMenu("Snooze alerts")
+        for label, word in (("1 hour", "1h"), ("8 hours", "8h"), ("Until tomorrow", "tomorrow")):
+            snooze_menu.addAction(label, lambda w=word: self.snooze(w))
+        snooze_menu.addSeparator()
+        snooze_menu.addAction("Resume alerts", lambda: self.snooze("off"))
+        menu.addSeparator()
+        menu.addAction("Quit", self.quit)
+        self._menu_ref = menu
+        return menu
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:  # left click
+            self.show_history()
+
+    def set_paused(self, paused: bool) -> None:
+        self.sampler.set_paused(paused)
+        self._refresh_tooltip()
+
+    def snooze(self, word: str) -> None:
+        try:
+            snooze(self.folder, snooze_end(word))
+        except OSError as exc:
+            log.warning("cannot snooze: %s", exc)
+        self._refresh_tooltip()
+
+    # --- ticks
+
+    def on_tick(self, tick: Tick) -> None:
+        self.last = tick
+        self.live.add(tick.sample)
+        s = tick.sample
+        self._set_icon(tick.level, tray_icon.bucket(s.cpu_percent), tray_icon.bucket(s.memory_percent))
+        self._refresh_tooltip()
+        if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions:
+            title, text = notification_text(tick.transitions)
+            kinds = {Level.RED: QSystemTrayIcon.MessageIcon.Critical, Level.ORANGE: QSystemTrayIcon.MessageIcon.Warning}
+            worst = Level.worst([c.current for c in tick.transitions])
+            self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
+        if self.window is not None and self.window.isVisible():
+            self.window.set_results(tick.results)
+            self.window.refresh_live()
+        self.tick_shown.emit(tick)
+
+    def _set_icon(self, level: Level, cpu: int | None, memory: int | None) -> None:
+        key = (level, cpu, memory)
+        if key == self._icon_key:
+            return  # redraw only when what it shows changes
+        self._icon_key = key
+        self.tray.setIcon(tray_icon.icon(level, cpu, memory))
+        if self.window is not None:
+            self.window.setWindowIcon(self.tray.icon())
+
+    def _refresh_tooltip(self) -> None:
+        until = snoozed_until(self.folder)
+        self.tray.setToolTip(tooltip_text(self.last, self.sampler.paused, until, self.slack_line))
+
+    def on_failed(self, message: str) -> None:
+        print(f"trayapp: {message}", file=sys.stderr)
+        self.tray.setToolTip(f"trayapp — not recording: {message}")
+        QTimer.singleShot(0, self.quit)
+
+    def on_slack_status(self, line: str) -> None:
+        self.slack_line = line
+        self._refresh_tooltip()
+
+    # --- windows
+
+    def show_history(self) -> None:
+        if self.window is None:
+            from trayapp.gui.history import HistoryWindow
+
+            self.window = HistoryWindow(self.folder, self.live, self.config)
+            self.window.setWindowIcon(self.tray.icon())
+        if self.last is not None:
+            self.window.set_results(self.last.results, self.config)
+        self.window.show()
+        self.window.raise_()
+        self.window.activateWindow()
+
+    def show_settings(self) -> None:
+        from trayapp.gui.settings_dialog import SettingsDialog
+
+        if self.dialog is not None and self.dialog.isVisible():
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+            return
+        self.dialog = SettingsDialog(self.config, self.config_path, self.folder, self.slack_line)
+        self.dialog.applied.connect(self.apply)
+        self.dialog.show()
+
+    def apply(self, config: Config) -> None:
+        """New settings from the dialog: in force at once, no restart."""
+        old = self.config
+        self.config = config
+        folder = resolve_data_dir(config)
+        if os.environ.get("TRAYAPP_DATA_DIR") and not config.storage_data_dir:
+            folder = self.folder
+        self.sampler.apply(config, folder)
+        self.folder = folder
+        if self.window is not None:
+            self.window.data_dir = folder
+            self.window.config = config
+        if old.app_start_at_login != config.app_start_at_login:
+            self._set_autostart(config.app_start_at_login)
+        if (old.prometheus_enabled, old.prometheus_address, old.prometheus_port) != (
+            config.prometheus_enabled, config.prometheus_address, config.prometheus_port
+        ):
+            if self.exporter is not None:
+                self.exporter.stop()
+                self.exporter = None
+            if config.prometheus_enabled:
+                self._start_prometheus()
+
+    def _set_autostart(self, enabled: bool) -> None:
+        from trayapp.autostart import set_autostart
+
+        try:
+            where = set_autostart(enabled)
+            log.info("start at login %s (%s)", "on" if enabled else "off", where)
+        except OSError as exc:
+            log.warning("could not change start at login: %s", exc)
+
+    def _start_prometheus(self) -> None:
+        from trayapp.metrics import Exporter
+
+        try:
+            self.exporter = Exporter(self.config.prometheus_address, self.config.prometheus_port)
+        except (ImportError, OSError) as exc:
+            log.warning("Prometheus endpoint not started: %s", exc)
+            return
+        self.sampler.listeners.append(self.exporter.on_tick)
+
+
+def _already_running(name: str) -> bool:
+    """Ask a running instance to show its window; True if one answered."""
+    socket = QLocalSocket()
+    socket.connectToServer(name)
+    if not socket.waitForConnected(500):
+        return False
+    socket.write(b"show\n")
+    socket.waitForBytesWritten(500)
+    socket.disconnectFromServer()
+    return True
+
+
+def _wait_for_tray(seconds: float) -> bool:
+    """At login the panel may come up after us: wait for it rather than give up."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        QApplication.processEvents()
+        time.sleep(0.5)
+
+
+_QT_NOISE = ("propagateSizeHints", "does not support raise()", "QSystemTrayIcon::setVisible: No Icon set")
+
+
+def _qt_messages(mode: QtMsgType, _context: object, message: str) -> None:
+    """Qt's own chatter goes to our log, not raw onto the user's terminal."""
+    if any(noise in message for noise in _QT_NOISE):
+        return
+    if mode in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg):
+        log.debug("Qt: %s", message)
+
+
+def _quit_on_signals(app: QApplication) -> None:
+    """SIGINT/SIGTERM end the event loop cleanly (the store is flushed on the way out).
+
+    Qt's loop does not return to Python while idle, so the signal also writes a byte to a
+    socket that Qt watches: the wake-up costs nothing while no signal comes.
+    """
+    import signal
+    import socket
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+
+    def drain() -> None:
+        try:
+            reader.recv(64)
+        except OSError:
+            pass
+
+    notifier.activated.connect(drain)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: app.quit())
+    app._trayapp_signal_sockets = (reader, writer, notifier)  # keep them alive with the app
+
+
+def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: float = 0.0) -> int:
+    qInstallMessageHandler(_qt_messages)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    _quit_on_signals(app)
+    # Python's garbage collector may run on any thread; if it frees a widget on the sampler
+    # thread, Qt crashes. pyqtgraph's collector runs it on this thread only, from a timer.
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=5.0)
+    app.setApplicationName("trayapp")
+    app.setQuitOnLastWindowClosed(False)
+    name = instance_name(folder)
+    if _already_running(name):
+        print("trayapp: already running for this data folder; brought its window forward", file=sys.stderr)
+        return 0
+    server = QLocalServer()
+    QLocalServer.removeServer(name)  # a stale socket from a crash
+    server.listen(name)
+
+    has_tray = _wait_for_tray(wait_for_tray)
+    tray_app = TrayApp(loaded, folder, config_file, use_tray=has_tray)
+
+    def on_connection() -> None:
+        conn = server.nextPendingConnection()
+        if conn is not None:
+            conn.readyRead.connect(lambda: (conn.readAll(), tray_app.show_history()))
+
+    server.newConnection.connect(on_connection)
+    if not has_tray:
+        print("trayapp: no system tray on this desktop; showing the window instead (closing it quits)", file=sys.stderr)
+        app.setQuitOnLastWindowClosed(True)
+        tray_app.show_history()
+    tray_app.start()
+    app.aboutToQuit.connect(tray_app.sampler.stop)
+    code = app.exec()
+    tray_app.sampler.stop()
+    collector.timer.stop()
+    server.close()
+    return code

@@ -1,0 +1,342 @@
+"""The history window: a live view (last 10 minutes, from memory) and 36 h / 7 d / 30 d from disk.
+
+Imports Qt, pyqtgraph, numpy and the core. History is read and binned on a worker thread; the
+GUI thread only hands arrays to pyqtgraph. Gaps in the data stay gaps (NaN breaks the line).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from trayapp.engine import rule_keys
+from trayapp.model import BASE_COLUMNS, GPU_FIELDS, Level, RuleResult, Sample, metric_label, metric_unit
+from trayapp.rules import Rule, human_duration
+from trayapp.settings import Config
+from trayapp.store import Store
+
+log = logging.getLogger(__name__)
+
+LIVE_SECONDS = 600
+RANGES = (("Live", LIVE_SECONDS), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 d", 30 * 86400))
+BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
+LINE = QColor("#1a73e8")
+HOURLY = QColor("#174ea6")
+LEVEL_COLORS = {Level.RED: "#d93025", Level.ORANGE: "#f29900", Level.OK: "#1e8e3e", Level.UNKNOWN: "#80868b"}
+
+
+class LiveBuffer:
+    """The last ``seconds`` of samples, in memory, fed by every tick (window open or not)."""
+
+    def __init__(self, seconds: float = LIVE_SECONDS) -> None:
+        self.seconds = seconds
+        self.samples: deque[Sample] = deque()
+
+    def add(self, sample: Sample) -> None:
+        self.samples.append(sample)
+        limit = sample.timestamp.timestamp() - self.seconds
+        while self.samples and self.samples[0].timestamp.timestamp() <= limit:
+            self.samples.popleft()
+
+    def columns(self) -> list[str]:
+        names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+        for s in self.samples:
+            for name in s.values():
+                names.setdefault(name)
+        return list(names)
+
+    def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        t = np.fromiter((s.timestamp.timestamp() for s in self.samples), dtype="float64", count=len(self.samples))
+        out = {}
+        for name in self.columns():
+            out[name] = np.fromiter(
+                (_nan(s.values().get(name)) for s in self.samples), dtype="float64", count=len(self.samples)
+            )
+        return break_gaps(t, out)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def break_gaps(t: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Insert a NaN where samples are much further apart than usual, so a gap shows as a gap."""
+    if len(t) < 3:
+        return t, columns
+    dt = np.diff(t)
+    limit = max(5 * float(np.median(dt)), 10.0)
+    cuts = np.nonzero(dt > limit)[0]
+    if not len(cuts):
+        return t, columns
+    t2 = np.insert(t, cuts + 1, t[cuts] + dt[cuts] / 2)
+    return t2, {k: np.insert(v, cuts + 1, np.nan) for k, v in columns.items()}
+
+
+def peaks(t: np.ndarray, v: np.ndarray, start: float, end: float, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of each time bin (so spikes survive), NaN for an empty bin (a gap)."""
+    width = (end - start) / bins
+    idx = np.clip(((t - start) / width).astype("int64"), 0, bins - 1)
+    ok = ~np.isnan(v)
+    lo = np.full(bins, np.nan)
+    hi = np.full(bins, np.nan)
+    if ok.any():
+        np.fmin.at(lo, idx[ok], v[ok])
+        np.fmax.at(hi, idx[ok], v[ok])
+    centres = start + (np.arange(bins) + 0.5) * width
+    x = np.repeat(centres, 2)
+    x[0::2] -= width / 4
+    x[1::2] += width / 4
+    y = np.empty(bins * 2)
+    y[0::2], y[1::2] = lo, hi
+    return x, y
+
+
+def hourly_means(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of each local clock hour that has data, at the hour's middle."""
+    ok = ~np.isnan(v)
+    if not ok.any():
+        return np.empty(0), np.empty(0)
+    offset = datetime.now().astimezone().utcoffset().total_seconds()  # type: ignore[union-attr]
+    hours = np.floor((t[ok] + offset) / 3600).astype("int64")
+    first = hours.min()
+    idx = hours - first
+    sums = np.bincount(idx, weights=v[ok])
+    counts = np.bincount(idx)
+    have = counts > 0
+    x = (np.nonzero(have)[0] + first) * 3600 - offset + 1800
+    return x.astype("float64"), sums[have] / counts[have]
+
+
+@dataclass
+class Series:
+    """What one range needs to draw, prepared off the GUI thread."""
+
+    span: float
+    start: float
+    end: float
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    hourly: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    rows: int = 0
+    took: float = 0.0
+
+
+def prepare_history(data_dir: Path, span: float, now: datetime | None = None) -> Series:
+    t0 = time.perf_counter()
+    now = now or datetime.now(timezone.utc)
+    start = now - timedelta(seconds=span)
+    table = Store(data_dir).read(start, now)
+    t = table.column("timestamp").cast("int64").to_numpy() / 1e6
+    series = Series(span, start.timestamp(), now.timestamp(), rows=table.num_rows)
+    for name in table.column_names:
+        if name == "timestamp":
+            continue
+        v = table.column(name).to_numpy(zero_copy_only=False).astype("float64")
+        if np.isnan(v).all():
+            continue
+        if table.num_rows > 2 * BINS:
+            series.curves[name] = peaks(t, v, series.start, series.end)
+        else:
+            tt, cols = break_gaps(t, {name: v})
+            series.curves[name] = (tt, cols[name])
+        series.hourly[name] = hourly_means(t, v)
+    series.took = time.perf_counter() - t0
+    return series
+
+
+def plotted_columns(names: Sequence[str]) -> list[str]:
+    """Which columns get a plot, in order: CPU, memory, disk, then each GPU's util, memory, temp."""
+    order = [c for c in BASE_COLUMNS if c in names]
+    gpus = sorted({n.split("_", 1)[0] for n in names if n.startswith("gpu") and "_" in n})
+    for gpu in gpus:
+        order += [f"{gpu}_{f}" for f in GPU_FIELDS if f"{gpu}_{f}" in names]
+    return order
+
+
+class _Bridge(QObject):
+    loaded = Signal(object)
+
+
+class HistoryWindow(QWidget):
+    """Plots per metric with linked time axes; thresholds and each rule's window average drawn."""
+
+    range_loaded = Signal(object)  # Series, once drawn (tests and the benchmark wait on it)
+
+    def __init__(self, data_dir: Path, live: LiveBuffer, config: Config) -> None:
+        super().__init__()
+        pg.setConfigOptions(antialias=True, background="w", foreground="#202124")
+        self.setWindowTitle("trayapp — history")
+        self.resize(900, 640)
+        self.data_dir = Path(data_dir)
+        self.live = live
+        self.config = config
+        self.results: tuple[RuleResult, ...] = ()
+        self.span = RANGES[1][1]
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
+        self._bridge = _Bridge()
+        self._bridge.loaded.connect(self._draw_history)
+        self._request = 0
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.hourly: dict[str, pg.PlotDataItem] = {}
+        self.rule_lines: dict[str, list] = {}
+
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.summary = QLabel("…")
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        top.addWidget(self.summary, 1)
+        self.buttons = QButtonGroup(self)
+        for i, (label, seconds) in enumerate(RANGES):
+            button = QPushButton(label)
+            button.setCheckable(True)
+            button.setChecked(seconds == self.span)
+            self.buttons.addButton(button, i)
+            top.addWidget(button)
+        self.buttons.idClicked.connect(lambda i: self.show_range(RANGES[i][1]))
+        layout.addLayout(top)
+        self.status = QLabel("")
+        self.status.setStyleSheet("color: #5f6368")
+        layout.addWidget(self.status)
+        self.graphics = pg.GraphicsLayoutWidget()
+        layout.addWidget(self.graphics, 1)
+
+    # --- plots
+
+    def _plot_for(self, name: str) -> pg.PlotItem:
+        if name in self.plots:
+            return self.plots[name]
+        row = len(self.plots)
+        plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
+        plot.setLabel("left", f"{metric_label(name)} ({metric_unit(name)})")
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setMouseEnabled(x=True, y=False)
+        plot.setYRange(0, 100, padding=0.02)
+        plot.hideButtons()
+        if self.plots:
+            plot.setXLink(next(iter(self.plots.values())))
+        self.plots[name] = plot
+        self.curves[name] = plot.plot(pen=pg.mkPen(LINE, width=1), connect="finite", name="samples")
+        self.hourly[name] = plot.plot(pen=pg.mkPen(HOURLY, width=2.5), connect="finite", name="hourly mean")
+        self._draw_rules(name)
+        return plot
+
+    def _draw_rules(self, name: str) -> None:
+        plot = self.plots[name]
+        for item in self.rule_lines.pop(name, []):
+            plot.removeItem(item)
+        items = []
+        by_key = dict(zip(rule_keys(self.config.rules), self.config.rules))
+        results = {r.metric + str(r.window_seconds): r for r in self.results}
+        for key, rule in by_key.items():
+            if rule.metric != name:
+                continue
+            for value, color, word in ((rule.orange, "#f29900", "orange"), (rule.red, "#d93025", "red")):
+                line = pg.InfiniteLine(pos=value, angle=0, pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine),
+                                       label=f"{word} {value:g}", labelOpts={"position": 0.02, "color": color, "anchors": [(0, 1), (0, 1)]})
+                plot.addItem(line)
+                items.append(line)
+            result = results.get(rule.metric + str(rule.window_seconds))
+            if result is not None and result.average is not None:
+                color = LEVEL_COLORS[result.level]
+                avg = pg.InfiniteLine(pos=result.average, angle=0, pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DotLine),
+                                      label=f"{human_duration(rule.window_seconds)} avg {result.average:.1f}",
+                                      labelOpts={"position": 0.85, "color": color, "anchors": [(1, 1), (1, 1)]})
+                plot.addItem(avg)
+                items.append(avg)
+        self.rule_lines[name] = items
+
+    # --- data
+
+    def set_results(self, results: tuple[RuleResult, ...], config: Config | None = None) -> None:
+        """Each rule's current window average (from the sampler), drawn and summarised."""
+        if config is not None:
+            self.config = config
+        changed = [r.average for r in results] != [r.average for r in self.results]
+        self.results = results
+        parts = []
+        for r in results:
+            avg = "n/a" if r.average is None else f"{r.average:.1f} {metric_unit(r.metric)}"
+            parts.append(
+                f"<span style='color:{LEVEL_COLORS[r.level]}'>●</span> {human_duration(r.window_seconds)} avg "
+                f"{metric_label(r.metric)} <b>{avg}</b> — {r.level.value} (over {human_duration(r.coverage_seconds)} of data)"
+            )
+        self.summary.setText("<br>".join(parts) or "no rules")
+        if changed and self.isVisible():
+            for name in self.plots:
+                self._draw_rules(name)
+
+    def show_range(self, span: float) -> None:
+        self.span = span
+        for i, (_, seconds) in enumerate(RANGES):
+            self.buttons.button(i).setChecked(seconds == span)
+        if span == LIVE_SECONDS:
+            self.refresh_live()
+            return
+        self._request += 1
+        request = self._request
+        self.status.setText("reading history…")
+        future = self._pool.submit(prepare_history, self.data_dir, span)
+        future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f)))
+
+    def _draw_history(self, item: tuple) -> None:
+        request, future = item
+        if request != self._request:
+            return  # a newer range was asked for meanwhile
+        try:
+            series: Series = future.result()
+        except Exception as exc:  # a read that failed: say so, keep the window
+            self.status.setText(f"could not read history: {exc}")
+            return
+        for name in plotted_columns(list(series.curves)):
+            self._plot_for(name)
+        for name, curve in self.curves.items():
+            x, y = series.curves.get(name, (np.empty(0), np.empty(0)))
+            curve.setData(x, y, connect="finite")
+            hx, hy = series.hourly.get(name, (np.empty(0), np.empty(0)))
+            self.hourly[name].setData(hx, hy)
+            self.hourly[name].setVisible(True)
+        for plot in self.plots.values():
+            plot.setXRange(series.start, series.end, padding=0)
+        label = next(lbl for lbl, s in RANGES if s == series.span)
+        self.status.setText(f"{label}: {series.rows} samples, read in {series.took * 1000:.0f} ms; dark line: hourly means")
+        self.range_loaded.emit(series)
+
+    def refresh_live(self) -> None:
+        """Redraw the live view from memory (called on each tick while it is shown)."""
+        if self.span != LIVE_SECONDS:
+            return
+        t, columns = self.live.arrays()
+        for name in plotted_columns(list(columns)):
+            if not np.isnan(columns[name]).all():
+                self._plot_for(name)
+        for name, curve in self.curves.items():
+            curve.setData(t, columns.get(name, np.full(len(t), np.nan)), connect="finite")
+            self.hourly[name].setVisible(False)
+        now = time.time()
+        for plot in self.plots.values():
+            plot.setXRange(now - LIVE_SECONDS, now, padding=0)
+        self.status.setText(f"Live: last {LIVE_SECONDS // 60} minutes, {len(t)} samples, updating each sample")
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self.show_range(self.span)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self._request += 1  # drop any read in flight
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,123 @@
+"""The sampler thread: a QThread around the core's engine and the Slack courier.
+
+Imports Qt and the core. It emits immutable values (ticks, messages) through signals; it never
+touches a widget. Seeding from disk happens here, so the icon appears before history is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QThread, Signal
+
+from trayapp.engine import Engine
+from trayapp.settings import Config
+from trayapp.slack import Courier
+from trayapp.store import StoreError
+
+log = logging.getLogger(__name__)
+
+
+class Sampler(QThread):
+    ready = Signal(object)  # the Engine's data folder (Path) once seeded
+    ticked = Signal(object)  # trayapp.engine.Tick
+    failed = Signal(str)  # could not start: one line for the user
+    slack_status = Signal(str)  # '' when all is well
+
+    def __init__(self, config: Config, data_dir: Path, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("trayapp-sampler")
+        self._config = config
+        self._data_dir = Path(data_dir)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._paused = False
+        self._pending: tuple[Config, Path] | None = None
+        self.engine: Engine | None = None
+        self.courier: Courier | None = None
+        self.listeners: list = []  # extra tick listeners run on this thread (Prometheus)
+
+    # --- called from the GUI thread
+    def set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        self._wake.set()
+
+    def apply(self, config: Config, data_dir: Path) -> None:
+        self._pending = (config, Path(data_dir))
+        self._wake.set()
+
+    def stop(self, wait_ms: int = 10000) -> None:
+        self._stopping = True
+        self._wake.set()
+        self.wait(wait_ms)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # --- the thread
+    def _open(self, config: Config, data_dir: Path) -> bool:
+        engine = Engine(config, data_dir)
+        try:
+            engine.start()
+        except (StoreError, OSError) as exc:
+            self.failed.emit(str(exc))
+            return False
+        courier = Courier(data_dir, lambda: engine.config, on_status=self.slack_status.emit)
+        engine.listeners.append(courier.on_tick)
+        engine.listeners.append(self.ticked.emit)
+        engine.listeners.extend(self.listeners)
+        courier.start()
+        self.engine, self.courier = engine, courier
+        self._data_dir = data_dir
+        self.ready.emit(data_dir)
+        return True
+
+    def _close(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+        if self.courier is not None:
+            self.courier.stop(timeout=3.0)
+        self.engine = self.courier = None
+
+    def run(self) -> None:
+        if not self._open(self._config, self._data_dir):
+            return
+        next_at = time.monotonic()
+        try:
+            while not self._stopping:
+                if self._pending is not None:
+                    config, data_dir = self._pending
+                    self._pending = None
+                    self._switch(config, data_dir)
+                    if self.engine is None:
+                        return
+                if not self._paused:
+                    try:
+                        self.engine.tick()
+                    except Exception:  # keep sampling whatever one tick hit
+                        log.exception("a tick failed")
+                step = self.engine.config.sampling_interval_seconds
+                next_at += step
+                delay = next_at - time.monotonic()
+                if delay < 0:
+                    next_at, delay = time.monotonic(), 0.0
+                self._wake.wait(delay)
+                if self._wake.is_set():
+                    self._wake.clear()
+                    next_at = time.monotonic() if self._pending is None else next_at
+        finally:
+            self._close()
+
+    def _switch(self, config: Config, data_dir: Path) -> None:
+        assert self.engine is not None
+        if data_dir.resolve() == self._data_dir.resolve():
+            self.engine.apply(config)
+            return
+        old_config, old_dir = self.engine.config, self._data_dir
+        self._close()
+        if not self._open(config, data_dir):
+            self._open(old_config, old_dir)  # keep recording where it was
