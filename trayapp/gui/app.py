@@ -86,6 +86,11 @@ class TrayApp(QObject):
 
     def __init__(self, loaded: Loaded, folder: Path, config_path: Path, use_tray: bool = True) -> None:
         super().__init__()
+        # Python's garbage collector may run on any thread; if it frees a widget on the sampler
+        # thread, Qt crashes. pyqtgraph's collector runs it on this thread only, from a timer.
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        self._collector = GarbageCollector(interval=5.0)
         self.config = loaded.config
         self.folder = Path(folder)
         self.config_path = Path(config_path)
@@ -107,6 +112,7 @@ class TrayApp(QObject):
         self.sampler.ticked.connect(self.on_tick)
         self.sampler.failed.connect(self.on_failed)
         self.sampler.slack_status.connect(self.on_slack_status)
+        QApplication.instance().aboutToQuit.connect(self.sampler.stop)  # however the loop ends
         self.exporter = None
         if self.config.prometheus_enabled:
             self._start_prometheus()
@@ -120,6 +126,7 @@ class TrayApp(QObject):
 
     def quit(self) -> None:
         self.sampler.stop()
+        self._collector.timer.stop()
         if self.exporter is not None:
             self.exporter.stop()
         if self.window is not None:
@@ -336,11 +343,6 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
     qInstallMessageHandler(_qt_messages)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     _quit_on_signals(app)
-    # Python's garbage collector may run on any thread; if it frees a widget on the sampler
-    # thread, Qt crashes. pyqtgraph's collector runs it on this thread only, from a timer.
-    from pyqtgraph.util.garbage_collector import GarbageCollector
-
-    collector = GarbageCollector(interval=5.0)
     app.setApplicationName("trayapp")
     app.setQuitOnLastWindowClosed(False)
     name = instance_name(folder)
@@ -365,9 +367,7 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
         app.setQuitOnLastWindowClosed(True)
         tray_app.show_history()
     tray_app.start()
-    app.aboutToQuit.connect(tray_app.sampler.stop)
     code = app.exec()
     tray_app.sampler.stop()
-    collector.timer.stop()
     server.close()
     return code

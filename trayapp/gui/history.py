@@ -115,9 +115,11 @@ def hourly_means(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx = hours - first
     sums = np.bincount(idx, weights=v[ok])
     counts = np.bincount(idx)
+    means = np.full(len(counts), np.nan)
     have = counts > 0
-    x = (np.nonzero(have)[0] + first) * 3600 - offset + 1800
-    return x.astype("float64"), sums[have] / counts[have]
+    means[have] = sums[have] / counts[have]
+    x = (np.arange(len(counts)) + first) * 3600 - offset + 1800
+    return x.astype("float64"), means  # an hour without data is NaN: the line breaks there
 
 
 @dataclass
@@ -223,7 +225,7 @@ class HistoryWindow(QWidget):
         plot.setLabel("left", f"{metric_label(name)} ({metric_unit(name)})")
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setMouseEnabled(x=True, y=False)
-        plot.setYRange(0, 100, padding=0.02)
+        plot.setYRange(0, 110, padding=0)
         plot.hideButtons()
         if self.plots:
             plot.setXLink(next(iter(self.plots.values())))
@@ -245,7 +247,7 @@ class HistoryWindow(QWidget):
                 continue
             for value, color, word in ((rule.orange, "#f29900", "orange"), (rule.red, "#d93025", "red")):
                 line = pg.InfiniteLine(pos=value, angle=0, pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine),
-                                       label=f"{word} {value:g}", labelOpts={"position": 0.02, "color": color, "anchors": [(0, 1), (0, 1)]})
+                                       label=f"{word} {value:g}", labelOpts={"position": 0.99, "color": color, "anchors": [(1, 1), (1, 1)]})
                 plot.addItem(line)
                 items.append(line)
             result = results.get(rule.metric + str(rule.window_seconds))
@@ -253,7 +255,7 @@ class HistoryWindow(QWidget):
                 color = LEVEL_COLORS[result.level]
                 avg = pg.InfiniteLine(pos=result.average, angle=0, pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DotLine),
                                       label=f"{human_duration(rule.window_seconds)} avg {result.average:.1f}",
-                                      labelOpts={"position": 0.85, "color": color, "anchors": [(1, 1), (1, 1)]})
+                                      labelOpts={"position": 0.01, "color": color, "anchors": [(0, 0), (0, 0)], "fill": (255, 255, 255, 200)})
                 plot.addItem(avg)
                 items.append(avg)
         self.rule_lines[name] = items
@@ -306,7 +308,7 @@ class HistoryWindow(QWidget):
             x, y = series.curves.get(name, (np.empty(0), np.empty(0)))
             curve.setData(x, y, connect="finite")
             hx, hy = series.hourly.get(name, (np.empty(0), np.empty(0)))
-            self.hourly[name].setData(hx, hy)
+            self.hourly[name].setData(hx, hy, connect="finite")
             self.hourly[name].setVisible(True)
         for plot in self.plots.values():
             plot.setXRange(series.start, series.end, padding=0)

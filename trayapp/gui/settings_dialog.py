@@ -115,6 +115,7 @@ class SettingsDialog(QDialog):
     def __init__(self, config: Config, config_path: Path, data_dir: Path, slack_status: str = "", parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("trayapp — settings")
+        self.setMinimumWidth(560)
         self.config = config
         self.config_path = Path(config_path)
         self.data_dir = Path(data_dir)

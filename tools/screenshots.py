@@ -1,0 +1,132 @@
+"""Screenshots for the README: the real app under Xvfb with trayer, on made-up but plausible data.
+
+    .venv/bin/python tools/screenshots.py   # writes docs/screenshots/*.png
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.xsession import XSession  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+
+
+def make_data(data_dir: Path) -> None:
+    import numpy as np
+
+    from trayapp.synthetic import write_history
+
+    now = datetime.now(timezone.utc)
+    rng = np.random.default_rng(3)
+
+    def cpu(t):
+        hours = (t - t[0]) / 3600
+        busy = (hours % 12 > 5).astype(float) * 55
+        return np.clip(30 + busy + 8 * np.sin(hours) + rng.normal(0, 6, len(t)), 0, 100)
+
+    def gpu(t):
+        hours = (t - t[0]) / 3600
+        return np.where(hours % 12 > 4, np.clip(rng.normal(97, 2, len(t)), 0, 100), rng.normal(2, 1, len(t)).clip(0))
+
+    cols = {
+        "cpu_percent": cpu,
+        "memory_percent": lambda t: np.clip(82 + 4 * np.sin((t - t[0]) / 20000) + rng.normal(0, 1, len(t)), 0, 100),
+        "disk_percent": 61.0,
+        "gpu0_util_percent": gpu,
+        "gpu0_memory_percent": lambda t: np.where(gpu(t) > 50, 71.0, 1.7),
+        "gpu0_temperature_c": lambda t: np.where(gpu(t) > 50, 62.0, 31.0),
+    }
+    write_history(data_dir, now - timedelta(hours=40), now - timedelta(hours=21), 20, cols)
+    write_history(data_dir, now - timedelta(hours=18), now, 20, cols)  # a gap: the box was off
+
+
+def main() -> None:
+    os.environ.pop("QT_QPA_PLATFORM", None)
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, XSession(1280, 860) as x:
+        data_dir = Path(tmp) / "data"
+        make_data(data_dir)
+        env = {**x.env, "TRAYAPP_DATA_DIR": str(data_dir), "TRAYAPP_CONFIG": str(Path(tmp) / "c.toml"), "TRAYAPP_NO_KEYRING": "1"}
+        code = f"""
+import sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
+from trayapp.gui.app import TrayApp
+from trayapp.settings import Loaded, Config
+import subprocess
+app = QApplication([])
+app.setQuitOnLastWindowClosed(False)
+config = Config(sampling_interval_seconds=1.0, alerts_desktop_notifications=True)
+t = TrayApp(Loaded(config, Path({str(Path(tmp) / 'c.toml')!r}), []), Path({str(data_dir)!r}), Path({str(Path(tmp) / 'c.toml')!r}))
+t.start()
+def shoot(name, widget=None):
+    args = ["import", "-window", "root"]
+    if widget is not None:
+        g = widget.frameGeometry()
+        args += ["-crop", f"{{g.width()}}x{{g.height()}}+{{g.x()}}+{{g.y()}}"]
+    subprocess.run(args + [{str(OUT)!r} + "/" + name], check=True)
+def step1():
+    t.show_history(); t.window.move(40, 40); t.window.resize(1100, 760)
+def step2():
+    shoot("history.png", t.window); t.window.hide(); t.show_settings(); t.dialog.move(300, 120); t.dialog.tabs.setCurrentIndex(1)
+def step3():
+    shoot("settings-rules.png", t.dialog); t.dialog.tabs.setCurrentIndex(0)
+def step4():
+    shoot("settings.png", t.dialog); t.dialog.reject()
+    subprocess.run(["xdotool", "mousemove", "1268", "12"])
+def step5():
+    shoot("tray.png"); t.quit()
+for i, f in enumerate((step1, step2, step3, step4, step5)):
+    QTimer.singleShot(4000 + 2500 * i, f)
+app.exec()
+"""
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    subprocess.run(["convert", str(OUT / "tray.png"), "-crop", "560x200+720+0", "+repage", str(OUT / "tray.png")], check=True)
+    print("\n".join(str(p) for p in sorted(OUT.glob("*.png"))))
+
+
+
+
+def icon_sheet() -> Path:
+    """Every level at tray sizes, on a light and a dark panel: docs/screenshots/icons.png."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtGui import QColor, QImage, QPainter
+    from PySide6.QtWidgets import QApplication
+
+    from trayapp.gui.icon import render
+    from trayapp.model import Level
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841 (QPainter needs it)
+    sizes = (16, 22, 24, 48)
+    levels = (Level.OK, Level.ORANGE, Level.RED, Level.UNKNOWN)
+    cell = 56
+    sheet = QImage(cell * len(levels), cell * len(sizes) * 2 // 2 * 2, QImage.Format.Format_ARGB32)
+    p = QPainter(sheet)
+    for band, bg in enumerate((QColor("#f1f3f4"), QColor("#202124"))):
+        p.fillRect(0, band * cell * len(sizes), sheet.width(), cell * len(sizes), bg)
+        for row, size in enumerate(sizes):
+            for col, level in enumerate(levels):
+                image = render(level, 3 if level is not Level.UNKNOWN else None, 6 if level is not Level.UNKNOWN else None, size)
+                y = band * cell * len(sizes) + row * cell + (cell - size) // 2
+                p.drawImage(col * cell + (cell - size) // 2, y, image)
+    p.end()
+    out = OUT / "icons.png"
+    sheet.save(str(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
+    print(icon_sheet())
