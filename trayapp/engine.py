@@ -19,7 +19,7 @@ from typing import Any
 from trayapp.model import Level, RuleResult, Sample, Transition
 from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, format_duration, parse_duration
 from trayapp.settings import Config
-from trayapp.store import Store
+from trayapp.store import Store, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,8 @@ class Engine:
             values = table.column(state.rule.metric).to_numpy(zero_copy_only=False)
             state.window.extend(stamps, values, now.timestamp())
         log.info("seeded %d rule(s) from %d sample(s) on disk", len(self.states), table.num_rows)
+        del table
+        release_memory()
 
     def apply(self, config: Config) -> None:
         """Take new settings at once (from the settings dialog); re-seeds if rules changed."""

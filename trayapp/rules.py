@@ -135,8 +135,8 @@ class RollingWindow:
         keep = ~np.isnan(v) & (t <= now)
         if len(self) and keep.any():
             keep &= t > self._t[-1]
-        self._t.extend(t[keep].tolist())
-        self._v.extend(v[keep].tolist())
+        self._t.frombytes(t[keep].tobytes())  # no Python float per sample
+        self._v.frombytes(v[keep].tobytes())
         self._sum = math.fsum(self._v[self._head :])
         self._evicted = 0
         self.advance(now)

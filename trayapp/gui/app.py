@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from trayapp.engine import Tick, rule_keys
 from trayapp.gui import icon as tray_icon
-from trayapp.gui.history import LiveBuffer
+from trayapp.gui.live import LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.model import Level, Sample, Transition, metric_label, metric_unit
 from trayapp.rules import human_duration
@@ -79,6 +79,37 @@ def instance_name(folder: Path) -> str:
     return f"trayapp-{os.getuid() if hasattr(os, 'getuid') else 'u'}-{digest}"
 
 
+class GuiThreadCollector:
+    """Python's garbage collector, run on the GUI thread only.
+
+    A collection may start on any thread; one that frees a widget on the sampler thread crashes
+    Qt. pyqtgraph ships the same idea (``util.garbage_collector``), but importing it loads all
+    of pyqtgraph (~30 MB), which the app otherwise loads only with the history window.
+    """
+
+    def __init__(self, parent: QObject, interval_ms: int = 5000) -> None:
+        import gc
+
+        self._gc = gc
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(parent)
+        self.timer.timeout.connect(self.check)
+        self.timer.start(interval_ms)
+
+    def check(self) -> None:
+        gc = self._gc
+        counts = gc.get_count()
+        for generation in (2, 1, 0):
+            if counts[generation] > self.threshold[generation]:
+                gc.collect(generation)
+                return
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self._gc.enable()
+
+
 class TrayApp(QObject):
     """The whole desktop app for one data folder."""
 
@@ -86,11 +117,7 @@ class TrayApp(QObject):
 
     def __init__(self, loaded: Loaded, folder: Path, config_path: Path, use_tray: bool = True) -> None:
         super().__init__()
-        # Python's garbage collector may run on any thread; if it frees a widget on the sampler
-        # thread, Qt crashes. pyqtgraph's collector runs it on this thread only, from a timer.
-        from pyqtgraph.util.garbage_collector import GarbageCollector
-
-        self._collector = GarbageCollector(interval=5.0)
+        self._collector = GuiThreadCollector(self)
         self.config = loaded.config
         self.folder = Path(folder)
         self.config_path = Path(config_path)
@@ -126,7 +153,7 @@ class TrayApp(QObject):
 
     def quit(self) -> None:
         self.sampler.stop()
-        self._collector.timer.stop()
+        self._collector.stop()
         if self.exporter is not None:
             self.exporter.stop()
         if self.window is not None:

@@ -7,9 +7,7 @@ GUI thread only hands arrays to pyqtgraph. Gaps in the data stay gaps (NaN break
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,66 +21,19 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from trayapp.engine import rule_keys
-from trayapp.model import BASE_COLUMNS, GPU_FIELDS, Level, RuleResult, Sample, metric_label, metric_unit
+from trayapp.gui.live import LIVE_SECONDS, LiveBuffer, break_gaps
+from trayapp.model import BASE_COLUMNS, GPU_FIELDS, Level, RuleResult, metric_label, metric_unit
 from trayapp.rules import Rule, human_duration
 from trayapp.settings import Config
-from trayapp.store import Store
+from trayapp.store import Store, release_memory
 
 log = logging.getLogger(__name__)
 
-LIVE_SECONDS = 600
 RANGES = (("Live", LIVE_SECONDS), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 d", 30 * 86400))
 BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
 LINE = QColor("#1a73e8")
 HOURLY = QColor("#174ea6")
 LEVEL_COLORS = {Level.RED: "#d93025", Level.ORANGE: "#f29900", Level.OK: "#1e8e3e", Level.UNKNOWN: "#80868b"}
-
-
-class LiveBuffer:
-    """The last ``seconds`` of samples, in memory, fed by every tick (window open or not)."""
-
-    def __init__(self, seconds: float = LIVE_SECONDS) -> None:
-        self.seconds = seconds
-        self.samples: deque[Sample] = deque()
-
-    def add(self, sample: Sample) -> None:
-        self.samples.append(sample)
-        limit = sample.timestamp.timestamp() - self.seconds
-        while self.samples and self.samples[0].timestamp.timestamp() <= limit:
-            self.samples.popleft()
-
-    def columns(self) -> list[str]:
-        names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
-        for s in self.samples:
-            for name in s.values():
-                names.setdefault(name)
-        return list(names)
-
-    def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        t = np.fromiter((s.timestamp.timestamp() for s in self.samples), dtype="float64", count=len(self.samples))
-        out = {}
-        for name in self.columns():
-            out[name] = np.fromiter(
-                (_nan(s.values().get(name)) for s in self.samples), dtype="float64", count=len(self.samples)
-            )
-        return break_gaps(t, out)
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
-def break_gaps(t: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Insert a NaN where samples are much further apart than usual, so a gap shows as a gap."""
-    if len(t) < 3:
-        return t, columns
-    dt = np.diff(t)
-    limit = max(5 * float(np.median(dt)), 10.0)
-    cuts = np.nonzero(dt > limit)[0]
-    if not len(cuts):
-        return t, columns
-    t2 = np.insert(t, cuts + 1, t[cuts] + dt[cuts] / 2)
-    return t2, {k: np.insert(v, cuts + 1, np.nan) for k, v in columns.items()}
 
 
 def peaks(t: np.ndarray, v: np.ndarray, start: float, end: float, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +105,8 @@ def prepare_history(data_dir: Path, span: float, now: datetime | None = None) ->
             tt, cols = break_gaps(t, {name: v})
             series.curves[name] = (tt, cols[name])
         series.hourly[name] = hourly_means(t, v)
+    del table
+    release_memory()
     series.took = time.perf_counter() - t0
     return series
 

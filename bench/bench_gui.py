@@ -1,0 +1,157 @@
+"""The desktop app: CPU with the window closed (beside headless, same run), resident memory after
+start and after opening/closing the history window ten times, and the time to open a 36-hour
+window of 1-second data (beside plotting the raw samples with pyqtgraph, the naive way).
+Runs under Xvfb with trayer (a real tray). Targets: <= 0.3 % of a core, <= 150 MB, <= 300 ms."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_cpu import cpu_seconds  # noqa: E402
+from bench.common import save  # noqa: E402
+from tests.xsession import XSession  # noqa: E402
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
+
+
+def history_36h_1s(data_dir: Path) -> None:
+    import numpy as np
+
+    from trayapp.synthetic import write_history
+
+    now = datetime.now(timezone.utc)
+    rng = np.random.default_rng(1)
+    write_history(data_dir, now - timedelta(hours=36), now, 1.0, {
+        "cpu_percent": lambda t: rng.uniform(0, 100, len(t)).round(1),
+        "memory_percent": lambda t: rng.uniform(40, 60, len(t)).round(1),
+        "disk_percent": 50.0,
+    })
+
+
+def cpu_window_closed(x: XSession, tmp: Path) -> dict:
+    data_dir = tmp / "data"
+    history_36h_1s(data_dir)
+    config = tmp / "config.toml"
+    config.write_text("[sampling]\ninterval_seconds = 1.0\n")
+    env = {**x.env, "TRAYAPP_CONFIG": str(config), "TRAYAPP_NO_KEYRING": "1"}
+    gui = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--data-dir", str(data_dir)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    headless = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--data-dir", str(tmp / "data2"), "run", "--headless"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)
+        pg, ph = psutil.Process(gui.pid), psutil.Process(headless.pid)
+        rss_start = pg.memory_info().rss
+        g0, h0, t0 = cpu_seconds(pg), cpu_seconds(ph), time.monotonic()
+        time.sleep(SECONDS)
+        elapsed = time.monotonic() - t0
+        g1, h1 = cpu_seconds(pg), cpu_seconds(ph)
+        rss_after = pg.memory_info().rss
+    finally:
+        for p in (gui, headless):
+            p.send_signal(signal.SIGTERM)
+        for p in (gui, headless):
+            p.wait(20)
+    return {
+        "gui_percent_of_core": round(100 * (g1 - g0) / elapsed, 3),
+        "headless_percent_of_core": round(100 * (h1 - h0) / elapsed, 3),
+        "gui_rss_mb_after_start": round(rss_start / 2**20, 1),
+        "gui_rss_mb_after_window_s": round(rss_after / 2**20, 1),
+    }
+
+
+WINDOW_SCRIPT = r"""
+import json, sys, time, gc
+sys.path.insert(0, ROOT)
+from pathlib import Path
+import psutil
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEventLoop, QTimer
+app = QApplication([])
+app.setQuitOnLastWindowClosed(False)
+from trayapp.gui.app import TrayApp
+from trayapp.settings import Loaded, Config
+proc = psutil.Process()
+config = Config(sampling_interval_seconds=1.0)
+tray = TrayApp(Loaded(config, Path(CONFIG), []), Path(DATA), Path(CONFIG))
+tray.start()
+def spin(ms):
+    loop = QEventLoop(); QTimer.singleShot(ms, loop.quit); loop.exec()
+spin(3000)
+out = {"rss_mb_after_start": proc.memory_info().rss / 2**20}
+opens = []
+for i in range(10):
+    loop = QEventLoop()
+    t0 = time.perf_counter()
+    tray.show_history()
+    tray.window.range_loaded.connect(loop.quit)
+    QTimer.singleShot(10000, loop.quit)
+    loop.exec()
+    app.processEvents()  # the frame with the curves drawn
+    tray.window.graphics.grab()  # force a full paint of every plot
+    opens.append(time.perf_counter() - t0)
+    tray.window.range_loaded.disconnect(loop.quit)
+    tray.window.close()
+    spin(300)
+gc.collect()
+spin(1000)
+out["rss_mb_after_10_opens"] = proc.memory_info().rss / 2**20
+out["open_first_ms"] = opens[0] * 1000
+out["open_warm_ms"] = sorted(opens[1:])[len(opens[1:]) // 2] * 1000
+# the naive way, same process, same data: every raw sample handed to pyqtgraph
+import pyqtgraph as pg
+from trayapp.store import Store
+from datetime import datetime, timedelta, timezone
+naive = []
+for i in range(3):
+    t0 = time.perf_counter()
+    now = datetime.now(timezone.utc)
+    table = Store(Path(DATA)).read(now - timedelta(hours=36), now)
+    w = pg.GraphicsLayoutWidget()
+    t = table.column("timestamp").cast("int64").to_numpy() / 1e6
+    for row, name in enumerate(("cpu_percent", "memory_percent", "disk_percent")):
+        w.addPlot(row=row, col=0, axisItems={"bottom": pg.DateAxisItem()}).plot(t, table.column(name).to_numpy())
+    w.show(); app.processEvents(); w.grab()
+    naive.append(time.perf_counter() - t0)
+    w.close(); w.deleteLater(); spin(200)
+out["naive_open_ms"] = sorted(naive)[1] * 1000
+tray.quit()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def window_numbers(x: XSession, tmp: Path) -> dict:
+    data_dir = tmp / "data-w"
+    history_36h_1s(data_dir)
+    code = WINDOW_SCRIPT.replace("ROOT", repr(str(ROOT))).replace("CONFIG", repr(str(tmp / "w.toml"))).replace("DATA", repr(str(data_dir)))
+    env = {**x.env, "TRAYAPP_NO_KEYRING": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(done.stderr[-2000:])
+    return {k: round(v, 1) for k, v in json.loads(line[7:]).items()}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, XSession() as x:
+        result = {"window_s": SECONDS, **cpu_window_closed(x, Path(tmp)), **window_numbers(x, Path(tmp))}
+    result["open_speedup_vs_naive"] = round(result["naive_open_ms"] / result["open_warm_ms"], 1)
+    save("gui", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The live view's data: the last 10 minutes of samples, in memory, fed by every tick.
+
+Imports numpy and ``model``; not pyqtgraph, so the app starts without it (it loads with the window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from trayapp.model import BASE_COLUMNS, Sample
+
+LIVE_SECONDS = 600
+
+
+class LiveBuffer:
+    """The last ``seconds`` of samples, in memory, fed by every tick (window open or not)."""
+
+    def __init__(self, seconds: float = LIVE_SECONDS) -> None:
+        self.seconds = seconds
+        self.samples: deque[Sample] = deque()
+
+    def add(self, sample: Sample) -> None:
+        self.samples.append(sample)
+        limit = sample.timestamp.timestamp() - self.seconds
+        while self.samples and self.samples[0].timestamp.timestamp() <= limit:
+            self.samples.popleft()
+
+    def columns(self) -> list[str]:
+        names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+        for s in self.samples:
+            for name in s.values():
+                names.setdefault(name)
+        return list(names)
+
+    def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        t = np.fromiter((s.timestamp.timestamp() for s in self.samples), dtype="float64", count=len(self.samples))
+        out = {}
+        for name in self.columns():
+            out[name] = np.fromiter(
+                (_nan(s.values().get(name)) for s in self.samples), dtype="float64", count=len(self.samples)
+            )
+        return break_gaps(t, out)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def break_gaps(t: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Insert a NaN where samples are much further apart than usual, so a gap shows as a gap."""
+    if len(t) < 3:
+        return t, columns
+    dt = np.diff(t)
+    limit = max(5 * float(np.median(dt)), 10.0)
+    cuts = np.nonzero(dt > limit)[0]
+    if not len(cuts):
+        return t, columns
+    t2 = np.insert(t, cuts + 1, t[cuts] + dt[cuts] / 2)
+    return t2, {k: np.insert(v, cuts + 1, np.nan) for k, v in columns.items()}
+
+
