@@ -277,3 +277,15 @@ def test_the_app_turns_red_then_orange_when_settings_change(qtbot, data_dir: Pat
     finally:
         app.sampler.stop()
     assert not math.isnan(app.last.results[0].average)
+
+
+def test_start_at_login_from_the_settings_takes_effect(qtbot, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    config = Config()
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml")
+    entry = tmp_path / "cfg" / "autostart" / "trayapp.desktop"
+    app.apply(config.with_values(app_start_at_login=True))
+    assert "--wait-for-tray" in entry.read_text()
+    app.apply(config.with_values(app_start_at_login=False))
+    assert not entry.exists()
+    app._collector.stop()

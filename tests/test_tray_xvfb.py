@@ -74,3 +74,56 @@ def test_tray_icon_pixels_show_the_level(tmp_path: Path, cpu: float, colour, oth
         tray_strip = (1024 - 120, 0, 120, 24)  # trayer: top edge, right-aligned, 24 px high
         assert count_pixels(shot, colour, tray_strip) >= 40, "the icon's colour is not in the tray"
         assert count_pixels(shot, other, tray_strip) == 0
+
+
+def test_at_login_the_app_waits_for_a_late_tray(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})
+    with XSession(tray=False) as x:
+        env = {**x.env, "TRAYAPP_DATA_DIR": str(data_dir), "TRAYAPP_CONFIG": str(tmp_path / "c.toml"), "TRAYAPP_NO_KEYRING": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "gui", "--wait-for-tray", "30"], env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(3)  # the panel comes up after the app
+            x.procs.append(subprocess.Popen(
+                ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "24",
+                 "--SetDockType", "true", "--transparent", "false", "--tint", "0x303030"],
+                env=x.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            shot = tmp_path / "late.png"
+            deadline = time.monotonic() + 30
+            found = 0
+            while time.monotonic() < deadline and found < 40:
+                time.sleep(1)
+                found = count_pixels(x.screenshot(shot), RED, (1024 - 120, 0, 120, 24))
+            assert found >= 40
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=20)
+        assert "no system tray" not in err and proc.returncode == 0
+
+
+def test_a_second_instance_brings_the_first_forward_and_exits(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with XSession() as x:
+        env = {**x.env, "TRAYAPP_DATA_DIR": str(data_dir), "TRAYAPP_CONFIG": str(tmp_path / "c.toml"), "TRAYAPP_NO_KEYRING": "1"}
+        first = subprocess.Popen([sys.executable, "-m", "trayapp.cli"], env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            csv = data_dir / "csv_dump" / "daily_dump.csv"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (csv.exists() and csv.stat().st_size > 60):
+                time.sleep(0.1)
+            second = subprocess.run([sys.executable, "-m", "trayapp.cli"], env=env, capture_output=True, text=True, timeout=60)
+            assert second.returncode == 0
+            assert "already running for this data folder" in second.stderr
+            # the first one opened its history window: it is mapped on the screen now
+            deadline = time.monotonic() + 10
+            names = ""
+            while time.monotonic() < deadline and "trayapp — history" not in names:
+                names = subprocess.run(["xwininfo", "-root", "-tree"], env=x.env, capture_output=True, text=True).stdout
+                time.sleep(0.2)
+            assert "trayapp — history" in names
+        finally:
+            first.terminate()
+            first.communicate(timeout=20)
+        assert first.returncode == 0

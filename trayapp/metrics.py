@@ -25,6 +25,7 @@ class Exporter:
         self.level = Gauge("trayapp_rule_level", "A rule's level: -1 unknown, 0 ok, 1 orange, 2 red", ["metric", "window"], registry=self.registry)
         self.overall = Gauge("trayapp_level", "The worst rule level: -1 unknown, 0 ok, 1 orange, 2 red", registry=self.registry)
         self.server, self.thread = start_http_server(port, addr=address, registry=self.registry)
+        self.port = self.server.server_address[1]
 
     def on_tick(self, tick: Any) -> None:
         for name, value in tick.sample.values().items():
