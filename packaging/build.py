@@ -8,18 +8,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``build.py [DIST [WORK]]``: where the app and PyInstaller's work files go."""
     import PyInstaller.__main__
 
+    args = sys.argv[1:] if argv is None else argv
+    dist = Path(args[0]) if args else ROOT / "dist"
+    work = Path(args[1]) if len(args) > 1 else ROOT / "build" / "pyinstaller"
     PyInstaller.__main__.run([
         str(ROOT / "packaging" / "trayapp.spec"),
         "--noconfirm",
         "--clean",
-        "--log-level", "WARN",
-        "--distpath", str(ROOT / "dist"),
-        "--workpath", str(ROOT / "build" / "pyinstaller"),
+        "--log-level", "ERROR",
+        "--distpath", str(dist),
+        "--workpath", str(work),
     ])
-    exe = ROOT / "dist" / "trayapp" / ("trayapp.exe" if sys.platform == "win32" else "trayapp")
+    exe = dist / "trayapp" / ("trayapp.exe" if sys.platform == "win32" else "trayapp")
     print(f"built {exe}")
     return 0
 

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", default="-", help="file to write, '-' for standard output (not for parquet)")
 
     sub.add_parser("doctor", help="report what works: tray, GPU, data folder, Slack")
+    sub.add_parser("tray-check", help=argparse.SUPPRESS)  # doctor's child process
     sub.add_parser("slack-test", help="send a test message to Slack and say whether it was accepted")
     snooze = sub.add_parser("snooze", help="hold Slack alerts back for a while")
     snooze.add_argument("duration", help="1h, 8h, tomorrow, any duration like 30m, or 'off'")
@@ -355,10 +356,10 @@ def _doctor_tray() -> tuple[bool | None, str, str]:
     """Ask a child process: Qt aborts the whole process when there is no display."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
         return None, "tray", "no display (DISPLAY unset): use 'trayapp run --headless' here"
+    frozen = getattr(sys, "frozen", False)  # a PyInstaller build: sys.executable is trayapp itself
+    argv = [sys.executable, "tray-check"] if frozen else [sys.executable, "-m", "trayapp.cli", "tray-check"]
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "trayapp.gui.check"], capture_output=True, text=True, timeout=20
-        )
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, "tray", f"could not check: {exc}"
     answer = (done.stdout.strip().splitlines() or ["no answer"])[-1]
@@ -422,7 +423,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_gui(loaded, folder, config_file=loaded.path, wait_for_tray=getattr(args, "wait_for_tray", 0.0) or 0.0)
 
 
+def cmd_tray_check(args: argparse.Namespace) -> int:
+    from trayapp.gui.check import main as check
+
+    return check()
+
+
 COMMANDS = {
+    "tray-check": cmd_tray_check,
     "gui": cmd_gui,
     "run": cmd_run,
     "status": cmd_status,
