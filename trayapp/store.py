@@ -350,17 +350,15 @@ class Store:
         wanted = None if columns is None else [TIMESTAMP, *[c for c in columns if c != TIMESTAMP]]
         # The CSV first: a rollover writes the day file before it trims the CSV, so reading in
         # this order can see a row twice (dropped below) but never miss one.
-        parts = []
         csv_table = read_csv(self.csv_path, wanted)
-        if csv_table is not None:
-            parts.append(csv_table)
+        parts = []
         for path in self._paths_for(start, end):
             table = read_day_file(path, wanted)
             if table is not None:
-                parts.append(table)
-        table = concat(parts, wanted)
-        table = _in_range(table, start, end)
-        return unique_sorted(table)
+                parts.append(_in_range(table, start, end))
+        if csv_table is not None:
+            parts.append(_in_range(csv_table, start, end))  # today's rows come last in time
+        return unique_sorted(concat(parts, wanted))
 
     def _paths_for(self, start: datetime | None, end: datetime | None) -> list[Path]:
         if start is None:
@@ -640,15 +638,22 @@ def _in_range(table: "pa.Table", start: datetime | None, end: datetime | None) -
 
 
 def unique_sorted(table: "pa.Table") -> "pa.Table":
-    """Sorted by time, one row per timestamp (the first one seen wins)."""
+    """Sorted by time, one row per timestamp (the first one seen wins).
+
+    Day files in date order followed by the CSV are usually sorted already: then this costs one
+    pass over the timestamps instead of a sort.
+    """
     import numpy as np
     import pyarrow.compute as pc
 
     if table.num_rows < 2:
         return table
+    stamps = table.column(TIMESTAMP).cast("int64").to_numpy()
+    if bool(np.all(stamps[1:] > stamps[:-1])):
+        return table
     order = pc.sort_indices(table.column(TIMESTAMP))
     table = table.take(order)
-    stamps = table.column(TIMESTAMP).cast("int64").to_numpy()
+    stamps = stamps[order.to_numpy()]
     keep = np.empty(len(stamps), dtype=bool)
     keep[0] = True
     np.not_equal(stamps[1:], stamps[:-1], out=keep[1:])
