@@ -4,6 +4,7 @@ a local time zone with DST (Europe/Berlin) so day boundaries are really tested, 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,24 @@ def gpu_fixtures() -> Path:
 
 def trayapp_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "trayapp.cli", *args]
+
+
+def start_headless(data_dir: Path, *global_args: str, interval: float = 0.2) -> "subprocess.Popen[str]":
+    """`trayapp [global_args] --data-dir D run --headless` as a real process."""
+    return subprocess.Popen(
+        trayapp_cmd(*global_args, "--data-dir", str(data_dir), "run", "--headless", "--interval", str(interval)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import trayapp_cmd
+from tests.conftest import start_headless, trayapp_cmd, wait_for
 from trayapp.cli import main
 from trayapp.synthetic import write_history
 
@@ -100,22 +99,6 @@ def test_malformed_config_warns_and_keeps_going(data_dir: Path, tmp_path: Path) 
     assert "[sampling] interval_seconds = 'fast': must be a number; using 2.0" in done.stderr
 
 
-def _start_headless(data_dir: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        trayapp_cmd("--data-dir", str(data_dir), "run", "--headless", "--interval", "0.2", *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _csv_rows(data_dir: Path) -> int:
     path = data_dir / "csv_dump" / "daily_dump.csv"
     return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
@@ -123,9 +106,9 @@ def _csv_rows(data_dir: Path) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_headless_runs_until_a_signal_then_flushes_and_exits_0(data_dir: Path, sig: int) -> None:
-    proc = _start_headless(data_dir)
+    proc = start_headless(data_dir)
     try:
-        assert _wait_for(lambda: _csv_rows(data_dir) >= 5), proc.stderr
+        assert wait_for(lambda: _csv_rows(data_dir) >= 5), proc.stderr
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=20)
     finally:
@@ -136,9 +119,9 @@ def test_headless_runs_until_a_signal_then_flushes_and_exits_0(data_dir: Path, s
 
 
 def test_a_second_writer_says_so_and_exits(data_dir: Path) -> None:
-    first = _start_headless(data_dir)
+    first = start_headless(data_dir)
     try:
-        assert _wait_for(lambda: _csv_rows(data_dir) >= 1)
+        assert wait_for(lambda: _csv_rows(data_dir) >= 1)
         second = run_cli("--data-dir", str(data_dir), "run", "--headless")
         assert second.returncode == 1
         assert "already recording" in second.stderr and "Traceback" not in second.stderr
@@ -151,9 +134,9 @@ def test_a_second_writer_says_so_and_exits(data_dir: Path) -> None:
 
 def test_headless_logs_a_transition_from_seeded_history(data_dir: Path) -> None:
     hot_history(data_dir)
-    proc = _start_headless(data_dir)
+    proc = start_headless(data_dir)
     try:
-        assert _wait_for(lambda: (data_dir / "state" / "alerts.json").exists())
+        assert wait_for(lambda: (data_dir / "state" / "alerts.json").exists())
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import trayapp_cmd
+from tests.conftest import start_headless, trayapp_cmd, wait_for
 from tests.slack_server import Answer, FakeSlack
 from trayapp.model import Level, RuleResult, Sample, Transition
 from trayapp.settings import Config, save
@@ -204,31 +204,15 @@ def test_resolved_is_not_sent_when_turned_off(slack: FakeSlack, data_dir: Path) 
 # ----------------------------------------------------------------- end to end
 
 
-def _headless(data_dir: Path, config_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        trayapp_cmd("--config", str(config_path), "--data-dir", str(data_dir), "run", "--headless", "--interval", "0.2"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_end_to_end_one_red_message_no_repeat_after_kill_9_and_delivery_after_an_outage(slack: FakeSlack, data_dir: Path, tmp_path: Path) -> None:
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})
     config_path = tmp_path / "config.toml"
     save(webhook_config(slack), config_path)
 
-    proc = _headless(data_dir, config_path)
+    proc = start_headless(data_dir, "--config", str(config_path))
     try:
-        assert _wait(lambda: len(slack.messages()) >= 1)
+        assert wait_for(lambda: len(slack.messages()) >= 1)
         time.sleep(1.5)  # more ticks at the same level send nothing more
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -237,9 +221,9 @@ def test_end_to_end_one_red_message_no_repeat_after_kill_9_and_delivery_after_an
     assert message["text"].startswith(":red_circle: RED: cpu_percent on")
     assert "95.0 %" in message["attachments"][0]["text"]
 
-    proc = _headless(data_dir, config_path)  # after kill -9: nothing more
+    proc = start_headless(data_dir, "--config", str(config_path))  # after kill -9: nothing more
     try:
-        assert _wait(lambda: (data_dir / "csv_dump" / "daily_dump.csv").stat().st_mtime > time.time() - 0.5)
+        assert wait_for(lambda: (data_dir / "csv_dump" / "daily_dump.csv").stat().st_mtime > time.time() - 0.5)
         time.sleep(2.0)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -253,13 +237,13 @@ def test_end_to_end_one_red_message_no_repeat_after_kill_9_and_delivery_after_an
     write_history(data_dir, datetime.now(timezone.utc) - timedelta(minutes=1), datetime.now(timezone.utc), 1,
                   {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})
     save(webhook_config(slack, rules=(__import__("trayapp.rules").rules.Rule("disk_percent", 3600, 20.0, 30.0, 60),)), config_path)
-    proc = _headless(data_dir, config_path)
+    proc = start_headless(data_dir, "--config", str(config_path))
     try:
-        assert _wait(lambda: len(Outbox(data_dir).pending()) == 1)
+        assert wait_for(lambda: len(Outbox(data_dir).pending()) == 1)
         time.sleep(2.0)
         back = FakeSlack(port)
         try:
-            assert _wait(lambda: len(back.messages()) == 1, timeout=20)
+            assert wait_for(lambda: len(back.messages()) == 1, timeout=20)
             assert back.messages()[0]["text"].startswith(":red_circle: RED: disk_percent on")
         finally:
             back.stop()

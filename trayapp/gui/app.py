@@ -11,15 +11,15 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QtMsgType, Signal, qInstallMessageHandler
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtGui import QAction
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
-from trayapp.engine import Tick, rule_keys
+from trayapp.engine import Tick
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LiveBuffer
 from trayapp.gui.sampler import Sampler

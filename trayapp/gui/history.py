@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer, break_gaps
 from trayapp.model import BASE_COLUMNS, GPU_FIELDS, Level, RuleResult, metric_label, metric_unit
-from trayapp.rules import Rule, human_duration
+from trayapp.rules import human_duration
 from trayapp.settings import Config
 from trayapp.store import Store, release_memory
 
