@@ -137,3 +137,52 @@ def test_a_newer_config_is_read_with_a_warning(tmp_path: Path) -> None:
     config = validate({"version": 99, "sampling": {"interval_seconds": 5.0}}, warnings)
     assert config.sampling_interval_seconds == 5.0
     assert "newer trayapp" in warnings[0]
+
+
+class MemoryKeyring:
+    """A real keyring backend (keyring's own API), kept in memory so no user keyring is touched."""
+
+    def __new__(cls):
+        from keyring.backend import KeyringBackend
+
+        class Backend(KeyringBackend):
+            priority = 1
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.items: dict[tuple[str, str], str] = {}
+
+            def set_password(self, service: str, username: str, password: str) -> None:
+                self.items[(service, username)] = password
+
+            def get_password(self, service: str, username: str) -> str | None:
+                return self.items.get((service, username))
+
+            def delete_password(self, service: str, username: str) -> None:
+                from keyring.errors import PasswordDeleteError
+
+                if self.items.pop((service, username), None) is None:
+                    raise PasswordDeleteError(username)
+
+        return Backend()
+
+
+def test_secrets_go_to_the_os_keyring_when_there_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+
+    ring = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(ring)
+    monkeypatch.delenv("TRAYAPP_NO_KEYRING")
+    try:
+        path = tmp_path / "config.toml"
+        config = Config(slack_bot_token="xoxb-very-secret", slack_channel="#ops")
+        save(config, path)
+        assert "xoxb-very-secret" not in path.read_text()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # nothing secret in it
+        assert ring.items[("trayapp", "slack.bot_token")] == "xoxb-very-secret"
+        assert load(path).config == config  # read back from the keyring
+        save(config.with_values(slack_bot_token=""), path)
+        assert ("trayapp", "slack.bot_token") not in ring.items
+    finally:
+        keyring.set_keyring(previous)
