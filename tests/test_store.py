@@ -324,3 +324,66 @@ def test_a_full_disk_loses_the_sample_not_the_program_or_the_file(data_dir: Path
     assert store.append(sample(t0 + timedelta(seconds=3)))  # space again: recording goes on
     assert Store(data_dir).read(None, None).num_rows == 2
     store.close()
+
+
+# ------------------------------------------------- the recorder's Arrow work in a child process
+
+
+def test_in_child_rollover_and_seeding_match_in_process(data_dir: Path, tmp_path: Path) -> None:
+    write_history(data_dir, local(2026, 3, 8, 22), local(2026, 3, 10, 1), 60, {"cpu_percent": 10.0, "memory_percent": 20.0, "disk_percent": 30.0}, today_in_csv=False)
+    everything = all_rows(Store(data_dir))
+    shutil.rmtree(data_dir / "Monitoring")
+    _write_csv(Store(data_dir), everything)
+    store = Store(data_dir, in_child=True)
+    store.open_writer(local(2026, 3, 10, 12))  # a child rolls the 8th and 9th over
+    assert (data_dir / "Monitoring" / "Year=2026" / "Month=3" / "9.parquet").exists()
+    assert store._min_day == date(2026, 3, 10)
+    store.append(sample(local(2026, 3, 10, 12)))
+    store.append(sample(local(2026, 3, 11, 0, 1)))  # midnight: the child rolls the 10th over
+    assert pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet").num_rows == 62
+    store.append(sample(local(2026, 3, 11, 0, 2)))  # and the parent appends to the new CSV
+    assert read_csv(store.csv_path).num_rows == 2
+    t_child, cols_child = store.seed_arrays(local(2026, 3, 9), local(2026, 3, 12), ["cpu_percent", "gpu0_util_percent"])
+    t_here, cols_here = Store(data_dir).arrays(local(2026, 3, 9), local(2026, 3, 12), ["cpu_percent", "gpu0_util_percent"])
+    assert t_child.tolist() == t_here.tolist() and len(t_here) == 24 * 60 + 61 + 2
+    assert cols_child["cpu_percent"].tolist() == cols_here["cpu_percent"].tolist()
+    assert all(v != v for v in cols_child["gpu0_util_percent"])  # NaN, not 0
+    store.close()
+
+
+def test_a_failing_child_rollover_keeps_recording(data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import sys
+
+    from trayapp import dataset_jobs
+
+    store = Store(data_dir, in_child=True)
+    store.open_writer(local(2026, 3, 10, 23))
+    store.append(sample(local(2026, 3, 10, 23)))
+    monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('no space left', file=sys.stderr); sys.exit(1)"])
+    with caplog.at_level(logging.WARNING):
+        assert store.append(sample(local(2026, 3, 11, 0, 1)))
+    assert "rollover of the CSV day file failed (no space left)" in caplog.text
+    assert store.append(sample(local(2026, 3, 11, 0, 2)))  # no retry for 10 minutes, no loss
+    assert Store(data_dir).read(None, None).num_rows == 3
+    store.close()
+
+
+def test_a_recorder_never_loads_arrow_itself(data_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    write_history(data_dir, local(2026, 3, 8), local(2026, 3, 10, 1), 60, {"cpu_percent": 10.0, "memory_percent": 20.0, "disk_percent": 30.0})
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from trayapp.engine import Engine\n"
+        "from trayapp.settings import Config\n"
+        f"e = Engine(Config(), Path({str(data_dir)!r}), dataset_in_child=True)\n"
+        "e.start()\n"
+        "[e.tick() for _ in range(3)]\n"
+        "e.stop()\n"
+        "print(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules), e.states[0].window.samples > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] True"

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="report what works: tray, GPU, data folder, Slack")
     sub.add_parser("tray-check", help=argparse.SUPPRESS)  # doctor's child process
+    sub.add_parser("dataset-job", help=argparse.SUPPRESS)  # the recorder's child process
     sub.add_parser("slack-test", help="send a test message to Slack and say whether it was accepted")
     snooze = sub.add_parser("snooze", help="hold Slack alerts back for a while")
     snooze.add_argument("duration", help="1h, 8h, tomorrow, any duration like 30m, or 'off'")
@@ -132,7 +133,7 @@ def run_headless(config: Config, folder: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    engine = Engine(config, folder)
+    engine = Engine(config, folder, dataset_in_child=True)
     try:
         engine.start()
     except DataDirBusy as exc:
@@ -429,8 +430,15 @@ def cmd_tray_check(args: argparse.Namespace) -> int:
     return check()
 
 
+def cmd_dataset_job(args: argparse.Namespace) -> int:
+    from trayapp.dataset_jobs import main as job
+
+    return job()
+
+
 COMMANDS = {
     "tray-check": cmd_tray_check,
+    "dataset-job": cmd_dataset_job,
     "gui": cmd_gui,
     "run": cmd_run,
     "status": cmd_status,

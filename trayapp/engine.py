@@ -79,10 +79,13 @@ class Engine:
         config: Config,
         data_dir: Path,
         probe_factory: Callable[[Config], Any] | None = None,
+        dataset_in_child: bool = False,
     ) -> None:
+        """``dataset_in_child``: for long-running recorders, keep Arrow out of this process
+        (see ``dataset_jobs``); the windows are seeded and days rolled over by a child."""
         self.config = config
         self.data_dir = Path(data_dir)
-        self.store = Store(self.data_dir, config.storage_retention_days)
+        self.store = Store(self.data_dir, config.storage_retention_days, in_child=dataset_in_child)
         self._probe_factory = probe_factory or _default_probe
         self.probe: Any = None
         self.states: list[RuleState] = []
@@ -120,13 +123,11 @@ class Engine:
             return
         longest = max(state.rule.window_seconds for state in self.states)
         metrics = sorted({state.rule.metric for state in self.states})
-        table = self.store.read(now - timedelta(seconds=longest), now, columns=metrics)
-        stamps = table.column("timestamp").cast("int64").to_numpy() / 1e6
+        stamps, columns = self.store.seed_arrays(now - timedelta(seconds=longest), now, metrics)
         for state in self.states:
-            values = table.column(state.rule.metric).to_numpy(zero_copy_only=False)
-            state.window.extend(stamps, values, now.timestamp())
-        log.info("seeded %d rule(s) from %d sample(s) on disk", len(self.states), table.num_rows)
-        del table
+            state.window.extend(stamps, columns[state.rule.metric], now.timestamp())
+        log.info("seeded %d rule(s) from %d sample(s) on disk", len(self.states), len(stamps))
+        del columns
         release_memory()
 
     def apply(self, config: Config) -> None:

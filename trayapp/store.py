@@ -85,8 +85,11 @@ def format_value(value: float | None) -> str:
 class Store:
     """One data folder. Readers need nothing but ``read``; one writer holds ``open_writer``."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, in_child: bool = False) -> None:
+        """``in_child``: a long-running writer does its Arrow work (rollover, seeding) in a child
+        process (``dataset_jobs``), so it never loads pyarrow and pandas itself."""
         self.data_dir = Path(data_dir)
+        self.in_child = in_child
         self.dataset_dir = self.data_dir / DATASET_DIR
         self.csv_path = self.data_dir / CSV_DIR / CSV_NAME
         self.retention_days = retention_days
@@ -139,10 +142,43 @@ class Store:
         self._lock = lock
         (self.data_dir / PID_NAME).write_text(str(os.getpid()))
         self._tz = local_zone()
+        now = now or datetime.now(timezone.utc)
+        if self.in_child:
+            from trayapp.dataset_jobs import JobFailed
+
+            try:
+                self._maintain_in_child(now.astimezone(self._tz).date())
+            except JobFailed as exc:
+                self.close()
+                raise StoreError(str(exc)) from None
+        else:
+            self.maintain(now.astimezone(self._tz).date())
+        self._open_csv()
+
+    def maintain(self, today: date) -> date | None:
+        """Mend a torn CSV tail, roll earlier days over, apply retention; returns the earliest
+        day left in the CSV. The caller holds the writer lock (this process or its parent)."""
+        self._tz = local_zone()
         self._mend_csv()
         self._open_csv()
-        now = now or datetime.now(timezone.utc)
-        self.rollover(now.astimezone(self._tz).date())
+        try:
+            self.rollover(today)
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+        return self._min_day
+
+    def _maintain_in_child(self, today: date) -> None:
+        from trayapp import dataset_jobs
+
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        meta, _ = dataset_jobs.run(
+            {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
+        )
+        self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
 
     def _mend_csv(self) -> None:
         """Drop a torn last line (a crash mid-write); set aside a file that is not our CSV."""
@@ -183,7 +219,7 @@ class Store:
             raise StoreError("the store is not open for writing")
         day = sample.timestamp.astimezone(self._tz).date()
         if self._min_day is not None and day > self._min_day and time.monotonic() >= self._retry_rollover_at:
-            self.rollover(day)
+            self._roll(day)
         values = sample.values()
         missing = [name for name in values if name not in self._header]
         try:
@@ -198,6 +234,19 @@ class Store:
         if self._min_day is None or day < self._min_day:
             self._min_day = day
         return True
+
+    def _roll(self, today: date) -> None:
+        if not self.in_child:
+            self.rollover(today)
+            return
+        from trayapp.dataset_jobs import JobFailed
+
+        try:
+            self._maintain_in_child(today)
+        except JobFailed as exc:
+            self._retry_rollover_at = time.monotonic() + 600
+            log.warning("rollover of the CSV day file failed (%s); kept it as it is, will try again in 10 minutes", exc)
+        self._open_csv()
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
@@ -359,6 +408,24 @@ class Store:
         if csv_table is not None:
             parts.append(_in_range(csv_table, start, end))  # today's rows come last in time
         return unique_sorted(concat(parts, wanted))
+
+    def arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
+        """``read`` as numpy: epoch seconds and one float64 array (NaN for null) per metric."""
+        table = self.read(start, end, columns=metrics)
+        t = table.column(TIMESTAMP).cast("int64").to_numpy() / 1e6
+        columns = {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in metrics}
+        return t, columns
+
+    def seed_arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
+        """``arrays``, from a child process when this store keeps Arrow out of its own."""
+        if not self.in_child:
+            return self.arrays(start, end, metrics)
+        from trayapp import dataset_jobs
+
+        meta, arrays = dataset_jobs.run(
+            {"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}
+        )
+        return arrays["t"], {name: arrays[f"m_{name}"] for name in meta["metrics"]}
 
     def _paths_for(self, start: datetime | None, end: datetime | None) -> list[Path]:
         if start is None:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,103 +18,18 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from trayapp.engine import rule_keys
-from trayapp.gui.live import LIVE_SECONDS, LiveBuffer, break_gaps
-from trayapp.model import BASE_COLUMNS, GPU_FIELDS, Level, RuleResult, metric_label, metric_unit
+from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
+from trayapp.history_data import Series, plotted_columns, prepare_history
+from trayapp.model import Level, RuleResult, metric_label, metric_unit
 from trayapp.rules import human_duration
 from trayapp.settings import Config
-from trayapp.store import Store, release_memory
 
 log = logging.getLogger(__name__)
 
 RANGES = (("Live", LIVE_SECONDS), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 d", 30 * 86400))
-BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
 LINE = QColor("#1a73e8")
 HOURLY = QColor("#174ea6")
 LEVEL_COLORS = {Level.RED: "#d93025", Level.ORANGE: "#f29900", Level.OK: "#1e8e3e", Level.UNKNOWN: "#80868b"}
-
-
-def peaks(t: np.ndarray, v: np.ndarray, start: float, end: float, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of each time bin (so spikes survive), NaN for an empty bin (a gap)."""
-    width = (end - start) / bins
-    idx = np.clip(((t - start) / width).astype("int64"), 0, bins - 1)
-    ok = ~np.isnan(v)
-    lo = np.full(bins, np.nan)
-    hi = np.full(bins, np.nan)
-    if ok.any():
-        np.fmin.at(lo, idx[ok], v[ok])
-        np.fmax.at(hi, idx[ok], v[ok])
-    centres = start + (np.arange(bins) + 0.5) * width
-    x = np.repeat(centres, 2)
-    x[0::2] -= width / 4
-    x[1::2] += width / 4
-    y = np.empty(bins * 2)
-    y[0::2], y[1::2] = lo, hi
-    return x, y
-
-
-def hourly_means(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean of each local clock hour that has data, at the hour's middle."""
-    ok = ~np.isnan(v)
-    if not ok.any():
-        return np.empty(0), np.empty(0)
-    offset = datetime.now().astimezone().utcoffset().total_seconds()  # type: ignore[union-attr]
-    hours = np.floor((t[ok] + offset) / 3600).astype("int64")
-    first = hours.min()
-    idx = hours - first
-    sums = np.bincount(idx, weights=v[ok])
-    counts = np.bincount(idx)
-    means = np.full(len(counts), np.nan)
-    have = counts > 0
-    means[have] = sums[have] / counts[have]
-    x = (np.arange(len(counts)) + first) * 3600 - offset + 1800
-    return x.astype("float64"), means  # an hour without data is NaN: the line breaks there
-
-
-@dataclass
-class Series:
-    """What one range needs to draw, prepared off the GUI thread."""
-
-    span: float
-    start: float
-    end: float
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    hourly: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    rows: int = 0
-    took: float = 0.0
-
-
-def prepare_history(data_dir: Path, span: float, now: datetime | None = None) -> Series:
-    t0 = time.perf_counter()
-    now = now or datetime.now(timezone.utc)
-    start = now - timedelta(seconds=span)
-    table = Store(data_dir).read(start, now)
-    t = table.column("timestamp").cast("int64").to_numpy() / 1e6
-    series = Series(span, start.timestamp(), now.timestamp(), rows=table.num_rows)
-    for name in table.column_names:
-        if name == "timestamp":
-            continue
-        v = table.column(name).to_numpy(zero_copy_only=False).astype("float64")
-        if np.isnan(v).all():
-            continue
-        if table.num_rows > 2 * BINS:
-            series.curves[name] = peaks(t, v, series.start, series.end)
-        else:
-            tt, cols = break_gaps(t, {name: v})
-            series.curves[name] = (tt, cols[name])
-        series.hourly[name] = hourly_means(t, v)
-    del table
-    release_memory()
-    series.took = time.perf_counter() - t0
-    return series
-
-
-def plotted_columns(names: Sequence[str]) -> list[str]:
-    """Which columns get a plot, in order: CPU, memory, disk, then each GPU's util, memory, temp."""
-    order = [c for c in BASE_COLUMNS if c in names]
-    gpus = sorted({n.split("_", 1)[0] for n in names if n.startswith("gpu") and "_" in n})
-    for gpu in gpus:
-        order += [f"{gpu}_{f}" for f in GPU_FIELDS if f"{gpu}_{f}" in names]
-    return order
 
 
 class _Bridge(QObject):

@@ -10,6 +10,7 @@ from collections import deque
 
 import numpy as np
 
+from trayapp.history_data import break_gaps
 from trayapp.model import BASE_COLUMNS, Sample
 
 LIVE_SECONDS = 600
@@ -47,18 +48,3 @@ class LiveBuffer:
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-def break_gaps(t: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Insert a NaN where samples are much further apart than usual, so a gap shows as a gap."""
-    if len(t) < 3:
-        return t, columns
-    dt = np.diff(t)
-    limit = max(5 * float(np.median(dt)), 10.0)
-    cuts = np.nonzero(dt > limit)[0]
-    if not len(cuts):
-        return t, columns
-    t2 = np.insert(t, cuts + 1, t[cuts] + dt[cuts] / 2)
-    return t2, {k: np.insert(v, cuts + 1, np.nan) for k, v in columns.items()}
-
-

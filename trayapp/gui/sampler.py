@@ -60,7 +60,7 @@ class Sampler(QThread):
 
     # --- the thread
     def _open(self, config: Config, data_dir: Path) -> bool:
-        engine = Engine(config, data_dir)
+        engine = Engine(config, data_dir, dataset_in_child=True)
         try:
             engine.start()
         except (StoreError, OSError) as exc:
