@@ -91,7 +91,7 @@ tray.start()
 def spin(ms):
     loop = QEventLoop(); QTimer.singleShot(ms, loop.quit); loop.exec()
 spin(3000)
-out = {"rss_mb_after_start": proc.memory_info().rss / 2**20}
+out = {"rss_mb_after_start": proc.memory_info().rss / 2**20, "reader_child_rss_mb": 0.0}
 opens = []
 for i in range(10):
     loop = QEventLoop()
@@ -104,6 +104,8 @@ for i in range(10):
     tray.window.graphics.grab()  # force a full paint of every plot
     opens.append(time.perf_counter() - t0)
     tray.window.range_loaded.disconnect(loop.quit)
+    if tray.window.reader.running:
+        out["reader_child_rss_mb"] = psutil.Process(tray.window.reader._proc.pid).memory_info().rss / 2**20
     tray.window.close()
     spin(300)
 gc.collect()

@@ -192,6 +192,22 @@ def test_send_test_message_button(qtbot, dialog: SettingsDialog) -> None:
 # ---------------------------------------------------------------- history window
 
 
+@pytest.fixture
+def history_window(qtbot, request):
+    """HistoryWindow(...) that is shut down (its reader child stopped) after the test."""
+    made = []
+
+    def make(*args, **kwargs) -> HistoryWindow:
+        window = HistoryWindow(*args, **kwargs)
+        qtbot.addWidget(window)
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.shutdown()
+
+
 def test_peaks_keep_spikes_and_gaps() -> None:
     t = np.arange(0, 1000, 1.0)
     v = np.full(1000, 10.0)
@@ -202,12 +218,11 @@ def test_peaks_keep_spikes_and_gaps() -> None:
     assert np.isnan(y[2 * 70:2 * 80]).all()
 
 
-def test_history_window_draws_what_is_on_disk(qtbot, data_dir: Path) -> None:
+def test_history_window_draws_what_is_on_disk(qtbot, history_window, data_dir: Path) -> None:
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=36), now - timedelta(hours=20), 10, {"cpu_percent": 95.0, "memory_percent": 40.0, "disk_percent": 70.0})
     write_history(data_dir, now - timedelta(hours=10), now, 10, {"cpu_percent": 30.0, "memory_percent": 40.0, "disk_percent": 70.0})  # a 10 h gap
-    window = HistoryWindow(data_dir, LiveBuffer(), Config())
-    qtbot.addWidget(window)
+    window = history_window(data_dir, LiveBuffer(), Config())
     window.set_results((_result("cpu_percent", Level.ORANGE, 81.0), _result("memory_percent", Level.OK, 40.0)))
     with qtbot.waitSignal(window.range_loaded, timeout=10000):
         window.show()
@@ -225,24 +240,22 @@ def test_history_window_draws_what_is_on_disk(qtbot, data_dir: Path) -> None:
     assert window.rule_lines["disk_percent"] == []
 
 
-def test_history_window_shows_gpu_when_there_is_one(qtbot, data_dir: Path) -> None:
+def test_history_window_shows_gpu_when_there_is_one(qtbot, history_window, data_dir: Path) -> None:
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 5.0, "gpu0_util_percent": 99.0, "gpu0_memory_percent": 1.7, "gpu0_temperature_c": 56.0})
-    window = HistoryWindow(data_dir, LiveBuffer(), Config())
-    qtbot.addWidget(window)
+    window = history_window(data_dir, LiveBuffer(), Config())
     with qtbot.waitSignal(window.range_loaded, timeout=10000):
         window.show()
     assert list(window.plots) == ["cpu_percent", "gpu0_util_percent", "gpu0_memory_percent", "gpu0_temperature_c"]
     assert window.plots["gpu0_temperature_c"].getAxis("left").labelText == "GPU 0 temperature (°C)"
 
 
-def test_live_view_holds_the_last_ten_minutes(qtbot, data_dir: Path) -> None:
+def test_live_view_holds_the_last_ten_minutes(qtbot, history_window, data_dir: Path) -> None:
     live = LiveBuffer()
     start = datetime.now(timezone.utc) - timedelta(minutes=20)
     for i in range(0, 20 * 60, 2):
         live.add(Sample(start + timedelta(seconds=i), float(i % 100), 50.0, 70.0))
-    window = HistoryWindow(data_dir, live, Config())
-    qtbot.addWidget(window)
+    window = history_window(data_dir, live, Config())
     window.span = LIVE_SECONDS
     window.show()
     x, y = window.curves["cpu_percent"].getData()
@@ -276,7 +289,7 @@ def test_the_app_turns_red_then_orange_when_settings_change(qtbot, data_dir: Pat
         app.set_paused(True)
         assert "(sampling paused)" in app.tray.toolTip()
     finally:
-        app.sampler.stop()
+        app.shutdown()
     assert not math.isnan(app.last.results[0].average)
 
 

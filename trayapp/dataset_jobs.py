@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 import sys
+import threading
+import time
 from datetime import date, datetime
 from typing import Any
 
@@ -41,9 +44,7 @@ def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], di
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         raise JobFailed(lines[-1] if lines else f"dataset job {job.get('job')!r} failed ({done.returncode})")
-    with np.load(io.BytesIO(done.stdout), allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    meta, arrays = _decode(done.stdout)
     for line in done.stderr.decode(errors="replace").splitlines():  # the child's warnings, passed on
         if line.strip():
             print(line, file=sys.stderr)
@@ -70,22 +71,138 @@ def _seed(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
 
 
-JOBS = {"maintain": _maintain, "seed": _seed}
+def _history(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    from trayapp.history_data import prepare_history
+
+    series = prepare_history(job["data_dir"], float(job["span"]))
+    arrays: dict[str, np.ndarray] = {}
+    for kind, data in (("c", series.curves), ("h", series.hourly)):
+        for name, (x, y) in data.items():
+            arrays[f"{kind}x_{name}"], arrays[f"{kind}y_{name}"] = x, y
+    meta = {"span": series.span, "start": series.start, "end": series.end, "rows": series.rows, "took": series.took,
+            "curves": list(series.curves), "hourly": list(series.hourly)}
+    return meta, arrays
 
 
-def main() -> int:
-    """The child: one job from stdin, the answer to stdout."""
+JOBS = {"maintain": _maintain, "seed": _seed, "history": _history}
+
+
+def _encode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+    out = io.BytesIO()
+    np.savez(out, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    return out.getvalue()
+
+
+def _decode(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    return json.loads(arrays.pop("meta").tobytes().decode()), arrays
+
+
+def main(serve: bool = False) -> int:
+    """The child: one job from stdin, the answer to stdout; with ``serve``, one job per line,
+    each answer as an 8-byte length and the archive (an error: length 0 and a line on stderr)."""
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="trayapp: %(message)s", stream=sys.stderr)
-    try:
-        job = json.loads(sys.stdin.read())
-        meta, arrays = JOBS[job["job"]](job)
-    except Exception as exc:  # one line for the parent, which decides what the user sees
-        print(f"dataset job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    out = io.BytesIO()
-    np.savez(out, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    sys.stdout.buffer.write(out.getvalue())
-    sys.stdout.buffer.flush()
+    if serve:  # load Arrow now, while the parent builds its window, not on the first request
+        import trayapp.history_data  # noqa: F401
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    lines = iter(sys.stdin.readline, "") if serve else [sys.stdin.read()]
+    for line in lines:
+        try:
+            job = json.loads(line)
+            answer = _encode(*JOBS[job["job"]](job))
+        except Exception as exc:  # one line for the parent, which decides what the user sees
+            print(f"dataset job failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            if not serve:
+                return 1
+            answer = b""
+        if serve:
+            sys.stdout.buffer.write(struct.pack("<Q", len(answer)))
+        sys.stdout.buffer.write(answer)
+        sys.stdout.buffer.flush()
     return 0
+
+
+class Reader:
+    """A child that stays up while it is used (the history window), so switching ranges is
+    quick, and goes away ``idle_seconds`` after the last request, so the app gets small again.
+    Thread-safe; every request may come from a worker thread."""
+
+    def __init__(self, idle_seconds: float = 300.0) -> None:
+        self.idle_seconds = idle_seconds
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def request(self, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    return self._ask(job)
+                except (OSError, EOFError) as exc:  # the child died (killed, crashed): start anew once
+                    self._stop()
+                    if attempt == 2:
+                        raise JobFailed(f"the history reader stopped: {exc}") from None
+            raise AssertionError("unreachable")
+
+    def start(self) -> None:
+        """Start the child now (it loads Arrow meanwhile); requests would start it anyway."""
+        with self._lock:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._stop()  # it died since the last request: close its pipes
+        if self._proc is None:
+            self._proc = subprocess.Popen([*child_command(), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self._last = time.monotonic()
+
+    def _ask(self, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._spawn()
+        assert self._proc is not None and self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(json.dumps(job).encode() + b"\n")
+        self._proc.stdin.flush()
+        head = self._proc.stdout.read(8)
+        if len(head) < 8:
+            raise EOFError("no answer")
+        (size,) = struct.unpack("<Q", head)
+        if size == 0:
+            raise JobFailed(f"dataset job {job.get('job')!r} failed (see the log)")
+        data = self._proc.stdout.read(size)
+        if len(data) < size:
+            raise EOFError("a short answer")
+        self._last = time.monotonic()
+        return _decode(data)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def close_if_idle(self) -> bool:
+        with self._lock:
+            if self.running and time.monotonic() - self._last >= self.idle_seconds:
+                self._stop()
+                return True
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()  # end of input: the child's loop ends
+            proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -81,6 +81,14 @@ class Series:
     rows: int = 0
     took: float = 0.0
 
+    @classmethod
+    def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Series":
+        """The inverse of what ``dataset_jobs`` sends back from its child."""
+        series = cls(meta["span"], meta["start"], meta["end"], rows=meta["rows"], took=meta["took"])
+        series.curves = {n: (arrays[f"cx_{n}"], arrays[f"cy_{n}"]) for n in meta["curves"]}
+        series.hourly = {n: (arrays[f"hx_{n}"], arrays[f"hy_{n}"]) for n in meta["hourly"]}
+        return series
+
 
 def prepare_history(data_dir: Path, span: float, now: datetime | None = None) -> Series:
     t0 = time.perf_counter()

@@ -139,7 +139,7 @@ class TrayApp(QObject):
         self.sampler.ticked.connect(self.on_tick)
         self.sampler.failed.connect(self.on_failed)
         self.sampler.slack_status.connect(self.on_slack_status)
-        QApplication.instance().aboutToQuit.connect(self.sampler.stop)  # however the loop ends
+        QApplication.instance().aboutToQuit.connect(self.shutdown)  # however the loop ends
         self.exporter = None
         if self.config.prometheus_enabled:
             self._start_prometheus()
@@ -151,14 +151,19 @@ class TrayApp(QObject):
             self.tray.show()  # the icon first; history is seeded on the sampler thread
         self.sampler.start()
 
-    def quit(self) -> None:
+    def shutdown(self) -> None:
+        """Stop the sampler (the store is flushed), the reader child and the endpoint; idempotent."""
         self.sampler.stop()
         self._collector.stop()
         if self.exporter is not None:
             self.exporter.stop()
+            self.exporter = None
         if self.window is not None:
             self.window.shutdown()
         self.tray.hide()
+
+    def quit(self) -> None:
+        self.shutdown()
         QApplication.quit()
 
     # --- the menu
@@ -240,9 +245,13 @@ class TrayApp(QObject):
 
     def show_history(self) -> None:
         if self.window is None:
+            from trayapp.dataset_jobs import Reader
+
+            reader = Reader()
+            reader.start()  # the child loads Arrow while this thread loads pyqtgraph
             from trayapp.gui.history import HistoryWindow
 
-            self.window = HistoryWindow(self.folder, self.live, self.config)
+            self.window = HistoryWindow(self.folder, self.live, self.config, reader)
             self.window.setWindowIcon(self.tray.icon())
         if self.last is not None:
             self.window.set_results(self.last.results, self.config)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from trayapp.dataset_jobs import JobFailed, Reader
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.history_data import Series, plotted_columns, prepare_history
@@ -41,7 +42,7 @@ class HistoryWindow(QWidget):
 
     range_loaded = Signal(object)  # Series, once drawn (tests and the benchmark wait on it)
 
-    def __init__(self, data_dir: Path, live: LiveBuffer, config: Config) -> None:
+    def __init__(self, data_dir: Path, live: LiveBuffer, config: Config, reader: Reader | None = None) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=True, background="w", foreground="#202124")
         self.setWindowTitle("trayapp — history")
@@ -52,6 +53,12 @@ class HistoryWindow(QWidget):
         self.results: tuple[RuleResult, ...] = ()
         self.span = RANGES[1][1]
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
+        # History is read by a child that stays up while the window is in use and leaves a
+        # while after it closes, so the app does not keep Arrow loaded for months.
+        self.reader = reader or Reader()
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.timeout.connect(self._reader_idle)
         self._bridge = _Bridge()
         self._bridge.loaded.connect(self._draw_history)
         self._request = 0
@@ -155,8 +162,22 @@ class HistoryWindow(QWidget):
         self._request += 1
         request = self._request
         self.status.setText("reading history…")
-        future = self._pool.submit(prepare_history, self.data_dir, span)
+        self._idle.stop()
+        future = self._pool.submit(self._load, self.data_dir, span)
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f)))
+
+    def _load(self, data_dir: Path, span: float) -> Series:
+        """On the worker thread: the child reads; if it cannot run, read here instead."""
+        try:
+            meta, arrays = self.reader.request({"job": "history", "data_dir": str(data_dir), "span": span})
+            return Series.from_arrays(meta, arrays)
+        except JobFailed as exc:
+            log.warning("history reader: %s; reading in this process", exc)
+            return prepare_history(data_dir, span)
+
+    def _reader_idle(self) -> None:
+        if not self.isVisible() and not self.reader.close_if_idle():
+            self._idle.start(int(self.reader.idle_seconds * 1000))
 
     def _draw_history(self, item: tuple) -> None:
         request, future = item
@@ -201,9 +222,11 @@ class HistoryWindow(QWidget):
         super().showEvent(event)
         self.show_range(self.span)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def hideEvent(self, event) -> None:  # noqa: N802
         self._request += 1  # drop any read in flight
-        super().closeEvent(event)
+        self._idle.start(int(self.reader.idle_seconds * 1000) + 1000)
+        super().hideEvent(event)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.reader.close()
