@@ -303,3 +303,20 @@ def test_start_at_login_from_the_settings_takes_effect(qtbot, data_dir: Path, tm
     app.apply(config.with_values(app_start_at_login=False))
     assert not entry.exists()
     app._collector.stop()
+
+
+def test_moving_the_data_folder_in_settings_records_there_at_once(qtbot, data_dir: Path, tmp_path: Path) -> None:
+    config = Config(sampling_interval_seconds=0.2, alerts_desktop_notifications=False)
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml")
+    moved = tmp_path / "elsewhere"
+    try:
+        with qtbot.waitSignal(app.tick_shown, timeout=20000):
+            app.start()
+        app.apply(config.with_values(sampling_interval_seconds=0.3))  # other settings: same folder
+        assert app.folder == data_dir
+        app.apply(config.with_values(storage_data_dir=str(moved)))
+        csv = moved / "csv_dump" / "daily_dump.csv"
+        qtbot.waitUntil(lambda: csv.exists() and len(csv.read_text().splitlines()) > 2, timeout=20000)
+        assert not (data_dir / ".writer.pid").exists()  # the old folder was let go
+    finally:
+        app.shutdown()

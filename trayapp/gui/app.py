@@ -25,7 +25,7 @@ from trayapp.gui.live import LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.model import Level, Sample, Transition, metric_label, metric_unit
 from trayapp.rules import human_duration
-from trayapp.settings import Config, Loaded, data_dir as resolve_data_dir
+from trayapp.settings import Config, Loaded, default_data_dir
 from trayapp.slack import snooze, snooze_end, snoozed_until
 
 log = logging.getLogger(__name__)
@@ -274,9 +274,9 @@ class TrayApp(QObject):
         """New settings from the dialog: in force at once, no restart."""
         old = self.config
         self.config = config
-        folder = resolve_data_dir(config)
-        if os.environ.get("TRAYAPP_DATA_DIR") and not config.storage_data_dir:
-            folder = self.folder
+        folder = self.folder  # as started: --data-dir, $TRAYAPP_DATA_DIR or the config
+        if config.storage_data_dir != old.storage_data_dir:  # the user moved it in the dialog
+            folder = Path(config.storage_data_dir).expanduser() if config.storage_data_dir else default_data_dir()
         self.sampler.apply(config, folder)
         self.folder = folder
         if self.window is not None:
