@@ -387,3 +387,18 @@ def test_a_recorder_never_loads_arrow_itself(data_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] True"
+
+
+def test_a_day_file_wholly_outside_the_range_is_skipped_by_its_statistics(data_dir: Path) -> None:
+    from trayapp.store import _outside
+
+    write_history(data_dir, local(2026, 3, 8), local(2026, 3, 9), 600, {"cpu_percent": 1.0}, today_in_csv=False)
+    path = data_dir / "Monitoring" / "Year=2026" / "Month=3" / "8.parquet"
+    with pq.ParquetFile(path) as parquet:
+        names = parquet.schema_arrow.names
+        assert _outside(parquet, names, local(2026, 3, 9), None)  # every row at or before start
+        assert _outside(parquet, names, None, local(2026, 3, 8))  # every row after end
+        assert not _outside(parquet, names, local(2026, 3, 8, 23), None)
+        assert not _outside(parquet, names, None, None)
+    # and reading through it gives the same rows as without the shortcut
+    assert Store(data_dir).read(local(2026, 3, 8, 23), local(2026, 3, 9, 12)).num_rows == 6

@@ -402,7 +402,7 @@ class Store:
         csv_table = read_csv(self.csv_path, wanted)
         parts = []
         for path in self._paths_for(start, end):
-            table = read_day_file(path, wanted)
+            table = read_day_file(path, wanted, start, end)
             if table is not None:
                 parts.append(_in_range(table, start, end))
         if csv_table is not None:
@@ -604,15 +604,25 @@ def localize(naive: Any) -> Any:
     return aware.dt.tz_convert("UTC")
 
 
-def read_day_file(path: Path, columns: list[str] | None) -> "pa.Table | None":
-    """One Parquet day file, normalised: timestamp[us, UTC] and float64 metrics."""
+def read_day_file(
+    path: Path, columns: list[str] | None, start: datetime | None = None, end: datetime | None = None
+) -> "pa.Table | None":
+    """One Parquet day file, normalised: timestamp[us, UTC] and float64 metrics.
+
+    With ``start``/``end``, a file whose timestamp statistics show it lies wholly outside
+    ``(start, end]`` is not read at all (the day of margin on each side of a range costs a
+    footer, not a file).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        names = pq.read_schema(path).names
-        include = None if columns is None else [c for c in columns if c in names]
-        table = pq.read_table(path, columns=include)
+        with pq.ParquetFile(path) as parquet:
+            names = parquet.schema_arrow.names
+            if _outside(parquet, names, start, end):
+                return None
+            include = None if columns is None else [c for c in columns if c in names]
+            table = parquet.read(columns=include)
     except (OSError, pa.ArrowException) as exc:
         _warn_once(f"parquet:{path}", f"skipped unreadable day file {path}: {str(exc).splitlines()[0][:160]}")
         return None
@@ -620,6 +630,34 @@ def read_day_file(path: Path, columns: list[str] | None) -> "pa.Table | None":
         _warn_once(f"parquet-ts:{path}", f"skipped day file {path}: it has no 'timestamp' column")
         return None
     return _fill_columns(normalise(table), columns)
+
+
+def _outside(parquet: Any, names: list[str], start: datetime | None, end: datetime | None) -> bool:
+    """True when the file's UTC timestamp statistics put every row outside ``(start, end]``."""
+    import pyarrow as pa
+
+    if (start is None and end is None) or TIMESTAMP not in names:
+        return False
+    field = parquet.schema_arrow.field(TIMESTAMP)
+    if not (pa.types.is_timestamp(field.type) and field.type.tz is not None):
+        return False  # naive or text timestamps (the notebook's): their statistics are not UTC
+    meta = parquet.metadata
+    index = names.index(TIMESTAMP)
+    lows, highs = [], []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return False
+        lows.append(stats.min)
+        highs.append(stats.max)
+    if not lows:
+        return False
+    low, high = _aware(min(lows)), _aware(max(highs))
+    return (start is not None and high <= start) or (end is not None and low > end)
+
+
+def _aware(moment: Any) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def normalise(table: "pa.Table") -> "pa.Table":
