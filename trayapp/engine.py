@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp.model import Level, RuleResult, Sample, Transition
-from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, format_duration, parse_duration
+from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, parse_duration
 from trayapp.settings import Config
 from trayapp.store import Store, release_memory
 
@@ -230,6 +230,3 @@ def run_loop(engine: Engine, stop: threading.Event, interval: Callable[[], float
             next_at = time.monotonic()
             delay = 0.0
         stop.wait(delay)
-
-
-__all__ = ["Engine", "Tick", "describe", "evaluate_from_disk", "format_duration", "run_loop"]

@@ -9,7 +9,7 @@ import math
 import re
 from array import array
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from trayapp.model import Level, RuleResult, Transition
 
@@ -242,7 +242,6 @@ class AlertTracker:
         self.hysteresis = hysteresis
         self.repeat_every = repeat_every
         self.alert: dict[str, Level] = {}
-        self.shown: dict[str, Level] = {}
         self.last_sent: dict[str, float] = {}
         for key, entry in (state or {}).items():
             try:
@@ -251,11 +250,7 @@ class AlertTracker:
             except (KeyError, TypeError, ValueError):
                 continue
 
-    def previous(self, key: str) -> Level | None:
-        return self.shown.get(key) or self.alert.get(key)
-
     def update(self, key: str, result: RuleResult, at: datetime) -> Transition | None:
-        self.shown[key] = result.level
         if result.level is Level.UNKNOWN:
             return None
         before = self.alert.get(key, Level.OK)
@@ -275,7 +270,3 @@ class AlertTracker:
 
     def state(self) -> dict:
         return {key: {"level": level.value, "since": self.last_sent.get(key, 0.0)} for key, level in self.alert.items()}
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)

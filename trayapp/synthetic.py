@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trayapp.store import CSV_DIR, CSV_NAME, TIMESTAMP, Store, column_order, format_value, local_zone
+from trayapp.store import TIMESTAMP, Store, column_order, format_value, local_zone
 
 Values = dict[str, float | Callable[["object"], "object"]]
 
@@ -68,6 +68,3 @@ def _append_csv(path: Path, table: "object", names: list[str], zone: object) -> 
             f.write(",".join([TIMESTAMP, *names]) + "\n")
         for i, stamp in enumerate(stamps):
             f.write(",".join([stamp.astimezone(zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)]) + "\n")
-
-
-__all__ = ["write_history", "CSV_DIR", "CSV_NAME"]
