@@ -320,3 +320,19 @@ def test_moving_the_data_folder_in_settings_records_there_at_once(qtbot, data_di
         assert not (data_dir / ".writer.pid").exists()  # the old folder was let go
     finally:
         app.shutdown()
+
+
+def test_config_problems_are_shown_at_start(qtbot, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sampling]\ninterval_seconds = -1\n")
+    loaded = load(path)
+    shown = []
+    app = TrayApp(loaded, data_dir, path)
+    monkeypatch.setattr(app.tray, "showMessage", lambda title, text, *rest: shown.append((title, text)))
+    try:
+        app.start()
+        (title, text), = shown
+        assert title == "trayapp: 1 problem(s) in config.toml"
+        assert "[sampling] interval_seconds = -1: must be greater than 0; using 2.0" in text
+    finally:
+        app.shutdown()

@@ -445,6 +445,8 @@ class Courier:
     # --- the delivery side
 
     def start(self) -> None:
+        if self._on_status is not None:  # a refusal from before a restart is still news
+            self._on_status(status_line(self.outbox))
         self._thread = threading.Thread(target=self._run, name="trayapp-slack", daemon=True)
         self._thread.start()
 

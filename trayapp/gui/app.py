@@ -119,6 +119,7 @@ class TrayApp(QObject):
         super().__init__()
         self._collector = GuiThreadCollector(self)
         self.config = loaded.config
+        self.config_warnings = list(loaded.warnings)
         self.folder = Path(folder)
         self.config_path = Path(config_path)
         self.live = LiveBuffer()
@@ -149,6 +150,12 @@ class TrayApp(QObject):
     def start(self) -> None:
         if self.use_tray:
             self.tray.show()  # the icon first; history is seeded on the sampler thread
+            if self.config_warnings:
+                self.tray.showMessage(
+                    f"trayapp: {len(self.config_warnings)} problem(s) in {self.config_path.name}",
+                    "\n".join(self.config_warnings[:3]) + "\nDefaults are used for those; see Settings or 'trayapp doctor'.",
+                    QSystemTrayIcon.MessageIcon.Warning, 15000,
+                )
         self.sampler.start()
 
     def shutdown(self) -> None:
