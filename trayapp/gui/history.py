@@ -117,9 +117,10 @@ class HistoryWindow(QWidget):
         for key, rule in by_key.items():
             if rule.metric != name:
                 continue
-            for value, color, word in ((rule.orange, "#f29900", "orange"), (rule.red, "#d93025", "red")):
+            # red's label above its line, orange's below: the two lines are often close together
+            for value, color, word, anchor in ((rule.orange, "#f29900", "orange", (1, 0)), (rule.red, "#d93025", "red", (1, 1))):
                 line = pg.InfiniteLine(pos=value, angle=0, pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine),
-                                       label=f"{word} {value:g}", labelOpts={"position": 0.99, "color": color, "anchors": [(1, 1), (1, 1)]})
+                                       label=f"{word} {value:g}", labelOpts={"position": 0.99, "color": color, "anchors": [anchor, anchor]})
                 plot.addItem(line)
                 items.append(line)
             result = results.get(rule.metric + str(rule.window_seconds))
