@@ -71,7 +71,7 @@ def _tick(level: Level = Level.RED, transitions: tuple = ()) -> Tick:
 
 
 def test_tooltip_text() -> None:
-    text = tooltip_text(_tick(), paused=True, snoozed=None, slack="Slack refused a message: invalid_token (403)")
+    text = tooltip_text(_tick(), paused=True, slack="Slack refused a message: invalid_token (403)")
     assert text.splitlines() == [
         "trayapp — red (sampling paused)",
         "CPU 12 %   memory 46 %   disk 70 %",

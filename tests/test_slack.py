@@ -181,17 +181,20 @@ def _tick(transitions: tuple[Transition, ...], results: tuple[RuleResult, ...] =
 
 def test_snooze_holds_messages_then_sends_the_state_once(slack: FakeSlack, data_dir: Path) -> None:
     config = webhook_config(slack)
-    courier = Courier(data_dir, lambda: config)
+    lines: list[str] = []
+    courier = Courier(data_dir, lambda: config, on_status=lines.append)
     now = datetime.now(timezone.utc)
     snooze(data_dir, now + timedelta(hours=1))
     courier.on_tick(_tick((red_change(now),)))
     assert courier.outbox.pending() == []
+    assert lines[-1].startswith("Slack alerts snoozed until ")  # the tooltip hears of it
     snooze(data_dir, None)
     result = red_change(now).result
     courier.on_tick(_tick((), (result, result)))
     courier.on_tick(_tick((), (result, result)))
     (path,) = courier.outbox.pending()
     assert json.loads(path.read_text())["text"].startswith(":red_circle: Snooze over on")
+    assert lines[-1] == ""
 
 
 def test_resolved_is_not_sent_when_turned_off(slack: FakeSlack, data_dir: Path) -> None:

@@ -382,6 +382,7 @@ class Courier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._snooze_stamp: int | None = None
+        self._snoozed: datetime | None = None
         self._snooze_cache: dict[str, Any] = {}
         self.backoff = 1.0
         self.max_backoff = MAX_BACKOFF
@@ -392,6 +393,9 @@ class Courier:
         config = self._config()
         snooze_state = self._snooze_state()
         until = snoozed_until(self.folder, tick.sample.timestamp, snooze_state)
+        if until != self._snoozed:  # tell the tray: it reads nothing from disk itself
+            self._snoozed = until
+            self._report()
         if until is not None:
             if tick.transitions:  # held back; the state is sent once when the snooze ends
                 snooze_state["held"] = int(snooze_state.get("held", 0)) + len(tick.transitions)
@@ -445,8 +449,8 @@ class Courier:
     # --- the delivery side
 
     def start(self) -> None:
-        if self._on_status is not None:  # a refusal from before a restart is still news
-            self._on_status(status_line(self.outbox))
+        self._snoozed = snoozed_until(self.folder)
+        self._report()  # a refusal or a snooze from before a restart is still news
         self._thread = threading.Thread(target=self._run, name="trayapp-slack", daemon=True)
         self._thread.start()
 
@@ -495,19 +499,22 @@ class Courier:
         return None
 
     def _report(self, **changes: Any) -> None:
-        try:
-            self.outbox.set_status(**changes)
-        except OSError:
-            pass
+        if changes:
+            try:
+                self.outbox.set_status(**changes)
+            except OSError:
+                pass
         if self._on_status is not None:
-            self._on_status(status_line(self.outbox))
+            self._on_status(status_line(self.outbox, self._snoozed))
 
 
-def status_line(outbox: Outbox) -> str:
+def status_line(outbox: Outbox, snoozed: datetime | None = None) -> str:
     """For the tooltip and the dialog: what Slack delivery is doing, in one line, or ''."""
     status = outbox.status()
     pending = len(outbox.pending())
     parts = []
+    if snoozed is not None:
+        parts.append(f"Slack alerts snoozed until {snoozed.astimezone().strftime('%a %H:%M')}")
     if status.get("last_error"):
         parts.append(f"Slack refused a message: {status['last_error']}")
     if status.get("retrying"):

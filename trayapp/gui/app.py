@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QtMsgType, Signal, qInstallMessageHandler
@@ -26,7 +25,7 @@ from trayapp.gui.sampler import Sampler
 from trayapp.model import Level, Sample, Transition, metric_label, metric_unit
 from trayapp.rules import human_duration
 from trayapp.settings import Config, Loaded, default_data_dir
-from trayapp.slack import snooze, snooze_end, snoozed_until
+from trayapp.slack import snooze, snooze_end
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +48,12 @@ def describe_sample(sample: Sample) -> list[str]:
     return lines
 
 
-def tooltip_text(tick: Tick | None, paused: bool = False, snoozed: datetime | None = None, slack: str = "") -> str:
+def tooltip_text(tick: Tick | None, paused: bool = False, slack: str = "") -> str:
     if tick is None:
         return "trayapp — starting…"
     lines = [f"trayapp — {tick.level.value}" + (" (sampling paused)" if paused else "")]
     lines += describe_sample(tick.sample)
     lines += [describe_result(r) for r in tick.results]
-    if snoozed is not None:
-        lines.append(f"Slack alerts snoozed until {snoozed.astimezone().strftime('%a %H:%M')}")
     if slack:
         lines.append(slack)
     return "\n".join(lines)
@@ -236,8 +233,7 @@ class TrayApp(QObject):
             self.window.setWindowIcon(self.tray.icon())
 
     def _refresh_tooltip(self) -> None:
-        until = snoozed_until(self.folder)
-        self.tray.setToolTip(tooltip_text(self.last, self.sampler.paused, until, self.slack_line))
+        self.tray.setToolTip(tooltip_text(self.last, self.sampler.paused, self.slack_line))
 
     def on_failed(self, message: str) -> None:
         print(f"trayapp: {message}", file=sys.stderr)
