@@ -302,27 +302,24 @@ class Store:
             self._min_day = None
             self._apply_retention(today)
             return 0
-        import pyarrow as pa
+        import numpy as np
 
-        days = _local_days(table, self._tz)
+        days = _local_days(table, self._tz)  # day numbers since 1970-01-01, local time
+        first_kept = _day_number(today)
         moved = 0
         try:
-            for day in sorted(set(days)):
-                if day >= today:
-                    continue
-                mask = pa.array([d == day for d in days])
-                rows = table.filter(mask)
-                self._merge_day(day, rows)
+            for number in np.unique(days[days < first_kept]).tolist():
+                rows = table.filter(days == number)
+                self._merge_day(_from_day_number(number), rows)
                 moved += rows.num_rows
             if moved:
-                keep = table.filter(pa.array([d >= today for d in days]))
-                self._replace_csv(self._csv_bytes(keep))
+                self._replace_csv(self._csv_bytes(table.filter(days >= first_kept)))
         except OSError as exc:
             self._retry_rollover_at = time.monotonic() + 600
             log.warning("rollover of the CSV day file failed (%s); kept it as it is, will try again in 10 minutes", exc.strerror or exc)
             return 0
-        remaining = [d for d in days if d >= today]
-        self._min_day = min(remaining) if remaining else None
+        remaining = days[days >= first_kept]
+        self._min_day = _from_day_number(int(remaining.min())) if len(remaining) else None
         self._apply_retention(today)
         return moved
 
@@ -453,8 +450,19 @@ def _local_date(moment: datetime) -> date:
     return moment.astimezone(local_zone()).date()
 
 
-def _local_days(table: "pa.Table", tz: tzinfo) -> list[date]:
-    """Each row's local calendar day, DST-aware, without pandas (kept out of the steady state).
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _day_number(day: date) -> int:
+    return day.toordinal() - _EPOCH_ORDINAL
+
+
+def _from_day_number(number: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + number)
+
+
+def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
+    """Each row's local calendar day as a day number (numpy), DST-aware, without pandas.
 
     The zone's offset is looked up once per distinct quarter hour (UTC offsets change on
     quarter-hour boundaries), so a day of samples costs about a hundred look-ups.
@@ -468,10 +476,7 @@ def _local_days(table: "pa.Table", tz: tzinfo) -> list[date]:
         [datetime.fromtimestamp(int(q) * 900, timezone.utc).astimezone(tz).utcoffset().total_seconds() for q in unique],  # type: ignore[union-attr]
         dtype="int64",
     )
-    days = (seconds + offsets[inverse]) // 86400
-    epoch = date(1970, 1, 1).toordinal()
-    cache: dict[int, date] = {}
-    return [cache.setdefault(d, date.fromordinal(epoch + d)) for d in days.tolist()]
+    return (seconds + offsets[inverse]) // 86400
 
 
 def release_memory() -> None:
