@@ -164,17 +164,13 @@ class Store:
         try:
             self.rollover(today)
         finally:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            self._close_csv()
         return self._min_day
 
     def _maintain_in_child(self, today: date) -> None:
         from trayapp import dataset_jobs
 
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._close_csv()
         meta, _ = dataset_jobs.run(
             {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
         )
@@ -199,6 +195,11 @@ class Store:
                 cut = data.rfind(b"\n") + 1
                 f.truncate(cut)
                 log.warning("CSV day file ended in a torn line (a crash while writing); skipped it")
+
+    def _close_csv(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _open_csv(self) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
@@ -284,9 +285,7 @@ class Store:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._close_csv()
         os.replace(tmp, self.csv_path)
         self._open_csv()
 
@@ -368,9 +367,7 @@ class Store:
                     _warn_once(f"retention:{path}", f"retention: cannot delete {path}: {exc}")
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._close_csv()
         if self._lock is not None:
             try:
                 (self.data_dir / PID_NAME).unlink(missing_ok=True)
