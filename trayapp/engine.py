@@ -5,9 +5,7 @@ Imports the core modules only; never Qt. The GUI's QThread and ``run --headless`
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from trayapp import jsonfile
 from trayapp.model import Level, RuleResult, Sample, Transition
 from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, parse_duration
 from trayapp.settings import Config
@@ -48,27 +47,6 @@ def rule_keys(rules: tuple[Rule, ...]) -> list[str]:
             n += 1
         keys.append(key)
     return keys
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path, default: Any) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return default
-    except (OSError, ValueError) as exc:
-        log.warning("%s is unreadable (%s); starting from scratch", path, exc)
-        return default
 
 
 class Engine:
@@ -109,7 +87,7 @@ class Engine:
         config = self.config
         self.keys = rule_keys(config.rules)
         self.states = [RuleState(rule) for rule in config.rules]
-        saved = read_json(self.state_path, {})
+        saved = jsonfile.read_dict(self.state_path, warn=True)
         self.tracker = AlertTracker(
             hysteresis=config.alerts_hysteresis,
             repeat_every=parse_duration(config.slack_repeat_every),
@@ -172,7 +150,7 @@ class Engine:
 
     def _save_state(self) -> None:
         try:
-            write_json_atomic(self.state_path, self.tracker.state())
+            jsonfile.write(self.state_path, self.tracker.state())
         except OSError as exc:
             log.warning("cannot save alert state to %s (%s); a restart may repeat an alert", self.state_path, exc.strerror)
 

@@ -6,7 +6,6 @@ never blocks sampling or the GUI. Secrets never appear in logs or error text.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from trayapp import jsonfile
 from trayapp.model import Level, RuleResult, Transition
 from trayapp.rules import human_duration, parse_duration
 from trayapp.settings import Config
@@ -141,12 +141,7 @@ class Outbox:
             self._seq += 1
             name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.json"
         path = self.dir / name
-        tmp = self.dir / f".{name}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(message, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        jsonfile.write(path, message)
         return path
 
     def pending(self) -> list[Path]:
@@ -162,12 +157,7 @@ class Outbox:
             return []
 
     def read(self, path: Path) -> dict[str, Any] | None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                message = json.load(f)
-            return message if isinstance(message, dict) else None
-        except (OSError, ValueError):
-            return None
+        return jsonfile.read_dict(path) or None
 
     def done(self, path: Path) -> None:
         path.unlink(missing_ok=True)
@@ -176,9 +166,7 @@ class Outbox:
         self.failed_dir.mkdir(parents=True, exist_ok=True)
         message = self.read(path) or {}
         message["error"] = reason
-        target = self.failed_dir / path.name
-        with open(target, "w", encoding="utf-8") as f:
-            json.dump(message, f)
+        jsonfile.write(self.failed_dir / path.name, message)
         path.unlink(missing_ok=True)
 
     @property
@@ -186,21 +174,10 @@ class Outbox:
         return self.dir.parent / "state" / "slack.json"
 
     def status(self) -> dict[str, Any]:
-        try:
-            with open(self.status_path, encoding="utf-8") as f:
-                value = json.load(f)
-            return value if isinstance(value, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        return jsonfile.read_dict(self.status_path)
 
     def set_status(self, **changes: Any) -> None:
-        status = self.status()
-        status.update(changes)
-        self.status_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.status_path.with_name(".slack.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(status, f)
-        os.replace(tmp, self.status_path)
+        jsonfile.write(self.status_path, {**self.status(), **changes})
 
 
 # ------------------------------------------------------------------ delivery
@@ -334,21 +311,11 @@ def snooze(folder: Path, until: datetime | None) -> None:
 
 
 def write_snooze(folder: Path, state: dict[str, Any]) -> None:
-    path = _snooze_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".snooze.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(state, f)
-    os.replace(tmp, path)
+    jsonfile.write(_snooze_path(folder), state)
 
 
 def _read_snooze(folder: Path) -> dict[str, Any]:
-    try:
-        with open(_snooze_path(folder), encoding="utf-8") as f:
-            value = json.load(f)
-        return value if isinstance(value, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return jsonfile.read_dict(_snooze_path(folder))
 
 
 def snoozed_until(folder: Path, now: datetime | None = None, state: dict[str, Any] | None = None) -> datetime | None:
