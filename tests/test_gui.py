@@ -277,6 +277,10 @@ def test_the_app_turns_red_then_orange_when_settings_change(qtbot, data_dir: Pat
             app.start()
         assert first.args[0].level is Level.RED
         assert "36 h avg CPU 95 % — red (over 36 h of data)" in app.tray.toolTip()
+        recent = app.sampler.recent(36 * 3600)  # what the history window paints first
+        assert set(recent) == {"cpu_percent", "memory_percent"}
+        assert len(recent["cpu_percent"][0]) >= 36 * 60 and set(recent["cpu_percent"][1][:10]) == {95.0}
+        assert app.sampler.recent(7 * 86400) == {}  # no rule window covers a week
         assert app._icon_key[0] is Level.RED
         key = app.tray.icon().cacheKey()
         qtbot.waitSignal(app.tick_shown, timeout=5000).wait()
@@ -336,3 +340,23 @@ def test_config_problems_are_shown_at_start(qtbot, data_dir: Path, tmp_path: Pat
         assert "[sampling] interval_seconds = -1: must be greater than 0; using 2.0" in text
     finally:
         app.shutdown()
+
+
+def test_the_rule_metrics_are_painted_from_memory_before_the_disk_read(qtbot, history_window, data_dir: Path) -> None:
+    from array import array
+
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 30.0, "memory_percent": 40.0, "disk_percent": 70.0})
+    t = [(now - timedelta(seconds=s)).timestamp() for s in range(36 * 3600 - 60, 0, -60)]
+    in_memory = {"cpu_percent": (array("d", t), array("d", [95.0] * len(t)))}  # what the rule window holds
+    spans = []
+    window = history_window(data_dir, LiveBuffer(), Config(), quick=lambda span: (spans.append(span), in_memory)[1])
+    with qtbot.waitSignal(window.first_paint, timeout=5000):
+        window.show()
+    assert spans == [36 * 3600]
+    _, y = window.curves["cpu_percent"].getData()
+    assert np.nanmax(y) == 95.0 and "from memory" in window.status.text()
+    with qtbot.waitSignal(window.range_loaded, timeout=15000):
+        pass  # then the full read from disk replaces it, with every metric
+    _, y = window.curves["cpu_percent"].getData()
+    assert np.nanmax(y) == 30.0 and "disk_percent" in window.plots

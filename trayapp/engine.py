@@ -121,6 +121,21 @@ class Engine:
             if (config.rules, config.alerts_hysteresis, config.slack_repeat_every) != (old.rules, old.alerts_hysteresis, old.slack_repeat_every):
                 self._build_rules()
 
+    def recent(self, span: float, wait: float = 0.05) -> dict[str, tuple[Any, Any]]:
+        """Samples of each rule metric whose window covers ``span`` seconds, copied from the
+        windows (epoch seconds, values as ``array('d')``); ``{}`` if a tick holds the lock
+        longer than ``wait``. The history window paints these at once, before the disk read."""
+        if not self._lock.acquire(timeout=wait):
+            return {}
+        try:
+            out: dict[str, tuple[Any, Any]] = {}
+            for state in self.states:
+                if state.rule.window_seconds >= span and state.rule.metric not in out:
+                    out[state.rule.metric] = state.window.arrays()
+            return out
+        finally:
+            self._lock.release()
+
     def tick(self, sample: Sample | None = None) -> Tick:
         with self._lock:
             if sample is None:

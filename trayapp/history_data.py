@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,7 @@ class Series:
 
 
 def prepare_history(data_dir: Path, span: float, now: datetime | None = None) -> Series:
+    """Everything on disk in the last ``span`` seconds, ready to draw."""
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     start = now - timedelta(seconds=span)
@@ -98,21 +100,37 @@ def prepare_history(data_dir: Path, span: float, now: datetime | None = None) ->
     t = table.column("timestamp").cast("int64").to_numpy() / 1e6
     series = Series(span, start.timestamp(), now.timestamp(), rows=table.num_rows)
     for name in table.column_names:
-        if name == "timestamp":
-            continue
-        v = table.column(name).to_numpy(zero_copy_only=False).astype("float64")
-        if np.isnan(v).all():
-            continue
-        if table.num_rows > 2 * BINS:
-            series.curves[name] = peaks(t, v, series.start, series.end)
-        else:
-            tt, cols = break_gaps(t, {name: v})
-            series.curves[name] = (tt, cols[name])
-        series.hourly[name] = hourly_means(t, v)
+        if name != "timestamp":
+            add_curve(series, name, t, table.column(name).to_numpy(zero_copy_only=False).astype("float64"))
     del table
     release_memory()
     series.took = time.perf_counter() - t0
     return series
+
+
+def series_from_memory(recent: dict[str, tuple[Any, Any]], span: float, now: float) -> Series:
+    """The same from samples already in memory (the rule windows), for a first paint."""
+    t0 = time.perf_counter()
+    series = Series(span, now - span, now)
+    for name, (t, v) in recent.items():
+        t = np.frombuffer(t, dtype="float64")
+        v = np.frombuffer(v, dtype="float64")
+        series.rows = max(series.rows, len(t))
+        add_curve(series, name, t, v)
+    series.took = time.perf_counter() - t0
+    return series
+
+
+def add_curve(series: Series, name: str, t: np.ndarray, v: np.ndarray) -> None:
+    """One metric's curve (min/max per bin when there are many samples) and hourly means."""
+    if not len(v) or np.isnan(v).all():
+        return
+    if len(t) > 2 * BINS:
+        series.curves[name] = peaks(t, v, series.start, series.end)
+    else:
+        tt, cols = break_gaps(t, {name: v})
+        series.curves[name] = (tt, cols[name])
+    series.hourly[name] = hourly_means(t, v)
 
 
 def plotted_columns(names: Sequence[str]) -> list[str]:

@@ -166,6 +166,10 @@ class RollingWindow:
             self._t.pop()
             self._sum -= self._v.pop()
 
+    def arrays(self) -> tuple[array, array]:
+        """Copies of the window's timestamps and values (for drawing; the window goes on)."""
+        return self._t[self._head :], self._v[self._head :]
+
     @property
     def samples(self) -> int:
         return len(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QV
 from trayapp.dataset_jobs import JobFailed, Reader
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
-from trayapp.history_data import Series, plotted_columns, prepare_history
+from trayapp.history_data import Series, plotted_columns, prepare_history, series_from_memory
 from trayapp.model import Level, RuleResult, metric_label, metric_unit
 from trayapp.rules import human_duration
 from trayapp.settings import Config
@@ -41,8 +42,17 @@ class HistoryWindow(QWidget):
     """Plots per metric with linked time axes; thresholds and each rule's window average drawn."""
 
     range_loaded = Signal(object)  # Series, once drawn (tests and the benchmark wait on it)
+    first_paint = Signal(float)  # the rule metrics were drawn from memory, before the disk read
 
-    def __init__(self, data_dir: Path, live: LiveBuffer, config: Config, reader: Reader | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        live: LiveBuffer,
+        config: Config,
+        reader: Reader | None = None,
+        quick: Callable[[float], dict] | None = None,
+    ) -> None:
+        """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows)."""
         super().__init__()
         pg.setConfigOptions(antialias=True, background="w", foreground="#202124")
         self.setWindowTitle("trayapp — history")
@@ -51,6 +61,7 @@ class HistoryWindow(QWidget):
         self.live = live
         self.config = config
         self.results: tuple[RuleResult, ...] = ()
+        self.quick = quick
         self.span = RANGES[1][1]
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
         # History is read by a child that stays up while the window is in use and leaves a
@@ -166,6 +177,11 @@ class HistoryWindow(QWidget):
         self._idle.stop()
         future = self._pool.submit(self._load, self.data_dir, span)
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f)))
+        recent = self.quick(span) if self.quick is not None else {}
+        if recent:  # the rule metrics are in memory already: paint them now, the rest follows
+            self._draw(series_from_memory(recent, span, time.time()))
+            self.status.setText("36 h of the rule metrics from memory; reading the rest from disk…")
+            self.first_paint.emit(span)
 
     def _load(self, data_dir: Path, span: float) -> Series:
         """On the worker thread: the child reads; if it cannot run, read here instead."""
@@ -189,6 +205,12 @@ class HistoryWindow(QWidget):
         except Exception as exc:  # a read that failed: say so, keep the window
             self.status.setText(f"could not read history: {exc}")
             return
+        self._draw(series)
+        label = next(lbl for lbl, s in RANGES if s == series.span)
+        self.status.setText(f"{label}: {series.rows} samples, read in {series.took * 1000:.0f} ms; dark line: hourly means")
+        self.range_loaded.emit(series)
+
+    def _draw(self, series: Series) -> None:
         for name in plotted_columns(list(series.curves)):
             self._plot_for(name)
         for name, curve in self.curves.items():
@@ -199,9 +221,6 @@ class HistoryWindow(QWidget):
             self.hourly[name].setVisible(True)
         for plot in self.plots.values():
             plot.setXRange(series.start, series.end, padding=0)
-        label = next(lbl for lbl, s in RANGES if s == series.span)
-        self.status.setText(f"{label}: {series.rows} samples, read in {series.took * 1000:.0f} ms; dark line: hourly means")
-        self.range_loaded.emit(series)
 
     def refresh_live(self) -> None:
         """Redraw the live view from memory (called on each tick while it is shown)."""

@@ -58,6 +58,11 @@ class Sampler(QThread):
     def paused(self) -> bool:
         return self._paused
 
+    def recent(self, span: float) -> dict:
+        """What the rule windows hold for ``span`` (see ``Engine.recent``); ``{}`` before start."""
+        engine = self.engine
+        return engine.recent(span) if engine is not None else {}
+
     # --- the thread
     def _open(self, config: Config, data_dir: Path) -> bool:
         engine = Engine(config, data_dir, dataset_in_child=True)
