@@ -55,11 +55,16 @@ def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], di
 
 
 def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Rollover and retention; with ``seed`` in the job, the seed arrays too (one child at start)."""
     from trayapp.store import Store
 
     store = Store(job["data_dir"], int(job.get("retention_days", 0)))
     min_day = store.maintain(date.fromisoformat(job["today"]))
-    return {"min_day": min_day.isoformat() if min_day else None}, {}
+    meta: dict[str, Any] = {"min_day": min_day.isoformat() if min_day else None}
+    if not job.get("seed"):
+        return meta, {}
+    seed_meta, arrays = _seed({"data_dir": job["data_dir"], **job["seed"]})
+    return {**meta, **seed_meta}, arrays
 
 
 def _seed(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -69,6 +74,11 @@ def _seed(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"]
     )
     return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
+
+
+def seed_result(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The (epoch seconds, {metric: values}) a seed job sent back."""
+    return arrays["t"], {name: arrays[f"m_{name}"] for name in meta["metrics"]}
 
 
 def _history(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

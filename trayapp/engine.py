@@ -79,11 +79,20 @@ class Engine:
 
     def start(self, now: datetime | None = None) -> None:
         """Take the data folder (raises DataDirBusy), roll over, and seed every rule from disk."""
-        self.store.open_writer(now)
+        now = now or datetime.now(timezone.utc)
+        seeded = self.store.open_writer(now, seed=self._seed_request(self.config.rules, now))
         self.probe = self._probe_factory(self.config)
-        self._build_rules(now)
+        self._build_rules(now, seeded)
 
-    def _build_rules(self, now: datetime | None = None) -> None:
+    @staticmethod
+    def _seed_request(rules: tuple[Rule, ...], now: datetime) -> "tuple[datetime, datetime, list[str]] | None":
+        """What the rule windows need from disk: the longest window, every rule metric."""
+        if not rules:
+            return None
+        longest = max(rule.window_seconds for rule in rules)
+        return now - timedelta(seconds=longest), now, sorted({rule.metric for rule in rules})
+
+    def _build_rules(self, now: datetime | None = None, seeded: Any = None) -> None:
         config = self.config
         self.keys = rule_keys(config.rules)
         self.states = [RuleState(rule) for rule in config.rules]
@@ -93,15 +102,15 @@ class Engine:
             repeat_every=parse_duration(config.slack_repeat_every),
             state={k: v for k, v in saved.items() if k in self.keys} if isinstance(saved, dict) else {},
         )
-        self.seed(now or datetime.now(timezone.utc))
+        self.seed(now or datetime.now(timezone.utc), seeded)
 
-    def seed(self, now: datetime) -> None:
-        """Fill the rule windows from the store, so no tick ever reads the disk."""
-        if not self.states:
+    def seed(self, now: datetime, seeded: Any = None) -> None:
+        """Fill the rule windows from the store (or from ``seeded``, read with the rollover),
+        so no tick ever reads the disk."""
+        request = self._seed_request(self.config.rules, now)
+        if request is None:
             return
-        longest = max(state.rule.window_seconds for state in self.states)
-        metrics = sorted({state.rule.metric for state in self.states})
-        stamps, columns = self.store.seed_arrays(now - timedelta(seconds=longest), now, metrics)
+        stamps, columns = seeded if seeded is not None else self.store.seed_arrays(*request)
         for state in self.states:
             state.window.extend(stamps, columns[state.rule.metric], now.timestamp())
         log.info("seeded %d rule(s) from %d sample(s) on disk", len(self.states), len(stamps))

@@ -123,8 +123,11 @@ class Store:
 
     # ----------------------------------------------------------------- writer
 
-    def open_writer(self, now: datetime | None = None) -> None:
-        """Take the folder's writer lock, mend a torn CSV tail and roll earlier days over."""
+    def open_writer(self, now: datetime | None = None, seed: "tuple[datetime, datetime, list[str]] | None" = None) -> "Any":
+        """Take the folder's writer lock, mend a torn CSV tail and roll earlier days over.
+
+        With ``seed`` (start, end, metrics), also returns ``arrays(start, end, metrics)``, read
+        after the rollover (by the same child, when this store keeps Arrow out)."""
         import filelock
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,13 +150,15 @@ class Store:
             from trayapp.dataset_jobs import JobFailed
 
             try:
-                self._maintain_in_child(now.astimezone(self._tz).date())
+                seeded = self._maintain_in_child(now.astimezone(self._tz).date(), seed)
             except JobFailed as exc:
                 self.close()
                 raise StoreError(str(exc)) from None
         else:
             self.maintain(now.astimezone(self._tz).date())
+            seeded = self.arrays(*seed) if seed else None
         self._open_csv()
+        return seeded
 
     def maintain(self, today: date) -> date | None:
         """Mend a torn CSV tail, roll earlier days over, apply retention; returns the earliest
@@ -167,14 +172,16 @@ class Store:
             self._close_csv()
         return self._min_day
 
-    def _maintain_in_child(self, today: date) -> None:
+    def _maintain_in_child(self, today: date, seed: "tuple[datetime, datetime, list[str]] | None" = None) -> "Any":
         from trayapp import dataset_jobs
 
         self._close_csv()
-        meta, _ = dataset_jobs.run(
-            {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
-        )
+        job: dict[str, Any] = {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
+        if seed:
+            job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
+        meta, arrays = dataset_jobs.run(job)
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
+        return dataset_jobs.seed_result(meta, arrays) if seed else None
 
     def _mend_csv(self) -> None:
         """Drop a torn last line (a crash mid-write); set aside a file that is not our CSV."""
@@ -416,10 +423,9 @@ class Store:
             return self.arrays(start, end, metrics)
         from trayapp import dataset_jobs
 
-        meta, arrays = dataset_jobs.run(
+        return dataset_jobs.seed_result(*dataset_jobs.run(
             {"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}
-        )
-        return arrays["t"], {name: arrays[f"m_{name}"] for name in meta["metrics"]}
+        ))
 
     def _paths_for(self, start: datetime | None, end: datetime | None) -> list[Path]:
         if start is None:
