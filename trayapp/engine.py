@@ -80,17 +80,9 @@ class Engine:
     def start(self, now: datetime | None = None) -> None:
         """Take the data folder (raises DataDirBusy), roll over, and seed every rule from disk."""
         now = now or datetime.now(timezone.utc)
-        seeded = self.store.open_writer(now, seed=self._seed_request(self.config.rules, now))
+        seeded = self.store.open_writer(now, seed=window_request(self.config.rules, now))
         self.probe = self._probe_factory(self.config)
         self._build_rules(now, seeded)
-
-    @staticmethod
-    def _seed_request(rules: tuple[Rule, ...], now: datetime) -> "tuple[datetime, datetime, list[str]] | None":
-        """What the rule windows need from disk: the longest window, every rule metric."""
-        if not rules:
-            return None
-        longest = max(rule.window_seconds for rule in rules)
-        return now - timedelta(seconds=longest), now, sorted({rule.metric for rule in rules})
 
     def _build_rules(self, now: datetime | None = None, seeded: Any = None) -> None:
         config = self.config
@@ -100,22 +92,22 @@ class Engine:
         self.tracker = AlertTracker(
             hysteresis=config.alerts_hysteresis,
             repeat_every=parse_duration(config.slack_repeat_every),
-            state={k: v for k, v in saved.items() if k in self.keys} if isinstance(saved, dict) else {},
+            state={k: v for k, v in saved.items() if k in self.keys},
         )
         self.seed(now or datetime.now(timezone.utc), seeded)
 
     def seed(self, now: datetime, seeded: Any = None) -> None:
         """Fill the rule windows from the store (or from ``seeded``, read with the rollover),
         so no tick ever reads the disk."""
-        request = self._seed_request(self.config.rules, now)
+        request = window_request(self.config.rules, now)
         if request is None:
             return
         stamps, columns = seeded if seeded is not None else self.store.seed_arrays(*request)
         for state in self.states:
             state.window.extend(stamps, columns[state.rule.metric], now.timestamp())
         log.info("seeded %d rule(s) from %d sample(s) on disk", len(self.states), len(stamps))
-        del columns
-        release_memory()
+        del stamps, columns
+        release_memory()  # the read was a burst; this process lives on for months
 
     def apply(self, config: Config) -> None:
         """Take new settings at once (from the settings dialog); re-seeds if rules changed."""
@@ -192,19 +184,22 @@ def _default_probe(config: Config) -> Any:
     return Probe(config.sampling_gpu_backend, config.sampling_disk_path or None)
 
 
+def window_request(rules: tuple[Rule, ...], now: datetime) -> "tuple[datetime, datetime, list[str]] | None":
+    """What the rules' windows need from disk: (start, end, metrics) over the longest window."""
+    if not rules:
+        return None
+    longest = max(rule.window_seconds for rule in rules)
+    return now - timedelta(seconds=longest), now, sorted({rule.metric for rule in rules})
+
+
 def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | None = None) -> list[RuleResult]:
     """Each rule's result from what is on disk now (``trayapp status``): no state, no hysteresis."""
     now = now or datetime.now(timezone.utc)
-    if not rules:
+    request = window_request(rules, now)
+    if request is None:
         return []
-    longest = max(rule.window_seconds for rule in rules)
-    metrics = sorted({rule.metric for rule in rules})
-    table = store.read(now - timedelta(seconds=longest), now, columns=metrics)
-    stamps = table.column("timestamp").cast("int64").to_numpy() / 1e6
-    return [
-        evaluate_arrays(rule, stamps, table.column(rule.metric).to_numpy(zero_copy_only=False), now.timestamp())
-        for rule in rules
-    ]
+    stamps, columns = store.arrays(*request)
+    return [evaluate_arrays(rule, stamps, columns[rule.metric], now.timestamp()) for rule in rules]
 
 
 def describe(result: RuleResult) -> str:
