@@ -360,3 +360,27 @@ def test_the_rule_metrics_are_painted_from_memory_before_the_disk_read(qtbot, hi
         pass  # then the full read from disk replaces it, with every metric
     _, y = window.curves["cpu_percent"].getData()
     assert np.nanmax(y) == 30.0 and "disk_percent" in window.plots
+
+
+def test_a_fresh_install_opens_the_live_view_and_history_otherwise(qtbot, data_dir: Path, tmp_path: Path) -> None:
+    config = Config(sampling_interval_seconds=0.2, alerts_desktop_notifications=False)
+    fresh = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml")
+    try:
+        with qtbot.waitSignal(fresh.tick_shown, timeout=20000):
+            fresh.start()
+        fresh.show_history()
+        assert fresh.window.span == LIVE_SECONDS  # no rule has an hour of data yet
+        assert len(fresh.window.curves["cpu_percent"].getData()[0]) >= 1
+    finally:
+        fresh.shutdown()
+    other = tmp_path / "with-history"
+    now = datetime.now(timezone.utc)
+    write_history(other, now - timedelta(hours=36), now, 60, {"cpu_percent": 20.0, "memory_percent": 30.0, "disk_percent": 40.0})
+    seasoned = TrayApp(Loaded(config, tmp_path / "config.toml", []), other, tmp_path / "config.toml")
+    try:
+        with qtbot.waitSignal(seasoned.tick_shown, timeout=20000):
+            seasoned.start()
+        seasoned.show_history()
+        assert seasoned.window.span == 36 * 3600
+    finally:
+        seasoned.shutdown()

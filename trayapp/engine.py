@@ -202,14 +202,20 @@ def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | No
     return [evaluate_arrays(rule, stamps, columns[rule.metric], now.timestamp()) for rule in rules]
 
 
-def describe(result: RuleResult) -> str:
-    """``36 h avg cpu_percent 92.0 % — red (over 14 h of data)``: one line for logs and tooltips."""
+def describe(result: RuleResult, for_people: bool = False) -> str:
+    """One line for logs: ``36 h avg cpu_percent 92.0 % — red (over 14 h of data)``; with
+    ``for_people`` (tooltips, notifications): ``36 h avg CPU 92 % — red (over 14 h of data)``."""
+    from trayapp.model import metric_label, metric_unit
     from trayapp.rules import human_duration
 
-    window = human_duration(result.window_seconds)
-    avg = "n/a" if result.average is None else f"{result.average:.1f} %"
-    coverage = human_duration(result.coverage_seconds)
-    return f"{window} avg {result.metric} {avg} — {result.level.value} (over {coverage} of data)"
+    name = metric_label(result.metric) if for_people else result.metric
+    if result.average is None:
+        avg = "n/a"
+    else:
+        avg = f"{result.average:.0f}" if for_people else f"{result.average:.1f}"
+        avg += f" {metric_unit(result.metric)}"
+    return (f"{human_duration(result.window_seconds)} avg {name} {avg} — {result.level.value} "
+            f"(over {human_duration(result.coverage_seconds)} of data)")
 
 
 def run_loop(engine: Engine, stop: threading.Event, interval: Callable[[], float]) -> None:

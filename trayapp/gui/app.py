@@ -18,25 +18,17 @@ from PySide6.QtGui import QAction
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
-from trayapp.engine import Tick
+from trayapp.engine import Tick, describe
 from trayapp.gui import icon as tray_icon
-from trayapp.gui.live import LiveBuffer
+from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
-from trayapp.model import Level, Sample, Transition, metric_label, metric_unit
-from trayapp.rules import human_duration
+from trayapp.model import Level, Sample, Transition, metric_label
 from trayapp.settings import Config, Loaded, default_data_dir
 from trayapp.slack import snooze, snooze_end
 
 log = logging.getLogger(__name__)
 
 PRELOAD_AFTER_MS = 15_000
-
-
-def describe_result(result) -> str:
-    """``36 h avg CPU 92 % — red (over 14 h of data)``."""
-    avg = "n/a" if result.average is None else f"{result.average:.0f} {metric_unit(result.metric)}"
-    return (f"{human_duration(result.window_seconds)} avg {metric_label(result.metric)} {avg} — "
-            f"{result.level.value} (over {human_duration(result.coverage_seconds)} of data)")
 
 
 def _fmt(value: float | None, unit: str = "%") -> str:
@@ -55,7 +47,7 @@ def tooltip_text(tick: Tick | None, paused: bool = False, slack: str = "") -> st
         return "trayapp — starting…"
     lines = [f"trayapp — {tick.level.value}" + (" (sampling paused)" if paused else "")]
     lines += describe_sample(tick.sample)
-    lines += [describe_result(r) for r in tick.results]
+    lines += [describe(r, for_people=True) for r in tick.results]
     if slack:
         lines.append(slack)
     return "\n".join(lines)
@@ -70,7 +62,7 @@ def notification_text(changes: tuple[Transition, ...]) -> tuple[str, str]:
             titles.append(f"{metric_label(r.metric)} back to ok")
         else:
             titles.append(f"{metric_label(r.metric)} {change.current.value}" + (" (still)" if change.reminder else ""))
-    return ", ".join(titles), "\n".join(describe_result(c.result) for c in changes)
+    return ", ".join(titles), "\n".join(describe(c.result, for_people=True) for c in changes)
 
 
 def instance_name(folder: Path) -> str:
@@ -264,6 +256,10 @@ class TrayApp(QObject):
 
             self.window = HistoryWindow(self.folder, self.live, self.config, reader, quick=self.sampler.recent)
             self.window.setWindowIcon(self.tray.icon())
+            if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
+                # a fresh install: 36 h of nothing but a sliver at the right edge says little;
+                # the live view shows what is being recorded (the buttons switch to history)
+                self.window.span = LIVE_SECONDS
         if self.last is not None:
             self.window.set_results(self.last.results, self.config)
         self.window.show()
