@@ -12,6 +12,7 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -163,7 +164,8 @@ class GputilBackend:
     def __init__(self, budget: float = 0.5, kill_after: float = 5.0) -> None:
         if shutil.which("nvidia-smi") is None and sys.platform != "win32":
             raise RuntimeError("nvidia-smi is not on PATH")
-        with _quiet_distutils():
+        with warnings.catch_warnings():  # GPUtil imports distutils, deprecated on 3.11
+            warnings.simplefilter("ignore", DeprecationWarning)
             import GPUtil
         _no_window_popen()
         self._get_gpus = GPUtil.getGPUs
@@ -242,20 +244,6 @@ class GputilBackend:
 def _scaled(fraction: Any) -> float | None:
     value = _finite(fraction)
     return None if value is None else round(value * 100.0, 3)
-
-
-class _quiet_distutils:
-    """GPUtil imports distutils, which warns on 3.11 and is missing on 3.12 without setuptools."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", DeprecationWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
 
 
 def open_gpu_backend(choice: str) -> GpuBackend:

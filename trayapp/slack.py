@@ -222,7 +222,7 @@ def deliver(config: Config, message: dict[str, Any], timeout: float = 10.0) -> O
         if config.slack_bot_token and config.slack_channel:
             return _deliver_web_api(config, payload, timeout)
         return Outcome("retry", "Slack is not set up")
-    except (OSError, socket.timeout, TimeoutError) as exc:  # URLError, refused, reset, DNS
+    except OSError as exc:  # URLError, timeouts, refused, reset, DNS
         reason = getattr(exc, "reason", None) or exc
         return Outcome("retry", redact(f"network error: {reason}", config))
     except Exception as exc:  # http.client errors (a dropped connection) and anything slack_sdk raises
