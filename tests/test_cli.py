@@ -99,6 +99,23 @@ def test_malformed_config_warns_and_keeps_going(data_dir: Path, tmp_path: Path) 
     assert "[sampling] interval_seconds = 'fast': must be a number; using 2.0" in done.stderr
 
 
+def test_read_only_commands_never_move_a_broken_config_and_doctor_says_so(data_dir: Path, tmp_path: Path) -> None:
+    hot_history(data_dir, hours=2)
+    config = tmp_path / "config.toml"
+    text = '[slack]\nwebhook_url = "https://hooks.slack.com/services/T1/B2/abcdef"\n[sampling\n'
+    config.write_text(text)
+    for args in (["status"], ["status", "--json"], ["export", "--since", "1h"], ["snooze", "off"]):
+        done = run_cli("--config", str(config), "--data-dir", str(data_dir), *args)
+        assert done.returncode == 0, (args, done.stderr)
+        warning = [line for line in done.stderr.splitlines() if "not valid TOML" in line]
+        assert len(warning) == 1 and "abcdef" not in done.stderr, (args, done.stderr)
+        assert config.read_text() == text and not list(tmp_path.glob("config.toml.broken-*")), args
+    doctor = run_cli("--config", str(config), "--data-dir", str(data_dir), "doctor", env={"DISPLAY": ""})
+    assert doctor.returncode == 1 and "all good" not in doctor.stdout
+    assert any(line.startswith("FAIL config") for line in doctor.stdout.splitlines()), doctor.stdout
+    assert config.read_text() == text and not list(tmp_path.glob("config.toml.broken-*"))
+
+
 def _csv_rows(data_dir: Path) -> int:
     path = data_dir / "csv_dump" / "daily_dump.csv"
     return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0

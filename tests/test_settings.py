@@ -96,14 +96,18 @@ def test_an_empty_rule_list_means_no_rules(tmp_path: Path) -> None:
     assert load(path).config.rules == ()
 
 
-def test_a_corrupt_file_is_kept_aside_and_defaults_used(tmp_path: Path) -> None:
+def test_a_corrupt_file_is_read_as_defaults_and_left_in_place_until_saved_over(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[sampling\ninterval_seconds = = 3")
     loaded = load(path)
-    assert loaded.config == Config()
+    assert loaded.config == Config() and loaded.broken
+    assert "not valid TOML" in loaded.warnings[0] and "\n" not in loaded.warnings[0]
+    assert path.read_text() == "[sampling\ninterval_seconds = = 3"  # reading never moves it
+    assert not list(tmp_path.glob("config.toml.broken-*"))
+    save(Config(sampling_interval_seconds=3.0), path)  # saving new settings keeps the old text aside
     (backup,) = tmp_path.glob("config.toml.broken-*")
     assert backup.read_text() == "[sampling\ninterval_seconds = = 3"
-    assert "not valid TOML" in loaded.warnings[0] and backup.name in loaded.warnings[0]
+    assert load(path).config.sampling_interval_seconds == 3.0
 
 
 def test_save_load_round_trip_is_atomic_and_private_with_a_secret(tmp_path: Path) -> None:

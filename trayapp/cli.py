@@ -192,7 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from trayapp.model import Level
     from trayapp.store import Store
 
-    loaded, folder = load_config(args, quiet=args.json)
+    loaded, folder = load_config(args)
     config = loaded.config
     if not folder.is_dir():
         raise UserError(f"no data folder at {folder} (start 'trayapp run --headless' or the tray app first)")
@@ -237,7 +237,7 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
 def cmd_export(args: argparse.Namespace) -> int:
     from trayapp.store import Store
 
-    _, folder = load_config(args, quiet=True)
+    _, folder = load_config(args)
     now = datetime.now(timezone.utc)
     since, until = parse_moment(args.since, now), parse_moment(args.until, now) or now
     if since is not None and since >= until:
@@ -348,7 +348,12 @@ def _doctor_gpu(config: Config) -> list[tuple[bool | None, str]]:
             continue
         found = True
         for g in readings:
-            out.append((True, f"{name}: GPU {g.index} {g.name or ''}: util {g.util_percent} %, memory {g.memory_percent} %, {g.temperature_c} °C ({took:.1f} ms)"))
+            def num(value: float | None, unit: str) -> str:
+                return "n/a" if value is None else f"{value:.1f} {unit}"
+
+            out.append((True, f"{name}: GPU {g.index} {g.name or ''}: util {num(g.util_percent, '%')}, memory {num(g.memory_percent, '%')}, "
+                              f"{num(g.temperature_c, '°C')}, power {num(g.power_w, 'W')}, "
+                              f"memory bandwidth {num(g.memory_bandwidth_percent, '%')} ({took:.1f} ms)"))
     if not found:
         out.append((None, f"no NVIDIA GPU readable; gpu_backend = {config.sampling_gpu_backend!r}, GPU columns stay empty"))
     return out
@@ -396,7 +401,7 @@ def cmd_slack_test(args: argparse.Namespace) -> int:
 def cmd_snooze(args: argparse.Namespace) -> int:
     from trayapp.slack import snooze, snooze_end
 
-    _, folder = load_config(args, quiet=True)
+    _, folder = load_config(args)
     try:
         until = snooze_end(args.duration)
     except ValueError as exc:

@@ -231,6 +231,7 @@ class Loaded:
     config: Config
     path: Path
     warnings: list[str]
+    broken: bool = False  # the file is there but could not be read as TOML
 
 
 def default_config_path() -> Path:
@@ -338,14 +339,9 @@ def load(path: Path) -> Loaded:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        backup = path.with_name(f"{path.name}.broken-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        try:
-            os.replace(path, backup)
-            kept = f"kept it as {backup.name}"
-        except OSError:
-            kept = "left it in place"
-        warnings.append(f"config: {path} is not valid TOML ({exc}); {kept} and using defaults")
-        return Loaded(Config(), path, warnings)
+        # Reading never moves the file: only saving new settings over it sets it aside.
+        warnings.append(f"config: {path} is not valid TOML ({exc}); using defaults until it is fixed")
+        return Loaded(Config(), path, warnings, broken=True)
     config = validate(doc, warnings)
     return Loaded(_with_keyring(config, warnings), path, warnings)
 
@@ -354,6 +350,7 @@ def save(config: Config, path: Path) -> None:
     """Write atomically; secrets go to the OS keyring when there is one, else the file is 0600."""
     import tomli_w
 
+    _set_aside_if_broken(path)
     in_keyring = _store_secrets(config)
     doc = to_toml(config, keep_secrets_in_file=not in_keyring)
     has_secret = any(doc["slack"][f.name] for f in FIELDS if f.kind == "secret")
@@ -368,6 +365,22 @@ def save(config: Config, path: Path) -> None:
     if has_secret:
         os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def _set_aside_if_broken(path: Path) -> Path | None:
+    """Before new settings replace a file that is not valid TOML, keep it as ``.broken-<time>``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        tomllib.loads(text)
+        return None
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        pass
+    backup = path.with_name(f"{path.name}.broken-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, backup)
+    log.warning("config: %s was not valid TOML; kept it as %s", path, backup.name)
+    return backup
 
 
 # ------------------------------------------------------------------- keyring
