@@ -122,7 +122,7 @@ class TrayApp(QObject):
         self.use_tray = use_tray
 
         self.tray = QSystemTrayIcon(self)
-        self._set_icon(Level.UNKNOWN, None, None)
+        self._set_icon(Level.UNKNOWN, None)
         self.tray.setToolTip(tooltip_text(None))
         self.tray.setContextMenu(self._menu())
         self.tray.activated.connect(self._activated)
@@ -210,8 +210,7 @@ class TrayApp(QObject):
     def on_tick(self, tick: Tick) -> None:
         self.last = tick
         self.live.add(tick.sample)
-        s = tick.sample
-        self._set_icon(tick.level, tray_icon.bucket(s.cpu_percent), tray_icon.bucket(s.memory_percent))
+        self._set_icon(tick.level, tray_icon.bucket(tick.sample.cpu_percent))
         self._refresh_tooltip()
         if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions:
             title, text = notification_text(tick.transitions)
@@ -223,12 +222,12 @@ class TrayApp(QObject):
             self.window.refresh_live()
         self.tick_shown.emit(tick)
 
-    def _set_icon(self, level: Level, cpu: int | None, memory: int | None) -> None:
-        key = (level, cpu, memory)
+    def _set_icon(self, level: Level, load: int | None) -> None:
+        key = (level, load)
         if key == self._icon_key:
             return  # redraw only when what it shows changes
         self._icon_key = key
-        self.tray.setIcon(tray_icon.icon(level, cpu, memory))
+        self.tray.setIcon(tray_icon.icon(level, load))
         if self.window is not None:
             self.window.setWindowIcon(self.tray.icon())
 
