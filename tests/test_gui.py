@@ -208,6 +208,13 @@ def history_window(qtbot, request):
         window.shutdown()
 
 
+def drawn(window: HistoryWindow, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """What a plot shows: the sample line, or the top of the min–max band when binned."""
+    mp = window.metric_plots[name]
+    x, y = (mp.hi if mp.binned else mp.line).getData()
+    return (np.empty(0), np.empty(0)) if x is None else (x, y)
+
+
 def test_peaks_keep_spikes_and_gaps() -> None:
     t = np.arange(0, 1000, 1.0)
     v = np.full(1000, 10.0)
@@ -227,16 +234,26 @@ def test_history_window_draws_what_is_on_disk(qtbot, history_window, data_dir: P
     with qtbot.waitSignal(window.range_loaded, timeout=10000):
         window.show()
     assert list(window.plots) == ["cpu_percent", "memory_percent", "disk_percent"]
-    x, y = window.curves["cpu_percent"].getData()
-    assert np.nanmax(y) == 95.0 and np.nanmin(y) == 30.0
+    cpu = window.metric_plots["cpu_percent"]
+    assert cpu.binned and cpu.band.isVisible()  # 9,360 samples: a min–max band per screen bin
+    x, lo = cpu.lo.getData()
+    _, hi = cpu.hi.getData()
+    assert np.nanmax(hi) == 95.0 and np.nanmin(lo) == 30.0
     gap = (x > (now - timedelta(hours=19)).timestamp()) & (x < (now - timedelta(hours=11)).timestamp())
-    assert gap.any() and np.isnan(y[gap]).all()  # the gap is a gap
-    hx, hy = window.hourly["cpu_percent"].getData()
+    assert gap.any() and np.isnan(lo[gap]).all() and np.isnan(hi[gap]).all()  # the gap is a gap
+    hx, hy = cpu.mean.getData()
     finite = hy[~np.isnan(hy)]
     assert set(np.round(finite, 6)) == {95.0, 30.0} and 25 <= len(finite) <= 28
     assert np.isnan(hy).sum() >= 8  # the hours of the gap break the hourly line too
-    lines = {round(item.value(), 3) for item in window.rule_lines["cpu_percent"]}
-    assert lines == {80.0, 90.0, 81.0}  # orange, red, and the rule's current average
+    import pyqtgraph as pg
+
+    items = window.rule_lines["cpu_percent"]
+    assert {item.value() for item in items if isinstance(item, pg.InfiniteLine)} == {80.0, 90.0}
+    (avg,) = [item for item in items if isinstance(item, pg.PlotDataItem)]
+    ax, ay = avg.getData()  # the rule's current average, drawn over its own window
+    assert list(ay) == [81.0, 81.0] and ax[1] - ax[0] == 129600 and avg.isVisible()
+    # the labels sit in the right margin, not on the data
+    assert [text for _, text, _ in cpu.margin.marks] == ["orange 80", "36 h avg 81", "red 90"]
     assert window.rule_lines["disk_percent"] == []
 
 
@@ -246,7 +263,7 @@ def test_history_window_shows_gpu_when_there_is_one(qtbot, history_window, data_
     window = history_window(data_dir, LiveBuffer(), Config())
     with qtbot.waitSignal(window.range_loaded, timeout=10000):
         window.show()
-    assert list(window.plots) == ["cpu_percent", "gpu0_util_percent", "gpu0_memory_percent", "gpu0_temperature_c"]
+    assert list(window.plots) == ["cpu_percent", "memory_percent", "disk_percent", "gpu0_util_percent", "gpu0_memory_percent", "gpu0_temperature_c"]
     assert window.plots["gpu0_temperature_c"].getAxis("left").labelText == "GPU 0 temperature (°C)"
 
 
@@ -258,7 +275,7 @@ def test_live_view_holds_the_last_ten_minutes(qtbot, history_window, data_dir: P
     window = history_window(data_dir, live, Config())
     window.span = LIVE_SECONDS
     window.show()
-    x, y = window.curves["cpu_percent"].getData()
+    x, y = drawn(window, "cpu_percent")
     assert len(x) == LIVE_SECONDS // 2  # (now - 10 min, now] at one sample per 2 s
     assert x[0] == pytest.approx((start + timedelta(seconds=600)).timestamp())  # 598 s left the window
     assert list(y[-3:]) == [float((20 * 60 - 6) % 100), float((20 * 60 - 4) % 100), float((20 * 60 - 2) % 100)]
@@ -354,12 +371,14 @@ def test_the_rule_metrics_are_painted_from_memory_before_the_disk_read(qtbot, hi
     with qtbot.waitSignal(window.first_paint, timeout=5000):
         window.show()
     assert spans == [36 * 3600]
-    _, y = window.curves["cpu_percent"].getData()
-    assert np.nanmax(y) == 95.0 and "from memory" in window.status.text()
+    _, y = drawn(window, "cpu_percent")
+    assert np.nanmax(y) == 95.0 and window.status.text() == "Loading…"
+    assert "disk_percent" in window.plots  # made up front: nothing jumps when the read arrives
     with qtbot.waitSignal(window.range_loaded, timeout=15000):
         pass  # then the full read from disk replaces it, with every metric
-    _, y = window.curves["cpu_percent"].getData()
-    assert np.nanmax(y) == 30.0 and "disk_percent" in window.plots
+    _, y = drawn(window, "cpu_percent")
+    assert np.nanmax(y) == 30.0 and window.status.text() == ""
+    assert np.nanmax(drawn(window, "disk_percent")[1]) == 70.0
 
 
 def test_a_fresh_install_opens_the_live_view_and_history_otherwise(qtbot, data_dir: Path, tmp_path: Path) -> None:
@@ -370,7 +389,7 @@ def test_a_fresh_install_opens_the_live_view_and_history_otherwise(qtbot, data_d
             fresh.start()
         fresh.show_history()
         assert fresh.window.span == LIVE_SECONDS  # no rule has an hour of data yet
-        assert len(fresh.window.curves["cpu_percent"].getData()[0]) >= 1
+        assert len(drawn(fresh.window, "cpu_percent")[0]) >= 1
     finally:
         fresh.shutdown()
     other = tmp_path / "with-history"

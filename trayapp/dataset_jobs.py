@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -84,14 +84,9 @@ def seed_result(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[np
 def _history(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     from trayapp.history_data import prepare_history
 
-    series = prepare_history(job["data_dir"], float(job["span"]))
-    arrays: dict[str, np.ndarray] = {}
-    for kind, data in (("c", series.curves), ("h", series.hourly)):
-        for name, (x, y) in data.items():
-            arrays[f"{kind}x_{name}"], arrays[f"{kind}y_{name}"] = x, y
-    meta = {"span": series.span, "start": series.start, "end": series.end, "rows": series.rows, "took": series.took,
-            "curves": list(series.curves), "hourly": list(series.hourly)}
-    return meta, arrays
+    window = {k: datetime.fromtimestamp(float(job[k]), timezone.utc) for k in ("start", "end") if job.get(k) is not None}
+    series = prepare_history(job["data_dir"], float(job["span"]), now=window.get("end"), start=window.get("start"))
+    return series.to_arrays()
 
 
 JOBS = {"maintain": _maintain, "seed": _seed, "history": _history}

@@ -79,23 +79,34 @@ class Series:
     end: float
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     hourly: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    binned: set[str] = field(default_factory=set)  # curves that are min/max pairs per bin (a band)
     rows: int = 0
     took: float = 0.0
 
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(meta, arrays) to send from a child process; ``from_arrays`` is the inverse."""
+        arrays: dict[str, np.ndarray] = {}
+        for kind, data in (("c", self.curves), ("h", self.hourly)):
+            for name, (x, y) in data.items():
+                arrays[f"{kind}x_{name}"], arrays[f"{kind}y_{name}"] = x, y
+        meta = {"span": self.span, "start": self.start, "end": self.end, "rows": self.rows, "took": self.took,
+                "curves": list(self.curves), "hourly": list(self.hourly), "binned": sorted(self.binned)}
+        return meta, arrays
+
     @classmethod
     def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Series":
-        """The inverse of what ``dataset_jobs`` sends back from its child."""
         series = cls(meta["span"], meta["start"], meta["end"], rows=meta["rows"], took=meta["took"])
         series.curves = {n: (arrays[f"cx_{n}"], arrays[f"cy_{n}"]) for n in meta["curves"]}
         series.hourly = {n: (arrays[f"hx_{n}"], arrays[f"hy_{n}"]) for n in meta["hourly"]}
+        series.binned = set(meta.get("binned", ()))
         return series
 
 
-def prepare_history(data_dir: Path, span: float, now: datetime | None = None) -> Series:
-    """Everything on disk in the last ``span`` seconds, ready to draw."""
+def prepare_history(data_dir: Path, span: float, now: datetime | None = None, start: datetime | None = None) -> Series:
+    """Everything on disk in the last ``span`` seconds (or from ``start`` to ``now``: a zoom), ready to draw."""
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
-    start = now - timedelta(seconds=span)
+    start = start or now - timedelta(seconds=span)
     table = Store(data_dir).read(start, now)
     t = table.column("timestamp").cast("int64").to_numpy() / 1e6
     series = Series(span, start.timestamp(), now.timestamp(), rows=table.num_rows)
@@ -127,6 +138,7 @@ def add_curve(series: Series, name: str, t: np.ndarray, v: np.ndarray) -> None:
         return
     if len(t) > 2 * BINS:
         series.curves[name] = peaks(t, v, series.start, series.end)
+        series.binned.add(name)
     else:
         tt, cols = break_gaps(t, {name: v})
         series.curves[name] = (tt, cols[name])

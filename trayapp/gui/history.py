@@ -1,45 +1,299 @@
 """The history window: a live view (last 10 minutes, from memory) and 36 h / 7 d / 30 d from disk.
 
-Imports Qt, pyqtgraph, numpy and the core. History is read and binned on a worker thread; the
-GUI thread only hands arrays to pyqtgraph. Gaps in the data stay gaps (NaN breaks the line).
+Imports Qt, pyqtgraph, numpy and the core; never pyarrow (history is read by a child process and
+binned there). Every plot item is made once and updated in place: the window stays open for months.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from trayapp.dataset_jobs import JobFailed, Reader
+from trayapp.dataset_jobs import JobFailed, Reader, child_command
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.history_data import Series, plotted_columns, prepare_history, series_from_memory
 from trayapp.model import Level, RuleResult, metric_label, metric_unit
-from trayapp.rules import human_duration
+from trayapp.rules import Rule, human_duration
 from trayapp.settings import Config
 
 log = logging.getLogger(__name__)
 
 RANGES = (("Live", LIVE_SECONDS), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 d", 30 * 86400))
-LINE = QColor("#1a73e8")
-HOURLY = QColor("#174ea6")
 LEVEL_COLORS = {Level.RED: "#d93025", Level.ORANGE: "#f29900", Level.OK: "#1e8e3e", Level.UNKNOWN: "#80868b"}
+ORANGE, RED = LEVEL_COLORS[Level.ORANGE], LEVEL_COLORS[Level.RED]
+ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer data for it
+HINT = "Hover for values · scroll or drag to zoom and pan · double-click or Reset to go back"
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours for the plots, from the system palette (light or dark)."""
+
+    dark: bool
+    background: str
+    foreground: str
+    muted: str
+    line: str
+    mean: str
+    band: tuple[int, int, int, int]
+
+    @classmethod
+    def from_palette(cls, palette: QPalette) -> "Theme":
+        if palette.color(QPalette.ColorRole.Window).lightness() < 128:
+            return cls(True, palette.color(QPalette.ColorRole.Base).name(), "#e8eaed", "#9aa0a6",
+                       "#8ab4f8", "#d2e3fc", (138, 180, 248, 85))
+        return cls(False, "#ffffff", "#202124", "#5f6368", "#1a73e8", "#174ea6", (26, 115, 232, 60))
+
+
+class DayAxis(pg.DateAxisItem):
+    """A time axis that says which day it is: ``Mon 24``, ``Tue 25 06:00``, ``14:30``."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
+        return day_labels(values, spacing)
+
+
+def day_labels(values, spacing: float) -> list[str]:
+    """Labels for ticks at ``values`` (epoch seconds), ``spacing`` seconds apart, in local time.
+
+    Day ticks say the day; finer ticks say the time, and the day as well at midnight and on the
+    first tick, so every view tells which day it shows."""
+    out = []
+    for i, value in enumerate(values):
+        try:
+            moment = datetime.fromtimestamp(float(value))
+        except (OverflowError, OSError, ValueError):
+            out.append("")
+            continue
+        if spacing >= 28 * 86400:
+            out.append(moment.strftime("%b %Y"))
+        elif spacing >= 86400:
+            out.append(moment.strftime("%a %d"))
+        elif (moment.hour, moment.minute, moment.second) == (0, 0, 0):
+            out.append(moment.strftime("%a %d"))
+        else:
+            clock = moment.strftime("%H:%M:%S" if spacing < 60 else "%H:%M")
+            out.append(f"{moment.strftime('%a %d')} {clock}" if i == 0 and spacing >= 3600 else clock)
+    return out
+
+
+def days_shown(start: float, end: float) -> str:
+    """The days a view covers, for the label under the time axis: ``Sat 28 Nov – Sun 29 Nov``."""
+    try:
+        first, last = (datetime.fromtimestamp(t).strftime("%a %d %b %Y") for t in (start, end))
+    except (OverflowError, OSError, ValueError):
+        return ""
+    return first if first == last else f"{first} – {last}"
+
+
+class MarginAxis(pg.AxisItem):
+    """The right-hand axis: threshold and average labels in the margin, each in its own colour,
+    pushed apart where they would overlap, so no label ever sits on the data or on another."""
+
+    def __init__(self) -> None:
+        super().__init__("right")
+        self.marks: list[tuple[float, str, str]] = []  # (value, text, colour)
+        self.setWidth(96)
+
+    def set_marks(self, marks: list[tuple[float, str, str]]) -> None:
+        marks = sorted(marks)
+        if marks != self.marks:
+            self.marks = marks
+            self.picture = None
+            self.update()
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802,N803 (pyqtgraph's names)
+        return [(1.0, [v for v, _, _ in self.marks if minVal <= v <= maxVal])]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        return ["" for _ in values]  # drawn by drawPicture, where they do not overlap
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802
+        p.setRenderHint(p.RenderHint.TextAntialiasing, True)
+        for pen, p1, p2 in tickSpecs:
+            p.setPen(pen)
+            p.drawLine(p1, p2)
+        view = self.linkedView()
+        if view is None or not self.marks:
+            return
+        height = p.fontMetrics().height()
+        low, high = view.viewRange()[1]
+        placed: list[list] = []  # [y, text, colour], top to bottom
+        for value, text, colour in sorted(self.marks, reverse=True):
+            if low <= value <= high:
+                y = self.mapFromScene(view.mapViewToScene(pg.Point(0, value))).y()
+                placed.append([y, text, colour])
+        for i in range(1, len(placed)):  # push each label below the one above it
+            placed[i][0] = max(placed[i][0], placed[i - 1][0] + height)
+        bottom = self.boundingRect().bottom() - height / 2
+        for i in range(len(placed) - 1, -1, -1):  # and back up from the bottom edge
+            limit = bottom if i == len(placed) - 1 else placed[i + 1][0] - height
+            placed[i][0] = min(placed[i][0], limit)
+        for y, text, colour in placed:
+            p.setPen(pg.mkPen(colour))
+            p.drawText(pg.QtCore.QRectF(7, y - height / 2, self.width() - 7, height),
+                       int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+
+
+class MetricPlot:
+    """One metric's plot: a min–max band, the sample line, hourly means, thresholds and each
+    rule's window average. Everything is created here once and updated in place."""
+
+    def __init__(self, window: "HistoryWindow", name: str, row: int) -> None:
+        self.name = name
+        self.unit = metric_unit(name)
+        self.margin = MarginAxis()
+        self.plot = window.graphics.addPlot(row=row, col=0, axisItems={"bottom": DayAxis(orientation="bottom"), "right": self.margin})
+        plot = self.plot
+        plot.setLabel("left", f"{metric_label(name)} ({self.unit})")
+        plot.getAxis("left").setWidth(58)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setMouseEnabled(x=True, y=False)
+        plot.setMenuEnabled(False)  # the window's own menu replaces pyqtgraph's
+        plot.hideButtons()
+        if self.unit == "%":
+            plot.setYRange(0, 105, padding=0)
+            plot.setLimits(yMin=-5, yMax=110)
+        else:
+            plot.enableAutoRange(axis="y")
+        self.lo = pg.PlotCurveItem(connect="finite")
+        self.hi = pg.PlotCurveItem(connect="finite")
+        self.band = pg.FillBetweenItem(self.lo, self.hi)
+        plot.addItem(self.band)
+        self.line = plot.plot(connect="finite")
+        self.mean = plot.plot(connect="finite")
+        self.cross = pg.InfiniteLine(angle=90, movable=False)
+        self.cross.setVisible(False)
+        plot.addItem(self.cross, ignoreBounds=True)
+        self.rules: dict[str, tuple[pg.InfiniteLine, pg.InfiniteLine, pg.PlotDataItem]] = {}
+        self.binned = False
+        self.style(window.theme)
+
+    def style(self, theme: Theme) -> None:
+        for side in ("left", "bottom", "right"):
+            axis = self.plot.getAxis(side)
+            axis.setPen(pg.mkPen(theme.muted))
+            axis.setTextPen(pg.mkPen(theme.foreground))
+        self.band.setBrush(pg.mkBrush(theme.band))
+        self.band.setPen(pg.mkPen(None))
+        self.line.setPen(pg.mkPen(theme.line, width=1.2))
+        self.mean.setPen(pg.mkPen(theme.mean, width=2.5))
+        self.cross.setPen(pg.mkPen(theme.muted, width=1))
+
+    # --- data
+
+    def show_series(self, series: Series) -> None:
+        x, y = series.curves.get(self.name, (np.empty(0), np.empty(0)))
+        self.binned = self.name in series.binned
+        if self.binned:  # (x, y) are min/max pairs per bin: draw them as a band
+            centres = (x[0::2] + x[1::2]) / 2
+            self.lo.setData(centres, y[0::2], connect="finite")
+            self.hi.setData(centres, y[1::2], connect="finite")
+            self.line.setData([], [])
+        else:
+            self.lo.setData([], [])
+            self.hi.setData([], [])
+            self.line.setData(x, y, connect="finite")
+        self.band.setVisible(self.binned)
+        hx, hy = series.hourly.get(self.name, (np.empty(0), np.empty(0)))
+        self.mean.setData(hx, hy, connect="finite")
+        self.mean.setVisible(True)
+
+    def show_live(self, t: np.ndarray, values: np.ndarray | None) -> None:
+        self.binned = False
+        self.band.setVisible(False)
+        if values is None:
+            self.line.setData([], [])
+        else:
+            self.line.setData(t, values, connect="finite")
+        self.mean.setVisible(False)
+
+    def value_at(self, x: float) -> str:
+        """What this plot shows at time ``x``, in words ('' when it has nothing there)."""
+        if self.binned:
+            cx, lo = self.lo.getData()
+            _, hi = self.hi.getData()
+        else:
+            cx, lo = self.line.getData()
+            hi = lo
+        if cx is None or not len(cx):
+            return ""
+        i = int(np.clip(np.searchsorted(cx, x), 1, len(cx) - 1))
+        i = i - 1 if abs(cx[i - 1] - x) <= abs(cx[i] - x) else i
+        step = np.nanmedian(np.diff(cx)) if len(cx) > 2 else 0.0
+        if np.isnan(lo[i]) or (step and abs(cx[i] - x) > 2 * step):
+            return f"{metric_label(self.name)} —"
+        if self.binned and round(hi[i], 1) != round(lo[i], 1):
+            return f"{metric_label(self.name)} {lo[i]:.0f}–{hi[i]:.0f} {self.unit}"
+        return f"{metric_label(self.name)} {lo[i]:.1f} {self.unit}"
+
+    # --- rules
+
+    def sync_rules(self, rules: dict[str, Rule], results: dict[str, RuleResult], live: bool, now: float) -> None:
+        """Thresholds and window averages of the rules on this metric, updated in place."""
+        mine = {k: r for k, r in rules.items() if r.metric == self.name}
+        for key in [k for k in self.rules if k not in mine]:
+            for item in self.rules.pop(key):
+                self.plot.removeItem(item)
+        marks = []
+        for key, rule in mine.items():
+            if key not in self.rules:
+                orange = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(ORANGE, width=1, style=Qt.PenStyle.DashLine))
+                red = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(RED, width=1, style=Qt.PenStyle.DashLine))
+                avg = pg.PlotDataItem()
+                for item in (orange, red, avg):
+                    self.plot.addItem(item, ignoreBounds=True)
+                self.rules[key] = (orange, red, avg)
+            orange, red, avg = self.rules[key]
+            orange.setValue(rule.orange)
+            red.setValue(rule.red)
+            marks += [(rule.red, f"red {rule.red:g}", RED), (rule.orange, f"orange {rule.orange:g}", ORANGE)]
+            result = results.get(key)
+            # the window average means something over its window, not on the 10-minute view
+            if result is not None and result.average is not None and not live:
+                colour = LEVEL_COLORS[result.level]
+                avg.setData([now - rule.window_seconds, now], [result.average, result.average])
+                avg.setPen(pg.mkPen(colour, width=2.5, style=Qt.PenStyle.DotLine))
+                avg.setVisible(True)
+                marks.append((result.average, f"{human_duration(rule.window_seconds)} avg {result.average:.0f}", colour))
+            else:
+                avg.setVisible(False)
+        self.margin.set_marks(marks)
+
+    def rule_items(self) -> list:
+        return [item for items in self.rules.values() for item in items]
 
 
 class _Bridge(QObject):
     loaded = Signal(object)
+    exported = Signal(str)
 
 
 class HistoryWindow(QWidget):
-    """Plots per metric with linked time axes; thresholds and each rule's window average drawn."""
+    """One plot per metric with linked time axes, a hover readout, zoom that can be undone."""
 
     range_loaded = Signal(object)  # Series, once drawn (tests and the benchmark wait on it)
     first_paint = Signal(float)  # the rule metrics were drawn from memory, before the disk read
@@ -54,15 +308,15 @@ class HistoryWindow(QWidget):
     ) -> None:
         """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows)."""
         super().__init__()
-        pg.setConfigOptions(antialias=True, background="w", foreground="#202124")
+        pg.setConfigOptions(antialias=True)
         self.setWindowTitle("trayapp — history")
-        self.resize(900, 640)
         self.data_dir = Path(data_dir)
         self.live = live
         self.config = config
         self.results: tuple[RuleResult, ...] = ()
         self.quick = quick
         self.span = RANGES[1][1]
+        self.theme = Theme.from_palette(self.palette())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
         # History is read by a child that stays up while the window is in use and leaves a
         # while after it closes, so the app does not keep Arrow loaded for months.
@@ -72,16 +326,19 @@ class HistoryWindow(QWidget):
         self._idle.timeout.connect(self._reader_idle)
         self._bridge = _Bridge()
         self._bridge.loaded.connect(self._draw_history)
+        self._bridge.exported.connect(self._exported)
         self._request = 0
-        self.plots: dict[str, pg.PlotItem] = {}
-        self.curves: dict[str, pg.PlotDataItem] = {}
-        self.hourly: dict[str, pg.PlotDataItem] = {}
-        self.rule_lines: dict[str, list] = {}
+        self._shown: Series | None = None  # the whole range as read (what Reset goes back to)
+        self._zoomed = False
+        self._placed = False
+        self.metric_plots: dict[str, MetricPlot] = {}
 
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.summary = QLabel("…")
         self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setWordWrap(True)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top.addWidget(self.summary, 1)
         self.buttons = QButtonGroup(self)
         for i, (label, seconds) in enumerate(RANGES):
@@ -89,60 +346,104 @@ class HistoryWindow(QWidget):
             button.setCheckable(True)
             button.setChecked(seconds == self.span)
             self.buttons.addButton(button, i)
-            top.addWidget(button)
+            top.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
         self.buttons.idClicked.connect(lambda i: self.show_range(RANGES[i][1]))
+        self.reset_button = QPushButton("Reset view")
+        self.reset_button.setToolTip("Back to the whole range (or double-click a plot)")
+        self.reset_button.clicked.connect(self.reset_view)
+        top.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(top)
-        self.status = QLabel("")
-        self.status.setStyleSheet("color: #5f6368")
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.legend)
+        self.readout = QLabel(HINT)  # the hover readout, or a hint: one line, always there
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        layout.addWidget(self.readout)
+        self.status = QLabel("")  # loading, an empty range, a failed read or export: for people
         layout.addWidget(self.status)
         self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.graphics.customContextMenuRequested.connect(self._context_menu)
+        self.graphics.scene().sigMouseClicked.connect(self._clicked)
+        self._hover = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
+        self.graphics.viewport().installEventFilter(self)
         layout.addWidget(self.graphics, 1)
+        self._zoom_timer = QTimer(self)
+        self._zoom_timer.setSingleShot(True)
+        self._zoom_timer.setInterval(300)
+        self._zoom_timer.timeout.connect(self._zoom_read)
+        for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence("Ctrl+W"), QKeySequence(QKeySequence.StandardKey.Close)):
+            QShortcut(keys, self, self.close)
+        self._restyle()
+        # plots for every metric known now, so none arrive later and push the others around
+        for name in plotted_columns(self.live.columns() + [r.metric for r in config.rules]):
+            self._plot_for(name)
 
     # --- plots
 
-    def _plot_for(self, name: str) -> pg.PlotItem:
-        if name in self.plots:
-            return self.plots[name]
-        row = len(self.plots)
-        plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
-        plot.setLabel("left", f"{metric_label(name)} ({metric_unit(name)})")
-        plot.showGrid(x=True, y=True, alpha=0.15)
-        plot.setMouseEnabled(x=True, y=False)
-        plot.setYRange(0, 110, padding=0)
-        plot.hideButtons()
-        if self.plots:
-            plot.setXLink(next(iter(self.plots.values())))
-        self.plots[name] = plot
-        self.curves[name] = plot.plot(pen=pg.mkPen(LINE, width=1), connect="finite", name="samples")
-        self.hourly[name] = plot.plot(pen=pg.mkPen(HOURLY, width=2.5), connect="finite", name="hourly mean")
-        self._draw_rules(name)
-        return plot
+    @property
+    def plots(self) -> dict[str, pg.PlotItem]:
+        return {name: mp.plot for name, mp in self.metric_plots.items()}
 
-    def _draw_rules(self, name: str) -> None:
-        plot = self.plots[name]
-        for item in self.rule_lines.pop(name, []):
-            plot.removeItem(item)
-        items = []
-        by_key = dict(zip(rule_keys(self.config.rules), self.config.rules))
-        results = {r.metric + str(r.window_seconds): r for r in self.results}
-        for key, rule in by_key.items():
-            if rule.metric != name:
-                continue
-            # red's label above its line, orange's below: the two lines are often close together
-            for value, color, word, anchor in ((rule.orange, "#f29900", "orange", (1, 0)), (rule.red, "#d93025", "red", (1, 1))):
-                line = pg.InfiniteLine(pos=value, angle=0, pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine),
-                                       label=f"{word} {value:g}", labelOpts={"position": 0.99, "color": color, "anchors": [anchor, anchor]})
-                plot.addItem(line)
-                items.append(line)
-            result = results.get(rule.metric + str(rule.window_seconds))
-            if result is not None and result.average is not None:
-                color = LEVEL_COLORS[result.level]
-                avg = pg.InfiniteLine(pos=result.average, angle=0, pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DotLine),
-                                      label=f"{human_duration(rule.window_seconds)} avg {result.average:.1f}",
-                                      labelOpts={"position": 0.01, "color": color, "anchors": [(0, 0), (0, 0)], "fill": (255, 255, 255, 200)})
-                plot.addItem(avg)
-                items.append(avg)
-        self.rule_lines[name] = items
+    def _plot_for(self, name: str) -> MetricPlot:
+        if name in self.metric_plots:
+            return self.metric_plots[name]
+        mp = MetricPlot(self, name, len(self.metric_plots))
+        if self.metric_plots:
+            first = next(iter(self.metric_plots.values()))
+            mp.plot.setXLink(first.plot)
+            for other in self.metric_plots.values():  # the time axis only under the last plot
+                other.plot.getAxis("bottom").setStyle(showValues=False)
+                other.plot.setLabel("bottom", None)
+        else:
+            mp.plot.sigXRangeChanged.connect(self._x_range_changed)
+        self.metric_plots[name] = mp
+        self._label_days(*mp.plot.viewRange()[0])
+        self._sync_rules()
+        return mp
+
+    def _sync_rules(self) -> None:
+        rules = dict(zip(rule_keys(self.config.rules), self.config.rules))
+        results = dict(zip(rule_keys(self.config.rules), self._results_by_rule(rules)))
+        now = time.time()
+        for mp in self.metric_plots.values():
+            mp.sync_rules(rules, results, self.span == LIVE_SECONDS, now)
+
+    def _results_by_rule(self, rules: dict[str, Rule]) -> list:
+        by = {(r.metric, float(r.window_seconds)): r for r in self.results}
+        return [by.get((rule.metric, float(rule.window_seconds))) for rule in rules.values()]
+
+    @property
+    def rule_lines(self) -> dict[str, list]:
+        return {name: mp.rule_items() for name, mp in self.metric_plots.items()}
+
+    # --- look
+
+    def _restyle(self) -> None:
+        theme = self.theme
+        self.graphics.setBackground(theme.background)
+        for mp in self.metric_plots.values():
+            mp.style(theme)
+        for label in (self.readout, self.status):
+            label.setStyleSheet(f"color: {theme.muted}")
+        band = "rgba({},{},{},{})".format(*theme.band[:3], min(255, theme.band[3] * 2))
+        self.legend.setText(
+            f"<span style='color:{band}'>■</span> spread (min–max) &nbsp; "
+            f"<span style='color:{theme.line}'>━</span> samples &nbsp; "
+            f"<span style='color:{theme.mean}'><b>━</b></span> hourly mean &nbsp; "
+            f"<span style='color:{ORANGE}'>╍</span> orange and <span style='color:{RED}'>╍</span> red threshold &nbsp; "
+            f"<b>┈</b> a rule's window average, over its window"
+        )
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            theme = Theme.from_palette(QApplication.palette() if event.type() == QEvent.Type.ApplicationPaletteChange else self.palette())
+            if theme != self.theme:
+                self.theme = theme
+                self._restyle()
+        super().changeEvent(event)
 
     # --- data
 
@@ -150,77 +451,91 @@ class HistoryWindow(QWidget):
         """Each rule's current window average (from the sampler), drawn and summarised."""
         if config is not None:
             self.config = config
-        changed = [r.average for r in results] != [r.average for r in self.results]
+        changed = results != self.results or config is not None
         self.results = results
         parts = []
         for r in results:
             avg = "n/a" if r.average is None else f"{r.average:.1f} {metric_unit(r.metric)}"
-            parts.append(
-                f"<span style='color:{LEVEL_COLORS[r.level]}'>●</span> {human_duration(r.window_seconds)} avg "
-                f"{metric_label(r.metric)} <b>{avg}</b> — {r.level.value} (over {human_duration(r.coverage_seconds)} of data)"
-            )
-        self.summary.setText("<br>".join(parts) or "no rules")
-        if changed and self.isVisible():
-            for name in self.plots:
-                self._draw_rules(name)
+            part = (f"{human_duration(r.window_seconds)} avg {metric_label(r.metric)} <b>{avg}</b> — {r.level.value} "
+                    f"(over {human_duration(r.coverage_seconds)} of data)")
+            # a rule's line wraps between rules, not inside one
+            parts.append(f"<span style='color:{LEVEL_COLORS[r.level]}'>●</span>&nbsp;" + part.replace(" ", "&nbsp;"))
+        self.summary.setText(" &nbsp;&nbsp; ".join(parts) or "no rules")
+        if changed:
+            self._sync_rules()
 
     def show_range(self, span: float) -> None:
         self.span = span
+        self._zoomed = False
         for i, (_, seconds) in enumerate(RANGES):
             self.buttons.button(i).setChecked(seconds == span)
+        self._sync_rules()
         if span == LIVE_SECONDS:
+            self._request += 1  # a read in flight is no longer wanted
+            self.status.setText("")
             self.refresh_live()
             return
-        self._request += 1
-        request = self._request
-        self.status.setText("reading history…")
-        self._idle.stop()
-        future = self._pool.submit(self._load, self.data_dir, span)
-        future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f)))
+        self.status.setText("Loading…")
+        self._read(span)
         recent = self.quick(span) if self.quick is not None else {}
         if recent:  # the rule metrics are in memory already: paint them now, the rest follows
             self._draw(series_from_memory(recent, span, time.time()))
-            self.status.setText("36 h of the rule metrics from memory; reading the rest from disk…")
             self.first_paint.emit(span)
 
-    def _load(self, data_dir: Path, span: float) -> Series:
+    def _read(self, span: float, start: float | None = None, end: float | None = None) -> None:
+        self._request += 1
+        request = self._request
+        self._idle.stop()
+        future = self._pool.submit(self._load, self.data_dir, span, start, end)
+        future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
+
+    def _load(self, data_dir: Path, span: float, start: float | None, end: float | None) -> Series:
         """On the worker thread: the child reads; if it cannot run, read here instead."""
+        job = {"job": "history", "data_dir": str(data_dir), "span": span, "start": start, "end": end}
         try:
-            meta, arrays = self.reader.request({"job": "history", "data_dir": str(data_dir), "span": span})
+            meta, arrays = self.reader.request(job)
             return Series.from_arrays(meta, arrays)
         except JobFailed as exc:
             log.warning("history reader: %s; reading in this process", exc)
-            return prepare_history(data_dir, span)
+            moment = {k: None if v is None else datetime.fromtimestamp(v, timezone.utc) for k, v in (("start", start), ("end", end))}
+            return prepare_history(data_dir, span, now=moment["end"], start=moment["start"])
 
     def _reader_idle(self) -> None:
         if not self.isVisible() and not self.reader.close_if_idle():
             self._idle.start(int(self.reader.idle_seconds * 1000))
 
     def _draw_history(self, item: tuple) -> None:
-        request, future = item
+        request, future, zoom = item
         if request != self._request:
             return  # a newer range was asked for meanwhile
         try:
             series: Series = future.result()
         except Exception as exc:  # a read that failed: say so, keep the window
-            self.status.setText(f"could not read history: {exc}")
+            self.status.setText(f"Could not read history: {exc}")
             return
-        self._draw(series)
-        label = next(lbl for lbl, s in RANGES if s == series.span)
-        self.status.setText(f"{label}: {series.rows} samples, read in {series.took * 1000:.0f} ms; dark line: hourly means")
+        self._draw(series, keep_view=zoom)
+        if not zoom:
+            self._shown = series
+        label = next((lbl for lbl, s in RANGES if s == series.span), "")
+        self.status.setText("" if series.rows else f"Nothing recorded in the last {label} yet.")
         self.range_loaded.emit(series)
 
-    def _draw(self, series: Series) -> None:
+    def _draw(self, series: Series, keep_view: bool = False) -> None:
         for name in plotted_columns(list(series.curves)):
             self._plot_for(name)
-        for name, curve in self.curves.items():
-            x, y = series.curves.get(name, (np.empty(0), np.empty(0)))
-            curve.setData(x, y, connect="finite")
-            hx, hy = series.hourly.get(name, (np.empty(0), np.empty(0)))
-            self.hourly[name].setData(hx, hy, connect="finite")
-            self.hourly[name].setVisible(True)
-        for plot in self.plots.values():
-            plot.setXRange(series.start, series.end, padding=0)
+        for mp in self.metric_plots.values():
+            mp.show_series(series)
+        if not keep_view:
+            self._set_x(series.start, series.end)
+
+    def _set_x(self, start: float, end: float) -> None:
+        if self.metric_plots:
+            first = next(iter(self.metric_plots.values())).plot
+            self._programmatic = True
+            try:
+                first.setXRange(start, end, padding=0)
+            finally:
+                self._programmatic = False
 
     def refresh_live(self) -> None:
         """Redraw the live view from memory (called on each tick while it is shown)."""
@@ -230,20 +545,151 @@ class HistoryWindow(QWidget):
         for name in plotted_columns(list(columns)):
             if not np.isnan(columns[name]).all():
                 self._plot_for(name)
-        for name, curve in self.curves.items():
-            curve.setData(t, columns.get(name, np.full(len(t), np.nan)), connect="finite")
-            self.hourly[name].setVisible(False)
-        now = time.time()
-        for plot in self.plots.values():
-            plot.setXRange(now - LIVE_SECONDS, now, padding=0)
-        self.status.setText(f"Live: last {LIVE_SECONDS // 60} minutes, {len(t)} samples, updating each sample")
+        for name, mp in self.metric_plots.items():
+            mp.show_live(t, columns.get(name))
+        if not self._zoomed:
+            now = time.time()
+            self._set_x(now - LIVE_SECONDS, now)
+
+    # --- zoom, pan, hover, menu
+
+    _programmatic = False
+
+    def _label_days(self, start: float, end: float) -> None:
+        last = next(reversed(self.metric_plots.values()))
+        last.plot.setLabel("bottom", days_shown(start, min(end, time.time())))
+
+    def _x_range_changed(self, _plot, view: tuple[float, float]) -> None:
+        self._label_days(*view)
+        if self._programmatic:
+            return
+        self._zoomed = True  # the person moved the view: keep it until Reset
+        if self.span != LIVE_SECONDS:
+            self._zoom_timer.start()
+
+    def _zoom_read(self) -> None:
+        shown = self._shown
+        if shown is None or self.span == LIVE_SECONDS or not self._zoomed:
+            return
+        start, end = next(iter(self.metric_plots.values())).plot.viewRange()[0]
+        if end - start < ZOOM_REREAD * (shown.end - shown.start):
+            self.status.setText("Loading finer data…")
+            self._read(self.span, max(start, shown.start - self.span), min(end, time.time()))
+
+    def reset_view(self) -> None:
+        self._zoomed = False
+        if self.span == LIVE_SECONDS:
+            self.refresh_live()
+        elif self._shown is not None:
+            self._request += 1  # drop a zoom read in flight
+            self._draw(self._shown)
+            self.status.setText("")
+        else:
+            self.show_range(self.span)
+
+    def _clicked(self, event) -> None:
+        if event.double() and event.button() == Qt.MouseButton.LeftButton:
+            self.reset_view()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Leave:
+            self.hover_at(None)
+        return False
+
+    def _moved(self, args) -> None:
+        pos = args[0]
+        for mp in self.metric_plots.values():
+            if mp.plot.sceneBoundingRect().contains(pos):
+                self.hover_at(mp.plot.vb.mapSceneToView(pos).x())
+                return
+        self.hover_at(None)
+
+    def hover_at(self, x: float | None) -> None:
+        """The crosshair on every plot at time ``x``, and what each metric was then."""
+        for mp in self.metric_plots.values():
+            mp.cross.setVisible(x is not None)
+            if x is not None:
+                mp.cross.setValue(x)
+        if x is None:
+            self.readout.setText(HINT)
+            return
+        try:
+            when = datetime.fromtimestamp(x).strftime("%a %d %b %H:%M:%S")
+        except (OverflowError, OSError, ValueError):
+            return
+        values = [text for mp in self.metric_plots.values() if (text := mp.value_at(x))]
+        self.readout.setText(f"{when}   " + "   ".join(values))
+
+    def _context_menu(self, pos: QPoint) -> None:
+        menu = QMenu(self)
+        menu.addAction("Reset view", self.reset_view)
+        menu.addSeparator()
+        menu.addAction("Export this range as CSV…", lambda: self.export_range("csv"))
+        menu.addAction("Export this range as Parquet…", lambda: self.export_range("parquet"))
+        menu.exec(self.graphics.mapToGlobal(pos))
+
+    def visible_range(self) -> tuple[float, float]:
+        if not self.metric_plots:
+            now = time.time()
+            return now - self.span, now
+        start, end = next(iter(self.metric_plots.values())).plot.viewRange()[0]
+        return start, min(end, time.time())
+
+    def export_range(self, fmt: str, output: str | None = None) -> None:
+        """What the plots show now, written by ``trayapp export`` (the same code, in a child)."""
+        start, end = self.visible_range()
+        if output is None:
+            stamp = lambda t: datetime.fromtimestamp(t).strftime("%Y%m%d-%H%M")  # noqa: E731
+            suggested = str(Path.home() / f"trayapp-{stamp(start)}-{stamp(end)}.{fmt}")
+            output, _ = QFileDialog.getSaveFileName(self, "Export this range", suggested)
+            if not output:
+                return
+        iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()  # noqa: E731
+        argv = [*child_command()[:-1], "--data-dir", str(self.data_dir), "export",
+                "--since", iso(start), "--until", iso(end), "--format", fmt, "--output", output]
+        self.status.setText(f"Exporting to {output}…")
+        self._pool.submit(self._run_export, argv).add_done_callback(lambda f: self._bridge.exported.emit(f.result()))
+
+    @staticmethod
+    def _run_export(argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"Export failed: {exc}"
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        last = lines[-1].removeprefix("trayapp: ") if lines else "done"
+        return (last[:1].upper() + last[1:]) if done.returncode == 0 else f"Export failed: {last}"
+
+    def _exported(self, message: str) -> None:
+        self.status.setText(message)
+
+    # --- show, hide, place
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if not self._placed:
+            self._placed = True
+            self._place()
         super().showEvent(event)
         self.show_range(self.span)
 
+    def _place(self) -> None:
+        """Where the person left it, else 900×640; never larger than the screen or off it."""
+        saved = QSettings("trayapp", "trayapp").value("history/geometry")
+        if saved is None or not self.restoreGeometry(saved):
+            self.resize(900, 640)
+        screen = (self.screen() or QApplication.primaryScreen()).availableGeometry()
+        width, height = min(self.width(), screen.width()), min(self.height(), screen.height() - 30)
+        self.resize(width, height)
+        x = min(max(self.x(), screen.left()), screen.right() - width + 1)
+        y = min(max(self.y(), screen.top()), screen.bottom() - height + 1)
+        if saved is None:
+            x, y = screen.left() + (screen.width() - width) // 2, screen.top() + (screen.height() - height) // 2
+        self.move(x, y)
+
     def hideEvent(self, event) -> None:  # noqa: N802
+        QSettings("trayapp", "trayapp").setValue("history/geometry", self.saveGeometry())
         self._request += 1  # drop any read in flight
+        self.hover_at(None)
         self._idle.start(int(self.reader.idle_seconds * 1000) + 1000)
         super().hideEvent(event)
 
