@@ -208,3 +208,23 @@ def test_no_reminders_when_ok() -> None:
     tracker = AlertTracker(repeat_every=60)
     for i in range(10):
         assert tracker.update("k", _result(Level.OK, 5.0), T0 + timedelta(minutes=i)) is None
+
+
+def test_non_finite_and_absurd_values_are_missing_in_every_path() -> None:
+    # the issue: inf raised a red alert, and inf with -inf in one window stopped the recorder
+    # ("ValueError: -inf + inf in fsum"); 1e308 twice overflows a sum to inf
+    t = [1000.0 + 10 * i for i in range(400)]
+    v = [50.0] * 400
+    v[3], v[7], v[9], v[11], v[13] = math.inf, -math.inf, math.nan, 1e308, 1e308
+    now = t[-1]
+    rule = Rule("cpu_percent", window_seconds=7200, min_coverage_seconds=60)
+    bulk = RollingWindow(rule.window_seconds)
+    bulk.extend(t, v, now)
+    one_by_one = RollingWindow(rule.window_seconds)
+    for ti, vi in zip(t, v):
+        one_by_one.add(ti, vi)
+    batch = evaluate_arrays(rule, t, v, now)
+    assert bulk.average == one_by_one.average == batch.average == 50.0
+    assert bulk.samples == one_by_one.samples == batch.samples == 395
+    assert batch.level is Level.OK
+    assert classify(math.inf, 36 * HOUR, RULE) is Level.UNKNOWN

@@ -171,8 +171,10 @@ def test_corrupt_lines_are_skipped_with_one_warning(data_dir: Path, caplog: pyte
     )
     with caplog.at_level(logging.WARNING):
         table = Store(data_dir).read(None, None)
-    assert table.column("cpu_percent").to_pylist() == [1.0, None, 6.0]
-    assert "malformed" in caplog.text
+    # a line wider than the header reads the columns the header names (its extra bytes are kept
+    # aside at rollover); one field, or no time: skipped
+    assert table.column("cpu_percent").to_pylist() == [1.0, None, 4.0, 6.0]
+    assert caplog.text.count("malformed") == 1
 
 
 def test_corrupt_parquet_file_is_skipped_and_the_rest_reads(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -402,3 +404,168 @@ def test_a_day_file_wholly_outside_the_range_is_skipped_by_its_statistics(data_d
         assert not _outside(parquet, names, None, None)
     # and reading through it gives the same rows as without the shortcut
     assert Store(data_dir).read(local(2026, 3, 8, 23), local(2026, 3, 9, 12)).num_rows == 6
+
+
+# ------------------------------------------- nothing the store did not understand is destroyed
+
+HEADER4 = "timestamp,cpu_percent,memory_percent,disk_percent"
+DAY10 = Path("Monitoring") / "Year=2026" / "Month=3" / "10.parquet"
+
+
+def _csv_rows(day: int, n: int, cpu: float = 10.0, hour: int = 8) -> list[str]:
+    """``n`` CSV lines 10 s apart from ``hour`` on 2026-03-``day``, Berlin time, as the store writes them."""
+    first = local(2026, 3, day, hour).astimezone(BERLIN)
+    return [f"{(first + timedelta(seconds=10 * i)).isoformat(timespec='microseconds')},{cpu},50.0,70.0" for i in range(n)]
+
+
+def test_a_header_wider_than_its_rows_reads_them_and_rollover_moves_every_one(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # the issue: gpu0_util_percent appended to the header, not to the rows: readers skipped every
+    # row and the next rollover deleted them all
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    rows = _csv_rows(10, 500)
+    csv.write_text(HEADER4 + ",gpu0_util_percent\n" + "\n".join(rows) + "\n")
+    with caplog.at_level(logging.WARNING):
+        table = Store(data_dir).read(None, None)
+    assert table.num_rows == 500 and table.column("gpu0_util_percent").null_count == 500
+    assert "fewer fields than the header" in caplog.text
+    store = opened(data_dir, local(2026, 3, 11, 9))  # start-up rolls the 10th over
+    day = pq.read_table(data_dir / DAY10)
+    assert day.num_rows == 500 and day.column("cpu_percent").to_pylist() == [10.0] * 500
+    assert store.read(None, None).num_rows == 500
+    assert csv.read_text().splitlines() == [HEADER4 + ",gpu0_util_percent"]
+    store.close()
+
+
+def test_rollover_keeps_the_bytes_of_lines_it_could_not_read(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    good = _csv_rows(10, 3)
+    junk = b"\xff\xfe\x9c junk \x81"
+    wide = good[0].replace(":00.000000", ":05.000000") + ",9,9"
+    today = _csv_rows(11, 2, hour=1)
+    csv.write_bytes(
+        (HEADER4 + "\n" + good[0] + "\n").encode() + junk + b"\n" + (HEADER4 + "\n" + "\n".join(good[1:]) + "\n" + wide + "\n"
+         + "no-time,1,2,3\n" + "\n".join(today) + "\n").encode()
+    )
+    with caplog.at_level(logging.WARNING):
+        store = opened(data_dir, local(2026, 3, 11, 9))
+    day = pq.read_table(data_dir / DAY10)
+    assert day.num_rows == 4  # the three good rows and the readable part of the wide one
+    aside = list(csv.parent.glob(".rejected-*.csv"))
+    assert len(aside) == 1
+    kept = aside[0].read_bytes()
+    for line in (junk, HEADER4.encode(), wide.encode(), b"no-time,1,2,3"):
+        assert line + b"\n" in kept
+    assert str(aside[0]) in caplog.text
+    # today's rows stay in the CSV byte for byte; the bad lines left it only once kept aside
+    assert csv.read_text().splitlines() == [HEADER4, *today]
+    assert store.read(None, None).num_rows == 6
+    store.close()
+
+
+def _day_file_with(data_dir: Path, **columns: pa.Array) -> Path:
+    path = data_dir / DAY10
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["int64 timestamps", "text timestamps", "bool values", "decimal values"])
+def test_a_day_file_it_cannot_read_in_full_is_set_aside_never_overwritten(data_dir: Path, caplog: pytest.LogCaptureFixture, kind: str) -> None:
+    n = 8000  # 00:00 to 22:13, 10 s apart; the CSV's rows are at 23:00
+    base = int(local(2026, 3, 10, 0).timestamp())
+    stamps = pa.array([(base + 10 * i) * 1_000_000 for i in range(n)], pa.timestamp("us", tz="UTC"))
+    if kind == "int64 timestamps":
+        path = _day_file_with(data_dir, timestamp=pa.array([base + 10 * i for i in range(n)], pa.int64()), cpu_percent=pa.array([5.0] * n))
+    elif kind == "text timestamps":
+        path = _day_file_with(data_dir, timestamp=pa.array(["yesterday"] * n), cpu_percent=pa.array([5.0] * n))
+    elif kind == "bool values":
+        path = _day_file_with(data_dir, timestamp=stamps, cpu_percent=pa.array([5.0] * n), busy=pa.array([True] * n))
+    else:
+        import decimal
+
+        path = _day_file_with(data_dir, timestamp=stamps, cpu_percent=pa.array([decimal.Decimal("5.25")] * n, pa.decimal128(5, 2)))
+    original = path.read_bytes()
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    csv.write_text(HEADER4 + "\n" + "\n".join(_csv_rows(10, 3, cpu=7.0, hour=23)) + "\n")
+    with caplog.at_level(logging.WARNING):
+        store = opened(data_dir, local(2026, 3, 11, 9))
+    aside = list(path.parent.glob(".10.parquet.unreadable-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == original  # set aside as it was
+    assert sum(str(aside[0]) in line for line in caplog.text.splitlines()) == 1
+    day = pq.read_table(path)
+    readable = 0 if "timestamps" in kind else n  # what could be read of it is carried over
+    assert day.num_rows == readable + 3
+    assert csv.read_text().splitlines() == [HEADER4]
+    if kind == "decimal values":
+        assert set(day.column("cpu_percent").to_pylist()) == {5.25, 7.0}
+    store.close()
+
+
+def test_a_day_file_with_unreadable_timestamps_is_skipped_with_a_warning(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _day_file_with(data_dir, timestamp=pa.array([1, 2, 3], pa.int64()), cpu_percent=pa.array([5.0] * 3))
+    with caplog.at_level(logging.WARNING):
+        table = Store(data_dir).read(None, None)
+    assert table.num_rows == 0
+    assert "10.parquet" in caplog.text and "timestamp column is int64" in caplog.text
+
+
+# ------------------------------------------------------------------- non-finite values are missing
+
+
+def test_nan_and_infinities_read_as_missing_everywhere(data_dir: Path) -> None:
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    rows = _csv_rows(10, 4)
+    rows[1] = rows[1].replace("10.0,50.0,70.0", "nan,inf,-inf")
+    rows[2] = rows[2].replace("10.0,50.0,70.0", "inf,-inf,Infinity")
+    csv.write_text(HEADER4 + "\n" + "\n".join(rows) + "\n")
+    table = Store(data_dir).read(None, None)
+    assert table.column("cpu_percent").to_pylist() == [10.0, None, None, 10.0]
+    assert table.column("memory_percent").to_pylist() == [50.0, None, None, 50.0]
+    # the same in a day file
+    path = _day_file_with(data_dir, timestamp=pa.array([local(2026, 3, 9, 1), local(2026, 3, 9, 2)], pa.timestamp("us", tz="UTC")),
+                          cpu_percent=pa.array([float("inf"), float("-inf")]))
+    path.rename(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "9.parquet")
+    assert Store(data_dir).read(None, local(2026, 3, 9, 12)).column("cpu_percent").to_pylist() == [None, None]
+    # and the store never writes one
+    store = opened(data_dir, local(2026, 3, 10, 12))
+    store.append(Sample(local(2026, 3, 10, 12), float("inf"), float("nan"), float("-inf")))
+    store.close()
+    assert csv.read_text().splitlines()[-1].endswith(",,,")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} in JSON")
+
+
+def test_status_and_the_recorder_take_infinities_in_stride(data_dir: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import start_headless, trayapp_cmd, wait_for
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    lines = [f"{(now - timedelta(minutes=m)).astimezone().isoformat(timespec='microseconds')},10.0,50.0,70.0" for m in range(120, 2, -1)]
+    lines.append(f"{(now - timedelta(minutes=2)).astimezone().isoformat(timespec='microseconds')},nan,inf,-inf")
+    lines.append(f"{(now - timedelta(minutes=1)).astimezone().isoformat(timespec='microseconds')},inf,-inf,inf")
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text(HEADER4 + "\n" + "\n".join(lines) + "\n")
+    done = subprocess.run(trayapp_cmd("--data-dir", str(data_dir), "status", "--json"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout, parse_constant=_no_constant)  # Infinity/NaN are not JSON
+    assert status["level"] == "ok"
+    assert [rule["average"] for rule in status["rules"]] == [10.0, 50.0]
+    proc = start_headless(data_dir, interval=0.2)
+    try:
+        assert wait_for(lambda: len(csv.read_bytes().splitlines()) > len(lines) + 3 or proc.poll() is not None, 60)
+        assert proc.poll() is None  # still recording
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "→ red" not in err and "→ orange" not in err

@@ -81,7 +81,7 @@ def classify(
     less coverage than the rule's minimum. Leaving a level downwards needs the average to fall
     ``hysteresis`` points past the threshold, so a value sitting on a line does not flap.
     """
-    if average is None or math.isnan(average) or coverage_seconds < rule.min_coverage_seconds:
+    if average is None or not math.isfinite(average) or coverage_seconds < rule.min_coverage_seconds:
         return Level.UNKNOWN
     if average > rule.red:
         return Level.RED
@@ -92,6 +92,24 @@ def classify(
     if previous in (Level.RED, Level.ORANGE) and average >= rule.orange - hysteresis:
         return Level.ORANGE
     return Level.OK
+
+
+# A value is "not available" unless it is finite and no larger than this: no metric comes near
+# it, and it keeps a window's running sum finite (NaN, inf and 1e308 from a broken file are noise).
+LARGEST = 1e15
+
+
+def usable(value: float | None) -> bool:
+    """Whether a sample's value counts: not None, finite, and at most ``LARGEST`` in size."""
+    return value is not None and math.isfinite(value) and abs(value) <= LARGEST
+
+
+def usable_mask(values: object) -> object:
+    """``usable`` for a numpy array of values."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore"):
+        return np.abs(values) <= LARGEST  # False for NaN and ±inf
 
 
 class RollingWindow:
@@ -117,10 +135,10 @@ class RollingWindow:
         return len(self._t) - self._head
 
     def add(self, t: float, value: float | None) -> None:
-        """Add a sample at epoch seconds ``t``; ``None``/NaN only moves the window on."""
+        """Add a sample at epoch seconds ``t``; ``None``/NaN/±inf only moves the window on."""
         if len(self) and t < self._t[-1]:
             self._rewind(t)
-        if value is not None and not math.isnan(value):
+        if usable(value):
             self._t.append(t)
             self._v.append(value)
             self._sum += value
@@ -132,7 +150,7 @@ class RollingWindow:
 
         t = np.asarray(stamps, dtype="float64")
         v = np.asarray(values, dtype="float64")
-        keep = ~np.isnan(v) & (t <= now)
+        keep = usable_mask(v) & (t <= now)
         if len(self) and keep.any():
             keep &= t > self._t[-1]
         self._t.frombytes(t[keep].tobytes())  # no Python float per sample
@@ -216,7 +234,7 @@ def evaluate_arrays(rule: Rule, stamps: "list[float] | object", values: "list[fl
 
     t = np.asarray(stamps, dtype="float64")
     v = np.asarray(values, dtype="float64")
-    keep = (t > now - rule.window_seconds) & (t <= now) & ~np.isnan(v)
+    keep = (t > now - rule.window_seconds) & (t <= now) & usable_mask(v)
     t, v = t[keep], v[keep]
     n = int(v.size)
     avg = float(v.mean()) if n else None

@@ -9,14 +9,17 @@ Layout (kept from the notebook, so its data still reads):
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trayapp.jsonfile import remove_quietly, replace_atomically
 from trayapp.model import BASE_COLUMNS, Sample
 
 if TYPE_CHECKING:
@@ -79,7 +82,19 @@ def column_order(names: Iterable[str]) -> list[str]:
 
 
 def format_value(value: float | None) -> str:
-    return "" if value is None else repr(round(float(value), 4))
+    """A CSV field; ``None`` and non-finite values (NaN, ±inf mean "not available") are empty."""
+    if value is None:
+        return ""
+    value = float(value)
+    return repr(round(value, 4)) if math.isfinite(value) else ""
+
+
+# Timestamps outside these years are a broken clock or broken bytes: such a row is not read (it is
+# kept aside at rollover). The bounds keep every later step (local days, pandas, Parquet) safe.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+_EARLIEST_US = int(EARLIEST.timestamp()) * 1_000_000
+_LATEST_US = int(LATEST.timestamp()) * 1_000_000
 
 
 class Store:
@@ -184,7 +199,8 @@ class Store:
         return dataset_jobs.seed_result(meta, arrays) if seed else None
 
     def _mend_csv(self) -> None:
-        """Drop a torn last line (a crash mid-write); set aside a file that is not our CSV."""
+        """Cut a torn last line (a crash mid-write) off, keeping its bytes aside; set aside a
+        file that is not our CSV (its first field is not ``timestamp``)."""
         path = self.csv_path
         if not path.exists():
             return
@@ -192,7 +208,7 @@ class Store:
             data = f.read()
             if not data:
                 return
-            if not data.startswith(TIMESTAMP.encode()):
+            if _header_names(data[: data.find(b"\n") if b"\n" in data else len(data)])[:1] != [TIMESTAMP]:
                 aside = path.with_name(f"{CSV_NAME}.unreadable-{int(time.time())}")
                 f.close()
                 os.replace(path, aside)
@@ -200,8 +216,22 @@ class Store:
                 return
             if not data.endswith(b"\n"):
                 cut = data.rfind(b"\n") + 1
+                aside = self._keep_aside(data[:cut].split(b"\n", 1)[0], [data[cut:]])
                 f.truncate(cut)
-                log.warning("CSV day file ended in a torn line (a crash while writing); skipped it")
+                log.warning("CSV day file ended in a torn line (a crash while writing); skipped it%s",
+                            f", its bytes kept in {aside}" if aside else "")
+
+    def _keep_aside(self, header: bytes, lines: list[bytes]) -> Path | None:
+        """Write lines the store could not read to ``csv_dump/.rejected-<day>-<ns>.csv`` (the
+        header first), fsynced, before they leave the CSV; a dot-name, so no reader takes it for
+        data. Returns the file, or None if there was nothing worth keeping. Raises OSError."""
+        lines = [line for line in lines if line.strip()]
+        if not lines:
+            return None
+        stamp = datetime.now(self._tz)
+        path = self.csv_path.with_name(f".rejected-{stamp.date().isoformat()}-{time.time_ns()}.csv")
+        replace_atomically(path, header + b"\n" + b"".join(line + b"\n" for line in lines))
+        return path
 
     def _close_csv(self) -> None:
         if self._fd is not None:
@@ -215,7 +245,7 @@ class Store:
         self._header = []
         if self._size:
             with open(self.csv_path, "rb") as f:
-                self._header = f.readline().decode().strip().split(",")
+                self._header = _header_names(f.readline())
 
     def append(self, sample: Sample) -> bool:
         """Write one sample to the CSV day file; roll earlier days over first when one ends.
@@ -246,15 +276,17 @@ class Store:
     def _roll(self, today: date) -> None:
         if not self.in_child:
             self.rollover(today)
-            return
-        from trayapp.dataset_jobs import JobFailed
+        else:
+            from trayapp.dataset_jobs import JobFailed
 
-        try:
-            self._maintain_in_child(today)
-        except JobFailed as exc:
-            self._retry_rollover_at = time.monotonic() + 600
-            log.warning("rollover of the CSV day file failed (%s); kept it as it is, will try again in 10 minutes", exc)
-        self._open_csv()
+            try:
+                self._maintain_in_child(today)
+            except JobFailed as exc:
+                self._retry_rollover_at = time.monotonic() + 600
+                log.warning("rollover of the CSV day file failed (%s); kept it as it is, will try again in 10 minutes", exc)
+            self._open_csv()
+        if self._min_day is not None and self._min_day < today:  # rows stayed behind: not on every sample
+            self._retry_rollover_at = max(self._retry_rollover_at, time.monotonic() + 600)
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
@@ -287,78 +319,99 @@ class Store:
         self._header = header
 
     def _replace_csv(self, content: bytes) -> None:
-        tmp = self.csv_path.with_name(f".{CSV_NAME}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        self._close_csv()
-        os.replace(tmp, self.csv_path)
-        self._open_csv()
+        self._close_csv()  # Windows cannot rename over an open file
+        try:
+            replace_atomically(self.csv_path, content)
+        finally:
+            self._open_csv()
 
     def rollover(self, today: date) -> int:
         """Move every CSV row of a day before ``today`` into that day's Parquet file.
 
         Each day file is merged with what is there, written under a temporary name and renamed
-        into place; only then is the CSV trimmed. Running it twice changes nothing. Returns the
-        number of rows moved.
+        into place, then read back: only rows found there leave the CSV. Lines the store cannot
+        read (bytes that are not text, a wrong number of fields, no time) are written to
+        ``csv_dump/.rejected-*.csv`` first, then leave the CSV; a line read only in part goes to
+        the day file and its bytes to the same place. Every other line stays in the CSV, byte for
+        byte. Running it twice changes nothing. Returns the number of rows moved.
         """
-        table = read_csv(self.csv_path)
-        if table is None or table.num_rows == 0:
+        import numpy as np
+
+        content = parse_csv(self.csv_path, keep_lines=True)
+        if content is None:
             self._min_day = None
             self._apply_retention(today)
             return 0
-        import numpy as np
-
-        days = _local_days(table, self._tz)  # day numbers since 1970-01-01, local time
+        table = content.table
+        days = _local_days(table, self._tz) if table.num_rows else np.empty(0, dtype="int64")
         first_kept = _day_number(today)
+        leaving = np.zeros(len(content.lines), dtype=bool)  # lines that may leave the CSV
         moved = 0
+        unverified = 0
         try:
             for number in np.unique(days[days < first_kept]).tolist():
-                rows = table.filter(days == number)
-                self._merge_day(_from_day_number(number), rows)
-                moved += rows.num_rows
-            if moved:
-                self._replace_csv(self._csv_bytes(table.filter(days >= first_kept)))
+                mask = days == number
+                rows = table.filter(mask)
+                if self._merge_day(_from_day_number(number), rows):
+                    leaving[content.row_lines[mask]] = True
+                    moved += rows.num_rows
+                else:
+                    unverified += rows.num_rows
+            lossy = [i for i in content.lossy if leaving[i]]
+            aside = self._keep_aside(content.header_line, [content.lines[i] for i in sorted({*content.bad, *lossy})])
+            if aside is not None:
+                log.warning("%s: kept %d line(s) it could not read in full in %s", self.csv_path, len(content.bad) + len(lossy), aside)
+            leaving[content.bad] = True
+            leaving[content.blank] = True
+            if leaving.any():
+                kept = b"".join(line + b"\n" for line, gone in zip(content.lines, leaving.tolist()) if not gone)
+                self._replace_csv(content.header_line + b"\n" + kept)
         except OSError as exc:
             self._retry_rollover_at = time.monotonic() + 600
             log.warning("rollover of the CSV day file failed (%s); kept it as it is, will try again in 10 minutes", exc.strerror or exc)
             return 0
-        remaining = days[days >= first_kept]
+        if unverified:
+            self._retry_rollover_at = time.monotonic() + 600
+            log.warning("rollover: %d row(s) of %s were not found in their day file after writing it; "
+                        "kept them in the CSV, will try again in 10 minutes", unverified, self.csv_path)
+        remaining = days[~leaving[content.row_lines]] if table.num_rows else days
         self._min_day = _from_day_number(int(remaining.min())) if len(remaining) else None
         self._apply_retention(today)
         return moved
 
-    def _csv_bytes(self, table: "pa.Table") -> bytes:
-        header = self._header or column_order(table.column_names)
-        lines = [",".join(header)]
-        cols = {name: table.column(name).to_pylist() if name in table.column_names else None for name in header}
-        for i in range(table.num_rows):
-            stamp = cols[TIMESTAMP][i].astimezone(self._tz).isoformat(timespec="microseconds")  # type: ignore[index]
-            lines.append(",".join([stamp, *(format_value(cols[n][i] if cols[n] is not None else None) for n in header[1:])]))  # type: ignore[index]
-        return ("\n".join(lines) + "\n").encode()
+    def _merge_day(self, day: date, rows: "pa.Table") -> bool:
+        """Merge ``rows`` into the day's file; True once they are read back from it.
 
-    def _merge_day(self, day: date, rows: "pa.Table") -> None:
+        A day file the store cannot read in full (broken bytes, a timestamp it cannot read, a
+        column of a type it cannot read) is never merged into or overwritten: it is renamed to
+        ``.D.parquet.unreadable-<time>`` with one warning, and the new day file holds what could
+        be read from it plus ``rows``."""
+        import numpy as np
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = self.day_path(day)
         path.parent.mkdir(parents=True, exist_ok=True)
         parts = [rows]
         if path.exists():
-            existing = read_day_file(path, None)
-            if existing is None:
-                aside = path.with_name(f".{path.name}.unreadable-{int(time.time())}")
+            existing, problems = load_day_file(path, None)
+            if problems:
+                aside = _unused(path.with_name(f".{path.name}.unreadable-{int(time.time())}"))
                 os.replace(path, aside)
-                log.warning("day file %s could not be read; kept it aside as %s", path, aside)
-            else:
+                carried = existing.num_rows if existing is not None else 0
+                log.warning("day file %s could not be read in full (%s); kept it aside as %s%s", path, "; ".join(problems), aside,
+                            f" and carried its {carried} readable row(s) over" if carried else "")
+            if existing is not None and existing.num_rows:
                 parts.insert(0, existing)
         merged = unique_sorted(concat(parts))
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(merged, tmp, compression="zstd")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        sink = pa.BufferOutputStream()
+        pq.write_table(merged, sink, compression="zstd")
+        replace_atomically(path, sink.getvalue().to_pybytes())
+        back, problems = load_day_file(path, [TIMESTAMP])
+        if back is None or problems:
+            return False
+        wanted = rows.column(TIMESTAMP).cast("int64").to_numpy()
+        return bool(np.isin(wanted, back.column(TIMESTAMP).cast("int64").to_numpy()).all())
 
     def _apply_retention(self, today: date) -> None:
         if self.retention_days <= 0:
@@ -501,23 +554,56 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _unused(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``… whichever does not exist yet."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def _header_names(line: bytes) -> list[str]:
+    """The CSV header's column names, whatever bytes it holds."""
+    return line.decode("utf-8", errors="replace").strip().split(",")
+
+
+@dataclass
+class CsvContent:
+    """What ``parse_csv`` made of the CSV day file.
+
+    ``table``: the readable rows (timestamp[us, UTC], float64 values; non-finite values null).
+    With ``keep_lines``: ``lines`` (the raw data lines after the header, without their newline),
+    ``row_lines`` (each table row's index in ``lines``), ``bad`` (lines not read at all: not
+    UTF-8, one field, no readable time, a repeated header), ``lossy`` (lines read in part: more
+    fields than the header, a value that is not a number) and ``blank``. ``narrow``: rows with
+    fewer fields than the header (a column added later; the rest read as null)."""
+
+    header_line: bytes
+    table: "pa.Table"
+    lines: list[bytes] = field(default_factory=list)
+    row_lines: Any = None
+    bad: list[int] = field(default_factory=list)
+    lossy: list[int] = field(default_factory=list)
+    blank: list[int] = field(default_factory=list)
+    narrow: int = 0
 
 
 def read_csv(path: Path, columns: list[str] | None = None) -> "pa.Table | None":
     """The CSV day file as a table; a torn last line and malformed lines are skipped.
 
-    Safe to call while another process appends: only complete lines are read.
+    Safe to call while another process appends: only complete lines are read. Any bytes read:
+    what cannot be read is skipped with one warning naming the file.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    content = parse_csv(path, columns)
+    return None if content is None else content.table
+
+
+def parse_csv(path: Path, columns: list[str] | None = None, keep_lines: bool = False) -> CsvContent | None:
+    """Read the CSV day file: a fast pass with pyarrow when every line is well formed, else a
+    line-by-line pass that reads each line it can. None when there is no file, no complete
+    line, or no ``timestamp`` header."""
+    import numpy as np
 
     try:
         data = path.read_bytes()
@@ -530,57 +616,159 @@ def read_csv(path: Path, columns: list[str] | None = None) -> "pa.Table | None":
     if end < 0:
         return None
     data = data[: end + 1]
-    header = data[: data.find(b"\n")].decode(errors="replace").strip().split(",")
-    if not header or header[0] != TIMESTAMP:
+    cut = data.find(b"\n")
+    header_line = data[:cut]
+    header = _header_names(header_line)
+    if header[0] != TIMESTAMP:
         _warn_once(f"csv-header:{path}", f"{path} does not start with a 'timestamp' header; skipped")
         return None
     include = None if columns is None else [c for c in columns if c in header]
-    skipped: list[Any] = []
+    content = _parse_fast(data, header, include, keep_lines)
+    if content is None:
+        content = _parse_lines(data, header, include)
+    content.header_line = header_line
+    if content.bad or content.lossy:
+        parts = [f"skipped {len(content.bad)} malformed line(s) (not text, no time, or a repeated header)"] if content.bad else []
+        if content.lossy:
+            parts.append(f"read {len(content.lossy)} line(s) only in part (more fields than the header, or a value that is not a number)")
+        _warn_once(f"csv-rows:{path}:{len(content.bad)}:{len(content.lossy)}",
+                   f"{path}: {'; '.join(parts)}; the next rollover keeps their bytes in {path.parent / '.rejected-*.csv'}")
+    if content.narrow:
+        _warn_once(f"csv-narrow:{path}", f"{path}: {content.narrow} line(s) have fewer fields than the header; read the columns they have")
+    if content.row_lines is None:
+        content.row_lines = np.arange(content.table.num_rows)
+    content.table = _fill_columns(content.table, columns)
+    return content
 
-    def skip(row: Any) -> str:
-        skipped.append(row)
+
+def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_lines: bool) -> CsvContent | None:
+    """pyarrow's reader, when every line is UTF-8, has the header's width and converts; None
+    otherwise (the careful pass then reads what it can)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if len(set(header)) != len(header) or not all(header):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    invalid: list[int] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append(1)
         return "skip"
 
     types = {name: (pa.timestamp("us", tz="UTC") if name == TIMESTAMP else pa.float64()) for name in header}
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include),
         )
-    except pa.ArrowInvalid:
-        # a bad value or a naive (notebook) timestamp somewhere: the careful, slower path
-        skipped.clear()
-        table = _read_csv_leniently(data, header, include, skip)
-    if skipped:
-        _warn_once(f"csv-rows:{path}:{len(skipped)}", f"{path}: skipped {len(skipped)} malformed line(s)")
-    return _fill_columns(table, columns)
+    except (pa.ArrowException, ValueError, UnicodeDecodeError):
+        return None
+    if invalid:
+        return None
+    stamps = table.column(TIMESTAMP)
+    if stamps.null_count:
+        return None
+    us = stamps.cast("int64").to_numpy()
+    if len(us) and (us.min() < _EARLIEST_US or us.max() >= _LATEST_US):
+        return None
+    content = CsvContent(b"", _finite(table))
+    if keep_lines:
+        lines = data.split(b"\n")[1:-1]
+        blank = [i for i, line in enumerate(lines) if not line.strip()]
+        if len(lines) - len(blank) != table.num_rows:  # blank lines of spaces: let the careful pass decide
+            return None
+        row_lines = np.arange(len(lines))
+        if blank:
+            row_lines = np.delete(row_lines, blank)
+        content.lines, content.blank, content.row_lines = lines, blank, row_lines
+    return content
 
 
-def _read_csv_leniently(data: bytes, header: list[str], include: list[str] | None, skip: Any) -> "pa.Table":
+_NOT_A_NUMBER = {"", "nan", "-nan", "+nan", "na", "n/a", "null", "none"}
+
+
+def _parse_lines(data: bytes, header: list[str], include: list[str] | None) -> CsvContent:
+    """Every line on its own: the ones that cannot be read are listed, the rest read."""
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
-    raw = pacsv.read_csv(
-        pa.py_buffer(data),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
-        convert_options=pacsv.ConvertOptions(
-            include_columns=include, column_types={name: pa.string() for name in header}, strings_can_be_null=True
-        ),
-        read_options=pacsv.ReadOptions(use_threads=True),
-    )
-    frame = raw.to_pandas()
-    frame[TIMESTAMP] = parse_timestamps(frame[TIMESTAMP].astype("string"))
-    bad = int(frame[TIMESTAMP].isna().sum())
-    for name in frame.columns:
-        if name != TIMESTAMP:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    if bad:
-        for _ in range(bad):
-            skip(None)
-        frame = frame[frame[TIMESTAMP].notna()]
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    names = [n for n in (include if include is not None else header) if n]
+    position: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name and name not in position:
+            position[name] = i
+    width = len(header)
+    lines = data.split(b"\n")[1:-1]
+    header_line = data[: data.find(b"\n")]
+    bad: list[int] = []
+    blank: list[int] = []
+    short: list[int] = []
+    wide: list[int] = []
+    row_lines: list[int] = []
+    cells: dict[str, list[str]] = {name: [] for name in names}
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            blank.append(i)
+            continue
+        if raw.rstrip(b"\r") == header_line.rstrip(b"\r"):
+            bad.append(i)  # a header repeated mid-file (two writers, a bad copy): no data
+            continue
+        try:
+            fields = raw.decode("utf-8").rstrip("\r").split(",")
+        except UnicodeDecodeError:
+            bad.append(i)
+            continue
+        if len(fields) < 2:
+            bad.append(i)
+            continue
+        if len(fields) < width:  # a column the header gained later: null for this row
+            short.append(i)
+        elif len(fields) > width:  # fields the header does not name: read the others, keep the bytes
+            wide.append(i)
+        row_lines.append(i)
+        for name in names:
+            at = position[name]
+            cells[name].append(fields[at] if at < len(fields) else "")
+    stamps = pa.array(parse_timestamps(pd.Series(cells.get(TIMESTAMP, []), dtype="object")), type=pa.timestamp("us", tz="UTC"))
+    us = stamps.cast("int64").fill_null(0).to_numpy()
+    ok = stamps.is_valid().to_numpy(zero_copy_only=False) & (us >= _EARLIEST_US) & (us < _LATEST_US)
+    lines_of_rows = np.asarray(row_lines, dtype="int64")
+    bad.extend(lines_of_rows[~ok].tolist())
+    lossy = set(lines_of_rows[np.isin(lines_of_rows, wide) & ok].tolist())
+    columns: dict[str, Any] = {TIMESTAMP: stamps.filter(pa.array(ok))}
+    for name in names:
+        if name == TIMESTAMP:
+            continue
+        text = pd.Series(cells[name], dtype="object").str.strip()
+        values = np.array(pd.to_numeric(text, errors="coerce"), dtype="float64")
+        unread = np.isnan(values) & ~text.str.lower().isin(_NOT_A_NUMBER).to_numpy()
+        lossy.update(lines_of_rows[unread & ok].tolist())
+        values[~np.isfinite(values)] = np.nan
+        columns[name] = pa.array(values[ok], type=pa.float64(), from_pandas=True)
+    narrow = int(np.isin(lines_of_rows[ok], short).sum()) if short else 0
+    return CsvContent(header_line, pa.table(columns), lines, lines_of_rows[ok], sorted(bad), sorted(lossy), blank, narrow)
+
+
+def _finite(table: "pa.Table") -> "pa.Table":
+    """NaN and ±inf in value columns become null: "not available", as everywhere else."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        if name == TIMESTAMP or not pa.types.is_floating(col.type):
+            continue
+        finite = pc.is_finite(col)  # null stays null
+        if pc.any(pc.invert(finite)).as_py():
+            table = table.set_column(i, name, pc.if_else(finite, col, pa.scalar(None, col.type)))
+    return table
 
 
 def parse_timestamps(values: Any) -> Any:
@@ -615,29 +803,42 @@ def localize(naive: Any) -> Any:
 def read_day_file(
     path: Path, columns: list[str] | None, start: datetime | None = None, end: datetime | None = None
 ) -> "pa.Table | None":
-    """One Parquet day file, normalised: timestamp[us, UTC] and float64 metrics.
+    """One Parquet day file, normalised: timestamp[us, UTC] and float64 metrics; what cannot be
+    read (the whole file, some rows, a column) is skipped with one warning naming the file.
 
     With ``start``/``end``, a file whose timestamp statistics show it lies wholly outside
     ``(start, end]`` is not read at all (the day of margin on each side of a range costs a
     footer, not a file).
     """
-    import pyarrow as pa
+    table, problems = load_day_file(path, columns, start, end)
+    if problems:
+        _warn_once(f"parquet:{path}", f"day file {path}: {'; '.join(problems)}; " + ("skipped it" if table is None else "read the rest"))
+    return table
+
+
+def load_day_file(
+    path: Path, columns: list[str] | None, start: datetime | None = None, end: datetime | None = None
+) -> "tuple[pa.Table | None, list[str]]":
+    """``read_day_file`` without the warning: (what could be read or None, what could not)."""
     import pyarrow.parquet as pq
 
     try:
         with pq.ParquetFile(path) as parquet:
             names = parquet.schema_arrow.names
             if _outside(parquet, names, start, end):
-                return None
+                return None, []
             include = None if columns is None else [c for c in columns if c in names]
             table = parquet.read(columns=include)
-    except (OSError, pa.ArrowException) as exc:
-        _warn_once(f"parquet:{path}", f"skipped unreadable day file {path}: {str(exc).splitlines()[0][:160]}")
-        return None
+    except Exception as exc:  # any bytes may be there: pyarrow raises OSError, ArrowException, ValueError…
+        text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return None, [f"unreadable ({text})"]
     if TIMESTAMP not in table.column_names:
-        _warn_once(f"parquet-ts:{path}", f"skipped day file {path}: it has no 'timestamp' column")
-        return None
-    return _fill_columns(normalise(table), columns)
+        return None, ["it has no 'timestamp' column"]
+    try:
+        table, problems = normalise(table, with_problems=True)
+    except Exception as exc:  # a value pandas or Arrow chokes on: the file is unreadable, not the program
+        return None, [f"unreadable ({type(exc).__name__}: {str(exc)[:120]})"]
+    return _fill_columns(table, columns), problems
 
 
 def _outside(parquet: Any, names: list[str], start: datetime | None, end: datetime | None) -> bool:
@@ -668,31 +869,54 @@ def _aware(moment: Any) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
-def normalise(table: "pa.Table") -> "pa.Table":
+def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
+    """timestamp[us, UTC] and float64 columns from what a day file holds (ours, the notebook's
+    text or naive times). Rows without a readable time and columns of types that are not numbers
+    are left out; NaN and ±inf become null. With ``with_problems``: (table, what was left out)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    problems: list[str] = []
     ts = table.column(TIMESTAMP)
+    readable = True
     if pa.types.is_timestamp(ts.type):
         if ts.type.tz is None:
             ts = pa.chunked_array([pa.array(localize(ts.to_pandas()), type=pa.timestamp("us", tz="UTC"))])
         else:
-            ts = ts.cast(pa.timestamp("us", tz="UTC"))
-    else:  # strings: the notebook wrote read_csv's text straight into Parquet
+            ts = ts.cast(pa.timestamp("us", tz="UTC"), safe=False)
+    elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):  # the notebook's read_csv text
         ts = pa.array(parse_timestamps(ts.to_pandas()), type=pa.timestamp("us", tz="UTC"))
+    else:
+        problems.append(f"its timestamp column is {ts.type}, not a time")
+        readable = False
+        ts = pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC"))
     columns = {TIMESTAMP: ts}
     for name in table.column_names:
         if name == TIMESTAMP or name.startswith("__"):
             continue
         col = table.column(name)
-        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
-            columns[name] = col.cast(pa.float64())
+        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type):
+            columns[name] = col.cast(pa.float64(), safe=False)
+        elif pa.types.is_decimal(col.type):
+            columns[name] = col.cast(pa.float64(), safe=False)
+            problems.append(f"column {name!r} is {col.type} (read as float)")
         elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             columns[name] = _to_float(col)
-    table = pa.table(columns)
-    if table.column(TIMESTAMP).null_count == 0:
-        return table
-    return table.filter(pc.is_valid(table.column(TIMESTAMP)))
+            unread = columns[name].null_count - col.null_count
+            if unread:
+                problems.append(f"{unread} value(s) of {name!r} are not numbers")
+        else:
+            problems.append(f"column {name!r} is {col.type}, not numbers; left out")
+    table = _finite(pa.table(columns))
+    stamps = table.column(TIMESTAMP)
+    us = stamps.cast("int64")
+    valid = pc.and_kleene(pc.greater_equal(us, _EARLIEST_US), pc.less(us, _LATEST_US)).fill_null(False)
+    dropped = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
+    if dropped and readable:
+        problems.append(f"{dropped} row(s) without a readable time (or one before 1970 or after 2199)")
+    if dropped:
+        table = table.filter(valid)
+    return (table, problems) if with_problems else table
 
 
 def _to_float(col: Any) -> Any:
