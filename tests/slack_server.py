@@ -1,6 +1,7 @@
 """A real HTTP server on 127.0.0.1 that answers like Slack: an incoming webhook and chat.postMessage.
 
-Each path has a queue of scripted answers (then 200 ok); every request is recorded.
+Each path has a queue of scripted answers (then 200 ok); every request is recorded with its arrival
+time (``time.monotonic()``), so tests can check the gaps between requests as the server saw them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
+    echo: bool = False  # put the request's path and Authorization header in the body, as some servers do
 
 
 class FakeSlack:
@@ -29,6 +31,7 @@ class FakeSlack:
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []  # every request: path, arrival time, status answered
         self.script: dict[str, deque[Answer]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._port = port
@@ -67,6 +70,11 @@ class FakeSlack:
                     answer = queue.popleft() if queue else None
                 if answer is None:
                     answer = Answer(200, {"ok": True, "ts": str(time.time())} if "/api/" in path else "ok")
+                with fake._lock:
+                    fake.requests.append({"path": path, "at": time.monotonic(), "status": answer.status})
+                if answer.echo:
+                    said = f"no such hook {self.path} (auth={self.headers.get('Authorization')})"
+                    answer = Answer(answer.status, said, answer.headers)  # plain text, not Slack's JSON
                 if answer.delay:
                     time.sleep(answer.delay)
                 if answer.drop:

@@ -272,3 +272,92 @@ def test_snooze_command(data_dir: Path) -> None:
     assert done.returncode == 0 and "snoozed until" in done.stdout
     done = subprocess.run(trayapp_cmd("snooze", "sometime"), capture_output=True, text=True, env=env, timeout=30)
     assert done.returncode == 1 and "'sometime'" in done.stderr
+
+
+# ------------------------------------------------------------------- secrets
+
+
+def _everything_written(folder: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def _modes_are_private(data_dir: Path) -> None:
+    import stat as st
+
+    for folder in (data_dir, data_dir / "state", data_dir / "outbox"):
+        assert st.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for path in [*(data_dir / "state").rglob("*"), *(data_dir / "outbox").rglob("*")]:
+        want = 0o700 if path.is_dir() else 0o600
+        assert st.S_IMODE(path.stat().st_mode) == want, path
+
+
+def test_a_webhook_path_echoed_back_is_never_printed_or_written(slack: FakeSlack, data_dir: Path, tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(f'[slack]\nwebhook_url = "{slack.webhook_url}"\n')
+    slack.then(HOOK_PATH, Answer(400, echo=True), Answer(400, echo=True))
+    test = subprocess.run(trayapp_cmd("-v", "--config", str(config_path), "--data-dir", str(data_dir), "slack-test"),
+                          capture_output=True, text=True, timeout=30)
+    assert test.returncode == 1 and "no such hook ***" in test.stderr, test.stderr
+    proc = start_headless(data_dir, "-v", "--config", str(config_path))
+    try:
+        assert wait_for(lambda: len(Outbox(data_dir).failed()) == 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    doctor = subprocess.run(trayapp_cmd("--config", str(config_path), "--data-dir", str(data_dir), "doctor"),
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "DISPLAY": ""})
+    assert "refused: no such hook" in doctor.stdout
+    assert len(slack.requests) == 2 and all("secretpart" in r["path"] for r in slack.requests)  # it was echoed
+    assert "Sending a request" in err  # slack_sdk's own -v lines were there, and redacted
+    for text in (test.stdout, test.stderr, out, err, doctor.stdout, doctor.stderr, _everything_written(data_dir)):
+        assert "secretpart" not in text and "T000/B000" not in text
+    _modes_are_private(data_dir)
+
+
+def test_a_bot_token_echoed_back_or_holding_a_line_break_is_never_printed(slack: FakeSlack, data_dir: Path, tmp_path: Path) -> None:
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(f'[slack]\nbot_token = "{FakeSlack.TOKEN}"\nchannel = "#ops"\napi_url = "{slack.api_url}"\n')
+    slack.then(POST_PATH, Answer(400, echo=True))
+    echoed = subprocess.run(trayapp_cmd("-v", "--config", str(config_path), "--data-dir", str(data_dir), "slack-test"),
+                            capture_output=True, text=True, timeout=30)
+    assert echoed.returncode == 1 and "Sending a request" in echoed.stderr
+    assert "Failed to decode Slack API response" in echoed.stderr and "(auth=Bearer ***)" in echoed.stderr  # slack_sdk's line
+    config_path.write_text(f'[slack]\nbot_token = "xoxb-1234-abcdEFGH\\nsecondhalf99"\nchannel = "#ops"\napi_url = "{slack.api_url}"\n')
+    broken = subprocess.run(trayapp_cmd("-v", "--config", str(config_path), "--data-dir", str(data_dir), "slack-test"),
+                            capture_output=True, text=True, timeout=30)
+    assert broken.returncode == 1
+    for text in (echoed.stdout, echoed.stderr, broken.stdout, broken.stderr):
+        assert "test-token-123" not in text and "abcdEFGH" not in text and "secondhalf99" not in text, text
+
+
+def test_a_secret_of_the_wrong_type_is_not_shown(data_dir: Path, tmp_path: Path) -> None:
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('[slack]\nwebhook_url = ["https://hooks.example.org/x/wrongtypesecret"]\nbot_token = 12345678901\n')
+    status = subprocess.run(trayapp_cmd("--config", str(config_path), "--data-dir", str(data_dir), "snooze", "off"),
+                            capture_output=True, text=True, timeout=30)
+    doctor = subprocess.run(trayapp_cmd("--config", str(config_path), "--data-dir", str(data_dir), "doctor"),
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "DISPLAY": ""})
+    assert "[slack] webhook_url (a list, not shown): must be text in quotes" in status.stderr
+    assert "[slack] bot_token (a number, not shown)" in doctor.stdout and doctor.returncode == 1
+    for text in (status.stderr, doctor.stdout, doctor.stderr):
+        assert "wrongtypesecret" not in text and "12345678901" not in text, text
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [
+        ("POST https://hooks.slack.com/services/T0AB/B0CD/xyzXYZ123 failed", "xyzXYZ123"),
+        ("url: http://10.0.0.1:8065/services/T1/B2/abcdefgh, body: {}", "abcdefgh"),
+        ("mattermost http://mm.example/hooks/xk3mt9q8ejbpfb7mzdqkf1d7so", "xk3mt9q8ejbpfb7mzdqkf1d7so"),
+        ("token=xoxb-111-222-AbCdEf rejected", "AbCdEf"),
+        ("headers: {'Authorization': 'Bearer sk-anything-else'}", "sk-anything-else"),
+        ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        ("auth=Bearer opaque.token.value", "opaque.token.value"),
+    ],
+)
+def test_redaction_by_shape(text: str, gone: str) -> None:
+    from trayapp.privacy import redact
+
+    assert gone not in redact(text) and "***" in redact(text)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from trayapp import __version__
+from trayapp import __version__, privacy
 from trayapp.settings import Config, Loaded, config_path, data_dir, load
 
 log = logging.getLogger("trayapp")
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     gui = sub.add_parser("gui", help="start the tray app (the default)")
+    gui.add_argument("--history", choices=("live", "36h", "7d", "30d"), metavar="RANGE",
+                     help="open the history window on RANGE (live, 36h, 7d, 30d), in the running app if there is one")
     gui.add_argument("--wait-for-tray", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for a system tray to appear (used when started at login)")
     run = sub.add_parser("run", help="sample, store and alert; --headless for servers")
@@ -75,21 +77,23 @@ def main(argv: list[str] | None = None) -> int:
         format="trayapp: %(message)s",
         stream=sys.stderr,
     )
+    privacy.install()  # every handler, so slack_sdk's and urllib3's lines are redacted too
     _quiet_libraries(args.verbose)
     command = args.command or "gui"
     try:
         return COMMANDS[command](args)
     except UserError as exc:
-        print(f"trayapp: {exc}", file=sys.stderr)
+        print(privacy.redact(f"trayapp: {exc}"), file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         return EXIT_FAIL
     except Exception as exc:  # the promise: no traceback reaches a user
-        print(f"trayapp: {command} failed: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        print(privacy.redact(f"trayapp: {command} failed: {type(exc).__name__}: {exc} (run with -v for details)"),
+              file=sys.stderr)
         if args.verbose:
             import traceback
 
-            traceback.print_exc()
+            print(privacy.redact(traceback.format_exc()), file=sys.stderr, end="")
         return EXIT_FAIL
 
 
@@ -287,13 +291,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         mark = {True: "ok  ", False: "FAIL", None: "--  "}[ok]
         if ok is False:
             problems += 1
-        print(f"{mark} {what:<10} {detail}")
+        print(privacy.redact(f"{mark} {what:<10} {detail}"))
 
     print(f"trayapp {__version__} on Python {sys.version.split()[0]}, {sys.platform}")
     cfg_detail = str(loaded.path) + ("" if loaded.path.exists() else " (not written yet; defaults in force)")
     line(not loaded.warnings, "config", cfg_detail)
     for warning in loaded.warnings:
-        print(f"           {warning}")
+        print(privacy.redact(f"           {warning}"))
     line(*_doctor_data(folder))
     for ok, detail in _doctor_gpu(config):
         line(ok, "gpu", detail)
@@ -308,7 +312,7 @@ def _doctor_data(folder: Path) -> tuple[bool, str, str]:
 
     store = Store(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe = folder / ".doctor-probe"
         probe.write_text("ok")
         probe.unlink()
@@ -394,7 +398,7 @@ def cmd_slack_test(args: argparse.Namespace) -> int:
     if not loaded.config.slack_configured:
         raise UserError("Slack is not set up: set [slack] webhook_url, or bot_token and channel, in " + str(loaded.path))
     ok, detail = send_test(loaded.config)
-    print(f"trayapp: {detail}", file=sys.stderr if not ok else sys.stdout)
+    print(privacy.redact(f"trayapp: {detail}"), file=sys.stderr if not ok else sys.stdout)
     return EXIT_OK if ok else EXIT_FAIL
 
 
@@ -427,7 +431,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"the tray app needs PySide6 and pyqtgraph ({exc}); 'trayapp run --headless' works without") from None
     loaded, folder = load_config(args)
-    return run_gui(loaded, folder, config_file=loaded.path, wait_for_tray=getattr(args, "wait_for_tray", 0.0) or 0.0)
+    return run_gui(loaded, folder, config_file=loaded.path, wait_for_tray=getattr(args, "wait_for_tray", 0.0) or 0.0,
+                   history=getattr(args, "history", None))
 
 
 def cmd_tray_check(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Every setting, declared once (default, type, bounds, help), and the TOML file that holds them.
 
-Imports ``model`` and ``rules``; never Qt. The settings dialog is generated from ``FIELDS``.
+Imports ``model``, ``rules`` and ``privacy``; never Qt. The settings dialog is generated from ``FIELDS``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trayapp import privacy
 from trayapp.rules import DEFAULT_RULES, Rule, format_duration, parse_duration
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,11 @@ class SettingError(ValueError):
 
 def check(f: Field, value: Any) -> Any:
     """The value converted to the field's type, or SettingError saying why not."""
-    shown = f"[{f.section}] {f.name} = {value!r}"
     kind = f.kind
+    if kind == "secret":  # never shown, whatever its type: say only what kind of value it is
+        shown = f"[{f.section}] {f.name} (a {_type_name(value)}, not shown)"
+    else:
+        shown = f"[{f.section}] {f.name} = {value!r}"
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -175,6 +179,11 @@ def check(f: Field, value: Any) -> Any:
         _bounds(f, value, shown)
         return int(value) if kind == "int" else float(value)
     raise AssertionError(kind)
+
+
+def _type_name(value: Any) -> str:
+    return {str: "text", bool: "true/false", int: "number", float: "number", list: "list", dict: "table"}.get(
+        type(value), type(value).__name__)
 
 
 def _bounds(f: Field, value: float, shown: str) -> None:
@@ -296,6 +305,8 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
         section = doc.get(f.section)
         if not isinstance(section, dict) or f.name not in section:
             continue
+        if f.kind == "secret":
+            privacy.remember(section[f.name])  # redacted from every log line, whatever its type
         try:
             values[f.attr] = check(f, section[f.name])
         except SettingError as exc:
@@ -415,6 +426,7 @@ def _with_keyring(config: Config, warnings: list[str]) -> Config:
                 warnings.append(f"config: the OS keyring did not give {f.key}; Slack may be off")
                 continue
             if value:
+                privacy.remember(value)
                 changes[f.attr] = value
     return replace(config, **changes) if changes else config
 

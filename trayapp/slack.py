@@ -1,6 +1,6 @@
 """Slack: messages built from transitions, an on-disk outbox, and delivery with slack_sdk.
 
-Imports ``model``, ``settings`` and ``rules``; never Qt. Delivery runs on its own thread and
+Imports ``model``, ``settings``, ``rules``, ``jsonfile`` and ``privacy``; never Qt. Delivery runs on its own thread and
 never blocks sampling or the GUI. Secrets never appear in logs or error text.
 """
 
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from trayapp import jsonfile
+from trayapp import jsonfile, privacy
 from trayapp.model import Level, RuleResult, Transition
 from trayapp.rules import human_duration, parse_duration
 from trayapp.settings import Config
@@ -136,7 +136,7 @@ class Outbox:
         self._lock = threading.Lock()
 
     def put(self, message: dict[str, Any]) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        privacy.private_dir(self.dir)
         with self._lock:
             self._seq += 1
             name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.json"
@@ -163,10 +163,10 @@ class Outbox:
         path.unlink(missing_ok=True)
 
     def give_up(self, path: Path, reason: str) -> None:
-        self.failed_dir.mkdir(parents=True, exist_ok=True)
+        privacy.private_dir(self.failed_dir)
         message = self.read(path) or {}
         message["error"] = reason
-        jsonfile.write(self.failed_dir / path.name, message)
+        jsonfile.write(self.failed_dir / path.name, privacy.scrub(message))
         path.unlink(missing_ok=True)
 
     @property
@@ -177,7 +177,8 @@ class Outbox:
         return jsonfile.read_dict(self.status_path)
 
     def set_status(self, **changes: Any) -> None:
-        jsonfile.write(self.status_path, {**self.status(), **changes})
+        privacy.private_dir(self.status_path.parent)
+        jsonfile.write(self.status_path, privacy.scrub({**self.status(), **changes}))
 
 
 # ------------------------------------------------------------------ delivery
@@ -193,10 +194,9 @@ class Outcome:
 
 
 def redact(text: str, config: Config) -> str:
-    for secret in (config.slack_webhook_url, config.slack_bot_token):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` without the configured secrets or anything shaped like one (``privacy.redact``)."""
+    privacy.remember([config.slack_webhook_url, config.slack_bot_token])
+    return privacy.redact(text)
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -311,7 +311,17 @@ def snooze(folder: Path, until: datetime | None) -> None:
 
 
 def write_snooze(folder: Path, state: dict[str, Any]) -> None:
+    privacy.private_dir(_snooze_path(folder).parent)
     jsonfile.write(_snooze_path(folder), state)
+
+
+def make_private(folder: Path) -> None:
+    """The data folder, ``state/`` and ``outbox/`` readable by their owner only (0700)."""
+    for path in (Path(folder), Path(folder) / "state", Path(folder) / OUTBOX_DIR):
+        try:
+            privacy.private_dir(path)
+        except OSError as exc:
+            log.warning("cannot make %s private: %s", path, exc.strerror or exc)
 
 
 def _read_snooze(folder: Path) -> dict[str, Any]:
@@ -416,6 +426,7 @@ class Courier:
     # --- the delivery side
 
     def start(self) -> None:
+        make_private(self.folder)
         self._snoozed = snoozed_until(self.folder)
         self._report()  # a refusal or a snooze from before a restart is still news
         self._thread = threading.Thread(target=self._run, name="trayapp-slack", daemon=True)
@@ -477,7 +488,7 @@ class Courier:
 
 def status_line(outbox: Outbox, snoozed: datetime | None = None) -> str:
     """For the tooltip and the dialog: what Slack delivery is doing, in one line, or ''."""
-    status = outbox.status()
+    status = privacy.scrub(outbox.status())
     pending = len(outbox.pending())
     parts = []
     if snoozed is not None:
@@ -492,7 +503,7 @@ def status_line(outbox: Outbox, snoozed: datetime | None = None) -> str:
 def delivery_report(folder: Path, config: Config) -> tuple[bool | None, str]:
     """For ``trayapp doctor``."""
     outbox = Outbox(folder)
-    status = outbox.status()
+    status = privacy.scrub(outbox.status())  # a file from an older version may hold a secret
     how = "webhook" if config.slack_webhook_url else f"bot token to {config.slack_channel}"
     pending, failed = len(outbox.pending()), len(outbox.failed())
     detail = f"{how}; {pending} waiting, {failed} refused"
