@@ -39,11 +39,46 @@ def time_backend(make, n: int = 50) -> dict:
             "max_ms": round(max(times) * 1000, 3), "readings": [r.__repr__() for r in readings or ()]}
 
 
+def nvml_raw() -> dict:
+    """NVML's own numbers for GPU 0: v1 and v2 memory info, power, utilisation, beside nvidia-smi's."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:  # no library or no driver: say so
+        return {"available": False, "why": str(exc)[:200]}
+    out: dict = {}
+    try:
+        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        v1 = pynvml.nvmlDeviceGetMemoryInfo(h)
+        out["v1"] = {"total": v1.total, "used": v1.used, "free": v1.free}
+        try:
+            v2 = pynvml.nvmlDeviceGetMemoryInfo(h, version=pynvml.nvmlMemory_v2)
+            out["v2"] = {"total": v2.total, "reserved": v2.reserved, "used": v2.used, "free": v2.free}
+        except Exception as exc:  # an older driver or library
+            out["v2"] = f"not available: {exc}"
+        out["power_mw"] = pynvml.nvmlDeviceGetPowerUsage(h)
+        util = pynvml.nvmlDeviceGetUtilizationRates(h)
+        out["utilization"] = {"gpu": util.gpu, "memory": util.memory}
+        out["uuid"] = pynvml.nvmlDeviceGetUUID(h)
+    except Exception as exc:  # report what failed, keep the rest
+        out["error"] = str(exc)[:200]
+    finally:
+        pynvml.nvmlShutdown()
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,memory.total,memory.reserved,power.draw,utilization.memory",
+                              "--format=csv,noheader,nounits", "-i", "0"], capture_output=True, text=True, timeout=10)
+        out["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()[:200]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        out["nvidia_smi"] = f"not run: {exc}"
+    return out
+
+
 def main() -> int:
     from trayapp.probes import GputilBackend, NvmlBackend
 
     out_dir = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "."))
-    result = {"nvml": time_backend(NvmlBackend), "gputil": time_backend(GputilBackend, n=10)}
+    result = {"nvml": time_backend(NvmlBackend), "gputil": time_backend(GputilBackend, n=10), "nvml_raw": nvml_raw()}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "TRAYAPP_DATA_DIR": str(Path(tmp) / "data"), "TRAYAPP_CONFIG": str(Path(tmp) / "c.toml"), "TRAYAPP_NO_KEYRING": "1"}
         load = None

@@ -11,11 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 BASE_COLUMNS = ("cpu_percent", "memory_percent", "disk_percent")
-GPU_FIELDS = ("util_percent", "memory_percent", "temperature_c")
+# Per GPU, in this order: utilisation, memory used ÷ total (as nvidia-smi reports it), temperature,
+# power draw in watts, and the memory controller's busy share (NVML ``utilization.memory``).
+GPU_FIELDS = ("util_percent", "memory_percent", "temperature_c", "power_w", "memory_bandwidth_percent")
 
 
 _LABELS = {"cpu_percent": "CPU", "memory_percent": "memory", "disk_percent": "disk"}
-_GPU_LABELS = {"util_percent": "util", "memory_percent": "memory", "temperature_c": "temperature"}
+_GPU_LABELS = {
+    "util_percent": "util",
+    "memory_percent": "memory",
+    "temperature_c": "temperature",
+    "power_w": "power",
+    "memory_bandwidth_percent": "memory bandwidth",
+}
 
 
 def metric_label(column: str) -> str:
@@ -30,7 +38,11 @@ def metric_label(column: str) -> str:
 
 
 def metric_unit(column: str) -> str:
-    return "°C" if column.endswith("_c") else "%"
+    if column.endswith("_c"):
+        return "°C"
+    if column.endswith("_w"):
+        return "W"
+    return "%"
 
 
 def gpu_column(index: int, field_name: str) -> str:
@@ -40,13 +52,21 @@ def gpu_column(index: int, field_name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class GpuReading:
-    """One GPU at one instant. ``None`` means the driver could not tell, never zero."""
+    """One GPU at one instant. ``None`` means the driver could not tell, never zero.
+
+    ``memory_percent`` is memory used ÷ total as nvidia-smi counts it (driver-reserved memory not
+    counted as used); ``memory_bandwidth_percent`` is NVML's ``utilization.memory``, the share of
+    time the memory was being read or written. ``uuid`` labels Prometheus series; it is not stored.
+    """
 
     index: int
     name: str | None = None
     util_percent: float | None = None
     memory_percent: float | None = None
     temperature_c: float | None = None
+    power_w: float | None = None
+    memory_bandwidth_percent: float | None = None
+    uuid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,16 +92,45 @@ class NvmlBackend:
             count = nvml.nvmlDeviceGetCount()
             self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
             self._names = [self._call(nvml.nvmlDeviceGetName, h) for h in self._handles]
+            self._uuids = [self._call(nvml.nvmlDeviceGetUUID, h) for h in self._handles]
         except Exception:
             nvml.nvmlShutdown()
             raise
         if not self._handles:
             nvml.nvmlShutdown()
             raise RuntimeError("NVML found no GPU")
+        self._memory_version = self._pick_memory_version()
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _pick_memory_version(self) -> int | None:
+        """``nvmlMemory_v2`` where the library and the driver have it, else ``None`` (v1).
+
+        v1's ``used`` counts the memory the driver reserves (0.43 % of an H200 at idle), which
+        nvidia-smi and GPUtil leave out; v2 reports it apart, so ``used`` matches nvidia-smi.
+        """
+        nvml = self._nvml
+        version = getattr(nvml, "nvmlMemory_v2", None)
+        if version is None:
+            why = "this nvidia-ml-py has no nvmlMemory_v2"
+        else:
+            try:
+                nvml.nvmlDeviceGetMemoryInfo(self._handles[0], version=version)
+                return version
+            except TypeError:  # an nvidia-ml-py whose nvmlDeviceGetMemoryInfo takes no version
+                why = "this nvidia-ml-py cannot ask for it"
+            except nvml.NVMLError as exc:  # a driver without nvmlDeviceGetMemoryInfo_v2
+                why = f"the driver says {exc}"
+        say_once("nvml:memory_v1", f"GPU: NVML memory info v2 not available ({why}); memory % includes driver-reserved memory", logging.INFO)
+        return None
+
+    def _memory(self, handle: Any) -> Any:
+        nvml = self._nvml
+        if self._memory_version is None:
+            return self._call(nvml.nvmlDeviceGetMemoryInfo, handle)
+        return self._call(nvml.nvmlDeviceGetMemoryInfo, handle, version=self._memory_version)
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            value = fn(*args)
+            value = fn(*args, **kwargs)
         except self._nvml.NVMLError as exc:
             say_once(f"nvml:{fn.__name__}", f"GPU: NVML cannot read {fn.__name__}: {exc}; shown as n/a")
             return None
@@ -114,12 +143,14 @@ class NvmlBackend:
         readings = []
         for index, handle in enumerate(self._handles):
             util = self._call(nvml.nvmlDeviceGetUtilizationRates, handle)
-            mem = self._call(nvml.nvmlDeviceGetMemoryInfo, handle)
+            mem = self._memory(handle)
             temp = self._call(nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU)
+            milliwatts = self._call(nvml.nvmlDeviceGetPowerUsage, handle)
             mem_pct = None
             if mem is not None and getattr(mem, "total", 0):
                 # used / total: the share of memory taken, not NVML's "memory busy" rate.
                 mem_pct = _finite(100.0 * mem.used / mem.total)
+            power = _finite(milliwatts)
             readings.append(
                 GpuReading(
                     index=index,
@@ -127,6 +158,9 @@ class NvmlBackend:
                     util_percent=_finite(util.gpu) if util is not None else None,
                     memory_percent=mem_pct,
                     temperature_c=_finite(temp),
+                    power_w=None if power is None else power / 1000.0,
+                    memory_bandwidth_percent=_finite(util.memory) if util is not None else None,
+                    uuid=self._uuids[index],
                 )
             )
         return tuple(readings)
@@ -191,6 +225,8 @@ class GputilBackend:
                     util_percent=_scaled(getattr(g, "load", None)),
                     memory_percent=_scaled(getattr(g, "memoryUtil", None)),
                     temperature_c=_finite(getattr(g, "temperature", None)),
+                    # GPUtil's nvidia-smi query has no power or memory-busy field: unknown, not 0
+                    uuid=str(getattr(g, "uuid", "")) or None,
                 )
                 for i, g in enumerate(gpus)
             )
@@ -243,7 +279,7 @@ class GputilBackend:
 
 def _scaled(fraction: Any) -> float | None:
     value = _finite(fraction)
-    return None if value is None else round(value * 100.0, 3)
+    return None if value is None else round(value * 100.0, 6)  # 6 places: float noise off, precision kept
 
 
 def open_gpu_backend(choice: str) -> GpuBackend:
