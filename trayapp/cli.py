@@ -207,7 +207,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"trayapp status: {level.value}   (data in {folder})")
     for result in results:
-        print(f"  {describe(result)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples")
+        print(f"  {describe(result, for_people=True)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples")
     from trayapp.slack import snoozed_until
 
     until = snoozed_until(folder)

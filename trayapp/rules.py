@@ -14,19 +14,24 @@ from datetime import datetime
 from trayapp.model import Level, RuleResult, Transition
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_PART = r"(\d+(?:\.\d+)?)\s*(d|h|min|m|s)"
+_DURATION = re.compile(rf"^\s*(?:\d+(?:\.\d+)?\s*|(?:{_PART}\s*)+)$", re.IGNORECASE)
 
 
 def parse_duration(text: str | int | float) -> float:
-    """``"36h"`` → 129600.0. Bare numbers are seconds; ``"0"`` is zero. Raises ValueError."""
+    """``"36h"`` → 129600.0; ``"36 h"``, ``"90 m"``, ``"90min"``, ``"1h30m"``, ``"1d 12h"`` too.
+    Bare numbers are seconds; ``"0"`` is zero. Raises ValueError."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         if text < 0 or not math.isfinite(text):
             raise ValueError(f"{text!r} is not a duration")
         return float(text)
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ValueError(f"{text!r} is not a duration (use a number with s, m, h or d, like '36h')")
-    return float(m.group(1)) * _UNITS[(m.group(2) or "s").lower()]
+    text = str(text)
+    if not _DURATION.match(text):
+        raise ValueError(f"{text!r} is not a duration (use a number with s, m, h or d, like '36h' or '1h30m')")
+    parts = re.findall(_PART, text, re.IGNORECASE)
+    if not parts:
+        return float(text)
+    return sum(float(number) * _UNITS[unit.lower()[0]] for number, unit in parts)
 
 
 def format_duration(seconds: float) -> str:
@@ -268,8 +273,10 @@ class AlertTracker:
         for key, entry in (state or {}).items():
             try:
                 self.alert[key] = Level(entry["level"])
-                self.last_sent[key] = float(entry.get("since", 0.0))
-            except (KeyError, TypeError, ValueError):
+                since = float(entry.get("since", 0.0))
+                self.last_sent[key] = since if math.isfinite(since) else 0.0
+            except (KeyError, TypeError, ValueError, AttributeError):  # a state file may hold anything
+                self.alert.pop(key, None)
                 continue
 
     def update(self, key: str, result: RuleResult, at: datetime) -> Transition | None:

@@ -272,7 +272,8 @@ class TrayApp(QObject):
             self.dialog.raise_()
             self.dialog.activateWindow()
             return
-        self.dialog = SettingsDialog(self.config, self.config_path, self.folder, self.slack_line)
+        measured = tuple(self.last.sample.values()) if self.last is not None else None  # incl. GPU columns seen
+        self.dialog = SettingsDialog(self.config, self.config_path, self.folder, self.slack_line, metrics=measured)
         self.dialog.applied.connect(self.apply)
         self.dialog.show()
 

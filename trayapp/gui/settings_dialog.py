@@ -7,6 +7,7 @@ settings, which take effect at once.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
+    QDoubleSpinBox,
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
@@ -25,18 +28,154 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from trayapp.rules import Rule, format_duration
+from trayapp.model import BASE_COLUMNS, GPU_FIELDS, metric_label, metric_unit
+from trayapp.rules import Rule, format_duration, parse_duration
 from trayapp.settings import FIELDS, RULE_FIELDS, Config, Field, SettingError, check, check_rule, save
 
 SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus"}
 TABS = (("General", ("sampling", "storage", "alerts", "app")), ("Rules", ()), ("Slack", ("slack",)), ("Fleet", ("prometheus",)))
 ERROR_STYLE = "color: #d93025"
+CELL_ERROR_STYLE = "border: 2px solid #d93025; background: #fce8e6"
+CELL_WARNING_STYLE = "border: 2px solid #f29900"
+DURATION_HINT = "e.g. 36h, 90 m, 1h30m, 7d"
+_GPU_COLUMN = re.compile(r"^gpu\d+_(" + "|".join(GPU_FIELDS) + r")$")
+
+
+def friendly_metric(column: str) -> str:
+    """``memory_percent`` → ``Memory (%)``: the tooltip's name, capitalised, with the unit."""
+    label = metric_label(column)
+    return f"{label[:1].upper()}{label[1:]} ({metric_unit(column)})"
+
+
+def metric_problem(column: str, available: tuple[str, ...]) -> tuple[bool, str] | None:
+    """(is_error, reason) for a rule's metric, or None when this machine measures it.
+
+    A name no probe can produce is an error (the rule would never get data); a GPU column this
+    machine has not shown (a config from a GPU box, on a laptop) is only a warning."""
+    if column in available:
+        return None
+    if column in BASE_COLUMNS or _GPU_COLUMN.match(column):
+        return False, f"{friendly_metric(column)} is not measured on this machine (yet): this rule stays unknown here"
+    return True, f"no probe measures {column!r}; pick a metric from the list"
+
+
+class RuleRow:
+    """The editors of one rule: a metric drop-down, duration fields and spin boxes with the unit."""
+
+    NAMES = tuple(f.name for f in RULE_FIELDS)
+
+    def __init__(self, rule: Rule, available: tuple[str, ...], on_change) -> None:
+        fields = {f.name: f for f in RULE_FIELDS}
+        self.available = available
+        self.metric = QComboBox()
+        for column in available:
+            self.metric.addItem(friendly_metric(column), column)
+        self.window = QLineEdit(format_duration(rule.window_seconds))
+        self.min_coverage = QLineEdit(format_duration(rule.min_coverage_seconds) if rule.min_coverage_seconds else "0")
+        for edit in (self.window, self.min_coverage):
+            edit.setPlaceholderText(DURATION_HINT)
+            edit.textChanged.connect(on_change)
+        self.orange, self.red = QDoubleSpinBox(), QDoubleSpinBox()
+        for name, spin in (("orange", self.orange), ("red", self.red)):
+            f = fields[name]
+            spin.setDecimals(1)
+            spin.setRange(f.minimum if f.minimum is not None else -1e9, f.maximum if f.maximum is not None else 1e9)
+            spin.setValue(getattr(rule, name))
+            spin.valueChanged.connect(on_change)
+        self.set_metric(rule.metric)
+        self.metric.currentIndexChanged.connect(self._metric_changed)
+        self.metric.currentIndexChanged.connect(on_change)
+        for name in self.NAMES:
+            self.widget(name).setObjectName(f"rule.{name}")
+            self.widget(name).setToolTip(fields[name].help)
+        self.errors: dict[str, str] = {}
+
+    def widget(self, name: str) -> QWidget:
+        return getattr(self, name)
+
+    def set_metric(self, column: str) -> None:
+        index = self.metric.findData(column)
+        if index < 0:  # from the config file, not measured here: keep it, flagged
+            problem = metric_problem(column, self.available)
+            label = f"{column} (no such metric)" if problem and problem[0] else f"{friendly_metric(column)}, not seen here"
+            self.metric.addItem(label, column)
+            index = self.metric.count() - 1
+        self.metric.setCurrentIndex(index)
+        self._metric_changed()
+
+    def _metric_changed(self, *_args: object) -> None:
+        unit = f" {metric_unit(self.metric.currentData() or '')}"
+        self.orange.setSuffix(unit)
+        self.red.setSuffix(unit)
+
+    def raw(self) -> dict[str, object]:
+        return {
+            "metric": self.metric.currentData() or "",
+            "window": self.window.text().strip(),
+            "orange": self.orange.value(),
+            "red": self.red.value(),
+            "min_coverage": self.min_coverage.text().strip(),
+        }
+
+    def check(self, index: int) -> list[str]:
+        """Mark each cell that is wrong with its reason; the reasons, for the list below."""
+        raw = self.raw()
+        errors: dict[str, str] = {}
+        warnings: dict[str, str] = {}
+        for f in RULE_FIELDS:
+            try:
+                check(f, raw[f.name])
+            except SettingError as exc:
+                errors[f.name] = str(exc).split(": ", 1)[-1]
+        if not errors:
+            try:
+                check_rule(raw, index)
+            except SettingError as exc:
+                reason = str(exc).split(": ", 1)[-1]
+                if "orange must be below red" in reason:
+                    errors["orange"] = errors["red"] = reason
+                elif "longer than the window" in reason:
+                    errors["min_coverage"] = reason
+                else:
+                    errors["metric"] = reason
+            else:
+                window = parse_duration(str(raw["window"]))
+                if window < 60:
+                    warnings["window"] = f"{format_duration(window)} is a very short window for an average"
+        problem = metric_problem(str(raw["metric"]), self.available)
+        if problem is not None and "metric" not in errors:
+            (errors if problem[0] else warnings)["metric"] = problem[1]
+        fields = {f.name: f for f in RULE_FIELDS}
+        for name in self.NAMES:
+            widget = self.widget(name)
+            if name in errors:
+                widget.setStyleSheet(CELL_ERROR_STYLE)
+                widget.setToolTip(errors[name])
+            elif name in warnings:
+                widget.setStyleSheet(CELL_WARNING_STYLE)
+                widget.setToolTip(warnings[name])
+            else:
+                widget.setStyleSheet("")
+                widget.setToolTip(fields[name].help)
+        self.errors = errors
+        self.warnings = warnings
+        shown = [f"Rule {index + 1} {fields[n].label.lower()}: {why}" for n, why in errors.items()]
+        if "orange" in errors and errors.get("orange") == errors.get("red"):
+            shown.remove(f"Rule {index + 1} {fields['red'].label.lower()}: {errors['red']}")
+        return shown
+
+    def rule(self, index: int) -> Rule:
+        """The rule as edited; raises SettingError when a cell is wrong."""
+        rule = check_rule(self.raw(), index)
+        problem = metric_problem(rule.metric, self.available)
+        if problem is not None and problem[0]:
+            raise SettingError(f"[[rules]] #{index + 1} metric = {rule.metric!r}: {problem[1]}")
+        return rule
 
 
 class _Bridge(QObject):
@@ -112,11 +251,15 @@ class SettingsDialog(QDialog):
 
     applied = Signal(object)
 
-    def __init__(self, config: Config, config_path: Path, data_dir: Path, slack_status: str = "", parent=None) -> None:
+    def __init__(self, config: Config, config_path: Path, data_dir: Path, slack_status: str = "", parent=None,
+                 metrics: "tuple[str, ...] | list[str] | None" = None) -> None:
+        """``metrics``: the columns this machine measures (the last sample's); the base ones if None."""
         super().__init__(parent)
         self.setWindowTitle("trayapp — settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(640)
         self.config = config
+        self.metrics = tuple(dict.fromkeys(metrics if metrics is not None else BASE_COLUMNS))
+        self.rule_rows: list[RuleRow] = []
         self.config_path = Path(config_path)
         self.data_dir = Path(data_dir)
         self.editors: dict[str, FieldEditor] = {}
@@ -195,9 +338,12 @@ class SettingsDialog(QDialog):
         self.rules_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         for col, f in enumerate(RULE_FIELDS):
             self.rules_table.horizontalHeaderItem(col).setToolTip(f.help)
+        self.rules_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.rules_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.rules_table.setMinimumHeight(160)
         for rule in self.config.rules:
             self.add_rule(rule)
-        self.rules_table.itemChanged.connect(lambda _item: self.validate())
+        QApplication.instance().focusChanged.connect(self._select_focused_rule)
         buttons = QHBoxLayout()
         add = QPushButton("Add rule")
         add.clicked.connect(lambda: (self.add_rule(Rule("cpu_percent")), self.validate()))
@@ -223,14 +369,18 @@ class SettingsDialog(QDialog):
 
     def add_rule(self, rule: Rule) -> None:
         table = self.rules_table
-        blocked = table.blockSignals(True)
         row = table.rowCount()
         table.insertRow(row)
-        values = (rule.metric, format_duration(rule.window_seconds), f"{rule.orange:g}", f"{rule.red:g}",
-                  format_duration(rule.min_coverage_seconds) if rule.min_coverage_seconds else "0")
-        for col, value in enumerate(values):
-            table.setItem(row, col, QTableWidgetItem(value))
-        table.blockSignals(blocked)
+        editors = RuleRow(rule, self.metrics, self.validate)
+        self.rule_rows.append(editors)
+        for col, name in enumerate(RuleRow.NAMES):
+            table.setCellWidget(row, col, editors.widget(name))
+
+    def _select_focused_rule(self, _old: QWidget | None, new: QWidget | None) -> None:
+        for row, editors in enumerate(self.rule_rows):
+            if new is not None and any(new is editors.widget(n) or editors.widget(n).isAncestorOf(new) for n in RuleRow.NAMES):
+                self.rules_table.selectRow(row)
+                return
 
     def remove_selected_rule(self) -> None:
         rows = sorted({i.row() for i in self.rules_table.selectedIndexes()}, reverse=True)
@@ -238,39 +388,39 @@ class SettingsDialog(QDialog):
             rows = [self.rules_table.rowCount() - 1]
         for row in rows:
             self.rules_table.removeRow(row)
+            del self.rule_rows[row]
         self.validate()
 
     def set_rule_cell(self, row: int, name: str, text: str) -> None:
-        col = [f.name for f in RULE_FIELDS].index(name)
-        self.rules_table.item(row, col).setText(text)
+        """Set one rule's cell as a person would: pick a metric, type a duration or a number
+        (a spin box keeps a number within its bounds, as it does for typing)."""
+        editors = self.rule_rows[row]
+        if name == "metric":
+            editors.set_metric(text)
+        elif name in ("orange", "red"):
+            editors.widget(name).setValue(float(text))
+        else:
+            editors.widget(name).setText(text)
+
+    def rule_cell_error(self, row: int, name: str) -> str:
+        """Why a cell is marked wrong ('' when it is fine)."""
+        return self.rule_rows[row].errors.get(name, "")
+
+    def rule_cell_warning(self, row: int, name: str) -> str:
+        return self.rule_rows[row].warnings.get(name, "")
 
     # --- checking
 
-    def _rule_raw(self, row: int) -> dict[str, object]:
-        raw: dict[str, object] = {}
-        for col, f in enumerate(RULE_FIELDS):
-            item = self.rules_table.item(row, col)
-            text = item.text().strip() if item else ""
-            if f.kind == "float":
-                try:
-                    raw[f.name] = float(text)
-                except ValueError:
-                    raw[f.name] = text
-            else:
-                raw[f.name] = text
-        return raw
-
     def rules(self) -> tuple[Rule, ...]:
-        return tuple(check_rule(self._rule_raw(row), row) for row in range(self.rules_table.rowCount()))
+        return tuple(editors.rule(row) for row, editors in enumerate(self.rule_rows))
 
     def validate(self, *_args: object) -> bool:
+        if not hasattr(self, "buttons"):
+            return False  # still being built
         ok = all([editor.validate() for editor in self.editors.values()])
         problems = []
-        for row in range(self.rules_table.rowCount()):
-            try:
-                check_rule(self._rule_raw(row), row)
-            except SettingError as exc:
-                problems.append(str(exc).replace("[[rules]] #", "Rule "))
+        for row, editors in enumerate(self.rule_rows):
+            problems += editors.check(row)
         self.rules_error.setText("\n".join(problems))
         self.rules_error.setVisible(bool(problems))
         ok = ok and not problems
