@@ -228,3 +228,11 @@ def test_non_finite_and_absurd_values_are_missing_in_every_path() -> None:
     assert bulk.samples == one_by_one.samples == batch.samples == 395
     assert batch.level is Level.OK
     assert classify(math.inf, 36 * HOUR, RULE) is Level.UNKNOWN
+
+
+def test_tracker_state_of_any_shape_is_read_as_far_as_it_goes() -> None:
+    # state/alerts.json may hold anything (a bad sector, a hand edit): never an exception
+    state = {"a": [], "b": "red", "c": {"level": ["red"]}, "d": {"level": "red", "since": math.inf}, "e": {"level": "orange", "since": 5}}
+    tracker = AlertTracker(state=state)  # type: ignore[arg-type]
+    assert tracker.alert == {"d": Level.RED, "e": Level.ORANGE}
+    assert tracker.state() == {"d": {"level": "red", "since": 0.0}, "e": {"level": "orange", "since": 5.0}}

@@ -569,3 +569,63 @@ def test_status_and_the_recorder_take_infinities_in_stride(data_dir: Path) -> No
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "→ red" not in err and "→ orange" not in err
+
+
+# --------------------------------------------------------- one bad line never stops the recorder
+
+
+def test_hostile_lines_in_todays_csv_stop_nothing_and_are_kept_aside(data_dir: Path) -> None:
+    import json
+    import subprocess
+
+    from tests.conftest import start_headless, trayapp_cmd, wait_for
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    good = [f"{(now - timedelta(seconds=30 * k)).astimezone().isoformat(timespec='microseconds')},20.0,40.0,60.0" for k in range(100, 0, -1)]
+    junk = [
+        b"\xff\xfe\x9c junk \x81",  # what a power cut or a bad sector leaves
+        "\u00e9t\u00e9,1,2,3".encode("latin-1"),  # another encoding
+        "timestamp,cpu".encode("utf-16"),  # and another
+        HEADER4.encode(),  # a header repeated mid-file
+        b"garbage",
+        b"9" * 2_000_000,  # a huge line
+        b"\x00" * 40,
+    ]
+    body = [line.encode() for line in good]
+    for i, line in enumerate(junk):
+        body.insert(10 * (i + 1), line)
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_bytes(HEADER4.encode() + b"\n" + b"\n".join(body) + b"\n")
+
+    def trayapp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(trayapp_cmd("--data-dir", str(data_dir), *args), capture_output=True, text=True, timeout=120)
+
+    status = trayapp("status")
+    assert status.returncode == 0, status.stderr
+    assert "Traceback" not in status.stderr
+    assert [line for line in status.stderr.splitlines() if "daily_dump.csv" in line] == [status.stderr.strip()]  # one warning
+    as_json = trayapp("status", "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["rules"][0]["samples"] == 100
+    export = trayapp("export", "--format", "csv")
+    assert export.returncode == 0, export.stderr
+    assert len(export.stdout.splitlines()) == 1 + 100
+    proc = start_headless(data_dir, interval=0.2)
+    try:
+        recorded = lambda: any(csv.parent.glob(".rejected-*")) and csv.read_bytes().count(b"\n") >= 1 + 100 + 3  # noqa: E731
+        assert wait_for(lambda: recorded() or proc.poll() is not None, 60)
+        assert proc.poll() is None  # recording
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    # start-up kept the bad bytes aside, named in one warning, and the CSV holds only what reads
+    aside = list(csv.parent.glob(".rejected-*.csv"))
+    assert len(aside) == 1 and str(aside[0]) in err
+    kept = aside[0].read_bytes()
+    assert all(line + b"\n" in kept for line in junk)
+    lines = csv.read_bytes().split(b"\n")
+    assert lines[0] == HEADER4.encode() and not any(line in lines[1:] for line in junk)
+    after = Store(data_dir).read(None, None)
+    assert after.num_rows >= 100 + 3
+    assert set(after.column("cpu_percent").to_pylist()[:100]) == {20.0}

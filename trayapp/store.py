@@ -337,7 +337,7 @@ class Store:
         """
         import numpy as np
 
-        content = parse_csv(self.csv_path, keep_lines=True)
+        content = parse_csv(self.csv_path, keep_lines=True, warn=False)
         if content is None:
             self._min_day = None
             self._apply_retention(today)
@@ -360,7 +360,9 @@ class Store:
             lossy = [i for i in content.lossy if leaving[i]]
             aside = self._keep_aside(content.header_line, [content.lines[i] for i in sorted({*content.bad, *lossy})])
             if aside is not None:
-                log.warning("%s: kept %d line(s) it could not read in full in %s", self.csv_path, len(content.bad) + len(lossy), aside)
+                log.warning("%s: %d line(s) could not be read in full (not text, no time, a repeated header, more fields "
+                            "than the header, or a value that is not a number); their bytes are kept in %s",
+                            self.csv_path, len(content.bad) + len(lossy), aside)
             leaving[content.bad] = True
             leaving[content.blank] = True
             if leaving.any():
@@ -599,10 +601,11 @@ def read_csv(path: Path, columns: list[str] | None = None) -> "pa.Table | None":
     return None if content is None else content.table
 
 
-def parse_csv(path: Path, columns: list[str] | None = None, keep_lines: bool = False) -> CsvContent | None:
+def parse_csv(path: Path, columns: list[str] | None = None, keep_lines: bool = False, warn: bool = True) -> CsvContent | None:
     """Read the CSV day file: a fast pass with pyarrow when every line is well formed, else a
     line-by-line pass that reads each line it can. None when there is no file, no complete
-    line, or no ``timestamp`` header."""
+    line, or no ``timestamp`` header. ``warn``: say once what could not be read (rollover
+    says it itself, with where the bytes went)."""
     import numpy as np
 
     try:
@@ -627,13 +630,13 @@ def parse_csv(path: Path, columns: list[str] | None = None, keep_lines: bool = F
     if content is None:
         content = _parse_lines(data, header, include)
     content.header_line = header_line
-    if content.bad or content.lossy:
+    if warn and (content.bad or content.lossy):
         parts = [f"skipped {len(content.bad)} malformed line(s) (not text, no time, or a repeated header)"] if content.bad else []
         if content.lossy:
             parts.append(f"read {len(content.lossy)} line(s) only in part (more fields than the header, or a value that is not a number)")
         _warn_once(f"csv-rows:{path}:{len(content.bad)}:{len(content.lossy)}",
                    f"{path}: {'; '.join(parts)}; the next rollover keeps their bytes in {path.parent / '.rejected-*.csv'}")
-    if content.narrow:
+    if warn and content.narrow:
         _warn_once(f"csv-narrow:{path}", f"{path}: {content.narrow} line(s) have fewer fields than the header; read the columns they have")
     if content.row_lines is None:
         content.row_lines = np.arange(content.table.num_rows)
