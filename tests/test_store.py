@@ -629,3 +629,64 @@ def test_hostile_lines_in_todays_csv_stop_nothing_and_are_kept_aside(data_dir: P
     after = Store(data_dir).read(None, None)
     assert after.num_rows >= 100 + 3
     assert set(after.column("cpu_percent").to_pylist()[:100]) == {20.0}
+
+
+# ------------------------------------------------------ replacing a file: unique temporary names
+
+
+def test_two_writers_of_one_state_file_never_collide_and_leave_no_temporary_files(tmp_path: Path) -> None:
+    import json
+    import threading
+
+    from trayapp import jsonfile
+
+    # the recorder and 'trayapp snooze' both write state/snooze.json; a fixed temporary name
+    # ('.snooze.json.tmp') let one writer rename the other's half-written file or find it gone
+    path = tmp_path / "state" / "snooze.json"
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(300):
+                jsonfile.write(path, {"until": None, "held": n * 1000 + i})
+        except BaseException as exc:  # noqa: BLE001 - the test reports whatever a writer hit
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert json.loads(path.read_text())["held"] % 1000 == 299
+    assert [p.name for p in path.parent.iterdir()] == ["snooze.json"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
+def test_a_failed_replacement_leaves_the_old_file_and_no_temporary_file(data_dir: Path) -> None:
+    import resource
+
+    from trayapp import jsonfile
+
+    state = data_dir / "state" / "alerts.json"
+    jsonfile.write(state, {"small": 1})
+    store = opened(data_dir, local(2026, 3, 10, 12))
+    store.append(sample(local(2026, 3, 10, 12)))
+    csv_before = store.csv_path.read_bytes()
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, old_limit[1]))  # a disk that is full
+    try:
+        with pytest.raises(OSError):
+            jsonfile.write(state, {"big": "x" * 10_000})
+        with pytest.raises(OSError):
+            store._replace_csv(csv_before + b"9" * 10_000)  # as a rollover or a new GPU column would
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert jsonfile.read_dict(state) == {"small": 1}
+    assert store.csv_path.read_bytes() == csv_before
+    assert store.append(sample(local(2026, 3, 10, 12, 0, 1)))  # the store still writes
+    store.close()
+    leftovers = [p for p in data_dir.rglob(".*") if p.name not in (".writer.lock",)]
+    assert leftovers == []
