@@ -423,6 +423,11 @@ class Courier:
             return
         self._wake.set()
 
+    @property
+    def snoozed(self) -> datetime | None:
+        """When the snooze it last saw ends (None: not snoozed); the tray holds desktop alerts back too."""
+        return self._snoozed
+
     # --- the delivery side
 
     def start(self) -> None:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QtMsgType, Signal, qInstallMessageHandler
@@ -42,12 +43,41 @@ def describe_sample(sample: Sample) -> list[str]:
     return lines
 
 
-def tooltip_text(tick: Tick | None, paused: bool = False, slack: str = "") -> str:
+def clock(moment: datetime, now: datetime | None = None) -> str:
+    """``14:02`` today, ``Sat 08:00`` another day (local time)."""
+    local = moment.astimezone()
+    today = (now or datetime.now(timezone.utc)).astimezone().date()
+    return local.strftime("%H:%M") if local.date() == today else local.strftime("%a %H:%M")
+
+
+def snooze_channels(config: Config) -> str:
+    """What a snooze holds back on this machine: ``desktop + Slack``, ``desktop`` or ``Slack``."""
+    channels = [name for name, on in (("desktop", config.alerts_desktop_notifications), ("Slack", config.slack_configured)) if on]
+    return " + ".join(channels)
+
+
+def tooltip_text(
+    tick: Tick | None,
+    paused: bool = False,
+    slack: str = "",
+    *,
+    paused_since: datetime | None = None,
+    snoozed: datetime | None = None,
+    snoozing: str = "",
+    now: datetime | None = None,
+) -> str:
+    """The tooltip: the level, the current readings (or since when sampling is paused), each
+    rule, a snooze and what it holds back (``snoozing``), and Slack's delivery problems."""
     if tick is None:
         return "trayapp — starting…"
     lines = [f"trayapp — {tick.level.value}" + (" (sampling paused)" if paused else "")]
-    lines += describe_sample(tick.sample)
+    if paused:  # the last readings are not current: say so instead of showing them
+        lines.append(f"paused since {clock(paused_since, now)}: no new readings" if paused_since else "paused: no new readings")
+    else:
+        lines += describe_sample(tick.sample)
     lines += [describe(r, for_people=True) for r in tick.results]
+    if snoozed is not None:
+        lines.append(f"alerts snoozed until {clock(snoozed, now)}" + (f" ({snoozing})" if snoozing else ""))
     if slack:
         lines.append(slack)
     return "\n".join(lines)
@@ -116,6 +146,9 @@ class TrayApp(QObject):
         self.live = LiveBuffer()
         self.last: Tick | None = None
         self.slack_line = ""
+        self.snoozed: datetime | None = None  # when the snooze ends, as the courier last said
+        self._courier_snoozed: datetime | None = None
+        self.paused_since: datetime | None = None
         self._icon_key: tuple | None = None
         self.window = None
         self.dialog = None
@@ -126,6 +159,8 @@ class TrayApp(QObject):
         self.tray.setToolTip(tooltip_text(None))
         self.tray.setContextMenu(self._menu())
         self.tray.activated.connect(self._activated)
+        # a click on a notification opens the history (QSystemTrayIcon messages carry no buttons)
+        self.tray.messageClicked.connect(lambda: self.show_history())
 
         self.sampler = Sampler(self.config, self.folder)
         self.sampler.ticked.connect(self.on_tick)
@@ -180,11 +215,12 @@ class TrayApp(QObject):
         self.pause_action = QAction("Pause sampling", menu, checkable=True)
         self.pause_action.toggled.connect(self.set_paused)
         menu.addAction(self.pause_action)
-        snooze_menu = menu.addMenu("Snooze alerts")
+        self.snooze_menu = snooze_menu = menu.addMenu("Snooze alerts")
         for label, word in (("1 hour", "1h"), ("8 hours", "8h"), ("Until tomorrow", "tomorrow")):
             snooze_menu.addAction(label, lambda w=word: self.snooze(w))
         snooze_menu.addSeparator()
         snooze_menu.addAction("Resume alerts", lambda: self.snooze("off"))
+        self._label_snooze_menu()
         menu.addSeparator()
         menu.addAction("Quit", self.quit)
         self._menu_ref = menu
@@ -194,16 +230,29 @@ class TrayApp(QObject):
         if reason == QSystemTrayIcon.ActivationReason.Trigger:  # left click
             self.show_history()
 
+    def _label_snooze_menu(self) -> None:
+        """Say what a snooze holds back here; nothing to hold back: say that instead."""
+        channels = snooze_channels(self.config)
+        self.snooze_menu.setTitle(f"Snooze alerts ({channels})" if channels else "Snooze alerts (none on: no Slack, no desktop notifications)")
+        self.snooze_menu.setEnabled(bool(channels) or self.snoozed is not None)
+
     def set_paused(self, paused: bool) -> None:
         self.sampler.set_paused(paused)
-        self._refresh_tooltip()
+        self.paused_since = datetime.now(timezone.utc) if paused else None
+        self._refresh_state()
 
     def snooze(self, word: str) -> None:
+        until = snooze_end(word)
         try:
-            snooze(self.folder, snooze_end(word))
+            snooze(self.folder, until)
         except OSError as exc:
             log.warning("cannot snooze: %s", exc)
-        self._refresh_tooltip()
+            return
+        self.snoozed = until
+        self._refresh_state()
+
+    def is_snoozed(self, now: datetime | None = None) -> bool:
+        return self.snoozed is not None and self.snoozed > (now or datetime.now(timezone.utc))
 
     # --- ticks
 
@@ -211,8 +260,11 @@ class TrayApp(QObject):
         self.last = tick
         self.live.add(tick.sample)
         self._set_icon(tick.level, tray_icon.bucket(tick.sample.cpu_percent))
+        if self.snoozed is not None and not self.is_snoozed():  # it ran out: the badge goes
+            self.snoozed = None
+            self._refresh_state()
         self._refresh_tooltip()
-        if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions:
+        if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions and not self.is_snoozed(tick.sample.timestamp):
             title, text = notification_text(tick.transitions)
             kinds = {Level.RED: QSystemTrayIcon.MessageIcon.Critical, Level.ORANGE: QSystemTrayIcon.MessageIcon.Warning}
             worst = Level.worst([c.current for c in tick.transitions])
@@ -223,16 +275,27 @@ class TrayApp(QObject):
         self.tick_shown.emit(tick)
 
     def _set_icon(self, level: Level, load: int | None) -> None:
-        key = (level, load)
+        paused = self.sampler.paused if hasattr(self, "sampler") else False
+        key = (level, load, paused, self.is_snoozed())
         if key == self._icon_key:
             return  # redraw only when what it shows changes
         self._icon_key = key
-        self.tray.setIcon(tray_icon.icon(level, load))
+        self.tray.setIcon(tray_icon.icon(level, None if paused else load, paused=paused, snoozed=key[3]))
         if self.window is not None:
             self.window.setWindowIcon(self.tray.icon())
 
     def _refresh_tooltip(self) -> None:
-        self.tray.setToolTip(tooltip_text(self.last, self.sampler.paused, self.slack_line))
+        self.tray.setToolTip(tooltip_text(
+            self.last, self.sampler.paused, self.slack_line, paused_since=self.paused_since,
+            snoozed=self.snoozed if self.is_snoozed() else None, snoozing=snooze_channels(self.config),
+        ))
+
+    def _refresh_state(self) -> None:
+        """Pause or snooze changed: the icon's badges, the tooltip, the menu."""
+        if self._icon_key is not None:
+            self._set_icon(*self._icon_key[:2])  # the level and load as last shown
+        self._refresh_tooltip()
+        self._label_snooze_menu()
 
     def on_failed(self, message: str) -> None:
         print(f"trayapp: {message}", file=sys.stderr)
@@ -240,8 +303,13 @@ class TrayApp(QObject):
         QTimer.singleShot(0, self.quit)
 
     def on_slack_status(self, line: str) -> None:
-        self.slack_line = line
-        self._refresh_tooltip()
+        # the snooze is the app's to tell (it holds desktop alerts back too), so the courier's
+        # "Slack alerts snoozed" part is left out here: on a machine without Slack it was wrong
+        self.slack_line = "; ".join(part for part in line.split("; ") if part and not part.startswith("Slack alerts snoozed"))
+        courier = self.sampler.courier
+        if courier is not None and courier.snoozed != self._courier_snoozed:  # e.g. 'trayapp snooze' in a terminal
+            self.snoozed = self._courier_snoozed = courier.snoozed
+        self._refresh_state()
 
     # --- windows
 
@@ -289,6 +357,8 @@ class TrayApp(QObject):
         if self.window is not None:
             self.window.data_dir = folder
             self.window.config = config
+        self._label_snooze_menu()
+        self._refresh_tooltip()
         if old.app_start_at_login != config.app_start_at_login:
             self._set_autostart(config.app_start_at_login)
         if (old.prometheus_enabled, old.prometheus_address, old.prometheus_port) != (

@@ -1,0 +1,125 @@
+"""Snooze and pause mean what they say: a snooze holds desktop notifications back too, the menu
+says what it holds back, icon and tooltip show it; paused shows since when, not stale readings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from trayapp.engine import Tick  # noqa: E402
+from trayapp.gui.app import TrayApp, snooze_channels, tooltip_text  # noqa: E402
+from trayapp.model import GpuReading, Level, RuleResult, Sample, Transition  # noqa: E402
+from trayapp.settings import Config, Loaded  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
+SLACK = dict(slack_webhook_url="http://127.0.0.1:9/services/T/B/x")
+
+
+def _tick(at: datetime, transitions: tuple = ()) -> Tick:
+    sample = Sample(at, 12.0, 45.5, 70.0, (GpuReading(0, "H100", 99.0, 1.7, 56.0),))
+    results = (RuleResult("cpu_percent", 129600, 92.2, 100, 14 * 3600, Level.RED, 80.0, 90.0),)
+    return Tick(sample, results, Level.RED, transitions, True)
+
+
+def _red(at: datetime) -> Transition:
+    result = RuleResult("cpu_percent", 129600, 95.0, 100, 14 * 3600, Level.RED, 80.0, 90.0)
+    return Transition("cpu_percent/36h", Level.OK, Level.RED, result, at)
+
+
+def test_what_a_snooze_holds_back() -> None:
+    assert snooze_channels(Config()) == "desktop"
+    assert snooze_channels(Config(**SLACK)) == "desktop + Slack"
+    assert snooze_channels(Config(alerts_desktop_notifications=False, **SLACK)) == "Slack"
+    assert snooze_channels(Config(alerts_desktop_notifications=False)) == ""
+
+
+def test_paused_says_since_when_instead_of_stale_readings() -> None:
+    now = datetime.now(timezone.utc).replace(hour=13, minute=30)
+    since = now.replace(minute=2)
+    text = tooltip_text(_tick(since), paused=True, paused_since=since, now=now)
+    lines = text.splitlines()
+    assert lines[0] == "trayapp — red (sampling paused)"
+    assert lines[1] == f"paused since {since.astimezone().strftime('%H:%M')}: no new readings"
+    assert "CPU 12 %" not in text and "GPU 0 99 %" not in text  # the last readings are not current
+    assert "36 h avg CPU 92 % — red" in text  # the window's average still holds
+    running = tooltip_text(_tick(since), now=now)
+    assert "CPU 12 %   memory 46 %   disk 70 %" in running and "paused" not in running
+
+
+def test_snooze_line_says_until_when_and_what() -> None:
+    now = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+    until = now + timedelta(hours=1)
+    text = tooltip_text(_tick(now), snoozed=until, snoozing="desktop", now=now)
+    assert text.splitlines()[-1] == f"alerts snoozed until {until.astimezone().strftime('%H:%M')} (desktop)"
+    tomorrow = now + timedelta(days=1)
+    assert f"until {tomorrow.astimezone().strftime('%a %H:%M')} (desktop + Slack)" in tooltip_text(
+        _tick(now), snoozed=tomorrow, snoozing="desktop + Slack", now=now)
+
+
+@pytest.fixture
+def make_app(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    made = []
+
+    def make(config: Config) -> tuple[TrayApp, list]:
+        app = TrayApp(Loaded(config, tmp_path / "config.toml", []), tmp_path / "data", tmp_path / "config.toml")
+        shown: list = []
+        monkeypatch.setattr(app.tray, "showMessage", lambda title, text, *rest: shown.append(title))
+        made.append(app)
+        return app, shown
+
+    yield make
+    for app in made:
+        app._collector.stop()
+
+
+def test_a_snooze_holds_desktop_notifications_back(make_app) -> None:
+    app, shown = make_app(Config())
+    now = datetime.now(timezone.utc)
+    assert app.snooze_menu.title() == "Snooze alerts (desktop)"  # no Slack here: it does not promise Slack
+    app.on_tick(_tick(now, (_red(now),)))
+    assert shown == ["CPU red"]
+    app.snooze("1h")
+    assert app.is_snoozed() and app._icon_key[3] is True  # the icon wears the badge
+    assert "alerts snoozed until" in app.tray.toolTip() and "(desktop)" in app.tray.toolTip()
+    app.on_tick(_tick(now, (_red(now),)))
+    assert shown == ["CPU red"]  # held back
+    app.on_slack_status("Slack alerts snoozed until Sat 08:00")  # what the courier says
+    assert "Slack" not in app.tray.toolTip()
+    app.snooze("off")
+    assert not app.is_snoozed() and app._icon_key[3] is False
+    app.on_tick(_tick(now, (_red(now),)))
+    assert shown == ["CPU red", "CPU red"]
+    assert (Path(app.folder) / "state" / "snooze.json").exists()  # the courier (Slack) reads the same file
+
+
+def test_the_menu_says_slack_when_slack_is_set_up(make_app) -> None:
+    app, _ = make_app(Config(**SLACK))
+    assert app.snooze_menu.title() == "Snooze alerts (desktop + Slack)"
+    app.apply(Config())  # Slack removed in the settings
+    assert app.snooze_menu.title() == "Snooze alerts (desktop)"
+    app.apply(Config(alerts_desktop_notifications=False))
+    assert not app.snooze_menu.isEnabled()
+
+
+def test_pause_shows_on_the_icon_and_in_the_tooltip(make_app) -> None:
+    app, _ = make_app(Config())
+    now = datetime.now(timezone.utc)
+    app.on_tick(_tick(now))
+    key = app.tray.icon().cacheKey()
+    app.set_paused(True)
+    assert app._icon_key[2] is True and app.tray.icon().cacheKey() != key
+    assert "paused since" in app.tray.toolTip() and "CPU 12 %" not in app.tray.toolTip()
+    app.set_paused(False)
+    assert app._icon_key[2] is False and "CPU 12 %" in app.tray.toolTip()
+
+
+def test_clicking_a_notification_opens_the_history(make_app, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, _ = make_app(Config())
+    opened = []
+    monkeypatch.setattr(app, "show_history", lambda *a: opened.append(a))
+    app.tray.messageClicked.emit()
+    assert opened == [()]
