@@ -361,3 +361,116 @@ def test_redaction_by_shape(text: str, gone: str) -> None:
     from trayapp.privacy import redact
 
     assert gone not in redact(text) and "***" in redact(text)
+
+
+# ------------------------------------------------------------------ delivery never dies, never drops
+
+
+def _texts(slack: FakeSlack) -> list[str]:
+    return [m["text"] for m in slack.messages()]
+
+
+def test_delivery_outlives_a_folder_named_like_a_message_and_a_failed_folder_it_cannot_use(slack: FakeSlack, data_dir: Path) -> None:
+    courier = Courier(data_dir, lambda: webhook_config(slack))
+    outbox = data_dir / "outbox"
+    (outbox / "00000000000000000001-1-000001.json").mkdir(parents=True)  # a folder, oldest name of all
+    (outbox / "failed").write_text("a file where the failed/ folder goes")  # moving there fails: OSError
+    slack.then(HOOK_PATH, Answer(404, "no_service"))
+    courier.start()
+    try:
+        courier.enqueue({"text": "refused"})
+        assert wait_for(lambda: len(slack.requests) == 1, timeout=10)
+        courier.enqueue({"text": "next"})
+        assert wait_for(lambda: _texts(slack) == ["next"], timeout=10), slack.requests
+        assert courier.alive()
+        (outbox / "failed").unlink()  # the disk lets us again: the refused message is moved, not resent
+        courier.enqueue({"text": "third"})
+        assert wait_for(lambda: _texts(slack) == ["next", "third"], timeout=10)
+        assert wait_for(lambda: len(Outbox(data_dir).failed()) == 1, timeout=10)
+        assert courier.alive() and Outbox(data_dir).pending() == [] and len(slack.requests) == 3
+    finally:
+        courier.stop()
+
+
+FULL_DISK_SCRIPT = r"""
+import json, resource, signal, sys, time
+from pathlib import Path
+from trayapp.settings import Config
+from trayapp.slack import Courier
+
+folder, url = Path(sys.argv[1]), sys.argv[2]
+courier = Courier(folder, lambda: Config(slack_webhook_url=url))
+(folder / "outbox").mkdir(parents=True, exist_ok=True)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))  # every file write past 64 bytes fails: EFBIG
+courier.enqueue({"text": "fired while the disk was full", "attachments": [{"text": "x" * 200}]})
+courier.enqueue({"text": "second, still full", "attachments": [{"text": "y" * 200}]})
+leftovers = [p.name for p in (folder / "outbox").iterdir()]
+in_memory = courier.in_memory()
+courier.start()
+deadline = time.monotonic() + 15
+while courier.in_memory() and time.monotonic() < deadline:
+    time.sleep(0.05)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+courier.enqueue({"text": "after the disk had room"})
+while courier.outbox.pending() and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.2)
+courier.stop()
+print(json.dumps({"leftovers": leftovers, "in_memory": in_memory, "alive": courier._thread is not None,
+                  "left": [p.name for p in (folder / "outbox").rglob("*")]}))
+"""
+
+
+def test_an_alert_on_a_full_disk_is_kept_in_memory_and_sent_and_leaves_no_temporary_files(slack: FakeSlack, data_dir: Path) -> None:
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(data_dir), slack.webhook_url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["in_memory"] == 2 and report["leftovers"] == []  # nothing written, no zero-byte temporary file
+    assert "keeping it in memory" in done.stderr and done.stderr.count("keeping it in memory") == 1
+    assert _texts(slack) == ["fired while the disk was full", "second, still full", "after the disk had room"]
+    assert report["left"] == []
+
+
+def test_a_429_holds_every_request_until_retry_after_ends_whatever_arrives(slack: FakeSlack, data_dir: Path) -> None:
+    slack.then(HOOK_PATH, Answer(429, "rate_limited", {"Retry-After": "2"}))
+    courier = Courier(data_dir, lambda: webhook_config(slack))
+    courier.start()
+    try:
+        courier.enqueue({"text": "a"})
+        assert wait_for(lambda: len(slack.requests) == 1, timeout=10)
+        for text in ("b", "c", "d"):  # each one wakes the thread early
+            time.sleep(0.2)
+            courier.enqueue({"text": text})
+        assert wait_for(lambda: len(slack.messages()) == 4, timeout=15)
+    finally:
+        courier.stop()
+    assert _texts(slack) == ["a", "b", "c", "d"]
+    first, second = slack.requests[0]["at"], slack.requests[1]["at"]
+    assert second - first >= 1.95, [r["at"] - first for r in slack.requests]  # the server saw nothing sooner
+
+
+def test_early_wake_ups_neither_send_sooner_nor_lengthen_the_5xx_backoff(slack: FakeSlack, data_dir: Path) -> None:
+    slack.then(HOOK_PATH, Answer(500, "oops"), Answer(500, "oops"), Answer(500, "oops"))
+    courier = Courier(data_dir, lambda: webhook_config(slack))
+    courier.backoff = courier.min_backoff = 0.3
+    courier.start()
+    try:
+        courier.enqueue({"text": "first"})
+        for i in range(20):  # a new alert every 0.1 s while Slack fails
+            time.sleep(0.1)
+            courier.enqueue({"text": f"more {i}"})
+        assert wait_for(lambda: len(slack.messages()) == 21, timeout=20)
+    finally:
+        courier.stop()
+    statuses = [r["status"] for r in slack.requests]
+    assert statuses[:4] == [500, 500, 500, 200] and len(statuses) == 24, statuses
+    at = [r["at"] for r in slack.requests[:4]]
+    gaps = [b - a for a, b in zip(at, at[1:])]
+    assert gaps[0] >= 0.28 and gaps[1] >= 0.58 and gaps[2] >= 1.18, gaps  # 0.3, 0.6, 1.2: each waited out
+    assert gaps[2] < 10, gaps  # and not pushed towards the cap by the wake-ups
+    assert courier.backoff == 0.3 and _texts(slack)[0] == "first"

@@ -135,18 +135,24 @@ class Outbox:
         self._seq = 0
         self._lock = threading.Lock()
 
-    def put(self, message: dict[str, Any]) -> Path:
-        privacy.private_dir(self.dir)
+    def new_name(self) -> str:
+        """A file name that sorts after every name given before it (the order of delivery)."""
         with self._lock:
             self._seq += 1
-            name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.json"
-        path = self.dir / name
+            return f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.json"
+
+    def put(self, message: dict[str, Any], name: str | None = None) -> Path:
+        """Write one message (fsynced); raises OSError, leaving no file behind."""
+        privacy.private_dir(self.dir)
+        path = self.dir / (name or self.new_name())
         jsonfile.write(path, message)
         return path
 
     def pending(self) -> list[Path]:
+        """The message files waiting, oldest first: regular files only (a folder named like one is
+        not a message)."""
         try:
-            return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
+            return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith(".") and p.is_file())
         except OSError:
             return []
 
@@ -162,9 +168,11 @@ class Outbox:
     def done(self, path: Path) -> None:
         path.unlink(missing_ok=True)
 
-    def give_up(self, path: Path, reason: str) -> None:
+    def give_up(self, path: Path, reason: str, message: dict[str, Any] | None = None) -> None:
+        """Move a message Slack refused for good to ``failed/`` with the reason; raises OSError
+        (then the message is still where it was)."""
         privacy.private_dir(self.failed_dir)
-        message = self.read(path) or {}
+        message = dict(message if message is not None else (self.read(path) or {}))
         message["error"] = reason
         jsonfile.write(self.failed_dir / path.name, privacy.scrub(message))
         path.unlink(missing_ok=True)
@@ -345,10 +353,15 @@ def snoozed_until(folder: Path, now: datetime | None = None, state: dict[str, An
 class Courier:
     """Turns ticks into outbox messages and delivers them on its own thread, in order.
 
-    Network errors and 5xx back off exponentially (1 s … 5 min); a 429 waits its Retry-After;
-    a permanent refusal moves the message to ``failed/`` and is reported (tooltip, dialog,
-    ``doctor``). Messages waiting when the process stops are sent after the next start.
+    Network errors and 5xx back off exponentially (1 s … 5 min); a 429 waits its Retry-After,
+    and no request goes out before a wait ends, however many alerts arrive meanwhile; a
+    permanent refusal moves the message to ``failed/`` and is reported (tooltip, dialog,
+    ``doctor``). Messages waiting when the process stops are sent after the next start. A message
+    that cannot be written (a full disk) is kept in memory, written when it can be and sent
+    meanwhile; nothing the thread meets (an OSError, a folder where a file should be) ends it.
     """
+
+    MEMORY_LIMIT = 10_000  # messages held in memory while the disk refuses them
 
     def __init__(self, folder: Path, config: Callable[[], Config], on_status: Callable[[str], None] | None = None) -> None:
         self.folder = Path(folder)
@@ -362,7 +375,14 @@ class Courier:
         self._snoozed: datetime | None = None
         self._snooze_cache: dict[str, Any] = {}
         self.backoff = 1.0
+        self.min_backoff = 1.0
         self.max_backoff = MAX_BACKOFF
+        self._memory: dict[str, dict[str, Any]] = {}  # name → message not yet on disk
+        self._memory_lock = threading.Lock()
+        self._said_memory = False
+        self._finished: dict[Path, tuple[str, str | None]] = {}  # delivered or refused, file not yet (re)moved
+        self._not_before = 0.0  # monotonic time before which no request is sent
+        self._held_for: Config | None = None  # the settings that wait was for
 
     # --- the sampling side: fast, no network
 
@@ -413,15 +433,48 @@ class Courier:
         return [(k, r, r.level) for k, r in zip(rule_keys(self._config().rules), tick.results)]
 
     def _write_snooze(self, state: dict[str, Any]) -> None:
-        write_snooze(self.folder, state)
+        try:
+            write_snooze(self.folder, state)
+        except OSError as exc:
+            log.warning("cannot record the snooze state in %s: %s", _snooze_path(self.folder), exc.strerror or exc)
 
     def enqueue(self, message: dict[str, Any]) -> None:
+        """Queue a message: on disk (fsynced), or in memory while the disk refuses it."""
+        name = self.outbox.new_name()
+        with self._memory_lock:
+            behind = bool(self._memory)
         try:
-            self.outbox.put(message)
+            if behind:
+                raise OSError("earlier messages are still waiting to be written")
+            self.outbox.put(message, name)
         except OSError as exc:
-            log.warning("cannot queue a Slack message in %s: %s", self.outbox.dir, exc.strerror or exc)
-            return
+            with self._memory_lock:
+                self._memory[name] = message
+                while len(self._memory) > self.MEMORY_LIMIT:
+                    del self._memory[min(self._memory)]
+            if not self._said_memory:
+                self._said_memory = True
+                log.warning("cannot write a Slack message to %s (%s); keeping it in memory until it can be written",
+                            self.outbox.dir, exc.strerror or exc)
         self._wake.set()
+
+    def in_memory(self) -> int:
+        with self._memory_lock:
+            return len(self._memory)
+
+    def _write_memory(self) -> None:
+        """Put messages held in memory on disk, oldest first; stop at the first that does not fit."""
+        with self._memory_lock:
+            waiting = sorted(self._memory.items())
+        for name, message in waiting:
+            try:
+                self.outbox.put(message, name)
+            except OSError:
+                return
+            with self._memory_lock:
+                self._memory.pop(name, None)
+        if waiting:
+            self._said_memory = False
 
     @property
     def snoozed(self) -> datetime | None:
@@ -442,33 +495,102 @@ class Courier:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.in_memory():
+            log.warning("%d Slack message(s) could not be written to %s and are lost", self.in_memory(), self.outbox.dir)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        said: set[str] = set()
         while not self._stop.is_set():
-            wait = self.deliver_pending()
+            hold = self._not_before - time.monotonic()
+            if hold > 0 and self._held_for == self._config():
+                # A 429's Retry-After or a backoff still runs: a new alert waits for it too.
+                self._wake.wait(hold)
+                self._wake.clear()
+                continue
+            try:
+                wait = self.deliver_pending()
+            except Exception as exc:  # the thread must outlive anything: say it once, retry later
+                kind = type(exc).__name__
+                if kind not in said:
+                    said.add(kind)
+                    log.warning("Slack delivery hit a problem (%s); retrying", privacy.redact(f"{kind}: {exc}"))
+                wait = self.backoff
+                self.backoff = min(self.backoff * 2, self.max_backoff)
+            if wait is not None:
+                self._not_before = time.monotonic() + wait
+                self._held_for = self._config()
             self._wake.wait(wait)
             self._wake.clear()
 
+    def _queue(self) -> list[tuple[str, Path | None, dict[str, Any] | None]]:
+        """What waits, oldest first: files in the outbox, and messages only in memory."""
+        entries: dict[str, tuple[str, Path | None, dict[str, Any] | None]] = {}
+        for path in self.outbox.pending():
+            if path not in self._finished:
+                entries[path.name] = (path.name, path, None)
+        with self._memory_lock:
+            for name, message in self._memory.items():
+                entries.setdefault(name, (name, None, message))
+        return [entries[k] for k in sorted(entries)]
+
+    def _finish(self, name: str, path: Path | None, reason: str | None, message: dict[str, Any] | None) -> None:
+        """A message is done (``reason`` None) or refused for good: remove or move its file."""
+        with self._memory_lock:
+            self._memory.pop(name, None)
+        if path is None:
+            if reason is not None:
+                try:
+                    self.outbox.give_up(self.outbox.dir / name, reason, message)
+                except OSError:
+                    pass  # no room even for that: it was reported, and it is not sent again
+            return
+        try:
+            if reason is None:
+                self.outbox.done(path)
+            else:
+                self.outbox.give_up(path, reason, message)
+            self._finished.pop(path, None)
+        except OSError as exc:
+            # Not sent again by this process; moved once the disk lets us (see _retry_finished).
+            if path not in self._finished:
+                log.warning("cannot %s %s: %s", "remove" if reason is None else "move to failed/", path.name,
+                            exc.strerror or exc)
+            self._finished[path] = (name, reason)
+
+    def _retry_finished(self) -> None:
+        for path, (name, reason) in list(self._finished.items()):
+            if not path.exists():
+                self._finished.pop(path, None)
+                continue
+            self._finish(name, path, reason, None)
+
     def deliver_pending(self) -> float | None:
         """Send what is waiting, oldest first. Returns how long to wait before trying again."""
+        self._write_memory()
+        self._retry_finished()
         config = self._config()
         if not config.slack_configured:
             return None
-        for path in self.outbox.pending():
+        for name, path, message in self._queue():
             if self._stop.is_set():
                 return 0.0
-            message = self.outbox.read(path)
-            if message is None:
-                self.outbox.give_up(path, "unreadable message file")
-                continue
+            if path is not None:
+                message = self.outbox.read(path)
+                if message is None:
+                    self._finish(name, path, "unreadable message file", {})
+                    continue
+            assert message is not None
             outcome = deliver(config, message)
             if outcome.kind == "ok":
-                self.outbox.done(path)
-                self.backoff = 1.0
+                self._finish(name, path, None, message)
+                self.backoff = self.min_backoff
                 self._report(last_ok=datetime.now(timezone.utc).isoformat(), last_error=None)
                 continue
             if outcome.kind == "permanent":
-                self.outbox.give_up(path, outcome.detail)
+                self._finish(name, path, outcome.detail, message)
                 log.warning("Slack refused a message for good: %s", outcome.detail)
                 self._report(last_error=outcome.detail, last_error_at=datetime.now(timezone.utc).isoformat())
                 continue
