@@ -1,15 +1,11 @@
-"""Servers and fleets: Prometheus endpoint, DuckDB reading the dataset, start at login, upgrades."""
+"""Servers and fleets: DuckDB reading the dataset, start at login, upgrades (Prometheus: test_prometheus.py)."""
 
 from __future__ import annotations
 
 import json
 import plistlib
 import shlex
-import signal
-import socket
 import subprocess
-import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,68 +13,7 @@ import pytest
 
 from tests.conftest import trayapp_cmd
 from trayapp import autostart
-from trayapp.engine import Tick
-from trayapp.model import GpuReading, Level, RuleResult, Sample
 from trayapp.synthetic import write_history
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
-
-
-def test_prometheus_exposes_samples_and_levels() -> None:
-    from trayapp.metrics import Exporter
-
-    exporter = Exporter("127.0.0.1", 0)
-    try:
-        now = datetime.now(timezone.utc)
-        result = RuleResult("cpu_percent", 129600, 95.0, 2160, 129540, Level.RED, 80, 90)
-        exporter.on_tick(Tick(Sample(now, 12.5, 40.0, 70.0, (GpuReading(0, "H100", 99.0, 1.7, None),)), (result,), Level.RED, (), True))
-        got = scrape(exporter.port)
-    finally:
-        exporter.stop()
-    assert got['trayapp_sample{metric="cpu_percent"}'] == 12.5
-    assert got['trayapp_sample{metric="gpu0_util_percent"}'] == 99.0
-    assert 'trayapp_sample{metric="gpu0_temperature_c"}' not in got  # unknown is absent, not 0
-    assert got['trayapp_rule_average{metric="cpu_percent",window="129600s"}'] == 95.0
-    assert got['trayapp_rule_level{metric="cpu_percent",window="129600s"}'] == 2
-    assert got["trayapp_level"] == 2
-
-
-def test_headless_serves_prometheus_on_loopback(data_dir: Path, tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
-    write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 85.0, "memory_percent": 30.0, "disk_percent": 40.0})
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(f"[prometheus]\nenabled = true\nport = {port}\n")
-    proc = subprocess.Popen(trayapp_cmd("--config", str(config), "--data-dir", str(data_dir), "run", "--headless", "--interval", "0.2"),
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        got: dict[str, float] = {}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "trayapp_level" not in got:
-            try:
-                got = scrape(port)
-            except OSError:
-                time.sleep(0.2)
-        assert got["trayapp_level"] == 1  # orange
-        assert got['trayapp_rule_average{metric="cpu_percent",window="129600s"}'] == pytest.approx(85.0, abs=0.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    assert f"Prometheus metrics on http://127.0.0.1:{port}/metrics" in err
 
 
 def test_duckdb_reads_the_dataset_and_agrees_with_status(data_dir: Path) -> None:

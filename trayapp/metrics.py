@@ -1,43 +1,163 @@
-"""An opt-in Prometheus endpoint: current samples and rule levels (prometheus_client).
+"""An opt-in Prometheus endpoint named by Prometheus's conventions: the latest sample, rule averages and levels.
 
-Imports ``model`` and prometheus_client (an optional extra); never Qt. Bound to 127.0.0.1 by default.
+Imports ``model``, ``rules`` and prometheus_client (an optional extra); never Qt. Bound to 127.0.0.1 by default.
+
+Conventions, decided once (README "Prometheus"): one metric name per quantity, with its unit as a
+suffix; shares are ratios from 0 to 1 (``_ratio``), never percent; temperatures ``_celsius``, power
+``_watts``, durations ``_seconds``. GPU series carry ``gpu`` (the index), ``name`` and ``uuid`` labels
+as dcgm-exporter's do. Each scrape is built from the last tick only (a custom collector), so a
+series that stops being true (a GPU gone, a rule deleted, a value not readable) disappears instead
+of repeating its last value.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any
 
-from trayapp.model import Level
+from trayapp import __version__
+from trayapp.model import BASE_COLUMNS, Level
+from trayapp.rules import format_duration
 
 LEVEL_VALUES = {Level.UNKNOWN: -1, Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}
 
+# dataset column → (metric name, help); percentages are exported as ratios (÷ 100)
+_BASE = {
+    "cpu_percent": ("trayapp_cpu_usage_ratio", "Share of CPU time in use over the last sampling interval, all cores (0-1)"),
+    "memory_percent": ("trayapp_memory_usage_ratio", "Share of physical memory in use (0-1)"),
+    "disk_percent": ("trayapp_disk_usage_ratio", "Share of the watched disk's space in use (0-1)"),
+}
+_GPU = {
+    "util_percent": ("trayapp_gpu_utilization_ratio", "Share of time a kernel ran on the GPU (0-1)"),
+    "memory_percent": ("trayapp_gpu_memory_usage_ratio", "GPU memory used / total as nvidia-smi counts it (0-1)"),
+    "temperature_c": ("trayapp_gpu_temperature_celsius", "GPU core temperature"),
+    "power_w": ("trayapp_gpu_power_watts", "GPU power draw"),
+    "memory_bandwidth_percent": ("trayapp_gpu_memory_bandwidth_utilization_ratio",
+                                 "Share of time GPU memory was being read or written (NVML utilization.memory, 0-1)"),
+}
+_GPU_LABELS = ["gpu", "name", "uuid"]
+_RULE_LABELS = ["metric", "window"]
+_LEVEL_HELP = "-1 unknown (not enough data), 0 ok, 1 orange, 2 red"
+
+
+def unit_of(column: str) -> tuple[str, float]:
+    """The Prometheus unit suffix of a dataset column, and what its stored value is divided by."""
+    if column.endswith("_c"):
+        return "celsius", 1.0
+    if column.endswith("_w"):
+        return "watts", 1.0
+    return "ratio", 100.0  # every other column is a percentage
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class TickCollector:
+    """Yields the series of the last tick handed to ``update``, and nothing else."""
+
+    def __init__(self) -> None:
+        self._tick: Any = None  # replaced whole on each tick; reading one reference needs no lock
+
+    def update(self, tick: Any) -> None:
+        self._tick = tick
+
+    def describe(self) -> list[Any]:
+        return []  # the series change with each tick; registering must not call collect()
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        info = GaugeMetricFamily("trayapp_build_info", "trayapp's version; always 1", labels=["version"])
+        info.add_metric([__version__], 1.0)
+        yield info
+        tick = self._tick
+        if tick is None:
+            return
+        yield from self._samples(tick, GaugeMetricFamily)
+        yield from self._rules(tick, GaugeMetricFamily)
+
+    def _samples(self, tick: Any, family: Any) -> Iterator[Any]:
+        sample = tick.sample
+        stamp = family("trayapp_last_sample_timestamp_seconds", "When the last sample was taken (Unix time)")
+        stamp.add_metric([], sample.timestamp.timestamp())
+        yield stamp
+        for column in BASE_COLUMNS:
+            value = _number(getattr(sample, column))
+            if value is not None:
+                name, text = _BASE[column]
+                gauge = family(name, text)
+                gauge.add_metric([], value / unit_of(column)[1])
+                yield gauge
+        for field, (name, text) in _GPU.items():
+            gauge = family(name, text, labels=_GPU_LABELS)
+            divisor = unit_of(field)[1]
+            for gpu in sample.gpus:
+                value = _number(getattr(gpu, field, None))
+                if value is not None:
+                    gauge.add_metric([str(gpu.index), gpu.name or "", gpu.uuid or ""], value / divisor)
+            if gauge.samples:
+                yield gauge
+
+    def _rules(self, tick: Any, family: Any) -> Iterator[Any]:
+        averages: dict[str, Any] = {}
+        thresholds: dict[str, Any] = {}
+        coverage = family("trayapp_rule_coverage_seconds", "Time the samples in a rule's window span", labels=_RULE_LABELS)
+        samples = family("trayapp_rule_samples", "Samples in a rule's window", labels=_RULE_LABELS)
+        level = family("trayapp_rule_level", "A rule's alert level: " + _LEVEL_HELP, labels=_RULE_LABELS)
+        state = family("trayapp_rule_state", "1 for a rule's current alert level, 0 for the others", labels=[*_RULE_LABELS, "state"])
+        seen: list[tuple[str, str]] = []
+        for result in tick.results:
+            window = format_duration(result.window_seconds)
+            key, n = (result.metric, window), 2
+            while key in seen:  # two rules on the same metric and window: as rule keys do, "#2"
+                key, n = (result.metric, f"{window}#{n}"), n + 1
+            seen.append(key)
+            labels = list(key)
+            unit, divisor = unit_of(result.metric)
+            average = _number(result.average)
+            if average is not None:
+                averages.setdefault(unit, family(f"trayapp_rule_average_{unit}", "A rule's average over its window",
+                                                 labels=_RULE_LABELS)).add_metric(labels, average / divisor)
+            limits = thresholds.setdefault(unit, family(f"trayapp_rule_threshold_{unit}",
+                                                        "A rule's thresholds: orange from, red above", labels=[*_RULE_LABELS, "level"]))
+            limits.add_metric([*labels, "orange"], result.orange / divisor)
+            limits.add_metric([*labels, "red"], result.red / divisor)
+            coverage.add_metric(labels, result.coverage_seconds)
+            samples.add_metric(labels, float(result.samples))
+            level.add_metric(labels, LEVEL_VALUES[result.level])
+            for candidate in Level:
+                state.add_metric([*labels, candidate.value], 1.0 if candidate is result.level else 0.0)
+        yield from averages.values()
+        yield from thresholds.values()
+        for metric in (coverage, samples, level, state):
+            if metric.samples:
+                yield metric
+        overall = family("trayapp_level", "The worst rule level, as the tray icon shows it: " + _LEVEL_HELP)
+        overall.add_metric([], LEVEL_VALUES[tick.level])
+        yield overall
+
 
 class Exporter:
-    """Serves /metrics; ``on_tick`` updates the gauges (a few dict writes, no I/O)."""
+    """Serves /metrics; ``on_tick`` keeps a reference to the tick (no I/O, no lock)."""
 
     def __init__(self, address: str = "127.0.0.1", port: int = 9101) -> None:
-        from prometheus_client import CollectorRegistry, Gauge, start_http_server
+        from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, start_http_server
 
         self.registry = CollectorRegistry()
-        self.sample = Gauge("trayapp_sample", "The latest sample of each metric", ["metric"], registry=self.registry)
-        self.average = Gauge("trayapp_rule_average", "A rule's window average", ["metric", "window"], registry=self.registry)
-        self.coverage = Gauge("trayapp_rule_coverage_seconds", "Time a rule's window holds data for", ["metric", "window"], registry=self.registry)
-        self.level = Gauge("trayapp_rule_level", "A rule's level: -1 unknown, 0 ok, 1 orange, 2 red", ["metric", "window"], registry=self.registry)
-        self.overall = Gauge("trayapp_level", "The worst rule level: -1 unknown, 0 ok, 1 orange, 2 red", registry=self.registry)
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, …
+        PlatformCollector(registry=self.registry)  # python_info
+        self.collector = TickCollector()
+        self.registry.register(self.collector)
         self.server, self.thread = start_http_server(port, addr=address, registry=self.registry)
         self.port = self.server.server_address[1]
 
     def on_tick(self, tick: Any) -> None:
-        for name, value in tick.sample.values().items():
-            if value is not None:
-                self.sample.labels(name).set(value)
-        for result in tick.results:
-            window = f"{result.window_seconds:g}s"
-            if result.average is not None:
-                self.average.labels(result.metric, window).set(result.average)
-            self.coverage.labels(result.metric, window).set(result.coverage_seconds)
-            self.level.labels(result.metric, window).set(LEVEL_VALUES[result.level])
-        self.overall.set(LEVEL_VALUES[tick.level])
+        self.collector.update(tick)
 
     def stop(self) -> None:
         self.server.shutdown()
