@@ -299,3 +299,91 @@ class AlertTracker:
 
     def state(self) -> dict:
         return {key: {"level": level.value, "since": self.last_sent.get(key, 0.0)} for key, level in self.alert.items()}
+
+
+# ------------------------------------------------------------- the first hour, and where it heads
+
+
+def first_verdict_in(rule: Rule, result: RuleResult) -> float | None:
+    """Seconds until ``rule`` has its minimum data (``min_coverage``) if sampling goes on;
+    None when the rule already has it (its level is known)."""
+    if result.level is not Level.UNKNOWN or result.coverage_seconds >= rule.min_coverage_seconds:
+        return None
+    return rule.min_coverage_seconds - result.coverage_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The window average will reach ``level`` in ``seconds`` if the current load continues."""
+
+    level: Level
+    seconds: float
+
+    def text(self) -> str:
+        """``red in ≈ 5 h at the current load`` / ``back to ok in ≈ 9 h at the current load``."""
+        what = "back to ok" if self.level is Level.OK else self.level.value
+        return f"{what} in ≈ {human_duration(self.seconds)} at the current load"
+
+    def as_json(self) -> dict[str, object]:
+        return {"level": self.level.value, "in_seconds": round(self.seconds, 3)}
+
+
+def project(
+    rule: Rule,
+    stamps: object,
+    values: object,
+    now: float,
+    current: float | None,
+    interval: float,
+    level: Level,
+    hysteresis: float = 0.0,
+) -> Projection | None:
+    """When the window average leaves ``level`` if the load stays at ``current`` from now on.
+
+    Exact for that assumption: the window's samples (epoch seconds ``stamps``, ``values``) leave
+    it one by one as time passes (each at its time + window), and a new sample of ``current``
+    arrives every ``interval`` seconds after ``now``. The average only changes at those
+    instants, so each is checked with ``classify`` (hysteresis as the tracker applies it, from
+    ``level``); the first that gives another level is the answer. None when the level is
+    unknown, the load is unknown, or the level would hold for good (after one window the
+    average is ``current`` itself).
+    """
+    import numpy as np
+
+    if level is Level.UNKNOWN or current is None or not math.isfinite(current) or not interval > 0:
+        return None
+    window = rule.window_seconds
+    t = np.asarray(stamps, dtype="float64")
+    v = np.asarray(values, dtype="float64")
+    keep = (t > now - window) & (t <= now) & np.isfinite(v)
+    t, v = t[keep], v[keep]
+    order = np.argsort(t, kind="stable")
+    t, v = t[order], v[order]
+    leave = t + window  # each old sample's last instant in the window is just before this
+    arrivals = now + interval * np.arange(1, int(math.ceil(window / interval)) + 1)
+    events = np.union1d(leave, arrivals)
+    events = events[(events > now) & (events <= now + window)]
+    if events.size == 0:
+        return None
+    # at instant T: old samples with t > T - window stay; new samples at now + k*interval <= T
+    gone = np.searchsorted(leave, events, side="right")
+    suffix = np.concatenate([np.cumsum(v[::-1])[::-1], [0.0]])  # sum of v[i:] for each i
+    n_old = t.size - gone
+    s_old = suffix[gone]
+    n_new = np.floor((events - now) / interval + 1e-9)
+    n = n_old + n_new
+    average = np.divide(s_old + n_new * current, n, out=np.full(events.shape, np.nan), where=n > 0)
+    # the same decision as classify(average, ..., previous=level, hysteresis), vectorised
+    if level is Level.RED:
+        stays = average > rule.red - hysteresis
+    elif level is Level.ORANGE:
+        stays = (average <= rule.red) & (average >= rule.orange - hysteresis)
+    else:
+        stays = average < rule.orange
+    stays |= np.isnan(average)
+    moved = np.flatnonzero(~stays)
+    if moved.size == 0:
+        return None
+    first = int(moved[0])
+    reached = classify(float(average[first]), rule.min_coverage_seconds, rule, level, hysteresis)
+    return Projection(reached, float(events[first] - now))
