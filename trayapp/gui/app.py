@@ -24,6 +24,7 @@ from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.model import Level, Sample, Transition, metric_label
+from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project
 from trayapp.settings import Config, Loaded, default_data_dir
 from trayapp.slack import snooze, snooze_end
 
@@ -56,6 +57,43 @@ def snooze_channels(config: Config) -> str:
     return " + ".join(channels)
 
 
+PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule windows)
+CURRENT_LOAD_SPAN = 300.0  # "the current load" a projection continues: the last 5 minutes' mean
+
+
+def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None) -> list[str]:
+    """One line per rule for people: its average and level, or how long until its first verdict
+    (the first hour), and where the average is heading at the current load."""
+    by_result = dict(zip(range(len(tick.results)), rules)) if len(rules) == len(tick.results) else {}
+    measured = tick.sample.values()
+    lines = []
+    for i, result in enumerate(tick.results):
+        rule = by_result.get(i)
+        line = describe(result, for_people=True)
+        wait = first_verdict_in(rule, result) if rule is not None and rule.metric == result.metric else None
+        if wait is not None:
+            head = line.split(" — ", 1)[0]
+            if result.samples == 0 and measured.get(result.metric) is None:
+                line = f"{head} — no data: {metric_label(result.metric)} is not measured on this machine"
+            else:
+                line = f"{head} — collecting data: first verdict in {human_duration(max(wait, 1.0))}"
+        projection = (projections or {}).get(i)
+        if projection is not None and wait is None:
+            line += f"; {projection.text()}"
+        lines.append(line)
+    return lines
+
+
+def first_verdict(tick: Tick, rules: tuple[Rule, ...]) -> float | None:
+    """While no rule has a level yet: the seconds until the first one will."""
+    if tick.level is not Level.UNKNOWN or len(rules) != len(tick.results):
+        return None
+    measured = tick.sample.values()
+    waits = [first_verdict_in(rule, r) for rule, r in zip(rules, tick.results) if r.samples or measured.get(r.metric) is not None]
+    waits = [w for w in waits if w is not None]
+    return min(waits) if waits else None
+
+
 def tooltip_text(
     tick: Tick | None,
     paused: bool = False,
@@ -65,22 +103,41 @@ def tooltip_text(
     snoozed: datetime | None = None,
     snoozing: str = "",
     now: datetime | None = None,
+    rules: tuple[Rule, ...] = (),
+    projections: dict | None = None,
 ) -> str:
     """The tooltip: the level, the current readings (or since when sampling is paused), each
-    rule, a snooze and what it holds back (``snoozing``), and Slack's delivery problems."""
+    rule (``rules``: the config's, for the first hour; ``projections``: by result index), a
+    snooze and what it holds back (``snoozing``), and Slack's delivery problems."""
     if tick is None:
         return "trayapp — starting…"
-    lines = [f"trayapp — {tick.level.value}" + (" (sampling paused)" if paused else "")]
+    wait = first_verdict(tick, rules)
+    level = f"collecting data: first verdict in {human_duration(max(wait, 1.0))}" if wait is not None else tick.level.value
+    lines = [f"trayapp — {level}" + (" (sampling paused)" if paused else "")]
     if paused:  # the last readings are not current: say so instead of showing them
         lines.append(f"paused since {clock(paused_since, now)}: no new readings" if paused_since else "paused: no new readings")
     else:
         lines += describe_sample(tick.sample)
-    lines += [describe(r, for_people=True) for r in tick.results]
+    lines += rule_lines(tick, rules, projections)
     if snoozed is not None:
         lines.append(f"alerts snoozed until {clock(snoozed, now)}" + (f" ({snoozing})" if snoozing else ""))
     if slack:
         lines.append(slack)
     return "\n".join(lines)
+
+
+def projection_for(rule: Rule, result, arrays, now: float, config: Config) -> Projection | None:
+    """``rules.project`` for a rule window's ``(stamps, values)``; the current load is the mean
+    of the last ``CURRENT_LOAD_SPAN`` seconds (one CPU sample is too noisy to extrapolate)."""
+    import numpy as np
+
+    stamps = np.frombuffer(arrays[0], dtype="float64") if len(arrays[0]) else np.empty(0)
+    values = np.frombuffer(arrays[1], dtype="float64") if len(arrays[1]) else np.empty(0)
+    recent = values[stamps > now - CURRENT_LOAD_SPAN]
+    if recent.size == 0:
+        return None
+    return project(rule, stamps, values, now, float(recent.mean()), config.sampling_interval_seconds,
+                   result.level, config.alerts_hysteresis)
 
 
 def notification_text(changes: tuple[Transition, ...]) -> tuple[str, str]:
@@ -149,6 +206,8 @@ class TrayApp(QObject):
         self.snoozed: datetime | None = None  # when the snooze ends, as the courier last said
         self._courier_snoozed: datetime | None = None
         self.paused_since: datetime | None = None
+        self.projections: dict[int, Projection] = {}  # by rule index, refreshed every PROJECT_EVERY
+        self._projected_at = 0.0
         self._icon_key: tuple | None = None
         self.window = None
         self.dialog = None
@@ -260,6 +319,7 @@ class TrayApp(QObject):
         self.last = tick
         self.live.add(tick.sample)
         self._set_icon(tick.level, tray_icon.bucket(tick.sample.cpu_percent))
+        self._project(tick)
         if self.snoozed is not None and not self.is_snoozed():  # it ran out: the badge goes
             self.snoozed = None
             self._refresh_state()
@@ -288,7 +348,27 @@ class TrayApp(QObject):
         self.tray.setToolTip(tooltip_text(
             self.last, self.sampler.paused, self.slack_line, paused_since=self.paused_since,
             snoozed=self.snoozed if self.is_snoozed() else None, snoozing=snooze_channels(self.config),
+            rules=self.config.rules, projections=self.projections,
         ))
+
+    def _project(self, tick: Tick) -> None:
+        """Where each rule's average heads at the current load: from the rule windows in memory
+        (copied under the engine's lock, a few MB), once a minute, not on every tick."""
+        now = tick.sample.timestamp.timestamp()
+        if now - self._projected_at < PROJECT_EVERY and now >= self._projected_at:
+            return
+        self._projected_at = now
+        rules = self.config.rules
+        projections: dict[int, Projection] = {}
+        if len(rules) == len(tick.results):
+            for i, (rule, result) in enumerate(zip(rules, tick.results)):
+                arrays = self.sampler.recent(rule.window_seconds).get(rule.metric)
+                if arrays is None or result.metric != rule.metric:
+                    continue
+                projection = projection_for(rule, result, arrays, now, self.config)
+                if projection is not None:
+                    projections[i] = projection
+        self.projections = projections
 
     def _refresh_state(self) -> None:
         """Pause or snooze changed: the icon's badges, the tooltip, the menu."""
