@@ -192,3 +192,55 @@ def test_the_core_imports_without_qt() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--headless", "--interval", "inf"], "--interval inf: must be a finite number"),
+        (["run", "--headless", "--interval", "nan"], "--interval nan: must be a finite number"),
+        (["run", "--headless", "--interval", "1e-6"], "--interval 1e-06: must be at least 0.1"),
+        (["run", "--headless", "--interval", "7200"], "--interval 7200: must be at most 3600"),
+        (["run", "--headless", "--interval", "fast"], "argument --interval: invalid float value: 'fast'"),
+        (["export", "--since", "99999999d"], "'99999999d' reaches back before year 1"),
+        (["export", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+        (["frobnicate"], "unknown command 'frobnicate' (choose from gui, run, status, export, doctor, slack-test, snooze)"),
+        (["--no-such-flag", "status"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_and_exit_1(data_dir: Path, args: list[str], needle: str) -> None:
+    data_dir.mkdir(parents=True)
+    done = run_cli("--data-dir", str(data_dir), *args, timeout=30)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+    assert "usage:" not in done.stderr and "tray-check" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_help_lists_only_the_commands_people_use() -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0 and "usage: trayapp" in done.stdout and "snooze" in done.stdout
+    assert "SUPPRESS" not in done.stdout and "tray-check" not in done.stdout and "dataset-job" not in done.stdout
+    assert run_cli("export", "--help").returncode == 0
+
+
+def test_a_config_that_is_not_a_regular_file_is_one_line_and_defaults(data_dir: Path, tmp_path: Path) -> None:
+    hot_history(data_dir, hours=2)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for config in (str(fifo), "/dev/zero"):
+        done = run_cli("--config", config, "--data-dir", str(data_dir), "status", "--json", timeout=30)
+        assert done.returncode == 0 and json.loads(done.stdout)["level"] == "red", done.stderr
+        assert done.stderr == f"trayapp: config: {config} is not a regular file; using defaults\n"
+
+
+def test_a_huge_rule_window_is_refused_so_status_and_export_work(data_dir: Path, tmp_path: Path) -> None:
+    hot_history(data_dir, hours=2)
+    config = tmp_path / "config.toml"
+    config.write_text("[[rules]]\nmetric = 'cpu_percent'\nwindow = '99999999d'\n[[rules]]\nmetric = 'cpu_percent'\nwindow = '400d'\n")
+    done = run_cli("--config", str(config), "--data-dir", str(data_dir), "status", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "window = '99999999d': must be at most 400d" in done.stderr and "Traceback" not in done.stderr
+    (rule,) = json.loads(done.stdout)["rules"]
+    assert rule["window_seconds"] == 400 * 86400 and rule["samples"] == 120
+    export = run_cli("--config", str(config), "--data-dir", str(data_dir), "export", "--since", "400d", "--format", "json")
+    assert export.returncode == 0 and len(json.loads(export.stdout)) == 120

@@ -190,3 +190,62 @@ def test_secrets_go_to_the_os_keyring_when_there_is_one(tmp_path: Path, monkeypa
         assert ("trayapp", "slack.bot_token") not in ring.items
     finally:
         keyring.set_keyring(previous)
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle", "attr", "used"),
+    [
+        ("[sampling]\ninterval_seconds = 1e-6", "[sampling] interval_seconds = 1e-06: must be at least 0.1; using 2.0",
+         "sampling_interval_seconds", 2.0),
+        ("[sampling]\ninterval_seconds = inf", "[sampling] interval_seconds = inf: must be a finite number; using 2.0",
+         "sampling_interval_seconds", 2.0),
+        ("[slack]\nrepeat_every = '0.001s'", "[slack] repeat_every = '0.001s': must be 0 (never) or at least 1m; using '1m'",
+         "slack_repeat_every", "1m"),
+    ],
+)
+def test_values_that_would_flood_are_bounded_in_one_line(tmp_path: Path, toml: str, needle: str, attr: str, used) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    loaded = load(path)
+    assert [w for w in loaded.warnings if needle in w], loaded.warnings
+    assert getattr(loaded.config, attr) == used
+
+
+@pytest.mark.parametrize(
+    ("rule", "needle"),
+    [
+        ("metric = 'cpu_percent'\nwindow = '99999999d'", "[[rules]] #1 window = '99999999d': must be at most 400d; that rule is left out"),
+        ("metric = 'cpu_precent'", "[[rules]] #1 metric = 'cpu_precent': no probe measures it"),
+        ("metric = 'gpu0_fan_percent'", "[[rules]] #1 metric = 'gpu0_fan_percent': no probe measures it"),
+    ],
+)
+def test_a_rule_that_cannot_work_is_named_and_left_out(tmp_path: Path, rule: str, needle: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[[rules]]\n{rule}\n[[rules]]\nmetric = 'gpu1_temperature_c'\n")
+    loaded = load(path)
+    assert [w for w in loaded.warnings if needle in w], loaded.warnings
+    assert [r.metric for r in loaded.config.rules] == ["gpu1_temperature_c"]
+
+
+def test_a_plain_http_webhook_to_another_machine_is_warned_about_without_showing_it(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[slack]\nwebhook_url = 'http://chat.example.org/hooks/abcdefghijklmnop'\n")
+    loaded = load(path)
+    (warning,) = loaded.warnings
+    assert "[slack] webhook_url is http://, not https://" in warning and "abcdefghijklmnop" not in warning
+    assert loaded.config.slack_webhook_url.endswith("abcdefghijklmnop")  # still used
+    path.write_text("[slack]\nwebhook_url = 'http://localhost:8080/hooks/x'\n")
+    assert load(path).warnings == []
+
+
+def test_only_a_regular_file_of_sane_size_is_read_and_nothing_else_is_written_over(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.toml"  # reading one is tested in a child process (test_cli): it could block
+    os.mkfifo(fifo)
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * 200_000)
+    assert "too big for a config" in load(big).warnings[0]
+    with pytest.raises(OSError, match="not a regular file"):
+        save(Config(), fifo)
+    assert fifo.is_fifo()

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import __version__, privacy
-from trayapp.settings import Config, Loaded, config_path, data_dir, load
+from trayapp.settings import FIELD_BY_KEY, Config, Loaded, SettingError, check, config_path, data_dir, load
 
 log = logging.getLogger("trayapp")
 
@@ -30,8 +31,22 @@ class UserError(Exception):
     """Something the user can fix; printed as one line."""
 
 
+HIDDEN_COMMANDS = ("tray-check", "dataset-job")  # child processes, not for people
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with trayapp's promise: a mistake on the command line is one line and exit 1."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        wrong = re.match(r"argument COMMAND: invalid choice: (.+?) \(choose from", message)
+        if wrong:
+            shown = ", ".join(c for c in COMMANDS if c not in HIDDEN_COMMANDS)
+            message = f"unknown command {wrong.group(1)} (choose from {shown})"
+        self.exit(EXIT_FAIL, f"{self.prog}: {message} (see 'trayapp --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="trayapp",
         description="System-tray resource monitor: CPU, memory, disk and NVIDIA GPU, with alert rules and Slack.",
     )
@@ -60,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", default="-", help="file to write, '-' for standard output (not for parquet)")
 
     sub.add_parser("doctor", help="report what works: tray, GPU, data folder, Slack")
-    sub.add_parser("tray-check", help=argparse.SUPPRESS)  # doctor's child process
-    job = sub.add_parser("dataset-job", help=argparse.SUPPRESS)  # the recorder's child process
+    sub.add_parser("tray-check")  # doctor's child process; no help= keeps it out of --help
+    job = sub.add_parser("dataset-job")  # the recorder's child process
     job.add_argument("--serve", action="store_true")
     sub.add_parser("slack-test", help="send a test message to Slack and say whether it was accepted")
     snooze = sub.add_parser("snooze", help="hold Slack alerts back for a while")
@@ -119,9 +134,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded, folder = load_config(args)
     config = loaded.config
     if args.interval is not None:
-        if not args.interval > 0:
-            raise UserError(f"--interval {args.interval:g}: must be greater than 0")
-        config = config.with_values(sampling_interval_seconds=float(args.interval))
+        try:  # the same bounds as the config file's interval_seconds
+            interval = check(FIELD_BY_KEY["sampling.interval_seconds"], args.interval)
+        except SettingError as exc:
+            raise UserError(f"--interval {args.interval:g}: {str(exc).split(': ', 1)[1]}") from None
+        config = config.with_values(sampling_interval_seconds=interval)
     return run_headless(config, folder)
 
 
@@ -192,7 +209,7 @@ def _start_prometheus(config: Config, engine: Any) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from trayapp.engine import describe, evaluate_from_disk
+    from trayapp.engine import describe
     from trayapp.model import Level
     from trayapp.store import Store
 
@@ -200,14 +217,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = loaded.config
     if not folder.is_dir():
         raise UserError(f"no data folder at {folder} (start 'trayapp run --headless' or the tray app first)")
-    results = evaluate_from_disk(Store(folder), config.rules)
+    from trayapp.engine import window_request
+    from trayapp.rules import evaluate_arrays, project_recent
+
+    now = datetime.now(timezone.utc)  # one read serves the averages and where they head
+    request = window_request(config.rules, now)
+    stamps, columns = Store(folder).arrays(*request) if request else ([], {})
+    results = [evaluate_arrays(rule, stamps, columns[rule.metric], now.timestamp()) for rule in config.rules]
+    projections = [project_recent(rule, r, stamps, columns[rule.metric], now.timestamp(), config.sampling_interval_seconds,
+                                  config.alerts_hysteresis) for rule, r in zip(config.rules, results)]
     level = Level.worst([r.level for r in results])
     if args.json:
-        print(json.dumps({"level": level.value, "rules": [r.as_json() for r in results]}))
+        rules = [dict(r.as_json(), **({"projection": p.as_json()} if p else {})) for r, p in zip(results, projections)]
+        print(json.dumps({"level": level.value, "rules": rules}))
         return EXIT_OK
     print(f"trayapp status: {level.value}   (data in {folder})")
-    for result in results:
-        print(f"  {describe(result, for_people=True)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples")
+    for result, projection in zip(results, projections):
+        print(f"  {describe(result, for_people=True)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples"
+              + (f"; {projection.text()}" if projection else ""))
     from trayapp.slack import snoozed_until
 
     until = snoozed_until(folder)
@@ -226,9 +253,14 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
     from trayapp.rules import parse_duration
 
     try:
-        return now - timedelta(seconds=parse_duration(text))
+        seconds = parse_duration(text)
     except ValueError:
         pass
+    else:
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise UserError(f"{text!r} reaches back before year 1") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

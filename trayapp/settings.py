@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -16,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import privacy
+from trayapp.model import BASE_COLUMNS, GPU_FIELDS
 from trayapp.rules import DEFAULT_RULES, Rule, format_duration, parse_duration
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "trayapp"
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds between samples (the --interval flag too)
+MAX_WINDOW = 400 * 86400.0  # a rule's window: longer ones overflow date arithmetic and mean nothing
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; a bigger one is not ours
 CONFIG_VERSION = 1
 KEYRING_SERVICE = "trayapp"
 
@@ -39,6 +44,7 @@ class Field:
     maximum: float | None = None
     above: float | None = None  # strictly greater than
     choices: tuple[str, ...] = ()
+    least_if_set: float | None = None  # a duration: 0 (off) or at least this; less is raised to it
 
     @property
     def key(self) -> str:
@@ -51,7 +57,7 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("sampling", "interval_seconds", "float", 2.0, "Sampling interval (s)",
-          "Seconds between two samples.", above=0.0, maximum=3600.0),
+          "Seconds between two samples.", above=0.0, minimum=MIN_INTERVAL, maximum=MAX_INTERVAL),
     Field("sampling", "gpu_backend", "choice", "auto", "GPU backend",
           "auto tries NVML, then GPUtil (nvidia-smi); off samples no GPU.",
           choices=("auto", "nvml", "gputil", "off")),
@@ -76,7 +82,7 @@ FIELDS: tuple[Field, ...] = (
     Field("slack", "send_resolved", "bool", True, "Send 'resolved'",
           "Also send a message when a rule goes back to ok."),
     Field("slack", "repeat_every", "duration", "0", "Remind every",
-          "Re-send while a rule stays orange or red, e.g. 6h; 0 never."),
+          "Re-send while a rule stays orange or red, e.g. 6h; 0 never.", least_if_set=60.0),
     Field("slack", "api_url", "str", "https://slack.com/api/", "Slack API URL",
           "The Web API base URL, for a Slack-compatible server."),
     Field("prometheus", "enabled", "bool", False, "Prometheus endpoint",
@@ -92,7 +98,8 @@ FIELD_BY_KEY = {f.key: f for f in FIELDS}
 RULE_FIELDS: tuple[Field, ...] = (
     Field("rules", "metric", "str", "cpu_percent", "Metric",
           "A dataset column: cpu_percent, memory_percent, disk_percent, gpu0_util_percent, …"),
-    Field("rules", "window", "duration", "36h", "Window", "How far back the average reaches (s, m, h, d).", above=0.0),
+    Field("rules", "window", "duration", "36h", "Window", "How far back the average reaches (s, m, h, d).", above=0.0,
+          maximum=MAX_WINDOW),
     Field("rules", "orange", "float", 80.0, "Orange at", "Orange when the average is at least this.", minimum=0.0, maximum=100.0),
     Field("rules", "red", "float", 90.0, "Red above", "Red when the average is above this.", minimum=0.0, maximum=100.0),
     Field("rules", "min_coverage", "duration", "1h", "Minimum data",
@@ -100,6 +107,12 @@ RULE_FIELDS: tuple[Field, ...] = (
 )
 
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_GPU_METRIC = re.compile(r"^gpu\d+_(" + "|".join(GPU_FIELDS) + r")$")
+
+
+def known_metric(column: str) -> bool:
+    """Whether some probe produces this column: cpu/memory/disk_percent or gpuN_<a GPU field>."""
+    return column in BASE_COLUMNS or bool(_GPU_METRIC.match(column))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +181,8 @@ def check(f: Field, value: Any) -> Any:
         except ValueError:
             raise SettingError(f"{shown}: must be a duration like 90s, 30m, 36h or 7d") from None
         _bounds(f, seconds, shown)
+        if f.least_if_set is not None and 0 < seconds < f.least_if_set:
+            raise SettingError(f"{shown}: must be 0 (never) or at least {format_duration(f.least_if_set)}")
         return str(value).strip() if isinstance(value, str) else format_duration(seconds)
     if kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -187,12 +202,15 @@ def _type_name(value: Any) -> str:
 
 
 def _bounds(f: Field, value: float, shown: str) -> None:
+    def said(bound: float) -> str:
+        return format_duration(bound) if f.kind == "duration" and bound else f"{bound:g}"
+
     if f.above is not None and not value > f.above:
-        raise SettingError(f"{shown}: must be greater than {f.above:g}")
+        raise SettingError(f"{shown}: must be greater than {said(f.above)}")
     if f.minimum is not None and value < f.minimum:
-        raise SettingError(f"{shown}: must be at least {f.minimum:g}")
+        raise SettingError(f"{shown}: must be at least {said(f.minimum)}")
     if f.maximum is not None and value > f.maximum:
-        raise SettingError(f"{shown}: must be at most {f.maximum:g}")
+        raise SettingError(f"{shown}: must be at most {said(f.maximum)}")
 
 
 def check_rule(raw: Any, index: int) -> Rule:
@@ -212,6 +230,11 @@ def check_rule(raw: Any, index: int) -> Rule:
             raise SettingError(f"[[rules]] #{index + 1} {str(exc).split('] ', 1)[1]}") from None
     if not _METRIC.match(values["metric"]):
         raise SettingError(f"[[rules]] #{index + 1} metric = {values['metric']!r}: must be a column name like cpu_percent")
+    if not known_metric(values["metric"]):
+        raise SettingError(
+            f"[[rules]] #{index + 1} metric = {values['metric']!r}: no probe measures it "
+            "(cpu_percent, memory_percent, disk_percent, or gpuN_ with " + ", ".join(GPU_FIELDS) + ")"
+        )
     if not values["orange"] < values["red"]:
         raise SettingError(
             f"[[rules]] #{index + 1} orange = {values['orange']:g}, red = {values['red']:g}: orange must be below red"
@@ -310,7 +333,10 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
         try:
             values[f.attr] = check(f, section[f.name])
         except SettingError as exc:
-            warnings.append(f"config: {exc}; using {f.default!r}")
+            fallback = _raised_to_least(f, section[f.name])
+            if fallback is not None:
+                values[f.attr] = fallback
+            warnings.append(f"config: {exc}; using {fallback if fallback is not None else f.default!r}")
     if "rules" in doc:
         raw_rules = doc["rules"]
         if not isinstance(raw_rules, list):
@@ -323,7 +349,36 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
                 except SettingError as exc:
                     warnings.append(f"config: {exc}; that rule is left out")
             values["rules"] = tuple(rules)
-    return Config(**values)
+    config = Config(**values)
+    for f, needed in ((FIELD_BY_KEY["slack.webhook_url"], True), (FIELD_BY_KEY["slack.api_url"], bool(config.slack_bot_token))):
+        if needed and _plain_http(config.get(f.key)):
+            warnings.append(f"config: [{f.section}] {f.name} is http://, not https://: messages and the secret in it "
+                            "travel unencrypted (Slack itself accepts only https)")
+    return config
+
+
+def _raised_to_least(f: Field, value: Any) -> str | None:
+    """For a duration with a minimum (``repeat_every``): a value below it is raised to it."""
+    if f.least_if_set is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        return None
+    return format_duration(f.least_if_set) if 0 < seconds < f.least_if_set else None
+
+
+def _plain_http(url: str) -> bool:
+    """An ``http://`` URL to another machine (this machine, for tests and local relays, is fine)."""
+    from urllib.parse import urlsplit
+
+    if not url.lower().startswith("http://"):
+        return False
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return True
+    return host not in ("127.0.0.1", "localhost", "::1")
 
 
 def to_toml(config: Config, keep_secrets_in_file: bool = True) -> dict[str, Any]:
@@ -341,11 +396,21 @@ def load(path: Path) -> Loaded:
     """Read the config file. Never raises for bad content: it warns and uses defaults."""
     warnings: list[str] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # /dev/zero never ends, a FIFO blocks: neither is a config
+            warnings.append(f"config: {path} is not a regular file; using defaults")
+            return Loaded(Config(), path, warnings)
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            warnings.append(f"config: {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB, too big for a config; using defaults")
+            return Loaded(Config(), path, warnings)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         return Loaded(_with_keyring(Config(), warnings), path, warnings)
     except (OSError, UnicodeDecodeError) as exc:
-        warnings.append(f"config: cannot read {path} ({exc}); using defaults")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:120]
+        warnings.append(f"config: cannot read {path} ({reason}); using defaults")
         return Loaded(Config(), path, warnings)
     try:
         doc = tomllib.loads(text)
@@ -379,13 +444,18 @@ def save(config: Config, path: Path) -> None:
 
 
 def _set_aside_if_broken(path: Path) -> Path | None:
-    """Before new settings replace a file that is not valid TOML, keep it as ``.broken-<time>``."""
+    """Before new settings replace a file that is not valid TOML, keep it as ``.broken-<time>``.
+    Raises OSError for a path that is not a regular file (``--config /dev/zero``): never replaced."""
     try:
-        text = path.read_text(encoding="utf-8")
-        tomllib.loads(text)
-        return None
+        info = path.stat()
     except FileNotFoundError:
         return None
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(f"{path} is not a regular file; not writing settings over it")
+    try:
+        if info.st_size <= MAX_CONFIG_BYTES:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+            return None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         pass
     backup = path.with_name(f"{path.name}.broken-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
