@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import plistlib
-import shlex
+import re
 import sys
 from pathlib import Path
 
@@ -33,13 +33,33 @@ def launch_agent_path() -> Path:
     return Path.home() / "Library" / "LaunchAgents" / f"{APP_ID}.plist"
 
 
+# The Desktop Entry spec's reserved characters: an argument holding one must be double-quoted.
+_RESERVED = frozenset(" \t\n\r\"'\\><~|&;$*?#()`")
+
+
+def exec_argument(arg: str) -> str:
+    """One argument of a desktop entry's ``Exec`` key, quoted as the Desktop Entry spec says.
+
+    Only double quotes are allowed. Inside them a double quote, backtick, dollar sign or backslash
+    takes a backslash; then the whole value is escaped as any desktop-entry string (a backslash
+    doubled, a newline written as backslash-n), so one literal backslash is written as four.
+    A percent sign is doubled, or it would be read as a field code.
+    """
+    arg = arg.replace("%", "%%")
+    if arg and not _RESERVED.intersection(arg):
+        return arg
+    quoted = re.sub(r'(["`$\\])', r"\\\1", arg)
+    quoted = quoted.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    return f'"{quoted}"'
+
+
 def desktop_entry(cmd: list[str]) -> str:
     return (
         "[Desktop Entry]\n"
         "Type=Application\n"
         "Name=trayapp\n"
         "Comment=System-tray resource monitor\n"
-        f"Exec={shlex.join(cmd)}\n"
+        f"Exec={' '.join(exec_argument(arg) for arg in cmd)}\n"
         "Icon=trayapp\n"
         "Terminal=false\n"
         "Categories=System;Monitor;\n"
