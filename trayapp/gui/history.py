@@ -46,6 +46,8 @@ RANGES = (("Live", LIVE_SECONDS), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 
 LEVEL_COLORS = {Level.RED: "#d93025", Level.ORANGE: "#f29900", Level.OK: "#1e8e3e", Level.UNKNOWN: "#80868b"}
 ORANGE, RED = LEVEL_COLORS[Level.ORANGE], LEVEL_COLORS[Level.RED]
 ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer data for it
+LOADING = "Loading…"
+LOADING_FINER = "Loading finer data…"
 HINT = "Hover for values · scroll or drag to zoom and pan · double-click or Reset to go back"
 
 
@@ -475,7 +477,7 @@ class HistoryWindow(QWidget):
             self.status.setText("")
             self.refresh_live()
             return
-        self.status.setText("Loading…")
+        self.status.setText(LOADING)
         self._read(span)
         recent = self.quick(span) if self.quick is not None else {}
         if recent:  # the rule metrics are in memory already: paint them now, the rest follows
@@ -517,7 +519,10 @@ class HistoryWindow(QWidget):
         if not zoom:
             self._shown = series
         label = next((lbl for lbl, s in RANGES if s == series.span), "")
-        self.status.setText("" if series.rows else f"Nothing recorded in the last {label} yet.")
+        if not series.rows:
+            self.status.setText(f"Nothing recorded in the last {label} yet." if not zoom else "Nothing recorded in this stretch.")
+        elif self.status.text() in (LOADING, LOADING_FINER):  # not an export's outcome
+            self.status.setText("")
         self.range_loaded.emit(series)
 
     def _draw(self, series: Series, keep_view: bool = False) -> None:
@@ -573,7 +578,7 @@ class HistoryWindow(QWidget):
             return
         start, end = next(iter(self.metric_plots.values())).plot.viewRange()[0]
         if end - start < ZOOM_REREAD * (shown.end - shown.start):
-            self.status.setText("Loading finer data…")
+            self.status.setText(LOADING_FINER)
             self._read(self.span, max(start, shown.start - self.span), min(end, time.time()))
 
     def reset_view(self) -> None:

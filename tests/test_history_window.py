@@ -1,0 +1,165 @@
+"""The history window as a person uses it: hover, zoom and its undo, the menu's export, the keys
+that close it, its place on the screen, the time axis, the light and dark palettes."""
+
+from __future__ import annotations
+
+import csv
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtGui import QColor, QPalette  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from trayapp.gui.history import HINT, HistoryWindow, day_labels, days_shown  # noqa: E402
+from trayapp.gui.live import LiveBuffer  # noqa: E402
+from trayapp.model import Level, RuleResult  # noqa: E402
+from trayapp.settings import Config  # noqa: E402
+from trayapp.synthetic import write_history  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
+BERLIN = "Europe/Berlin"  # conftest sets TZ to it
+
+
+@pytest.fixture
+def opened(qtbot, data_dir: Path):
+    """A window on 36 h of 10 s samples: CPU steps from 20 % to 60 % half-way."""
+    now = datetime.now(timezone.utc)
+    half = (now - timedelta(hours=18)).timestamp()
+    write_history(data_dir, now - timedelta(hours=36), now, 10,
+                  {"cpu_percent": lambda t: np.where(t < half, 20.0, 60.0), "memory_percent": 45.0, "disk_percent": 70.0})
+    windows = []
+
+    def make() -> HistoryWindow:
+        w = HistoryWindow(data_dir, LiveBuffer(), Config())
+        qtbot.addWidget(w)
+        windows.append(w)
+        w.set_results((RuleResult("cpu_percent", 129600, 40.0, 100, 36 * 3600, Level.OK, 80.0, 90.0),))
+        with qtbot.waitSignal(w.range_loaded, timeout=20000):
+            w.show()
+        return w
+
+    yield make
+    for w in windows:
+        w.shutdown()
+
+
+def test_hover_shows_a_linked_crosshair_and_every_metric_at_that_time(opened) -> None:
+    window = opened()
+    t = time.time() - 6 * 3600
+    window.hover_at(t)
+    crosses = [mp.cross for mp in window.metric_plots.values()]
+    assert all(c.isVisible() and c.value() == t for c in crosses)  # on every plot, at one time
+    text = window.readout.text()
+    assert datetime.fromtimestamp(t).strftime("%a %d %b %H:%M") in text
+    assert "CPU 60.0 %" in text and "memory 45.0 %" in text and "disk 70.0 %" in text
+    window.hover_at(time.time() - 30 * 3600)
+    assert "CPU 20.0 %" in window.readout.text()
+    window.hover_at(None)  # the pointer left
+    assert window.readout.text() == HINT and not any(c.isVisible() for c in crosses)
+
+
+def test_zoom_reads_finer_data_and_reset_goes_back(qtbot, opened) -> None:
+    window = opened()
+    cpu = window.metric_plots["cpu_percent"]
+    assert cpu.binned  # 12,960 samples in 36 h: a band of screen bins
+    whole = cpu.plot.viewRange()[0]
+    end = time.time() - 17.75 * 3600  # the half hour around the step
+    with qtbot.waitSignal(window.range_loaded, timeout=15000) as zoomed:
+        cpu.plot.setXRange(end - 1800, end, padding=0)  # what a wheel or drag does
+    assert zoomed.args[0].rows < 300 and not cpu.binned  # the raw 10 s samples of that half hour
+    x, y = cpu.line.getData()
+    assert np.allclose(np.diff(x), 10.0, atol=0.01) and set(y) == {20.0, 60.0}  # the step, sharp
+    assert cpu.plot.viewRange()[0][1] == pytest.approx(end)  # the person's view is kept
+    # double-click anywhere on the plots goes back to the whole range
+    viewport = window.graphics.viewport()
+    where = QPoint(viewport.width() // 2, viewport.height() // 3)
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=where)  # a double-click as Qt delivers it:
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=where)  # press, release, double-click,
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=where)  # release
+    qtbot.waitUntil(lambda: cpu.plot.viewRange()[0][0] == pytest.approx(whole[0], abs=1), timeout=5000)
+    assert cpu.binned
+    cpu.plot.setXRange(end - 3600, end, padding=0)
+    window.reset_button.click()  # and so does the button
+    assert cpu.plot.viewRange()[0][0] == pytest.approx(whole[0], abs=1)
+
+
+def test_the_plot_menu_is_the_app_s_and_exports_what_is_shown(qtbot, opened, tmp_path: Path) -> None:
+    window = opened()
+    assert not any(mp.plot.vb.menuEnabled() for mp in window.metric_plots.values())  # not pyqtgraph's
+    assert window.graphics.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
+    cpu = window.metric_plots["cpu_percent"]
+    end = time.time() - 20 * 3600
+    cpu.plot.setXRange(end - 3600, end, padding=0)
+    out = tmp_path / "range.csv"
+    window.export_range("csv", str(out))  # the menu's "Export this range as CSV…" after the dialog
+    qtbot.waitUntil(lambda: window.status.text().startswith(("Wrote", "Export failed")), timeout=60000)
+    assert window.status.text() == f"Wrote 360 samples to {out}"  # an hour of 10 s samples
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 360 and {r["cpu_percent"] for r in rows} == {"20.0"}
+    stamps = [datetime.fromisoformat(r["timestamp"]).timestamp() for r in rows]
+    assert end - 3600 <= min(stamps) and max(stamps) <= end
+
+
+@pytest.mark.parametrize("key", ["Escape", "Ctrl+W"])
+def test_esc_and_ctrl_w_close_the_window(qtbot, opened, key: str) -> None:
+    window = opened()
+    assert window.isVisible()
+    if key == "Escape":
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    else:
+        qtbot.keyClick(window, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+    assert not window.isVisible()
+
+
+def test_the_window_fits_the_screen_and_remembers_its_place(qtbot, opened) -> None:
+    screen = QApplication.primaryScreen().availableGeometry()
+    window = opened()
+    assert screen.contains(window.frameGeometry()) or screen.contains(window.geometry())
+    window.setGeometry(screen.left() + 10, screen.top() + 20, 520, 360)
+    window.close()
+    again = opened()  # a new window (a restart) opens where the person left it
+    assert (again.width(), again.height()) == (520, 360)
+    # a small window: the summary wraps rather than being cut
+    again.set_results((RuleResult("cpu_percent", 129600, 84.2, 100, 36 * 3600, Level.ORANGE, 80.0, 90.0),
+                       RuleResult("memory_percent", 129600, 45.0, 100, 36 * 3600, Level.OK, 80.0, 90.0)))
+    qtbot.waitUntil(lambda: again.summary.height() >= 2 * again.summary.fontMetrics().height(), timeout=3000)
+    assert again.summary.wordWrap() and "84.2" in again.summary.text()
+
+
+def test_time_axis_labels_say_the_day() -> None:
+    midnight = datetime(2026, 11, 24).timestamp()  # local (Berlin) midnight, a Tuesday
+    six = midnight + 6 * 3600
+    assert day_labels([midnight, midnight + 86400], 86400) == ["Tue 24", "Wed 25"]
+    assert day_labels([six, six + 6 * 3600, midnight + 86400], 6 * 3600) == ["Tue 24 06:00", "12:00", "Wed 25"]
+    assert day_labels([six, six + 60], 60) == ["06:00", "06:01"]
+    assert day_labels([six + 30], 10) == ["06:00:30"]
+    assert days_shown(six, six + 3600) == "Tue 24 Nov 2026"
+    assert days_shown(six, six + 86400) == "Tue 24 Nov 2026 – Wed 25 Nov 2026"
+
+
+def test_the_plots_follow_a_dark_palette(qtbot, opened) -> None:
+    app = QApplication.instance()
+    light = app.palette()
+    window = opened()
+    assert not window.theme.dark and window.graphics.backgroundBrush().color().lightness() > 200
+    dark = QPalette(light)
+    for role, colour in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.Base, "#2b2c2f"),
+                         (QPalette.ColorRole.WindowText, "#e8eaed"), (QPalette.ColorRole.Text, "#e8eaed")):
+        dark.setColor(role, QColor(colour))
+    try:
+        app.setPalette(dark)
+        qtbot.waitUntil(lambda: window.theme.dark, timeout=3000)
+        assert window.graphics.backgroundBrush().color().lightness() < 80
+        axis = window.metric_plots["cpu_percent"].plot.getAxis("left")
+        assert axis.textPen().color().lightness() > 180  # light text on the dark plot
+    finally:
+        app.setPalette(light)
+    qtbot.waitUntil(lambda: not window.theme.dark, timeout=3000)
