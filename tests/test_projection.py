@@ -115,3 +115,72 @@ def test_first_verdict_comes_after_the_minimum_data() -> None:
     assert first_verdict_in(RULE, result) == 52 * 60
     known = RuleResult("cpu_percent", 36 * H, 23.0, 2000, 2 * H, Level.OK, 80.0, 90.0)
     assert first_verdict_in(RULE, known) is None
+
+
+# ------------------------------------------------- where it shows: status, the Slack message
+
+
+def test_status_says_where_each_average_heads(data_dir) -> None:
+    """A real ``trayapp status`` process on a real dataset: 36 h of CPU at 85 (orange), the last
+    five minutes at 100; memory flat at 30. CPU heads for red, memory nowhere."""
+    import json
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta, timezone
+
+    from trayapp.synthetic import write_history
+
+    now = datetime.now(timezone.utc)
+    end = now.timestamp()
+    write_history(data_dir, now - timedelta(hours=36), now, 60,
+                  {"cpu_percent": lambda t: np.where(t > end - 300, 100.0, 85.0), "memory_percent": 30.0, "disk_percent": 40.0})
+    config = data_dir.parent / "status.toml"
+    config.write_text("[sampling]\ninterval_seconds = 60\n")
+
+    def status(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "trayapp.cli", "--config", str(config), "--data-dir", str(data_dir), "status", *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    done = status("--json")
+    assert done.returncode == 0, done.stderr
+    cpu, memory = json.loads(done.stdout)["rules"]
+    assert cpu["level"] == "orange" and cpu["projection"]["level"] == "red"
+    # about 12 h: +15/2160 a minute from 85.03 to above 90 (the newest samples' times shift it a little)
+    assert 11.5 * H < cpu["projection"]["in_seconds"] < 12.5 * H
+    assert "projection" not in memory  # flat at 30: ok for good
+    assert set(memory) == {"metric", "window_seconds", "average", "samples", "coverage_seconds", "level"}
+    text = status()
+    assert text.returncode == 0, text.stderr
+    assert "36 h avg CPU 85 % — orange" in text.stdout and "; red in ≈ 12 h at the current load" in text.stdout
+
+
+def test_a_transition_carries_its_heading_into_the_slack_message(tmp_path) -> None:
+    """The engine attaches where the average heads to a transition; the message says it."""
+    from datetime import datetime, timedelta, timezone
+
+    from trayapp.engine import Engine
+    from trayapp.model import Sample
+    from trayapp.settings import Config
+    from trayapp.slack import build_message
+    from trayapp.synthetic import write_history
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    end = now.timestamp()
+    # 2 h a minute apart: 79 until five minutes ago, then 100 (120 samples, average 79.875: ok)
+    write_history(tmp_path / "data", now - timedelta(hours=2), now, 60,
+                  {"cpu_percent": lambda t: np.where(t > end - 300, 100.0, 79.0), "memory_percent": 30.0, "disk_percent": 40.0})
+    config = Config(sampling_interval_seconds=2.0, rules=(Rule("cpu_percent", 36 * H, 80.0, 90.0, H),))
+    engine = Engine(config, tmp_path / "data")
+    engine.start(now + timedelta(seconds=1))
+    try:
+        assert engine.states[0].window.average == pytest.approx(79.875)
+        tick = engine.tick(Sample(now + timedelta(minutes=1), 100.0, 30.0, 40.0))
+    finally:
+        engine.stop()
+    change, = tick.transitions
+    assert (change.previous, change.current) == (Level.OK, Level.ORANGE)
+    # nothing leaves a 36 h window holding 2 h; the last five minutes are all 100, so 100 every
+    # 2 s: (9685 + 100k)/(121 + k) > 90 from k = 121, that is 242 s
+    assert dict(change.extra)["projection"] == "red in ≈ 4 min at the current load"
+    message = build_message(change, host="box")
+    assert "*Heading:* red in ≈ 4 min at the current load" in message["attachments"][0]["text"]

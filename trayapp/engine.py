@@ -16,7 +16,7 @@ from typing import Any
 
 from trayapp import jsonfile
 from trayapp.model import Level, RuleResult, Sample, Transition
-from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, parse_duration
+from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, parse_duration, with_projection
 from trayapp.settings import Config
 from trayapp.store import Store, release_memory
 
@@ -151,8 +151,9 @@ class Engine:
                 result = state.result(self.tracker.alert.get(key), self.tracker.hysteresis)
                 results.append(result)
                 change = self.tracker.update(key, result, sample.timestamp)
-                if change is not None:
-                    transitions.append(change)
+                if change is not None:  # with where its average heads next, for the Slack message
+                    transitions.append(with_projection(change, state.rule, state.window, t,
+                                                       self.config.sampling_interval_seconds, self.tracker.hysteresis))
             if transitions:
                 self._save_state()
             tick = Tick(sample, tuple(results), Level.worst([r.level for r in results]), tuple(transitions), written)

@@ -387,3 +387,33 @@ def project(
     first = int(moved[0])
     reached = classify(float(average[first]), rule.min_coverage_seconds, rule, level, hysteresis)
     return Projection(reached, float(events[first] - now))
+
+
+CURRENT_LOAD_SPAN = 300.0  # "the current load" a projection continues: the last 5 minutes' mean
+
+
+def project_recent(
+    rule: Rule, result: RuleResult, stamps: object, values: object, now: float, interval: float, hysteresis: float = 0.0
+) -> Projection | None:
+    """``project`` with the current load taken as the mean of the last ``CURRENT_LOAD_SPAN``
+    seconds of ``values`` (one CPU sample is too noisy to extrapolate); None when nothing was
+    sampled then (the recorder is not running: there is no current load to continue)."""
+    import numpy as np
+
+    t = np.asarray(stamps, dtype="float64")
+    v = np.asarray(values, dtype="float64")
+    recent = v[(t > now - CURRENT_LOAD_SPAN) & (t <= now) & np.isfinite(v)]
+    if recent.size == 0:
+        return None
+    return project(rule, t, v, now, float(recent.mean()), interval, result.level, hysteresis)
+
+
+def with_projection(change: Transition, rule: Rule, window: RollingWindow, now: float, interval: float, hysteresis: float) -> Transition:
+    """A transition carrying where its average heads next (``extra`` ``projection``), for Slack."""
+    from dataclasses import replace
+
+    stamps, values = window.arrays()
+    projection = project_recent(rule, change.result, stamps, values, now, interval, hysteresis)
+    if projection is None:
+        return change
+    return replace(change, extra=change.extra + (("projection", projection.text()),))

@@ -92,6 +92,9 @@ def build_message(change: Transition, host: str | None = None, processes: list[s
         f"*Window:* {window}, with {human_duration(result.coverage_seconds)} of data ({result.samples} samples)",
         f"*When:* {when.strftime('%Y-%m-%d %H:%M:%S')} ({when.strftime('%z')})",
     ]
+    heading = dict(change.extra).get("projection")
+    if heading:
+        lines.append(f"*Heading:* {heading}")
     if processes:
         lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'}:* {', '.join(processes)}")
     text = "\n".join(lines)

@@ -24,7 +24,7 @@ from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.model import Level, Sample, Transition, metric_label
-from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project
+from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir
 from trayapp.slack import snooze, snooze_end
 
@@ -127,17 +127,11 @@ def tooltip_text(
 
 
 def projection_for(rule: Rule, result, arrays, now: float, config: Config) -> Projection | None:
-    """``rules.project`` for a rule window's ``(stamps, values)``; the current load is the mean
-    of the last ``CURRENT_LOAD_SPAN`` seconds (one CPU sample is too noisy to extrapolate)."""
+    """``rules.project_recent`` for a rule window's ``(stamps, values)`` (``array('d')`` copies)."""
     import numpy as np
 
-    stamps = np.frombuffer(arrays[0], dtype="float64") if len(arrays[0]) else np.empty(0)
-    values = np.frombuffer(arrays[1], dtype="float64") if len(arrays[1]) else np.empty(0)
-    recent = values[stamps > now - CURRENT_LOAD_SPAN]
-    if recent.size == 0:
-        return None
-    return project(rule, stamps, values, now, float(recent.mean()), config.sampling_interval_seconds,
-                   result.level, config.alerts_hysteresis)
+    stamps, values = (np.frombuffer(a, dtype="float64") if len(a) else np.empty(0) for a in arrays)
+    return project_recent(rule, result, stamps, values, now, config.sampling_interval_seconds, config.alerts_hysteresis)
 
 
 def notification_text(changes: tuple[Transition, ...]) -> tuple[str, str]:
