@@ -127,3 +127,38 @@ def test_the_systemd_unit_is_hardened_but_keeps_the_gpu_and_its_folders() -> Non
     assert values["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
     # NVML opens /dev/nvidia*: nothing that takes devices away (ProtectClock= sets a device allow list)
     assert not {"PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectClock"} & set(values)
+
+
+def test_the_constraints_pin_exactly_what_this_environment_bundles() -> None:
+    """`make package` builds from what constraints.txt pins: trayapp[package,prometheus], whole."""
+    text = (PACKAGING / "constraints.txt").read_text()
+    pins = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert all(re.fullmatch(r"[a-z0-9-]+==[0-9][0-9A-Za-z.+-]*", pin) for pin in pins), pins
+    names = {pin.split("==")[0] for pin in pins}
+    # what the spec bundles and pyproject declares, and the build tool itself
+    assert {"pyside6-essentials", "pyqtgraph", "psutil", "nvidia-ml-py", "gputil", "pandas", "pyarrow", "numpy",
+            "prometheus-client", "pyinstaller", "shiboken6"} <= names
+    done = subprocess.run([sys.executable, str(PACKAGING / "lock.py"), "--check"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_drifted_environment_is_named_and_a_locked_build_refuses(tmp_path: Path) -> None:
+    pins = (PACKAGING / "constraints.txt").read_text().splitlines()
+    drifted = [("psutil==0.0.1" if line.startswith("psutil==") else line) for line in pins if not line.startswith("pyarrow==")]
+    assert drifted != pins
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("\n".join(drifted) + "\n")
+    done = subprocess.run([sys.executable, str(PACKAGING / "lock.py"), "--check", str(constraints)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "lock: psutil " in done.stderr and "0.0.1 is pinned" in done.stderr
+    assert "lock: pyarrow " in done.stderr and "is bundled but not pinned" in done.stderr
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, str(PACKAGING / "build.py"), f"--locked={constraints}", str(dist), str(tmp_path / "work")],
+                           capture_output=True, text=True, timeout=60)
+    assert built.returncode == 1 and "not building" in built.stderr and "Traceback" not in built.stderr
+    assert not dist.exists()
+    # and the tool writes the file it checks against
+    fresh = tmp_path / "fresh.txt"
+    subprocess.run([sys.executable, str(PACKAGING / "lock.py"), str(fresh)], check=True, capture_output=True, timeout=60)
+    again = subprocess.run([sys.executable, str(PACKAGING / "lock.py"), "--check", str(fresh)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
