@@ -249,3 +249,87 @@ def test_only_a_regular_file_of_sane_size_is_read_and_nothing_else_is_written_ov
     with pytest.raises(OSError, match="not a regular file"):
         save(Config(), fifo)
     assert fifo.is_fifo()
+
+
+HAND_WRITTEN = """\
+# My trayapp settings -- written by hand, keep my notes!
+version = 1
+
+[sampling]
+interval_seconds = 5    # this box is slow; do not sample faster
+gpu_backend = "off"     # no GPU here
+
+# Alerts: CPU first, then the scratch disk.
+[[rules]]
+metric = "cpu_percent"   # the one that matters
+window = "36h"
+orange = 80.0
+red = 90.0
+
+[[rules]]
+# the scratch disk fills up on Fridays
+metric = "disk_percent"
+window = "2h"
+orange = 85
+red = 95
+min_coverage = "10m"
+
+[slack]
+channel = "#ops"        # the team channel
+"""
+
+
+def test_save_keeps_the_users_comments_order_and_layout_and_touches_only_what_changed(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    loaded = load(path)
+    assert loaded.warnings == []
+    disk = loaded.config.rules[1]
+    changed = loaded.config.with_values(
+        sampling_interval_seconds=10.0,
+        slack_send_resolved=False,
+        rules=(loaded.config.rules[0], Rule(disk.metric, disk.window_seconds, disk.orange, 97.0, disk.min_coverage_seconds)),
+    )
+    save(changed, path)
+    text = path.read_text()
+    expected = (HAND_WRITTEN
+                .replace("interval_seconds = 5    #", "interval_seconds = 10.0    #")
+                .replace("red = 95\n", "red = 97.0\n")
+                .replace('channel = "#ops"        # the team channel\n',
+                         'channel = "#ops"        # the team channel\nsend_resolved = false\n'))
+    assert text == expected  # every comment, blank line and unchanged value exactly as it was
+    assert load(path).config == changed
+    save(changed, path)  # saving the same settings again changes nothing at all
+    assert path.read_text() == expected
+
+
+def test_save_writes_no_defaults_and_rules_as_tables(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    save(Config(prometheus_port=9200), path)
+    doc = tomllib.loads(path.read_text())
+    assert doc == {"version": 1, "prometheus": {"port": 9200}}  # the default rules and values are not written
+    rules = (Rule("cpu_percent", 3600, 50.0, 60.0, 600), Rule("gpu0_util_percent", 7200, 70.0, 80.0, 0))
+    save(Config(prometheus_port=9200, rules=rules), path)
+    text = path.read_text()
+    assert text.count("[[rules]]") == 2 and "rules = [" not in text
+    assert load(path).config == Config(prometheus_port=9200, rules=rules)
+
+
+def test_deleting_a_rule_drops_its_table_only(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    config = load(path).config
+    save(config.with_values(rules=config.rules[1:]), path)
+    text = path.read_text()
+    assert "# the one that matters" not in text and "# the scratch disk fills up on Fridays" in text
+    assert "# Alerts: CPU first, then the scratch disk." in text and "# this box is slow" in text
+    assert load(path).config.rules == config.rules[1:]
+
+
+def test_an_inline_rule_list_from_an_older_save_becomes_tables_when_rules_change(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('# keep me\nversion = 1\nrules = [{metric = "cpu_percent", window = "36h", orange = 80.0, red = 90.0, min_coverage = "1h"}]\n')
+    save(Config(rules=(Rule("memory_percent", 3600, 70.0, 80.0, 60),)), path)
+    text = path.read_text()
+    assert text.startswith("# keep me\n") and "[[rules]]" in text and "rules = [" not in text
+    assert load(path).config.rules == (Rule("memory_percent", 3600, 70.0, 80.0, 60),)

@@ -272,6 +272,13 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
 
 
+def default_log_path() -> Path:
+    """The tray app's log file, in the platform's user log folder (it has no terminal)."""
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)) / "trayapp.log"
+
+
 def default_data_dir() -> Path:
     import platformdirs
 
@@ -381,17 +388,6 @@ def _plain_http(url: str) -> bool:
     return host not in ("127.0.0.1", "localhost", "::1")
 
 
-def to_toml(config: Config, keep_secrets_in_file: bool = True) -> dict[str, Any]:
-    doc: dict[str, Any] = {"version": CONFIG_VERSION}
-    for f in FIELDS:
-        value = getattr(config, f.attr)
-        if f.kind == "secret" and not keep_secrets_in_file:
-            value = ""
-        doc.setdefault(f.section, {})[f.name] = value
-    doc["rules"] = [rule_to_toml(r) for r in config.rules]
-    return doc
-
-
 def load(path: Path) -> Loaded:
     """Read the config file. Never raises for bad content: it warns and uses defaults."""
     warnings: list[str] = []
@@ -423,24 +419,179 @@ def load(path: Path) -> Loaded:
 
 
 def save(config: Config, path: Path) -> None:
-    """Write atomically; secrets go to the OS keyring when there is one, else the file is 0600."""
-    import tomli_w
+    """Write the settings into the file the user keeps, atomically, changing only what changed.
+
+    The file is round-tripped with tomlkit: comments, order and layout stay; a key is written
+    only when its value changed (a new key only when it differs from its default); ``[[rules]]``
+    stays an array of tables. Secrets go to the OS keyring when there is one, else the file is
+    0600. A file that is not valid TOML is kept aside as ``.broken-<time>`` first."""
+    import tomlkit
+
+    from trayapp.jsonfile import replace_atomically
 
     _set_aside_if_broken(path)
     in_keyring = _store_secrets(config)
-    doc = to_toml(config, keep_secrets_in_file=not in_keyring)
-    has_secret = any(doc["slack"][f.name] for f in FIELDS if f.kind == "secret")
+    doc = None
+    if path.exists():
+        try:
+            doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+        except Exception:  # tomllib read it but tomlkit cannot: keep it aside rather than lose it
+            _set_aside(path)
+    fresh = doc is None
+    if doc is None:
+        doc = tomlkit.document()
+        doc.add(tomlkit.comment("trayapp settings; see 'trayapp doctor' for what is in force"))
+    _update_document(doc, config, keep_secrets=not in_keyring)
+    has_secret = any(
+        isinstance(doc.get(f.section), dict) and doc[f.section].get(f.name) for f in FIELDS if f.kind == "secret"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if has_secret else 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(b"# trayapp settings; see 'trayapp doctor' for what is in force\n")
-        tomli_w.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if has_secret:
-        os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    text = tomlkit.dumps(doc)
+    if fresh and not text.endswith("\n"):
+        text += "\n"
+    replace_atomically(path, text.encode("utf-8"), mode=0o600 if has_secret else 0o644)
+
+
+def _same(f: Field, raw: Any, value: Any) -> bool:
+    """Whether ``raw`` from the file already means ``value`` (``2`` is ``2.0``, ``"60m"`` is ``"1h"``)."""
+    try:
+        checked = check(f, raw)
+    except SettingError:
+        return False
+    if f.kind == "duration":
+        return parse_duration(checked) == parse_duration(value)
+    return checked == value
+
+
+def _update_document(doc: Any, config: Config, keep_secrets: bool) -> None:
+    """Change ``doc`` (a tomlkit document) in place so that it loads as ``config``."""
+    import tomlkit
+
+    version = doc.get("version")
+    if version != CONFIG_VERSION:
+        if "version" in doc:
+            doc["version"] = CONFIG_VERSION
+        else:
+            _insert_top_level(doc, "version", CONFIG_VERSION)
+    slack = doc.get("slack")
+    if isinstance(slack, dict) and "webhook" in slack:  # the version-0 name, migrated on load
+        if "webhook_url" not in slack:
+            slack["webhook_url"] = slack["webhook"]
+        del slack["webhook"]
+    for f in FIELDS:
+        value = getattr(config, f.attr)
+        section = doc.get(f.section)
+        present = isinstance(section, dict) and f.name in section
+        if f.kind == "secret" and not keep_secrets:
+            if present:
+                del section[f.name]  # it lives in the keyring now
+            continue
+        if present:
+            if not _same(f, section[f.name], value):
+                section[f.name] = value
+            continue
+        if value == f.default:
+            continue  # defaults are not written
+        if not isinstance(section, dict):
+            if f.section in doc:  # not a table (a bad value the loader ignored): replace it
+                del doc[f.section]
+            section = tomlkit.table()
+            doc.add(f.section, section)
+        section[f.name] = value
+    _update_rules(doc, config.rules)
+
+
+def _insert_top_level(doc: Any, key: str, value: Any) -> None:
+    """A top-level key must come before the first table; tomlkit's ``add`` puts it there."""
+    doc.add(key, value)
+
+
+def _rule_from(raw: Any) -> Rule | None:
+    try:
+        return check_rule(raw, 0)
+    except SettingError:
+        return None
+
+
+def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
+    import tomlkit
+
+    existing = doc.get("rules")
+    if existing is None and rules == DEFAULT_RULES:
+        return
+    if isinstance(existing, list) and [_rule_from(r) for r in existing] == list(rules):
+        return  # unchanged: not one character touched
+    if not rules:
+        if "rules" in doc:
+            del doc["rules"]
+        _insert_top_level(doc, "rules", tomlkit.array())
+        return
+    if isinstance(existing, tomlkit.items.AoT) and len(existing) == len(rules):
+        for table, rule in zip(existing, rules):  # edit each table key by key: comments stay
+            _update_rule_table(table, rule)
+        return
+    if isinstance(existing, tomlkit.items.AoT):
+        parsed = [_rule_from(t) for t in existing]
+        if len(rules) < len(parsed) and _subsequence(list(rules), parsed):
+            for i in reversed(_unmatched(list(rules), parsed)):  # rules were deleted: drop those tables
+                del existing[i]
+            return
+        tables = list(existing)
+        while len(tables) > len(rules):
+            del existing[len(tables) - 1]
+            tables.pop()
+        for table, rule in zip(tables, rules):
+            _update_rule_table(table, rule)
+        for rule in rules[len(tables):]:
+            existing.append(_rule_table(rule))
+        return
+    if "rules" in doc:  # an inline ``rules = [{…}]`` (older saves) or a bad value: the README's form
+        del doc["rules"]
+    aot = tomlkit.aot()
+    for rule in rules:
+        aot.append(_rule_table(rule))
+    doc.add("rules", aot)
+
+
+def _unmatched(wanted: list[Rule], have: list[Rule | None]) -> list[int]:
+    """Indexes in ``have`` left over when ``wanted`` is matched into it in order (greedy)."""
+    out, j = [], 0
+    for i, rule in enumerate(have):
+        if j < len(wanted) and rule == wanted[j]:
+            j += 1
+        else:
+            out.append(i)
+    return out
+
+
+def _subsequence(wanted: list[Rule], have: list[Rule | None]) -> bool:
+    return len(have) - len(_unmatched(wanted, have)) == len(wanted)
+
+
+def _update_rule_table(table: Any, rule: Rule) -> None:
+    wanted = rule_to_toml(rule)
+    for f in RULE_FIELDS:
+        if f.name in table:
+            if not _same(f, table[f.name], wanted[f.name]):
+                table[f.name] = wanted[f.name]
+        elif not _same(f, f.default, wanted[f.name]):
+            table[f.name] = wanted[f.name]
+
+
+def _rule_table(rule: Rule) -> Any:
+    import tomlkit
+
+    table = tomlkit.table()
+    for key, value in rule_to_toml(rule).items():
+        table.add(key, value)
+    return table
+
+
+def _set_aside(path: Path) -> Path:
+    backup = path.with_name(f"{path.name}.broken-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, backup)
+    log.warning("config: %s was not valid TOML; kept it as %s", path, backup.name)
+    return backup
 
 
 def _set_aside_if_broken(path: Path) -> Path | None:
@@ -458,10 +609,7 @@ def _set_aside_if_broken(path: Path) -> Path | None:
             return None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         pass
-    backup = path.with_name(f"{path.name}.broken-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    os.replace(path, backup)
-    log.warning("config: %s was not valid TOML; kept it as %s", path, backup.name)
-    return backup
+    return _set_aside(path)
 
 
 # ------------------------------------------------------------------- keyring
