@@ -334,6 +334,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for ok, detail in _doctor_gpu(config):
         line(ok, "gpu", detail)
     line(*_doctor_tray())
+    from trayapp.settings import default_log_path
+
+    gui_log = default_log_path()
+    line(None, "log", f"{gui_log} (the tray app's log{'' if gui_log.exists() else '; not written yet'})")
     line(*_doctor_slack(config, folder))
     print("all good" if not problems else f"{problems} problem(s) above")
     return EXIT_OK if not problems else EXIT_FAIL

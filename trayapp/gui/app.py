@@ -14,8 +14,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QtMsgType, Signal, qInstallMessageHandler
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QtMsgType, QUrl, Signal, qInstallMessageHandler
+from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
@@ -25,12 +25,39 @@ from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.model import Level, Sample, Transition, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
-from trayapp.settings import Config, Loaded, default_data_dir
+from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
 from trayapp.slack import snooze, snooze_end
 
 log = logging.getLogger(__name__)
 
 PRELOAD_AFTER_MS = 15_000
+LOG_BYTES = 1_000_000  # the log file rotates at 1 MB and keeps 3 old ones: at most 4 MB
+LOG_BACKUPS = 3
+
+
+def start_log_file(path: Path | None = None, max_bytes: int = LOG_BYTES, backups: int = LOG_BACKUPS) -> "logging.Handler | None":
+    """Write the app's log to a rotating file (started at login, its warnings would go nowhere
+    a person can read). Secrets are redacted there as on every handler. None if it cannot be
+    written (one line on stderr; the app runs on)."""
+    from logging.handlers import RotatingFileHandler
+
+    from trayapp import privacy
+
+    path = Path(path) if path is not None else default_log_path()
+    try:
+        privacy.private_dir(path.parent)
+        handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=False)
+    except OSError as exc:
+        print(f"trayapp: cannot write the log file {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    privacy.install()  # the redacting filter on this handler too
+    return handler
 
 
 def _fmt(value: float | None, unit: str = "%") -> str:
@@ -203,6 +230,7 @@ class TrayApp(QObject):
         self.projections: dict[int, Projection] = {}  # by rule index, refreshed every PROJECT_EVERY
         self._projected_at = 0.0
         self._icon_key: tuple | None = None
+        self.log_path: Path | None = None  # the rotating log file, once run_gui has started it
         self.window = None
         self.dialog = None
         self.use_tray = use_tray
@@ -275,9 +303,17 @@ class TrayApp(QObject):
         snooze_menu.addAction("Resume alerts", lambda: self.snooze("off"))
         self._label_snooze_menu()
         menu.addSeparator()
+        menu.addAction("Open log", self.open_log)
         menu.addAction("Quit", self.quit)
         self._menu_ref = menu
         return menu
+
+    def open_log(self) -> None:
+        """The log file in the desktop's viewer for it (its folder when there is no file yet)."""
+        path = self.log_path or default_log_path()
+        target = path if path.exists() else path.parent
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(target))):
+            log.warning("could not open %s", target)
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:  # left click
@@ -528,6 +564,7 @@ def _quit_on_signals(app: QApplication) -> None:
 
 def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: float = 0.0) -> int:
     qInstallMessageHandler(_qt_messages)
+    log_file = start_log_file()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     _quit_on_signals(app)
     app.setApplicationName("trayapp")
@@ -542,6 +579,12 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
 
     has_tray = _wait_for_tray(wait_for_tray)
     tray_app = TrayApp(loaded, folder, config_file, use_tray=has_tray)
+    if log_file is not None:
+        tray_app.log_path = Path(log_file.baseFilename)
+        # into the file only: the terminal, if any, has seen the config warnings already
+        log_file.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "trayapp started for %s", (folder,), None))
+        for warning in loaded.warnings:
+            log_file.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, "%s", (warning,), None))
 
     def on_connection() -> None:
         conn = server.nextPendingConnection()
