@@ -244,3 +244,44 @@ def test_a_huge_rule_window_is_refused_so_status_and_export_work(data_dir: Path,
     assert rule["window_seconds"] == 400 * 86400 and rule["samples"] == 120
     export = run_cli("--config", str(config), "--data-dir", str(data_dir), "export", "--since", "400d", "--format", "json")
     assert export.returncode == 0 and len(json.loads(export.stdout)) == 120
+
+
+def test_status_json_gives_each_field_one_type_whatever_the_rule_came_from(data_dir: Path, tmp_path: Path) -> None:
+    hot_history(data_dir, hours=2)
+    config = tmp_path / "config.toml"
+    config.write_text("[[rules]]\nmetric = 'cpu_percent'\nwindow = 129600\n[[rules]]\nmetric = 'memory_percent'\nwindow = '1.5h'\n")
+    from_file = json.loads(run_cli("--config", str(config), "--data-dir", str(data_dir), "status", "--json").stdout)
+    default = json.loads(run_cli("--data-dir", str(data_dir), "status", "--json").stdout)
+    for rule in (*from_file["rules"], *default["rules"]):
+        assert type(rule["window_seconds"]) is int and type(rule["samples"]) is int, rule
+        assert type(rule["coverage_seconds"]) is float, rule
+    assert [r["window_seconds"] for r in from_file["rules"]] == [129600, 5400]
+    assert default["rules"][0]["window_seconds"] == 129600
+
+
+@pytest.mark.parametrize(("cpu", "memory", "code"), [(10.0, 10.0, 0), (85.0, 10.0, 1), (95.0, 85.0, 2)])
+def test_status_exit_code_follows_the_level_only_when_asked(data_dir: Path, cpu: float, memory: float, code: int) -> None:
+    hot_history(data_dir, cpu=cpu, memory=memory, hours=2)
+    assert run_cli("--data-dir", str(data_dir), "status", "--exit-code").returncode == code
+    assert run_cli("--data-dir", str(data_dir), "status", "--json", "--exit-code").returncode == code
+    assert run_cli("--data-dir", str(data_dir), "status").returncode == 0
+
+
+def test_status_exit_code_is_3_for_unknown_and_for_could_not_tell(data_dir: Path, tmp_path: Path) -> None:
+    hot_history(data_dir, hours=0.5)  # less than min_coverage: unknown
+    assert run_cli("--data-dir", str(data_dir), "status", "--exit-code").returncode == 3
+    missing = run_cli("--data-dir", str(tmp_path / "nothing"), "status", "--exit-code")
+    assert missing.returncode == 3 and "no data folder" in missing.stderr
+
+
+def test_export_writes_one_timestamp_form_in_csv_and_json(data_dir: Path) -> None:
+    hot_history(data_dir, hours=1)
+    common = ("--data-dir", str(data_dir), "export", "--since", "30m")
+    csv_stamps = [line.split(",")[0] for line in run_cli(*common, "--format", "csv").stdout.splitlines()[1:]]
+    json_stamps = [row["timestamp"] for row in json.loads(run_cli(*common, "--format", "json").stdout)]
+    assert csv_stamps == json_stamps and len(csv_stamps) == 30
+    import re
+
+    for stamp in csv_stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", stamp), stamp
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)

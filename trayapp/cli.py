@@ -25,6 +25,7 @@ from trayapp.settings import FIELD_BY_KEY, Config, Loaded, SettingError, check, 
 log = logging.getLogger("trayapp")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_STATUS_UNKNOWN = 3  # status --exit-code: a Nagios plugin's UNKNOWN, also for "could not tell"
 
 
 class UserError(Exception):
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="the alert level from what is on disk now")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--exit-code", action="store_true",
+                        help="exit as a Nagios plugin does: 0 ok, 1 orange, 2 red, 3 unknown or could not tell")
 
     export = sub.add_parser("export", help="write a time range as CSV, Parquet or JSON")
     export.add_argument("--since", help="start: ISO time (local if no offset) or a duration back from now, e.g. 36h")
@@ -95,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     privacy.install()  # every handler, so slack_sdk's and urllib3's lines are redacted too
     _quiet_libraries(args.verbose)
     command = args.command or "gui"
+    failed = EXIT_STATUS_UNKNOWN if getattr(args, "exit_code", False) else EXIT_FAIL
     try:
         return COMMANDS[command](args)
     except UserError as exc:
         print(privacy.redact(f"trayapp: {exc}"), file=sys.stderr)
-        return EXIT_FAIL
+        return failed
     except KeyboardInterrupt:
-        return EXIT_FAIL
+        return failed
     except Exception as exc:  # the promise: no traceback reaches a user
         print(privacy.redact(f"trayapp: {command} failed: {type(exc).__name__}: {exc} (run with -v for details)"),
               file=sys.stderr)
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             print(privacy.redact(traceback.format_exc()), file=sys.stderr, end="")
-        return EXIT_FAIL
+        return failed
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -227,10 +231,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     projections = [project_recent(rule, r, stamps, columns[rule.metric], now.timestamp(), config.sampling_interval_seconds,
                                   config.alerts_hysteresis) for rule, r in zip(config.rules, results)]
     level = Level.worst([r.level for r in results])
+    code = {Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}.get(level, EXIT_STATUS_UNKNOWN) if args.exit_code else EXIT_OK
     if args.json:
-        rules = [dict(r.as_json(), **({"projection": p.as_json()} if p else {})) for r, p in zip(results, projections)]
+        rules = [dict(_rule_json(r), **({"projection": p.as_json()} if p else {})) for r, p in zip(results, projections)]
         print(json.dumps({"level": level.value, "rules": rules}))
-        return EXIT_OK
+        return code
     print(f"trayapp status: {level.value}   (data in {folder})")
     for result, projection in zip(results, projections):
         print(f"  {describe(result, for_people=True)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples"
@@ -240,7 +245,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     until = snoozed_until(folder)
     if until is not None:
         print(f"  Slack alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')}")
-    return EXIT_OK
+    return code
+
+
+def _rule_json(result: Any) -> dict[str, Any]:
+    """One rule for ``status --json``, each field always of one JSON type: ``window_seconds`` an
+    integer (whole seconds), ``coverage_seconds`` a number with a fraction, ``samples`` an integer."""
+    out = result.as_json()
+    out["window_seconds"] = int(round(float(out["window_seconds"])))
+    out["coverage_seconds"] = float(out["coverage_seconds"])
+    out["samples"] = int(out["samples"])
+    return out
 
 
 # ------------------------------------------------------------------- export
@@ -299,11 +314,13 @@ def write_table(table: Any, fmt: str, output: str) -> None:
         pq.write_table(table, output, compression="zstd")
         return
     frame = table.to_pandas()
+    # One timestamp form in CSV and JSON alike: ISO-8601 in UTC with its offset and microseconds,
+    # 2026-11-27T08:00:00.000000+00:00 (what datetime.fromisoformat and every ISO parser read).
+    frame["timestamp"] = frame["timestamp"].map(lambda t: t.isoformat(timespec="microseconds"))
     if fmt == "csv":
-        frame["timestamp"] = frame["timestamp"].map(lambda t: t.isoformat())
         text = frame.to_csv(index=False)
     else:
-        text = frame.to_json(orient="records", date_format="iso", date_unit="us", lines=False)
+        text = frame.to_json(orient="records", lines=False)
     if output == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
