@@ -155,7 +155,9 @@ class FakeNvml:
 
     def __init__(self, *, util: float = 0, mem_bw: float = 0, temp: float = 30, total: int = H100_TOTAL,
                  used: float = 0, reserved: float = 0, power_mw: int | None = 70_123, fail: set[str] = frozenset(),
-                 count: int = 1, v2_library: bool = True, v2_driver: bool = True, name: bytes = b"NVIDIA H100 80GB HBM3") -> None:
+                 count: int = 1, v2_library: bool = True, v2_driver: bool = True, no_v2: frozenset[int] = frozenset(),
+                 name: bytes = b"NVIDIA H100 80GB HBM3") -> None:
+        self.no_v2 = no_v2  # handles whose GPU answers v2 with an error (a mixed machine)
         self.util, self.mem_bw, self.temp, self.total, self.used, self.reserved = util, mem_bw, temp, total, used, reserved
         self.power_mw, self.fail, self.count, self.v2_driver, self.name, self.shut = power_mw, fail, count, v2_driver, name, False
         if v2_library:
@@ -203,6 +205,8 @@ class FakeNvml:
         assert version == self.nvmlMemory_v2
         if not self.v2_driver:
             raise self.NVMLError("Function Not Found")
+        if h in self.no_v2:
+            raise self.NVMLError("Not Supported")
         return SimpleNamespace(version=version, total=self.total, reserved=self.reserved, used=self.used,
                                free=self.total - self.reserved - self.used)
 
@@ -276,6 +280,13 @@ def test_nvml_without_v2_falls_back_to_v1_as_captured_on_the_h200(gpu_fixtures: 
         nvml = h200_nvml(row["smi_util"], used_mib, row["smi_temp"], v2_library=old != "library", v2_driver=old != "driver")
         (gpu,) = NvmlBackend(nvml).read()
         assert gpu.memory_percent == pytest.approx(row["app_mem"], abs=0.001)
+
+
+def test_nvml_picks_the_memory_info_version_per_gpu() -> None:
+    util, used, total, temp = max(h200_smi_log(), key=lambda r: r[1])
+    gpu0, gpu1 = NvmlBackend(h200_nvml(util, used, temp, count=2, no_v2=frozenset({1}))).read()
+    assert gpu0.memory_percent == pytest.approx(100 * used / total, abs=1e-9)  # v2, as nvidia-smi
+    assert gpu1.memory_percent == pytest.approx(100 * (used * MIB + H200_RESERVED) / (total * MIB), abs=1e-9)  # v1, not n/a
 
 
 def test_nvml_and_gputil_agree_on_the_same_h200_reading(fake_smi, gpu_fixtures: Path) -> None:

@@ -1,14 +1,14 @@
 """An opt-in Prometheus endpoint named by Prometheus's conventions: the latest sample, rule averages and levels.
 
 Imports ``model``, ``rules`` and prometheus_client (an optional extra); never Qt. Bound to 127.0.0.1 by default.
-
-Conventions, decided once (README "Prometheus"): one metric name per quantity, with its unit as a
-suffix; shares are ratios from 0 to 1 (``_ratio``), never percent; temperatures ``_celsius``, power
-``_watts``, durations ``_seconds``. GPU series carry ``gpu`` (the index), ``name`` and ``uuid`` labels
-as dcgm-exporter's do. Each scrape is built from the last tick only (a custom collector), so a
-series that stops being true (a GPU gone, a rule deleted, a value not readable) disappears instead
-of repeating its last value.
 """
+
+# Conventions, decided once (README "Prometheus"): one metric name per quantity, with its unit as a
+# suffix; shares are ratios from 0 to 1 (``_ratio``), never percent; temperatures ``_celsius``, power
+# ``_watts``, durations ``_seconds``. GPU series carry ``gpu`` (the index), ``name`` and ``uuid``
+# labels as dcgm-exporter's do. Each scrape is built from the last tick only (a custom collector), so
+# a series that stops being true (a GPU gone, a rule deleted, a value not readable) disappears
+# instead of repeating its last value.
 
 from __future__ import annotations
 

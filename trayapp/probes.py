@@ -99,9 +99,9 @@ class NvmlBackend:
         if not self._handles:
             nvml.nvmlShutdown()
             raise RuntimeError("NVML found no GPU")
-        self._memory_version = self._pick_memory_version()
+        self._memory_versions = [self._pick_memory_version(h) for h in self._handles]
 
-    def _pick_memory_version(self) -> int | None:
+    def _pick_memory_version(self, handle: Any) -> int | None:
         """``nvmlMemory_v2`` where the library and the driver have it, else ``None`` (v1).
 
         v1's ``used`` counts the memory the driver reserves (0.43 % of an H200 at idle), which
@@ -113,7 +113,7 @@ class NvmlBackend:
             why = "this nvidia-ml-py has no nvmlMemory_v2"
         else:
             try:
-                nvml.nvmlDeviceGetMemoryInfo(self._handles[0], version=version)
+                nvml.nvmlDeviceGetMemoryInfo(handle, version=version)
                 return version
             except TypeError:  # an nvidia-ml-py whose nvmlDeviceGetMemoryInfo takes no version
                 why = "this nvidia-ml-py cannot ask for it"
@@ -122,11 +122,11 @@ class NvmlBackend:
         say_once("nvml:memory_v1", f"GPU: NVML memory info v2 not available ({why}); memory % includes driver-reserved memory", logging.INFO)
         return None
 
-    def _memory(self, handle: Any) -> Any:
-        nvml = self._nvml
-        if self._memory_version is None:
+    def _memory(self, index: int, handle: Any) -> Any:
+        nvml, version = self._nvml, self._memory_versions[index]
+        if version is None:
             return self._call(nvml.nvmlDeviceGetMemoryInfo, handle)
-        return self._call(nvml.nvmlDeviceGetMemoryInfo, handle, version=self._memory_version)
+        return self._call(nvml.nvmlDeviceGetMemoryInfo, handle, version=version)
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -143,7 +143,7 @@ class NvmlBackend:
         readings = []
         for index, handle in enumerate(self._handles):
             util = self._call(nvml.nvmlDeviceGetUtilizationRates, handle)
-            mem = self._memory(handle)
+            mem = self._memory(index, handle)
             temp = self._call(nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU)
             milliwatts = self._call(nvml.nvmlDeviceGetPowerUsage, handle)
             mem_pct = None
