@@ -85,7 +85,6 @@ def snooze_channels(config: Config) -> str:
 
 
 PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule windows)
-CURRENT_LOAD_SPAN = 300.0  # "the current load" a projection continues: the last 5 minutes' mean
 
 
 def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None) -> list[str]:
