@@ -196,7 +196,7 @@ def test_a_real_prometheus_scrapes_the_recorder_and_the_36h_alert_fires(data_dir
             "alert": 'ALERTS{alertname="TrayappAverageRed"}',
         }
         got: dict[str, list[dict]] = {}
-        deadline = time.monotonic() + 45
+        deadline = time.monotonic() + 35
         while time.monotonic() < deadline and len(got) < len(wanted):
             for key, expr in wanted.items():
                 try:
