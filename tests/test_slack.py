@@ -474,3 +474,26 @@ def test_early_wake_ups_neither_send_sooner_nor_lengthen_the_5xx_backoff(slack: 
     assert gaps[0] >= 0.28 and gaps[1] >= 0.58 and gaps[2] >= 1.18, gaps  # 0.3, 0.6, 1.2: each waited out
     assert gaps[2] < 10, gaps  # and not pushed towards the cap by the wake-ups
     assert courier.backoff == 0.3 and _texts(slack)[0] == "first"
+
+
+def test_a_log_handler_added_after_start_is_redacted_too(tmp_path: Path) -> None:
+    import sys
+
+    code = (
+        "import logging, sys\n"
+        "from trayapp import privacy\n"
+        "logging.basicConfig(stream=sys.stderr)\n"
+        "privacy.install()\n"
+        "later = logging.FileHandler(sys.argv[1]); logging.getLogger().addHandler(later)\n"
+        "logging.getLogger('slack_sdk.webhook').warning('Sending a request - url: https://hooks.slack.com/services/T1/B2/lateSecret')\n"
+        "try:\n"
+        "    raise ValueError('Bearer xoxb-in-a-traceback')\n"
+        "except ValueError:\n"
+        "    logging.getLogger('x').exception('failed')\n"
+    )
+    log_file = tmp_path / "late.log"
+    done = subprocess.run([sys.executable, "-c", code, str(log_file)], capture_output=True, text=True, timeout=30)
+    written = log_file.read_text()
+    assert "Sending a request" in written and "ValueError" in written
+    for text in (written, done.stderr):
+        assert "lateSecret" not in text and "xoxb-in-a-traceback" not in text, text

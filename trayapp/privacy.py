@@ -109,13 +109,28 @@ class RedactingFilter(logging.Filter):
 _FILTER = RedactingFilter()
 
 
+_factory_installed = False
+
+
 def install(logger: logging.Logger | None = None) -> None:
     """Put the filter on every handler of ``logger`` (the root logger): records of every logger,
-    slack_sdk's and urllib3's included, reach those handlers and are redacted there."""
+    slack_sdk's and urllib3's included, reach those handlers and are redacted there. Records are
+    also redacted as they are made (a record factory), so a handler added later is covered too."""
+    global _factory_installed
     target = logger or logging.getLogger()
     for handler in target.handlers:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
+    if not _factory_installed:
+        _factory_installed = True
+        previous = logging.getLogRecordFactory()
+
+        def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _FILTER.filter(record)
+            return record
+
+        logging.setLogRecordFactory(make_record)
 
 
 def private_dir(path: Path) -> Path:
