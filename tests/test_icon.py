@@ -125,5 +125,16 @@ def test_icons_are_cached_per_state(qapp) -> None:
     assert {s.width() for s in a.availableSizes()} >= {16, 22, 24, 32, 44, 48}
 
 
+@pytest.mark.parametrize("size", [16, 22, 24])
+def test_a_2x_screen_gets_the_icon_drawn_at_twice_the_pixels(qapp, size: int) -> None:
+    """At a device pixel ratio of 2 the tray asks for 32/44/48 px: drawn at that size, not scaled."""
+    from PySide6.QtCore import QSize
+
+    pixmap = tray_icon.icon(Level.ORANGE, 4, snoozed=True).pixmap(QSize(size, size), 2.0)
+    assert (pixmap.width(), pixmap.devicePixelRatio()) == (2 * size, 2.0)
+    drawn = tray_icon.render(Level.ORANGE, 4, 2 * size, snoozed=True)
+    assert pixmap.toImage().convertToFormat(drawn.format()) == drawn
+
+
 def test_load_buckets() -> None:
     assert [tray_icon.bucket(v) for v in (None, 0, 6, 7, 50, 94, 100)] == [None, 0, 0, 1, 4, 8, 8]
