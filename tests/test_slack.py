@@ -274,6 +274,16 @@ def test_snooze_command(data_dir: Path) -> None:
     assert done.returncode == 1 and "'sometime'" in done.stderr
 
 
+def test_the_first_snooze_on_a_fresh_machine_makes_private_folders(tmp_path: Path) -> None:
+    import stat as st
+
+    data_dir = tmp_path / "new" / "data"
+    done = subprocess.run(trayapp_cmd("--data-dir", str(data_dir), "snooze", "1h"), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    _modes_are_private(data_dir)
+    assert st.S_IMODE((data_dir / "state" / "snooze.json").stat().st_mode) == 0o600
+
+
 # ------------------------------------------------------------------- secrets
 
 

@@ -322,7 +322,7 @@ def snooze(folder: Path, until: datetime | None) -> None:
 
 
 def write_snooze(folder: Path, state: dict[str, Any]) -> None:
-    privacy.private_dir(_snooze_path(folder).parent)
+    make_private(folder)
     jsonfile.write(_snooze_path(folder), state)
 
 
@@ -332,6 +332,8 @@ def make_private(folder: Path) -> None:
         try:
             privacy.private_dir(path)
         except OSError as exc:
+            if path.name == "state":
+                raise  # the caller writes there next: let it say why it could not
             log.warning("cannot make %s private: %s", path, exc.strerror or exc)
 
 
