@@ -84,10 +84,11 @@ def test_the_metric_is_a_drop_down_of_what_this_machine_measures(editor) -> None
 def test_a_metric_no_probe_measures_is_marked_and_blocks_ok(editor) -> None:
     dialog = editor(rules=(Rule("cpu"), Rule("memory_percent")))  # a typo in the config file
     assert not dialog.ok_button.isEnabled()
-    assert "no probe measures 'cpu'" in dialog.rule_cell_error(0, "metric")
+    assert "no probe measures it (cpu_percent, memory_percent" in dialog.rule_cell_error(0, "metric")  # as the config check says
     assert dialog.rule_rows[0].metric.toolTip() == dialog.rule_cell_error(0, "metric")
     assert "#d93025" in dialog.rule_rows[0].metric.styleSheet()
-    assert "Rule 1 metric: no probe measures 'cpu'" in dialog.rules_error.text()
+    assert "Rule 1 metric: no probe measures it" in dialog.rules_error.text()
+    assert dialog.rule_rows[0].metric.currentText() == "cpu (no such metric)"
     dialog.set_rule_cell(0, "metric", "cpu_percent")  # picked from the list
     assert dialog.ok_button.isEnabled() and dialog.rules_error.isHidden()
     assert dialog.rule_cell_error(0, "metric") == "" and dialog.rule_rows[0].metric.styleSheet() == ""

@@ -7,7 +7,6 @@ settings, which take effect at once.
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 
@@ -33,9 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trayapp.model import BASE_COLUMNS, GPU_FIELDS, metric_label, metric_unit
+from trayapp.model import BASE_COLUMNS, metric_label, metric_unit
 from trayapp.rules import Rule, format_duration, parse_duration
-from trayapp.settings import FIELDS, RULE_FIELDS, Config, Field, SettingError, check, check_rule, save
+from trayapp.settings import FIELDS, RULE_FIELDS, Config, Field, SettingError, check, check_rule, known_metric, save
 
 SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus"}
 TABS = (("General", ("sampling", "storage", "alerts", "app")), ("Rules", ()), ("Slack", ("slack",)), ("Fleet", ("prometheus",)))
@@ -43,7 +42,6 @@ ERROR_STYLE = "color: #d93025"
 CELL_ERROR_STYLE = "border: 2px solid #d93025; background: #fce8e6"
 CELL_WARNING_STYLE = "border: 2px solid #f29900"
 DURATION_HINT = "e.g. 36h, 90 m, 1h30m, 7d"
-_GPU_COLUMN = re.compile(r"^gpu\d+_(" + "|".join(GPU_FIELDS) + r")$")
 
 
 def friendly_metric(column: str) -> str:
@@ -59,7 +57,7 @@ def metric_problem(column: str, available: tuple[str, ...]) -> tuple[bool, str] 
     machine has not shown (a config from a GPU box, on a laptop) is only a warning."""
     if column in available:
         return None
-    if column in BASE_COLUMNS or _GPU_COLUMN.match(column):
+    if known_metric(column):
         return False, f"{friendly_metric(column)} is not measured on this machine (yet): this rule stays unknown here"
     return True, f"no probe measures {column!r}; pick a metric from the list"
 
