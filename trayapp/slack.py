@@ -500,6 +500,7 @@ class Courier:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._write_memory()  # a last try: the disk may have room now
         if self.in_memory():
             log.warning("%d Slack message(s) could not be written to %s and are lost", self.in_memory(), self.outbox.dir)
 
