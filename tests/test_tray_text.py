@@ -4,7 +4,7 @@ each average is heading ("red in ≈ 12 h at the current load")."""
 from __future__ import annotations
 
 from array import array
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np

@@ -1,12 +1,14 @@
-"""The tray icon, drawn: one shape per level (so it reads without colour), a load bar, badges.
+"""The tray icon, drawn: one shape per level (reads without colour), a CPU load bar, badges.
 
-Imports Qt and ``model``. ok: a ring with a check; orange: a triangle with "!"; red: an octagon
-with "!"; unknown (not enough data yet): a ring of dots. The colours are the contract (``COLORS``);
-the shapes say the same thing to someone who cannot tell them apart. Below the shape (22 px and
-up) a horizontal bar shows the current CPU load; badges in the top corners say "sampling paused"
-(two bars) and "alerts snoozed" (a "z"). A dark edge and a light glyph keep it readable on light
-and dark panels. The source art for packaging is ``resources/trayapp.svg``.
+Imports Qt and ``model`` only; never the engine, the store or Slack.
 """
+
+# ok: a ring with a check; orange: a triangle with "!"; red: an octagon with "!"; unknown (not
+# enough data yet): a ring of dots. The colours are the contract (``COLORS``); the shapes say the
+# same to someone who cannot tell them apart. Below the shape (20 px and up) a horizontal bar
+# shows the CPU load; badges in the top corners say "sampling paused" (two bars, top right) and
+# "alerts snoozed" (a "z", top left). A dark edge on the filled shapes and a light glyph keep it
+# readable on light and dark panels. The app icon for packaging is ``resources/trayapp.svg``.
 
 from __future__ import annotations
 
@@ -47,14 +49,12 @@ def _polygon(cx: float, cy: float, radius: float, corners: int, turn: float) -> 
     return path
 
 
-def _stroke(path: QPainterPath, width: float, cap=Qt.PenCapStyle.RoundCap, dashes: list[float] | None = None) -> QPainterPath:
+def _stroke(path: QPainterPath, width: float, cap=Qt.PenCapStyle.RoundCap) -> QPainterPath:
     """The outline of ``path`` drawn with a pen of ``width``, as a fillable area."""
     stroker = QPainterPathStroker()
     stroker.setWidth(width)
     stroker.setCapStyle(cap)
     stroker.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-    if dashes:
-        stroker.setDashPattern(dashes)
     return stroker.createStroke(path).simplified()
 
 
