@@ -61,12 +61,19 @@ import sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
 from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtCore import QTimer
 from trayapp.gui.app import TrayApp
 from trayapp.settings import Loaded, Config
 import subprocess
 app = QApplication([])
 app.setQuitOnLastWindowClosed(False)
+light = app.palette()
+dark = QPalette(light)
+for role, colour in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.Base, "#2b2c2f"),
+                     (QPalette.ColorRole.Button, "#303134"), (QPalette.ColorRole.WindowText, "#e8eaed"),
+                     (QPalette.ColorRole.Text, "#e8eaed"), (QPalette.ColorRole.ButtonText, "#e8eaed")):
+    dark.setColor(role, QColor(colour))
 config = Config(sampling_interval_seconds=1.0, alerts_desktop_notifications=True)
 t = TrayApp(Loaded(config, Path({str(Path(tmp) / 'c.toml')!r}), []), Path({str(data_dir)!r}), Path({str(Path(tmp) / 'c.toml')!r}))
 t.start()
@@ -76,56 +83,38 @@ def shoot(name, widget=None):
         g = widget.frameGeometry()
         args += ["-crop", f"{{g.width()}}x{{g.height()}}+{{g.x()}}+{{g.y()}}"]
     subprocess.run(args + [{str(OUT)!r} + "/" + name], check=True)
-def step1():
-    t.show_history(); t.window.move(40, 40); t.window.resize(1100, 760)
-def step2():
-    shoot("history.png", t.window); t.window.hide(); t.show_settings(); t.dialog.move(300, 120); t.dialog.tabs.setCurrentIndex(1)
-def step3():
-    shoot("settings-rules.png", t.dialog); t.dialog.tabs.setCurrentIndex(0)
-def step4():
-    shoot("settings.png", t.dialog); t.dialog.reject()
-    subprocess.run(["xdotool", "mousemove", "1268", "12"])
-def step5():
-    shoot("tray.png"); t.quit()
-for i, f in enumerate((step1, step2, step3, step4, step5)):
+def hover():
+    g = t.window.geometry()
+    subprocess.run(["xdotool", "mousemove", str(g.x() + int(g.width() * 0.62)), str(g.y() + int(g.height() * 0.42))])
+steps = [
+    lambda: (t.show_history(), t.window.setGeometry(40, 40, 1100, 760)),
+    lambda: shoot("history.png", t.window),
+    hover,
+    lambda: shoot("history-hover.png", t.window),
+    lambda: (subprocess.run(["xdotool", "mousemove", "5", "700"]), t.window.show_range(7 * 86400)),
+    lambda: shoot("history-7d.png", t.window),
+    lambda: (app.setPalette(dark), t.window.show_range(36 * 3600)),
+    lambda: shoot("history-dark.png", t.window),
+    lambda: (app.setPalette(light), t.window.show_range(600)),
+    lambda: shoot("history-live.png", t.window),
+    lambda: (t.window.hide(), t.show_settings(), t.dialog.move(300, 120), t.dialog.tabs.setCurrentIndex(1)),
+    lambda: shoot("settings-rules.png", t.dialog),
+    lambda: t.dialog.tabs.setCurrentIndex(0),
+    lambda: shoot("settings.png", t.dialog),
+    lambda: (t.dialog.reject(), subprocess.run(["xdotool", "mousemove", "1268", "12"])),
+    lambda: (shoot("tray.png"), t.quit()),
+]
+for i, f in enumerate(steps):
     QTimer.singleShot(4000 + 2500 * i, f)
 app.exec()
 """
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=180)
     subprocess.run(["convert", str(OUT / "tray.png"), "-crop", "560x200+720+0", "+repage", str(OUT / "tray.png")], check=True)
     print("\n".join(str(p) for p in sorted(OUT.glob("*.png"))))
 
 
 
 
-def icon_sheet() -> Path:
-    """Every level at tray sizes, on a light and a dark panel: docs/screenshots/icons.png."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtGui import QColor, QImage, QPainter
-    from PySide6.QtWidgets import QApplication
-
-    from trayapp.gui.icon import render
-    from trayapp.model import Level
-
-    app = QApplication.instance() or QApplication([])  # noqa: F841 (QPainter needs it)
-    sizes = (16, 22, 24, 48)
-    levels = (Level.OK, Level.ORANGE, Level.RED, Level.UNKNOWN)
-    cell = 56
-    sheet = QImage(cell * len(levels), cell * len(sizes) * 2 // 2 * 2, QImage.Format.Format_ARGB32)
-    p = QPainter(sheet)
-    for band, bg in enumerate((QColor("#f1f3f4"), QColor("#202124"))):
-        p.fillRect(0, band * cell * len(sizes), sheet.width(), cell * len(sizes), bg)
-        for row, size in enumerate(sizes):
-            for col, level in enumerate(levels):
-                image = render(level, 3 if level is not Level.UNKNOWN else None, 6 if level is not Level.UNKNOWN else None, size)
-                y = band * cell * len(sizes) + row * cell + (cell - size) // 2
-                p.drawImage(col * cell + (cell - size) // 2, y, image)
-    p.end()
-    out = OUT / "icons.png"
-    sheet.save(str(out))
-    return out
-
-
 if __name__ == "__main__":
     main()
-    print(icon_sheet())
+    subprocess.run([sys.executable, str(ROOT / "tools" / "icon_sheet.py")], check=True)  # docs/screenshots/icons.png

@@ -68,7 +68,7 @@ class Theme:
         if palette.color(QPalette.ColorRole.Window).lightness() < 128:
             return cls(True, palette.color(QPalette.ColorRole.Base).name(), "#e8eaed", "#9aa0a6",
                        "#8ab4f8", "#d2e3fc", (138, 180, 248, 85))
-        return cls(False, "#ffffff", "#202124", "#5f6368", "#1a73e8", "#174ea6", (26, 115, 232, 60))
+        return cls(False, "#ffffff", "#202124", "#5f6368", "#1a73e8", "#174ea6", (26, 115, 232, 75))
 
 
 class DayAxis(pg.DateAxisItem):
@@ -170,8 +170,8 @@ class MetricPlot:
         self.margin = MarginAxis()
         self.plot = window.graphics.addPlot(row=row, col=0, axisItems={"bottom": DayAxis(orientation="bottom"), "right": self.margin})
         plot = self.plot
-        plot.setLabel("left", f"{metric_label(name)} ({self.unit})")
-        plot.getAxis("left").setWidth(58)
+        self.title = f"{metric_label(name)} ({self.unit})"  # above the plot: a left label would not fit a short plot
+        plot.getAxis("left").setWidth(40)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setMouseEnabled(x=True, y=False)
         plot.setMenuEnabled(False)  # the window's own menu replaces pyqtgraph's
@@ -195,6 +195,9 @@ class MetricPlot:
         self.style(window.theme)
 
     def style(self, theme: Theme) -> None:
+        self.plot.setTitle(self.title, justify="left", size="9pt", color=theme.foreground)
+        self.plot.titleLabel.setMaximumHeight(18)  # pyqtgraph reserves 30 px: too much for six plots
+        self.plot.layout.setRowFixedHeight(0, 18)
         for side in ("left", "bottom", "right"):
             axis = self.plot.getAxis(side)
             axis.setPen(pg.mkPen(theme.muted))
@@ -248,9 +251,9 @@ class MetricPlot:
         step = np.nanmedian(np.diff(cx)) if len(cx) > 2 else 0.0
         if np.isnan(lo[i]) or (step and abs(cx[i] - x) > 2 * step):
             return f"{metric_label(self.name)} —"
-        if self.binned and round(hi[i], 1) != round(lo[i], 1):
+        if self.binned and f"{lo[i]:.0f}" != f"{hi[i]:.0f}":  # the spread of the samples in that bin
             return f"{metric_label(self.name)} {lo[i]:.0f}–{hi[i]:.0f} {self.unit}"
-        return f"{metric_label(self.name)} {lo[i]:.1f} {self.unit}"
+        return f"{metric_label(self.name)} {(lo[i] + hi[i]) / 2:.1f} {self.unit}"
 
     # --- rules
 
@@ -337,24 +340,25 @@ class HistoryWindow(QWidget):
 
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
-        self.summary = QLabel("…")
+        self.summary = QLabel("…")  # a row of its own, full width, so it wraps rather than being cut
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        top.addWidget(self.summary, 1)
+        top.addStretch(1)
         self.buttons = QButtonGroup(self)
         for i, (label, seconds) in enumerate(RANGES):
             button = QPushButton(label)
             button.setCheckable(True)
             button.setChecked(seconds == self.span)
             self.buttons.addButton(button, i)
-            top.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+            top.addWidget(button)
         self.buttons.idClicked.connect(lambda i: self.show_range(RANGES[i][1]))
         self.reset_button = QPushButton("Reset view")
         self.reset_button.setToolTip("Back to the whole range (or double-click a plot)")
         self.reset_button.clicked.connect(self.reset_view)
-        top.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignTop)
+        top.addWidget(self.reset_button)
         layout.addLayout(top)
+        layout.addWidget(self.summary)
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setWordWrap(True)
@@ -458,11 +462,12 @@ class HistoryWindow(QWidget):
         parts = []
         for r in results:
             avg = "n/a" if r.average is None else f"{r.average:.1f} {metric_unit(r.metric)}"
-            part = (f"{human_duration(r.window_seconds)} avg {metric_label(r.metric)} <b>{avg}</b> — {r.level.value} "
-                    f"(over {human_duration(r.coverage_seconds)} of data)")
-            # a rule's line wraps between rules, not inside one
-            parts.append(f"<span style='color:{LEVEL_COLORS[r.level]}'>●</span>&nbsp;" + part.replace(" ", "&nbsp;"))
-        self.summary.setText(" &nbsp;&nbsp; ".join(parts) or "no rules")
+            nb = lambda text: text.replace(" ", "&nbsp;")  # noqa: E731 (a number stays with its unit)
+            parts.append(
+                f"<span style='color:{LEVEL_COLORS[r.level]}'>●</span> {nb(human_duration(r.window_seconds))} avg "
+                f"{metric_label(r.metric)} <b>{nb(avg)}</b> — {r.level.value} (over {nb(human_duration(r.coverage_seconds))} of data)"
+            )
+        self.summary.setText("<br>".join(parts) or "no rules")
         if changed:
             self._sync_rules()
 
