@@ -264,7 +264,7 @@ def test_history_window_shows_gpu_when_there_is_one(qtbot, history_window, data_
     with qtbot.waitSignal(window.range_loaded, timeout=10000):
         window.show()
     assert list(window.plots) == ["cpu_percent", "memory_percent", "disk_percent", "gpu0_util_percent", "gpu0_memory_percent", "gpu0_temperature_c"]
-    assert window.plots["gpu0_temperature_c"].getAxis("left").labelText == "GPU 0 temperature (°C)"
+    assert window.metric_plots["gpu0_temperature_c"].plot.titleLabel.text == "GPU 0 temperature (°C)"
 
 
 def test_live_view_holds_the_last_ten_minutes(qtbot, history_window, data_dir: Path) -> None:
