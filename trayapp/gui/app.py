@@ -230,6 +230,7 @@ class TrayApp(QObject):
         self._projected_at = 0.0
         self._icon_key: tuple | None = None
         self.log_path: Path | None = None  # the rotating log file, once run_gui has started it
+        self.notifier = None  # D-Bus notifications with buttons, where the desktop has them
         self.window = None
         self.dialog = None
         self.use_tray = use_tray
@@ -256,6 +257,7 @@ class TrayApp(QObject):
     def start(self) -> None:
         if self.use_tray:
             self.tray.show()  # the icon first; history is seeded on the sampler thread
+            self._open_notifier()
             if self.config_warnings:
                 self.tray.showMessage(
                     f"trayapp: {len(self.config_warnings)} problem(s) in {self.config_path.name}",
@@ -267,6 +269,24 @@ class TrayApp(QObject):
         # then paints the rule metrics in a few hundred milliseconds instead of twice that.
         QTimer.singleShot(PRELOAD_AFTER_MS, self._preload_history)
 
+    def _open_notifier(self) -> None:
+        """On Linux, notifications through the desktop's D-Bus service carry buttons (Open
+        history, Snooze 1 h); elsewhere, or without one, Qt's tray messages (a click opens the
+        history)."""
+        if not sys.platform.startswith("linux"):
+            return
+        from trayapp.gui.notify import DBusNotifier
+
+        self.notifier = DBusNotifier.open()
+        if self.notifier is not None:
+            self.notifier.invoked.connect(self.on_notification_action)
+
+    def on_notification_action(self, key: str) -> None:
+        if key == "snooze":
+            self.snooze("1h")
+        else:  # "open", or a click on the notification itself
+            self.show_history()
+
     def _preload_history(self) -> None:
         import trayapp.gui.history  # noqa: F401  (loading it is the point)
 
@@ -274,6 +294,9 @@ class TrayApp(QObject):
         """Stop the sampler (the store is flushed), the reader child and the endpoint; idempotent."""
         self.sampler.stop()
         self._collector.stop()
+        if self.notifier is not None:
+            self.notifier.close()
+            self.notifier = None
         if self.exporter is not None:
             self.exporter.stop()
             self.exporter = None
@@ -357,7 +380,10 @@ class TrayApp(QObject):
             title, text = notification_text(tick.transitions)
             kinds = {Level.RED: QSystemTrayIcon.MessageIcon.Critical, Level.ORANGE: QSystemTrayIcon.MessageIcon.Warning}
             worst = Level.worst([c.current for c in tick.transitions])
-            self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
+            if self.notifier is not None:
+                self.notifier.notify(title, text, urgency=2 if worst is Level.RED else 1)
+            else:
+                self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
         if self.window is not None and self.window.isVisible():
             self.window.set_results(tick.results)
             self.window.refresh_live()
