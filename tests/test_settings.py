@@ -333,3 +333,12 @@ def test_an_inline_rule_list_from_an_older_save_becomes_tables_when_rules_change
     text = path.read_text()
     assert text.startswith("# keep me\n") and "[[rules]]" in text and "rules = [" not in text
     assert load(path).config.rules == (Rule("memory_percent", 3600, 70.0, 80.0, 60),)
+
+
+def test_a_secret_with_a_line_break_or_space_is_refused_without_being_shown(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[slack]\nbot_token = "xoxb-1\\nrest-of-it"\nchannel = "#ops"\nwebhook_url = "https://a b/c"\n')
+    loaded = load(path)
+    assert len(loaded.warnings) == 2 and all("must be one line with no spaces" in w for w in loaded.warnings)
+    assert not any("rest-of-it" in w or "a b" in w for w in loaded.warnings)
+    assert not loaded.config.slack_configured

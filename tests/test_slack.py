@@ -337,7 +337,7 @@ def test_a_bot_token_echoed_back_or_holding_a_line_break_is_never_printed(slack:
     config_path.write_text(f'[slack]\nbot_token = "xoxb-1234-abcdEFGH\\nsecondhalf99"\nchannel = "#ops"\napi_url = "{slack.api_url}"\n')
     broken = subprocess.run(trayapp_cmd("-v", "--config", str(config_path), "--data-dir", str(data_dir), "slack-test"),
                             capture_output=True, text=True, timeout=30)
-    assert broken.returncode == 1
+    assert broken.returncode == 1 and "[slack] bot_token (a text, not shown): must be one line with no spaces" in broken.stderr
     for text in (echoed.stdout, echoed.stderr, broken.stdout, broken.stderr):
         assert "test-token-123" not in text and "abcdEFGH" not in text and "secondhalf99" not in text, text
 
@@ -371,6 +371,14 @@ def test_redaction_by_shape(text: str, gone: str) -> None:
     from trayapp.privacy import redact
 
     assert gone not in redact(text) and "***" in redact(text)
+
+
+def test_a_known_secret_is_redacted_whole_by_line_and_as_repr_shows_it() -> None:
+    from trayapp import privacy
+
+    privacy.remember({"odd": ["opaque-Secret\nsecond-Line"]})  # a wrong type, a line break, no known shape
+    for text in ("opaque-Secret\nsecond-Line", repr("opaque-Secret\nsecond-Line"), "got second-Line back", "opaque-Secret"):
+        assert "opaque-Secret" not in privacy.redact(text) and "second-Line" not in privacy.redact(text), text
 
 
 # ------------------------------------------------------------------ delivery never dies, never drops

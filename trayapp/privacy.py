@@ -13,13 +13,14 @@ from urllib.parse import urlsplit
 
 MASK = "***"
 
-_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(hooks\.slack\.com/services/)[^\s'\"<>)\]}]+", re.I), r"\1" + MASK),
-    (re.compile(r"(/services/)T[A-Za-z0-9_-]*/[^\s'\"<>)\]}]+"), r"\1" + MASK),
-    (re.compile(r"(/hooks/)[A-Za-z0-9_-]{12,}"), r"\1" + MASK),
-    (re.compile(r"\b(xox[a-z]|xapp)-[^\s'\",;)\]}]+", re.I), r"\1-" + MASK),
-    (re.compile(r"(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n]+", re.I), r"\1" + MASK),
-    (re.compile(r"(bearer\s+)[^\s'\",;)\]}]+", re.I), r"\1" + MASK),
+# Each pattern's group "s" is the secret part; what comes before it stays readable.
+_SHAPES: tuple[re.Pattern[str], ...] = (
+    re.compile(r"hooks\.slack\.com/services/(?P<s>[^\s'\"<>)\]}]+)", re.I),
+    re.compile(r"/services/(?P<s>T[A-Za-z0-9_-]*/[^\s'\"<>)\]}]+)"),
+    re.compile(r"/hooks/(?P<s>[A-Za-z0-9_-]{12,})"),
+    re.compile(r"\b(?:xox[a-z]|xapp)-(?P<s>[^\s'\",;)\]}]+)", re.I),
+    re.compile(r"authorization['\"]?\s*[:=]\s*['\"]?(?P<s>[^'\"\r\n]+)", re.I),
+    re.compile(r"bearer\s+(?P<s>[^\s'\",;)\]}]+)", re.I),
 )
 
 _known: set[str] = set()
@@ -62,17 +63,37 @@ def forget_all() -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret-shaped part and every known secret replaced by ``***``."""
+    """``text`` with every secret-shaped part and every known secret replaced by ``***``.
+
+    All spans are found in the original text first (known secrets and shapes), merged where they
+    overlap, then masked: one kind of match can never cut another short and leave a piece."""
     if not text:
         return text
     with _lock:
-        known = sorted(_known, key=len, reverse=True)
+        known = list(_known)
+    spans: list[tuple[int, int]] = []
     for secret in known:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
-    return text
+        start = text.find(secret)
+        while start >= 0:
+            spans.append((start, start + len(secret)))
+            start = text.find(secret, start + 1)
+    for pattern in _SHAPES:
+        spans.extend(m.span("s") for m in pattern.finditer(text))
+    if not spans:
+        return text
+    spans.sort()
+    out, pos = [], 0
+    merged_start, merged_end = spans[0]
+    for start, end in spans[1:] + [(len(text) + 1, len(text) + 1)]:
+        if start <= merged_end:
+            merged_end = max(merged_end, end)
+            continue
+        out.append(text[pos:merged_start])
+        out.append(MASK)
+        pos = merged_end
+        merged_start, merged_end = start, end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def scrub(value: Any) -> Any:

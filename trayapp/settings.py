@@ -168,9 +168,11 @@ def check(f: Field, value: Any) -> Any:
             return value
         raise SettingError(f"{shown}: must be true or false")
     if kind in ("str", "path", "secret"):
-        if isinstance(value, str):
-            return value.strip()
-        raise SettingError(f"{shown}: must be text in quotes")
+        if not isinstance(value, str):
+            raise SettingError(f"{shown}: must be text in quotes")
+        if kind == "secret" and any(ch.isspace() or not ch.isprintable() for ch in value.strip()):
+            raise SettingError(f"{shown}: must be one line with no spaces (Slack would refuse it)")
+        return value.strip()
     if kind == "choice":
         if value in f.choices:
             return value
