@@ -163,3 +163,26 @@ def test_the_plots_follow_a_dark_palette(qtbot, opened) -> None:
     finally:
         app.setPalette(light)
     qtbot.waitUntil(lambda: not window.theme.dark, timeout=3000)
+
+
+def test_the_live_view_starts_with_the_minutes_before_the_launch(qtbot, data_dir: Path, tmp_path: Path) -> None:
+    from trayapp.gui.app import TrayApp
+    from trayapp.gui.live import LIVE_SECONDS
+    from trayapp.settings import Loaded
+
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now - timedelta(seconds=5), 30,
+                  {"cpu_percent": 77.0, "memory_percent": 33.0, "disk_percent": 70.0})
+    config = Config(sampling_interval_seconds=0.5, alerts_desktop_notifications=False)
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml")
+    try:
+        with qtbot.waitSignal(app.tick_shown, timeout=20000) as first:
+            app.start()
+        t, columns = app.live.arrays()
+        launched = first.args[0].sample.timestamp.timestamp()
+        before = t < launched
+        assert before.sum() >= LIVE_SECONDS // 30 - 2  # the ten minutes before, one sample per 30 s
+        assert set(columns["cpu_percent"][before]) == {77.0} and set(columns["memory_percent"][before]) == {33.0}
+        assert t[0] > launched - LIVE_SECONDS and np.all(np.diff(t) > 0)
+    finally:
+        app.shutdown()

@@ -368,6 +368,8 @@ class TrayApp(QObject):
     # --- ticks
 
     def on_tick(self, tick: Tick) -> None:
+        if self.last is None:  # the first tick: the last 10 minutes before it, from the rule windows
+            self.live.seed(self.sampler.recent(LIVE_SECONDS), tick.sample.timestamp.timestamp())
         self.last = tick
         self.live.add(tick.sample)
         self._set_icon(tick.level, tray_icon.bucket(tick.sample.cpu_percent))
@@ -448,7 +450,8 @@ class TrayApp(QObject):
 
     # --- windows
 
-    def show_history(self) -> None:
+    def show_history(self, span: float | None = None) -> None:
+        """Open the history window (on ``span`` seconds when given: a range button's)."""
         if self.window is None:
             from trayapp.dataset_jobs import Reader
 
@@ -464,6 +467,11 @@ class TrayApp(QObject):
                 self.window.span = LIVE_SECONDS
         if self.last is not None:
             self.window.set_results(self.last.results, self.config)
+        if span is not None:
+            if self.window.isVisible():
+                self.window.show_range(span)
+            else:
+                self.window.span = span
         self.window.show()
         self.window.raise_()
         self.window.activateWindow()
@@ -525,16 +533,30 @@ class TrayApp(QObject):
         self.sampler.listeners.append(self.exporter.on_tick)
 
 
-def _already_running(name: str) -> bool:
-    """Ask a running instance to show its window; True if one answered."""
+RANGE_NAMES = {"live": LIVE_SECONDS, "36h": 36 * 3600, "7d": 7 * 86400, "30d": 30 * 86400}
+
+
+def _already_running(name: str, history: str | None = None) -> bool:
+    """Ask a running instance to show its window (on ``history``, a RANGE_NAMES key); True if
+    one is there. It answers ``ok`` once the window is shown."""
     socket = QLocalSocket()
     socket.connectToServer(name)
     if not socket.waitForConnected(500):
         return False
-    socket.write(b"show\n")
+    socket.write(f"show {history or ''}".strip().encode() + b"\n")
     socket.waitForBytesWritten(500)
+    socket.waitForReadyRead(3000)
     socket.disconnectFromServer()
     return True
+
+
+def _answer(conn: QLocalSocket, tray_app: "TrayApp") -> None:
+    """A second ``trayapp`` (or a test) asked for the window: ``show [RANGE]``, answered ``ok``."""
+    words = bytes(conn.readAll().data()).decode("utf-8", "replace").split()
+    if words[:1] == ["show"]:
+        tray_app.show_history(RANGE_NAMES.get(words[1]) if len(words) > 1 else None)
+        conn.write(b"ok\n")
+        conn.flush()
 
 
 def _wait_for_tray(seconds: float) -> bool:
@@ -587,7 +609,7 @@ def _quit_on_signals(app: QApplication) -> None:
     app._trayapp_signal_sockets = (reader, writer, notifier)  # keep them alive with the app
 
 
-def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: float = 0.0) -> int:
+def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: float = 0.0, history: str | None = None) -> int:
     qInstallMessageHandler(_qt_messages)
     log_file = start_log_file()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -595,7 +617,7 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
     app.setApplicationName("trayapp")
     app.setQuitOnLastWindowClosed(False)
     name = instance_name(folder)
-    if _already_running(name):
+    if _already_running(name, history):
         print("trayapp: already running for this data folder; brought its window forward", file=sys.stderr)
         return 0
     server = QLocalServer()
@@ -614,13 +636,14 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
     def on_connection() -> None:
         conn = server.nextPendingConnection()
         if conn is not None:
-            conn.readyRead.connect(lambda: (conn.readAll(), tray_app.show_history()))
+            conn.readyRead.connect(lambda: _answer(conn, tray_app))
 
     server.newConnection.connect(on_connection)
     if not has_tray:
         print("trayapp: no system tray on this desktop; showing the window instead (closing it quits)", file=sys.stderr)
         app.setQuitOnLastWindowClosed(True)
-        tray_app.show_history()
+    if history is not None or not has_tray:
+        tray_app.show_history(RANGE_NAMES.get(history or ""))
     tray_app.start()
     code = app.exec()
     tray_app.sampler.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -28,6 +29,21 @@ class LiveBuffer:
         limit = sample.timestamp.timestamp() - self.seconds
         while self.samples and self.samples[0].timestamp.timestamp() <= limit:
             self.samples.popleft()
+
+    def seed(self, recent: dict, before: float) -> int:
+        """Fill the buffer, at start, from samples already in memory (the rule windows'
+        ``{metric: (stamps, values)}``) older than ``before``, so the live view does not start
+        empty on every launch. Metrics the windows do not hold stay empty until sampled."""
+        rows: dict[float, dict[str, float]] = {}
+        for name in ("cpu_percent", "memory_percent", "disk_percent"):
+            stamps, values = recent.get(name, ((), ()))
+            for t, v in zip(stamps, values):
+                if before - self.seconds < t < before:
+                    rows.setdefault(t, {})[name] = v
+        old = [Sample(datetime.fromtimestamp(t, timezone.utc), r.get("cpu_percent"), r.get("memory_percent"),
+                      r.get("disk_percent")) for t, r in sorted(rows.items())]
+        self.samples.extendleft(reversed(old))
+        return len(old)
 
     def columns(self) -> list[str]:
         names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
