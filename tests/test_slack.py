@@ -444,6 +444,7 @@ offline.enqueue({"text": "while full and offline", "attachments": [{"text": "z" 
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 offline.stop()
 print(json.dumps({"leftovers": leftovers, "in_memory": in_memory, "left": left,
+                  "state": sorted(p.name for p in (folder / "state").iterdir()),
                   "written_at_stop": [json.loads(p.read_text())["text"] for p in offline.outbox.pending()]}))
 """
 
@@ -460,6 +461,7 @@ def test_an_alert_on_a_full_disk_is_kept_in_memory_and_sent_and_leaves_no_tempor
     assert _texts(slack) == ["fired while the disk was full", "second, still full", "after the disk had room"]
     assert report["left"] == []
     assert report["written_at_stop"] == ["while full and offline"]
+    assert report["state"] == ["slack.json"]  # status writes failed meanwhile: no temporary file left
 
 
 def test_a_429_holds_every_request_until_retry_after_ends_whatever_arrives(slack: FakeSlack, data_dir: Path) -> None:
