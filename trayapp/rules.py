@@ -357,36 +357,46 @@ def project(
     v = np.asarray(values, dtype="float64")
     keep = (t > now - window) & (t <= now) & np.isfinite(v)
     t, v = t[keep], v[keep]
-    order = np.argsort(t, kind="stable")
-    t, v = t[order], v[order]
-    leave = t + window  # each old sample's last instant in the window is just before this
-    arrivals = now + interval * np.arange(1, int(math.ceil(window / interval)) + 1)
-    events = np.union1d(leave, arrivals)
-    events = events[(events > now) & (events <= now + window)]
-    if events.size == 0:
-        return None
-    # at instant T: old samples with t > T - window stay; new samples at now + k*interval <= T
-    gone = np.searchsorted(leave, events, side="right")
+    if t.size > 1 and not (t[1:] >= t[:-1]).all():
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
+    leave = t + window  # at that instant the old sample is out of the window (it holds (now - window, now])
     suffix = np.concatenate([np.cumsum(v[::-1])[::-1], [0.0]])  # sum of v[i:] for each i
-    n_old = t.size - gone
-    s_old = suffix[gone]
-    n_new = np.floor((events - now) / interval + 1e-9)
-    n = n_old + n_new
-    average = np.divide(s_old + n_new * current, n, out=np.full(events.shape, np.nan), where=n > 0)
-    # the same decision as classify(average, ..., previous=level, hysteresis), vectorised
-    if level is Level.RED:
-        stays = average > rule.red - hysteresis
-    elif level is Level.ORANGE:
-        stays = (average <= rule.red) & (average >= rule.orange - hysteresis)
-    else:
-        stays = average < rule.orange
-    stays |= np.isnan(average)
-    moved = np.flatnonzero(~stays)
-    if moved.size == 0:
+    end = now + window  # by then every old sample has left: the average is ``current`` itself
+
+    def average_at(instants: "np.ndarray") -> "np.ndarray":
+        gone = np.searchsorted(leave, instants, side="right")
+        n_new = np.floor((instants - now) / interval + 1e-9)  # new samples at now + k*interval <= T
+        n = (t.size - gone) + n_new
+        return np.divide(suffix[gone] + n_new * current, n, out=np.full(instants.shape, np.nan), where=n > 0)
+
+    def stays(average: "np.ndarray") -> "np.ndarray":
+        """The same decision as classify(average, ..., previous=level, hysteresis), vectorised."""
+        if level is Level.RED:
+            keep_level = average > rule.red - hysteresis
+        elif level is Level.ORANGE:
+            keep_level = (average <= rule.red) & (average >= rule.orange - hysteresis)
+        else:
+            keep_level = average < rule.orange
+        return keep_level | np.isnan(average)
+
+    # The average only changes when an old sample leaves or a new one arrives: the first instant
+    # of either kind that gives another level is the answer. Both sets are sorted already, so
+    # each is checked on its own (no merge of ~2 x 130,000 instants for 36 h of 1 s samples).
+    firsts = []
+    departures = leave[(leave > now) & (leave <= end)]
+    arrivals = now + interval * np.arange(1, int(math.floor(window / interval + 1e-9)) + 1)
+    for instants in (departures, arrivals):
+        if instants.size:
+            averages = average_at(instants)
+            moved = np.flatnonzero(~stays(averages))
+            if moved.size:
+                firsts.append((float(instants[moved[0]]), float(averages[moved[0]])))
+    if not firsts:
         return None
-    first = int(moved[0])
-    reached = classify(float(average[first]), rule.min_coverage_seconds, rule, level, hysteresis)
-    return Projection(reached, float(events[first] - now))
+    at, first_average = min(firsts)
+    reached = classify(first_average, rule.min_coverage_seconds, rule, level, hysteresis)
+    return Projection(reached, at - now)
 
 
 CURRENT_LOAD_SPAN = 300.0  # "the current load" a projection continues: the last 5 minutes' mean
