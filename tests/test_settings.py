@@ -342,3 +342,12 @@ def test_a_secret_with_a_line_break_or_space_is_refused_without_being_shown(tmp_
     assert len(loaded.warnings) == 2 and all("must be one line with no spaces" in w for w in loaded.warnings)
     assert not any("rest-of-it" in w or "a b" in w for w in loaded.warnings)
     assert not loaded.config.slack_configured
+
+
+@pytest.mark.parametrize("depth", [300, 5000])
+def test_a_value_nested_very_deep_is_one_warning_not_a_crash(tmp_path: Path, depth: int) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[slack]\nwebhook_url = " + "[" * depth + '"https://hooks.example.org/x/deepSecretValue"' + "]" * depth + "\n")
+    loaded = load(path)
+    assert loaded.config == Config() and len(loaded.warnings) == 1, loaded.warnings
+    assert "deepSecretValue" not in loaded.warnings[0]

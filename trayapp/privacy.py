@@ -29,14 +29,15 @@ _lock = threading.Lock()
 
 def remember(value: Any) -> None:
     """Treat ``value`` (text, or text inside lists and tables: a wrong-type secret) as a secret."""
-    if isinstance(value, str):
-        _remember_text(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            remember(item)
-    elif isinstance(value, (list, tuple, set)):
-        for item in value:
-            remember(item)
+    stack = [value]  # a loop, not recursion: a config value can be nested hundreds deep
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _remember_text(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
 
 
 def _remember_text(text: str) -> None:

@@ -412,11 +412,16 @@ def load(path: Path) -> Loaded:
         return Loaded(Config(), path, warnings)
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # tomllib recurses: [[[[…]]]] ends here too
         # Reading never moves the file: only saving new settings over it sets it aside.
-        warnings.append(f"config: {path} is not valid TOML ({exc}); using defaults until it is fixed")
+        reason = exc if isinstance(exc, tomllib.TOMLDecodeError) else "nested too deeply"
+        warnings.append(f"config: {path} is not valid TOML ({reason}); using defaults until it is fixed")
         return Loaded(Config(), path, warnings, broken=True)
-    config = validate(doc, warnings)
+    try:
+        config = validate(doc, warnings)
+    except RecursionError:  # a value nested hundreds deep where a setting goes
+        warnings.append(f"config: {path} holds values nested too deeply; using defaults until it is fixed")
+        return Loaded(Config(), path, warnings, broken=True)
     return Loaded(_with_keyring(config, warnings), path, warnings)
 
 
@@ -609,7 +614,7 @@ def _set_aside_if_broken(path: Path) -> Path | None:
         if info.st_size <= MAX_CONFIG_BYTES:
             tomllib.loads(path.read_text(encoding="utf-8"))
             return None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         pass
     return _set_aside(path)
 
