@@ -206,6 +206,9 @@ def test_the_core_imports_without_qt() -> None:
         (["export", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
         (["frobnicate"], "unknown command 'frobnicate' (choose from gui, run, status, export, doctor, slack-test, snooze)"),
         (["--no-such-flag", "status"], "unrecognized arguments: --no-such-flag"),
+        (["gui", "--wait-for-tray", "inf"], "argument --wait-for-tray: inf: must be between 0 and 3600 seconds"),
+        (["gui", "--wait-for-tray", "nan"], "argument --wait-for-tray: nan: must be between 0 and 3600 seconds"),
+        (["snooze", "99999999d"], "'99999999d': snooze until a time before the year 10000"),
     ],
 )
 def test_command_line_mistakes_are_one_line_and_exit_1(data_dir: Path, args: list[str], needle: str) -> None:

@@ -46,6 +46,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_FAIL, f"{self.prog}: {message} (see 'trayapp --help')\n")
 
 
+def _wait_seconds(text: str) -> float:
+    """``--wait-for-tray``: a finite number of seconds, 0 to 3600 (inf would wait for ever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:  # false for nan too
+        raise argparse.ArgumentTypeError(f"{text}: must be between 0 and 3600 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="trayapp",
@@ -60,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui = sub.add_parser("gui", help="start the tray app (the default)")
     gui.add_argument("--history", choices=("live", "36h", "7d", "30d"), metavar="RANGE",
                      help="open the history window on RANGE (live, 36h, 7d, 30d), in the running app if there is one")
-    gui.add_argument("--wait-for-tray", type=float, default=0.0, metavar="SECONDS",
+    gui.add_argument("--wait-for-tray", type=_wait_seconds, default=0.0, metavar="SECONDS",
                      help="wait this long for a system tray to appear (used when started at login)")
     run = sub.add_parser("run", help="sample, store and alert; --headless for servers")
     run.add_argument("--headless", action="store_true", help="no GUI: run until SIGINT/SIGTERM")

@@ -313,7 +313,10 @@ def snooze_end(text: str, now: datetime | None = None) -> datetime | None:
         seconds = parse_duration(word)
     except ValueError:
         raise ValueError(f"{text!r}: snooze for a duration like 1h or 8h, 'tomorrow' or 'off'") from None
-    return now + timedelta(seconds=seconds)
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r}: snooze until a time before the year 10000, or 'off'") from None
 
 
 def snooze(folder: Path, until: datetime | None) -> None:
