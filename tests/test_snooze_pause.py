@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("PySide6.QtWidgets")
 
 from trayapp.engine import Tick  # noqa: E402
-from trayapp.gui.app import TrayApp, snooze_channels, tooltip_text  # noqa: E402
+from trayapp.gui.app import TrayApp, tooltip_text  # noqa: E402
 from trayapp.model import GpuReading, Level, RuleResult, Sample, Transition  # noqa: E402
 from trayapp.settings import Config, Loaded  # noqa: E402
+from trayapp.slack import snooze_channels  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
 SLACK = dict(slack_webhook_url="http://127.0.0.1:9/services/T/B/x")
@@ -123,3 +124,24 @@ def test_clicking_a_notification_opens_the_history(make_app, monkeypatch: pytest
     monkeypatch.setattr(app, "show_history", lambda *a: opened.append(a))
     app.tray.messageClicked.emit()
     assert opened == [()]
+
+
+def test_the_command_line_says_what_a_snooze_holds_back(tmp_path: Path) -> None:
+    """``trayapp snooze`` and ``status`` as real processes: no Slack here, so no Slack promise."""
+    import subprocess
+    import sys
+
+    def cli(*args: str, config: str = "") -> str:
+        path = tmp_path / "config.toml"
+        path.write_text(config)
+        done = subprocess.run([sys.executable, "-m", "trayapp.cli", "--config", str(path), "--data-dir", str(tmp_path / "data"), *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = cli("snooze", "1h")
+    assert out.startswith("trayapp: alerts snoozed until ") and out.rstrip().endswith("(desktop)") and "Slack" not in out
+    assert "alerts snoozed until" in cli("status") and "(desktop)" in cli("status")
+    slack = '[slack]\nwebhook_url = "http://127.0.0.1:9/services/T/B/x"\n'
+    assert cli("snooze", "8h", config=slack).rstrip().endswith("(desktop + Slack)")
+    assert cli("snooze", "off", config=slack).strip() == "trayapp: alerts are on again (desktop + Slack)"

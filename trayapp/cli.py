@@ -251,11 +251,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for result, projection in zip(results, projections):
         print(f"  {describe(result, for_people=True)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples"
               + (f"; {projection.text()}" if projection else ""))
-    from trayapp.slack import snoozed_until
+    from trayapp.slack import snooze_channels, snoozed_until
 
     until = snoozed_until(folder)
     if until is not None:
-        print(f"  Slack alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')}")
+        what = snooze_channels(config) or "neither Slack nor desktop notifications are on"
+        print(f"  alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')} ({what})")
     return code
 
 
@@ -467,18 +468,19 @@ def cmd_slack_test(args: argparse.Namespace) -> int:
 
 
 def cmd_snooze(args: argparse.Namespace) -> int:
-    from trayapp.slack import snooze, snooze_end
+    from trayapp.slack import snooze, snooze_channels, snooze_end
 
-    _, folder = load_config(args)
+    loaded, folder = load_config(args)
     try:
         until = snooze_end(args.duration)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     snooze(folder, until)
+    what = snooze_channels(loaded.config) or "neither Slack nor desktop notifications are on"
     if until is None:
-        print("trayapp: Slack alerts are on again")
+        print(f"trayapp: alerts are on again ({what})")
     else:
-        print(f"trayapp: Slack alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')}")
+        print(f"trayapp: alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')} ({what})")
     return EXIT_OK
 
 

@@ -319,6 +319,12 @@ def snooze_end(text: str, now: datetime | None = None) -> datetime | None:
         raise ValueError(f"{text!r}: snooze until a time before the year 10000, or 'off'") from None
 
 
+def snooze_channels(config: Config) -> str:
+    """What a snooze holds back here: ``desktop + Slack``, ``desktop``, ``Slack``, or '' (neither is on)."""
+    channels = [name for name, on in (("desktop", config.alerts_desktop_notifications), ("Slack", config.slack_configured)) if on]
+    return " + ".join(channels)
+
+
 def snooze(folder: Path, until: datetime | None) -> None:
     held = int(_read_snooze(folder).get("held", 0) or 0)
     write_snooze(folder, {"until": until.isoformat() if until else None, "held": held})

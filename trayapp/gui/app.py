@@ -26,7 +26,7 @@ from trayapp.gui.sampler import Sampler
 from trayapp.model import Level, Sample, Transition, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
-from trayapp.slack import snooze, snooze_end
+from trayapp.slack import snooze, snooze_channels, snooze_end
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,6 @@ def clock(moment: datetime, now: datetime | None = None) -> str:
     local = moment.astimezone()
     today = (now or datetime.now(timezone.utc)).astimezone().date()
     return local.strftime("%H:%M") if local.date() == today else local.strftime("%a %H:%M")
-
-
-def snooze_channels(config: Config) -> str:
-    """What a snooze holds back on this machine: ``desktop + Slack``, ``desktop`` or ``Slack``."""
-    channels = [name for name, on in (("desktop", config.alerts_desktop_notifications), ("Slack", config.slack_configured)) if on]
-    return " + ".join(channels)
 
 
 PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule windows)
