@@ -13,8 +13,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# Tests run on the versions that `make package` bundles (packaging/constraints.txt), so a
+# release of a dependency on PyPI cannot change what CI tests without a commit that says so.
+$(VENV)/.test-installed: pyproject.toml packaging/constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c packaging/constraints.txt -e '.[test]'
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
@@ -30,8 +32,8 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m bench.run_all
 
 package: $(VENV)/.test-installed
-	$(BIN)/python -m pip install --quiet -e '.[package]'
-	$(BIN)/python packaging/build.py
+	$(BIN)/python -m pip install --quiet -c packaging/constraints.txt -e '.[package,prometheus]'
+	$(BIN)/python packaging/build.py --locked
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

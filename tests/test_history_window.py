@@ -186,3 +186,18 @@ def test_the_live_view_starts_with_the_minutes_before_the_launch(qtbot, data_dir
         assert t[0] > launched - LIVE_SECONDS and np.all(np.diff(t) > 0)
     finally:
         app.shutdown()
+
+
+def test_the_summary_says_what_the_tooltip_says(qtbot, data_dir: Path) -> None:
+    """The first hour and the projection, as in the tooltip, not 'unknown (over 8 s of data)'."""
+    w = HistoryWindow(data_dir, LiveBuffer(), Config())
+    qtbot.addWidget(w)
+    results = (RuleResult("cpu_percent", 129600, 5.0, 4, 8, Level.UNKNOWN, 80.0, 90.0),
+               RuleResult("memory_percent", 129600, 85.0, 9000, 30 * 3600, Level.ORANGE, 80.0, 90.0))
+    w.set_results(results, notes=["36 h avg CPU 5 % — collecting data: first verdict in 52 min",
+                                  "36 h avg memory 85 % — orange (over 30 h of data); red in ≈ 5 h at the current load"])
+    text = w.summary.text()
+    assert "collecting data: first verdict in 52 min" in text and "unknown" not in text
+    assert "red in ≈&nbsp;5 h at the current load" in text
+    w.set_results(results)  # without notes (the window alone): the plain level
+    assert "unknown (over 8&nbsp;s of data)" in w.summary.text()

@@ -381,7 +381,7 @@ class TrayApp(QObject):
             else:
                 self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
         if self.window is not None and self.window.isVisible():
-            self.window.set_results(tick.results)
+            self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections))
             self.window.refresh_live()
         self.tick_shown.emit(tick)
 
@@ -460,7 +460,7 @@ class TrayApp(QObject):
                 # the live view shows what is being recorded (the buttons switch to history)
                 self.window.span = LIVE_SECONDS
         if self.last is not None:
-            self.window.set_results(self.last.results, self.config)
+            self.window.set_results(self.last.results, self.config, rule_lines(self.last, self.config.rules, self.projections))
         if span is not None:
             if self.window.isVisible():
                 self.window.show_range(span)
@@ -599,7 +599,9 @@ def _quit_on_signals(app: QApplication) -> None:
 
     notifier.activated.connect(drain)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: app.quit())
+        # a timer, not app.quit(): a signal that comes before the event loop runs (while the
+        # app seeds its windows) would otherwise be lost and the app would keep running
+        signal.signal(sig, lambda *_: QTimer.singleShot(0, app.quit))
     app._trayapp_signal_sockets = (reader, writer, notifier)  # keep them alive with the app
 
 

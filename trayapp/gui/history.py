@@ -6,6 +6,7 @@ binned there). Every plot item is made once and updated in place: the window sta
 
 from __future__ import annotations
 
+import html
 import logging
 import subprocess
 import time
@@ -453,19 +454,25 @@ class HistoryWindow(QWidget):
 
     # --- data
 
-    def set_results(self, results: tuple[RuleResult, ...], config: Config | None = None) -> None:
-        """Each rule's current window average (from the sampler), drawn and summarised."""
+    def set_results(self, results: tuple[RuleResult, ...], config: Config | None = None, notes: list[str] | None = None) -> None:
+        """Each rule's current window average (from the sampler), drawn and summarised.
+
+        ``notes``: what follows each rule's average in the summary, as the tooltip says it (the
+        first hour's "collecting data: first verdict in 52 min", where the average is heading)."""
         if config is not None:
             self.config = config
         changed = results != self.results or config is not None
         self.results = results
         parts = []
-        for r in results:
+        for i, r in enumerate(results):
             avg = "n/a" if r.average is None else f"{r.average:.1f} {metric_unit(r.metric)}"
             nb = lambda text: text.replace(" ", "&nbsp;")  # noqa: E731 (a number stays with its unit)
+            note = f"{r.level.value} (over {nb(human_duration(r.coverage_seconds))} of data)"
+            if notes is not None and len(notes) == len(results) and " — " in notes[i]:
+                note = html.escape(notes[i].split(" — ", 1)[1]).replace("≈ ", "≈&nbsp;")
             parts.append(
                 f"<span style='color:{LEVEL_COLORS[r.level]}'>●</span> {nb(human_duration(r.window_seconds))} avg "
-                f"{metric_label(r.metric)} <b>{nb(avg)}</b> — {r.level.value} (over {nb(human_duration(r.coverage_seconds))} of data)"
+                f"{metric_label(r.metric)} <b>{nb(avg)}</b> — {note}"
             )
         self.summary.setText("<br>".join(parts) or "no rules")
         if changed:
