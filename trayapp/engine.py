@@ -189,8 +189,13 @@ def window_request(rules: tuple[Rule, ...], now: datetime) -> "tuple[datetime, d
     """What the rules' windows need from disk: (start, end, metrics) over the longest window."""
     if not rules:
         return None
+    from trayapp.store import EARLIEST
+
     longest = max(rule.window_seconds for rule in rules)
-    return now - timedelta(seconds=longest), now, sorted({rule.metric for rule in rules})
+    # a window longer than the data can be (99999999d) reaches back to the earliest time a
+    # store keeps, not past datetime's range
+    start = now - timedelta(seconds=longest) if longest < (now - EARLIEST).total_seconds() else EARLIEST
+    return start, now, sorted({rule.metric for rule in rules})
 
 
 def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | None = None) -> list[RuleResult]:

@@ -358,7 +358,7 @@ def snoozed_until(folder: Path, now: datetime | None = None, state: dict[str, An
         until = datetime.fromisoformat(raw)
     except (TypeError, ValueError):
         return None
-    return until if until > (now or datetime.now(timezone.utc)) else None
+    return until if until.tzinfo is not None and until > (now or datetime.now(timezone.utc)) else None  # naive: not ours
 
 
 # ------------------------------------------------------------------- courier

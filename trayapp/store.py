@@ -702,7 +702,7 @@ def _parse_lines(data: bytes, header: list[str], include: list[str] | None) -> C
     import pandas as pd
     import pyarrow as pa
 
-    names = [n for n in (include if include is not None else header) if n]
+    names = list(dict.fromkeys(n for n in (include if include is not None else header) if n))  # a repeated name: its first column
     position: dict[str, int] = {}
     for i, name in enumerate(header):
         if name and name not in position:
