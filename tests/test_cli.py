@@ -47,7 +47,8 @@ def test_status_text_and_unknown_without_enough_data(data_dir: Path, capsys: pyt
     assert main(["--data-dir", str(data_dir), "status"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("trayapp status: unknown")
-    assert "36 h avg CPU 95 % — unknown (over 29 min of data)" in out  # in the tooltip's words
+    # in the tooltip's words, and when it will know rather than just "unknown"
+    assert "36 h avg CPU 95 % — collecting data: 29 min of the 1 h it needs (first verdict in 31 min of recording)" in out
 
 
 def test_status_without_data_folder_is_one_line(tmp_path: Path) -> None:

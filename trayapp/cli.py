@@ -248,8 +248,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"level": level.value, "rules": rules}))
         return code
     print(f"trayapp status: {level.value}   (data in {folder})")
-    for result, projection in zip(results, projections):
-        print(f"  {describe(result, for_people=True)}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples"
+    from trayapp.rules import first_verdict_in, human_duration
+
+    for rule, result, projection in zip(config.rules, results, projections):
+        line = describe(result, for_people=True)
+        wait = first_verdict_in(rule, result)
+        if wait is not None:  # the first hour: say when it will know, not just "unknown"
+            line = (f"{line.split(' — ', 1)[0]} — collecting data: {human_duration(result.coverage_seconds)} of the "
+                    f"{human_duration(rule.min_coverage_seconds)} it needs (first verdict in {human_duration(max(wait, 1.0))} of recording)")
+        print(f"  {line}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples"
               + (f"; {projection.text()}" if projection else ""))
     from trayapp.slack import snooze_channels, snoozed_until
 
