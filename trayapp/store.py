@@ -179,6 +179,7 @@ class Store:
         """Mend a torn CSV tail, roll earlier days over, apply retention; returns the earliest
         day left in the CSV. The caller holds the writer lock (this process or its parent)."""
         self._tz = local_zone()
+        self._remove_stale_temporaries()
         self._mend_csv()
         self._open_csv()
         try:
@@ -197,6 +198,12 @@ class Store:
         meta, arrays = dataset_jobs.run(job)
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
         return dataset_jobs.seed_result(meta, arrays) if seed else None
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files a killed writer left (``.D.parquet.<random>.tmp``, ``.daily_dump.csv.
+        <random>.tmp``): only the holder of the writer lock writes these, so any found now are dead."""
+        for path in [*self.dataset_dir.glob("Year=*/Month=*/.*.tmp"), *self.csv_path.parent.glob(".*.tmp")]:
+            remove_quietly(path)
 
     def _mend_csv(self) -> None:
         """Cut a torn last line (a crash mid-write) off, keeping its bytes aside; set aside a
