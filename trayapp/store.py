@@ -13,7 +13,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -321,7 +321,7 @@ class Store:
         with open(self.csv_path, "rb") as f:
             f.readline()
             rows = f.read()
-        padded = b"".join(line + b"," * extra + b"\n" for line in rows.splitlines() if line)
+        padded = b"".join(line + b"," * extra + b"\n" for line in rows.split(b"\n") if line)  # \r inside a line stays
         self._replace_csv((",".join(header) + "\n").encode() + padded)
         self._header = header
 
@@ -373,7 +373,7 @@ class Store:
             leaving[content.bad] = True
             leaving[content.blank] = True
             if leaving.any():
-                kept = b"".join(line + b"\n" for line, gone in zip(content.lines, leaving.tolist()) if not gone)
+                kept = b"".join(content.lines[i] + b"\n" for i in np.flatnonzero(~leaving).tolist())
                 self._replace_csv(content.header_line + b"\n" + kept)
         except OSError as exc:
             self._retry_rollover_at = time.monotonic() + 600
@@ -420,7 +420,11 @@ class Store:
         if back is None or problems:
             return False
         wanted = rows.column(TIMESTAMP).cast("int64").to_numpy()
-        return bool(np.isin(wanted, back.column(TIMESTAMP).cast("int64").to_numpy()).all())
+        there = back.column(TIMESTAMP).cast("int64").to_numpy()  # sorted: the file was written sorted
+        if not len(there) or not bool(np.all(there[1:] > there[:-1])):
+            return bool(np.isin(wanted, there).all())
+        found = np.minimum(np.searchsorted(there, wanted), len(there) - 1)
+        return bool(np.all(there[found] == wanted))
 
     def _apply_retention(self, today: date) -> None:
         if self.retention_days <= 0:
@@ -590,7 +594,7 @@ class CsvContent:
 
     header_line: bytes
     table: "pa.Table"
-    lines: list[bytes] = field(default_factory=list)
+    lines: "Sequence[bytes]" = field(default_factory=list)
     row_lines: Any = None
     bad: list[int] = field(default_factory=list)
     lossy: list[int] = field(default_factory=list)
@@ -689,15 +693,34 @@ def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_
         return None
     content = CsvContent(b"", _finite(table))
     if keep_lines:
-        lines = data.split(b"\n")[1:-1]
-        blank = [i for i, line in enumerate(lines) if not line.strip()]
-        if len(lines) - len(blank) != table.num_rows:  # blank lines of spaces: let the careful pass decide
+        if b"\r" in data:  # pyarrow ends a line at a lone \r too: let the careful pass map rows to lines
+            return None
+        lines = _Lines(data)
+        blank = np.flatnonzero(np.diff(lines.ends) == 1).tolist() if b"\n\n" in data else []
+        if len(lines) - len(blank) != table.num_rows:
             return None
         row_lines = np.arange(len(lines))
         if blank:
             row_lines = np.delete(row_lines, blank)
         content.lines, content.blank, content.row_lines = lines, blank, row_lines
     return content
+
+
+class _Lines:
+    """The data lines of a CSV (after the header, without their newline), sliced on demand:
+    a day of 1 s samples is 86,400 lines, and a rollover needs only the few it keeps."""
+
+    def __init__(self, data: bytes) -> None:
+        import numpy as np
+
+        self.data = data
+        self.ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)  # the header's newline first
+
+    def __len__(self) -> int:
+        return max(len(self.ends) - 1, 0)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.data[int(self.ends[i]) + 1 : int(self.ends[i + 1])]
 
 
 _NOT_A_NUMBER = {"", "nan", "-nan", "+nan", "na", "n/a", "null", "none"}
