@@ -693,3 +693,45 @@ def test_a_failed_replacement_leaves_the_old_file_and_no_temporary_file(data_dir
     store.close()
     leftovers = [p for p in data_dir.rglob(".*") if p.name not in (".writer.lock",)]
     assert leftovers == []
+
+
+def test_a_failing_start_up_rollover_still_records(data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # the issue: "cannot use data folder …: dataset job failed" — monitoring stopped until a
+    # person edited the file. Whatever makes the child fail, the recorder records.
+    import sys
+
+    from trayapp import dataset_jobs
+
+    store = opened(data_dir, local(2026, 3, 10, 23))
+    store.append(sample(local(2026, 3, 10, 23)))
+    store.close()
+    with open(store.csv_path, "ab") as f:
+        f.write(b"2026-03-10T23:00:01.000000+01:00,1")  # and a torn line, mended by the parent
+    monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(1)"])
+    store = Store(data_dir, in_child=True)
+    with caplog.at_level(logging.WARNING):
+        stamps, columns = store.open_writer(local(2026, 3, 11, 9), seed=(local(2026, 3, 10), local(2026, 3, 11, 9), ["cpu_percent"]))
+    assert "recording anyway" in caplog.text and len(stamps) == 0 and len(columns["cpu_percent"]) == 0
+    assert store.append(sample(local(2026, 3, 11, 9)))
+    store.close()
+    assert Store(data_dir).read(None, None).num_rows == 2  # the torn line cut off, nothing glued
+
+
+def test_an_unforeseen_error_in_rollover_keeps_the_csv(data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # a stand-in for a bug or a file no test foresaw: a real fault is hard to make on purpose
+    from trayapp import store as store_module
+
+    store = opened(data_dir, local(2026, 3, 10, 23))
+    store.append(sample(local(2026, 3, 10, 23)))
+    before = store.csv_path.read_bytes()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something no test foresaw")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING):
+        patched.setattr(store_module, "unique_sorted", broken)
+        assert store.append(sample(local(2026, 3, 11, 0, 1)))  # midnight: the rollover fails
+    assert "rollover of" in caplog.text and "RuntimeError" in caplog.text
+    assert store.csv_path.read_bytes().startswith(before)
+    assert Store(data_dir).read(None, None).num_rows == 2
+    store.close()

@@ -166,9 +166,12 @@ class Store:
 
             try:
                 seeded = self._maintain_in_child(now.astimezone(self._tz).date(), seed)
-            except JobFailed as exc:
-                self.close()
-                raise StoreError(str(exc)) from None
+            except JobFailed as exc:  # never refuse to record: the CSV takes samples without Arrow
+                log.warning("start-up rollover of %s failed (%s); recording anyway, will try again in 10 minutes", self.csv_path, exc)
+                self._mend_csv()
+                self._min_day = date.min  # unknown: the retry finds out
+                self._retry_rollover_at = time.monotonic() + 600
+                seeded = _no_samples(seed[2]) if seed else None
         else:
             self.maintain(now.astimezone(self._tz).date())
             seeded = self.arrays(*seed) if seed else None
@@ -333,6 +336,17 @@ class Store:
             self._open_csv()
 
     def rollover(self, today: date) -> int:
+        """``_rollover``; whatever it hits (a file no test foresaw), the CSV is kept as it is (it
+        is rewritten only after the day files are read back) and it is tried again in 10 minutes."""
+        try:
+            return self._rollover(today)
+        except Exception as exc:  # noqa: BLE001 - no content of the data folder may stop the recorder
+            self._retry_rollover_at = time.monotonic() + 600
+            log.warning("rollover of %s failed (%s: %s); kept it as it is, will try again in 10 minutes",
+                        self.csv_path, type(exc).__name__, str(exc)[:160])
+            return 0
+
+    def _rollover(self, today: date) -> int:
         """Move every CSV row of a day before ``today`` into that day's Parquet file.
 
         Each day file is merged with what is there, written under a temporary name and renamed
@@ -565,6 +579,13 @@ def _read_text(path: Path) -> str | None:
         return path.read_text().strip()
     except OSError:
         return None
+
+
+def _no_samples(metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
+    """What ``arrays`` returns for no data (numpy only: no Arrow in the recorder)."""
+    import numpy as np
+
+    return np.empty(0), {name: np.empty(0) for name in metrics}
 
 
 def _unused(path: Path) -> Path:
