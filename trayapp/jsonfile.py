@@ -1,5 +1,5 @@
-"""Small files trayapp keeps beside the dataset (alert state, snooze, Slack outbox), and the one
-atomic file replacement every writer uses. Standard library only.
+"""The small JSON files beside the dataset (alert state, snooze, Slack outbox) and the one atomic
+file replacement every writer uses. Standard library only: imports nothing of trayapp, never Qt.
 
 Writes are atomic (a unique temporary dot-file in the same folder, fsynced, renamed into place),
 so a crash leaves the old file or the new one, never half of one, two writers never share a

@@ -1,6 +1,6 @@
 """The dataset on disk: today's CSV day file and the Parquet day files it rolls into.
 
-Imports ``model``, pyarrow and (for time-zone arithmetic and lenient parsing) pandas; never Qt.
+Imports ``model``, ``jsonfile``, pyarrow and (for time-zone arithmetic and lenient parsing) pandas; never Qt.
 
 Layout (kept from the notebook, so its data still reads):
 ``<data_dir>/Monitoring/Year=YYYY/Month=M/D.parquet`` and ``<data_dir>/csv_dump/daily_dump.csv``.
