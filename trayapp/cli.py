@@ -239,7 +239,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     request = window_request(config.rules, now)
     stamps, columns = Store(folder).arrays(*request) if request else ([], {})
     results = [evaluate_arrays(rule, stamps, columns[rule.metric], now.timestamp()) for rule in config.rules]
-    projections = [project_recent(rule, r, stamps, columns[rule.metric], now.timestamp(), config.sampling_interval_seconds,
+    interval = _observed_interval(stamps) or config.sampling_interval_seconds  # the recorder's --interval may differ
+    projections = [project_recent(rule, r, stamps, columns[rule.metric], now.timestamp(), interval,
                                   config.alerts_hysteresis) for rule, r in zip(config.rules, results)]
     level = Level.worst([r.level for r in results])
     code = {Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}.get(level, EXIT_STATUS_UNKNOWN) if args.exit_code else EXIT_OK
@@ -267,6 +268,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
+def _observed_interval(stamps: Any) -> float | None:
+    """The recorder's sampling interval as the data shows it: the median step of the last samples
+    (a projection continues the load at the pace it is really sampled); None with too few."""
+    import numpy as np
+
+    recent = np.asarray(stamps[-600:], dtype="float64")
+    steps = np.diff(recent)
+    steps = steps[(steps > 0) & (steps < 3600)]
+    return float(np.median(steps)) if len(steps) >= 2 else None
+
+
 def _rule_json(result: Any) -> dict[str, Any]:
     """One rule for ``status --json``, each field always of one JSON type: ``window_seconds`` an
     integer (whole seconds), ``coverage_seconds`` a number with a fraction, ``samples`` an integer."""
@@ -292,16 +304,25 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
         pass
     else:
         try:
-            return now - timedelta(seconds=seconds)
+            return max(now - timedelta(seconds=seconds), MOMENT_MIN)
         except OverflowError:
             raise UserError(f"{text!r} reaches back before year 1") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UserError(f"{text!r} is neither an ISO time (2026-11-27T08:00) nor a duration (36h)") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # naive: the user's local time
-    return moment.astimezone(timezone.utc)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # naive: the user's local time
+        moment = moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError, OSError):  # year 1 or 9999 in a zone that pushes it past the end
+        moment = MOMENT_MIN if moment.year < 1970 else MOMENT_MAX
+    # no sample can lie outside these; clamping keeps every later date step in range
+    return min(max(moment, MOMENT_MIN), MOMENT_MAX)
+
+
+MOMENT_MIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MOMENT_MAX = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
