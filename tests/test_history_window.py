@@ -201,3 +201,26 @@ def test_the_summary_says_what_the_tooltip_says(qtbot, data_dir: Path) -> None:
     assert "red in ≈&nbsp;5 h at the current load" in text
     w.set_results(results)  # without notes (the window alone): the plain level
     assert "unknown (over 8&nbsp;s of data)" in w.summary.text()
+
+
+def test_zooming_out_stops_at_sane_times_and_export_still_works(qtbot, opened, tmp_path: Path) -> None:
+    window = opened()
+    cpu = window.metric_plots["cpu_percent"].plot
+    cpu.setXRange(-5e11, 5e11, padding=0)  # a wheel turned for a long time
+    start, end = cpu.viewRange()[0]
+    assert datetime.fromtimestamp(start).year >= 2000 and datetime.fromtimestamp(end).year <= 2100
+    out = tmp_path / "all.csv"
+    window.export_range("csv", str(out))
+    qtbot.waitUntil(lambda: window.status.text().startswith(("Wrote", "Export failed")), timeout=60000)
+    assert window.status.text().startswith("Wrote 12960 samples"), window.status.text()
+
+
+def test_a_narrow_window_has_room_for_the_whole_readout(qtbot, opened) -> None:
+    window = opened()
+    window.resize(500, 350)
+    qtbot.waitUntil(lambda: window.readout.width() < 500, timeout=3000)
+    height = window.readout.height()
+    window.hover_at(time.time() - 6 * 3600)
+    needed = window.readout.heightForWidth(window.readout.width())
+    assert needed <= height, (needed, height)  # nothing cut off ...
+    assert window.readout.height() == height  # ... and the plots did not move

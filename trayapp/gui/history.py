@@ -49,6 +49,7 @@ ORANGE, RED = LEVEL_COLORS[Level.ORANGE], LEVEL_COLORS[Level.RED]
 ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer data for it
 LOADING = "Loading…"
 LOADING_FINER = "Loading finer data…"
+TIME_MIN, TIME_MAX = 946684800.0, 4102444800.0  # 2000-01-01 and 2100-01-01, UTC
 HINT = "Hover for values · scroll or drag to zoom and pan · double-click or Reset to go back"
 
 
@@ -177,6 +178,8 @@ class MetricPlot:
         plot.setMouseEnabled(x=True, y=False)
         plot.setMenuEnabled(False)  # the window's own menu replaces pyqtgraph's
         plot.hideButtons()
+        # time stays between 2000 and 2100 and no narrower than 10 s, however far a wheel turns
+        plot.setLimits(xMin=TIME_MIN, xMax=TIME_MAX, minXRange=10)
         if self.unit == "%":
             plot.setYRange(0, 105, padding=0)
             plot.setLimits(yMin=-5, yMax=110)
@@ -349,12 +352,13 @@ class HistoryWindow(QWidget):
         self.buttons = QButtonGroup(self)
         for i, (label, seconds) in enumerate(RANGES):
             button = QPushButton(label)
+            button.setMinimumWidth(36)  # five buttons fit a narrow window at 2x scale
             button.setCheckable(True)
             button.setChecked(seconds == self.span)
             self.buttons.addButton(button, i)
             top.addWidget(button)
         self.buttons.idClicked.connect(lambda i: self.show_range(RANGES[i][1]))
-        self.reset_button = QPushButton("Reset view")
+        self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Back to the whole range (or double-click a plot)")
         self.reset_button.clicked.connect(self.reset_view)
         top.addWidget(self.reset_button)
@@ -365,7 +369,8 @@ class HistoryWindow(QWidget):
         self.legend.setWordWrap(True)
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.legend)
-        self.readout = QLabel(HINT)  # the hover readout, or a hint: one line, always there
+        self.readout = QLabel(HINT)  # the hover readout, or a hint; wraps in a narrow window
+        self.readout.setWordWrap(True)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.readout)
         self.status = QLabel("")  # loading, an empty range, a failed read or export: for people
@@ -408,6 +413,7 @@ class HistoryWindow(QWidget):
             mp.plot.sigXRangeChanged.connect(self._x_range_changed)
         self.metric_plots[name] = mp
         self._label_days(*mp.plot.viewRange()[0])
+        self._fit_readout()
         self._sync_rules()
         return mp
 
@@ -443,6 +449,20 @@ class HistoryWindow(QWidget):
             f"<span style='color:{ORANGE}'>╍</span> orange and <span style='color:{RED}'>╍</span> red threshold &nbsp; "
             f"<b>┈</b> a rule's window average, over its window"
         )
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_readout()
+
+    def _fit_readout(self) -> None:
+        """Room for as many lines as the longest readout needs at this width, set before any
+        hover, so that hovering never moves the plots."""
+        longest = "Mon 30 Sep 23:59:59   " + "   ".join(
+            f"{metric_label(name)} 100–100 {metric_unit(name)}" for name in self.metric_plots)
+        metrics = self.readout.fontMetrics()
+        width = max(self.readout.width(), 100)
+        lines = max(1, min(4, -(-metrics.horizontalAdvance(max(longest, HINT, key=len)) // width)))
+        self.readout.setFixedHeight(lines * metrics.lineSpacing() + 4)
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
