@@ -136,3 +136,58 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(data_dir: Path, tmp_
     assert "Traceback" not in err.read_text()
     # the temporary files of the writes that kill -9 cut short are gone (the clean start removed them)
     assert [p.name for p in data_dir.rglob(".*.tmp")] == []
+
+
+GUI_KILLS = 6
+
+
+@pytest.mark.xvfb
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
+def test_kill_9_the_tray_app_with_its_window_open_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path) -> None:
+    """The same with the tray app under Xvfb + trayer, its history window open on a view, killed
+    mid-rollover, mid-write and at random; then the headless recorder finishes the job."""
+    from tests.xsession import XSession, available
+
+    missing_tools = available()
+    if missing_tools and not os.environ.get("CI"):
+        pytest.skip(f"needs {missing_tools} (installed by .ci/run)")
+    rng = random.Random(20261130)
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text(HEADER + "\n" + "\n".join(_earlier_day(2) + _earlier_day(1)) + "\n")
+    expected, _, _ = _on_disk(data_dir)
+    err = tmp_path / "app.err"
+    days = [2, 1]
+    with XSession() as x:
+        for kill in range(GUI_KILLS):
+            if kill:
+                days = [3 + 2 * kill, 4 + 2 * kill]
+                lines = _earlier_day(days[0]) + _earlier_day(days[1])
+                with open(csv, "ab") as f:
+                    f.write(("\n".join(lines) + "\n").encode())
+                expected |= {_micros(line.split(",")[0]) for line in lines}
+            view = ("36h", "live", "7d")[kill % 3]
+            with open(err, "ab") as out:
+                proc = subprocess.Popen(trayapp_cmd("--data-dir", str(data_dir), "gui", "--history", view), env=x.env,
+                                        stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
+            mode = kill % 3
+            if mode == 2:
+                wait_for(lambda: proc.poll() is not None, rng.uniform(1.0, 5.0))
+            else:
+                _wait_tight(lambda: proc.poll() is not None or _rollover_sign(data_dir, days, temporary=mode == 1), 30)
+            assert proc.poll() is None, err.read_text()
+            os.killpg(proc.pid, signal.SIGKILL)  # the app, its rollover child and its history reader
+            proc.wait(timeout=10)
+            seen, rows, distinct = _on_disk(data_dir)
+            lost = expected - seen
+            assert not lost, f"kill {kill + 1}: {len(lost)} row(s) lost"
+            assert rows == distinct, f"kill {kill + 1}: {rows - distinct} row(s) doubled in the day files"
+            expected |= seen
+    proc = _start(data_dir, tmp_path / "recorder.err")
+    assert wait_for(lambda: "recording every" in (tmp_path / "recorder.err").read_text() or proc.poll() is not None, 120)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, (tmp_path / "recorder.err").read_text()
+    seen, rows, distinct = _on_disk(data_dir)
+    assert expected <= seen and rows == distinct
+    assert rows >= 2 * GUI_KILLS * ROWS_PER_DAY
+    assert "Traceback" not in err.read_text() + (tmp_path / "recorder.err").read_text()
