@@ -11,6 +11,8 @@ import re
 import sys
 from pathlib import Path
 
+from trayapp.jsonfile import replace_atomically
+
 APP_ID = "io.github.trayapp"
 WAIT_FOR_TRAY = 120
 
@@ -90,9 +92,10 @@ def set_autostart(enabled: bool, platform: str = sys.platform) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     if platform == "darwin":
         content = plistlib.dumps({"Label": APP_ID, "ProgramArguments": cmd, "RunAtLoad": True, "ProcessType": "Interactive"})
-        path.write_bytes(content)
     else:
-        path.write_text(desktop_entry(cmd))
+        content = desktop_entry(cmd).encode()
+    # replaced whole or not at all: a session manager never reads half an entry
+    replace_atomically(path, content, mode=0o644)
     return str(path)
 
 
