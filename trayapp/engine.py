@@ -211,7 +211,7 @@ def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | No
 def describe(result: RuleResult, for_people: bool = False) -> str:
     """One line for logs: ``36 h avg cpu_percent 92.0 % — red (over 14 h of data)``; with
     ``for_people`` (tooltips, notifications): ``36 h avg CPU 92 % — red (over 14 h of data)``."""
-    from trayapp.model import metric_label, metric_unit
+    from trayapp.model import format_value, metric_label, metric_unit
     from trayapp.rules import human_duration
 
     name = metric_label(result.metric) if for_people else result.metric
@@ -219,7 +219,9 @@ def describe(result: RuleResult, for_people: bool = False) -> str:
         avg = "n/a"
     else:
         avg = f"{result.average:.0f}" if for_people else f"{result.average:.1f}"
-        avg += f" {metric_unit(result.metric)}"
+        avg += f" {metric_unit(result.metric)}".rstrip()
+        if for_people and metric_unit(result.metric) in ("B/s", "RPM"):  # 12.3 MB/s, 1,850 RPM
+            avg = format_value(result.metric, result.average)
     return (f"{human_duration(result.window_seconds)} avg {name} {avg} — {result.level.value} "
             f"(over {human_duration(result.coverage_seconds)} of data)")
 

@@ -5,7 +5,7 @@ Imports ``model``, ``rules`` and prometheus_client (an optional extra); never Qt
 
 # Conventions, decided once (README "Prometheus"): one metric name per quantity, with its unit as a
 # suffix; shares are ratios from 0 to 1 (``_ratio``), never percent; temperatures ``_celsius``, power
-# ``_watts``, durations ``_seconds``. GPU series carry ``gpu`` (the index), ``name`` and ``uuid``
+# ``_watts``, durations ``_seconds``, rates ``_bytes_per_second``, fans ``_rpm``. GPU series carry ``gpu`` (the index), ``name`` and ``uuid``
 # labels as dcgm-exporter's do. Each scrape is built from the last tick only (a custom collector), so
 # a series that stops being true (a GPU gone, a rule deleted, a value not readable) disappears
 # instead of repeating its last value.
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from trayapp import __version__
-from trayapp.model import BASE_COLUMNS, Level
+from trayapp.model import BASE_COLUMNS, MACHINE_COLUMNS, Level
 from trayapp.rules import format_duration
 
 LEVEL_VALUES = {Level.UNKNOWN: -1, Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}
@@ -27,6 +27,18 @@ _BASE = {
     "cpu_percent": ("trayapp_cpu_usage_ratio", "Share of CPU time in use over the last sampling interval, all cores (0-1)"),
     "memory_percent": ("trayapp_memory_usage_ratio", "Share of physical memory in use (0-1)"),
     "disk_percent": ("trayapp_disk_usage_ratio", "Share of the watched disk's space in use (0-1)"),
+    "net_recv_bytes_per_s": ("trayapp_network_receive_bytes_per_second", "Bytes received per second, all interfaces but loopback"),
+    "net_sent_bytes_per_s": ("trayapp_network_transmit_bytes_per_second", "Bytes sent per second, all interfaces but loopback"),
+    "disk_read_bytes_per_s": ("trayapp_disk_read_bytes_per_second", "Bytes read per second from the watched disk's device"),
+    "disk_write_bytes_per_s": ("trayapp_disk_write_bytes_per_second", "Bytes written per second to the watched disk's device"),
+    "cpu_temperature_c": ("trayapp_cpu_temperature_celsius", "CPU package temperature (coretemp Package, k10temp Tdie/Tctl)"),
+    "hottest_temperature_c": ("trayapp_hottest_sensor_temperature_celsius", "The highest reading of any temperature sensor"),
+    "fan_rpm": ("trayapp_fan_speed_rpm", "The fastest fan's speed"),
+    "battery_percent": ("trayapp_battery_charge_ratio", "Battery charge (0-1)"),
+    "battery_plugged": ("trayapp_power_supply_online", "1 on AC power, 0 on battery"),
+    "swap_percent": ("trayapp_swap_usage_ratio", "Share of swap space in use (0-1)"),
+    "load_percent": ("trayapp_load_per_core_ratio", "1-minute load average divided by the logical core count"),
+    "cpu_core_max_percent": ("trayapp_cpu_core_max_usage_ratio", "The busiest logical core's share of time in use (0-1)"),
 }
 _GPU = {
     "util_percent": ("trayapp_gpu_utilization_ratio", "Share of time a kernel ran on the GPU (0-1)"),
@@ -47,6 +59,12 @@ def unit_of(column: str) -> tuple[str, float]:
         return "celsius", 1.0
     if column.endswith("_w"):
         return "watts", 1.0
+    if column.endswith("_bytes_per_s"):
+        return "bytes_per_second", 1.0
+    if column.endswith("_rpm"):
+        return "rpm", 1.0
+    if column == "battery_plugged":
+        return "ratio", 1.0  # 1/0; a rule's average is the share of time on AC power
     return "ratio", 100.0  # every other column is a percentage
 
 
@@ -86,8 +104,8 @@ class TickCollector:
         stamp = family("trayapp_last_sample_timestamp_seconds", "When the last sample was taken (Unix time)")
         stamp.add_metric([], sample.timestamp.timestamp())
         yield stamp
-        for column in BASE_COLUMNS:
-            value = _number(getattr(sample, column))
+        for column in (*BASE_COLUMNS, *MACHINE_COLUMNS):
+            value = _number(getattr(sample, column, None))
             if value is not None:
                 name, text = _BASE[column]
                 gauge = family(name, text)

@@ -14,9 +14,40 @@ BASE_COLUMNS = ("cpu_percent", "memory_percent", "disk_percent")
 # Per GPU, in this order: utilisation, memory used ÷ total (as nvidia-smi reports it), temperature,
 # power draw in watts, and the memory controller's busy share (NVML ``utilization.memory``).
 GPU_FIELDS = ("util_percent", "memory_percent", "temperature_c", "power_w", "memory_bandwidth_percent")
+# More of the machine, each null where this machine cannot say (no sensor, no battery, the first
+# tick's rates). Per-core CPU is not stored per core (a 128-core server would get 128 columns): only
+# the busiest core is; the whole list rides on ``Sample.cores`` in memory for the live view.
+RATE_COLUMNS = ("net_recv_bytes_per_s", "net_sent_bytes_per_s", "disk_read_bytes_per_s", "disk_write_bytes_per_s")
+MACHINE_COLUMNS = (
+    *RATE_COLUMNS,
+    "cpu_temperature_c",
+    "hottest_temperature_c",
+    "fan_rpm",
+    "battery_percent",
+    "battery_plugged",
+    "swap_percent",
+    "load_percent",
+    "cpu_core_max_percent",
+)
 
 
-_LABELS = {"cpu_percent": "CPU", "memory_percent": "memory", "disk_percent": "disk"}
+_LABELS = {
+    "cpu_percent": "CPU",
+    "memory_percent": "memory",
+    "disk_percent": "disk",
+    "net_recv_bytes_per_s": "network receive",
+    "net_sent_bytes_per_s": "network send",
+    "disk_read_bytes_per_s": "disk read",
+    "disk_write_bytes_per_s": "disk write",
+    "cpu_temperature_c": "CPU temperature",
+    "hottest_temperature_c": "hottest sensor",
+    "fan_rpm": "fan",
+    "battery_percent": "battery",
+    "battery_plugged": "on AC power",
+    "swap_percent": "swap",
+    "load_percent": "load",
+    "cpu_core_max_percent": "busiest core",
+}
 _GPU_LABELS = {
     "util_percent": "util",
     "memory_percent": "memory",
@@ -38,11 +69,61 @@ def metric_label(column: str) -> str:
 
 
 def metric_unit(column: str) -> str:
+    """The unit people read a column in: ``%``, ``°C``, ``W``, ``B/s``, ``RPM``; ``""`` for a 0/1 state."""
     if column.endswith("_c"):
         return "°C"
     if column.endswith("_w"):
         return "W"
+    if column.endswith("_bytes_per_s"):
+        return "B/s"
+    if column.endswith("_rpm"):
+        return "RPM"
+    if column == "battery_plugged":
+        return ""
     return "%"
+
+
+def metric_range(column: str) -> tuple[float, float]:
+    """The values a rule's thresholds may take for this column: 0–100 for a share, wider for the rest."""
+    unit = metric_unit(column)
+    if unit == "B/s":
+        return 0.0, 1e12  # up to a TB/s
+    if unit == "RPM":
+        return 0.0, 100000.0
+    if unit == "W":
+        return 0.0, 100000.0
+    if unit == "°C":
+        return 0.0, 200.0
+    if unit == "":
+        return 0.0, 1.0
+    return 0.0, 100.0
+
+
+def _bytes_rate(value: float) -> str:
+    """Decimal units (1 KB = 1000 B), three significant digits: ``740 KB/s``, ``12.3 MB/s``."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 999.5 or unit == "TB":
+            break
+        value /= 1000.0
+    if unit == "B" or abs(value) >= 99.95:
+        return f"{value:.0f} {unit}/s"
+    return f"{value:.1f} {unit}/s" if abs(value) >= 9.995 else f"{value:.2f} {unit}/s"
+
+
+def format_value(column: str, value: float | None) -> str:
+    """A value as people read it: ``12.3 MB/s``, ``61 °C``, ``1,850 RPM``, ``42 %``, ``plugged in``, ``n/a``."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if column == "battery_plugged":
+        return "plugged in" if value >= 0.5 else "on battery"
+    unit = metric_unit(column)
+    if unit == "B/s":
+        return _bytes_rate(value)
+    if unit in ("RPM", "W", "°C"):
+        return f"{value:,.0f} {unit}"
+    if unit == "%":
+        return f"{value:.0f} %" if abs(value) >= 9.95 or value == 0 else f"{value:.1f} %"
+    return f"{value:g}"
 
 
 def gpu_column(index: int, field_name: str) -> str:
@@ -78,14 +159,29 @@ class Sample:
     memory_percent: float | None
     disk_percent: float | None
     gpus: tuple[GpuReading, ...] = ()
+    net_recv_bytes_per_s: float | None = None
+    net_sent_bytes_per_s: float | None = None
+    disk_read_bytes_per_s: float | None = None
+    disk_write_bytes_per_s: float | None = None
+    cpu_temperature_c: float | None = None
+    hottest_temperature_c: float | None = None
+    fan_rpm: float | None = None
+    battery_percent: float | None = None
+    battery_plugged: float | None = None
+    swap_percent: float | None = None
+    load_percent: float | None = None
+    cpu_core_max_percent: float | None = None
+    cores: tuple[float, ...] = ()  # every logical core's %, for the live view; not stored
 
     def values(self) -> dict[str, float | None]:
-        """The sample's metrics by dataset column name (timestamp excluded)."""
+        """The sample's metrics by dataset column name (timestamp excluded; ``cores`` is not a column)."""
         row: dict[str, float | None] = {
             "cpu_percent": self.cpu_percent,
             "memory_percent": self.memory_percent,
             "disk_percent": self.disk_percent,
         }
+        for name in MACHINE_COLUMNS:
+            row[name] = getattr(self, name)
         for gpu in self.gpus:
             for name in GPU_FIELDS:
                 row[gpu_column(gpu.index, name)] = getattr(gpu, name)

@@ -1,6 +1,6 @@
-"""Reading the machine: psutil for CPU, memory and disk; NVML or GPUtil for NVIDIA GPUs.
+"""Reading the machine: psutil for CPU, memory, disk, network, sensors; NVML or GPUtil for NVIDIA GPUs.
 
-Imports only ``model``; a missing GPU, driver or field is a normal state that reads as ``None``.
+Imports only ``model``; a missing GPU, sensor, battery, driver or field is a normal state that reads as ``None``.
 """
 
 from __future__ import annotations
@@ -309,17 +309,338 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
+# --- more of the machine: pure parsing of psutil's output, so fixtures from other machines test it
+
+SLOW_PERIOD_S = 10.0  # temperatures, fans, battery and swap are read at most this often, then reused
+
+
+def is_loopback(name: str) -> bool:
+    """``lo`` (Linux), ``lo0`` (macOS, BSD), ``Loopback Pseudo-Interface 1`` (Windows)."""
+    lowered = name.lower()
+    return lowered == "lo" or (lowered.startswith("lo") and lowered[2:].isdigit()) or "loopback" in lowered
+
+
+class CounterRates:
+    """Bytes/s from monotonic counters read at two instants, summed over keys (interfaces, disks).
+
+    A key seen for the first time or gone since the last reading contributes nothing, and so does
+    a counter that went backwards (wrapped, or reset by a driver reload): no bogus spike. No key
+    with two good readings (the first tick): ``None``, never 0.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, ...]] = {}
+        self._at: float | None = None
+
+    def update(self, counters: dict[str, tuple[int, ...]], at: float) -> tuple[float | None, ...]:
+        last, then = self._last, self._at
+        self._last, self._at = counters, at
+        width = len(next(iter(counters.values()), ()))
+        if then is None or at <= then or width == 0:
+            return (None,) * max(width, 2)
+        elapsed = at - then
+        totals: list[float | None] = [None] * width
+        for key, now in counters.items():
+            before = last.get(key)
+            if before is None or len(before) != width:
+                continue
+            for i in range(width):
+                delta = now[i] - before[i]
+                if delta >= 0:
+                    totals[i] = (totals[i] or 0.0) + delta
+        return tuple(None if t is None else t / elapsed for t in totals)
+
+
+def net_counters(pernic: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """psutil's ``net_io_counters(pernic=True)`` → {interface: (received, sent)}, loopback left out."""
+    return {name: (c.bytes_recv, c.bytes_sent) for name, c in pernic.items() if not is_loopback(name)}
+
+
+def disk_device(path: str, partitions: Sequence[Any], names: Sequence[str]) -> str | None:
+    """The key of ``disk_io_counters(perdisk=True)`` for the partition holding ``path``, or ``None``.
+
+    The mount with the longest mount point that holds ``path``; its device's name (``/dev/sda1`` →
+    ``sda1``, ``/dev/mapper/root`` → ``dm-0`` through the link); else, on Linux, the device number
+    of ``path`` through ``/sys/dev/block``; else (Windows' ``PhysicalDriveN``, macOS' ``diskN``) the
+    only disk there is, or the whole disk a macOS slice belongs to.
+    """
+    names = list(names)
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        real = path
+    best = None
+    for part in partitions:
+        mount = part.mountpoint
+        norm_mount, norm_real = os.path.normcase(mount), os.path.normcase(real)
+        inside = norm_real == norm_mount or norm_real.startswith(norm_mount.rstrip("/\\") + os.sep) or norm_mount in ("/", "\\")
+        if inside and (best is None or len(mount) > len(best.mountpoint)):
+            best = part
+    if best is not None and best.device:
+        device = best.device
+        try:
+            resolved = os.path.realpath(device) if os.path.isabs(device) else device
+        except (OSError, ValueError):
+            resolved = device
+        for candidate in (os.path.basename(resolved), os.path.basename(device)):
+            if candidate in names:
+                return candidate
+        whole = _mac_whole_disk(os.path.basename(device))
+        if whole in names:
+            return whole
+    if sys.platform.startswith("linux"):
+        try:
+            st = os.stat(path)
+            link = f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+            name = os.path.basename(os.path.realpath(link))
+            if name in names:
+                return name
+        except (OSError, ValueError):
+            pass
+    physical = [n for n in names if not n.startswith(("loop", "ram", "zram", "sr"))]
+    return physical[0] if len(physical) == 1 else None
+
+
+def _mac_whole_disk(name: str) -> str:
+    """``disk3s1s1`` → ``disk3``."""
+    if name.startswith("disk"):
+        digits = name[4:].split("s", 1)[0]
+        if digits.isdigit():
+            return f"disk{digits}"
+    return name
+
+
+_LINUX_DISKSTATS = sys.platform.startswith("linux") and os.path.exists("/proc/diskstats")
+
+
+def _read_diskstats() -> str:
+    with open("/proc/diskstats", encoding="ascii", errors="replace") as f:
+        return f.read()
+
+
+def diskstats_bytes(text: str, device: str) -> tuple[int, int] | None:
+    """(bytes read, bytes written) of one device from Linux's ``/proc/diskstats``, or ``None``.
+
+    Used instead of psutil's ``disk_io_counters(perdisk=True)`` on Linux, which also opens every
+    disk's sysfs sector size on each call (10 files here, hundreds with many loop devices): for one
+    device, one line. The kernel counts these sectors in 512-byte units whatever the disk's own.
+    """
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 7 or fields[2] != device:
+            continue
+        read, written = (fields[5], fields[9]) if len(fields) >= 14 else (fields[4], fields[6])  # 7: an old kernel's partition
+        try:
+            return int(read) * 512, int(written) * 512
+        except ValueError:
+            return None
+    return None
+
+
+_CPU_CHIPS = ("coretemp", "k10temp", "zenpower", "cpu_thermal", "cpu-thermal", "soc_thermal", "thinkpad")
+
+
+def _plausible(value: Any) -> float | None:
+    """A sensor's reading, or ``None`` for an unplugged probe's 0, -128, 127 or 255, and NaN."""
+    number = _finite(value)
+    return number if number is not None and 0.0 < number < 127.0 else None
+
+
+def parse_temperatures(temps: dict[str, Sequence[Any]] | None) -> tuple[float | None, float | None]:
+    """(CPU package °C, hottest sensor °C) from ``sensors_temperatures()``.
+
+    CPU: coretemp's "Package id N" (the hottest package on a multi-socket server), else its
+    hottest "Core N"; k10temp/zenpower "Tdie" (Tctl can carry an offset), else "Tctl"; a Raspberry
+    Pi's cpu_thermal; the ThinkPad EC's "CPU". Hottest: the highest plausible reading of any sensor.
+    """
+    if not temps:
+        return None, None
+    readings = [(chip, str(entry.label or ""), _plausible(entry.current)) for chip, entries in temps.items() for entry in entries]
+    with_tdie = {chip for chip, label, _ in readings if label == "Tdie"}
+    # Tctl is a fan-control value (Threadripper: Tdie + 27 °C), not a temperature, where Tdie is there
+    hottest = max((v for c, label, v in readings if v is not None and not (label == "Tctl" and c in with_tdie)), default=None)
+
+    def best(chip: str, *prefixes: str) -> float | None:
+        for prefix in prefixes:
+            found = [v for c, label, v in readings if c == chip and v is not None and label.startswith(prefix)]
+            if found:
+                return max(found)
+        return None
+
+    cpu = None
+    for chip in _CPU_CHIPS:
+        if chip not in temps:
+            continue
+        if chip == "coretemp":
+            cpu = best(chip, "Package id", "Physical id", "Core ")
+        elif chip in ("k10temp", "zenpower"):
+            cpu = best(chip, "Tdie", "Tctl", "")
+        elif chip == "thinkpad":
+            cpu = best(chip, "CPU")
+        else:
+            cpu = best(chip, "")
+        if cpu is not None:
+            break
+    return cpu, hottest
+
+
+def parse_fans(fans: dict[str, Sequence[Any]] | None) -> float | None:
+    """The fastest fan's RPM from ``sensors_fans()`` (0 is a real, stopped fan); ``None`` without fans."""
+    speeds = [_finite(entry.current) for entries in (fans or {}).values() for entry in entries]
+    speeds = [s for s in speeds if s is not None and s >= 0]
+    return max(speeds) if speeds else None
+
+
+def parse_battery(battery: Any) -> tuple[float | None, float | None]:
+    """(charge %, 1.0 on AC / 0.0 on battery) from ``sensors_battery()``; ``None`` where it cannot say."""
+    if battery is None:
+        return None, None
+    plugged = getattr(battery, "power_plugged", None)
+    return _finite(getattr(battery, "percent", None)), None if plugged is None else float(bool(plugged))
+
+
+def parse_swap(swap: Any) -> float | None:
+    """Swap used % from ``swap_memory()``; ``None`` on a machine with no swap (0 of 0 is not 0 %)."""
+    if swap is None or not getattr(swap, "total", 0):
+        return None
+    return _finite(swap.percent)
+
+
+def cpu_busy_percents(before: Sequence[Any], after: Sequence[Any]) -> tuple[float | None, tuple[float, ...]]:
+    """(all cores %, each core %) between two ``cpu_times(percpu=True)`` readings, as psutil counts it.
+
+    psutil's own formula: busy = total − idle − iowait, where total leaves out guest time (already
+    in user). One read of the per-core times gives both numbers, so per-core costs no second read.
+    """
+    cores: list[float] = []
+    all_busy = all_total = 0.0
+    for t0, t1 in zip(before, after):
+        busy, total = _busy_total(t1)
+        busy0, total0 = _busy_total(t0)
+        d_total, d_busy = total - total0, busy - busy0
+        if d_total <= 0:  # no time passed for this core (read twice within a clock tick)
+            cores.append(0.0)
+            continue
+        d_busy = min(max(d_busy, 0.0), d_total)
+        cores.append(round(100.0 * d_busy / d_total, 1))
+        all_busy += d_busy
+        all_total += d_total
+    if all_total <= 0:
+        return None, ()
+    return round(100.0 * all_busy / all_total, 1), tuple(cores)
+
+
+def _busy_total(times: Any) -> tuple[float, float]:
+    total = sum(times)
+    if sys.platform.startswith("linux"):
+        total -= getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+    idle = getattr(times, "idle", 0.0) + getattr(times, "iowait", 0.0)
+    return total - idle, total
+
+
+class MachineReader:
+    """Everything but CPU total, memory, disk space and GPUs, read in the sampler's tick.
+
+    Rates (network, disk I/O) and per-core CPU need two readings: the first tick has ``None``.
+    Sensors, battery and swap change slowly and cost the most on some laptops (sysfs walks), so
+    they are read at most every ``SLOW_PERIOD_S`` seconds and the last value is reused between.
+    """
+
+    def __init__(self, disk_path: str) -> None:
+        self.disk_path = disk_path
+        self._net = CounterRates()
+        self._disk = CounterRates()
+        self._cores = max(psutil.cpu_count() or 1, 1)
+        self._cpu_times: Any = None
+        self._slow_at: float | None = None
+        self._slow: dict[str, float | None] = {}
+        self._device: str | None = None
+        self._device_known = False
+        try:
+            self._cpu_times = psutil.cpu_times(percpu=True)
+        except (OSError, psutil.Error):
+            self._cpu_times = None
+
+    def _guard(self, key: str, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # a sensor driver or /proc file that fails must not stop sampling
+            say_once(f"machine:{key}", f"{what}: cannot read ({_short(exc)}); shown as n/a")
+            return None
+
+    def cpu(self) -> tuple[float | None, tuple[float, ...]]:
+        """(all cores %, each core %) since the last call."""
+        now = self._guard("cpu", "CPU", lambda: psutil.cpu_times(percpu=True))
+        before, self._cpu_times = self._cpu_times, now
+        if not now or not before or len(now) != len(before):  # a core taken offline or back
+            return None, ()
+        return cpu_busy_percents(before, now)
+
+    def read(self, at: float | None = None) -> dict[str, float | None]:
+        at = time.monotonic() if at is None else at
+        row: dict[str, float | None] = {}
+        # nowrap=False: CounterRates drops a counter that went backwards; psutil's own fix-up costs 25 %
+        pernic = self._guard("net", "network", lambda: psutil.net_io_counters(pernic=True, nowrap=False))
+        recv, sent = self._net.update(net_counters(pernic) if pernic else {}, at)[:2]
+        row["net_recv_bytes_per_s"], row["net_sent_bytes_per_s"] = recv, sent
+        row["disk_read_bytes_per_s"], row["disk_write_bytes_per_s"] = self._disk_rates(at)
+        load = self._guard("load", "load average", psutil.getloadavg)
+        row["load_percent"] = None if not load else _finite(100.0 * load[0] / self._cores)
+        if self._slow_at is None or at - self._slow_at >= SLOW_PERIOD_S or at < self._slow_at:
+            self._slow_at = at
+            self._slow = self._read_slow()
+        row.update(self._slow)
+        return row
+
+    def _disk_rates(self, at: float) -> tuple[float | None, float | None]:
+        if not self._device_known:
+            perdisk = self._guard("diskio", "disk I/O", lambda: psutil.disk_io_counters(perdisk=True, nowrap=False))
+            if not perdisk:
+                return None, None
+            partitions = self._guard("partitions", "disk partitions", lambda: psutil.disk_partitions(all=False)) or []
+            self._device = disk_device(self.disk_path, partitions, list(perdisk))
+            self._device_known = True
+            if self._device is None:
+                say_once("machine:diskdev", f"disk I/O: cannot tell which disk holds {self.disk_path!r}; disk read/write shown as n/a")
+        device = self._device
+        if device is None:
+            return None, None
+        if _LINUX_DISKSTATS:
+            counters = self._guard("diskio", "disk I/O", lambda: diskstats_bytes(_read_diskstats(), device))
+        else:
+            perdisk = self._guard("diskio", "disk I/O", lambda: psutil.disk_io_counters(perdisk=True, nowrap=False)) or {}
+            c = perdisk.get(device)
+            counters = None if c is None else (c.read_bytes, c.write_bytes)
+        if counters is None:  # the device went away (a USB disk pulled): n/a, and look again next tick
+            self._device_known = False
+            self._disk = CounterRates()
+            return None, None
+        return self._disk.update({device: counters}, at)[:2]
+
+    def _read_slow(self) -> dict[str, float | None]:
+        row: dict[str, float | None] = {}
+        temps = getattr(psutil, "sensors_temperatures", None)  # Linux and FreeBSD only
+        cpu, hottest = parse_temperatures(self._guard("temps", "temperatures", temps)) if temps else (None, None)
+        row["cpu_temperature_c"], row["hottest_temperature_c"] = cpu, hottest
+        fans = getattr(psutil, "sensors_fans", None)
+        row["fan_rpm"] = parse_fans(self._guard("fans", "fans", fans)) if fans else None
+        battery = getattr(psutil, "sensors_battery", None)
+        row["battery_percent"], row["battery_plugged"] = parse_battery(self._guard("battery", "battery", battery)) if battery else (None, None)
+        row["swap_percent"] = parse_swap(self._guard("swap", "swap", psutil.swap_memory))
+        return row
+
+
 class Probe:
     """Reads one ``Sample``. Create it on the thread that samples: it primes psutil there."""
 
     def __init__(self, gpu_backend: str = "auto", disk_path: str | None = None) -> None:
         self.disk_path = disk_path or default_disk_path()
-        psutil.cpu_percent(interval=None)  # the first call returns 0.0; prime it
+        self.machine = MachineReader(self.disk_path)  # primes the per-core CPU times
         self.gpu: GpuBackend = open_gpu_backend(gpu_backend)
 
     def read(self, now: datetime | None = None) -> Sample:
         timestamp = now or datetime.now(timezone.utc)
-        cpu = _finite(psutil.cpu_percent(interval=None))
+        cpu, cores = self.machine.cpu()  # one read of the per-core times gives the total and each core
         try:
             memory = _finite(psutil.virtual_memory().percent)
         except (OSError, psutil.Error) as exc:
@@ -335,7 +656,12 @@ class Probe:
         except Exception as exc:  # a driver that goes away mid-run must not stop sampling
             say_once("gpu:read", f"GPU: reading failed ({_short(exc)}); shown as n/a")
             gpus = ()
-        return Sample(timestamp, cpu, memory, disk, gpus)
+        try:
+            more = self.machine.read()
+        except Exception as exc:  # parsing a driver's odd output: this tick's extras are n/a, nothing stops
+            say_once("machine:read", f"machine: reading failed ({_short(exc)}); network, disk I/O and sensors shown as n/a")
+            more = {}
+        return Sample(timestamp, cpu, memory, disk, gpus, **more, cpu_core_max_percent=max(cores) if cores else None, cores=cores)
 
     def close(self) -> None:
         self.gpu.close()

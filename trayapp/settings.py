@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import privacy
-from trayapp.model import BASE_COLUMNS, GPU_FIELDS
+from trayapp.model import BASE_COLUMNS, GPU_FIELDS, MACHINE_COLUMNS, metric_range
 from trayapp.rules import DEFAULT_RULES, Rule, format_duration, parse_duration
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,9 @@ RULE_FIELDS: tuple[Field, ...] = (
           "A dataset column: cpu_percent, memory_percent, disk_percent, gpu0_util_percent, …"),
     Field("rules", "window", "duration", "36h", "Window", "How far back the average reaches (s, m, h, d).", above=0.0,
           maximum=MAX_WINDOW),
-    Field("rules", "orange", "float", 80.0, "Orange at", "Orange when the average is at least this.", minimum=0.0, maximum=100.0),
-    Field("rules", "red", "float", 90.0, "Red above", "Red when the average is above this.", minimum=0.0, maximum=100.0),
+    # the widest any metric allows (bytes/s); check_rule narrows it to the metric's own range (0-100 for a %)
+    Field("rules", "orange", "float", 80.0, "Orange at", "Orange when the average is at least this.", minimum=0.0, maximum=1e12),
+    Field("rules", "red", "float", 90.0, "Red above", "Red when the average is above this.", minimum=0.0, maximum=1e12),
     Field("rules", "min_coverage", "duration", "1h", "Minimum data",
           "With less data than this in the window the level is unknown.", minimum=0.0),
 )
@@ -111,8 +112,8 @@ _GPU_METRIC = re.compile(r"^gpu\d+_(" + "|".join(GPU_FIELDS) + r")$")
 
 
 def known_metric(column: str) -> bool:
-    """Whether some probe produces this column: cpu/memory/disk_percent or gpuN_<a GPU field>."""
-    return column in BASE_COLUMNS or bool(_GPU_METRIC.match(column))
+    """Whether some probe produces this column: a base or machine column, or gpuN_<a GPU field>."""
+    return column in BASE_COLUMNS or column in MACHINE_COLUMNS or bool(_GPU_METRIC.match(column))
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +236,14 @@ def check_rule(raw: Any, index: int) -> Rule:
     if not known_metric(values["metric"]):
         raise SettingError(
             f"[[rules]] #{index + 1} metric = {values['metric']!r}: no probe measures it "
-            "(cpu_percent, memory_percent, disk_percent, or gpuN_ with " + ", ".join(GPU_FIELDS) + ")"
+            f"({', '.join(BASE_COLUMNS + MACHINE_COLUMNS)}, or gpuN_ with " + ", ".join(GPU_FIELDS) + ")"
         )
+    low, high = metric_range(values["metric"])
+    for name in ("orange", "red"):
+        if values[name] > high:
+            raise SettingError(f"[[rules]] #{index + 1} {name} = {values[name]:g}: must be at most {high:g}")
+        if values[name] < low:
+            raise SettingError(f"[[rules]] #{index + 1} {name} = {values[name]:g}: must be at least {low:g}")
     if not values["orange"] < values["red"]:
         raise SettingError(
             f"[[rules]] #{index + 1} orange = {values['orange']:g}, red = {values['red']:g}: orange must be below red"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trayapp.jsonfile import remove_quietly, replace_atomically
-from trayapp.model import BASE_COLUMNS, Sample
+from trayapp.model import BASE_COLUMNS, MACHINE_COLUMNS, Sample
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -73,6 +73,8 @@ def column_order(names: Iterable[str]) -> list[str]:
             return (0, 0, "")
         if name in BASE_COLUMNS:
             return (1, BASE_COLUMNS.index(name), "")
+        if name in MACHINE_COLUMNS:  # network, disk I/O, sensors, swap, load: after the base, before GPUs
+            return (1, len(BASE_COLUMNS) + MACHINE_COLUMNS.index(name), "")
         m = re.match(r"gpu(\d+)_(.*)$", name)
         if m:
             return (2, int(m.group(1)), m.group(2))

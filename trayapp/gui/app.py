@@ -23,7 +23,7 @@ from trayapp.engine import Tick, describe
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
-from trayapp.model import Level, Sample, Transition, metric_label
+from trayapp.model import MACHINE_COLUMNS, Level, Sample, Transition, format_value, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
 from trayapp.slack import snooze, snooze_channels, snooze_end
@@ -64,10 +64,14 @@ def _fmt(value: float | None, unit: str = "%") -> str:
     return "n/a" if value is None else f"{value:.0f} {unit}"
 
 
-def describe_sample(sample: Sample) -> list[str]:
+def describe_sample(sample: Sample, rules: tuple[Rule, ...] = ()) -> list[str]:
+    """The current readings; of the network, disk I/O, sensor, swap and load columns only those a rule watches."""
     lines = [f"CPU {_fmt(sample.cpu_percent)}   memory {_fmt(sample.memory_percent)}   disk {_fmt(sample.disk_percent)}"]
     for gpu in sample.gpus:
         lines.append(f"GPU {gpu.index} {_fmt(gpu.util_percent)}   memory {_fmt(gpu.memory_percent)}   {_fmt(gpu.temperature_c, '°C')}")
+    watched = [c for c in MACHINE_COLUMNS if any(rule.metric == c for rule in rules)]
+    if watched:
+        lines.append("   ".join(f"{metric_label(c)} {format_value(c, getattr(sample, c))}" for c in watched))
     return lines
 
 
@@ -137,7 +141,7 @@ def tooltip_text(
     if paused:  # the last readings are not current: say so instead of showing them
         lines.append(f"paused since {clock(paused_since, now)}: no new readings" if paused_since else "paused: no new readings")
     else:
-        lines += describe_sample(tick.sample)
+        lines += describe_sample(tick.sample, rules)
     lines += rule_lines(tick, rules, projections)
     if snoozed is not None:
         lines.append(f"alerts snoozed until {clock(snoozed, now)}" + (f" ({snoozing})" if snoozing else ""))
@@ -477,7 +481,9 @@ class TrayApp(QObject):
             self.dialog.raise_()
             self.dialog.activateWindow()
             return
-        measured = tuple(self.last.sample.values()) if self.last is not None else None  # incl. GPU columns seen
+        values = self.last.sample.values() if self.last is not None else None  # incl. GPU columns seen
+        # a battery, fan or sensor column is offered only where this machine has one (its value is not null)
+        measured = tuple(c for c, v in values.items() if v is not None or c not in MACHINE_COLUMNS) if values else None
         self.dialog = SettingsDialog(self.config, self.config_path, self.folder, self.slack_line, metrics=measured)
         self.dialog.applied.connect(self.apply)
         self.dialog.show()

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trayapp.model import BASE_COLUMNS, metric_label, metric_unit
+from trayapp.model import BASE_COLUMNS, metric_label, metric_range, metric_unit
 from trayapp.rules import Rule, format_duration, parse_duration
 from trayapp.settings import FIELDS, RULE_FIELDS, Config, Field, SettingError, check, check_rule, known_metric, save
 
@@ -46,8 +46,8 @@ DURATION_HINT = "e.g. 36h, 90 m, 1h30m, 7d"
 
 def friendly_metric(column: str) -> str:
     """``memory_percent`` → ``Memory (%)``: the tooltip's name, capitalised, with the unit."""
-    label = metric_label(column)
-    return f"{label[:1].upper()}{label[1:]} ({metric_unit(column)})"
+    label, unit = metric_label(column), metric_unit(column)
+    return f"{label[:1].upper()}{label[1:]}" + (f" ({unit})" if unit else "")
 
 
 def metric_problem(column: str, available: tuple[str, ...]) -> tuple[bool, str] | None:
@@ -107,9 +107,13 @@ class RuleRow:
         self._metric_changed()
 
     def _metric_changed(self, *_args: object) -> None:
-        unit = f" {metric_unit(self.metric.currentData() or '')}"
-        self.orange.setSuffix(unit)
-        self.red.setSuffix(unit)
+        column = self.metric.currentData() or ""
+        unit = f" {metric_unit(column)}".rstrip()
+        low, high = metric_range(column)  # bytes/s and RPM reach far past 100
+        for spin in (self.orange, self.red):
+            spin.setSuffix(unit)
+            spin.setDecimals(2 if high <= 1 else 1)
+            spin.setRange(low, high)
 
     def raw(self) -> dict[str, object]:
         return {
