@@ -225,3 +225,35 @@ def test_a_real_prometheus_scrapes_the_recorder_and_the_36h_alert_fires(data_dir
         _, err = recorder.communicate(timeout=20)
     assert recorder.returncode == 0, err
     assert f"Prometheus metrics on http://127.0.0.1:{port}/metrics" in err
+
+
+MACHINE = dict(net_recv_bytes_per_s=1_250_000.0, net_sent_bytes_per_s=0.0, disk_read_bytes_per_s=4096.0,
+               disk_write_bytes_per_s=None, cpu_temperature_c=61.0, hottest_temperature_c=71.0, fan_rpm=1850.0,
+               battery_percent=87.0, battery_plugged=0.0, swap_percent=None, load_percent=150.0, cpu_core_max_percent=100.0)
+
+
+def test_more_of_the_machine_by_prometheus_conventions_and_null_dropped(exporter) -> None:
+    now = datetime.now(timezone.utc)
+    results = (rule("net_recv_bytes_per_s", 600, 2e6, Level.OK), rule("battery_plugged", 3600, 0.25, Level.OK),
+               rule("fan_rpm", 600, 1800.0, Level.OK))
+    exporter.on_tick(Tick(Sample(now, 12.5, 40.0, 70.0, cores=(100.0, 0.0), **MACHINE), results, Level.OK, (), True))
+    text = scrape(exporter)
+    got = series(text)
+    assert got[("trayapp_network_receive_bytes_per_second", ())] == 1_250_000.0  # bytes stay bytes
+    assert got[("trayapp_network_transmit_bytes_per_second", ())] == 0.0  # a quiet link is 0, not absent
+    assert got[("trayapp_disk_read_bytes_per_second", ())] == 4096.0
+    assert got[("trayapp_cpu_temperature_celsius", ())] == 61.0
+    assert got[("trayapp_hottest_sensor_temperature_celsius", ())] == 71.0
+    assert got[("trayapp_fan_speed_rpm", ())] == 1850.0
+    assert got[("trayapp_battery_charge_ratio", ())] == 0.87
+    assert got[("trayapp_power_supply_online", ())] == 0.0
+    assert got[("trayapp_load_per_core_ratio", ())] == 1.5
+    assert got[("trayapp_cpu_core_max_usage_ratio", ())] == 1.0
+    for absent in ("trayapp_disk_write_bytes_per_second", "trayapp_swap_usage_ratio"):  # null: no series
+        assert not [k for k in got if k[0] == absent]
+    assert got[("trayapp_rule_average_bytes_per_second", (("metric", "net_recv_bytes_per_s"), ("window", "10m")))] == 2e6
+    assert got[("trayapp_rule_average_ratio", (("metric", "battery_plugged"), ("window", "1h")))] == 0.25
+    assert got[("trayapp_rule_average_rpm", (("metric", "fan_rpm"), ("window", "10m")))] == 1800.0
+    if shutil.which("promtool"):
+        done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        assert (done.returncode, done.stdout + done.stderr) == (0, ""), text
