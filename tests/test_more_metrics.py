@@ -350,8 +350,11 @@ def test_per_core_list_is_not_a_column() -> None:
 # --- the real recorder and export
 
 
-def test_headless_records_the_new_columns_and_export_shows_them(data_dir: Path, tmp_path: Path) -> None:
-    proc = start_headless(data_dir, interval=0.2)
+def test_headless_records_the_new_columns_and_export_and_status_show_them(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[rules]]\nmetric = "net_recv_bytes_per_s"\nwindow = "1h"\norange = 50e6\nred = 100e6\nmin_coverage = "0"\n'
+                      '[[rules]]\nmetric = "cpu_core_max_percent"\nwindow = "1h"\norange = 98\nred = 99\nmin_coverage = "0"\n')
+    proc = start_headless(data_dir, "--config", str(config), interval=0.2)
     dump = data_dir / "csv_dump" / "daily_dump.csv"
     try:
         assert wait_for(lambda: dump.exists() and len(dump.read_text().splitlines()) >= 6), proc.stderr
@@ -373,3 +376,13 @@ def test_headless_records_the_new_columns_and_export_shows_them(data_dir: Path, 
     assert all(r["cpu_core_max_percent"] != "" and r["load_percent"] != "" for r in later)
     if psutil.sensors_battery() is None:
         assert all(r["battery_percent"] == "" and r["battery_plugged"] == "" for r in rows)  # null, never 0
+    status = subprocess.run(trayapp_cmd("--config", str(config), "--data-dir", str(data_dir), "status"),
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    assert "avg network receive" in status.stdout and "orange ≥ 50.0 MB/s, red > 100 MB/s" in status.stdout
+    assert "avg busiest core" in status.stdout
+    as_json = subprocess.run(trayapp_cmd("--config", str(config), "--data-dir", str(data_dir), "status", "--json"),
+                             capture_output=True, text=True, timeout=60)
+    net, core = json.loads(as_json.stdout)["rules"]
+    assert net["metric"] == "net_recv_bytes_per_s" and net["average"] is not None and net["samples"] == len(later)
+    assert core["metric"] == "cpu_core_max_percent" and core["samples"] >= len(rows) - 1  # the first may be n/a

@@ -249,6 +249,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"level": level.value, "rules": rules}))
         return code
     print(f"trayapp status: {level.value}   (data in {folder})")
+    from trayapp.model import format_value, metric_unit
     from trayapp.rules import first_verdict_in, human_duration
 
     for rule, result, projection in zip(config.rules, results, projections):
@@ -257,7 +258,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if wait is not None:  # the first hour: say when it will know, not just "unknown"
             line = (f"{line.split(' — ', 1)[0]} — collecting data: {human_duration(result.coverage_seconds)} of the "
                     f"{human_duration(rule.min_coverage_seconds)} it needs (first verdict in {human_duration(max(wait, 1.0))} of recording)")
-        print(f"  {line}; orange ≥ {result.orange:g}, red > {result.red:g}; {result.samples} samples"
+        orange, red = (format_value(result.metric, t) if metric_unit(result.metric) in ("B/s", "RPM") else f"{t:g}"
+                       for t in (result.orange, result.red))  # 50.0 MB/s, not 5e+07
+        print(f"  {line}; orange ≥ {orange}, red > {red}; {result.samples} samples"
               + (f"; {projection.text()}" if projection else ""))
     from trayapp.slack import snooze_channels, snoozed_until
 
