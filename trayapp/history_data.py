@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.model import BASE_COLUMNS, GPU_FIELDS
+from trayapp.model import GPU_FIELDS
 from trayapp.store import Store, release_memory
 
 BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
@@ -145,9 +145,17 @@ def add_curve(series: Series, name: str, t: np.ndarray, v: np.ndarray) -> None:
     series.hourly[name] = hourly_means(t, v)
 
 
+PLOT_ORDER = (
+    "cpu_percent", "cpu_core_max_percent", "load_percent", "memory_percent", "swap_percent", "disk_percent",
+    "disk_read_bytes_per_s", "disk_write_bytes_per_s", "net_recv_bytes_per_s", "net_sent_bytes_per_s",
+    "cpu_temperature_c", "hottest_temperature_c", "fan_rpm", "battery_percent",
+)  # battery_plugged, a 0/1 state, is shown in the Now panel, not plotted
+
+
 def plotted_columns(names: Sequence[str]) -> list[str]:
-    """Which columns get a plot, in order: CPU, memory, disk, then each GPU's util, memory, temp."""
-    order = [c for c in BASE_COLUMNS if c in names]
+    """Which columns get a plot, in order: CPU and its kin, memory, disk, network, sensors, then
+    each GPU's fields."""
+    order = [c for c in PLOT_ORDER if c in names]
     gpus = sorted({n.split("_", 1)[0] for n in names if n.startswith("gpu") and "_" in n})
     for gpu in gpus:
         order += [f"{gpu}_{f}" for f in GPU_FIELDS if f"{gpu}_{f}" in names]

@@ -386,6 +386,7 @@ class TrayApp(QObject):
                 self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
         if self.window is not None and self.window.isVisible():
             self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections))
+            self.window.show_now(tick.sample)
             self.window.refresh_live()
         self.tick_shown.emit(tick)
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -37,7 +38,8 @@ from trayapp.dataset_jobs import JobFailed, Reader, child_command
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.history_data import Series, plotted_columns, prepare_history, series_from_memory
-from trayapp.model import Level, RuleResult, metric_label, metric_unit
+from trayapp.gui.now import NowPanel
+from trayapp.model import Level, RuleResult, format_value, metric_label, metric_unit
 from trayapp.rules import Rule, human_duration
 from trayapp.settings import Config
 
@@ -162,6 +164,20 @@ class MarginAxis(pg.AxisItem):
                        int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
 
 
+class UnitAxis(pg.AxisItem):
+    """A value axis in the metric's own units: ``740 KB/s``, ``12 MB/s``, ``1,850 RPM``."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__("left")
+        self.column = column
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
+        return [format_value(self.column, v).replace(" RPM", "") for v in values]
+
+
+PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
+
+
 class MetricPlot:
     """One metric's plot: a min–max band, the sample line, hourly means, thresholds and each
     rule's window average. Everything is created here once and updated in place."""
@@ -170,10 +186,14 @@ class MetricPlot:
         self.name = name
         self.unit = metric_unit(name)
         self.margin = MarginAxis()
-        self.plot = window.graphics.addPlot(row=row, col=0, axisItems={"bottom": DayAxis(orientation="bottom"), "right": self.margin})
+        axes = {"bottom": DayAxis(orientation="bottom"), "right": self.margin}
+        if self.unit not in ("%", "°C"):
+            axes["left"] = UnitAxis(name)
+        self.plot = window.graphics.addPlot(row=row, col=0, axisItems=axes)
         plot = self.plot
-        self.title = f"{metric_label(name)} ({self.unit})"  # above the plot: a left label would not fit a short plot
-        plot.getAxis("left").setWidth(40)
+        # above the plot (a left label would not fit a short plot); rates say their unit on the axis
+        self.title = metric_label(name) if self.unit in ("B/s", "") else f"{metric_label(name)} ({self.unit})"
+        plot.getAxis("left").setWidth(64 if self.unit == "B/s" else 48 if self.unit not in ("%", "°C") else 40)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setMouseEnabled(x=True, y=False)
         plot.setMenuEnabled(False)  # the window's own menu replaces pyqtgraph's
@@ -183,8 +203,10 @@ class MetricPlot:
         if self.unit == "%":
             plot.setYRange(0, 105, padding=0)
             plot.setLimits(yMin=-5, yMax=110)
-        else:
+        else:  # rates, °C, RPM, W: scaled to what is shown (rates from 0)
             plot.enableAutoRange(axis="y")
+            if self.unit in ("B/s", "RPM", "W"):
+                plot.setLimits(yMin=0)
         self.lo = pg.PlotCurveItem(connect="finite")
         self.hi = pg.PlotCurveItem(connect="finite")
         self.band = pg.FillBetweenItem(self.lo, self.hi)
@@ -255,6 +277,9 @@ class MetricPlot:
         step = np.nanmedian(np.diff(cx)) if len(cx) > 2 else 0.0
         if np.isnan(lo[i]) or (step and abs(cx[i] - x) > 2 * step):
             return f"{metric_label(self.name)} —"
+        if self.unit not in ("%", "°C"):  # rates and the like in their own words: 740 KB/s
+            low, high = format_value(self.name, lo[i]), format_value(self.name, hi[i])
+            return f"{metric_label(self.name)} {low}" + (f"–{high}" if self.binned and high != low else "")
         if self.binned and f"{lo[i]:.0f}" != f"{hi[i]:.0f}":  # the spread of the samples in that bin
             return f"{metric_label(self.name)} {lo[i]:.0f}–{hi[i]:.0f} {self.unit}"
         return f"{metric_label(self.name)} {(lo[i] + hi[i]) / 2:.1f} {self.unit}"
@@ -279,7 +304,8 @@ class MetricPlot:
             orange, red, avg = self.rules[key]
             orange.setValue(rule.orange)
             red.setValue(rule.red)
-            marks += [(rule.red, f"red {rule.red:g}", RED), (rule.orange, f"orange {rule.orange:g}", ORANGE)]
+            words = (lambda v: f"{v:g}") if self.unit in ("%", "°C") else (lambda v: format_value(self.name, v))
+            marks += [(rule.red, f"red {words(rule.red)}", RED), (rule.orange, f"orange {words(rule.orange)}", ORANGE)]
             result = results.get(key)
             # the window average means something over its window, not on the 10-minute view
             if result is not None and result.average is not None and not live:
@@ -287,7 +313,8 @@ class MetricPlot:
                 avg.setData([now - rule.window_seconds, now], [result.average, result.average])
                 avg.setPen(pg.mkPen(colour, width=2.5, style=Qt.PenStyle.DotLine))
                 avg.setVisible(True)
-                marks.append((result.average, f"{human_duration(rule.window_seconds)} avg {result.average:.0f}", colour))
+                shown = f"{result.average:.0f}" if self.unit in ("%", "°C") else format_value(self.name, result.average)
+                marks.append((result.average, f"{human_duration(rule.window_seconds)} avg {shown}", colour))
             else:
                 avg.setVisible(False)
         self.margin.set_marks(marks)
@@ -363,6 +390,8 @@ class HistoryWindow(QWidget):
         self.reset_button.clicked.connect(self.reset_view)
         top.addWidget(self.reset_button)
         layout.addLayout(top)
+        self.now = NowPanel()  # this second: big numbers, per-core bars, the top processes
+        layout.addWidget(self.now)
         layout.addWidget(self.summary)
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
@@ -381,7 +410,11 @@ class HistoryWindow(QWidget):
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
         self._hover = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
         self.graphics.viewport().installEventFilter(self)
-        layout.addWidget(self.graphics, 1)
+        self.scroll = QScrollArea()  # many metrics (a GPU box, sensors) scroll rather than squash
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setWidget(self.graphics)
+        layout.addWidget(self.scroll, 1)
         self._zoom_timer = QTimer(self)
         self._zoom_timer.setSingleShot(True)
         self._zoom_timer.setInterval(300)
@@ -390,7 +423,7 @@ class HistoryWindow(QWidget):
             QShortcut(keys, self, self.close)
         self._restyle()
         # plots for every metric known now, so none arrive later and push the others around
-        for name in plotted_columns(self.live.columns() + [r.metric for r in config.rules]):
+        for name in plotted_columns(self.live.measured() + [r.metric for r in config.rules]):
             self._plot_for(name)
 
     # --- plots
@@ -414,6 +447,7 @@ class HistoryWindow(QWidget):
         self.metric_plots[name] = mp
         self._label_days(*mp.plot.viewRange()[0])
         self._fit_readout()
+        self.graphics.setMinimumHeight(PLOT_HEIGHT * len(self.metric_plots))
         self._sync_rules()
         return mp
 
@@ -574,6 +608,10 @@ class HistoryWindow(QWidget):
             finally:
                 self._programmatic = False
 
+    def show_now(self, sample) -> None:
+        """This tick's sample in the Now panel (called on each tick while the window is shown)."""
+        self.now.show_sample(sample)
+
     def refresh_live(self) -> None:
         """Redraw the live view from memory (called on each tick while it is shown)."""
         if self.span != LIVE_SECONDS:
@@ -707,6 +745,9 @@ class HistoryWindow(QWidget):
             self._placed = True
             self._place()
         super().showEvent(event)
+        if self.live.samples:
+            self.now.show_sample(self.live.samples[-1])
+        self.now.start()  # the process list is read only while the window is shown
         self.show_range(self.span)
 
     def _place(self) -> None:
@@ -727,9 +768,11 @@ class HistoryWindow(QWidget):
         QSettings("trayapp", "trayapp").setValue("history/geometry", self.saveGeometry())
         self._request += 1  # drop any read in flight
         self.hover_at(None)
+        self.now.stop()
         self._idle.start(int(self.reader.idle_seconds * 1000) + 1000)
         super().hideEvent(event)
 
     def shutdown(self) -> None:
+        self.now.shutdown()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.reader.close()

@@ -45,6 +45,15 @@ class LiveBuffer:
         self.samples.extendleft(reversed(old))
         return len(old)
 
+    def measured(self) -> list[str]:
+        """The columns some sample in the buffer has a value for (the base metrics always)."""
+        names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+        for s in self.samples:
+            for name, value in s.values().items():
+                if value is not None:
+                    names.setdefault(name)
+        return list(names)
+
     def columns(self) -> list[str]:
         names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
         for s in self.samples:

@@ -1,0 +1,68 @@
+"""The history window's Now panel: current numbers in people's units, per-core bars, the top
+processes from the real process table, and no process scans at all while the window is closed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from trayapp.gui.history import HistoryWindow  # noqa: E402
+from trayapp.gui.live import LiveBuffer  # noqa: E402
+from trayapp.model import Sample  # noqa: E402
+from trayapp.settings import Config  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
+
+
+@pytest.fixture
+def window(qtbot, data_dir: Path):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    w = HistoryWindow(data_dir, LiveBuffer(), Config())
+    qtbot.addWidget(w)
+    w.span = 600  # the live view: no disk read needed
+    w.now.timer.setInterval(200)
+    yield w
+    w.shutdown()
+
+
+def test_the_numbers_read_in_their_units_and_every_core_has_a_bar(window: HistoryWindow) -> None:
+    sample = Sample(datetime.now(timezone.utc), 35.0, 62.5, 71.0, net_recv_bytes_per_s=12_345_678.0,
+                    disk_write_bytes_per_s=740_000.0, cpu_temperature_c=61.4, battery_plugged=1.0,
+                    cores=tuple(float(i) for i in range(0, 128)))
+    window.show_now(sample)
+    shown = {name: label.text() for name, label in window.now.values.items()}
+    assert shown["cpu_percent"] == "35 %" and shown["memory_percent"] == "62 %"
+    assert shown["net_recv_bytes_per_s"] == "12.3 MB/s" and shown["disk_write_bytes_per_s"] == "740 KB/s"
+    assert shown["cpu_temperature_c"] == "61 °C" and shown["battery_plugged"] == "plugged in"
+    assert "fan_rpm" not in shown  # a machine without a fan shows no fan
+    assert len(window.now.bars.cores) == 128  # a 128-core server fits in one strip
+    window.show_now(Sample(datetime.now(timezone.utc), 5.0, None, 71.0))
+    assert window.now.values["memory_percent"].text() == "n/a"  # gone now: not a stale number
+
+
+def test_the_top_processes_come_from_the_real_process_table(qtbot, window: HistoryWindow) -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        window.show()
+        qtbot.waitUntil(lambda: f"{busy.pid}" in window.now.top_cpu.text(), timeout=15000)
+        assert "Top CPU" in window.now.top_cpu.text()
+        assert window.now.top_memory.text().count("<tr>") == 5
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_no_process_scan_runs_while_the_window_is_closed(qtbot, window: HistoryWindow) -> None:
+    window.show()
+    qtbot.waitUntil(lambda: window.now.refreshes >= 3, timeout=5000)  # scanning while shown
+    window.hide()
+    qtbot.wait(300)
+    done = window.now.refreshes
+    qtbot.wait(1200)  # six intervals
+    assert window.now.refreshes == done and not window.now.timer.isActive()
