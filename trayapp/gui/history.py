@@ -692,7 +692,8 @@ class HistoryWindow(QWidget):
             when = datetime.fromtimestamp(x).strftime("%a %d %b %H:%M:%S")
         except (OverflowError, OSError, ValueError):
             return
-        values = [text for mp in self.metric_plots.values() if (text := mp.value_at(x))]
+        values = [text for mp in self.metric_plots.values() if (text := mp.value_at(x)) and not text.endswith(" —")]
+        values = values or ["no samples at this time"]
         self.readout.setText(f"{when}   " + "   ".join(values))
 
     def _context_menu(self, pos: QPoint) -> None:
