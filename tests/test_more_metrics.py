@@ -386,3 +386,42 @@ def test_headless_records_the_new_columns_and_export_and_status_show_them(data_d
     net, core = json.loads(as_json.stdout)["rules"]
     assert net["metric"] == "net_recv_bytes_per_s" and net["average"] is not None and net["samples"] == len(later)
     assert core["metric"] == "cpu_core_max_percent" and core["samples"] >= len(rows) - 1  # the first may be n/a
+
+
+# --- the Linux fast paths read the same numbers psutil does
+
+
+NETDEV = (b"Inter-|   Receive                                                |  Transmit\n"
+          b" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+          b"    lo: 1604529   15097    0    0    0     0          0         0  1604529   15097    0    0    0     0       0          0\n"
+          b"  eth0: 561924922   13004    0    0    0     0          0         0   601700    7571    0    0    0     0       0          0\n"
+          b"wlp3s0:4294967295 1 0 0 0 0 0 0 12 1 0 0 0 0 0 0\n")
+
+
+def test_netdev_parsing_truth_table() -> None:
+    assert probes.netdev_counters(NETDEV) == {"eth0": (561924922, 601700), "wlp3s0": (4294967295, 12)}
+    assert probes.netdev_counters(NETDEV.split(b"\n")[0]) == {}
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/dev"), reason="Linux only")
+def test_fast_paths_agree_with_psutil_on_this_machine() -> None:
+    ours = probes.netdev_counters(probes.ProcFile("/proc/net/dev").read())
+    theirs = net_counters(psutil.net_io_counters(pernic=True, nowrap=False))
+    assert set(ours) == set(theirs)
+    assert all(theirs[k][i] >= ours[k][i] for k in ours for i in (0, 1))  # read after ours: never less
+    stat = probes.ProcFile("/proc/stat")
+    cores = probes.proc_stat_cores(stat.read())
+    assert len(cores) == len(psutil.cpu_times(percpu=True))
+    assert all(0 <= busy <= total for busy, total in cores)
+    again = probes.proc_stat_cores(stat.read())  # the same open file, read afresh
+    assert all(t1 >= t0 for (_, t0), (_, t1) in zip(cores, again))
+    stat.close()
+
+
+def test_a_machine_without_sensors_is_asked_again_only_every_five_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(psutil, "sensors_temperatures", lambda: calls.append("t") or {}, raising=False)
+    reader = MachineReader("/")
+    for at in (0.0, 10.0, 20.0, 290.0, 300.0, 310.0):
+        assert reader.read(at)["cpu_temperature_c"] is None
+    assert calls == ["t", "t"]  # at 0 and 300
