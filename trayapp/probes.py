@@ -443,6 +443,8 @@ class ProcFile:
                 pass
             self._fd = None
 
+    __del__ = close  # a Probe dropped without close() must not leak its descriptors
+
 
 _LINUX = sys.platform.startswith("linux")
 
