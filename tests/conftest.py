@@ -80,3 +80,16 @@ def gc_on_gui_thread():
     finally:
         gc.enable()
         gc.collect()
+
+
+def debian_tool(name: str, package: str) -> str:
+    """The path of a tool from a Debian package that .ci/run installs: missing, the test is
+    skipped here and fails in CI (where a missing install step must not hide as a skip)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed (apt-get install {package})")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
+    return path

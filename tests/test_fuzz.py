@@ -9,7 +9,6 @@ Derandomized, no example database: CI runs the same examples each time, bounded 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import tempfile
@@ -18,7 +17,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, debian_tool
 from trayapp import autostart
 
 PACKAGING = ROOT / "packaging"
@@ -23,13 +23,7 @@ ODD = "py env's $HOME `x` (1)"
 
 
 def tool(name: str, package: str) -> str:
-    """A Debian tool; missing: skipped here, a failure in CI."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed (apt-get install {package})")
-        pytest.skip(f"{name} is not installed (apt-get install {package})")
-    return path
+    return debian_tool(name, package)
 
 
 def validate(entry: Path) -> None:

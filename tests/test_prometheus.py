@@ -4,7 +4,6 @@ real Prometheus server on 127.0.0.1 scraping a real `trayapp run --headless`, qu
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, trayapp_cmd
+from tests.conftest import ROOT, debian_tool, trayapp_cmd
 from trayapp import __version__
 from trayapp.engine import Tick
 from trayapp.model import GpuReading, Level, RuleResult, Sample
@@ -32,13 +31,7 @@ H100 = GpuReading(0, "NVIDIA H100 80GB HBM3", 99.0, 1.7, None, 412.3, 33.0, "GPU
 
 
 def tool(name: str) -> str:
-    """A binary from Debian's `prometheus` package; missing: skipped here, a failure in CI."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed (apt-get install prometheus)")
-        pytest.skip(f"{name} is not installed (apt-get install prometheus)")
-    return path
+    return debian_tool(name, "prometheus")
 
 
 def free_port() -> int:

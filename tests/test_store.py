@@ -544,7 +544,6 @@ def _no_constant(name: str) -> None:
 def test_status_and_the_recorder_take_infinities_in_stride(data_dir: Path) -> None:
     import json
     import subprocess
-    import sys
 
     from tests.conftest import start_headless, trayapp_cmd, wait_for
 
