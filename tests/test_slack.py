@@ -525,3 +525,34 @@ def test_a_log_handler_added_after_start_is_redacted_too(tmp_path: Path) -> None
     assert "Sending a request" in written and "ValueError" in written
     for text in (written, done.stderr):
         assert "lateSecret" not in text and "xoxb-in-a-traceback" not in text, text
+
+
+@pytest.mark.parametrize("retry_after", ["1e10", "inf", "-inf", "nan", "-5", "99999999", "soon", ""])
+def test_an_odd_or_huge_retry_after_neither_ends_the_thread_nor_holds_delivery_for_years(
+        slack: FakeSlack, data_dir: Path, retry_after: str) -> None:
+    slack.then(HOOK_PATH, Answer(429, "rate_limited", {"Retry-After": retry_after}))
+    courier = Courier(data_dir, lambda: webhook_config(slack))
+    courier.backoff = courier.min_backoff = 0.2
+    courier.max_backoff = 0.5  # the ceiling every wait is cut to (5 min in use)
+    courier.start()
+    try:
+        courier.enqueue({"text": "after a 429"})
+        assert wait_for(lambda: _texts(slack) == ["after a 429"], timeout=15), slack.requests
+        assert courier.alive()
+        courier.enqueue({"text": "and the next"})
+        assert wait_for(lambda: _texts(slack) == ["after a 429", "and the next"], timeout=15)
+        assert courier.alive()
+    finally:
+        courier.stop()
+    assert [r["status"] for r in slack.requests] == [429, 200, 200]
+
+
+@pytest.mark.parametrize(("retry_after", "wait"), [("1e10", 300.0), ("99999999", 300.0), ("inf", 1.0), ("nan", 1.0),
+                                                   ("-3", 1.0), ("later", 1.0), ("0", 1.0), ("42", 42.0)])
+def test_a_429_waits_at_most_the_backoff_ceiling_and_an_odd_retry_after_is_the_backoff(
+        slack: FakeSlack, data_dir: Path, retry_after: str, wait: float) -> None:
+    courier = Courier(data_dir, lambda: webhook_config(slack))
+    courier.enqueue({"text": "one"})
+    slack.then(HOOK_PATH, Answer(429, "rate_limited", {"Retry-After": retry_after}))
+    assert courier.deliver_pending() == wait
+    assert "retrying in" in json.loads((data_dir / "state" / "slack.json").read_text())["retrying"]

@@ -7,6 +7,7 @@ never blocks sampling or the GUI. Secrets never appear in logs or error text.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -217,11 +218,39 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-def _retry_after(headers: Any) -> float:
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from a 429's Retry-After (seconds or an HTTP date), at least 1 s and at
+    most the backoff ceiling; None (use the backoff) when it is missing, negative, not finite or
+    unreadable: a server's odd header must neither stop delivery for years nor end the thread."""
+    raw = _header(headers, "Retry-After")
+    if raw is None or not str(raw).strip():
+        return None
     try:
-        return max(1.0, float(_header(headers, "Retry-After") or 30))
+        seconds = float(str(raw).strip())
     except ValueError:
-        return 30.0
+        try:
+            from email.utils import parsedate_to_datetime
+
+            when = parsedate_to_datetime(str(raw).strip())
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            seconds = (when - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(max(1.0, seconds), MAX_BACKOFF)
+
+
+def _bounded(seconds: Any, ceiling: float = MAX_BACKOFF) -> float:
+    """A wait that ``Event.wait`` accepts: finite, 0 … ``ceiling``; anything odd is the ceiling."""
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        return ceiling
+    if math.isnan(seconds):
+        return ceiling
+    return min(max(0.0, seconds), ceiling)
 
 
 def deliver(config: Config, message: dict[str, Any], timeout: float = 10.0) -> Outcome:
@@ -519,26 +548,38 @@ class Courier:
     def _run(self) -> None:
         said: set[str] = set()
         while not self._stop.is_set():
-            hold = self._not_before - time.monotonic()
-            if hold > 0 and self._held_for == self._config():
-                # A 429's Retry-After or a backoff still runs: a new alert waits for it too.
-                self._wake.wait(hold)
-                self._wake.clear()
-                continue
             try:
-                wait = self.deliver_pending()
-            except Exception as exc:  # the thread must outlive anything: say it once, retry later
-                kind = type(exc).__name__
-                if kind not in said:
-                    said.add(kind)
-                    log.warning("Slack delivery hit a problem (%s); retrying", privacy.redact(f"{kind}: {exc}"))
-                wait = self.backoff
-                self.backoff = min(self.backoff * 2, self.max_backoff)
-            if wait is not None:
-                self._not_before = time.monotonic() + wait
-                self._held_for = self._config()
-            self._wake.wait(wait)
+                self._step(said)
+            except Exception as exc:  # even the bookkeeping around delivery must not end the thread
+                self._say_once(said, exc)
+                self._stop.wait(_bounded(self.backoff, self.max_backoff))
+
+    def _say_once(self, said: set[str], exc: Exception) -> None:
+        kind = type(exc).__name__
+        if kind not in said:
+            said.add(kind)
+            log.warning("Slack delivery hit a problem (%s); retrying", privacy.redact(f"{kind}: {exc}"))
+
+    def _step(self, said: set[str]) -> None:
+        """One round of the delivery thread: wait out a hold, or send what waits."""
+        hold = _bounded(self._not_before - time.monotonic(), self.max_backoff)
+        if hold > 0 and self._held_for == self._config():
+            # A 429's Retry-After or a backoff still runs: a new alert waits for it too.
+            self._wake.wait(hold)
             self._wake.clear()
+            return
+        try:
+            wait = self.deliver_pending()
+        except Exception as exc:  # the thread must outlive anything: say it once, retry later
+            self._say_once(said, exc)
+            wait = self.backoff
+            self.backoff = min(self.backoff * 2, self.max_backoff)
+        if wait is not None:
+            wait = _bounded(wait, self.max_backoff)
+            self._not_before = time.monotonic() + wait
+            self._held_for = self._config()
+        self._wake.wait(wait)
+        self._wake.clear()
 
     def _queue(self) -> list[tuple[str, Path | None, dict[str, Any] | None]]:
         """What waits, oldest first: files in the outbox, and messages only in memory."""
@@ -609,7 +650,7 @@ class Courier:
                 log.warning("Slack refused a message for good: %s", outcome.detail)
                 self._report(last_error=outcome.detail, last_error_at=datetime.now(timezone.utc).isoformat())
                 continue
-            wait = outcome.wait if outcome.wait is not None else self.backoff
+            wait = _bounded(outcome.wait if outcome.wait is not None else self.backoff, self.max_backoff)
             if outcome.wait is None:
                 self.backoff = min(self.backoff * 2, self.max_backoff)
             self._report(retrying=f"{outcome.detail}; retrying in {wait:.0f} s")
