@@ -351,3 +351,40 @@ def test_a_value_nested_very_deep_is_one_warning_not_a_crash(tmp_path: Path, dep
     loaded = load(path)
     assert loaded.config == Config() and len(loaded.warnings) == 1, loaded.warnings
     assert "deepSecretValue" not in loaded.warnings[0]
+
+
+# --------------------------------------------------------------- durations written back
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from trayapp.rules import format_duration, parse_duration  # noqa: E402
+from trayapp.settings import MAX_WINDOW  # noqa: E402
+
+_NUMBER = st.one_of(st.integers(0, 10**7).map(str),
+                    st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)).map(lambda t: f"{t[0]}.{t[1]}"))
+_DURATION_TEXT = st.lists(st.tuples(_NUMBER, st.sampled_from(["d", "h", "m", "min", "s", " s", "H"])), min_size=1, max_size=4).map(
+    lambda parts: "".join(n + u for n, u in parts)) | _NUMBER
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(_DURATION_TEXT)
+def test_every_duration_the_parser_reads_is_written_back_readable_and_exact(text: str) -> None:
+    seconds = parse_duration(text)
+    assert parse_duration(format_duration(seconds)) == seconds, (text, format_duration(seconds))
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(st.floats(min_value=0.0, max_value=MAX_WINDOW, allow_nan=False, allow_infinity=False))
+def test_every_allowed_duration_float_is_written_back_exactly(seconds: float) -> None:
+    assert parse_duration(format_duration(seconds)) == seconds, format_duration(seconds)
+
+
+@pytest.mark.parametrize(("typed", "written"), [("12d30s", "12d30s"), ("90.5s", "90.5s"), ("1h0m1s", "1h1s"), ("36h", "36h")])
+def test_a_rule_with_a_compound_or_fractional_window_is_saved_readable(tmp_path: Path, typed: str, written: str) -> None:
+    path = tmp_path / "config.toml"  # as the rules editor saves a rule typed in it
+    save(Config(rules=(Rule("cpu_percent", parse_duration(typed), 70.0, 90.0, 10.0),)), path)
+    again = load(path)
+    assert again.warnings == [] and len(again.config.rules) == 1, again.warnings
+    assert again.config.rules[0].window_seconds == parse_duration(typed)
+    assert f'window = "{written}"' in path.read_text()

@@ -35,12 +35,26 @@ def parse_duration(text: str | int | float) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """129600 → ``"36h"``; the inverse of ``parse_duration`` for whole units."""
+    """129600 → ``"36h"``, 1036830 → ``"12d30s"``, 90.5 → ``"90.5s"``: ``parse_duration`` reads
+    back exactly the same number for every value it can produce (never an exponent)."""
+    if not math.isfinite(seconds):
+        return f"{seconds}s"
     for unit in ("d", "h", "m"):
         size = _UNITS[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    if seconds == int(seconds) and seconds < 2**53:  # whole seconds: compound units, summed exactly
+        rest, parts = int(seconds), []
+        for unit in ("d", "h", "m", "s"):
+            count, rest = divmod(rest, _UNITS[unit])
+            if count:
+                parts.append(f"{count}{unit}")
+        return "".join(parts) or "0s"
+    from decimal import Decimal
+
+    # repr is the shortest text that reads back as the same float; Decimal writes it without an exponent.
+    text = format(Decimal(repr(float(seconds))), "f")
+    return f"{text}s"
 
 
 def human_duration(seconds: float) -> str:
