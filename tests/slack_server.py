@@ -13,7 +13,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 
 @dataclass
@@ -23,7 +23,9 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
-    echo: bool = False  # put the request's path and Authorization header in the body, as some servers do
+    echo: bool | str = False  # put the request's path and Authorization header in the body, as some servers do;
+    # or only part of the path, in another form: "last" (its last segment), "upper" (that in capitals),
+    # "urlenc" (the path URL-encoded), "json" (the whole URL JSON-escaped: https:\/\/…)
 
 
 class FakeSlack:
@@ -73,7 +75,13 @@ class FakeSlack:
                 with fake._lock:
                     fake.requests.append({"path": path, "at": time.monotonic(), "status": answer.status})
                 if answer.echo:
-                    said = f"no such hook {self.path} (auth={self.headers.get('Authorization')})"
+                    last = self.path.rsplit("/", 1)[-1]
+                    said = {
+                        "last": f"no such hook: {last}",
+                        "upper": f"unknown webhook {last.upper()}",
+                        "urlenc": f"no_service: {quote(self.path, safe='')}",
+                        "json": json.dumps({"error": "bad", "url": "https://hooks.slack.com" + self.path}).replace("/", "\\/"),
+                    }.get(answer.echo, f"no such hook {self.path} (auth={self.headers.get('Authorization')})")
                     answer = Answer(answer.status, said, answer.headers)  # plain text, not Slack's JSON
                 if answer.delay:
                     time.sleep(answer.delay)

@@ -365,6 +365,9 @@ def test_a_secret_of_the_wrong_type_is_not_shown(data_dir: Path, tmp_path: Path)
         ("headers: {'Authorization': 'Bearer sk-anything-else'}", "sk-anything-else"),
         ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
         ("auth=Bearer opaque.token.value", "opaque.token.value"),
+        ('{"url": "https:\\/\\/hooks.slack.com\\/services\\/T0AB\\/B0CD\\/jsonEscaped9"}', "jsonEscaped9"),
+        ("no_service: https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0AB%2FB0CD%2FurlEncoded9", "urlEncoded9"),
+        ("bad hook %2Fservices%2FT0AB%2FB0CD%2FpathEncoded9 here", "pathEncoded9"),
     ],
 )
 def test_redaction_by_shape(text: str, gone: str) -> None:
@@ -556,3 +559,29 @@ def test_a_429_waits_at_most_the_backoff_ceiling_and_an_odd_retry_after_is_the_b
     slack.then(HOOK_PATH, Answer(429, "rate_limited", {"Retry-After": retry_after}))
     assert courier.deliver_pending() == wait
     assert "retrying in" in json.loads((data_dir / "state" / "slack.json").read_text())["retrying"]
+
+
+@pytest.mark.parametrize("echo", ["last", "upper", "urlenc", "json"])
+def test_a_webhook_echoed_in_part_encoded_or_escaped_is_never_printed_or_written(
+        slack: FakeSlack, data_dir: Path, tmp_path: Path, echo: str) -> None:
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(f'[slack]\nwebhook_url = "{slack.webhook_url}"\n')
+    slack.then(HOOK_PATH, Answer(400, echo=echo), Answer(400, echo=echo))
+    test = subprocess.run(trayapp_cmd("-v", "--config", str(config_path), "--data-dir", str(data_dir), "slack-test"),
+                          capture_output=True, text=True, timeout=30)
+    assert test.returncode == 1 and "***" in test.stderr, test.stderr
+    code = ("import sys; from pathlib import Path; from trayapp import settings, privacy; from trayapp.slack import Courier\n"
+            "import logging; logging.basicConfig(level=logging.DEBUG); privacy.install()\n"
+            "config = settings.load(Path(sys.argv[2])).config\n"
+            "courier = Courier(Path(sys.argv[1]), lambda: config); courier.enqueue({'text': 'x'}); courier.deliver_pending()\n")
+    courier = subprocess.run([__import__("sys").executable, "-c", code, str(data_dir), str(config_path)],
+                             capture_output=True, text=True, timeout=30)
+    assert courier.returncode == 0 and "refused" in courier.stderr, courier.stderr
+    assert len(Outbox(data_dir).failed()) == 1
+    doctor = subprocess.run(trayapp_cmd("--config", str(config_path), "--data-dir", str(data_dir), "doctor"),
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "DISPLAY": ""})
+    assert "last refusal: refused:" in doctor.stdout, doctor.stdout
+    assert len(slack.requests) == 2
+    for text in (test.stdout, test.stderr, courier.stderr, doctor.stdout, doctor.stderr, _everything_written(data_dir)):
+        low = text.lower()
+        assert "secretpart" not in low and "t000%2fb000" not in low and "t000\\/b000" not in low, text

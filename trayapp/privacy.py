@@ -3,27 +3,33 @@ a logging filter for every handler (third-party loggers too), private (0700) fol
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 MASK = "***"
 
 # Each pattern's group "s" is the secret part; what comes before it stays readable.
+_SLASH = r"(?:/|\\/|%2F)"  # a slash as written plainly, JSON-escaped (\/) or URL-encoded (%2F)
 _SHAPES: tuple[re.Pattern[str], ...] = (
     re.compile(r"hooks\.slack\.com/services/(?P<s>[^\s'\"<>)\]}]+)", re.I),
+    re.compile(rf"hooks\.slack\.com{_SLASH}services{_SLASH}(?P<s>[A-Za-z0-9_%\\/-]+)", re.I),
     re.compile(r"/services/(?P<s>T[A-Za-z0-9_-]*/[^\s'\"<>)\]}]+)"),
+    re.compile(rf"{_SLASH}services{_SLASH}(?P<s>T[A-Za-z0-9_-]*{_SLASH}[A-Za-z0-9_%\\/-]+)", re.I),
     re.compile(r"/hooks/(?P<s>[A-Za-z0-9_-]{12,})"),
     re.compile(r"\b(?:xox[a-z]|xapp)-(?P<s>[^\s'\",;)\]}]+)", re.I),
     re.compile(r"authorization['\"]?\s*[:=]\s*['\"]?(?P<s>[^'\"\r\n]+)", re.I),
     re.compile(r"bearer\s+(?P<s>[^\s'\",;)\]}]+)", re.I),
 )
 
-_known: set[str] = set()
+_known: dict[str, re.Pattern[str]] = {}  # secret → its case-blind pattern (a server may echo it in capitals)
+_SECRET_PATH = re.compile(r"/(?:services|hooks)/(.+)", re.I)
+MIN_FRAGMENT = 8  # a path segment this long after /services/ or /hooks/ is a secret on its own
 _lock = threading.Lock()
 
 
@@ -52,9 +58,26 @@ def _remember_text(text: str) -> None:
         pieces.add(parts.path.strip("/"))
         if parts.query:
             pieces.add(parts.query)
+        # A server may echo only a part: each long segment after /services/ or /hooks/ is secret alone.
+        secret_path = _SECRET_PATH.search(parts.path)
+        if secret_path:
+            pieces.add(secret_path.group(1).strip("/"))
+            pieces.update(seg for seg in secret_path.group(1).split("/") if len(seg) >= MIN_FRAGMENT)
+    # ... or write it URL-encoded (%2Fservices%2F…) or JSON-escaped (https:\/\/…).
+    for piece in list(pieces):
+        if len(piece) < 6:
+            continue
+        pieces.add(quote(piece, safe=""))
+        pieces.add(quote_plus(piece, safe=""))
+        pieces.add(quote(piece))
+        pieces.add(piece.replace("/", "\\/"))
+        pieces.add(json.dumps(piece)[1:-1])
+        pieces.add(json.dumps(piece)[1:-1].replace("/", "\\/"))
     with _lock:
         # Short pieces ("/", "a") would mask ordinary words; a real secret is longer than this.
-        _known.update(p for p in pieces if len(p) >= 6)
+        for piece in pieces:
+            if len(piece) >= 6 and piece not in _known:
+                _known[piece] = re.compile(re.escape(piece), re.I)
 
 
 def forget_all() -> None:
@@ -71,13 +94,10 @@ def redact(text: str) -> str:
     if not text:
         return text
     with _lock:
-        known = list(_known)
+        known = list(_known.values())
     spans: list[tuple[int, int]] = []
-    for secret in known:
-        start = text.find(secret)
-        while start >= 0:
-            spans.append((start, start + len(secret)))
-            start = text.find(secret, start + 1)
+    for pattern in known:
+        spans.extend(m.span() for m in pattern.finditer(text))
     for pattern in _SHAPES:
         spans.extend(m.span("s") for m in pattern.finditer(text))
     if not spans:
