@@ -388,3 +388,72 @@ def test_a_rule_with_a_compound_or_fractional_window_is_saved_readable(tmp_path:
     assert again.warnings == [] and len(again.config.rules) == 1, again.warnings
     assert again.config.rules[0].window_seconds == parse_duration(typed)
     assert f'window = "{written}"' in path.read_text()
+
+
+# ------------------------------------------------------- rules the loader skipped, rules left alone
+
+RULES_BLOCK = '''[[rules]]  # CPU rule
+metric = "cpu_percent"
+window = "36 h"  # spaced
+orange = 80
+red = 90
+note = "my own key"
+
+[[rules]]  # typo rule
+metric = "cpu"
+window = "36h"
+orange = 80
+red = 90
+
+[[rules]]
+metric = "memory_percent"
+window = "90m"   # ninety minutes
+orange = 85.5
+red = 95
+min_coverage = "30m"
+'''
+MINE = f'''# my trayapp config
+[sampling]   # sampling section
+interval_seconds = 5   # every 5 s, please
+
+{RULES_BLOCK}
+[slack]
+channel = "#ops" # ops channel
+'''
+
+
+def test_an_unknown_key_in_a_rule_is_warned_about_and_the_rule_kept(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(MINE)
+    loaded = load(path)
+    assert "config: [[rules]] #1: unknown key 'note'; ignored" in loaded.warnings
+    assert any("#2 metric = 'cpu'" in w and "left out" in w for w in loaded.warnings)
+    assert loaded.config.rules == (Rule("cpu_percent", 129600, 80.0, 90.0, 3600), Rule("memory_percent", 5400, 85.5, 95.0, 1800))
+
+
+def test_saving_other_settings_keeps_every_rule_table_byte_for_byte_even_those_the_loader_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(MINE)
+    loaded = load(path)
+    save(loaded.config.with_values(sampling_interval_seconds=7.0, slack_channel="#new"), path)
+    text = path.read_text()
+    assert RULES_BLOCK in text, text
+    again = load(path)
+    assert again.config.rules == loaded.config.rules and again.warnings == loaded.warnings
+    assert (again.config.sampling_interval_seconds, again.config.slack_channel) == (7.0, "#new")
+
+
+def test_editing_one_rule_touches_only_that_rule_and_keeps_the_skipped_one(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(MINE)
+    cpu, memory = load(path).config.rules
+    save(load(path).config.with_values(rules=(cpu, Rule("memory_percent", 5400, 70.0, 95.0, 1800))), path)
+    text = path.read_text()
+    assert RULES_BLOCK.replace("orange = 85.5", "orange = 70.0") in text, text
+    memory = load(path).config.rules[1]
+    save(load(path).config.with_values(rules=(memory,)), path)  # the CPU rule deleted: the typo rule stays
+    text = path.read_text()
+    assert "# CPU rule" not in text and "# typo rule\nmetric = \"cpu\"" in text and "orange = 70.0\nred = 95\n" in text, text
+    assert load(path).config.rules == (memory,)
+    save(load(path).config.with_values(rules=(memory, cpu)), path)  # added at the end
+    assert load(path).config.rules == (memory, cpu) and "# typo rule" in path.read_text()

@@ -216,14 +216,15 @@ def _bounds(f: Field, value: float, shown: str) -> None:
         raise SettingError(f"{shown}: must be at most {said(f.maximum)}")
 
 
-def check_rule(raw: Any, index: int) -> Rule:
-    """One ``[[rules]]`` table to a Rule, or SettingError naming the rule and the value."""
+def check_rule(raw: Any, index: int, warnings: list[str] | None = None) -> Rule:
+    """One ``[[rules]]`` table to a Rule, or SettingError naming the rule and the value. A key it
+    does not know (a note, a typo) is ignored, said in ``warnings``: it does not cost the rule."""
     if not isinstance(raw, dict):
         raise SettingError(f"[[rules]] #{index + 1}: must be a table")
     known = {f.name for f in RULE_FIELDS}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SettingError(f"[[rules]] #{index + 1}: unknown key {unknown[0]!r}")
+    for key in sorted(set(raw) - known):
+        if warnings is not None:
+            warnings.append(f"config: [[rules]] #{index + 1}: unknown key {key!r}; ignored")
     values = {}
     for f in RULE_FIELDS:
         value = raw.get(f.name, f.default)
@@ -361,7 +362,7 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
             rules = []
             for i, raw in enumerate(raw_rules):
                 try:
-                    rules.append(check_rule(raw, i))
+                    rules.append(check_rule(raw, i, warnings))
                 except SettingError as exc:
                     warnings.append(f"config: {exc}; that rule is left out")
             values["rules"] = tuple(rules)
@@ -528,36 +529,47 @@ def _rule_from(raw: Any) -> Rule | None:
 
 
 def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
+    """Make ``[[rules]]`` load as ``rules``, touching as little as it can: a rule that did not
+    change keeps every byte, and a table the loader left out (warned about then) stays untouched."""
     import tomlkit
 
     existing = doc.get("rules")
     if existing is None and rules == DEFAULT_RULES:
         return
-    if isinstance(existing, list) and [_rule_from(r) for r in existing] == list(rules):
+    if isinstance(existing, list) and [r for r in map(_rule_from, existing) if r is not None] == list(rules):
         return  # unchanged: not one character touched
+    if isinstance(existing, tomlkit.items.AoT):
+        parsed = [_rule_from(t) for t in existing]
+        where = [i for i, rule in enumerate(parsed) if rule is not None]  # the tables that load
+        have = [parsed[i] for i in where]
+        wanted = list(rules)
+        if not wanted and len(where) == len(parsed):
+            del doc["rules"]
+            _insert_top_level(doc, "rules", tomlkit.array())
+            return
+        if len(wanted) == len(have):
+            for i, rule in zip(where, wanted):  # edit each table key by key: comments stay
+                _update_rule_table(existing[i], rule)
+            return
+        if len(wanted) < len(have) and _subsequence(wanted, have):
+            for k in reversed(_unmatched(wanted, have)):  # rules were deleted: drop those tables only
+                del existing[where[k]]
+            return
+        if len(wanted) > len(have) and wanted[:len(have)] == have:
+            for rule in wanted[len(have):]:  # rules were added at the end
+                existing.append(_rule_table(rule))
+            return
+        for i, rule in zip(where, wanted):
+            _update_rule_table(existing[i], rule)
+        for i in reversed(where[len(wanted):]):
+            del existing[i]
+        for rule in wanted[len(where):]:
+            existing.append(_rule_table(rule))
+        return
     if not rules:
         if "rules" in doc:
             del doc["rules"]
         _insert_top_level(doc, "rules", tomlkit.array())
-        return
-    if isinstance(existing, tomlkit.items.AoT) and len(existing) == len(rules):
-        for table, rule in zip(existing, rules):  # edit each table key by key: comments stay
-            _update_rule_table(table, rule)
-        return
-    if isinstance(existing, tomlkit.items.AoT):
-        parsed = [_rule_from(t) for t in existing]
-        if len(rules) < len(parsed) and _subsequence(list(rules), parsed):
-            for i in reversed(_unmatched(list(rules), parsed)):  # rules were deleted: drop those tables
-                del existing[i]
-            return
-        tables = list(existing)
-        while len(tables) > len(rules):
-            del existing[len(tables) - 1]
-            tables.pop()
-        for table, rule in zip(tables, rules):
-            _update_rule_table(table, rule)
-        for rule in rules[len(tables):]:
-            existing.append(_rule_table(rule))
         return
     if "rules" in doc:  # an inline ``rules = [{…}]`` (older saves) or a bad value: the README's form
         del doc["rules"]
