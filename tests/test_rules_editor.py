@@ -151,3 +151,32 @@ def test_ok_saves_what_was_picked_and_typed(qtbot, editor, tmp_path: Path) -> No
     saved = signal.args[0].rules[1]
     assert saved == Rule("gpu0_util_percent", 5400, 50.0, 70.0, 600)
     assert load(tmp_path / "config.toml").config.rules[1] == saved
+
+
+def test_ok_without_edits_keeps_thresholds_and_the_file_exactly(qtbot, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = ('# mine\nversion = 1\n[[rules]]\nmetric = "cpu_percent"\nwindow = "36h"\norange = 85.55   # precise\nred = 95.125\n'
+            '[[rules]]\nmetric = "memory_percent"\nwindow = "1h"\norange = 80.3\nred = 90\n')
+    path.write_text(text)
+    loaded = load(path)
+    dialog = SettingsDialog(loaded.config, path, tmp_path / "data", metrics=GPU_BOX)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.rule_rows[0].orange.text().startswith("85.55")  # shown as it is, not 85.5 or 85.6
+    with qtbot.waitSignal(dialog.applied) as signal:
+        dialog.ok_button.click()
+    assert [(r.orange, r.red) for r in signal.args[0].rules] == [(85.55, 95.125), (80.3, 90.0)]
+    assert path.read_text() == text  # nothing changed, nothing written differently
+
+
+def test_a_threshold_the_user_changes_is_saved_as_typed(qtbot, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[[rules]]\nmetric = "cpu_percent"\norange = 85.55\nred = 95.125\n')
+    dialog = SettingsDialog(load(path).config, path, tmp_path / "data", metrics=GPU_BOX)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.set_rule_cell(0, "orange", "70.25")
+    with qtbot.waitSignal(dialog.applied):
+        dialog.ok_button.click()
+    assert [(r.orange, r.red) for r in load(path).config.rules] == [(70.25, 95.125)]
+    assert "red = 95.125\n" in path.read_text()

@@ -79,13 +79,18 @@ class RuleRow:
             edit.setPlaceholderText(DURATION_HINT)
             edit.textChanged.connect(on_change)
         self.orange, self.red = QDoubleSpinBox(), QDoubleSpinBox()
+        # Enough decimals to show the file's value as it is (85.55 stays 85.55, not 85.5 or 85.6).
+        self._decimals = max(_decimals(rule.orange), _decimals(rule.red))
         for name, spin in (("orange", self.orange), ("red", self.red)):
             f = fields[name]
-            spin.setDecimals(1)
+            spin.setDecimals(max(1, self._decimals))
             spin.setRange(f.minimum if f.minimum is not None else -1e9, f.maximum if f.maximum is not None else 1e9)
             spin.setValue(getattr(rule, name))
             spin.valueChanged.connect(on_change)
         self.set_metric(rule.metric)
+        # What each box showed at first, and the exact value behind it: a box the user did not
+        # change gives back the file's value, never the box's rounding of it.
+        self._original = {"orange": (self.orange.value(), rule.orange), "red": (self.red.value(), rule.red)}
         self.metric.currentIndexChanged.connect(self._metric_changed)
         self.metric.currentIndexChanged.connect(on_change)
         for name in self.NAMES:
@@ -112,17 +117,22 @@ class RuleRow:
         low, high = metric_range(column)  # bytes/s and RPM reach far past 100
         for spin in (self.orange, self.red):
             spin.setSuffix(unit)
-            spin.setDecimals(2 if high <= 1 else 1)
+            spin.setDecimals(max(2 if high <= 1 else 1, getattr(self, "_decimals", 0)))
             spin.setRange(low, high)
 
     def raw(self) -> dict[str, object]:
         return {
             "metric": self.metric.currentData() or "",
             "window": self.window.text().strip(),
-            "orange": self.orange.value(),
-            "red": self.red.value(),
+            "orange": self._spin_value("orange"),
+            "red": self._spin_value("red"),
             "min_coverage": self.min_coverage.text().strip(),
         }
+
+    def _spin_value(self, name: str) -> float:
+        value = self.widget(name).value()
+        shown, exact = getattr(self, "_original", {}).get(name, (None, None))
+        return exact if shown is not None and value == shown else value
 
     def check(self, index: int) -> list[str]:
         """Mark each cell that is wrong with its reason; the reasons, for the list below."""
@@ -178,6 +188,14 @@ class RuleRow:
         if problem is not None and problem[0]:
             raise SettingError(f"[[rules]] #{index + 1} metric = {rule.metric!r}: {problem[1]}")
         return rule
+
+
+def _decimals(value: float, most: int = 6) -> int:
+    """How many decimals ``value`` is written with (85.55 → 2), at most ``most``."""
+    text = repr(float(value))
+    if "e" in text or "." not in text:
+        return 0 if "e" not in text else most
+    return min(most, len(text.split(".", 1)[1].rstrip("0")))
 
 
 class _Bridge(QObject):
