@@ -289,3 +289,41 @@ def test_export_writes_one_timestamp_form_in_csv_and_json(data_dir: Path) -> Non
     for stamp in csv_stamps:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", stamp), stamp
         assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
+
+
+def test_help_says_snooze_holds_back_desktop_and_slack_alerts() -> None:
+    done = run_cli("--help")
+    line = next(l for l in done.stdout.splitlines() if l.strip().startswith("snooze"))
+    assert "desktop" in line and "Slack" in line, line
+
+
+@pytest.mark.parametrize("args", [["status", "--exit-code", "--bogus"], ["status", "--bogus", "--exit-code"],
+                                  ["--exit-code", "status"], ["status", "--exit-co", "--json", "extra"]])
+def test_a_usage_error_with_exit_code_is_3_could_not_tell(data_dir: Path, args: list[str]) -> None:
+    done = run_cli("--data-dir", str(data_dir), *args)
+    assert done.returncode == 3, (done.returncode, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert run_cli("--data-dir", str(data_dir), "status", "--bogus").returncode == 1  # without it: a plain mistake
+
+
+def test_a_config_starting_with_a_byte_order_mark_loads_and_saves(data_dir: Path, tmp_path: Path) -> None:
+    from trayapp.settings import load, save
+
+    hot_history(data_dir, cpu=10.0, memory=10.0)
+    config_path = tmp_path / "config.toml"
+    config_path.write_bytes(b"\xef\xbb\xbf# from Notepad\n[[rules]]\nmetric = \"memory_percent\"\nwindow = \"1h\"\nmin_coverage = \"10m\"\norange = 5\nred = 9\n")
+    done = run_cli("--config", str(config_path), "--data-dir", str(data_dir), "status", "--json")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    status = json.loads(done.stdout)
+    assert status["level"] == "red" and [r["metric"] for r in status["rules"]] == ["memory_percent"]
+    loaded = load(config_path)
+    save(loaded.config.with_values(slack_channel="#ops"), config_path)  # not set aside as broken
+    assert list(tmp_path.glob("*.broken-*")) == [] and "# from Notepad" in config_path.read_text(encoding="utf-8-sig")
+    assert load(config_path).config.rules == loaded.config.rules
+
+
+def test_doctor_does_not_create_a_missing_data_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "not" / "here"
+    done = run_cli("--config", str(tmp_path / "none.toml"), "--data-dir", str(missing), "doctor", env={"DISPLAY": ""})
+    assert f"{missing} does not exist yet" in done.stdout, done.stdout
+    assert not missing.exists() and not (tmp_path / "not").exists()

@@ -93,14 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     job = sub.add_parser("dataset-job")  # the recorder's child process
     job.add_argument("--serve", action="store_true")
     sub.add_parser("slack-test", help="send a test message to Slack and say whether it was accepted")
-    snooze = sub.add_parser("snooze", help="hold Slack alerts back for a while")
+    snooze = sub.add_parser("snooze", help="hold desktop and Slack alerts back for a while")
     snooze.add_argument("duration", help="1h, 8h, tomorrow, any duration like 30m, or 'off'")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(words)
+    except SystemExit as exc:  # a usage error under --exit-code is "could not tell" for a monitor
+        if exc.code == EXIT_FAIL and any(len(w) > 6 and "--exit-code".startswith(w) for w in words):
+            raise SystemExit(EXIT_STATUS_UNKNOWN) from None
+        raise
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="trayapp: %(message)s",
@@ -403,12 +409,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_FAIL
 
 
-def _doctor_data(folder: Path) -> tuple[bool, str, str]:
+def _doctor_data(folder: Path) -> tuple[bool | None, str, str]:
     from trayapp.store import PID_NAME, Store
 
     store = Store(folder)
+    if not folder.exists():  # doctor looks, it does not create: the recorder makes the folder
+        parent = next((p for p in folder.parents if p.exists()), None)
+        if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return None, "data", f"{folder} does not exist yet (the recorder creates it when it starts)"
+        return False, "data", f"{folder} does not exist and cannot be created (no write access to {parent})"
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe = folder / ".doctor-probe"
         probe.write_text("ok")
         probe.unlink()

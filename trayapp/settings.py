@@ -411,7 +411,7 @@ def load(path: Path) -> Loaded:
         if len(data) > MAX_CONFIG_BYTES:
             warnings.append(f"config: {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB, too big for a config; using defaults")
             return Loaded(Config(), path, warnings)
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (some Windows editors write one) is no content
     except FileNotFoundError:
         return Loaded(_with_keyring(Config(), warnings), path, warnings)
     except (OSError, UnicodeDecodeError) as exc:
@@ -449,7 +449,7 @@ def save(config: Config, path: Path) -> None:
     doc = None
     if path.exists():
         try:
-            doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+            doc = tomlkit.parse(path.read_text(encoding="utf-8-sig"))
         except Exception:  # tomllib read it but tomlkit cannot: keep it aside rather than lose it
             _set_aside(path)
     fresh = doc is None
@@ -631,7 +631,7 @@ def _set_aside_if_broken(path: Path) -> Path | None:
         raise OSError(f"{path} is not a regular file; not writing settings over it")
     try:
         if info.st_size <= MAX_CONFIG_BYTES:
-            tomllib.loads(path.read_text(encoding="utf-8"))
+            tomllib.loads(path.read_text(encoding="utf-8-sig"))
             return None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         pass
