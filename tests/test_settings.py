@@ -457,3 +457,37 @@ def test_editing_one_rule_touches_only_that_rule_and_keeps_the_skipped_one(tmp_p
     assert load(path).config.rules == (memory,)
     save(load(path).config.with_values(rules=(memory, cpu)), path)  # added at the end
     assert load(path).config.rules == (memory, cpu) and "# typo rule" in path.read_text()
+
+
+def test_editing_one_rule_and_deleting_another_in_one_save_leaves_the_rest_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    third = '[[rules]]  # disk, untouched\nmetric = "disk_percent"\nwindow = "7 d"   # a week\norange = 85.25\nred = 97\n'
+    path.write_text(MINE + "\n" + third)
+    cpu, memory, disk = load(path).config.rules
+    edited = Rule("memory_percent", 5400, 60.0, 95.0, 1800)
+    save(load(path).config.with_values(rules=(edited, disk)), path)  # CPU deleted and memory edited at once
+    text = path.read_text()
+    assert third in text and "# typo rule\nmetric = \"cpu\"" in text and "# CPU rule" not in text, text
+    assert load(path).config.rules == (edited, disk)
+    fresh = Rule("swap_percent", 3600, 50.0, 60.0, 600)
+    save(load(path).config.with_values(rules=(edited, fresh, disk)), path)  # one put in between
+    assert third in path.read_text() and load(path).config.rules == (edited, fresh, disk)
+
+
+_POOL = [Rule("cpu_percent", 129600, 80.0, 90.0, 3600), Rule("memory_percent", 5400, 85.5, 95.0, 1800),
+         Rule("memory_percent", 5400, 60.0, 95.0, 1800), Rule("disk_percent", 604800, 85.25, 97.0, 3600),
+         Rule("swap_percent", 3600, 50.0, 60.0, 600), Rule("cpu_percent", 3600, 70.0, 75.0, 600)]
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_POOL), max_size=5), st.lists(st.sampled_from(_POOL), max_size=5))
+def test_any_two_saves_of_rule_lists_load_back_in_order_and_keep_the_skipped_table(first: list, second: list) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.toml"
+        path.write_text(MINE)
+        for rules in (first, second):
+            save(load(path).config.with_values(rules=tuple(rules)), path)
+            assert load(path).config.rules == tuple(rules)
+            assert '# typo rule\nmetric = "cpu"' in path.read_text()

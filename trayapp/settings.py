@@ -13,6 +13,7 @@ import stat
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -547,24 +548,29 @@ def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
             del doc["rules"]
             _insert_top_level(doc, "rules", tomlkit.array())
             return
-        if len(wanted) == len(have):
-            for i, rule in zip(where, wanted):  # edit each table key by key: comments stay
-                _update_rule_table(existing[i], rule)
-            return
-        if len(wanted) < len(have) and _subsequence(wanted, have):
-            for k in reversed(_unmatched(wanted, have)):  # rules were deleted: drop those tables only
-                del existing[where[k]]
-            return
-        if len(wanted) > len(have) and wanted[:len(have)] == have:
-            for rule in wanted[len(have):]:  # rules were added at the end
-                existing.append(_rule_table(rule))
-            return
-        for i, rule in zip(where, wanted):
-            _update_rule_table(existing[i], rule)
-        for i in reversed(where[len(wanted):]):
-            del existing[i]
-        for rule in wanted[len(where):]:
-            existing.append(_rule_table(rule))
+        # Match old and new rule lists (difflib): rules found in both keep their tables as they are;
+        # a changed one is edited key by key, a deleted one's table goes, a new one is put in its place.
+        # Applied from the end, so the indexes of the tables before stay right.
+        ops = SequenceMatcher(None, have, wanted, autojunk=False).get_opcodes()
+        for tag, i1, i2, j1, j2 in reversed(ops):
+            if tag == "equal":
+                continue
+            block = where[i1:i2]
+            end = block[-1] + 1 if block else (where[i1] if i1 < len(where) else len(existing))
+            # Within a changed stretch an edited rule keeps the table of its metric (its comments are
+            # about it), matched in order again: the file's order stays the order of the rules.
+            inner = SequenceMatcher(None, [parsed[i].metric for i in block], [r.metric for r in wanted[j1:j2]],
+                                    autojunk=False).get_opcodes()
+            for _, a1, a2, b1, b2 in reversed(inner):
+                tables, new = block[a1:a2], wanted[j1 + b1:j1 + b2]
+                for i, rule in zip(tables, new):
+                    _update_rule_table(existing[i], rule)
+                for i in reversed(tables[len(new):]):
+                    del existing[i]
+                if len(new) > len(tables):
+                    at = tables[-1] + 1 if tables else (block[a1] if a1 < len(block) else end)
+                    for k, rule in enumerate(new[len(tables):]):
+                        existing.insert(at + k, _rule_table(rule))
         return
     if not rules:
         if "rules" in doc:
@@ -577,21 +583,6 @@ def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
     for rule in rules:
         aot.append(_rule_table(rule))
     doc.add("rules", aot)
-
-
-def _unmatched(wanted: list[Rule], have: list[Rule | None]) -> list[int]:
-    """Indexes in ``have`` left over when ``wanted`` is matched into it in order (greedy)."""
-    out, j = [], 0
-    for i, rule in enumerate(have):
-        if j < len(wanted) and rule == wanted[j]:
-            j += 1
-        else:
-            out.append(i)
-    return out
-
-
-def _subsequence(wanted: list[Rule], have: list[Rule | None]) -> bool:
-    return len(have) - len(_unmatched(wanted, have)) == len(wanted)
 
 
 def _update_rule_table(table: Any, rule: Rule) -> None:
