@@ -10,6 +10,8 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import trayapp_cmd
 from trayapp.synthetic import write_history
 
@@ -42,3 +44,14 @@ def test_status_projects_at_the_pace_the_data_was_sampled(data_dir: Path, tmp_pa
         answers[interval] = json.loads(done.stdout)["rules"][0].get("projection")
     assert answers[10.0] is not None and answers[10.0]["level"] in ("orange", "red")
     assert answers[2.0] == answers[10.0]  # the config's 2 s does not make the data go 5x faster
+
+
+@pytest.mark.parametrize("held", ['"many"', "1e999", "[1, 2]", "-3", "null"])
+def test_snooze_survives_any_held_count_in_its_state_file(data_dir: Path, held: str) -> None:
+    state = data_dir / "state"
+    state.mkdir(parents=True)
+    (state / "snooze.json").write_text('{"until": null, "held": ' + held + "}")
+    done = run("--data-dir", str(data_dir), "snooze", "1h")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    saved = json.loads((state / "snooze.json").read_text())
+    assert saved["held"] == 0 and saved["until"]

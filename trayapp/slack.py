@@ -354,8 +354,17 @@ def snooze_channels(config: Config) -> str:
     return " + ".join(channels)
 
 
+def held_count(state: dict[str, Any]) -> int:
+    """How many alerts a snooze held back, from a state file that may hold anything."""
+    try:
+        held = float(state.get("held", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+    return int(held) if math.isfinite(held) and held > 0 else 0
+
+
 def snooze(folder: Path, until: datetime | None) -> None:
-    held = int(_read_snooze(folder).get("held", 0) or 0)
+    held = held_count(_read_snooze(folder))
     write_snooze(folder, {"until": until.isoformat() if until else None, "held": held})
 
 
@@ -438,7 +447,7 @@ class Courier:
             self._report()
         if until is not None:
             if tick.transitions:  # held back; the state is sent once when the snooze ends
-                snooze_state["held"] = int(snooze_state.get("held", 0)) + len(tick.transitions)
+                snooze_state["held"] = held_count(snooze_state) + len(tick.transitions)
                 self._write_snooze(snooze_state)
             return
         if snooze_state.get("held"):
