@@ -191,6 +191,7 @@ class Store:
             self.rollover(today)
         finally:
             self._close_csv()
+        _rollup_ensure(self.data_dir)
         return self._min_day
 
     def _maintain_in_child(self, today: date, seed: "tuple[datetime, datetime, list[str]] | None" = None) -> "Any":
@@ -432,6 +433,7 @@ class Store:
         sink = pa.BufferOutputStream()
         pq.write_table(merged, sink, compression="zstd")
         replace_atomically(path, sink.getvalue().to_pybytes())
+        _rollup_day(self.data_dir, day, merged)
         back, problems = load_day_file(path, [TIMESTAMP])
         if back is None or problems:
             return False
@@ -527,6 +529,26 @@ class Store:
 
 
 # ---------------------------------------------------------------------- tables
+
+
+def _rollup_day(data_dir: Path, day: date, table: "pa.Table") -> None:
+    """The day's rollup tiers from the rows just written; a failure never fails the rollover."""
+    try:
+        from trayapp import rollups
+
+        rollups.build_day(data_dir, day, table)
+    except Exception as exc:  # noqa: BLE001 - tiers are rebuilt from the day file at the next start
+        log.warning("rollup of %s failed (%s); it is rebuilt at the next start", day, str(exc)[:160])
+
+
+def _rollup_ensure(data_dir: Path) -> None:
+    """Start-up: tiers for every day file that lacks a fresh one; a failure never stops recording."""
+    try:
+        from trayapp import rollups
+
+        rollups.ensure(data_dir)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("rollups of %s could not be brought up to date (%s)", data_dir, str(exc)[:160])
 
 
 def _local_date(moment: datetime) -> date:

@@ -1,0 +1,515 @@
+"""Rollup tiers beside the dataset (``Rollups/minute``, ``Rollups/hour``): building, mending, reading.
+
+Imports numpy and pyarrow (never pandas, never PySide6); raw day files are read by the store's reader.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trayapp.jsonfile import remove_quietly, replace_atomically
+
+log = logging.getLogger("trayapp.rollups")
+
+ROLLUPS_DIR = "Rollups"
+TIERS = {"minute": 60_000_000, "hour": 3_600_000_000}  # bin width in microseconds
+STATS = ("min", "mean", "max", "count")
+META_KEY = b"trayapp.rollup"
+TIMESTAMP = "timestamp"
+_TS_TYPE = pa.timestamp("us", tz="UTC")
+
+Stats = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # min, mean, max (NaN = none), count
+
+
+# ------------------------------------------------------------------ paths
+
+
+def minute_path(data_dir: str | os.PathLike[str], day: date) -> Path:
+    return Path(data_dir) / ROLLUPS_DIR / "minute" / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet"
+
+
+def hour_path(data_dir: str | os.PathLike[str], year: int, month: int) -> Path:
+    return Path(data_dir) / ROLLUPS_DIR / "hour" / f"Year={year}" / f"{month}.parquet"
+
+
+def _day_path(data_dir: Path, day: date) -> Path:
+    from trayapp.store import DATASET_DIR
+
+    return data_dir / DATASET_DIR / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet"
+
+
+def _day_files(data_dir: Path) -> dict[date, Path]:
+    from trayapp.store import Store
+
+    return dict(Store(data_dir).day_files())
+
+
+def _minute_files(data_dir: Path) -> dict[date, Path]:
+    found: dict[date, Path] = {}
+    for path in (data_dir / ROLLUPS_DIR / "minute").glob("Year=*/Month=*/*.parquet"):
+        try:
+            found[date(int(path.parent.parent.name[5:]), int(path.parent.name[6:]), int(path.stem))] = path
+        except ValueError:
+            continue
+    return found
+
+
+def _hour_files(data_dir: Path) -> dict[tuple[int, int], Path]:
+    found: dict[tuple[int, int], Path] = {}
+    for path in (data_dir / ROLLUPS_DIR / "hour").glob("Year=*/*.parquet"):
+        try:
+            found[(int(path.parent.name[5:]), int(path.stem))] = path
+        except ValueError:
+            continue
+    return found
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+# ------------------------------------------------------------ aggregation
+
+
+def aggregate(ts_us: np.ndarray, values: dict[str, np.ndarray], width_us: int) -> tuple[np.ndarray, dict[str, Stats]]:
+    """Bin raw samples (int64 µs, float values with NaN for none) into UTC-aligned bins."""
+    ts_us = np.asarray(ts_us, dtype=np.int64)
+    order = np.argsort(ts_us, kind="stable")
+    bins = (ts_us[order] // width_us) * width_us
+    if not len(bins):
+        return bins, {name: _empty_stats() for name in values}
+    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+    out: dict[str, Stats] = {}
+    for name, raw in values.items():
+        v = np.asarray(raw, dtype=np.float64)[order]
+        ok = np.isfinite(v)  # NaN and ±inf are "not available", as in the store
+        count = np.add.reduceat(ok.astype(np.int64), starts)
+        total = np.add.reduceat(np.where(ok, v, 0.0), starts)
+        low = np.minimum.reduceat(np.where(ok, v, np.inf), starts)
+        high = np.maximum.reduceat(np.where(ok, v, -np.inf), starts)
+        out[name] = _finish(low, total, high, count)
+    return bins[starts], out
+
+
+def combine(bins_us: np.ndarray, stats: dict[str, Stats], width_us: int) -> tuple[np.ndarray, dict[str, Stats]]:
+    """Fold bins (of any finer or equal width, in any order, repeats allowed) into ``width_us`` bins;
+    means combine exactly through their counts."""
+    bins_us = np.asarray(bins_us, dtype=np.int64)
+    order = np.argsort(bins_us, kind="stable")
+    bins = (bins_us[order] // width_us) * width_us
+    if not len(bins):
+        return bins, {name: _empty_stats() for name in stats}
+    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+    out: dict[str, Stats] = {}
+    for name, (low, mean, high, count) in stats.items():
+        low, mean, high, count = low[order], mean[order], high[order], count[order]
+        some = count > 0
+        total = np.add.reduceat(np.where(some, mean * count, 0.0), starts)
+        n = np.add.reduceat(count, starts)
+        lo = np.minimum.reduceat(np.where(some & ~np.isnan(low), low, np.inf), starts)
+        hi = np.maximum.reduceat(np.where(some & ~np.isnan(high), high, -np.inf), starts)
+        out[name] = _finish(lo, total, hi, n)
+    return bins[starts], out
+
+
+def _finish(low: np.ndarray, total: np.ndarray, high: np.ndarray, count: np.ndarray) -> Stats:
+    none = count == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(none, np.nan, total / np.maximum(count, 1))
+    return np.where(none, np.nan, low), mean, np.where(none, np.nan, high), count.astype(np.int64)
+
+
+def _empty_stats() -> Stats:
+    return np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
+
+
+# pyarrow imports pandas from pa.array, pa.scalar and to_numpy on arrays with nulls: arrays go
+# in and out of Arrow here through their buffers only.
+
+
+def _np(col: Any, dtype: Any) -> np.ndarray:
+    """A fixed-width Arrow column as numpy; nulls become NaN (floats) or 0 (integers)."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    parts = []
+    for chunk in chunks:
+        n, off = len(chunk), chunk.offset
+        validity, data = chunk.buffers()[:2]
+        if data is None:  # an all-null column (type null)
+            parts.append(np.full(n, np.nan if dtype == np.float64 else 0, dtype=dtype))
+            continue
+        values = np.frombuffer(data, dtype=dtype, count=off + n)[off:].copy()
+        if validity is not None and chunk.null_count:
+            ok = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little", count=off + n)[off:].astype(bool)
+            values[~ok] = np.nan if dtype == np.float64 else 0
+        parts.append(values)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _arrow(values: np.ndarray, type_: pa.DataType, none: np.ndarray | None = None) -> pa.Array:
+    values = np.ascontiguousarray(values, dtype=np.float64 if type_ == pa.float64() else np.int64)
+    validity = None
+    nulls = 0
+    if none is not None and none.any():
+        validity = pa.py_buffer(np.packbits(~none, bitorder="little"))
+        nulls = int(none.sum())
+    return pa.Array.from_buffers(type_, len(values), [validity, pa.py_buffer(values)], null_count=nulls)
+
+
+def _table_arrays(table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    ts = _np(table.column(TIMESTAMP).cast(_TS_TYPE).cast(pa.int64()), np.int64)
+    values = {}
+    for name in table.column_names:
+        if name == TIMESTAMP:
+            continue
+        values[name] = _np(table.column(name).cast(pa.float64()), np.float64)
+    return ts, values
+
+
+def _read_day(source: Path) -> pa.Table | None:
+    """A day file in the store's own format (UTC timestamps, float metrics) is read here without
+    pandas; anything else (the notebook's, a bad file) goes to the store's reader, which warns."""
+    try:
+        with pq.ParquetFile(source) as parquet:
+            schema = parquet.schema_arrow
+            ts = schema.field(TIMESTAMP).type
+            own = pa.types.is_timestamp(ts) and ts.tz is not None and all(
+                pa.types.is_floating(f.type) for f in schema if f.name != TIMESTAMP and not f.name.startswith("__"))
+            table = parquet.read() if own else None
+    except Exception:  # noqa: BLE001 - the store's reader says what is wrong with it
+        table = None
+    if table is not None:
+        table = table.select([n for n in table.column_names if not n.startswith("__")])
+        us = _np(table.column(TIMESTAMP).cast(_TS_TYPE).cast(pa.int64()), np.int64)
+        from trayapp.store import _EARLIEST_US, _LATEST_US
+
+        if table.column(TIMESTAMP).null_count == 0 and bool(np.all((us >= _EARLIEST_US) & (us < _LATEST_US))):
+            return table
+    from trayapp.store import read_day_file
+
+    return read_day_file(source, None)
+
+
+# ------------------------------------------------------------ tier files
+
+
+def _to_table(bins: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]) -> pa.Table:
+    columns: dict[str, pa.Array] = {TIMESTAMP: _arrow(bins, pa.int64()).cast(_TS_TYPE)}
+    for name, (low, mean, high, count) in stats.items():
+        none = count == 0
+        columns[f"{name}_min"] = _arrow(low, pa.float64(), none)
+        columns[f"{name}_mean"] = _arrow(mean, pa.float64(), none)
+        columns[f"{name}_max"] = _arrow(high, pa.float64(), none)
+        columns[f"{name}_count"] = _arrow(count, pa.int64())
+    table = pa.table(columns)
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    replace_atomically(path, sink.getvalue().to_pybytes())
+
+
+def _metrics_of(names: Iterable[str]) -> list[str]:
+    return [n[: -len("_count")] for n in names if n.endswith("_count")]
+
+
+def _from_table(table: pa.Table, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
+    bins = _np(table.column(TIMESTAMP).cast(_TS_TYPE).cast(pa.int64()), np.int64)
+    names = _metrics_of(table.column_names) if metrics is None else metrics
+    out: dict[str, Stats] = {}
+    n = len(bins)
+    for name in names:
+        if f"{name}_count" not in table.column_names:
+            nan = np.full(n, np.nan)
+            out[name] = (nan, nan.copy(), nan.copy(), np.zeros(n, dtype=np.int64))
+            continue
+        parts = [_np(table.column(f"{name}_{stat}").cast(pa.float64()), np.float64) for stat in ("min", "mean", "max")]
+        parts.append(_np(table.column(f"{name}_count").cast(pa.int64()), np.int64))
+        out[name] = (parts[0], parts[1], parts[2], parts[3])
+    return bins, out
+
+
+def _read_file(path: Path, metrics: list[str] | None = None) -> pa.Table:
+    with pq.ParquetFile(path) as parquet:
+        if metrics is None:
+            return parquet.read()
+        have = set(parquet.schema_arrow.names)
+        return parquet.read(columns=[TIMESTAMP] + [f"{n}_{s}" for n in metrics for s in STATS if f"{n}_count" in have])
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    """The tier file's recorded sources, or None when the footer cannot be read."""
+    try:
+        with pq.ParquetFile(path) as parquet:
+            kv = parquet.schema_arrow.metadata or {}
+        return json.loads(kv[META_KEY])
+    except Exception:  # noqa: BLE001 - any bytes may be there: the tier is unreadable
+        return None
+
+
+def _set_aside(path: Path, why: str) -> None:
+    aside = path.with_name(f".{path.name}.unreadable-{int(time.time())}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f".{path.name}.unreadable-{int(time.time())}-{n}")
+        n += 1
+    try:
+        os.replace(path, aside)
+        log.warning("rollup file %s could not be read (%s); kept it aside as %s and rebuilt it", path, why, aside)
+    except OSError as exc:
+        log.warning("rollup file %s could not be read (%s) nor set aside (%s)", path, why, exc)
+
+
+# ------------------------------------------------------------------ build
+
+
+def build_day(data_dir: str | os.PathLike[str], day: date, table: pa.Table | None = None, hours: bool = True) -> bool:
+    """Write ``day``'s minute tier from its raw day file (``table``: that file's rows, already
+    read) and, with ``hours``, rebuild its month's hour tier. False (one warning) when the day
+    file cannot be read; never raises for what is on disk."""
+    data_dir = Path(data_dir)
+    source = _day_path(data_dir, day)
+    try:
+        stamp = _stamp(source)  # before reading: a change after this makes the tier stale, not wrong
+        if stamp is None:
+            return False
+        if table is None:
+            table = _read_day(source)
+            if table is None:
+                log.warning("rollup: day file %s cannot be read; no rollup for %s", source, day.isoformat())
+                return False
+        ts, values = _table_arrays(table)
+        bins, stats = aggregate(ts, values, TIERS["minute"])
+        _write(minute_path(data_dir, day), _to_table(bins, stats, {"tier": "minute", "sources": {day.isoformat(): stamp}}))
+        if hours:
+            build_month(data_dir, day.year, day.month, {day: (bins, stats)})
+        return True
+    except Exception as exc:  # noqa: BLE001 - a rollup must never fail a rollover
+        log.warning("rollup of %s failed (%s: %s); it is rebuilt at the next start", day.isoformat(), type(exc).__name__, str(exc)[:160])
+        return False
+
+
+def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: dict[date, tuple[np.ndarray, dict[str, Stats]]] | None = None) -> None:
+    """Rebuild the hour tier of local month ``year``-``month`` from its days' minute tiers."""
+    data_dir = Path(data_dir)
+    fresh = fresh or {}
+    sources: dict[str, Any] = {}
+    parts: list[tuple[np.ndarray, dict[str, Stats]]] = []
+    for day, path in sorted(_minute_files(data_dir).items()):
+        if (day.year, day.month) != (year, month):
+            continue
+        if day in fresh:
+            parts.append(fresh[day])
+            sources[day.isoformat()] = _stamp(_day_path(data_dir, day))
+            continue
+        try:
+            table = _read_file(path)
+            meta = json.loads((table.schema.metadata or {})[META_KEY])
+        except Exception:  # noqa: BLE001 - left for ensure to mend; not part of this hour file
+            continue
+        parts.append(_from_table(table))
+        sources.update(meta.get("sources", {}))
+    target = hour_path(data_dir, year, month)
+    if not parts:
+        remove_quietly(target)
+        return
+    names = list(dict.fromkeys(n for _, stats in parts for n in stats))
+    bins = np.concatenate([b for b, _ in parts])
+    merged: dict[str, Stats] = {}
+    for name in names:
+        cols = []
+        for b, stats in parts:
+            if name in stats:
+                cols.append(stats[name])
+            else:
+                nan = np.full(len(b), np.nan)
+                cols.append((nan, nan, nan, np.zeros(len(b), dtype=np.int64)))
+        merged[name] = tuple(np.concatenate([c[i] for c in cols]) for i in range(4))  # type: ignore[assignment]
+    hb, hs = combine(bins, merged, TIERS["hour"])
+    _write(target, _to_table(hb, hs, {"tier": "hour", "sources": sources}))
+
+
+def ensure(data_dir: str | os.PathLike[str]) -> int:
+    """Bring every tier up to date with the dataset: build what is missing, stale (its day file's
+    size or mtime changed) or unreadable (set aside as a dot-file first); drop tiers whose day
+    file is gone. Costs stat calls and footers when nothing is to do. Returns days rebuilt."""
+    data_dir = Path(data_dir)
+    try:
+        return _ensure(data_dir)
+    except Exception as exc:  # noqa: BLE001 - start-up must go on without tiers
+        log.warning("rollups of %s could not be brought up to date (%s: %s)", data_dir, type(exc).__name__, str(exc)[:160])
+        return 0
+
+
+def _ensure(data_dir: Path) -> int:
+    root = data_dir / ROLLUPS_DIR
+    for tmp in [*root.glob("minute/Year=*/Month=*/.*.tmp"), *root.glob("hour/Year=*/.*.tmp")]:
+        remove_quietly(tmp)  # left by a killed writer; only the writer-lock holder writes here
+    days = _day_files(data_dir)
+    stamps = {day: _stamp(path) for day, path in days.items()}
+    minutes = _minute_files(data_dir)
+    rebuilt = 0
+    months_touched: set[tuple[int, int]] = set()
+    for day, path in minutes.items():
+        if day not in days:
+            remove_quietly(path)
+            months_touched.add((day.year, day.month))
+    for day in sorted(days):
+        path = minutes.get(day)
+        if path is not None:
+            meta = _read_meta(path)
+            if meta is None:
+                _set_aside(path, "its footer cannot be read")
+            elif meta.get("sources", {}).get(day.isoformat()) == stamps[day]:
+                continue
+        if build_day(data_dir, day, hours=False):
+            rebuilt += 1
+        else:
+            remove_quietly(minute_path(data_dir, day))
+        months_touched.add((day.year, day.month))
+    wanted: dict[tuple[int, int], dict[str, Any]] = {}
+    for day, path in _minute_files(data_dir).items():
+        wanted.setdefault((day.year, day.month), {})[day.isoformat()] = stamps.get(day)
+    hours = _hour_files(data_dir)
+    for key, path in hours.items():
+        if key not in wanted:
+            remove_quietly(path)
+    for key, sources in wanted.items():
+        path = hours.get(key)
+        if path is not None and key not in months_touched:
+            meta = _read_meta(path)
+            if meta is None:
+                _set_aside(path, "its footer cannot be read")
+            elif meta.get("sources") == sources:
+                continue
+        build_month(data_dir, *key)
+    return rebuilt
+
+
+# ------------------------------------------------------------------- read
+
+
+def _us(moment: datetime | float | int) -> int:
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int(round(float(moment) * 1_000_000))
+
+
+def _tier_paths(data_dir: Path, tier: str, start_us: int, end_us: int) -> list[Path]:
+    first = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=start_us)).date() - timedelta(days=1)
+    last = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=end_us)).date() + timedelta(days=1)
+    if tier == "minute":
+        paths = []
+        day = first
+        while day <= last:
+            paths.append(minute_path(data_dir, day))
+            day += timedelta(days=1)
+        return paths
+    months = []
+    y, m = first.year, first.month
+    while (y, m) <= (last.year, last.month):
+        months.append(hour_path(data_dir, y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return months
+
+
+def read_tier(
+    data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
+) -> tuple[np.ndarray, dict[str, Stats]]:
+    """Bins of ``tier`` ('minute' or 'hour') starting in ``[start, end)``: (bin starts as epoch
+    seconds, {metric: (min, mean, max, count)}), NaN where a bin had no sample of a metric."""
+    data_dir = Path(data_dir)
+    width = TIERS[tier]
+    start_us, end_us = _us(start), _us(end)
+    parts: list[tuple[np.ndarray, dict[str, Stats]]] = []
+    names: list[str] = list(metrics) if metrics is not None else []
+    for path in _tier_paths(data_dir, tier, start_us, end_us):
+        if not path.exists():
+            continue
+        try:
+            if metrics is None:
+                table = _read_file(path)
+                names.extend(n for n in _metrics_of(table.column_names) if n not in names)
+            else:
+                table = _read_file(path, metrics)
+        except Exception as exc:  # noqa: BLE001 - ensure() mends it at the next start
+            from trayapp.store import _warn_once
+
+            _warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); skipped it")
+            continue
+        bins, stats = _from_table(table, metrics)
+        keep = (bins >= start_us) & (bins < end_us)
+        parts.append((bins[keep], {n: tuple(a[keep] for a in s) for n, s in stats.items()}))  # type: ignore[misc]
+    return _merge_parts(parts, names, width)
+
+
+def _merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str], width: int) -> tuple[np.ndarray, dict[str, Stats]]:
+    if not parts:
+        return np.empty(0), {n: _empty_stats() for n in names}
+    bins = np.concatenate([b for b, _ in parts])
+    stats: dict[str, Stats] = {}
+    for name in names:
+        cols = []
+        for b, s in parts:
+            if name in s:
+                cols.append(s[name])
+            else:
+                nan = np.full(len(b), np.nan)
+                cols.append((nan, nan, nan, np.zeros(len(b), dtype=np.int64)))
+        stats[name] = tuple(np.concatenate([c[i] for c in cols]) for i in range(4))  # type: ignore[assignment]
+    sorted_unique = len(bins) < 2 or bool(np.all(bins[1:] > bins[:-1]))
+    if not sorted_unique:  # a bin two files share (a :30 zone's hour across a month's end)
+        bins, stats = combine(bins, stats, width)
+    return bins / 1e6, stats
+
+
+def read_with_today(
+    data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
+) -> tuple[np.ndarray, dict[str, Stats]]:
+    """``read_tier`` plus the CSV day file's rows (today's, not rolled over yet), binned here, so a
+    window reaching now is complete. CSV rows in or before the tier's last bin are left out (a
+    failed rollover leaves rows in both places; the tier already counts them)."""
+    from trayapp.store import CSV_DIR, CSV_NAME, read_csv
+
+    data_dir = Path(data_dir)
+    width = TIERS[tier]
+    t, stats = read_tier(data_dir, tier, start, end, metrics)
+    table = read_csv(data_dir / CSV_DIR / CSV_NAME)
+    if table is None or not table.num_rows:
+        return t, stats
+    ts, values = _table_arrays(table)
+    start_us, end_us = _us(start), _us(end)
+    floor = int(round(t[-1] * 1e6)) + width if len(t) else start_us
+    keep = (ts >= max(start_us, floor)) & (ts < end_us)
+    names = list(stats) if metrics is None else list(metrics)
+    if metrics is None:
+        names.extend(n for n in values if n not in names)
+    nan = np.full(len(ts), np.nan)
+    vb, vs = aggregate(ts[keep], {n: values.get(n, nan)[keep] for n in names}, width)
+    parts = [(np.round(t * 1e6).astype(np.int64), {n: stats.get(n) or _nan_stats(len(t)) for n in names}), (vb, vs)]
+    return _merge_parts(parts, names, width)
+
+
+def _nan_stats(n: int) -> Stats:
+    nan = np.full(n, np.nan)
+    return nan, nan.copy(), nan.copy(), np.zeros(n, dtype=np.int64)
