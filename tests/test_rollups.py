@@ -24,7 +24,7 @@ import pytest
 
 from trayapp import rollups
 from trayapp.model import Sample
-from trayapp.store import Store, read_day_file
+from trayapp.store import Store, read_csv, read_day_file
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MIN, HOUR = 60_000_000, 3_600_000_000
@@ -300,3 +300,46 @@ def test_kill_9_during_tier_writing_loses_nothing_and_leaves_no_half_tier(data_d
     start, end = local(2026, 3, 28), local(2026, 3, 31)
     assert_equal(*rollups.read_tier(data_dir, "minute", start, end), brute(raw, MIN))
     assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw, HOUR))
+
+
+def test_a_half_hour_zone_hour_shared_by_two_months_reads_whole(data_dir: Path) -> None:
+    # Asia/Kolkata (+05:30): the local day of 1 April starts at 18:30 UTC on 31 March, so the 18:00 UTC
+    # hour holds rows of the March day file and of the April one, and lands in both months' hour files
+    kolkata = ZoneInfo("Asia/Kolkata")
+    rng = np.random.default_rng(5)
+    for d in (date(2026, 3, 31), date(2026, 4, 1)):
+        a = int(datetime(d.year, d.month, d.day, tzinfo=kolkata).timestamp()) * 1_000_000
+        t = np.arange(a, a + 86_400_000_000, 11_000_000, dtype=np.int64)
+        write_day(data_dir, d, t, {"cpu_percent": rng.uniform(0, 100, len(t))})
+    rollups.ensure(data_dir)
+    shared = int(datetime(2026, 3, 31, 18, tzinfo=timezone.utc).timestamp()) * 1_000_000
+    for month in (3, 4):
+        hours = pq.read_table(rollups.hour_path(data_dir, 2026, month)).column("timestamp").cast(pa.int64()).to_pylist()
+        assert shared in hours
+    raw = Store(data_dir).read(None, None, columns=["cpu_percent"])
+    t, stats = rollups.read_tier(data_dir, "hour", datetime(2026, 3, 30, tzinfo=timezone.utc), datetime(2026, 4, 3, tzinfo=timezone.utc))
+    assert_equal(t, stats, brute(raw, HOUR))
+
+
+def test_a_tier_that_cannot_be_written_never_fails_the_rollover(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data_dir.mkdir(parents=True)
+    (data_dir / "Rollups").write_text("a file where the folder goes")
+    store = Store(data_dir)
+    store.open_writer(local(2026, 3, 10, 22))
+    store.append(Sample(timestamp=local(2026, 3, 10, 22), cpu_percent=5.0, memory_percent=50.0, disk_percent=1.0))
+    with caplog.at_level(logging.WARNING):
+        store.append(Sample(timestamp=local(2026, 3, 11, 9), cpu_percent=6.0, memory_percent=50.0, disk_percent=1.0))
+    store.close()
+    assert "rollup" in caplog.text
+    assert Store(data_dir).day_path(date(2026, 3, 10)).exists()
+    assert Store(data_dir).read(None, None).num_rows == 2
+    assert read_csv(data_dir / "csv_dump" / "daily_dump.csv").num_rows == 1  # the 10th's row left the CSV
+
+
+def test_start_up_in_a_child_process_builds_the_tiers(data_dir: Path) -> None:
+    dst_history(data_dir)
+    store = Store(data_dir, in_child=True)  # as the tray app runs: dataset work in dataset_jobs' child
+    store.open_writer(local(2026, 4, 2, 12))
+    store.close()
+    raw = raw_rows(data_dir)
+    assert_equal(*rollups.read_tier(data_dir, "hour", local(2026, 3, 28), local(2026, 3, 31)), brute(raw, HOUR))
