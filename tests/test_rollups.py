@@ -343,3 +343,21 @@ def test_start_up_in_a_child_process_builds_the_tiers(data_dir: Path) -> None:
     store.close()
     raw = raw_rows(data_dir)
     assert_equal(*rollups.read_tier(data_dir, "hour", local(2026, 3, 28), local(2026, 3, 31)), brute(raw, HOUR))
+
+
+def test_read_with_today_adds_the_csv_rows_once(data_dir: Path) -> None:
+    dst_history(data_dir)
+    rollups.ensure(data_dir)
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    lines = ["timestamp,cpu_percent,memory_percent"]
+    lines += [f"{local(2026, 3, 30, 23, 59, s).isoformat()},50.0,1.0" for s in range(0, 60, 10)]  # left behind by a failed trim
+    lines += [f"{local(2026, 3, 31, 0, m, 30).isoformat()},{m}.5,2.0" for m in range(5)]
+    csv.write_text("\n".join(lines) + "\n")
+    t, stats = rollups.read_with_today(data_dir, "minute", local(2026, 3, 30, 23), local(2026, 3, 31, 1))
+    raw30 = read_day_file(Store(data_dir).day_path(date(2026, 3, 30)), ["timestamp", "cpu_percent", "memory_percent"])
+    truth = brute(raw30, MIN)
+    truth = {b: v for b, v in truth.items() if b >= us(local(2026, 3, 30, 23))}
+    for m in range(5):
+        truth[us(local(2026, 3, 31, 0, m))] = {"cpu_percent": (m + 0.5, m + 0.5, m + 0.5, 1), "memory_percent": (2.0, 2.0, 2.0, 1)}
+    assert_equal(t, {k: stats[k] for k in ("cpu_percent", "memory_percent")}, truth)

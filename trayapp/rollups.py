@@ -487,9 +487,9 @@ def read_with_today(
     data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
 ) -> tuple[np.ndarray, dict[str, Stats]]:
     """``read_tier`` plus the CSV day file's rows (today's, not rolled over yet), binned here, so a
-    window reaching now is complete. CSV rows in or before the tier's last bin are left out (a
-    failed rollover leaves rows in both places; the tier already counts them)."""
-    from trayapp.store import CSV_DIR, CSV_NAME, read_csv
+    window reaching now is complete. CSV rows of a local day that has a minute tier are left out
+    (a failed rollover can leave rows in both places; the tier already counts them)."""
+    from trayapp.store import CSV_DIR, CSV_NAME, local_zone, read_csv
 
     data_dir = Path(data_dir)
     width = TIERS[tier]
@@ -499,8 +499,11 @@ def read_with_today(
         return t, stats
     ts, values = _table_arrays(table)
     start_us, end_us = _us(start), _us(end)
-    floor = int(round(t[-1] * 1e6)) + width if len(t) else start_us
-    keep = (ts >= max(start_us, floor)) & (ts < end_us)
+    keep = (ts >= start_us) & (ts < end_us)
+    days = local_day_numbers(ts, local_zone())
+    for number in np.unique(days[keep]).tolist():
+        if minute_path(data_dir, date.fromordinal(number + _EPOCH_ORDINAL)).exists():
+            keep &= days != number
     names = list(stats) if metrics is None else list(metrics)
     if metrics is None:
         names.extend(n for n in values if n not in names)
@@ -508,6 +511,18 @@ def read_with_today(
     vb, vs = aggregate(ts[keep], {n: values.get(n, nan)[keep] for n in names}, width)
     parts = [(np.round(t * 1e6).astype(np.int64), {n: stats.get(n) or _nan_stats(len(t)) for n in names}), (vb, vs)]
     return _merge_parts(parts, names, width)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def local_day_numbers(ts_us: np.ndarray, tz: Any) -> np.ndarray:
+    """Each time's local calendar day (days since 1970-01-01), DST-aware: the zone's offset is
+    looked up once per distinct quarter hour, as the store's rollover does."""
+    seconds = np.asarray(ts_us, dtype=np.int64) // 1_000_000
+    unique, inverse = np.unique(seconds // 900, return_inverse=True)
+    offsets = np.array([datetime.fromtimestamp(int(q) * 900, timezone.utc).astimezone(tz).utcoffset().total_seconds() for q in unique], dtype=np.int64)
+    return (seconds + offsets[inverse]) // 86400
 
 
 def _nan_stats(n: int) -> Stats:
