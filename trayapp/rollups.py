@@ -331,18 +331,7 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
         remove_quietly(target)
         return
     names = list(dict.fromkeys(n for _, stats in parts for n in stats))
-    bins = np.concatenate([b for b, _ in parts])
-    merged: dict[str, Stats] = {}
-    for name in names:
-        cols = []
-        for b, stats in parts:
-            if name in stats:
-                cols.append(stats[name])
-            else:
-                nan = np.full(len(b), np.nan)
-                cols.append((nan, nan, nan, np.zeros(len(b), dtype=np.int64)))
-        merged[name] = tuple(np.concatenate([c[i] for c in cols]) for i in range(4))  # type: ignore[assignment]
-    hb, hs = combine(bins, merged, TIERS["hour"])
+    hb, hs = combine(*_concat_parts(parts, names), TIERS["hour"])
     _write(target, _to_table(hb, hs, {"tier": "hour", "sources": sources}))
 
 
@@ -463,9 +452,9 @@ def read_tier(
     return _merge_parts(parts, names, width)
 
 
-def _merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str], width: int) -> tuple[np.ndarray, dict[str, Stats]]:
-    if not parts:
-        return np.empty(0), {n: _empty_stats() for n in names}
+def _concat_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str]) -> tuple[np.ndarray, dict[str, Stats]]:
+    """Bins of several files end to end, each metric's stats beside them (empty where a file
+    lacks the metric: a GPU that came later)."""
     bins = np.concatenate([b for b, _ in parts])
     stats: dict[str, Stats] = {}
     for name in names:
@@ -477,6 +466,13 @@ def _merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[s
                 nan = np.full(len(b), np.nan)
                 cols.append((nan, nan, nan, np.zeros(len(b), dtype=np.int64)))
         stats[name] = tuple(np.concatenate([c[i] for c in cols]) for i in range(4))  # type: ignore[assignment]
+    return bins, stats
+
+
+def _merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str], width: int) -> tuple[np.ndarray, dict[str, Stats]]:
+    if not parts:
+        return np.empty(0), {n: _empty_stats() for n in names}
+    bins, stats = _concat_parts(parts, names)
     sorted_unique = len(bins) < 2 or bool(np.all(bins[1:] > bins[:-1]))
     if not sorted_unique:  # a bin two files share (a :30 zone's hour across a month's end)
         bins, stats = combine(bins, stats, width)
