@@ -87,23 +87,16 @@ def _stamp(path: Path) -> list[int] | None:
 
 
 def aggregate(ts_us: np.ndarray, values: dict[str, np.ndarray], width_us: int) -> tuple[np.ndarray, dict[str, Stats]]:
-    """Bin raw samples (int64 µs, float values with NaN for none) into UTC-aligned bins."""
-    ts_us = np.asarray(ts_us, dtype=np.int64)
-    order = np.argsort(ts_us, kind="stable")
-    bins = (ts_us[order] // width_us) * width_us
-    if not len(bins):
-        return bins, {name: _empty_stats() for name in values}
-    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-    out: dict[str, Stats] = {}
+    """Bin raw samples (int64 µs, float values with NaN for none) into UTC-aligned bins: each
+    sample is a bin of its own (min = mean = max = the value, count 1, or 0 when not finite),
+    folded by ``combine`` like any finer tier."""
+    per_sample: dict[str, Stats] = {}
     for name, raw in values.items():
-        v = np.asarray(raw, dtype=np.float64)[order]
+        v = np.asarray(raw, dtype=np.float64)
         ok = np.isfinite(v)  # NaN and ±inf are "not available", as in the store
-        count = np.add.reduceat(ok.astype(np.int64), starts)
-        total = np.add.reduceat(np.where(ok, v, 0.0), starts)
-        low = np.minimum.reduceat(np.where(ok, v, np.inf), starts)
-        high = np.maximum.reduceat(np.where(ok, v, -np.inf), starts)
-        out[name] = _finish(low, total, high, count)
-    return bins[starts], out
+        v = np.where(ok, v, np.nan)
+        per_sample[name] = (v, v, v, ok.astype(np.int64))
+    return combine(ts_us, per_sample, width_us)
 
 
 def combine(bins_us: np.ndarray, stats: dict[str, Stats], width_us: int) -> tuple[np.ndarray, dict[str, Stats]]:
