@@ -306,6 +306,7 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
     if text is None:
         return None
     from trayapp.rules import parse_duration
+    from trayapp.store import EARLIEST, LATEST  # no sample lies outside these
 
     try:
         seconds = parse_duration(text)
@@ -313,7 +314,7 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
         pass
     else:
         try:
-            return max(now - timedelta(seconds=seconds), MOMENT_MIN)
+            return max(now - timedelta(seconds=seconds), EARLIEST)
         except OverflowError:
             raise UserError(f"{text!r} reaches back before year 1") from None
     try:
@@ -325,13 +326,10 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
             moment = moment.astimezone()  # naive: the user's local time
         moment = moment.astimezone(timezone.utc)
     except (OverflowError, ValueError, OSError):  # year 1 or 9999 in a zone that pushes it past the end
-        moment = MOMENT_MIN if moment.year < 1970 else MOMENT_MAX
+        moment = EARLIEST if moment.year < EARLIEST.year else LATEST
     # no sample can lie outside these; clamping keeps every later date step in range
-    return min(max(moment, MOMENT_MIN), MOMENT_MAX)
+    return min(max(moment, EARLIEST), LATEST)
 
-
-MOMENT_MIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MOMENT_MAX = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
