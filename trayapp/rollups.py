@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -258,11 +257,9 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
 
 
 def _set_aside(path: Path, why: str) -> None:
-    aside = path.with_name(f".{path.name}.unreadable-{int(time.time())}")
-    n = 1
-    while aside.exists():
-        aside = path.with_name(f".{path.name}.unreadable-{int(time.time())}-{n}")
-        n += 1
+    from trayapp.store import aside_path
+
+    aside = aside_path(path)
     try:
         os.replace(path, aside)
         log.warning("rollup file %s could not be read (%s); kept it aside as %s and rebuilt it", path, why, aside)

@@ -422,7 +422,7 @@ class Store:
         if path.exists():
             existing, problems = load_day_file(path, None)
             if problems:
-                aside = _unused(path.with_name(f".{path.name}.unreadable-{int(time.time())}"))
+                aside = aside_path(path)
                 os.replace(path, aside)
                 carried = existing.num_rows if existing is not None else 0
                 log.warning("day file %s could not be read in full (%s); kept it aside as %s%s", path, "; ".join(problems), aside,
@@ -619,6 +619,12 @@ def _unused(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
     return candidate
+
+
+def aside_path(path: Path) -> Path:
+    """Where a file that cannot be read is kept for a person to look at: the dot-file
+    ``.<name>.unreadable-<time>`` beside it (dataset readers skip dot-files), never one taken."""
+    return _unused(path.with_name(f".{path.name}.unreadable-{int(time.time())}"))
 
 
 def _header_names(line: bytes) -> list[str]:
