@@ -310,7 +310,9 @@ class MetricPlot:
             # the window average means something over its window, not on the 10-minute view
             if result is not None and result.average is not None and not live:
                 colour = LEVEL_COLORS[result.level]
-                avg.setData([now - rule.window_seconds, now], [result.average, result.average])
+                # over the stretch it averages: its window, or less while the window is filling
+                span = min(rule.window_seconds, max(result.coverage_seconds, 0.0))
+                avg.setData([now - span, now], [result.average, result.average])
                 avg.setPen(pg.mkPen(colour, width=2.5, style=Qt.PenStyle.DotLine))
                 avg.setVisible(True)
                 shown = f"{result.average:.0f}" if self.unit in ("%", "°C") else format_value(self.name, result.average)
