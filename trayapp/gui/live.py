@@ -47,28 +47,25 @@ class LiveBuffer:
 
     def measured(self) -> list[str]:
         """The columns some sample in the buffer has a value for (the base metrics always)."""
-        names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
-        for s in self.samples:
-            for name, value in s.values().items():
-                if value is not None:
-                    names.setdefault(name)
-        return list(names)
-
-    def columns(self) -> list[str]:
-        names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
-        for s in self.samples:
-            for name in s.values():
-                names.setdefault(name)
-        return list(names)
+        return _measured([s.values() for s in self.samples])
 
     def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        t = np.fromiter((s.timestamp.timestamp() for s in self.samples), dtype="float64", count=len(self.samples))
-        out = {}
-        for name in self.columns():
-            out[name] = np.fromiter(
-                (_nan(s.values().get(name)) for s in self.samples), dtype="float64", count=len(self.samples)
-            )
+        """Epoch seconds and each measured column (NaN where a sample lacks it), gaps broken.
+        Columns no sample has (a fan on a server) are left out: there is nothing to draw."""
+        rows = [s.values() for s in self.samples]  # once per sample, not once per column
+        t = np.fromiter((s.timestamp.timestamp() for s in self.samples), dtype="float64", count=len(rows))
+        out = {name: np.fromiter((_nan(r.get(name)) for r in rows), dtype="float64", count=len(rows))
+               for name in _measured(rows)}
         return break_gaps(t, out)
+
+
+def _measured(rows: list[dict[str, float | None]]) -> list[str]:
+    names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+    for row in rows:
+        for name, value in row.items():
+            if value is not None:
+                names.setdefault(name)
+    return list(names)
 
 
 def _nan(value: float | None) -> float:
