@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import rollups
+from trayapp import dataset_jobs, rollups
 from trayapp.model import Sample
 from trayapp.store import Store, read_csv, read_day_file
 
@@ -338,7 +338,7 @@ def test_a_tier_that_cannot_be_written_never_fails_the_rollover(data_dir: Path, 
 
 def test_start_up_in_a_child_process_builds_the_tiers(data_dir: Path) -> None:
     dst_history(data_dir)
-    store = Store(data_dir, in_child=True)  # as the tray app runs: dataset work in dataset_jobs' child
+    store = Store(data_dir, jobs=dataset_jobs.run)  # as the tray app runs: dataset work in dataset_jobs' child
     store.open_writer(local(2026, 4, 2, 12))
     store.close()
     raw = raw_rows(data_dir)

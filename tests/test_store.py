@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from trayapp import dataset_jobs
 from trayapp.model import GpuReading, Sample
 from trayapp.store import DataDirBusy, Store, read_csv
 from trayapp.synthetic import write_history
@@ -336,7 +337,7 @@ def test_in_child_rollover_and_seeding_match_in_process(data_dir: Path, tmp_path
     everything = all_rows(Store(data_dir))
     shutil.rmtree(data_dir / "Monitoring")
     _write_csv(Store(data_dir), everything)
-    store = Store(data_dir, in_child=True)
+    store = Store(data_dir, jobs=dataset_jobs.run)
     store.open_writer(local(2026, 3, 10, 12))  # a child rolls the 8th and 9th over
     assert (data_dir / "Monitoring" / "Year=2026" / "Month=3" / "9.parquet").exists()
     assert store._min_day == date(2026, 3, 10)
@@ -358,7 +359,7 @@ def test_a_failing_child_rollover_keeps_recording(data_dir: Path, monkeypatch: p
 
     from trayapp import dataset_jobs
 
-    store = Store(data_dir, in_child=True)
+    store = Store(data_dir, jobs=dataset_jobs.run)
     store.open_writer(local(2026, 3, 10, 23))
     store.append(sample(local(2026, 3, 10, 23)))
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('no space left', file=sys.stderr); sys.exit(1)"])
@@ -392,7 +393,7 @@ def test_a_recorder_never_loads_arrow_itself(data_dir: Path) -> None:
 
 
 def test_a_day_file_wholly_outside_the_range_is_skipped_by_its_statistics(data_dir: Path) -> None:
-    from trayapp.store import _outside
+    from trayapp.files import _outside
 
     write_history(data_dir, local(2026, 3, 8), local(2026, 3, 9), 600, {"cpu_percent": 1.0}, today_in_csv=False)
     path = data_dir / "Monitoring" / "Year=2026" / "Month=3" / "8.parquet"
@@ -707,7 +708,7 @@ def test_a_failing_start_up_rollover_still_records(data_dir: Path, monkeypatch: 
     with open(store.csv_path, "ab") as f:
         f.write(b"2026-03-10T23:00:01.000000+01:00,1")  # and a torn line, mended by the parent
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(1)"])
-    store = Store(data_dir, in_child=True)
+    store = Store(data_dir, jobs=dataset_jobs.run)
     with caplog.at_level(logging.WARNING):
         stamps, columns = store.open_writer(local(2026, 3, 11, 9), seed=(local(2026, 3, 10), local(2026, 3, 11, 9), ["cpu_percent"]))
     assert "recording anyway" in caplog.text and len(stamps) == 0 and len(columns["cpu_percent"]) == 0

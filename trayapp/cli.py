@@ -90,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="report what works: tray, GPU, data folder, Slack")
     sub.add_parser("tray-check")  # doctor's child process; no help= keeps it out of --help
-    job = sub.add_parser("dataset-job")  # the recorder's child process
-    job.add_argument("--serve", action="store_true")
+    sub.add_parser("dataset-job")  # the recorder's child process
     sub.add_parser("slack-test", help="send a test message to Slack and say whether it was accepted")
     snooze = sub.add_parser("snooze", help="hold desktop and Slack alerts back for a while")
     snooze.add_argument("duration", help="1h, 8h, tomorrow, any duration like 30m, or 'off'")
@@ -549,7 +548,7 @@ def cmd_tray_check(args: argparse.Namespace) -> int:
 def cmd_dataset_job(args: argparse.Namespace) -> int:
     from trayapp.dataset_jobs import main as job
 
-    return job(serve=args.serve)
+    return job()
 
 
 COMMANDS = {

@@ -63,7 +63,10 @@ class Engine:
         (see ``dataset_jobs``); the windows are seeded and days rolled over by a child."""
         self.config = config
         self.data_dir = Path(data_dir)
-        self.store = Store(self.data_dir, config.storage_retention_days, in_child=dataset_in_child)
+        jobs = None
+        if dataset_in_child:
+            from trayapp.dataset_jobs import run as jobs
+        self.store = Store(self.data_dir, config.storage_retention_days, jobs=jobs)
         self._probe_factory = probe_factory or _default_probe
         self.probe: Any = None
         self.states: list[RuleState] = []

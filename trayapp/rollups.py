@@ -1,6 +1,6 @@
 """Rollup tiers beside the dataset (``Rollups/minute``, ``Rollups/hour``): building, mending, reading.
 
-Imports numpy and pyarrow (never pandas, never PySide6); raw day files are read by the store's reader.
+Imports ``files``, numpy and pyarrow (never pandas, never PySide6); raw day files are read by ``files``' reader.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trayapp.files import (
+    _EARLIEST_US, _LATEST_US, CSV_DIR, CSV_NAME, _warn_once, aside_path, day_files, day_path, local_zone, read_csv, read_day_file,
+)
 from trayapp.jsonfile import remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.rollups")
@@ -42,16 +45,8 @@ def hour_path(data_dir: str | os.PathLike[str], year: int, month: int) -> Path:
     return Path(data_dir) / ROLLUPS_DIR / "hour" / f"Year={year}" / f"{month}.parquet"
 
 
-def _day_path(data_dir: Path, day: date) -> Path:
-    from trayapp.store import DATASET_DIR
-
-    return data_dir / DATASET_DIR / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet"
-
-
 def _day_files(data_dir: Path) -> dict[date, Path]:
-    from trayapp.store import Store
-
-    return dict(Store(data_dir).day_files())
+    return dict(day_files(data_dir))
 
 
 def _minute_files(data_dir: Path) -> dict[date, Path]:
@@ -187,12 +182,8 @@ def _read_day(source: Path) -> pa.Table | None:
     if table is not None:
         table = table.select([n for n in table.column_names if not n.startswith("__")])
         us = _np(table.column(TIMESTAMP).cast(_TS_TYPE).cast(pa.int64()), np.int64)
-        from trayapp.store import _EARLIEST_US, _LATEST_US
-
         if table.column(TIMESTAMP).null_count == 0 and bool(np.all((us >= _EARLIEST_US) & (us < _LATEST_US))):
             return table
-    from trayapp.store import read_day_file
-
     return read_day_file(source, None)
 
 
@@ -257,8 +248,6 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
 
 
 def _set_aside(path: Path, why: str) -> None:
-    from trayapp.store import aside_path
-
     aside = aside_path(path)
     try:
         os.replace(path, aside)
@@ -275,7 +264,7 @@ def build_day(data_dir: str | os.PathLike[str], day: date, table: pa.Table | Non
     read) and, with ``hours``, rebuild its month's hour tier. False (one warning) when the day
     file cannot be read; never raises for what is on disk."""
     data_dir = Path(data_dir)
-    source = _day_path(data_dir, day)
+    source = day_path(data_dir, day)
     try:
         stamp = _stamp(source)  # before reading: a change after this makes the tier stale, not wrong
         if stamp is None:
@@ -307,7 +296,7 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
             continue
         if day in fresh:
             parts.append(fresh[day])
-            sources[day.isoformat()] = _stamp(_day_path(data_dir, day))
+            sources[day.isoformat()] = _stamp(day_path(data_dir, day))
             continue
         try:
             table = _read_file(path)
@@ -432,8 +421,6 @@ def read_tier(
             else:
                 table = _read_file(path, metrics)
         except Exception as exc:  # noqa: BLE001 - ensure() mends it at the next start
-            from trayapp.store import _warn_once
-
             _warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); skipped it")
             continue
         bins, stats = _from_table(table, metrics)
@@ -475,8 +462,6 @@ def read_with_today(
     """``read_tier`` plus the CSV day file's rows (today's, not rolled over yet), binned here, so a
     window reaching now is complete. CSV rows of a local day that has a minute tier are left out
     (a failed rollover can leave rows in both places; the tier already counts them)."""
-    from trayapp.store import CSV_DIR, CSV_NAME, local_zone, read_csv
-
     data_dir = Path(data_dir)
     width = TIERS[tier]
     t, stats = read_tier(data_dir, tier, start, end, metrics)

@@ -1,7 +1,8 @@
-"""The dataset on disk: today's CSV day file and the Parquet day files it rolls into.
+"""The dataset's writer: today's CSV day file, its rollover into the Parquet day files and their
+rollup tiers, and retention.
 
-Imports ``model``, ``jsonfile``, pyarrow and (for time-zone arithmetic and lenient parsing) pandas; never Qt.
-
+Imports ``files`` (the layout and the tolerant readers), ``model`` and ``jsonfile``; pyarrow and the
+rollups only inside the rollover; never Qt, never pandas. Reading history is ``history``'s.
 Layout (kept from the notebook, so its data still reads):
 ``<data_dir>/Monitoring/Year=YYYY/Month=M/D.parquet`` and ``<data_dir>/csv_dump/daily_dump.csv``.
 """
@@ -9,32 +10,29 @@ Layout (kept from the notebook, so its data still reads):
 from __future__ import annotations
 
 import logging
-import math
 import os
-import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trayapp.files import (  # noqa: F401 - re-exported: the names this module had before ``files``
+    _EARLIEST_US, _LATEST_US, CSV_DIR, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
+    _from_day_number, _header_names, _in_range, _local_days, _no_samples, _read_text, _warn_once, _warned,
+    aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
+    parse_timestamps, read_csv, read_day_file, release_memory, unique_sorted,
+)
 from trayapp.jsonfile import remove_quietly, replace_atomically
-from trayapp.model import BASE_COLUMNS, MACHINE_COLUMNS, Sample
+from trayapp.model import Sample
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-DATASET_DIR = "Monitoring"
-CSV_DIR = "csv_dump"
-CSV_NAME = "daily_dump.csv"
 LOCK_NAME = ".writer.lock"
 PID_NAME = ".writer.pid"
-TIMESTAMP = "timestamp"
-_DAY_FILE = re.compile(r"^Year=(\d{4})$|^Month=(\d{1,2})$|^(\d{1,2})\.parquet$")
-_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 
 class StoreError(Exception):
@@ -45,68 +43,23 @@ class DataDirBusy(StoreError):
     """Another process already writes to this data folder."""
 
 
-def local_zone() -> tzinfo:
-    """The machine's IANA time zone (DST-aware), read afresh so a changed zone is noticed."""
-    import tzlocal
-
-    try:
-        return tzlocal.get_localzone()
-    except Exception as exc:  # tzlocal raises its own errors on odd set-ups; fall back to UTC
-        _warn_once("tz", f"time zone: cannot tell the local zone ({exc}); using UTC for day files")
-        return timezone.utc
+class JobFailed(StoreError):
+    """A dataset job run elsewhere (``dataset_jobs``: a child process) could not be done; the
+    message is its one line."""
 
 
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        log.warning(message)
-
-
-def column_order(names: Iterable[str]) -> list[str]:
-    """timestamp, the base metrics, then the GPU columns by GPU index and field."""
-
-    def key(name: str) -> tuple[int, int, str]:
-        if name == TIMESTAMP:
-            return (0, 0, "")
-        if name in BASE_COLUMNS:
-            return (1, BASE_COLUMNS.index(name), "")
-        if name in MACHINE_COLUMNS:  # network, disk I/O, sensors, swap, load: after the base, before GPUs
-            return (1, len(BASE_COLUMNS) + MACHINE_COLUMNS.index(name), "")
-        m = re.match(r"gpu(\d+)_(.*)$", name)
-        if m:
-            return (2, int(m.group(1)), m.group(2))
-        return (3, 0, name)
-
-    return sorted(set(names), key=key)
-
-
-def format_value(value: float | None) -> str:
-    """A CSV field; ``None`` and non-finite values (NaN, ±inf mean "not available") are empty."""
-    if value is None:
-        return ""
-    value = float(value)
-    return repr(round(value, 4)) if math.isfinite(value) else ""
-
-
-# Timestamps outside these years are a broken clock or broken bytes: such a row is not read (it is
-# kept aside at rollover). The bounds keep every later step (local days, pandas, Parquet) safe.
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
-_EARLIEST_US = int(EARLIEST.timestamp()) * 1_000_000
-_LATEST_US = int(LATEST.timestamp()) * 1_000_000
+# runs one dataset job ({"job": "maintain" | "seed", ...}) elsewhere; returns (meta, arrays)
+JobRunner = Callable[[dict[str, Any]], "tuple[dict[str, Any], dict[str, Any]]"]
 
 
 class Store:
     """One data folder. Readers need nothing but ``read``; one writer holds ``open_writer``."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, in_child: bool = False) -> None:
-        """``in_child``: a long-running writer does its Arrow work (rollover, seeding) in a child
-        process (``dataset_jobs``), so it never loads pyarrow and pandas itself."""
+    def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, jobs: JobRunner | None = None) -> None:
+        """``jobs``: a long-running writer hands its Arrow work (rollover, seeding) to this runner
+        (``dataset_jobs.run``, a short-lived child), so it never loads pyarrow itself."""
         self.data_dir = Path(data_dir)
-        self.in_child = in_child
+        self.jobs = jobs
         self.dataset_dir = self.data_dir / DATASET_DIR
         self.csv_path = self.data_dir / CSV_DIR / CSV_NAME
         self.retention_days = retention_days
@@ -121,22 +74,11 @@ class Store:
     # ------------------------------------------------------------------ paths
 
     def day_path(self, day: date) -> Path:
-        return self.dataset_dir / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet"
+        return day_path(self.data_dir, day)
 
     def day_files(self) -> Iterator[tuple[date, Path]]:
         """Every day file in the dataset, in no particular order (for export and retention)."""
-        if not self.dataset_dir.is_dir():
-            return
-        for year_dir in self.dataset_dir.glob("Year=*"):
-            for month_dir in year_dir.glob("Month=*"):
-                for path in month_dir.glob("*.parquet"):
-                    try:
-                        yield (
-                            date(int(year_dir.name[5:]), int(month_dir.name[6:]), int(path.stem)),
-                            path,
-                        )
-                    except ValueError:
-                        continue
+        return day_files(self.data_dir)
 
     # ----------------------------------------------------------------- writer
 
@@ -163,9 +105,7 @@ class Store:
         (self.data_dir / PID_NAME).write_text(str(os.getpid()))
         self._tz = local_zone()
         now = now or datetime.now(timezone.utc)
-        if self.in_child:
-            from trayapp.dataset_jobs import JobFailed
-
+        if self.jobs is not None:
             try:
                 seeded = self._maintain_in_child(now.astimezone(self._tz).date(), seed)
             except JobFailed as exc:  # never refuse to record: the CSV takes samples without Arrow
@@ -195,15 +135,14 @@ class Store:
         return self._min_day
 
     def _maintain_in_child(self, today: date, seed: "tuple[datetime, datetime, list[str]] | None" = None) -> "Any":
-        from trayapp import dataset_jobs
-
+        assert self.jobs is not None
         self._close_csv()
         job: dict[str, Any] = {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
         if seed:
             job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
-        meta, arrays = dataset_jobs.run(job)
+        meta, arrays = self.jobs(job)
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
-        return dataset_jobs.seed_result(meta, arrays) if seed else None
+        return seed_result(meta, arrays) if seed else None
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files a killed writer left (``.D.parquet.<random>.tmp``, ``.daily_dump.csv.
@@ -287,11 +226,9 @@ class Store:
         return True
 
     def _roll(self, today: date) -> None:
-        if not self.in_child:
+        if self.jobs is None:
             self.rollover(today)
         else:
-            from trayapp.dataset_jobs import JobFailed
-
             try:
                 self._maintain_in_child(today)
             except JobFailed as exc:
@@ -469,63 +406,28 @@ class Store:
 
     # ----------------------------------------------------------------- reader
 
-    def read(
-        self,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        columns: Iterable[str] | None = None,
-    ) -> "pa.Table":
-        """Samples with ``start < timestamp <= end`` from Parquet and the CSV together.
+    def read(self, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None) -> "pa.Table":
+        """``history.read`` of this folder: samples with ``start < timestamp <= end``."""
+        from trayapp import history
 
-        Only the day files the range needs are opened, so the cost follows the range, not the
-        history. Unreadable files and lines are skipped with one warning each. The result is
-        sorted by time, with one row per timestamp, and ``timestamp`` as ``timestamp[us, UTC]``.
-        """
-        wanted = None if columns is None else [TIMESTAMP, *[c for c in columns if c != TIMESTAMP]]
-        # The CSV first: a rollover writes the day file before it trims the CSV, so reading in
-        # this order can see a row twice (dropped below) but never miss one.
-        csv_table = read_csv(self.csv_path, wanted)
-        parts = []
-        for path in self._paths_for(start, end):
-            table = read_day_file(path, wanted, start, end)
-            if table is not None:
-                parts.append(_in_range(table, start, end))
-        if csv_table is not None:
-            parts.append(_in_range(csv_table, start, end))  # today's rows come last in time
-        return unique_sorted(concat(parts, wanted))
+        return history.read(self.data_dir, start, end, columns)
 
     def arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
-        """``read`` as numpy: epoch seconds and one float64 array (NaN for null) per metric."""
-        table = self.read(start, end, columns=metrics)
-        t = table.column(TIMESTAMP).cast("int64").to_numpy() / 1e6
-        columns = {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in metrics}
-        return t, columns
+        """``history.samples`` of this folder: epoch seconds and one float64 array per metric."""
+        from trayapp import history
+
+        return history.samples(self.data_dir, start, end, metrics)
 
     def seed_arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
-        """``arrays``, from a child process when this store keeps Arrow out of its own."""
-        if not self.in_child:
+        """``arrays``, read by the job runner when this store keeps Arrow out of its process."""
+        if self.jobs is None:
             return self.arrays(start, end, metrics)
-        from trayapp import dataset_jobs
+        return seed_result(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
 
-        return dataset_jobs.seed_result(*dataset_jobs.run(
-            {"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}
-        ))
 
-    def _paths_for(self, start: datetime | None, end: datetime | None) -> list[Path]:
-        if start is None:
-            return [path for day, path in sorted(self.day_files()) if end is None or day <= _local_date(end) + timedelta(days=1)]
-        # one day of margin each side: a row's file is its local day when written, and the
-        # zone may have changed since (travel, DST rules)
-        first = _local_date(start) - timedelta(days=1)
-        last = _local_date(end or datetime.now(timezone.utc)) + timedelta(days=1)
-        paths = []
-        day = first
-        while day <= last:
-            path = self.day_path(day)
-            if path.exists():
-                paths.append(path)
-            day += timedelta(days=1)
-        return paths
+def seed_result(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dict[str, Any]]":
+    """The (epoch seconds, {metric: values}) a seed job sent back (``dataset_jobs`` packs them)."""
+    return arrays["t"], {name: arrays[f"m_{name}"] for name in meta["metrics"]}
 
 
 # ---------------------------------------------------------------------- tables
@@ -551,531 +453,3 @@ def _rollup_ensure(data_dir: Path) -> None:
         log.warning("rollups of %s could not be brought up to date (%s)", data_dir, str(exc)[:160])
 
 
-def _local_date(moment: datetime) -> date:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(local_zone()).date()
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def _day_number(day: date) -> int:
-    return day.toordinal() - _EPOCH_ORDINAL
-
-
-def _from_day_number(number: int) -> date:
-    return date.fromordinal(_EPOCH_ORDINAL + number)
-
-
-def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
-    """Each row's local calendar day as a day number (numpy), DST-aware, without pandas.
-
-    The zone's offset is looked up once per distinct quarter hour (UTC offsets change on
-    quarter-hour boundaries), so a day of samples costs about a hundred look-ups.
-    """
-    import numpy as np
-
-    seconds = table.column(TIMESTAMP).cast("int64").to_numpy() // 1_000_000
-    quarters = seconds // 900
-    unique, inverse = np.unique(quarters, return_inverse=True)
-    offsets = np.array(
-        [datetime.fromtimestamp(int(q) * 900, timezone.utc).astimezone(tz).utcoffset().total_seconds() for q in unique],  # type: ignore[union-attr]
-        dtype="int64",
-    )
-    return (seconds + offsets[inverse]) // 86400
-
-
-def release_memory() -> None:
-    """Hand memory freed after a big read back to the OS (glibc keeps it otherwise)."""
-    import ctypes
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
-            pass
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
-
-
-def _no_samples(metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
-    """What ``arrays`` returns for no data (numpy only: no Arrow in the recorder)."""
-    import numpy as np
-
-    return np.empty(0), {name: np.empty(0) for name in metrics}
-
-
-def _unused(path: Path) -> Path:
-    """``path``, or ``path-2``, ``path-3``… whichever does not exist yet."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}-{n}")
-    return candidate
-
-
-def aside_path(path: Path) -> Path:
-    """Where a file that cannot be read is kept for a person to look at: the dot-file
-    ``.<name>.unreadable-<time>`` beside it (dataset readers skip dot-files), never one taken."""
-    return _unused(path.with_name(f".{path.name}.unreadable-{int(time.time())}"))
-
-
-def _header_names(line: bytes) -> list[str]:
-    """The CSV header's column names, whatever bytes it holds."""
-    return line.decode("utf-8", errors="replace").strip().split(",")
-
-
-@dataclass
-class CsvContent:
-    """What ``parse_csv`` made of the CSV day file.
-
-    ``table``: the readable rows (timestamp[us, UTC], float64 values; non-finite values null).
-    With ``keep_lines``: ``lines`` (the raw data lines after the header, without their newline),
-    ``row_lines`` (each table row's index in ``lines``), ``bad`` (lines not read at all: not
-    UTF-8, one field, no readable time, a repeated header), ``lossy`` (lines read in part: more
-    fields than the header, a value that is not a number) and ``blank``. ``narrow``: rows with
-    fewer fields than the header (a column added later; the rest read as null)."""
-
-    header_line: bytes
-    table: "pa.Table"
-    lines: "Sequence[bytes]" = field(default_factory=list)
-    row_lines: Any = None
-    bad: list[int] = field(default_factory=list)
-    lossy: list[int] = field(default_factory=list)
-    blank: list[int] = field(default_factory=list)
-    narrow: int = 0
-
-
-def read_csv(path: Path, columns: list[str] | None = None) -> "pa.Table | None":
-    """The CSV day file as a table; a torn last line and malformed lines are skipped.
-
-    Safe to call while another process appends: only complete lines are read. Any bytes read:
-    what cannot be read is skipped with one warning naming the file.
-    """
-    content = parse_csv(path, columns)
-    return None if content is None else content.table
-
-
-def parse_csv(path: Path, columns: list[str] | None = None, keep_lines: bool = False, warn: bool = True) -> CsvContent | None:
-    """Read the CSV day file: a fast pass with pyarrow when every line is well formed, else a
-    line-by-line pass that reads each line it can. None when there is no file, no complete
-    line, or no ``timestamp`` header. ``warn``: say once what could not be read (rollover
-    says it itself, with where the bytes went)."""
-    import numpy as np
-
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        _warn_once(f"csv:{path}", f"cannot read {path}: {exc}")
-        return None
-    end = data.rfind(b"\n")
-    if end < 0:
-        return None
-    data = data[: end + 1]
-    cut = data.find(b"\n")
-    header_line = data[:cut]
-    header = _header_names(header_line)
-    if header[0] != TIMESTAMP:
-        _warn_once(f"csv-header:{path}", f"{path} does not start with a 'timestamp' header; skipped")
-        return None
-    include = None if columns is None else [c for c in columns if c in header]
-    content = _parse_fast(data, header, include, keep_lines)
-    if content is None:
-        content = _parse_lines(data, header, include)
-    content.header_line = header_line
-    if warn and (content.bad or content.lossy):
-        parts = [f"skipped {len(content.bad)} malformed line(s) (not text, no time, or a repeated header)"] if content.bad else []
-        if content.lossy:
-            parts.append(f"read {len(content.lossy)} line(s) only in part (more fields than the header, or a value that is not a number)")
-        _warn_once(f"csv-rows:{path}:{len(content.bad)}:{len(content.lossy)}",
-                   f"{path}: {'; '.join(parts)}; the next rollover keeps their bytes in {path.parent / '.rejected-*.csv'}")
-    if warn and content.narrow:
-        _warn_once(f"csv-narrow:{path}", f"{path}: {content.narrow} line(s) have fewer fields than the header; read the columns they have")
-    if content.row_lines is None:
-        content.row_lines = np.arange(content.table.num_rows)
-    content.table = _fill_columns(content.table, columns)
-    return content
-
-
-def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_lines: bool) -> CsvContent | None:
-    """pyarrow's reader, when every line is UTF-8, has the header's width and converts; None
-    otherwise (the careful pass then reads what it can)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    if len(set(header)) != len(header) or not all(header):
-        return None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    invalid: list[int] = []
-
-    def on_invalid(row: Any) -> str:
-        invalid.append(1)
-        return "skip"
-
-    types = {name: (pa.timestamp("us", tz="UTC") if name == TIMESTAMP else pa.float64()) for name in header}
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include),
-        )
-    except (pa.ArrowException, ValueError, UnicodeDecodeError):
-        return None
-    if invalid:
-        return None
-    stamps = table.column(TIMESTAMP)
-    if stamps.null_count:
-        return None
-    us = stamps.cast("int64").to_numpy()
-    if len(us) and (us.min() < _EARLIEST_US or us.max() >= _LATEST_US):
-        return None
-    content = CsvContent(b"", _finite(table))
-    if keep_lines:
-        if b"\r" in data:  # pyarrow ends a line at a lone \r too: let the careful pass map rows to lines
-            return None
-        lines = _Lines(data)
-        blank = np.flatnonzero(np.diff(lines.ends) == 1).tolist() if b"\n\n" in data else []
-        if len(lines) - len(blank) != table.num_rows:
-            return None
-        row_lines = np.arange(len(lines))
-        if blank:
-            row_lines = np.delete(row_lines, blank)
-        content.lines, content.blank, content.row_lines = lines, blank, row_lines
-    return content
-
-
-class _Lines:
-    """The data lines of a CSV (after the header, without their newline), sliced on demand:
-    a day of 1 s samples is 86,400 lines, and a rollover needs only the few it keeps."""
-
-    def __init__(self, data: bytes) -> None:
-        import numpy as np
-
-        self.data = data
-        self.ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)  # the header's newline first
-
-    def __len__(self) -> int:
-        return max(len(self.ends) - 1, 0)
-
-    def __getitem__(self, i: int) -> bytes:
-        return self.data[int(self.ends[i]) + 1 : int(self.ends[i + 1])]
-
-
-_NOT_A_NUMBER = {"", "nan", "-nan", "+nan", "na", "n/a", "null", "none"}
-
-
-def _parse_lines(data: bytes, header: list[str], include: list[str] | None) -> CsvContent:
-    """Every line on its own: the ones that cannot be read are listed, the rest read."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
-    names = list(dict.fromkeys(n for n in (include if include is not None else header) if n))  # a repeated name: its first column
-    position: dict[str, int] = {}
-    for i, name in enumerate(header):
-        if name and name not in position:
-            position[name] = i
-    width = len(header)
-    lines = data.split(b"\n")[1:-1]
-    header_line = data[: data.find(b"\n")]
-    bad: list[int] = []
-    blank: list[int] = []
-    short: list[int] = []
-    wide: list[int] = []
-    row_lines: list[int] = []
-    cells: dict[str, list[str]] = {name: [] for name in names}
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            blank.append(i)
-            continue
-        if raw.rstrip(b"\r") == header_line.rstrip(b"\r"):
-            bad.append(i)  # a header repeated mid-file (two writers, a bad copy): no data
-            continue
-        try:
-            fields = raw.decode("utf-8").rstrip("\r").split(",")
-        except UnicodeDecodeError:
-            bad.append(i)
-            continue
-        if len(fields) < 2:
-            bad.append(i)
-            continue
-        if len(fields) < width:  # a column the header gained later: null for this row
-            short.append(i)
-        elif len(fields) > width:  # fields the header does not name: read the others, keep the bytes
-            wide.append(i)
-        row_lines.append(i)
-        for name in names:
-            at = position[name]
-            cells[name].append(fields[at] if at < len(fields) else "")
-    stamps = pa.array(parse_timestamps(pd.Series(cells.get(TIMESTAMP, []), dtype="object")), type=pa.timestamp("us", tz="UTC"))
-    us = stamps.cast("int64").fill_null(0).to_numpy()
-    ok = stamps.is_valid().to_numpy(zero_copy_only=False) & (us >= _EARLIEST_US) & (us < _LATEST_US)
-    lines_of_rows = np.asarray(row_lines, dtype="int64")
-    bad.extend(lines_of_rows[~ok].tolist())
-    lossy = set(lines_of_rows[np.isin(lines_of_rows, wide) & ok].tolist())
-    columns: dict[str, Any] = {TIMESTAMP: stamps.filter(pa.array(ok))}
-    for name in names:
-        if name == TIMESTAMP:
-            continue
-        text = pd.Series(cells[name], dtype="object").str.strip()
-        values = np.array(pd.to_numeric(text, errors="coerce"), dtype="float64")
-        unread = np.isnan(values) & ~text.str.lower().isin(_NOT_A_NUMBER).to_numpy()
-        lossy.update(lines_of_rows[unread & ok].tolist())
-        values[~np.isfinite(values)] = np.nan
-        columns[name] = pa.array(values[ok], type=pa.float64(), from_pandas=True)
-    narrow = int(np.isin(lines_of_rows[ok], short).sum()) if short else 0
-    return CsvContent(header_line, pa.table(columns), lines, lines_of_rows[ok], sorted(bad), sorted(lossy), blank, narrow)
-
-
-def _finite(table: "pa.Table") -> "pa.Table":
-    """NaN and ±inf in value columns become null: "not available", as everywhere else."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    for i, name in enumerate(table.column_names):
-        col = table.column(i)
-        if name == TIMESTAMP or not pa.types.is_floating(col.type):
-            continue
-        finite = pc.is_finite(col)  # null stays null
-        if pc.any(pc.invert(finite)).as_py():
-            table = table.set_column(i, name, pc.if_else(finite, col, pa.scalar(None, col.type)))
-    return table
-
-
-def parse_timestamps(values: Any) -> Any:
-    """Strings (ISO-8601, with or without an offset) to UTC; naive ones are local time."""
-    import pandas as pd
-
-    text = pd.Series(values, dtype="string").str.strip()
-    has_offset = text.str.contains(_HAS_OFFSET, na=False)
-    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
-    if has_offset.any():
-        out[has_offset] = pd.to_datetime(text[has_offset], utc=True, errors="coerce", format="ISO8601").astype("datetime64[us, UTC]")
-    naive = ~has_offset & text.notna()
-    if naive.any():
-        parsed = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-        out[naive] = localize(parsed).astype("datetime64[us, UTC]")
-    return out
-
-
-def localize(naive: Any) -> Any:
-    """Naive local timestamps (the notebook's) to UTC, DST-aware."""
-    import pandas as pd
-
-    series = pd.Series(naive)
-    zone = local_zone()
-    try:
-        aware = series.dt.tz_localize(zone, ambiguous="infer", nonexistent="shift_forward")
-    except Exception:  # pandas cannot infer an ambiguous autumn hour from a gap; mark it unknown
-        aware = series.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
-    return aware.dt.tz_convert("UTC")
-
-
-def read_day_file(
-    path: Path, columns: list[str] | None, start: datetime | None = None, end: datetime | None = None
-) -> "pa.Table | None":
-    """One Parquet day file, normalised: timestamp[us, UTC] and float64 metrics; what cannot be
-    read (the whole file, some rows, a column) is skipped with one warning naming the file.
-
-    With ``start``/``end``, a file whose timestamp statistics show it lies wholly outside
-    ``(start, end]`` is not read at all (the day of margin on each side of a range costs a
-    footer, not a file).
-    """
-    table, problems = load_day_file(path, columns, start, end)
-    if problems:
-        _warn_once(f"parquet:{path}", f"day file {path}: {'; '.join(problems)}; " + ("skipped it" if table is None else "read the rest"))
-    return table
-
-
-def load_day_file(
-    path: Path, columns: list[str] | None, start: datetime | None = None, end: datetime | None = None
-) -> "tuple[pa.Table | None, list[str]]":
-    """``read_day_file`` without the warning: (what could be read or None, what could not)."""
-    import pyarrow.parquet as pq
-
-    try:
-        with pq.ParquetFile(path) as parquet:
-            names = parquet.schema_arrow.names
-            if _outside(parquet, names, start, end):
-                return None, []
-            include = None if columns is None else [c for c in columns if c in names]
-            table = parquet.read(columns=include)
-    except Exception as exc:  # any bytes may be there: pyarrow raises OSError, ArrowException, ValueError…
-        text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        return None, [f"unreadable ({text})"]
-    if TIMESTAMP not in table.column_names:
-        return None, ["it has no 'timestamp' column"]
-    try:
-        table, problems = normalise(table, with_problems=True)
-    except Exception as exc:  # a value pandas or Arrow chokes on: the file is unreadable, not the program
-        return None, [f"unreadable ({type(exc).__name__}: {str(exc)[:120]})"]
-    return _fill_columns(table, columns), problems
-
-
-def _outside(parquet: Any, names: list[str], start: datetime | None, end: datetime | None) -> bool:
-    """True when the file's UTC timestamp statistics put every row outside ``(start, end]``."""
-    import pyarrow as pa
-
-    if (start is None and end is None) or TIMESTAMP not in names:
-        return False
-    field = parquet.schema_arrow.field(TIMESTAMP)
-    if not (pa.types.is_timestamp(field.type) and field.type.tz is not None):
-        return False  # naive or text timestamps (the notebook's): their statistics are not UTC
-    meta = parquet.metadata
-    index = names.index(TIMESTAMP)
-    lows, highs = [], []
-    for group in range(meta.num_row_groups):
-        stats = meta.row_group(group).column(index).statistics
-        if stats is None or not stats.has_min_max:
-            return False
-        lows.append(stats.min)
-        highs.append(stats.max)
-    if not lows:
-        return False
-    low, high = _aware(min(lows)), _aware(max(highs))
-    return (start is not None and high <= start) or (end is not None and low > end)
-
-
-def _aware(moment: Any) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
-def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
-    """timestamp[us, UTC] and float64 columns from what a day file holds (ours, the notebook's
-    text or naive times). Rows without a readable time and columns of types that are not numbers
-    are left out; NaN and ±inf become null. With ``with_problems``: (table, what was left out)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    problems: list[str] = []
-    ts = table.column(TIMESTAMP)
-    readable = True
-    if pa.types.is_timestamp(ts.type):
-        if ts.type.tz is None:
-            ts = pa.chunked_array([pa.array(localize(ts.to_pandas()), type=pa.timestamp("us", tz="UTC"))])
-        else:
-            ts = ts.cast(pa.timestamp("us", tz="UTC"), safe=False)
-    elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):  # the notebook's read_csv text
-        ts = pa.array(parse_timestamps(ts.to_pandas()), type=pa.timestamp("us", tz="UTC"))
-    else:
-        problems.append(f"its timestamp column is {ts.type}, not a time")
-        readable = False
-        ts = pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC"))
-    columns = {TIMESTAMP: ts}
-    for name in table.column_names:
-        if name == TIMESTAMP or name.startswith("__"):
-            continue
-        col = table.column(name)
-        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type):
-            columns[name] = col.cast(pa.float64(), safe=False)
-        elif pa.types.is_decimal(col.type):
-            columns[name] = col.cast(pa.float64(), safe=False)
-            problems.append(f"column {name!r} is {col.type} (read as float)")
-        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            columns[name] = _to_float(col)
-            unread = columns[name].null_count - col.null_count
-            if unread:
-                problems.append(f"{unread} value(s) of {name!r} are not numbers")
-        else:
-            problems.append(f"column {name!r} is {col.type}, not numbers; left out")
-    table = _finite(pa.table(columns))
-    stamps = table.column(TIMESTAMP)
-    us = stamps.cast("int64")
-    valid = pc.and_kleene(pc.greater_equal(us, _EARLIEST_US), pc.less(us, _LATEST_US)).fill_null(False)
-    dropped = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
-    if dropped and readable:
-        problems.append(f"{dropped} row(s) without a readable time (or one before 1970 or after 2199)")
-    if dropped:
-        table = table.filter(valid)
-    return (table, problems) if with_problems else table
-
-
-def _to_float(col: Any) -> Any:
-    import pandas as pd
-    import pyarrow as pa
-
-    return pa.array(pd.to_numeric(col.to_pandas(), errors="coerce"), type=pa.float64())
-
-
-def _fill_columns(table: "pa.Table", columns: list[str] | None) -> "pa.Table":
-    """Asked-for columns a file lacks read as null (a GPU column added mid-history)."""
-    import pyarrow as pa
-
-    if columns is None:
-        return table
-    for name in columns:
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows, pa.float64()))
-    return table.select(columns)
-
-
-def empty_table(columns: list[str] | None = None) -> "pa.Table":
-    import pyarrow as pa
-
-    names = columns or [TIMESTAMP, *BASE_COLUMNS]
-    return pa.table({n: pa.array([], type=pa.timestamp("us", tz="UTC") if n == TIMESTAMP else pa.float64()) for n in names})
-
-
-def concat(parts: list["pa.Table"], columns: list[str] | None = None) -> "pa.Table":
-    import pyarrow as pa
-
-    parts = [p for p in parts if p.num_rows]
-    if not parts:
-        return empty_table(columns)
-    if len(parts) == 1:
-        table = parts[0]
-    else:
-        table = pa.concat_tables(parts, promote_options="default")
-    return table.select(column_order(table.column_names))
-
-
-def _in_range(table: "pa.Table", start: datetime | None, end: datetime | None) -> "pa.Table":
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not table.num_rows:
-        return table
-    ts = table.column(TIMESTAMP)
-    mask = None
-    if start is not None:
-        mask = pc.greater(ts, pa.scalar(start, type=pa.timestamp("us", tz="UTC")))
-    if end is not None:
-        upper = pc.less_equal(ts, pa.scalar(end, type=pa.timestamp("us", tz="UTC")))
-        mask = upper if mask is None else pc.and_(mask, upper)
-    return table if mask is None else table.filter(mask)
-
-
-def unique_sorted(table: "pa.Table") -> "pa.Table":
-    """Sorted by time, one row per timestamp (the first one seen wins).
-
-    Day files in date order followed by the CSV are usually sorted already: then this costs one
-    pass over the timestamps instead of a sort.
-    """
-    import numpy as np
-    import pyarrow.compute as pc
-
-    if table.num_rows < 2:
-        return table
-    stamps = table.column(TIMESTAMP).cast("int64").to_numpy()
-    if bool(np.all(stamps[1:] > stamps[:-1])):
-        return table
-    order = pc.sort_indices(table.column(TIMESTAMP))
-    table = table.take(order)
-    stamps = stamps[order.to_numpy()]
-    keep = np.empty(len(stamps), dtype=bool)
-    keep[0] = True
-    np.not_equal(stamps[1:], stamps[:-1], out=keep[1:])
-    return table if keep.all() else table.filter(keep)

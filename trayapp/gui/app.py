@@ -289,7 +289,7 @@ class TrayApp(QObject):
         import trayapp.gui.history  # noqa: F401  (loading it is the point)
 
     def shutdown(self) -> None:
-        """Stop the sampler (the store is flushed), the reader child and the endpoint; idempotent."""
+        """Stop the sampler (the store is flushed), the window's reader thread and the endpoint; idempotent."""
         self.sampler.stop()
         self._collector.stop()
         if self.notifier is not None:
@@ -452,13 +452,9 @@ class TrayApp(QObject):
     def show_history(self, span: float | None = None) -> None:
         """Open the history window (on ``span`` seconds when given: a range button's)."""
         if self.window is None:
-            from trayapp.dataset_jobs import Reader
-
-            reader = Reader()
-            reader.start()  # the child loads Arrow while this thread loads pyqtgraph
             from trayapp.gui.history import HistoryWindow
 
-            self.window = HistoryWindow(self.folder, self.live, self.config, reader, quick=self.sampler.recent)
+            self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent)
             self.window.setWindowIcon(self.tray.icon())
             if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
                 # a fresh install: 36 h of nothing but a sliver at the right edge says little;

@@ -34,10 +34,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trayapp.dataset_jobs import JobFailed, Reader, child_command
+from trayapp.dataset_jobs import child_command
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
-from trayapp.history_data import Series, plotted_columns, prepare_history, series_from_memory
+from trayapp.history import Series, plotted_columns, prepare_history, release_memory, series_from_memory
 from trayapp.gui.now import NowPanel
 from trayapp.model import Level, RuleResult, format_value, metric_label, metric_unit
 from trayapp.rules import Rule, human_duration
@@ -341,7 +341,6 @@ class HistoryWindow(QWidget):
         data_dir: Path,
         live: LiveBuffer,
         config: Config,
-        reader: Reader | None = None,
         quick: Callable[[float], dict] | None = None,
     ) -> None:
         """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows)."""
@@ -356,12 +355,6 @@ class HistoryWindow(QWidget):
         self.span = RANGES[1][1]
         self.theme = Theme.from_palette(self.palette())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
-        # History is read by a child that stays up while the window is in use and leaves a
-        # while after it closes, so the app does not keep Arrow loaded for months.
-        self.reader = reader or Reader()
-        self._idle = QTimer(self)
-        self._idle.setSingleShot(True)
-        self._idle.timeout.connect(self._reader_idle)
         self._bridge = _Bridge()
         self._bridge.loaded.connect(self._draw_history)
         self._bridge.exported.connect(self._exported)
@@ -555,24 +548,14 @@ class HistoryWindow(QWidget):
     def _read(self, span: float, start: float | None = None, end: float | None = None) -> None:
         self._request += 1
         request = self._request
-        self._idle.stop()
         future = self._pool.submit(self._load, self.data_dir, span, start, end)
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
 
-    def _load(self, data_dir: Path, span: float, start: float | None, end: float | None) -> Series:
-        """On the worker thread: the child reads; if it cannot run, read here instead."""
-        job = {"job": "history", "data_dir": str(data_dir), "span": span, "start": start, "end": end}
-        try:
-            meta, arrays = self.reader.request(job)
-            return Series.from_arrays(meta, arrays)
-        except JobFailed as exc:
-            log.warning("history reader: %s; reading in this process", exc)
-            moment = {k: None if v is None else datetime.fromtimestamp(v, timezone.utc) for k, v in (("start", start), ("end", end))}
-            return prepare_history(data_dir, span, now=moment["end"], start=moment["start"])
-
-    def _reader_idle(self) -> None:
-        if not self.isVisible() and not self.reader.close_if_idle():
-            self._idle.start(int(self.reader.idle_seconds * 1000))
+    @staticmethod
+    def _load(data_dir: Path, span: float, start: float | None, end: float | None) -> Series:
+        """On the worker thread: the range from the tier that fits it (``history``)."""
+        moment = {k: None if v is None else datetime.fromtimestamp(v, timezone.utc) for k, v in (("start", start), ("end", end))}
+        return prepare_history(data_dir, span, now=moment["end"], start=moment["start"])
 
     def _draw_history(self, item: tuple) -> None:
         request, future, zoom = item
@@ -772,10 +755,9 @@ class HistoryWindow(QWidget):
         self._request += 1  # drop any read in flight
         self.hover_at(None)
         self.now.stop()
-        self._idle.start(int(self.reader.idle_seconds * 1000) + 1000)
+        self._pool.submit(release_memory)  # what the reads freed goes back to the OS, not kept for months
         super().hideEvent(event)
 
     def shutdown(self) -> None:
         self.now.shutdown()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.reader.close()

@@ -1,12 +1,15 @@
-"""History for the window, prepared where it is cheap: read, binned and averaged, no Qt.
+"""Reading history, for whoever asks: raw samples (``read``, ``samples``) for the rule windows,
+``status`` and export, and for the window a ``Series`` read from the tier that fits the range
+(raw samples, or the minute or hour rollups), binned and averaged, ready to draw. No Qt.
 
-Imports the store (pyarrow) and numpy; the GUI only hands the result to pyqtgraph.
+Imports ``files`` and ``rollups`` (numpy, pyarrow; never pandas on these paths) and nothing that
+imports this module back: the store's writer and the dataset jobs call in here, not the reverse.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,10 +17,67 @@ from typing import Any
 
 import numpy as np
 
+from trayapp.files import (
+    TIMESTAMP, _in_range, _local_date, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
+)
 from trayapp.model import GPU_FIELDS
-from trayapp.store import Store, release_memory
 
 BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
+
+
+# ----------------------------------------------------------------- raw samples
+
+
+def read(data_dir: str | Path, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None) -> Any:
+    """Samples with ``start < timestamp <= end`` from Parquet and the CSV together (a pyarrow Table).
+
+    Only the day files the range needs are opened, so the cost follows the range, not the
+    history. Unreadable files and lines are skipped with one warning each. The result is
+    sorted by time, with one row per timestamp, and ``timestamp`` as ``timestamp[us, UTC]``.
+    """
+    data_dir = Path(data_dir)
+    wanted = None if columns is None else [TIMESTAMP, *[c for c in columns if c != TIMESTAMP]]
+    # The CSV first: a rollover writes the day file before it trims the CSV, so reading in
+    # this order can see a row twice (dropped below) but never miss one.
+    from trayapp.files import CSV_DIR, CSV_NAME
+
+    csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME, wanted)
+    parts = []
+    for path in _paths_for(data_dir, start, end):
+        table = read_day_file(path, wanted, start, end)
+        if table is not None:
+            parts.append(_in_range(table, start, end))
+    if csv_table is not None:
+        parts.append(_in_range(csv_table, start, end))  # today's rows come last in time
+    return unique_sorted(concat(parts, wanted))
+
+
+def samples(data_dir: str | Path, start: datetime, end: datetime, metrics: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``read`` as numpy: epoch seconds and one float64 array (NaN for null) per metric."""
+    table = read(data_dir, start, end, columns=metrics)
+    t = table.column(TIMESTAMP).cast("int64").to_numpy() / 1e6
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in metrics}
+    return t, columns
+
+
+def _paths_for(data_dir: Path, start: datetime | None, end: datetime | None) -> list[Path]:
+    if start is None:
+        return [path for day, path in sorted(day_files(data_dir)) if end is None or day <= _local_date(end) + timedelta(days=1)]
+    # one day of margin each side: a row's file is its local day when written, and the
+    # zone may have changed since (travel, DST rules)
+    first = _local_date(start) - timedelta(days=1)
+    last = _local_date(end or datetime.now(timezone.utc)) + timedelta(days=1)
+    paths = []
+    day = first
+    while day <= last:
+        path = day_path(data_dir, day)
+        if path.exists():
+            paths.append(path)
+        day += timedelta(days=1)
+    return paths
+
+
+# ----------------------------------------------------------------- the window
 
 
 def break_gaps(t: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -107,7 +167,7 @@ def prepare_history(data_dir: Path, span: float, now: datetime | None = None, st
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     start = start or now - timedelta(seconds=span)
-    table = Store(data_dir).read(start, now)
+    table = read(data_dir, start, now)
     t = table.column("timestamp").cast("int64").to_numpy() / 1e6
     series = Series(span, start.timestamp(), now.timestamp(), rows=table.num_rows)
     for name in table.column_names:
