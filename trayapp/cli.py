@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     gui = sub.add_parser("gui", help="start the tray app (the default)")
-    gui.add_argument("--history", choices=("live", "36h", "7d", "30d"), metavar="RANGE",
-                     help="open the history window on RANGE (live, 36h, 7d, 30d), in the running app if there is one")
+    gui.add_argument("--history", choices=("live", "36h", "7d", "30d", "1y"), metavar="RANGE",
+                     help="open the history window on RANGE (live, 36h, 7d, 30d, 1y), in the running app if there is one")
     gui.add_argument("--wait-for-tray", type=_wait_seconds, default=0.0, metavar="SECONDS",
                      help="wait this long for a system tray to appear (used when started at login)")
     run = sub.add_parser("run", help="sample, store and alert; --headless for servers")

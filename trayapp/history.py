@@ -8,10 +8,11 @@ imports this module back: the store's writer and the dataset jobs call in here, 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -138,45 +139,177 @@ class Series:
     start: float
     end: float
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    hourly: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    means: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # the mean per period, at its middle
     binned: set[str] = field(default_factory=set)  # curves that are min/max pairs per bin (a band)
     rows: int = 0
     took: float = 0.0
-
-    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(meta, arrays) to send from a child process; ``from_arrays`` is the inverse."""
-        arrays: dict[str, np.ndarray] = {}
-        for kind, data in (("c", self.curves), ("h", self.hourly)):
-            for name, (x, y) in data.items():
-                arrays[f"{kind}x_{name}"], arrays[f"{kind}y_{name}"] = x, y
-        meta = {"span": self.span, "start": self.start, "end": self.end, "rows": self.rows, "took": self.took,
-                "curves": list(self.curves), "hourly": list(self.hourly), "binned": sorted(self.binned)}
-        return meta, arrays
-
-    @classmethod
-    def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Series":
-        series = cls(meta["span"], meta["start"], meta["end"], rows=meta["rows"], took=meta["took"])
-        series.curves = {n: (arrays[f"cx_{n}"], arrays[f"cy_{n}"]) for n in meta["curves"]}
-        series.hourly = {n: (arrays[f"hx_{n}"], arrays[f"hy_{n}"]) for n in meta["hourly"]}
-        series.binned = set(meta.get("binned", ()))
-        return series
+    tier: str = "raw"  # where it was read from: raw samples, or the minute or hour rollups
+    mean_period: str = "hourly"  # the means' period: hourly, or daily for a range read from hours
 
 
-def prepare_history(data_dir: Path, span: float, now: datetime | None = None, start: datetime | None = None) -> Series:
-    """Everything on disk in the last ``span`` seconds (or from ``start`` to ``now``: a zoom), ready to draw."""
+TIER_SECONDS = {"minute": 60, "hour": 3600}
+
+
+def pick_tier(length: float, bins: int = BINS) -> str:
+    """The coarsest tier whose bins are no wider than one of the ``bins`` a range is drawn in:
+    raw samples for a zoom or the live view (under 25 h), minutes up to 62 days, hours beyond."""
+    fitting = [tier for tier, width in TIER_SECONDS.items() if width <= length / bins]
+    return fitting[-1] if fitting else "raw"
+
+
+def prepare_history(data_dir: Path, span: float, now: datetime | None = None, start: datetime | None = None, tiers: bool = True) -> Series:
+    """Everything on disk in the last ``span`` seconds (or from ``start`` to ``now``: a zoom), ready
+    to draw, read from the tier that fits the range (``tiers=False``: always from raw samples)."""
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     start = start or now - timedelta(seconds=span)
-    table = read(data_dir, start, now)
-    t = table.column("timestamp").cast("int64").to_numpy() / 1e6
-    series = Series(span, start.timestamp(), now.timestamp(), rows=table.num_rows)
-    for name in table.column_names:
-        if name != "timestamp":
-            add_curve(series, name, t, table.column(name).to_numpy(zero_copy_only=False).astype("float64"))
-    del table
-    release_memory()
+    tier = pick_tier((now - start).total_seconds()) if tiers else "raw"
+    series = Series(span, start.timestamp(), now.timestamp(), tier=tier)
+    if tier == "raw":
+        table = read(data_dir, start, now)
+        t = table.column(TIMESTAMP).cast("int64").to_numpy() / 1e6
+        series.rows = table.num_rows
+        for name in table.column_names:
+            if name != TIMESTAMP:
+                add_curve(series, name, t, table.column(name).to_numpy(zero_copy_only=False).astype("float64"))
+        del table
+        release_memory()
+    else:
+        bins, stats = read_tier(data_dir, tier, start, now)
+        add_tier_curves(series, bins, stats, TIER_SECONDS[tier])
     series.took = time.perf_counter() - t0
     return series
+
+
+def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> tuple[np.ndarray, dict]:
+    """The ``tier``'s bins that start in ``[start, end)`` (the bin holding ``start`` included), with
+    today's CSV rows binned in, complete even where a tier file is missing (a rollover that failed,
+    tiers not built yet by a recorder): those days are binned here from their raw day files, and
+    a recorder's next start writes their tiers. (epoch seconds, {metric: (min, mean, max, count)})."""
+    from trayapp import rollups
+
+    data_dir = Path(data_dir)
+    width = rollups.TIERS[tier]
+    start_us = int(start.timestamp() * 1e6) // width * width
+    end_us = int(end.timestamp() * 1e6) + 1
+    bins, stats = rollups.read_with_today(data_dir, tier, start_us / 1e6, end_us / 1e6, metrics)
+    lacking = [(day, path) for day, path in sorted(day_files(data_dir))
+               if _local_date(start) - timedelta(days=1) <= day <= _local_date(end) + timedelta(days=1)
+               and not _tier_covers(data_dir, tier, day)]
+    if not lacking:
+        return bins, stats
+    parts = [(np.round(bins * 1e6).astype(np.int64), stats)]
+    names = list(stats) if metrics is None else list(metrics)
+    for day, path in lacking:
+        part = _binned_day(data_dir, tier, day, path, metrics)
+        if part is None:
+            continue
+        b, st = part
+        keep = (b >= start_us) & (b < end_us)
+        parts.append((b[keep], {n: tuple(a[keep] for a in v) for n, v in st.items()}))
+        names.extend(n for n in st if n not in names)
+    full = {n: None for n in names}
+    parts = [(b, {n: st.get(n) or rollups._nan_stats(len(b)) for n in full}) for b, st in parts]
+    return rollups.merge_parts(parts, names, width)
+
+
+def _tier_covers(data_dir: Path, tier: str, day: date) -> bool:
+    from trayapp import rollups
+
+    if tier == "minute":
+        return rollups.minute_path(data_dir, day).exists()
+    return rollups.hour_path(data_dir, day.year, day.month).exists()
+
+
+def _binned_day(data_dir: Path, tier: str, day: date, path: Path, metrics: list[str] | None) -> tuple[np.ndarray, dict] | None:
+    """One day with no tier file, binned to ``tier``: from its minute tier when it has one (an
+    hour tier month not built), else from its raw day file."""
+    from trayapp import rollups
+
+    width = rollups.TIERS[tier]
+    if tier == "hour" and rollups.minute_path(data_dir, day).exists():
+        minutes, stats = rollups.read_tier(data_dir, "minute", _day_start(day), _day_start(day + timedelta(days=1)), metrics)
+        return rollups.combine(np.round(minutes * 1e6).astype(np.int64), stats, width)
+    table = read_day_file(path, None if metrics is None else [TIMESTAMP, *metrics])
+    if table is None or not table.num_rows:
+        return None
+    ts, values = rollups._table_arrays(table)
+    return rollups.aggregate(ts, values, width)
+
+
+def _day_start(day: date) -> datetime:
+    from trayapp.files import local_zone
+
+    return datetime(day.year, day.month, day.day, tzinfo=local_zone()).astimezone(timezone.utc)
+
+
+def add_tier_curves(series: Series, bins: np.ndarray, stats: dict, width: float) -> None:
+    """Each metric's band from tier bins (min and max of the ``width``-second bins that fall in
+    each drawn bin: whole tier bins only, so no bin is counted twice) and its means per local hour
+    (per local day when the bins are hours), weighted by sample counts so they are exact."""
+    span = max(series.end - series.start, width)
+    factor = max(1, math.ceil(span / width / BINS))
+    step = factor * width
+    origin = math.floor(series.start / step) * step
+    n = max(1, math.ceil((series.end - origin) / step))
+    idx = ((bins - origin) // step).astype(np.int64)
+    inside = (idx >= 0) & (idx < n)
+    period = 86400 if width >= 3600 else 3600
+    series.mean_period = "daily" if period == 86400 else "hourly"
+    offsets = _utc_offsets(bins)
+    local_period = ((bins + offsets) // period).astype(np.int64)
+    for name, (low, mean, high, count) in stats.items():
+        ok = inside & (count > 0)
+        if not ok.any():
+            continue
+        series.rows = max(series.rows, int(count[ok].sum()))
+        lo = np.full(n, np.nan)
+        hi = np.full(n, np.nan)
+        np.fmin.at(lo, idx[ok], low[ok])
+        np.fmax.at(hi, idx[ok], high[ok])
+        centres = origin + (np.arange(n) + 0.5) * step
+        x = np.repeat(centres, 2)
+        x[0::2] -= step / 4
+        x[1::2] += step / 4
+        y = np.empty(2 * n)
+        y[0::2], y[1::2] = lo, hi
+        series.curves[name] = (x, y)
+        series.binned.add(name)
+        series.means[name] = _period_means(bins[ok], local_period[ok], mean[ok], count[ok], width)
+
+
+def _utc_offsets(seconds: np.ndarray) -> np.ndarray:
+    """The local zone's UTC offset at each time, looked up once per distinct quarter hour."""
+    from trayapp.files import local_zone
+
+    if not len(seconds):
+        return np.zeros(0)
+    zone = local_zone()
+    unique, inverse = np.unique((seconds // 900).astype(np.int64), return_inverse=True)
+    offsets = np.array([datetime.fromtimestamp(int(q) * 900, timezone.utc).astimezone(zone).utcoffset().total_seconds() for q in unique])  # type: ignore[union-attr]
+    return offsets[inverse]
+
+
+def _period_means(bins: np.ndarray, period: np.ndarray, mean: np.ndarray, count: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The count-weighted mean of each local period that has data, at the middle of its bins; a
+    period with no data between two that have some is NaN, so the line breaks there."""
+    first = int(period.min())
+    idx = period - first
+    counts = np.bincount(idx, weights=count)
+    sums = np.bincount(idx, weights=mean * count)
+    lo = np.full(len(counts), np.inf)
+    hi = np.full(len(counts), -np.inf)
+    np.minimum.at(lo, idx, bins)
+    np.maximum.at(hi, idx, bins)
+    have = counts > 0
+    means = np.full(len(counts), np.nan)
+    means[have] = sums[have] / counts[have]
+    x = np.full(len(counts), np.nan)
+    x[have] = (lo[have] + hi[have] + width) / 2
+    if not have.all():  # a period without data lies between two with some: its NaN goes between them
+        gaps = np.nonzero(~have)[0]
+        x[gaps] = np.interp(gaps, np.nonzero(have)[0], x[have])
+    return x, means
 
 
 def series_from_memory(recent: dict[str, tuple[Any, Any]], span: float, now: float) -> Series:
@@ -202,7 +335,7 @@ def add_curve(series: Series, name: str, t: np.ndarray, v: np.ndarray) -> None:
     else:
         tt, cols = break_gaps(t, {name: v})
         series.curves[name] = (tt, cols[name])
-    series.hourly[name] = hourly_means(t, v)
+    series.means[name] = hourly_means(t, v)
 
 
 PLOT_ORDER = (

@@ -426,7 +426,7 @@ def read_tier(
         bins, stats = _from_table(table, metrics)
         keep = (bins >= start_us) & (bins < end_us)
         parts.append((bins[keep], {n: tuple(a[keep] for a in s) for n, s in stats.items()}))  # type: ignore[misc]
-    return _merge_parts(parts, names, width)
+    return merge_parts(parts, names, width)
 
 
 def _concat_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str]) -> tuple[np.ndarray, dict[str, Stats]]:
@@ -446,7 +446,7 @@ def _concat_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[
     return bins, stats
 
 
-def _merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str], width: int) -> tuple[np.ndarray, dict[str, Stats]]:
+def merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str], width: int) -> tuple[np.ndarray, dict[str, Stats]]:
     if not parts:
         return np.empty(0), {n: _empty_stats() for n in names}
     bins, stats = _concat_parts(parts, names)
@@ -481,7 +481,7 @@ def read_with_today(
     nan = np.full(len(ts), np.nan)
     vb, vs = aggregate(ts[keep], {n: values.get(n, nan)[keep] for n in names}, width)
     parts = [(np.round(t * 1e6).astype(np.int64), {n: stats.get(n) or _nan_stats(len(t)) for n in names}), (vb, vs)]
-    return _merge_parts(parts, names, width)
+    return merge_parts(parts, names, width)
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()

@@ -530,7 +530,7 @@ class TrayApp(QObject):
         self.sampler.listeners.append(self.exporter.on_tick)
 
 
-RANGE_NAMES = {"live": LIVE_SECONDS, "36h": 36 * 3600, "7d": 7 * 86400, "30d": 30 * 86400}
+RANGE_NAMES = {"live": LIVE_SECONDS, "36h": 36 * 3600, "7d": 7 * 86400, "30d": 30 * 86400, "1y": 365 * 86400}
 
 
 def _already_running(name: str, history: str | None = None) -> bool:

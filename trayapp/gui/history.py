@@ -45,7 +45,7 @@ from trayapp.settings import Config
 
 log = logging.getLogger(__name__)
 
-RANGES = (("Live", LIVE_SECONDS), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 d", 30 * 86400))
+RANGES = (("Live", LIVE_SECONDS), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 d", 30 * 86400), ("1 y", 365 * 86400))
 LEVEL_COLORS = {Level.RED: "#d93025", Level.ORANGE: "#f29900", Level.OK: "#1e8e3e", Level.UNKNOWN: "#80868b"}
 ORANGE, RED = LEVEL_COLORS[Level.ORANGE], LEVEL_COLORS[Level.RED]
 ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer data for it
@@ -179,7 +179,7 @@ PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
 
 
 class MetricPlot:
-    """One metric's plot: a min–max band, the sample line, hourly means, thresholds and each
+    """One metric's plot: a min–max band, the sample line, hourly (or daily) means, thresholds and each
     rule's window average. Everything is created here once and updated in place."""
 
     def __init__(self, window: "HistoryWindow", name: str, row: int) -> None:
@@ -249,7 +249,7 @@ class MetricPlot:
             self.hi.setData([], [])
             self.line.setData(x, y, connect="finite")
         self.band.setVisible(self.binned)
-        hx, hy = series.hourly.get(self.name, (np.empty(0), np.empty(0)))
+        hx, hy = series.means.get(self.name, (np.empty(0), np.empty(0)))
         self.mean.setData(hx, hy, connect="finite")
         self.mean.setVisible(True)
 
@@ -363,6 +363,7 @@ class HistoryWindow(QWidget):
         self._zoomed = False
         self._placed = False
         self.metric_plots: dict[str, MetricPlot] = {}
+        self._mean_period = "hourly"  # daily for a range read from the hour tier (a year)
 
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -374,7 +375,7 @@ class HistoryWindow(QWidget):
         self.buttons = QButtonGroup(self)
         for i, (label, seconds) in enumerate(RANGES):
             button = QPushButton(label)
-            button.setMinimumWidth(36)  # five buttons fit a narrow window at 2x scale
+            button.setMinimumWidth(36)  # six buttons fit a narrow window at 2x scale
             button.setCheckable(True)
             button.setChecked(seconds == self.span)
             self.buttons.addButton(button, i)
@@ -474,7 +475,7 @@ class HistoryWindow(QWidget):
         self.legend.setText(
             f"<span style='color:{band}'>■</span> spread (min–max) &nbsp; "
             f"<span style='color:{theme.line}'>━</span> samples &nbsp; "
-            f"<span style='color:{theme.mean}'><b>━</b></span> hourly mean &nbsp; "
+            f"<span style='color:{theme.mean}'><b>━</b></span> {self._mean_period} mean &nbsp; "
             f"<span style='color:{ORANGE}'>╍</span> orange and <span style='color:{RED}'>╍</span> red threshold &nbsp; "
             f"<b>┈</b> a rule's window average, over its window"
         )
@@ -577,6 +578,9 @@ class HistoryWindow(QWidget):
         self.range_loaded.emit(series)
 
     def _draw(self, series: Series, keep_view: bool = False) -> None:
+        if series.mean_period != self._mean_period:
+            self._mean_period = series.mean_period
+            self._restyle()
         for name in plotted_columns(list(series.curves)):
             self._plot_for(name)
         for mp in self.metric_plots.values():
@@ -755,7 +759,10 @@ class HistoryWindow(QWidget):
         self._request += 1  # drop any read in flight
         self.hover_at(None)
         self.now.stop()
-        self._pool.submit(release_memory)  # what the reads freed goes back to the OS, not kept for months
+        try:
+            self._pool.submit(release_memory)  # what the reads freed goes back to the OS, not kept for months
+        except RuntimeError:  # shut down already (the app is quitting)
+            pass
         super().hideEvent(event)
 
     def shutdown(self) -> None:

@@ -1,0 +1,132 @@
+"""The window's history from the rollup tiers: the tier that fits each range, and what it draws
+equal to a brute-force binning of the raw rows (DST, gaps, a missing tier folder, today's CSV)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from trayapp import history, rollups
+from trayapp.synthetic import write_history
+
+BERLIN = ZoneInfo("Europe/Berlin")
+DAY = 86400
+
+
+def wobble(t: np.ndarray) -> np.ndarray:
+    """A value that changes every sample, so min, max and means all differ per bin."""
+    return np.round(50 + 40 * np.sin(t / 977.0) + (t % 7), 3)
+
+
+def brute(data_dir: Path, series: history.Series, name: str, width: float) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Per drawn bin, the min and max of the raw samples in it, and per local period the mean:
+    computed here from every raw row, independently of the tiers."""
+    x, _ = series.curves[name]
+    centres = (x[0::2] + x[1::2]) / 2
+    step = centres[1] - centres[0]
+    origin = centres[0] - step / 2
+    table = history.read(data_dir, None, None, [name])
+    t = table.column("timestamp").cast("int64").to_numpy() / 1e6
+    v = table.column(name).to_numpy(zero_copy_only=False).astype(float)
+    keep = (t >= np.floor(series.start / width) * width) & (t <= series.end) & ~np.isnan(v)
+    t, v = t[keep], v[keep]
+    idx = np.floor((t - origin) / step).astype(int)
+    lo = np.full(len(centres), np.nan)
+    hi = np.full(len(centres), np.nan)
+    for i in np.unique(idx):
+        lo[i], hi[i] = v[idx == i].min(), v[idx == i].max()
+    period = DAY if series.mean_period == "daily" else 3600
+    local = np.array([datetime.fromtimestamp(s, BERLIN).utcoffset().total_seconds() for s in t]) + t
+    means = {}
+    for p in np.unique(local // period):
+        means[p] = v[local // period == p].mean()
+    return lo, hi, means
+
+
+def check(data_dir: Path, series: history.Series, name: str, width: float) -> None:
+    x, y = series.curves[name]
+    lo, hi, means = brute(data_dir, series, name, width)
+    np.testing.assert_array_equal(y[0::2], lo)
+    np.testing.assert_array_equal(y[1::2], hi)
+    mx, my = series.means[name]
+    got = my[~np.isnan(my)]
+    np.testing.assert_allclose(got, [means[k] for k in sorted(means)], rtol=1e-9)
+
+
+def test_each_range_reads_the_tier_that_fits_it() -> None:
+    assert history.pick_tier(600) == "raw"  # the live view, and a zoom
+    assert history.pick_tier(6 * 3600) == "raw"
+    assert history.pick_tier(36 * 3600) == "minute"
+    assert history.pick_tier(30 * DAY) == "minute"
+    assert history.pick_tier(90 * DAY) == "hour"
+    assert history.pick_tier(365 * DAY) == "hour"
+
+
+@pytest.fixture
+def dst_week(data_dir: Path) -> tuple[Path, datetime]:
+    """A week around the spring DST change (29 March 2026, 23 hours) every 7 s (8 or 9 samples a
+    minute, so a mean that ignored the counts would be wrong), with a 5 h gap,
+    and a column that starts mid-week."""
+    end = datetime(2026, 4, 1, 15, 0, tzinfo=BERLIN)
+    start = end - timedelta(days=7)
+    write_history(data_dir, start, datetime(2026, 3, 28, 9, tzinfo=BERLIN), 7, {"cpu_percent": wobble, "memory_percent": 40.0}, today_in_csv=False)
+    write_history(data_dir, datetime(2026, 3, 28, 14, tzinfo=BERLIN), end, 7, {"cpu_percent": wobble, "memory_percent": 40.0, "gpu0_util_percent": wobble}, today_in_csv=False)
+    return data_dir, end
+
+
+def test_a_week_from_minutes_equals_the_raw_rows_binned(dst_week: tuple[Path, datetime]) -> None:
+    data_dir, end = dst_week
+    rollups.ensure(data_dir)
+    series = history.prepare_history(data_dir, 7 * DAY, now=end)
+    assert series.tier == "minute" and series.mean_period == "hourly"
+    for name in ("cpu_percent", "gpu0_util_percent"):
+        check(data_dir, series, name, 60)
+    lo = series.curves["cpu_percent"][1][0::2]
+    assert np.isnan(lo).sum() >= 5 * 60 // 7 - 2  # the 5 h gap stays a gap (bins of 7 min)
+    raw = history.prepare_history(data_dir, 7 * DAY, now=end, tiers=False)
+    assert series.rows == raw.rows  # every sample counted once
+
+
+def test_a_missing_tier_folder_still_draws_every_sample(dst_week: tuple[Path, datetime]) -> None:
+    data_dir, end = dst_week
+    rollups.ensure(data_dir)
+    with_tiers = history.prepare_history(data_dir, 7 * DAY, now=end)
+    shutil.rmtree(data_dir / "Rollups")  # a reader never writes tiers: it bins the day files itself
+    without = history.prepare_history(data_dir, 7 * DAY, now=end)
+    assert not (data_dir / "Rollups").exists()
+    for name in with_tiers.curves:
+        np.testing.assert_array_equal(with_tiers.curves[name][1], without.curves[name][1])
+        np.testing.assert_allclose(with_tiers.means[name][1], without.means[name][1], rtol=1e-12)
+
+
+def test_a_year_from_hours_with_daily_means(data_dir: Path) -> None:
+    end = datetime(2026, 11, 20, 12, tzinfo=BERLIN)
+    write_history(data_dir, end - timedelta(days=365), end, 300, {"cpu_percent": wobble}, today_in_csv=False)
+    rollups.ensure(data_dir)
+    series = history.prepare_history(data_dir, 365 * DAY, now=end)
+    assert series.tier == "hour" and series.mean_period == "daily"
+    assert len(series.curves["cpu_percent"][0]) <= 2 * history.BINS
+    check(data_dir, series, "cpu_percent", 3600)
+    # a month whose hour file is gone is read from its minute tier, the same numbers
+    (hour_file,) = [p for p in (data_dir / "Rollups" / "hour").rglob("*.parquet") if p.name == "3.parquet"]
+    hour_file.unlink()
+    again = history.prepare_history(data_dir, 365 * DAY, now=end)
+    np.testing.assert_array_equal(again.curves["cpu_percent"][1], series.curves["cpu_percent"][1])
+
+
+def test_today_comes_from_the_csv_and_a_zoom_from_raw_rows(data_dir: Path) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=40), now, 5, {"cpu_percent": wobble})  # today's rows in the CSV
+    rollups.ensure(data_dir)
+    series = history.prepare_history(data_dir, 36 * 3600, now=now)
+    assert series.tier == "minute"
+    check(data_dir, series, "cpu_percent", 60)
+    x, y = series.curves["cpu_percent"]
+    assert not np.isnan(y[-4:]).all()  # the last minutes, only in the CSV, are there
+    zoom = history.prepare_history(data_dir, 36 * 3600, now=now - timedelta(hours=1), start=now - timedelta(hours=3))
+    assert zoom.tier == "raw" and zoom.rows == 2 * 3600 / 5
