@@ -91,7 +91,7 @@ tray.start()
 def spin(ms):
     loop = QEventLoop(); QTimer.singleShot(ms, loop.quit); loop.exec()
 spin(3000)
-out = {"rss_mb_after_start": proc.memory_info().rss / 2**20, "reader_child_rss_mb": 0.0}
+out = {"rss_mb_after_start": proc.memory_info().rss / 2**20}
 spin(15000)  # the app loads pyqtgraph once it has settled
 out["rss_mb_after_preload"] = proc.memory_info().rss / 2**20
 opens = []
@@ -109,8 +109,7 @@ for i in range(10):
     tray.window.graphics.grab()  # force a full paint of every plot
     opens.append(time.perf_counter() - t0)
     tray.window.range_loaded.disconnect(loop.quit)
-    if tray.window.reader.running:
-        out["reader_child_rss_mb"] = psutil.Process(tray.window.reader._proc.pid).memory_info().rss / 2**20
+    out["rss_mb_window_open_max"] = max(out.get("rss_mb_window_open_max", 0.0), proc.memory_info().rss / 2**20)
     tray.window.close()
     spin(300)
 gc.collect()
@@ -122,13 +121,13 @@ out["first_paint_warm_ms"] = sorted(firsts[1:])[len(firsts[1:]) // 2] * 1000
 out["open_warm_ms"] = sorted(opens[1:])[len(opens[1:]) // 2] * 1000
 # the naive way, same process, same data: every raw sample handed to pyqtgraph
 import pyqtgraph as pg
-from trayapp.store import Store
+from trayapp import history
 from datetime import datetime, timedelta, timezone
 naive = []
 for i in range(3):
     t0 = time.perf_counter()
     now = datetime.now(timezone.utc)
-    table = Store(Path(DATA)).read(now - timedelta(hours=36), now)
+    table = history.read(Path(DATA), now - timedelta(hours=36), now)
     w = pg.GraphicsLayoutWidget()
     t = table.column("timestamp").cast("int64").to_numpy() / 1e6
     for row, name in enumerate(("cpu_percent", "memory_percent", "disk_percent")):
