@@ -9,6 +9,7 @@ Layout (kept from the notebook, so its data still reads):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -133,7 +134,9 @@ def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
     """
     import numpy as np
 
-    seconds = table.column(TIMESTAMP).cast("int64").to_numpy() // 1_000_000
+    import pyarrow as pa
+
+    seconds = _np(table.column(TIMESTAMP).cast(pa.int64()), np.int64) // 1_000_000
     quarters = seconds // 900
     unique, inverse = np.unique(quarters, return_inverse=True)
     offsets = np.array(
@@ -153,6 +156,74 @@ def release_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc (musl): nothing to trim
             pass
+
+
+# pyarrow imports pandas (≈ 0.25 s and 35 MB) from pa.array, pa.scalar, any to_numpy, a Python
+# number or bool handed to a compute function and a numpy mask handed to filter. The readers'
+# common path never does any of these: arrays go in and out of Arrow through their buffers only.
+
+
+def _np(col: Any, dtype: Any) -> Any:
+    """A fixed-width Arrow column as numpy; nulls become NaN (floats) or 0 (integers)."""
+    import numpy as np
+    import pyarrow as pa
+
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    parts = []
+    for chunk in chunks:
+        n, off = len(chunk), chunk.offset
+        validity, data = chunk.buffers()[:2]
+        if data is None:  # an all-null column (type null)
+            parts.append(np.full(n, np.nan if dtype == np.float64 else 0, dtype=dtype))
+            continue
+        values = np.frombuffer(data, dtype=dtype, count=off + n)[off:].copy()
+        if validity is not None and chunk.null_count:
+            ok = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little", count=off + n)[off:].astype(bool)
+            values[~ok] = np.nan if dtype == np.float64 else 0
+        parts.append(values)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _arrow(values: Any, type_: "pa.DataType", none: Any = None) -> "pa.Array":
+    """numpy float64 (for ``float64``) or int64 (for any other fixed-width 64-bit type) as an
+    Arrow array; ``none``: a mask of the rows that are null."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values, dtype=np.float64 if type_ == pa.float64() else np.int64)
+    validity = None
+    nulls = 0
+    if none is not None and none.any():
+        validity = pa.py_buffer(np.packbits(~none, bitorder="little"))
+        nulls = int(none.sum())
+    return pa.Array.from_buffers(type_, len(values), [validity, pa.py_buffer(values)], null_count=nulls)
+
+
+def _mask(keep: Any) -> "pa.Array":
+    """A numpy bool array as an Arrow boolean array (for ``filter``)."""
+    import numpy as np
+    import pyarrow as pa
+
+    keep = np.asarray(keep, dtype=bool)
+    return pa.Array.from_buffers(pa.bool_(), len(keep), [None, pa.py_buffer(np.packbits(keep, bitorder="little"))])
+
+
+def _scalar(value: int | bool, type_: "pa.DataType | None" = None) -> "pa.Scalar":
+    """An Arrow scalar from a Python int (cast to ``type_``, e.g. a timestamp from its µs) or bool."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(value, bool):
+        return _mask(np.array([value]))[0]
+    scalar = _arrow(np.array([value], dtype=np.int64), pa.int64())[0]
+    return scalar if type_ is None else scalar.cast(type_)
+
+
+def _micros(moment: datetime) -> int:
+    """Exact µs since the epoch (a naive time is UTC, as Arrow takes it)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - EARLIEST) // timedelta(microseconds=1)
 
 
 def _read_text(path: Path) -> str | None:
@@ -296,7 +367,7 @@ def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_
     stamps = table.column(TIMESTAMP)
     if stamps.null_count:
         return None
-    us = stamps.cast("int64").to_numpy()
+    us = _np(stamps.cast(pa.int64()), np.int64)
     if len(us) and (us.min() < _EARLIEST_US or us.max() >= _LATEST_US):
         return None
     content = CsvContent(b"", _finite(table))
@@ -408,7 +479,7 @@ def _finite(table: "pa.Table") -> "pa.Table":
             continue
         finite = pc.is_finite(col)  # null stays null
         if pc.any(pc.invert(finite)).as_py():
-            table = table.set_column(i, name, pc.if_else(finite, col, pa.scalar(None, col.type)))
+            table = table.set_column(i, name, pc.if_else(finite, col, pa.nulls(1, col.type)[0]))
     return table
 
 
@@ -493,21 +564,30 @@ def _outside(parquet: Any, names: list[str], start: datetime | None, end: dateti
         return False  # naive or text timestamps (the notebook's): their statistics are not UTC
     meta = parquet.metadata
     index = names.index(TIMESTAMP)
+    column = meta.schema.column(index)
+    if column.path != TIMESTAMP or column.physical_type != "INT64":
+        return False  # INT96 (old writers) or a nested schema: read the file
+    try:
+        logical = json.loads(column.logical_type.to_json())
+    except ValueError:
+        return False
+    per_ns = _NS_PER_UNIT.get(logical.get("timeUnit", ""))
+    if logical.get("Type") != "Timestamp" or not logical.get("isAdjustedToUTC") or per_ns is None:
+        return False
     lows, highs = [], []
     for group in range(meta.num_row_groups):
         stats = meta.row_group(group).column(index).statistics
         if stats is None or not stats.has_min_max:
             return False
-        lows.append(stats.min)
-        highs.append(stats.max)
+        lows.append(stats.min_raw)  # the stored integers: stats.min builds a datetime through pandas
+        highs.append(stats.max_raw)
     if not lows:
         return False
-    low, high = _aware(min(lows)), _aware(max(highs))
-    return (start is not None and high <= start) or (end is not None and low > end)
+    low, high = min(lows) * per_ns, max(highs) * per_ns  # ns, exact (Python ints)
+    return (start is not None and high <= _micros(start) * 1000) or (end is not None and low > _micros(end) * 1000)
 
 
-def _aware(moment: Any) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+_NS_PER_UNIT = {"milliseconds": 1_000_000, "microseconds": 1000, "nanoseconds": 1}
 
 
 def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
@@ -550,8 +630,8 @@ def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
             problems.append(f"column {name!r} is {col.type}, not numbers; left out")
     table = _finite(pa.table(columns))
     stamps = table.column(TIMESTAMP)
-    us = stamps.cast("int64")
-    valid = pc.and_kleene(pc.greater_equal(us, _EARLIEST_US), pc.less(us, _LATEST_US)).fill_null(False)
+    us = stamps.cast(pa.int64())
+    valid = pc.and_kleene(pc.greater_equal(us, _scalar(_EARLIEST_US)), pc.less(us, _scalar(_LATEST_US))).fill_null(_scalar(False))
     dropped = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
     if dropped and readable:
         problems.append(f"{dropped} row(s) without a readable time (or one before 1970 or after 2199)")
@@ -583,7 +663,7 @@ def empty_table(columns: list[str] | None = None) -> "pa.Table":
     import pyarrow as pa
 
     names = columns or [TIMESTAMP, *BASE_COLUMNS]
-    return pa.table({n: pa.array([], type=pa.timestamp("us", tz="UTC") if n == TIMESTAMP else pa.float64()) for n in names})
+    return pa.table({n: pa.nulls(0, pa.timestamp("us", tz="UTC") if n == TIMESTAMP else pa.float64()) for n in names})
 
 
 def concat(parts: list["pa.Table"], columns: list[str] | None = None) -> "pa.Table":
@@ -608,9 +688,9 @@ def _in_range(table: "pa.Table", start: datetime | None, end: datetime | None) -
     ts = table.column(TIMESTAMP)
     mask = None
     if start is not None:
-        mask = pc.greater(ts, pa.scalar(start, type=pa.timestamp("us", tz="UTC")))
+        mask = pc.greater(ts, _scalar(_micros(start), ts.type))
     if end is not None:
-        upper = pc.less_equal(ts, pa.scalar(end, type=pa.timestamp("us", tz="UTC")))
+        upper = pc.less_equal(ts, _scalar(_micros(end), ts.type))
         mask = upper if mask is None else pc.and_(mask, upper)
     return table if mask is None else table.filter(mask)
 
@@ -622,17 +702,18 @@ def unique_sorted(table: "pa.Table") -> "pa.Table":
     pass over the timestamps instead of a sort.
     """
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if table.num_rows < 2:
         return table
-    stamps = table.column(TIMESTAMP).cast("int64").to_numpy()
+    stamps = _np(table.column(TIMESTAMP).cast(pa.int64()), np.int64)
     if bool(np.all(stamps[1:] > stamps[:-1])):
         return table
-    order = pc.sort_indices(table.column(TIMESTAMP))
+    order = pc.sort_indices(table.column(TIMESTAMP))  # stable: the first row seen stays first
     table = table.take(order)
-    stamps = stamps[order.to_numpy()]
+    stamps = stamps[_np(order, np.uint64)]
     keep = np.empty(len(stamps), dtype=bool)
     keep[0] = True
     np.not_equal(stamps[1:], stamps[:-1], out=keep[1:])
-    return table if keep.all() else table.filter(keep)
+    return table if keep.all() else table.filter(_mask(keep))

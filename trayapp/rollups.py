@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trayapp.files import (
-    _EARLIEST_US, _LATEST_US, CSV_DIR, CSV_NAME, _warn_once, aside_path, day_files, day_path, local_zone, read_csv, read_day_file,
+    _EARLIEST_US, _LATEST_US, CSV_DIR, CSV_NAME, _arrow, _np, _warn_once, aside_path, day_files, day_path, local_zone, read_csv,
+    read_day_file,
 )
 from trayapp.jsonfile import remove_quietly, replace_atomically
 
@@ -125,36 +126,8 @@ def _empty_stats() -> Stats:
     return np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
 
 
-# pyarrow imports pandas from pa.array, pa.scalar and to_numpy on arrays with nulls: arrays go
-# in and out of Arrow here through their buffers only.
-
-
-def _np(col: Any, dtype: Any) -> np.ndarray:
-    """A fixed-width Arrow column as numpy; nulls become NaN (floats) or 0 (integers)."""
-    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-    parts = []
-    for chunk in chunks:
-        n, off = len(chunk), chunk.offset
-        validity, data = chunk.buffers()[:2]
-        if data is None:  # an all-null column (type null)
-            parts.append(np.full(n, np.nan if dtype == np.float64 else 0, dtype=dtype))
-            continue
-        values = np.frombuffer(data, dtype=dtype, count=off + n)[off:].copy()
-        if validity is not None and chunk.null_count:
-            ok = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little", count=off + n)[off:].astype(bool)
-            values[~ok] = np.nan if dtype == np.float64 else 0
-        parts.append(values)
-    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-
-def _arrow(values: np.ndarray, type_: pa.DataType, none: np.ndarray | None = None) -> pa.Array:
-    values = np.ascontiguousarray(values, dtype=np.float64 if type_ == pa.float64() else np.int64)
-    validity = None
-    nulls = 0
-    if none is not None and none.any():
-        validity = pa.py_buffer(np.packbits(~none, bitorder="little"))
-        nulls = int(none.sum())
-    return pa.Array.from_buffers(type_, len(values), [validity, pa.py_buffer(values)], null_count=nulls)
+# pyarrow imports pandas from pa.array, pa.scalar and to_numpy: arrays go in and out of Arrow
+# here through their buffers only (``files._np``, ``files._arrow``).
 
 
 def _table_arrays(table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from trayapp.files import (  # noqa: F401 - re-exported: the names this module had before ``files``
     _EARLIEST_US, _LATEST_US, CSV_DIR, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
-    _from_day_number, _header_names, _in_range, _local_days, _no_samples, _read_text, _warn_once, _warned,
+    _from_day_number, _header_names, _in_range, _local_days, _mask, _no_samples, _np, _read_text, _warn_once, _warned,
     aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
     parse_timestamps, read_csv, read_day_file, release_memory, unique_sorted,
 )
@@ -312,7 +312,7 @@ class Store:
         try:
             for number in np.unique(days[days < first_kept]).tolist():
                 mask = days == number
-                rows = table.filter(mask)
+                rows = table.filter(_mask(mask))  # an Arrow mask: a numpy one makes pyarrow import pandas
                 if self._merge_day(_from_day_number(number), rows):
                     leaving[content.row_lines[mask]] = True
                     moved += rows.num_rows
@@ -374,8 +374,8 @@ class Store:
         back, problems = load_day_file(path, [TIMESTAMP])
         if back is None or problems:
             return False
-        wanted = rows.column(TIMESTAMP).cast("int64").to_numpy()
-        there = back.column(TIMESTAMP).cast("int64").to_numpy()  # sorted: the file was written sorted
+        wanted = _np(rows.column(TIMESTAMP).cast(pa.int64()), np.int64)  # not to_numpy: it imports pandas
+        there = _np(back.column(TIMESTAMP).cast(pa.int64()), np.int64)  # sorted: the file was written sorted
         if not len(there) or not bool(np.all(there[1:] > there[:-1])):
             return bool(np.isin(wanted, there).all())
         found = np.minimum(np.searchsorted(there, wanted), len(there) - 1)
