@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QDialogButtonBox  # noqa: E402
 from trayapp.engine import Tick  # noqa: E402
 from trayapp.gui import icon as tray_icon  # noqa: E402
 from trayapp.gui.app import TrayApp, notification_text, tooltip_text  # noqa: E402
-from trayapp.gui.history import HistoryWindow
-from trayapp.history import peaks
+from trayapp.gui.history import RANGES, HistoryWindow  # noqa: E402
+from trayapp.history import peaks  # noqa: E402
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer  # noqa: E402
 from trayapp.gui.settings_dialog import SettingsDialog  # noqa: E402
 from trayapp.model import GpuReading, Level, RuleResult, Sample, Transition  # noqa: E402
@@ -383,3 +383,30 @@ def test_a_fresh_install_opens_the_live_view_and_history_otherwise(qtbot, data_d
         assert seasoned.window.span == 36 * 3600
     finally:
         seasoned.shutdown()
+
+
+def test_the_year_range_reads_hours_and_says_daily_means(qtbot, history_window, data_dir: Path) -> None:
+    from trayapp import rollups
+
+    now = datetime.now(timezone.utc)
+    day_value = lambda t: (t // 86400) % 100  # noqa: E731
+    write_history(data_dir, now - timedelta(days=365), now - timedelta(days=2), 3600, {"cpu_percent": day_value, "memory_percent": 40.0}, today_in_csv=False)
+    rollups.ensure(data_dir)
+    window = history_window(data_dir, LiveBuffer(), Config())
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):
+        window.show()
+    assert "hourly mean" in window.legend.text()
+    assert [label for label, _ in RANGES][-1] == "1 y"
+    with qtbot.waitSignal(window.range_loaded, timeout=20000) as blocker:
+        window.buttons.button(len(RANGES) - 1).click()
+    assert blocker.args[0].tier == "hour"
+    assert "daily mean" in window.legend.text() and "hourly mean" not in window.legend.text()
+    cpu = window.metric_plots["cpu_percent"]
+    x, _ = cpu.lo.getData()
+    assert x[0] < (now - timedelta(days=360)).timestamp() and cpu.binned  # the whole year, as a band
+    _, means = cpu.mean.getData()
+    assert 360 <= np.count_nonzero(~np.isnan(means)) <= 366  # one mean per local day, not per hour
+    assert 0 <= np.nanmin(means) and np.nanmax(means) <= 99
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):
+        window.buttons.button(1).click()  # back to 36 h: minutes, hourly means
+    assert "hourly mean" in window.legend.text()
