@@ -1,7 +1,8 @@
 """The dataset's files, read tolerantly: the CSV day file, the Parquet day files, their layout.
 
 Imports ``model`` and, inside the readers, numpy and pyarrow; never Qt, never the writer
-(``store``) or the readers built on it (``history``, ``rollups``), which all import this.
+(``store``) or the readers built on it (``history``, ``rollups``), which all import this; pandas
+only for the notebook's naive or text times and lines that need lenient reading.
 
 Layout (kept from the notebook, so its data still reads):
 ``<data_dir>/Monitoring/Year=YYYY/Month=M/D.parquet`` and ``<data_dir>/csv_dump/daily_dump.csv``.
@@ -147,10 +148,15 @@ def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
 
 
 def release_memory() -> None:
-    """Hand memory freed after a big read back to the OS (glibc keeps it otherwise)."""
+    """Hand memory freed after a big read back to the OS (glibc keeps it otherwise), and drop
+    the source lines PySide6 caches: its import hook (PYSIDE-2029) reads the source of every
+    module imported after it into ``linecache`` (~17 MB once pyqtgraph and pyarrow are in), a
+    cache that only tracebacks use and that refills itself lazily."""
     import ctypes
+    import linecache
     import sys
 
+    linecache.clearcache()
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -217,6 +223,16 @@ def _scalar(value: int | bool, type_: "pa.DataType | None" = None) -> "pa.Scalar
         return _mask(np.array([value]))[0]
     scalar = _arrow(np.array([value], dtype=np.int64), pa.int64())[0]
     return scalar if type_ is None else scalar.cast(type_)
+
+
+def as_numpy(table: "pa.Table", metrics: Iterable[str]) -> "tuple[Any, dict[str, Any]]":
+    """A table the readers made as numpy, without pandas: epoch seconds and one float64 array
+    (NaN for null) per metric."""
+    import numpy as np
+    import pyarrow as pa
+
+    t = _np(table.column(TIMESTAMP).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()), np.int64) / 1e6
+    return t, {name: _np(table.column(name).cast(pa.float64()), np.float64) for name in metrics}
 
 
 def _micros(moment: datetime) -> int:
