@@ -1,0 +1,604 @@
+"""A year of 1 s history on disk (31.5 M rows): every range first and warm, from the tiers beside
+today's way (raw samples read and binned), the tray app's memory through the window's life,
+`trayapp status`, rollover with tiers, 36 h averages. Targets: issue 10. Dataset cached in bench/.cache."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import day_table, median_time, runs, save  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+VERSION = 1  # bump when the generated layout changes: the cache is rebuilt
+DAYS = 365
+METRICS = ["cpu_percent", "memory_percent", "disk_percent", "gpu0_util_percent", "gpu0_memory_percent", "gpu0_temperature_c"]
+SPANS = (("10 min", 600), ("36 h", 36 * 3600), ("7 d", 7 * 86400), ("30 d", 30 * 86400), ("1 y", 365 * 86400))
+PY = sys.executable
+
+
+# ----------------------------------------------------------------- the dataset
+
+
+def _today():
+    from trayapp.files import local_zone
+
+    zone = local_zone()
+    return zone, datetime.now(timezone.utc).astimezone(zone).date()
+
+
+def _csv_lines(t, seed: int) -> list[str]:
+    """CSV lines for epoch seconds ``t``, columns in the order the store writes them."""
+    import numpy as np
+
+    from trayapp.files import column_order, format_value, local_zone
+
+    zone = local_zone()
+    rng = np.random.default_rng(seed)
+    n = len(t)
+    values = {
+        "cpu_percent": np.clip(rng.normal(50, 10, n), 0, 100).round(1),
+        "memory_percent": np.clip(rng.normal(60, 5, n), 0, 100).round(1),
+        "disk_percent": np.full(n, 40.0),
+        "gpu0_util_percent": np.clip(rng.normal(70, 20, n), 0, 100).round(0),
+        "gpu0_memory_percent": np.full(n, 30.0),
+        "gpu0_temperature_c": np.full(n, 55.0),
+    }
+    names = [c for c in column_order(["timestamp", *METRICS]) if c != "timestamp"]
+    cols = [values[name].tolist() for name in names]
+    return [",".join([datetime.fromtimestamp(float(t[i]), zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)])
+            for i in range(n)]
+
+
+def _csv_header() -> str:
+    from trayapp.files import column_order
+
+    return ",".join(column_order(["timestamp", *METRICS]))
+
+
+def _build(data_dir: Path) -> dict:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from trayapp import rollups
+    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+
+    zone, today = _today()
+    t0 = time.perf_counter()
+    rows = 0
+    for back in range(DAYS, 0, -1):
+        day = today - timedelta(days=back)
+        table = day_table(day, 1.0, zone, with_gpu=True)
+        path = day_path(data_dir, day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path, compression="zstd")
+        rows += table.num_rows
+    midnight = datetime(today.year, today.month, today.day, tzinfo=zone).timestamp()
+    t = np.arange(midnight, time.time(), 1.0)
+    csv = data_dir / CSV_DIR / CSV_NAME
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    csv.write_text(_csv_header() + "\n" + "".join(line + "\n" for line in _csv_lines(t, int(midnight))))
+    written = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    built = rollups.ensure(data_dir)
+    ensure_s = time.perf_counter() - t0
+    size = sum(p.stat().st_size for p in (data_dir / "Monitoring").rglob("*.parquet"))
+    tiers = sum(p.stat().st_size for p in (data_dir / rollups.ROLLUPS_DIR).rglob("*.parquet"))
+    return {"day_files": DAYS, "rows_in_day_files": rows, "day_files_mb": round(size / 2**20, 1),
+            "rollups_mb": round(tiers / 2**20, 1), "generate_s": round(written, 1),
+            "ensure_from_scratch": {"days_built": built, "s": round(ensure_s, 2)}}
+
+
+def _top_up_csv(data_dir: Path) -> int:
+    """Today's CSV carries on to now (the cache was built earlier today): 1 s rows since its last."""
+    import numpy as np
+
+    from trayapp.files import CSV_DIR, CSV_NAME
+
+    csv = data_dir / CSV_DIR / CSV_NAME
+    with open(csv, "rb") as f:
+        f.seek(max(0, csv.stat().st_size - 4096))
+        last = f.read().splitlines()[-1].decode()
+    last_t = datetime.fromisoformat(last.split(",", 1)[0]).timestamp()
+    t = np.arange(last_t + 1.0, time.time(), 1.0)
+    if len(t):
+        with open(csv, "a") as f:
+            f.write("".join(line + "\n" for line in _csv_lines(t, int(last_t))))
+    return len(t)
+
+
+def dataset() -> tuple[Path, dict]:
+    """The year's data folder (built once a day, in one process), today's CSV topped up to now."""
+    _, today = _today()
+    folder = CACHE / f"year-{today.isoformat()}-v{VERSION}"
+    data_dir = folder / "data"
+    meta_path = folder / "built.json"
+    if not meta_path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        for old in CACHE.glob("year-*"):  # another day's (or a half-built) year: ~1 GB each
+            shutil.rmtree(old, ignore_errors=True)
+        print(f"building {DAYS} days of 1 s history in {folder} (minutes; cached for today)", file=sys.stderr)
+        meta = _build(data_dir)
+        meta_path.write_text(json.dumps(meta))
+    meta = json.loads(meta_path.read_text())
+    _top_up_csv(data_dir)
+    from trayapp.files import CSV_DIR, CSV_NAME
+
+    with open(data_dir / CSV_DIR / CSV_NAME, "rb") as f:
+        meta["csv_rows_today"] = sum(1 for _ in f) - 1  # grows through the day: up to 86,400 (its read is in every range)
+    return data_dir, meta
+
+
+def _link_copy(src: Path, dst: Path) -> None:
+    """A working copy a writer may touch: day files and tiers hard-linked (the app replaces files by
+    renaming, never in place), today's CSV copied (it is appended to)."""
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.suffix == ".csv":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+
+
+# ----------------------------------------------------------------- every range
+
+
+def _has_tiers_keyword() -> bool:
+    from trayapp.history import prepare_history
+
+    return "tiers" in inspect.signature(prepare_history).parameters
+
+
+FIRST_OPEN = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, ROOT)
+from pathlib import Path
+from trayapp.history import prepare_history
+t1 = time.perf_counter()
+series = prepare_history(Path(DATA), SPAN, **KW)
+t2 = time.perf_counter()
+print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1000, "read_ms": (t2 - t1) * 1000, "ms": (t2 - t0) * 1000,
+      "rows": series.rows, "tier": series.tier, "curves": len(series.curves),
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "pandas_loaded": "pandas" in sys.modules}))
+"""
+
+WARM = r"""
+import json, statistics, sys, time
+sys.path.insert(0, ROOT)
+from pathlib import Path
+from trayapp.history import prepare_history
+out = {}
+for label, span, repeat, warmup in SPANS:
+    for _ in range(warmup):
+        prepare_history(Path(DATA), span, **KW)
+    took = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        prepare_history(Path(DATA), span, **KW)
+        took.append((time.perf_counter() - t0) * 1000)
+    out[label] = {"ms": statistics.median(took), "runs_ms": took}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _script(code: str, **values: object) -> str:
+    for name, value in values.items():
+        code = code.replace(name, repr(value))
+    return code
+
+
+def _run_result(code: str, env: dict | None = None, timeout: float = 600) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    wall = time.perf_counter() - t0
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(line[7:]), wall
+
+
+def _warm_runs(span: float, tiers: bool) -> tuple[int, int]:
+    """(runs, warm-up calls): BENCH_RUNS after one warm-up, except today's way over a month or
+    more (seconds a call, GBs): 3 runs, no warm-up (the median of 3 is the warm figure)."""
+    return (runs(), 1) if tiers or span < 30 * 86400 else (min(runs(), 3), 0)
+
+
+def ranges(data_dir: Path) -> dict:
+    modes = [("tiers", {"tiers": True}), ("raw", {"tiers": False})] if _has_tiers_keyword() else [("default", {})]
+    out: dict = {"tiers_keyword": _has_tiers_keyword()}
+    for label, span in SPANS:
+        row: dict = {}
+        for mode, kw in modes:
+            first, wall = _run_result(_script(FIRST_OPEN, ROOT=str(ROOT), DATA=str(data_dir), SPAN=span, KW=kw))
+            row[f"{mode}_first"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in first.items()}
+            row[f"{mode}_first"]["process_wall_ms"] = round(wall * 1000, 1)
+            print(f"first open {label} {mode}: {first['ms']:.0f} ms (import {first['import_ms']:.0f}), {first['rows']:,} rows "
+                  f"from {first['tier']}, peak {first['peak_rss_mb']:.0f} MB", file=sys.stderr)
+        out[label] = row
+    for mode, kw in modes:
+        spans = [(label, span, *_warm_runs(span, kw.get("tiers", True))) for label, span in SPANS]
+        warm, _ = _run_result(_script(WARM, ROOT=str(ROOT), DATA=str(data_dir), SPANS=spans, KW=kw), timeout=900)
+        for label, _span in SPANS:
+            out[label][f"{mode}_warm_ms"] = round(warm[label]["ms"], 1)
+            out[label][f"{mode}_warm_runs_ms"] = [round(v, 1) for v in warm[label]["runs_ms"]]
+            print(f"warm {label} {mode}: {warm[label]['ms']:.1f} ms", file=sys.stderr)
+    if "raw" in [m for m, _ in modes]:
+        for label, _span in SPANS:
+            r = out[label]
+            r["first_ratio_raw_over_tiers"] = round(r["raw_first"]["ms"] / r["tiers_first"]["ms"], 1)
+            r["warm_ratio_raw_over_tiers"] = round(r["raw_warm_ms"] / r["tiers_warm_ms"], 1)
+    return out
+
+
+# ----------------------------------------------------------------- the tray app's memory
+
+
+WINDOW_LIFE = r"""
+import gc, json, sys, time
+sys.path.insert(0, ROOT)
+from pathlib import Path
+def phase(name, **kw):
+    print("PHASE " + json.dumps({"name": name, "t": time.monotonic(), **kw}), flush=True)
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEventLoop, QTimer
+app = QApplication([])
+app.setQuitOnLastWindowClosed(False)
+from trayapp.gui.app import TrayApp
+from trayapp.gui.history import RANGES, LIVE_SECONDS
+from trayapp.settings import Loaded, Config
+tray = TrayApp(Loaded(Config(sampling_interval_seconds=1.0), Path(CONFIG), []), Path(DATA), Path(CONFIG))
+tray.start()
+phase("started")
+def spin(ms):
+    loop = QEventLoop(); QTimer.singleShot(ms, loop.quit); loop.exec()
+def loaded_within(start, timeout_ms=10000):
+    # run start(), then wait for the window's range_loaded (or the timeout); ms to a painted window
+    loop = QEventLoop()
+    got = []
+    def done(series):
+        got.append(series); loop.quit()
+    t0 = time.perf_counter()
+    start()
+    tray.window.range_loaded.connect(done)
+    QTimer.singleShot(timeout_ms, loop.quit)
+    if not got:
+        loop.exec()
+    tray.window.range_loaded.disconnect(done)
+    app.processEvents()
+    tray.window.graphics.grab()  # force a full paint of every plot
+    ms = (time.perf_counter() - t0) * 1000
+    return ms, (got[0].tier if got else None), not got, (got[0].took * 1000 if got else None)
+spin(3000)
+phase("3 s after start")
+spin(15000)
+phase("idle 18 s after start")
+ms, tier, timed_out, read_ms = loaded_within(tray.show_history)
+phase("window open", ms=ms, tier=tier, timed_out=timed_out, read_ms=read_ms)
+for label, span in RANGES:
+    if span == LIVE_SECONDS:  # drawn from memory, nothing read: no range_loaded
+        t0 = time.perf_counter()
+        tray.window.show_range(span)
+        app.processEvents(); tray.window.graphics.grab()
+        phase(f"range {label}", ms=(time.perf_counter() - t0) * 1000, tier="memory", timed_out=False, read_ms=None)
+    else:
+        ms, tier, timed_out, read_ms = loaded_within(lambda: tray.window.show_range(span))
+        phase(f"range {label}", ms=ms, tier=tier, timed_out=timed_out, read_ms=read_ms)
+    spin(1000)
+tray.window.close()
+spin(2000)
+gc.collect()
+phase("2 s after close")
+spin(5000)
+phase("7 s after close")
+tray.quit()
+print("RESULT {}", flush=True)
+"""
+
+
+def _tree_rss(proc) -> tuple[int, int]:
+    import psutil
+
+    total, n = 0, 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+            n += 1
+        except psutil.Error:
+            pass
+    return total, n
+
+
+def _loaded(pid: int) -> dict:
+    """Which of the heavy libraries the app process has mapped now (from /proc/PID/maps)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return {}
+    return {"pyarrow_loaded": "libarrow.so" in maps, "pandas_loaded": "/pandas/_libs/" in maps}
+
+
+def window_life(data_dir: Path) -> dict:
+    """The real TrayApp under Xvfb and trayer on a working copy of the year; the summed RSS of it
+    and its children sampled every 50 ms from this process while the script walks the phases."""
+    import psutil
+
+    from tests.xsession import XSession
+
+    work = Path(tempfile.mkdtemp(prefix="window-", dir=CACHE))
+    try:
+        _link_copy(data_dir, work / "data")
+        code = _script(WINDOW_LIFE, ROOT=str(ROOT), CONFIG=str(work / "w.toml"), DATA=str(work / "data"))
+        with XSession() as x:
+            env = {**x.env, "TRAYAPP_NO_KEYRING": "1"}
+            proc = subprocess.Popen([PY, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            ps = psutil.Process(proc.pid)
+            samples: list[tuple[float, int, int]] = []
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.is_set() and proc.poll() is None:
+                    try:
+                        rss, n = _tree_rss(ps)
+                    except psutil.Error:
+                        break
+                    samples.append((time.monotonic(), rss, n))
+                    stop.wait(0.05)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            err: list[str] = []
+            reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+            reader.start()
+            phases = []
+            try:
+                for line in proc.stdout:
+                    if line.startswith("PHASE "):
+                        phases.append({**json.loads(line[6:]), **_loaded(proc.pid)})
+                proc.wait(120)
+            finally:
+                stop.set()
+                if proc.poll() is None:
+                    proc.kill()
+                sampler.join(5)
+                reader.join(5)
+        if not phases or phases[-1]["name"] != "7 s after close":
+            raise RuntimeError("the window script stopped early: " + "".join(err)[-3000:])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    mb = 2**20
+    out: dict = {"peak_mb": round(max(s[1] for s in samples) / mb, 1), "samples": len(samples),
+                 "most_processes": max(s[2] for s in samples), "phases": []}
+    before = samples[0][0]
+    for ph in phases:
+        upto = [s for s in samples if s[0] <= ph["t"]]
+        during = [s for s in samples if before < s[0] <= ph["t"]] or upto[-1:]
+        at = upto[-1] if upto else samples[0]
+        row = {"phase": ph["name"], "mb": round(at[1] / mb, 1), "peak_since_last_mb": round(max(s[1] for s in during) / mb, 1),
+               "processes": at[2], **{k: ph[k] for k in ("pyarrow_loaded", "pandas_loaded") if k in ph}}
+        if "ms" in ph:
+            row.update(ms=round(ph["ms"], 1), tier=ph["tier"], timed_out=ph["timed_out"],
+                       read_ms=None if ph["read_ms"] is None else round(ph["read_ms"], 1))
+        out["phases"].append(row)
+        before = ph["t"]
+        print(f"memory {ph['name']}: {row['mb']} MB (peak since last {row['peak_since_last_mb']} MB)"
+              + f" [pyarrow {'in' if row.get('pyarrow_loaded') else 'out'}, pandas {'in' if row.get('pandas_loaded') else 'out'}]"
+            + (f", {row['ms']} ms to painted from {row['tier']} (read {row['read_ms']} ms)" if "ms" in row else ""), file=sys.stderr)
+    return out
+
+
+# ----------------------------------------------------------------- trayapp status
+
+
+def _timed_process(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB of the process and the children it waited for, stdout)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1, 2, 3):
+        raise RuntimeError(f"{args} exited {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024, out.decode()
+
+
+PANDAS_CHECK = r"""
+import sys
+sys.argv = ["trayapp", "--data-dir", DATA, "status"]
+from trayapp.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("PANDAS", "pandas" in sys.modules)
+"""
+
+
+def status(data_dirs: dict[str, Path]) -> dict:
+    env = {**os.environ, "TRAYAPP_NO_KEYRING": "1"}
+    out: dict = {}
+    for label, data_dir in data_dirs.items():
+        args = [PY, "-m", "trayapp.cli", "--data-dir", str(data_dir), "status"]
+        _timed_process(args, env)  # the page cache warm for this folder
+        took = [_timed_process(args, env) for _ in range(3)]
+        out[label] = {"ms": round(statistics.median(t[0] for t in took) * 1000, 1), "runs_ms": [round(t[0] * 1000, 1) for t in took],
+                      "peak_rss_mb": round(max(t[1] for t in took), 1)}
+        print(f"status, {label}: {out[label]['ms']} ms, peak {out[label]['peak_rss_mb']} MB", file=sys.stderr)
+    year = next(iter(data_dirs.values()))
+    done = subprocess.run([PY, "-c", _script(PANDAS_CHECK, DATA=str(year))], capture_output=True, text=True, env=env, timeout=120)
+    out["pandas_loaded"] = "PANDAS True" in done.stdout
+    floor = [_timed_process([PY, "-c", "import numpy, pyarrow"])[0] for _ in range(3)]
+    out["python_numpy_pyarrow_import_ms"] = round(statistics.median(floor) * 1000, 1)
+    return out
+
+
+# ----------------------------------------------------------------- rollover, averages
+
+
+def _short_copy(data_dir: Path, dst: Path, days: int) -> Path:
+    """The last ``days`` day files of the year (hard links) and today's CSV: the same recent data,
+    without the year behind it."""
+    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+
+    _, today = _today()
+    for back in range(days, 0, -1):
+        src = day_path(data_dir, today - timedelta(days=back))
+        target = day_path(dst, today - timedelta(days=back))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, target)
+    (dst / CSV_DIR).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(data_dir / CSV_DIR / CSV_NAME, dst / CSV_DIR / CSV_NAME)
+    return dst
+
+
+def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, repeat: int = 5) -> float:
+    """``bench_rollups.rollover_ms`` with the year on disk: yesterday's CSV rolled into a folder that
+    holds the other 364 days and their tiers, so the month's hour tier is rebuilt from its days."""
+    from trayapp import rollups
+    from trayapp import store as store_module
+    from trayapp.files import CSV_DIR, CSV_NAME, day_path, local_zone
+    from trayapp.store import Store
+
+    _, today = _today()
+    yesterday = today - timedelta(days=1)
+    _link_copy(data_dir, work)
+    fresh = [day_path(work, yesterday), rollups.minute_path(work, yesterday)]
+    original = store_module._rollup_day
+    if not tiers:
+        store_module._rollup_day = lambda *args, **kwargs: None
+    took = []
+    try:
+        for _ in range(repeat + 1):  # the first is a warm-up
+            for path in fresh:
+                path.unlink(missing_ok=True)
+            shutil.copy(src, work / CSV_DIR / CSV_NAME)
+            store = Store(work)
+            store._tz = local_zone()
+            store._open_csv()
+            t0 = time.perf_counter()
+            moved = store.rollover(today)
+            took.append(time.perf_counter() - t0)
+            store.close()
+            assert moved > 0
+    finally:
+        store_module._rollup_day = original
+    if tiers:  # the tier of the day rolled over was written
+        assert rollups.minute_path(work, yesterday).exists()
+    return statistics.median(took[1:]) * 1000
+
+
+def rollover(data_dir: Path) -> dict:
+    from bench.bench_rollover import write_day_csv
+    from bench.bench_rollups import rollover_ms
+
+    out: dict = {}
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        tmp_path = Path(tmp)
+        src = tmp_path / "day-1s.csv"
+        write_day_csv(src, 1.0)
+        rows = sum(1 for _ in open(src)) - 1
+        empty = {t: rollover_ms(src, tmp_path / "work", tiers=t) for t in (False, True)}
+        shutil.rmtree(tmp_path / "work", ignore_errors=True)
+        year = {t: rollover_beside_year(src, data_dir, tmp_path / f"year-{t}", tiers=t) for t in (False, True)}
+    out["rows"] = rows
+    out["empty_folder"] = {"without_tiers_ms": round(empty[False], 1), "with_tiers_ms": round(empty[True], 1)}
+    out["year_on_disk"] = {"without_tiers_ms": round(year[False], 1), "with_tiers_ms": round(year[True], 1)}
+    print(f"rollover of {rows:,} rows: empty folder {empty[True]:.1f} ms with tiers ({empty[False]:.1f} without); "
+          f"year on disk {year[True]:.1f} ms ({year[False]:.1f} without)", file=sys.stderr)
+    return out
+
+
+def averages(data_dirs: dict[str, Path]) -> dict:
+    from bench.bench_averages import trayapp_status
+
+    out = {}
+    for label, data_dir in data_dirs.items():
+        ms, all_ = median_time(trayapp_status(data_dir))
+        out[label] = {"ms": round(ms * 1000, 2), "runs_ms": [round(t * 1000, 2) for t in all_]}
+        print(f"36 h averages, {label}: {ms * 1000:.1f} ms", file=sys.stderr)
+    return out
+
+
+def ensure_nothing_to_do(data_dir: Path) -> float:
+    from trayapp import rollups
+
+    t0 = time.perf_counter()
+    built = rollups.ensure(data_dir)
+    took = (time.perf_counter() - t0) * 1000
+    assert built == 0, f"ensure rebuilt {built} days of a cached year"
+    return round(took, 1)
+
+
+# ----------------------------------------------------------------- all of it
+
+
+def table(r: dict) -> list[str]:
+    """The README's rows for this benchmark (Markdown)."""
+    rows = ["| with 1 year of 1 s history on disk | trayapp (tiers) | today's way (raw samples), same run | target |",
+            "| --- | --- | --- | --- |"]
+    ranges_ = r["ranges"]
+    for label, _span in SPANS:
+        x = ranges_[label]
+        if "tiers_first" in x:
+            rows.append(f"| {label}: first open (fresh process: import, read, bin) / warm | {x['tiers_first']['ms']} / {x['tiers_warm_ms']} ms "
+                        f"({x['tiers_first']['tier']}) | {x['raw_first']['ms']:,} / {x['raw_warm_ms']:,} ms "
+                        f"(×{x['first_ratio_raw_over_tiers']} / ×{x['warm_ratio_raw_over_tiers']}) | ≤ 150 / ≤ 50 ms |")
+    mem = r["window_memory"]
+    opens = [p for p in mem["phases"] if "ms" in p]
+    rows.append(f"| tray app, all its processes, resident: peak from start through open, every range, close | {mem['peak_mb']} MB | — | ≤ 150 MB |")
+    rows.append("| … in the window: " + ", ".join(f"{p['phase'].replace('range ', '')} {p['ms']:.0f} ms" for p in opens)
+                + " (to painted) | " + ", ".join(f"{p['mb']:.0f}" for p in opens) + " MB | — | — |")
+    st = r["status"]
+    rows.append(f"| `trayapp status` (whole process) | {st['1 year']['ms']} ms, peak {st['1 year']['peak_rss_mb']} MB | "
+                f"2 days on disk: {st['2 days']['ms']} ms; `python -c 'import numpy, pyarrow'` {st['python_numpy_pyarrow_import_ms']} ms | ≤ 300 ms |")
+    ro = r["rollover_day_1s"]
+    rows.append(f"| rollover of a day of 1 s samples ({ro['rows']:,} rows), tiers included, beside the year | {ro['year_on_disk']['with_tiers_ms']} ms | "
+                f"without tiers {ro['year_on_disk']['without_tiers_ms']} ms; into an empty folder {ro['empty_folder']['with_tiers_ms']} ms | ≤ 150 ms |")
+    av = r["averages_36h"]
+    rows.append(f"| 36 h averages from disk | {av['1 year']['ms']} ms | 2 days on disk: {av['2 days']['ms']} ms (×{av['flatness_year_vs_2_days']}) | ≤ 20 ms, flat |")
+    ds = r["dataset"]
+    rows.append(f"| rollup tiers of the year built from scratch (`rollups.ensure`, {ds['rows_in_day_files']:,} rows) | "
+                f"{ds['ensure_from_scratch']['s']} s | nothing to do: {r['ensure_nothing_to_do_ms']} ms | — |")
+    return rows
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    data_dir, meta = dataset()
+    result: dict = {"dataset": meta, "page_cache": "warm (the year was read before each measurement; first open = fresh process, not a cold disk)",
+                    "bench_runs": runs()}
+    result["ensure_nothing_to_do_ms"] = ensure_nothing_to_do(data_dir)
+    result["ranges"] = ranges(data_dir)
+    result["window_memory"] = window_life(data_dir)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        short = _short_copy(data_dir, Path(tmp) / "short", 2)
+        dirs = {"1 year": data_dir, "2 days": short}
+        result["status"] = status(dirs)
+        result["averages_36h"] = averages(dirs)
+    result["averages_36h"]["flatness_year_vs_2_days"] = round(result["averages_36h"]["1 year"]["ms"] / result["averages_36h"]["2 days"]["ms"], 2)
+    result["rollover_day_1s"] = rollover(data_dir)
+    result["bench_s"] = round(time.perf_counter() - t0, 1)
+    save("year", result)
+    print("\n".join(table(result)))
+
+
+if __name__ == "__main__":
+    main()
