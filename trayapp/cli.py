@@ -97,6 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _few_malloc_arenas() -> None:
+    """Two glibc malloc arenas instead of up to eight per core: each thread (sampler, courier,
+    the window's reader) would otherwise keep its own arena, and the memory a read frees there
+    stays resident (~12 MB measured on the tray app with the window in use). These threads rarely
+    allocate at once, so they lose nothing to sharing. Before any thread starts; not glibc: no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # musl and others: their own allocator, nothing to set
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -114,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     privacy.install()  # every handler, so slack_sdk's and urllib3's lines are redacted too
     _quiet_libraries(args.verbose)
     command = args.command or "gui"
+    if command in ("gui", "run"):
+        _few_malloc_arenas()
     failed = EXIT_STATUS_UNKNOWN if getattr(args, "exit_code", False) else EXIT_FAIL
     try:
         return COMMANDS[command](args)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import logging
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -557,10 +556,8 @@ class HistoryWindow(QWidget):
     def _load(data_dir: Path, span: float, start: float | None, end: float | None) -> Series:
         """On the worker thread: the range from the tier that fits it (``history``)."""
         moment = {k: None if v is None else datetime.fromtimestamp(v, timezone.utc) for k, v in (("start", start), ("end", end))}
-        fresh = "pyarrow" not in sys.modules
         series = prepare_history(data_dir, span, now=moment["end"], start=moment["start"])
-        if fresh:  # the first read imported Arrow: what that cached goes back now, not at the first close
-            release_memory()
+        release_memory()  # a read's buffers (and, the first time, what importing Arrow cached) go back now
         return series
 
     def _draw_history(self, item: tuple) -> None:
