@@ -118,7 +118,7 @@ def test_save_load_round_trip_is_atomic_and_private_with_a_secret(tmp_path: Path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not list(path.parent.glob(".*tmp"))
     doc = tomllib.loads(path.read_text())
-    assert doc["version"] == 1 and doc["rules"][0]["window"] == "10m"
+    assert doc["version"] == 2 and doc["rules"][0]["window"] == "10m"  # 2: says where secrets are
 
 
 def test_save_without_secret_is_readable(tmp_path: Path) -> None:
@@ -307,7 +307,7 @@ def test_save_writes_no_defaults_and_rules_as_tables(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     save(Config(prometheus_port=9200), path)
     doc = tomllib.loads(path.read_text())
-    assert doc == {"version": 1, "prometheus": {"port": 9200}}  # the default rules and values are not written
+    assert doc == {"version": 2, "prometheus": {"port": 9200}}  # the default rules and values are not written
     rules = (Rule("cpu_percent", 3600, 50.0, 60.0, 600), Rule("gpu0_util_percent", 7200, 70.0, 80.0, 0))
     save(Config(prometheus_port=9200, rules=rules), path)
     text = path.read_text()

@@ -27,8 +27,11 @@ APP_NAME = "trayapp"
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds between samples (the --interval flag too)
 MAX_WINDOW = 400 * 86400.0  # a rule's window: longer ones overflow date arithmetic and mean nothing
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; a bigger one is not ours
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 KEYRING_SERVICE = "trayapp"
+# Written by ``save`` beside the settings when it put the secrets in the OS keyring, so that a config
+# without it never imports ``keyring`` (its SecretService backend loads ``cryptography``: ~10 MB).
+SECRETS_IN = ("slack", "secrets_in")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ FIELDS: tuple[Field, ...] = (
 )
 
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
+SECRET_FIELDS = tuple(f for f in FIELDS if f.kind == "secret")
 
 RULE_FIELDS: tuple[Field, ...] = (
     Field("rules", "metric", "str", "cpu_percent", "Metric",
@@ -309,7 +313,9 @@ def migrate(doc: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """Bring a config written by an older version up to ``CONFIG_VERSION``.
 
     Version 0 (no ``version`` key) is the first layout; it differs only in carrying no version
-    and, in early drafts, ``[slack] webhook`` for ``webhook_url``.
+    and, in early drafts, ``[slack] webhook`` for ``webhook_url``. Version 2 says where the secrets
+    are: ``[slack] secrets_in = "keyring"`` when trayapp put them in the OS keyring; a version-1 file
+    with no secret in it may have them there unsaid, so the keyring is asked for it (``_keyring_may_hold``).
     """
     version = doc.get("version", 0)
     if not isinstance(version, int) or version < 0:
@@ -340,7 +346,11 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
             warnings.append(f"config: unknown setting {name!r}; ignored")
             continue
         for key in content:
-            if f"{name}.{key}" not in FIELD_BY_KEY:
+            if (name, key) == SECRETS_IN:
+                if content[key] != "keyring":
+                    warnings.append(f"config: [{name}] {key} = {repr(content[key])[:60]}: trayapp writes only "
+                                    "\"keyring\" there; ignored")
+            elif f"{name}.{key}" not in FIELD_BY_KEY:
                 warnings.append(f"config: unknown setting [{name}] {key}; ignored")
     for f in FIELDS:
         section = doc.get(f.section)
@@ -413,8 +423,8 @@ def load(path: Path) -> Loaded:
             warnings.append(f"config: {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB, too big for a config; using defaults")
             return Loaded(Config(), path, warnings)
         text = data.decode("utf-8-sig")  # a byte-order mark (some Windows editors write one) is no content
-    except FileNotFoundError:
-        return Loaded(_with_keyring(Config(), warnings), path, warnings)
+    except FileNotFoundError:  # nothing saved, so no secret in the keyring either: it is not asked
+        return Loaded(Config(), path, warnings)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:120]
         warnings.append(f"config: cannot read {path} ({reason}); using defaults")
@@ -431,7 +441,7 @@ def load(path: Path) -> Loaded:
     except RecursionError:  # a value nested hundreds deep where a setting goes
         warnings.append(f"config: {path} holds values nested too deeply; using defaults until it is fixed")
         return Loaded(Config(), path, warnings, broken=True)
-    return Loaded(_with_keyring(config, warnings), path, warnings)
+    return Loaded(_with_keyring(config, doc, warnings), path, warnings)
 
 
 def save(config: Config, path: Path) -> None:
@@ -439,25 +449,37 @@ def save(config: Config, path: Path) -> None:
 
     The file is round-tripped with tomlkit: comments, order and layout stay; a key is written
     only when its value changed (a new key only when it differs from its default); ``[[rules]]``
-    stays an array of tables. Secrets go to the OS keyring when there is one, else the file is
-    0600. A file that is not valid TOML is kept aside as ``.broken-<time>`` first."""
+    stays an array of tables. Secrets go to the OS keyring when there is one, said by
+    ``[slack] secrets_in = "keyring"``, else the file is 0600. The keyring is not even imported
+    when there is no secret to write and none the file says may be there to delete. A file that
+    is not valid TOML is kept aside as ``.broken-<time>`` first."""
     import tomlkit
 
     from trayapp.jsonfile import replace_atomically
 
-    _set_aside_if_broken(path)
-    in_keyring = _store_secrets(config)
+    unreadable = _set_aside_if_broken(path) is not None
     doc = None
     if path.exists():
         try:
             doc = tomlkit.parse(path.read_text(encoding="utf-8-sig"))
         except Exception:  # tomllib read it but tomlkit cannot: keep it aside rather than lose it
             _set_aside(path)
+            unreadable = True
+    # What the keyring may hold from earlier saves: an unreadable file may have had secrets there too.
+    may_hold = unreadable or (doc is not None and _keyring_may_hold(doc))
+    has_secret = any(getattr(config, f.attr) for f in SECRET_FIELDS)
+    in_keyring = _store_secrets(config) if has_secret or may_hold else False
+    settled = in_keyring or not may_hold  # the keyring now holds exactly what the file says it holds
     fresh = doc is None
     if doc is None:
         doc = tomlkit.document()
         doc.add(tomlkit.comment("trayapp settings; see 'trayapp doctor' for what is in force"))
-    _update_document(doc, config, keep_secrets=not in_keyring)
+    if settled:
+        marked, version = in_keyring and has_secret, CONFIG_VERSION
+    else:  # the keyring could not be reached: leave the question as it was, for a save that can reach it
+        marked = _marked(doc) or has_secret  # a secret now in the file ends the version-1 guess: say it
+        version = 1 if unreadable or _version(doc) == 1 else CONFIG_VERSION
+    _update_document(doc, config, keep_secrets=not in_keyring, marked=marked, version=version)
     has_secret = any(
         isinstance(doc.get(f.section), dict) and doc[f.section].get(f.name) for f in FIELDS if f.kind == "secret"
     )
@@ -479,16 +501,17 @@ def _same(f: Field, raw: Any, value: Any) -> bool:
     return checked == value
 
 
-def _update_document(doc: Any, config: Config, keep_secrets: bool) -> None:
-    """Change ``doc`` (a tomlkit document) in place so that it loads as ``config``."""
+def _update_document(doc: Any, config: Config, keep_secrets: bool, marked: bool = False,
+                     version: int = CONFIG_VERSION) -> None:
+    """Change ``doc`` (a tomlkit document) in place so that it loads as ``config``; ``marked``: the
+    secrets are in the OS keyring (``[slack] secrets_in = "keyring"``)."""
     import tomlkit
 
-    version = doc.get("version")
-    if version != CONFIG_VERSION:
+    if doc.get("version") != version:
         if "version" in doc:
-            doc["version"] = CONFIG_VERSION
+            doc["version"] = version
         else:
-            _insert_top_level(doc, "version", CONFIG_VERSION)
+            _insert_top_level(doc, "version", version)
     slack = doc.get("slack")
     if isinstance(slack, dict) and "webhook" in slack:  # the version-0 name, migrated on load
         if "webhook_url" not in slack:
@@ -514,7 +537,29 @@ def _update_document(doc: Any, config: Config, keep_secrets: bool) -> None:
             section = tomlkit.table()
             doc.add(f.section, section)
         section[f.name] = value
+    _update_marker(doc, marked)
     _update_rules(doc, config.rules)
+
+
+def _update_marker(doc: Any, marked: bool) -> None:
+    import tomlkit
+
+    name, key = SECRETS_IN
+    section = doc.get(name)
+    if not marked:
+        if isinstance(section, dict) and key in section:
+            del section[key]
+            if not section.as_string().strip():  # the table held only the mark (no note of the user's)
+                del doc[name]
+        return
+    if isinstance(section, dict) and section.get(key) == "keyring":
+        return
+    if not isinstance(section, dict):
+        if name in doc:  # not a table (a bad value the loader ignored): replace it
+            del doc[name]
+        section = tomlkit.table()
+        doc.add(name, section)
+    section[key] = "keyring"
 
 
 def _insert_top_level(doc: Any, key: str, value: Any) -> None:
@@ -648,21 +693,52 @@ def _keyring() -> Any | None:
         return None
 
 
-def _with_keyring(config: Config, warnings: list[str]) -> Config:
+def _marked(doc: Any) -> bool:
+    """Whether the file says its secrets are in the OS keyring (``[slack] secrets_in = "keyring"``)."""
+    name, key = SECRETS_IN
+    section = doc.get(name)
+    return isinstance(section, dict) and section.get(key) == "keyring"
+
+
+def _version(doc: Any) -> int | None:
+    version = doc.get("version")
+    return int(version) if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _keyring_may_hold(doc: Any) -> bool:
+    """Whether the OS keyring may hold secrets for this file (a parsed TOML document, tomllib's or
+    tomlkit's): it says so, or it is a version-1 file (every save wrote a version, from the first
+    one on) with no secret in it: up to version 1, secrets saved to the keyring left no mark."""
+    if _marked(doc):
+        return True
+    if _version(doc) != 1:
+        return False
+    return not any(isinstance(doc.get(f.section), dict) and doc[f.section].get(f.name) for f in SECRET_FIELDS)
+
+
+def _with_keyring(config: Config, doc: Any, warnings: list[str]) -> Config:
+    """The secrets the file does not hold, from the OS keyring — asked, and ``keyring`` imported,
+    only when the file says they are there (or is a version-1 file that may have them unsaid)."""
+    wanted = [f for f in SECRET_FIELDS if not getattr(config, f.attr)]
+    if not wanted or not _keyring_may_hold(doc):
+        return config
     ring = _keyring()
     if ring is None:
+        if _marked(doc):
+            why = "TRAYAPP_NO_KEYRING is set" if os.environ.get("TRAYAPP_NO_KEYRING") else "none is available"
+            warnings.append(f"config: [slack] secrets_in = \"keyring\", but the OS keyring cannot be used ({why}); "
+                            "the Slack secrets kept there are not read")
         return config
     changes = {}
-    for f in FIELDS:
-        if f.kind == "secret" and not getattr(config, f.attr):
-            try:
-                value = ring.get_password(KEYRING_SERVICE, f.key)
-            except Exception:  # a locked or broken keyring: carry on without the secret
-                warnings.append(f"config: the OS keyring did not give {f.key}; Slack may be off")
-                continue
-            if value:
-                privacy.remember(value)
-                changes[f.attr] = value
+    for f in wanted:
+        try:
+            value = ring.get_password(KEYRING_SERVICE, f.key)
+        except Exception:  # a locked or broken keyring: carry on without the secret
+            warnings.append(f"config: the OS keyring did not give {f.key}; Slack may be off")
+            continue
+        if value:
+            privacy.remember(value)
+            changes[f.attr] = value
     return replace(config, **changes) if changes else config
 
 
@@ -671,16 +747,15 @@ def _store_secrets(config: Config) -> bool:
     if ring is None:
         return False
     try:
-        for f in FIELDS:
-            if f.kind == "secret":
-                value = getattr(config, f.attr)
-                if value:
-                    ring.set_password(KEYRING_SERVICE, f.key, value)
-                else:
-                    try:
-                        ring.delete_password(KEYRING_SERVICE, f.key)
-                    except Exception:  # nothing stored under that name
-                        pass
+        for f in SECRET_FIELDS:
+            value = getattr(config, f.attr)
+            if value:
+                ring.set_password(KEYRING_SERVICE, f.key, value)
+            else:
+                try:
+                    ring.delete_password(KEYRING_SERVICE, f.key)
+                except Exception:  # nothing stored under that name
+                    pass
         return True
     except Exception:  # the keyring refused: keep the secrets in the 0600 file instead
         return False
