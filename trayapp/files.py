@@ -190,6 +190,22 @@ def _np(col: Any, dtype: Any) -> Any:
     return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
+def _valid(col: Any) -> Any:
+    """Which rows of an Arrow column are not null, as a numpy bool array."""
+    import numpy as np
+    import pyarrow as pa
+
+    parts = []
+    for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
+        n, off = len(chunk), chunk.offset
+        validity = chunk.buffers()[0]
+        if not chunk.null_count or validity is None:
+            parts.append(np.full(n, chunk.null_count == 0, dtype=bool))
+        else:
+            parts.append(np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little", count=off + n)[off:].astype(bool))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=bool)
+
+
 def _arrow(values: Any, type_: "pa.DataType", none: Any = None) -> "pa.Array":
     """numpy float64 (for ``float64``) or int64 (for any other fixed-width 64-bit type) as an
     Arrow array; ``none``: a mask of the rows that are null."""
@@ -424,7 +440,6 @@ _NOT_A_NUMBER = {"", "nan", "-nan", "+nan", "na", "n/a", "null", "none"}
 def _parse_lines(data: bytes, header: list[str], include: list[str] | None) -> CsvContent:
     """Every line on its own: the ones that cannot be read are listed, the rest read."""
     import numpy as np
-    import pandas as pd
     import pyarrow as pa
 
     names = list(dict.fromkeys(n for n in (include if include is not None else header) if n))  # a repeated name: its first column
@@ -464,24 +479,80 @@ def _parse_lines(data: bytes, header: list[str], include: list[str] | None) -> C
         for name in names:
             at = position[name]
             cells[name].append(fields[at] if at < len(fields) else "")
-    stamps = pa.array(parse_timestamps(pd.Series(cells.get(TIMESTAMP, []), dtype="object")), type=pa.timestamp("us", tz="UTC"))
-    us = stamps.cast("int64").fill_null(0).to_numpy()
-    ok = stamps.is_valid().to_numpy(zero_copy_only=False) & (us >= _EARLIEST_US) & (us < _LATEST_US)
+    values = [n for n in names if n != TIMESTAMP]
+    converted = _cells_strictly(cells, values) or _cells_leniently(cells, values)
+    us, has_time, numbers, unread = converted
+    ok = has_time & (us >= _EARLIEST_US) & (us < _LATEST_US)
     lines_of_rows = np.asarray(row_lines, dtype="int64")
     bad.extend(lines_of_rows[~ok].tolist())
     lossy = set(lines_of_rows[np.isin(lines_of_rows, wide) & ok].tolist())
-    columns: dict[str, Any] = {TIMESTAMP: stamps.filter(pa.array(ok))}
-    for name in names:
-        if name == TIMESTAMP:
-            continue
-        text = pd.Series(cells[name], dtype="object").str.strip()
-        values = np.array(pd.to_numeric(text, errors="coerce"), dtype="float64")
-        unread = np.isnan(values) & ~text.str.lower().isin(_NOT_A_NUMBER).to_numpy()
-        lossy.update(lines_of_rows[unread & ok].tolist())
-        values[~np.isfinite(values)] = np.nan
-        columns[name] = pa.array(values[ok], type=pa.float64(), from_pandas=True)
+    columns: dict[str, Any] = {TIMESTAMP: _arrow(us[ok], pa.timestamp("us", tz="UTC"))}
+    for name in values:
+        lossy.update(lines_of_rows[unread[name] & ok].tolist())
+        kept = numbers[name][ok]
+        kept[~np.isfinite(kept)] = np.nan
+        columns[name] = _arrow(kept, pa.float64(), np.isnan(kept))
     narrow = int(np.isin(lines_of_rows[ok], short).sum()) if short else 0
     return CsvContent(header_line, pa.table(columns), lines, lines_of_rows[ok], sorted(bad), sorted(lossy), blank, narrow)
+
+
+Cells = "tuple[Any, Any, dict[str, Any], dict[str, Any]]"  # µs, has a time, {name: float64}, {name: unreadable}
+
+
+def _cells_strictly(cells: dict[str, list[str]], values: list[str]) -> "Cells | None":
+    """The careful pass's cells through pyarrow's CSV reader when every one is a time with an
+    offset, a plain number or empty (broken lines already taken out): the usual case after a
+    crash or a column added, read without pandas. None when any cell needs lenient reading."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    stamps = cells.get(TIMESTAMP, [])
+    if not stamps:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=bool), {n: np.empty(0) for n in values}, {n: np.empty(0, dtype=bool) for n in values}
+    names = [f"c{i}" for i in range(len(values) + 1)]
+    body = "\n".join(",".join(row) for row in zip(stamps, *(cells[n] for n in values))) + "\n"
+    if "\r" in body or '"' in body:
+        return None
+    types = {name: pa.timestamp("us", tz="UTC") if i == 0 else pa.float64() for i, name in enumerate(names)}
+    invalid: list[int] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append(1)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(body.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=False),
+        )
+    except (pa.ArrowException, ValueError, UnicodeError):
+        return None
+    if invalid or table.num_rows != len(stamps):
+        return None
+    ts = table.column(0)
+    us = _np(ts.cast(pa.int64()), np.int64)
+    no = np.zeros(len(stamps), dtype=bool)
+    return us, _valid(ts), {n: _np(table.column(i + 1), np.float64) for i, n in enumerate(values)}, {n: no for n in values}
+
+
+def _cells_leniently(cells: dict[str, list[str]], values: list[str]) -> "Cells":
+    """The same with pandas: any time pandas reads (naive ones local), numbers with spaces or
+    words; a value that is not a number is NaN and marked unreadable unless it says "none"."""
+    import numpy as np
+    import pandas as pd
+
+    stamps = parse_timestamps(pd.Series(cells.get(TIMESTAMP, []), dtype="object"))
+    has_time = stamps.notna().to_numpy(dtype=bool)
+    us = np.where(has_time, stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view("int64"), 0)
+    numbers, unread = {}, {}
+    for name in values:
+        text = pd.Series(cells[name], dtype="object").str.strip()
+        numbers[name] = np.array(pd.to_numeric(text, errors="coerce"), dtype="float64")
+        unread[name] = np.isnan(numbers[name]) & ~text.str.lower().isin(_NOT_A_NUMBER).to_numpy()
+    return us, has_time, numbers, unread
 
 
 def _finite(table: "pa.Table") -> "pa.Table":
