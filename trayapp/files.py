@@ -767,7 +767,6 @@ def concat(parts: list["pa.Table"], columns: list[str] | None = None) -> "pa.Tab
 
 
 def _in_range(table: "pa.Table", start: datetime | None, end: datetime | None) -> "pa.Table":
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     if not table.num_rows:
