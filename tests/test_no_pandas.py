@@ -6,6 +6,7 @@ The notebook's naive local times still go through pandas (the control: the check
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,36 @@ def _child(code: str) -> list[str]:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done.stdout.strip().splitlines()
+
+
+def test_status_reads_36_hours_without_pandas(history: History) -> None:
+    lines = _child(f"from trayapp.cli import main\nassert main(['--data-dir', {str(history.dir)!r}, 'status', '--json']) == 0")
+    assert lines[-1] == "False", "pandas was imported by `trayapp status`"
+    answer = json.loads(lines[0])
+    assert answer["level"] == "orange"
+    rules = {r["metric"]: r for r in answer["rules"]}
+    assert rules["cpu_percent"]["average"] == CPU and rules["cpu_percent"]["level"] == "ok"
+    assert rules["memory_percent"]["average"] == MEMORY and rules["memory_percent"]["level"] == "orange"
+    assert 36 * 3600 // STEP - 30 <= rules["cpu_percent"]["samples"] <= 36 * 3600 // STEP  # the child's now is a little later
+
+
+def test_seeding_36_hours_without_pandas(history: History, tmp_path: Path) -> None:
+    end = history.end - timedelta(seconds=STEP * 6)
+    start = end - timedelta(hours=36)
+    out = tmp_path / "seed.npz"
+    lines = _child(
+        "from datetime import datetime\nimport numpy as np\nfrom trayapp import history\n"
+        f"t, cols = history.samples({str(history.dir)!r}, datetime.fromisoformat({start.isoformat()!r}), "
+        f"datetime.fromisoformat({end.isoformat()!r}), ['cpu_percent', 'disk_percent'])\n"
+        f"np.savez({str(out)!r}, t=t, cpu=cols['cpu_percent'], disk=cols['disk_percent'])"
+    )
+    assert lines[-1] == "False", "pandas was imported by history.samples"
+    got = np.load(out)
+    rows = history.expect(start, end)
+    assert rows.sum() == 36 * 3600 // STEP
+    assert np.array_equal(got["t"], history.us[rows] / 1e6)
+    assert np.array_equal(got["disk"], history.disk[rows])
+    assert got["cpu"].dtype == np.float64 and np.all(got["cpu"] == CPU)
 
 
 def test_rollover_of_the_csv_day_without_pandas(history: History, tmp_path: Path) -> None:

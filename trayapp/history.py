@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from trayapp.files import (
-    TIMESTAMP, _in_range, _local_date, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
+    TIMESTAMP, _in_range, _local_date, as_numpy, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
 )
 from trayapp.model import GPU_FIELDS
 
@@ -55,10 +55,7 @@ def read(data_dir: str | Path, start: datetime | None = None, end: datetime | No
 
 def samples(data_dir: str | Path, start: datetime, end: datetime, metrics: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``read`` as numpy: epoch seconds and one float64 array (NaN for null) per metric."""
-    table = read(data_dir, start, end, columns=metrics)
-    t = table.column(TIMESTAMP).cast("int64").to_numpy() / 1e6
-    columns = {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in metrics}
-    return t, columns
+    return as_numpy(read(data_dir, start, end, columns=metrics), metrics)  # not to_numpy: it imports pandas
 
 
 def _paths_for(data_dir: Path, start: datetime | None, end: datetime | None) -> list[Path]:
@@ -167,11 +164,10 @@ def prepare_history(data_dir: Path, span: float, now: datetime | None = None, st
     series = Series(span, start.timestamp(), now.timestamp(), tier=tier)
     if tier == "raw":
         table = read(data_dir, start, now)
-        t = table.column(TIMESTAMP).cast("int64").to_numpy() / 1e6
+        t, columns = as_numpy(table, [n for n in table.column_names if n != TIMESTAMP])  # not to_numpy: it imports pandas
         series.rows = table.num_rows
-        for name in table.column_names:
-            if name != TIMESTAMP:
-                add_curve(series, name, t, table.column(name).to_numpy(zero_copy_only=False).astype("float64"))
+        for name, values in columns.items():
+            add_curve(series, name, t, values)
         del table
         release_memory()
     else:
