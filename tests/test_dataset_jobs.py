@@ -4,6 +4,7 @@ that lets one module own reading history: no import circle, no reader child."""
 from __future__ import annotations
 
 import ast
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -74,3 +75,32 @@ def test_no_module_imports_back_one_that_imports_it() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name)
+
+
+def test_a_process_with_arrow_loaded_does_the_job_itself(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the tray app after its window read history: a child would add ~70 MB beside it at midnight
+    import subprocess
+    import sys
+
+    import pyarrow.parquet  # noqa: F401 - loaded, as in the app after a read
+    from trayapp import dataset_jobs
+
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 5.0})
+    job = {"job": "seed", "data_dir": str(data_dir), "start": (now - timedelta(hours=1)).isoformat(), "end": now.isoformat(), "metrics": ["cpu_percent"]}
+    monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "raise SystemExit(1)"])
+    t, cols = seed_result(*dataset_jobs.run_unless_loaded(job))  # no child was asked
+    assert len(t) == 360 and set(cols["cpu_percent"]) == {5.0}
+    with pytest.raises(JobFailed, match="dataset job failed: ValueError"):
+        dataset_jobs.run_unless_loaded({**job, "start": "not a time"})
+    # a process without Arrow (the recorder) hands the job to a child: a failing child shows
+    code = (
+        "import sys, json\n"
+        "from trayapp import dataset_jobs\n"
+        "dataset_jobs.child_command = lambda: [sys.executable, '-c', 'import sys; print(\"from the child\", file=sys.stderr); sys.exit(1)']\n"
+        f"job = json.loads({json.dumps(json.dumps(job))})\n"
+        "try:\n    dataset_jobs.run_unless_loaded(job)\nexcept dataset_jobs.JobFailed as exc:\n    print(exc)\n"
+        "print('pyarrow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.split("\n")
+    assert out[:2] == ["from the child", "False"]

@@ -65,7 +65,7 @@ class Engine:
         self.data_dir = Path(data_dir)
         jobs = None
         if dataset_in_child:
-            from trayapp.dataset_jobs import run as jobs
+            from trayapp.dataset_jobs import run_unless_loaded as jobs
         self.store = Store(self.data_dir, config.storage_retention_days, jobs=jobs)
         self._probe_factory = probe_factory or _default_probe
         self.probe: Any = None
