@@ -53,6 +53,9 @@ def make_data(data_dir: Path) -> None:
         "gpu0_memory_percent": lambda t: np.where(gpu(t) > 50, 71.0, 1.7),
         "gpu0_temperature_c": lambda t: np.where(gpu(t) > 50, 62.0, 31.0),
     }
+    # a year before that, every 10 minutes, busier from late spring (the 1 y view reads hour tiers)
+    season = lambda t: np.clip(cpu(t) * (0.6 + 0.4 * np.sin((t - t[0]) / (365 * 86400) * np.pi)), 0, 100)  # noqa: E731
+    write_history(data_dir, now - timedelta(days=365), now - timedelta(days=2), 600, {**cols, "cpu_percent": season}, today_in_csv=False)
     write_history(data_dir, now - timedelta(hours=40), now - timedelta(hours=21), 20, cols)
     write_history(data_dir, now - timedelta(hours=18), now, 20, cols)  # a gap: the box was off
 
@@ -101,6 +104,8 @@ steps = [
     lambda: shoot("history-hover.png", t.window),
     lambda: (subprocess.run(["xdotool", "mousemove", "5", "700"]), t.window.show_range(7 * 86400)),
     lambda: shoot("history-7d.png", t.window),
+    lambda: t.window.show_range(365 * 86400),
+    lambda: shoot("history-1y.png", t.window),
     lambda: (app.setPalette(dark), t.window.show_range(36 * 3600)),
     lambda: shoot("history-dark.png", t.window),
     lambda: (app.setPalette(light), t.window.show_range(600)),
