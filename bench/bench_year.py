@@ -552,14 +552,21 @@ def averages(data_dirs: dict[str, Path]) -> dict:
     return out
 
 
-def ensure_nothing_to_do(data_dir: Path) -> float:
+def ensure_nothing_to_do(data_dir: Path) -> dict:
+    """``rollups.ensure`` on the cached year: nothing to do, unless trayapp changed the tiers since
+    the cache was built (then it rebuilds them first, timed, and the next call is the figure)."""
     from trayapp import rollups
 
-    t0 = time.perf_counter()
-    built = rollups.ensure(data_dir)
-    took = (time.perf_counter() - t0) * 1000
-    assert built == 0, f"ensure rebuilt {built} days of a cached year"
-    return round(took, 1)
+    out = {}
+    for _ in range(2):
+        t0 = time.perf_counter()
+        built = rollups.ensure(data_dir)
+        took = round((time.perf_counter() - t0) * 1000, 1)
+        if not built:
+            out["ms"] = took
+            return out
+        out["rebuilt_first"] = {"days": built, "ms": took}
+    raise RuntimeError(f"rollups.ensure rebuilt {built} days twice in a row")
 
 
 # ----------------------------------------------------------------- all of it
@@ -596,7 +603,7 @@ def table(r: dict) -> list[str]:
     rows.append(f"| 36 h averages from disk | {av['1 year']['ms']} ms | 2 days on disk: {av['2 days']['ms']} ms (×{av['flatness_year_vs_2_days']}) | ≤ 20 ms, flat |")
     ds = r["dataset"]
     rows.append(f"| rollup tiers of the year built from scratch (`rollups.ensure`, {ds['rows_in_day_files']:,} rows) | "
-                f"{ds['ensure_from_scratch']['s']} s | nothing to do: {r['ensure_nothing_to_do_ms']} ms | — |")
+                f"{ds['ensure_from_scratch']['s']} s | nothing to do: {r['ensure_nothing_to_do']['ms']} ms | — |")
     return rows
 
 
@@ -604,10 +611,10 @@ def main() -> None:
     t0 = time.perf_counter()
     data_dir, meta = dataset()
     _prime_bytecode()
-    result: dict = {"dataset": meta, "page_cache": "warm (the year was read before each measurement; first open = fresh process, not a cold disk)",
+    result: dict = {"dataset": meta, "page_cache": "warm: the year's files sit in the OS page cache (first open = a fresh process, not a cold disk)",
                     "bytecode": "cached, as installed (PYTHONDONTWRITEBYTECODE unset for the measured processes)",
                     "bench_runs": runs()}
-    result["ensure_nothing_to_do_ms"] = ensure_nothing_to_do(data_dir)
+    result["ensure_nothing_to_do"] = ensure_nothing_to_do(data_dir)
     result["ranges"] = ranges(data_dir)
     result["window_memory"] = window_life(data_dir)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
