@@ -78,6 +78,8 @@ import json, sys, time, gc
 sys.path.insert(0, ROOT)
 from pathlib import Path
 import psutil
+from trayapp.cli import _few_malloc_arenas
+_few_malloc_arenas()  # as the trayapp command does before any thread starts
 from PySide6.QtWidgets import QApplication
 from PySide6.QtCore import QEventLoop, QTimer
 app = QApplication([])

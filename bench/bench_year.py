@@ -272,6 +272,8 @@ sys.path.insert(0, ROOT)
 from pathlib import Path
 def phase(name, **kw):
     print("PHASE " + json.dumps({"name": name, "t": time.monotonic(), **kw}), flush=True)
+from trayapp.cli import _few_malloc_arenas
+_few_malloc_arenas()  # as the trayapp command does before any thread starts
 from PySide6.QtWidgets import QApplication
 from PySide6.QtCore import QEventLoop, QTimer
 app = QApplication([])

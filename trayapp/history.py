@@ -189,9 +189,7 @@ def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, m
     start_us = int(start.timestamp() * 1e6) // width * width
     end_us = int(end.timestamp() * 1e6) + 1
     bins, stats = rollups.read_with_today(data_dir, tier, start_us / 1e6, end_us / 1e6, metrics)
-    lacking = [(day, path) for day, path in sorted(day_files(data_dir))
-               if _local_date(start) - timedelta(days=1) <= day <= _local_date(end) + timedelta(days=1)
-               and not _tier_covers(data_dir, tier, day)]
+    lacking = _lacking(data_dir, tier, _local_date(start) - timedelta(days=1), _local_date(end) + timedelta(days=1))
     if not lacking:
         return bins, stats
     parts = [(np.round(bins * 1e6).astype(np.int64), stats)]
@@ -209,12 +207,28 @@ def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, m
     return rollups.merge_parts(parts, names, width)
 
 
-def _tier_covers(data_dir: Path, tier: str, day: date) -> bool:
+def _lacking(data_dir: Path, tier: str, first: date, last: date) -> list[tuple[date, Path]]:
+    """Day files from ``first`` to ``last`` that the tier does not cover: a minute file per day,
+    an hour file per month (one look per month, so a year costs a dozen, not 365)."""
     from trayapp import rollups
 
-    if tier == "minute":
-        return rollups.minute_path(data_dir, day).exists()
-    return rollups.hour_path(data_dir, day.year, day.month).exists()
+    months: dict[tuple[int, int], bool] = {}
+    out = []
+    day = first
+    while day <= last:
+        if tier == "minute":
+            covered = rollups.minute_path(data_dir, day).exists()
+        else:
+            key = (day.year, day.month)
+            if key not in months:
+                months[key] = rollups.hour_path(data_dir, *key).exists()
+            covered = months[key]
+        if not covered:
+            path = day_path(data_dir, day)
+            if path.exists():
+                out.append((day, path))
+        day += timedelta(days=1)
+    return out
 
 
 def _binned_day(data_dir: Path, tier: str, day: date, path: Path, metrics: list[str] | None) -> tuple[np.ndarray, dict] | None:
@@ -275,15 +289,27 @@ def add_tier_curves(series: Series, bins: np.ndarray, stats: dict, width: float)
 
 
 def _utc_offsets(seconds: np.ndarray) -> np.ndarray:
-    """The local zone's UTC offset at each time, looked up once per distinct quarter hour."""
+    """The local zone's UTC offset at each time. Offsets change on quarter hours and rarely:
+    each day is looked up at its first and last quarter, and only a day whose two differ (a DST
+    change) quarter by quarter, so a year of hours costs ~730 look-ups, not ~8,800."""
     from trayapp.files import local_zone
 
     if not len(seconds):
         return np.zeros(0)
     zone = local_zone()
-    unique, inverse = np.unique((seconds // 900).astype(np.int64), return_inverse=True)
-    offsets = np.array([datetime.fromtimestamp(int(q) * 900, timezone.utc).astimezone(zone).utcoffset().total_seconds() for q in unique])  # type: ignore[union-attr]
-    return offsets[inverse]
+
+    def offset(quarter: int) -> float:
+        return datetime.fromtimestamp(quarter * 900, timezone.utc).astimezone(zone).utcoffset().total_seconds()  # type: ignore[union-attr]
+
+    quarters, inverse = np.unique((seconds // 900).astype(np.int64), return_inverse=True)
+    days, first = np.unique(quarters // 96, return_index=True)
+    out = np.empty(len(quarters))
+    bounds = [*first.tolist(), len(quarters)]
+    for k in range(len(days)):
+        lo, hi = bounds[k], bounds[k + 1]
+        a, b = offset(int(quarters[lo])), offset(int(quarters[hi - 1]))
+        out[lo:hi] = a if a == b else [offset(int(q)) for q in quarters[lo:hi]]
+    return out[inverse]
 
 
 def _period_means(bins: np.ndarray, period: np.ndarray, mean: np.ndarray, count: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
