@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -241,11 +241,13 @@ class MetricPlot:
         self.binned = self.name in series.binned
         if self.binned:  # (x, y) are min/max pairs per bin: draw them as a band
             centres = (x[0::2] + x[1::2]) / 2
-            self.lo.setData(centres, y[0::2], connect="finite")
+            with QSignalBlocker(self.lo):  # the band rebuilds its path once, when both edges are set
+                self.lo.setData(centres, y[0::2], connect="finite")
             self.hi.setData(centres, y[1::2], connect="finite")
             self.line.setData([], [])
         else:
-            self.lo.setData([], [])
+            with QSignalBlocker(self.lo):
+                self.lo.setData([], [])
             self.hi.setData([], [])
             self.line.setData(x, y, connect="finite")
         self.band.setVisible(self.binned)
