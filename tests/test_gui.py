@@ -359,6 +359,9 @@ def test_the_rule_metrics_are_painted_from_memory_before_the_disk_read(qtbot, hi
     _, y = drawn(window, "cpu_percent")
     assert np.nanmax(y) == 30.0 and window.status.text() == ""
     assert np.nanmax(drawn(window, "disk_percent")[1]) == 70.0
+    with qtbot.waitSignal(window.range_loaded, timeout=15000):
+        window.show_range(7 * 86400)  # Arrow is loaded now: one read, one paint, no detour through memory
+    assert spans == [36 * 3600]
 
 
 def test_a_fresh_install_opens_the_live_view_and_history_otherwise(qtbot, data_dir: Path, tmp_path: Path) -> None:

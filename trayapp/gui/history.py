@@ -366,6 +366,7 @@ class HistoryWindow(QWidget):
         self._placed = False
         self.metric_plots: dict[str, MetricPlot] = {}
         self._mean_period = "hourly"  # daily for a range read from the hour tier (a year)
+        self._read_once = False  # until the first read has drawn, ranges are painted from memory first
 
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -543,8 +544,10 @@ class HistoryWindow(QWidget):
             return
         self.status.setText(LOADING)
         self._read(span)
-        recent = self.quick(span) if self.quick is not None else {}
-        if recent:  # the rule metrics are in memory already: paint them now, the rest follows
+        if self._read_once or self.quick is None:
+            return  # a read from the tiers takes tens of ms: painting twice would only delay it
+        recent = self.quick(span)
+        if recent:  # the first read loads Arrow: the rule metrics, in memory already, are painted meanwhile
             self._draw(series_from_memory(recent, span, time.time()))
             self.first_paint.emit(span)
 
@@ -572,6 +575,7 @@ class HistoryWindow(QWidget):
             self.status.setText(f"Could not read history: {exc}")
             return
         self._draw(series, keep_view=zoom)
+        self._read_once = True
         if not zoom:
             self._shown = series
         label = next((lbl for lbl, s in RANGES if s == series.span), "")
