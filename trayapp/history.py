@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from trayapp.files import (
-    TIMESTAMP, _in_range, _local_date, as_numpy, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
+    CSV_DIR, CSV_NAME, TIMESTAMP, _in_range, _local_date, as_numpy, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
 )
 from trayapp.model import GPU_FIELDS
 
@@ -40,8 +40,6 @@ def read(data_dir: str | Path, start: datetime | None = None, end: datetime | No
     wanted = None if columns is None else [TIMESTAMP, *[c for c in columns if c != TIMESTAMP]]
     # The CSV first: a rollover writes the day file before it trims the CSV, so reading in
     # this order can see a row twice (dropped below) but never miss one.
-    from trayapp.files import CSV_DIR, CSV_NAME
-
     csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME, wanted)
     parts = []
     for path in _paths_for(data_dir, start, end):
