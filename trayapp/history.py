@@ -169,40 +169,47 @@ def prepare_history(data_dir: Path, span: float, now: datetime | None = None, st
         del table
         release_memory()
     else:
-        bins, stats = read_tier(data_dir, tier, start, now)
-        add_tier_curves(series, bins, stats, TIER_SECONDS[tier])
+        add_tier_curves(series, tier_parts(data_dir, tier, start, now), TIER_SECONDS[tier])
     series.took = time.perf_counter() - t0
     return series
 
 
 def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> tuple[np.ndarray, dict]:
-    """The ``tier``'s bins that start in ``[start, end)`` (the bin holding ``start`` included), with
-    today's CSV rows binned in, complete even where a tier file is missing (a rollover that failed,
-    tiers not built yet by a recorder): those days are binned here from their raw day files, and
-    a recorder's next start writes their tiers. (epoch seconds, {metric: (min, mean, max, count)})."""
+    """``tier_parts`` merged: (epoch seconds, {metric: (min, mean, max, count)}), in order, a bin
+    two parts share combined."""
+    from trayapp import rollups
+
+    parts = tier_parts(data_dir, tier, start, end, metrics)
+    names = list(dict.fromkeys(n for _, stats in parts for n in stats)) if metrics is None else list(metrics)
+    us = [(np.round(b * 1e6).astype(np.int64), {n: st.get(n) or rollups._nan_stats(len(b)) for n in names}) for b, st in parts]
+    return rollups.merge_parts(us, names, rollups.TIERS[tier])
+
+
+def tier_parts(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> list[tuple[np.ndarray, dict]]:
+    """The ``tier``'s bins that start in ``[start, end)`` (the bin holding ``start`` included), in
+    parts that are drawn together without being merged (a month of minutes is not copied again for
+    today's rows): the tier files; today's CSV rows, binned here; and days with no tier file (a
+    rollover that failed, a folder whose recorder has not started since), binned here from their
+    raw day files (a recorder's next start writes their tiers), so every range is complete.
+    Each part: (bin starts in epoch seconds, {metric: (min, mean, max, count)})."""
     from trayapp import rollups
 
     data_dir = Path(data_dir)
     width = rollups.TIERS[tier]
     start_us = int(start.timestamp() * 1e6) // width * width
     end_us = int(end.timestamp() * 1e6) + 1
-    bins, stats = rollups.read_with_today(data_dir, tier, start_us / 1e6, end_us / 1e6, metrics)
-    lacking = _lacking(data_dir, tier, _local_date(start) - timedelta(days=1), _local_date(end) + timedelta(days=1))
-    if not lacking:
-        return bins, stats
-    parts = [(np.round(bins * 1e6).astype(np.int64), stats)]
-    names = list(stats) if metrics is None else list(metrics)
-    for day, path in lacking:
+    parts = [rollups.read_tier(data_dir, tier, start_us / 1e6, end_us / 1e6, metrics)]
+    today = rollups.today_part(data_dir, tier, start_us / 1e6, end_us / 1e6, metrics)
+    if today is not None:
+        parts.append((today[0] / 1e6, today[1]))
+    for day, path in _lacking(data_dir, tier, _local_date(start) - timedelta(days=1), _local_date(end) + timedelta(days=1)):
         part = _binned_day(data_dir, tier, day, path, metrics)
         if part is None:
             continue
         b, st = part
         keep = (b >= start_us) & (b < end_us)
-        parts.append((b[keep], {n: tuple(a[keep] for a in v) for n, v in st.items()}))
-        names.extend(n for n in st if n not in names)
-    full = {n: None for n in names}
-    parts = [(b, {n: st.get(n) or rollups._nan_stats(len(b)) for n in full}) for b, st in parts]
-    return rollups.merge_parts(parts, names, width)
+        parts.append((b[keep] / 1e6, {n: tuple(a[keep] for a in v) for n, v in st.items()}))
+    return [p for p in parts if len(p[0])]
 
 
 def _lacking(data_dir: Path, tier: str, first: date, last: date) -> list[tuple[date, Path]]:
@@ -251,31 +258,41 @@ def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=local_zone()).astimezone(timezone.utc)
 
 
-def add_tier_curves(series: Series, bins: np.ndarray, stats: dict, width: float) -> None:
+def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width: float) -> None:
     """Each metric's band from tier bins (min and max of the ``width``-second bins that fall in
     each drawn bin: whole tier bins only, so no bin is counted twice) and its means per local hour
-    (per local day when the bins are hours), weighted by sample counts so they are exact."""
+    (per local day when the bins are hours), weighted by sample counts so they are exact. The parts
+    (``tier_parts``) may share a bin: minima, maxima and weighted sums add up the same."""
     span = max(series.end - series.start, width)
     factor = max(1, math.ceil(span / width / BINS))
     step = factor * width
     origin = math.floor(series.start / step) * step
     n = max(1, math.ceil((series.end - origin) / step))
-    idx = ((bins - origin) // step).astype(np.int64)
-    inside = (idx >= 0) & (idx < n)
     period = 86400 if width >= 3600 else 3600
     series.mean_period = "daily" if period == 86400 else "hourly"
-    offsets = _utc_offsets(bins)
-    local_period = ((bins + offsets) // period).astype(np.int64)
-    for name, (low, mean, high, count) in stats.items():
-        ok = inside & (count > 0)
-        if not ok.any():
-            continue
-        series.rows = max(series.rows, int(count[ok].sum()))
+    placed = []
+    for bins, stats in parts:
+        idx = ((bins - origin) // step).astype(np.int64)
+        placed.append((bins, stats, idx, (idx >= 0) & (idx < n), ((bins + _utc_offsets(bins)) // period).astype(np.int64)))
+    names = list(dict.fromkeys(name for _, stats in parts for name in stats))
+    centres = origin + (np.arange(n) + 0.5) * step
+    for name in names:
         lo = np.full(n, np.nan)
         hi = np.full(n, np.nan)
-        np.fmin.at(lo, idx[ok], low[ok])
-        np.fmax.at(hi, idx[ok], high[ok])
-        centres = origin + (np.arange(n) + 0.5) * step
+        kept: list[tuple[np.ndarray, ...]] = []
+        for bins, stats, idx, inside, local_period in placed:
+            if name not in stats:
+                continue
+            low, mean, high, count = stats[name]
+            ok = inside & (count > 0)
+            if ok.any():
+                np.fmin.at(lo, idx[ok], low[ok])
+                np.fmax.at(hi, idx[ok], high[ok])
+                kept.append((bins[ok], local_period[ok], mean[ok], count[ok]))
+        if not kept:
+            continue
+        b, lp, m, c = (np.concatenate(a) for a in zip(*kept))
+        series.rows = max(series.rows, int(c.sum()))
         x = np.repeat(centres, 2)
         x[0::2] -= step / 4
         x[1::2] += step / 4
@@ -283,7 +300,7 @@ def add_tier_curves(series: Series, bins: np.ndarray, stats: dict, width: float)
         y[0::2], y[1::2] = lo, hi
         series.curves[name] = (x, y)
         series.binned.add(name)
-        series.means[name] = _period_means(bins[ok], local_period[ok], mean[ok], count[ok], width)
+        series.means[name] = _period_means(b, lp, m, c, width)
 
 
 def _utc_offsets(seconds: np.ndarray) -> np.ndarray:

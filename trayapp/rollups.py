@@ -451,15 +451,31 @@ def merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[st
 def read_with_today(
     data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
 ) -> tuple[np.ndarray, dict[str, Stats]]:
-    """``read_tier`` plus the CSV day file's rows (today's, not rolled over yet), binned here, so a
-    window reaching now is complete. CSV rows of a local day that has a minute tier are left out
-    (a failed rollover can leave rows in both places; the tier already counts them)."""
-    data_dir = Path(data_dir)
+    """``read_tier`` plus the CSV day file's rows (``today_part``), merged, so a window reaching
+    now is complete."""
     width = TIERS[tier]
     t, stats = read_tier(data_dir, tier, start, end, metrics)
+    today = today_part(data_dir, tier, start, end, metrics)
+    if today is None:
+        return t, stats
+    vb, vs = today
+    names = list(stats) if metrics is None else list(metrics)
+    names.extend(n for n in vs if n not in names)
+    parts = [(np.round(t * 1e6).astype(np.int64), {n: stats.get(n) or _nan_stats(len(t)) for n in names}),
+             (vb, {n: vs.get(n) or _nan_stats(len(vb)) for n in names})]
+    return merge_parts(parts, names, width)
+
+
+def today_part(
+    data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
+) -> tuple[np.ndarray, dict[str, Stats]] | None:
+    """The CSV day file's rows (today's, not rolled over yet) in ``[start, end)``, binned to ``tier``:
+    (bin starts in microseconds, stats), or None when it has none. Rows of a local day that has a
+    minute tier are left out (a failed rollover can leave rows in both places; the tier counts them)."""
+    data_dir = Path(data_dir)
     table = read_csv(data_dir / CSV_DIR / CSV_NAME)
     if table is None or not table.num_rows:
-        return t, stats
+        return None
     ts, values = _table_arrays(table)
     start_us, end_us = _us(start), _us(end)
     keep = (ts >= start_us) & (ts < end_us)
@@ -467,13 +483,11 @@ def read_with_today(
     for number in np.unique(days[keep]).tolist():
         if minute_path(data_dir, date.fromordinal(number + _EPOCH_ORDINAL)).exists():
             keep &= days != number
-    names = list(stats) if metrics is None else list(metrics)
-    if metrics is None:
-        names.extend(n for n in values if n not in names)
+    if not keep.any():
+        return None
+    names = list(values) if metrics is None else list(metrics)
     nan = np.full(len(ts), np.nan)
-    vb, vs = aggregate(ts[keep], {n: values.get(n, nan)[keep] for n in names}, width)
-    parts = [(np.round(t * 1e6).astype(np.int64), {n: stats.get(n) or _nan_stats(len(t)) for n in names}), (vb, vs)]
-    return merge_parts(parts, names, width)
+    return aggregate(ts[keep], {n: values.get(n, nan)[keep] for n in names}, TIERS[tier])
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
