@@ -180,9 +180,11 @@ class NowPanel(QFrame):
         me = os.getpid()
 
         def table(title: str, rows: list[Proc], value) -> str:
+            # the share first: a narrow window clips the right edge, which must not cut a number
             lines = "".join(
-                f"<tr><td>{html.escape(p.name[:22])}{' (trayapp)' if p.pid == me else ''}</td>"
-                f"<td align=right>&nbsp;{p.pid}</td><td align=right>&nbsp;<b>{value(p)}</b></td></tr>"
+                f"<tr><td align=right><b>{value(p)}</b>&nbsp;</td>"
+                f"<td>{html.escape(p.name[:22])}{' (trayapp)' if p.pid == me else ''}</td>"
+                f"<td align=right>&nbsp;{p.pid}</td></tr>"
                 for p in rows
             )
             return f"<b>{title}</b><table cellspacing=0>{lines}</table>"
