@@ -130,3 +130,22 @@ def test_today_comes_from_the_csv_and_a_zoom_from_raw_rows(data_dir: Path) -> No
     assert not np.isnan(y[-4:]).all()  # the last minutes, only in the CSV, are there
     zoom = history.prepare_history(data_dir, 36 * 3600, now=now - timedelta(hours=1), start=now - timedelta(hours=3))
     assert zoom.tier == "raw" and zoom.rows == 2 * 3600 / 5
+
+
+def test_samples_sparser_than_the_bins_still_make_a_band_and_a_gap_stays_a_gap(data_dir: Path) -> None:
+    # a recorder every 10 minutes, drawn in 7-minute bins: most bins hold one sample, some none
+    end = datetime(2026, 11, 20, 12, tzinfo=BERLIN)
+    write_history(data_dir, end - timedelta(days=7), end - timedelta(days=3), 600, {"cpu_percent": wobble}, today_in_csv=False)
+    write_history(data_dir, end - timedelta(days=3) + timedelta(hours=6), end, 600, {"cpu_percent": wobble}, today_in_csv=False)
+    rollups.ensure(data_dir)
+    series = history.prepare_history(data_dir, 7 * DAY, now=end)
+    x, y = series.curves["cpu_percent"]
+    lo, hi = y[0::2], y[1::2]
+    centres = (x[0::2] + x[1::2]) / 2
+    gap_start, gap_end = (end - timedelta(days=3)).timestamp(), (end - timedelta(days=3, hours=-6)).timestamp()
+    in_gap = (centres > gap_start + 700) & (centres < gap_end - 700)
+    near_gap = (centres > gap_start - 700) & (centres < gap_end + 700)
+    covered = (centres > (end - timedelta(days=7)).timestamp() + 700) & (centres < end.timestamp() - 700) & ~near_gap
+    assert np.isnan(lo[in_gap]).all() and in_gap.sum() >= 45  # six hours off: still a gap
+    assert not np.isnan(lo[covered]).any() and not np.isnan(hi[covered]).any()  # no holes between samples
+    assert np.all(lo[covered] <= hi[covered])

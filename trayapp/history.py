@@ -293,6 +293,7 @@ def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width:
             continue
         b, lp, m, c = (np.concatenate(a) for a in zip(*kept))
         series.rows = max(series.rows, int(c.sum()))
+        _bridge(lo, hi, b, c, step)
         x = np.repeat(centres, 2)
         x[0::2] -= step / 4
         x[1::2] += step / 4
@@ -301,6 +302,26 @@ def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width:
         series.curves[name] = (x, y)
         series.binned.add(name)
         series.means[name] = _period_means(b, lp, m, c, width)
+
+
+def _bridge(lo: np.ndarray, hi: np.ndarray, bins: np.ndarray, counts: np.ndarray, step: float) -> None:
+    """Fill drawn bins that are empty only because samples are sparser than the bins (a 10-minute
+    interval drawn in 7-minute bins), so the band stays a band; a gap longer than five sample
+    intervals (the machine was off) stays a gap, as ``break_gaps`` does for raw samples."""
+    have = ~np.isnan(lo)
+    filled = np.nonzero(have)[0]
+    if len(filled) < 2 or have.all():
+        return
+    spacing = float(np.median(np.diff(np.unique(bins)))) / max(1.0, float(np.median(counts))) if len(bins) > 1 else step
+    most = math.ceil(5 * spacing / step)  # empty bins in a row that are still "no gap"
+    empty = np.nonzero(~have)[0]
+    after = np.searchsorted(filled, empty)  # the next filled bin's position in ``filled``
+    inner = (after > 0) & (after < len(filled))
+    empty, after = empty[inner], after[inner]
+    short = filled[after] - filled[after - 1] - 1 <= most
+    empty = empty[short]
+    lo[empty] = np.interp(empty, filled, lo[filled])
+    hi[empty] = np.interp(empty, filled, hi[filled])
 
 
 def _utc_offsets(seconds: np.ndarray) -> np.ndarray:

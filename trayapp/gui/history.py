@@ -211,6 +211,8 @@ class MetricPlot:
         self.hi = pg.PlotCurveItem(connect="finite")
         self.band = pg.FillBetweenItem(self.lo, self.hi)
         plot.addItem(self.band)
+        for edge in (self.lo, self.hi):  # the band's edges: where min = max (one sample a bin) it is a line
+            plot.addItem(edge)
         self.line = plot.plot(connect="finite")
         self.mean = plot.plot(connect="finite")
         self.cross = pg.InfiniteLine(angle=90, movable=False)
@@ -230,6 +232,9 @@ class MetricPlot:
             axis.setTextPen(pg.mkPen(theme.foreground))
         self.band.setBrush(pg.mkBrush(theme.band))
         self.band.setPen(pg.mkPen(None))
+        edge = pg.mkPen((*theme.band[:3], min(255, theme.band[3] * 2)), width=1)
+        self.lo.setPen(edge)
+        self.hi.setPen(edge)
         self.line.setPen(pg.mkPen(theme.line, width=1.2))
         self.mean.setPen(pg.mkPen(theme.mean, width=2.5))
         self.cross.setPen(pg.mkPen(theme.muted, width=1))
