@@ -348,8 +348,8 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
         for key in content:
             if (name, key) == SECRETS_IN:
                 if content[key] != "keyring":
-                    warnings.append(f"config: [{name}] {key} = {repr(content[key])[:60]}: trayapp writes only "
-                                    "\"keyring\" there; ignored")
+                    warnings.append(f"config: [{name}] {key}: trayapp writes only \"keyring\" there; ignored "
+                                    "(the value is not shown: it could be a secret)")
             elif f"{name}.{key}" not in FIELD_BY_KEY:
                 warnings.append(f"config: unknown setting [{name}] {key}; ignored")
     for f in FIELDS:
@@ -708,12 +708,9 @@ def _version(doc: Any) -> int | None:
 def _keyring_may_hold(doc: Any) -> bool:
     """Whether the OS keyring may hold secrets for this file (a parsed TOML document, tomllib's or
     tomlkit's): it says so, or it is a version-1 file (every save wrote a version, from the first
-    one on) with no secret in it: up to version 1, secrets saved to the keyring left no mark."""
-    if _marked(doc):
-        return True
-    if _version(doc) != 1:
-        return False
-    return not any(isinstance(doc.get(f.section), dict) and doc[f.section].get(f.name) for f in SECRET_FIELDS)
+    one on): up to version 1, secrets saved to the keyring left no mark, and a person may have
+    written one secret into such a file by hand since, with the other still in the keyring."""
+    return _marked(doc) or _version(doc) == 1
 
 
 def _with_keyring(config: Config, doc: Any, warnings: list[str]) -> Config:
