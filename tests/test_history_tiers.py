@@ -149,3 +149,107 @@ def test_samples_sparser_than_the_bins_still_make_a_band_and_a_gap_stays_a_gap(d
     assert np.isnan(lo[in_gap]).all() and in_gap.sum() >= 45  # six hours off: still a gap
     assert not np.isnan(lo[covered]).any() and not np.isnan(hi[covered]).any()  # no holes between samples
     assert np.all(lo[covered] <= hi[covered])
+
+
+# ------------------------------------------- what a long-running machine does to the tiers
+# (found by review: each of these lost or doubled rows in a range before the tier zone/raw zone split)
+
+
+def totals(data_dir: Path, tier: str, start: datetime, end: datetime) -> tuple[tuple[int, float], tuple[int, float]]:
+    """(samples, their sum) per the tier read, and per every raw row in the same bins."""
+    width = rollups.TIERS[tier]
+    _, stats = history.read_tier(data_dir, tier, start, end, ["cpu_percent"])
+    _, mean, _, count = stats["cpu_percent"]
+    ok = count > 0
+    table = history.read(data_dir, None, None, ["cpu_percent"])
+    t = table.column("timestamp").cast("int64").to_numpy() / 1e6
+    v = table.column("cpu_percent").to_numpy(zero_copy_only=False).astype(float)
+    keep = (t >= (start.timestamp() // (width / 1e6)) * (width / 1e6)) & (t <= end.timestamp()) & ~np.isnan(v)
+    return (int(count[ok].sum()), round(float((mean[ok] * count[ok]).sum()), 3)), (int(keep.sum()), round(float(v[keep].sum()), 3))
+
+
+def local_midnight(now: datetime) -> datetime:
+    day = now.astimezone(BERLIN).date()
+    return datetime(day.year, day.month, day.day, tzinfo=BERLIN)
+
+
+def test_days_whose_tiers_are_missing_stale_or_unreadable_are_read_from_their_day_files(data_dir: Path) -> None:
+    now = datetime.now(timezone.utc)
+    cut = local_midnight(now) - timedelta(days=3)
+    write_history(data_dir, cut - timedelta(days=40), cut - timedelta(seconds=60), 60, {"cpu_percent": wobble})
+    rollups.ensure(data_dir)
+    # two more days rolled over, but their tiers failed: the month's hour file exists, without them
+    write_history(data_dir, cut - timedelta(seconds=60), cut + timedelta(days=2), 60, {"cpu_percent": 50.0})
+    for tier, span in (("minute", 30 * DAY), ("hour", 365 * DAY)):
+        got, raw = totals(data_dir, tier, now - timedelta(seconds=span), now)
+        assert got == raw, tier
+    # an unreadable minute file and an unreadable hour file: their days come from the day files
+    rollups.ensure(data_dir)
+    minute = next((data_dir / "Rollups" / "minute").rglob("*.parquet"))
+    minute.write_bytes(b"not parquet")
+    hour = sorted((data_dir / "Rollups" / "hour").rglob("*.parquet"))[0]
+    hour.write_bytes(b"PAR1")
+    for tier, span in (("minute", 60 * DAY), ("hour", 365 * DAY)):
+        got, raw = totals(data_dir, tier, now - timedelta(seconds=span), now)
+        assert got == raw, tier
+
+
+def test_a_clock_stepped_back_after_an_early_rollover_loses_no_row(data_dir: Path) -> None:
+    # today was rolled over early (the clock ran ahead at boot) and has a minute tier; the rest of
+    # today is in the CSV: those rows are read, not dropped because "today has a tier"
+    from trayapp.synthetic import _append_csv
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    midnight = local_midnight(now)
+    early = midnight + (now - midnight) / 4
+    write_history(data_dir, midnight, early, 10, {"cpu_percent": 10.0}, today_in_csv=False)
+    rollups.ensure(data_dir)
+    ts = np.arange(early.timestamp() + 10, now.timestamp() + 1, 10)
+    import pyarrow as pa
+
+    rest = pa.table({"timestamp": pa.array((ts * 1e6).astype("int64"), pa.timestamp("us", tz="UTC")), "cpu_percent": pa.array(np.full(len(ts), 20.0))})
+    _append_csv(data_dir / "csv_dump" / "daily_dump.csv", rest, ["cpu_percent"], BERLIN)
+    got, raw = totals(data_dir, "minute", now - timedelta(hours=36), now)
+    assert got == raw and got[0] > len(ts)
+
+
+def test_rows_both_in_the_csv_and_an_untiered_day_file_count_once(data_dir: Path) -> None:
+    # a rollover wrote yesterday's day file, its tiers failed and the CSV was not trimmed yet
+    from trayapp.synthetic import _append_csv
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    midnight = local_midnight(now)
+    write_history(data_dir, midnight - timedelta(days=1), midnight - timedelta(seconds=10), 10, {"cpu_percent": 10.0}, today_in_csv=False)
+    table = history.read(data_dir, None, None, ["cpu_percent"])
+    _append_csv(data_dir / "csv_dump" / "daily_dump.csv", table, ["cpu_percent"], BERLIN)
+    for tier, span in (("minute", 36 * 3600), ("hour", 365 * DAY)):
+        got, raw = totals(data_dir, tier, now - timedelta(seconds=span), now)
+        assert got == raw and got[0] == table.num_rows, tier
+
+
+def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # midnight: the sampler's rollover runs while the window's worker reads
+    from trayapp.store import Store
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    midnight = local_midnight(now)
+    write_history(data_dir, now - timedelta(days=3), midnight - timedelta(days=1, seconds=10), 10, {"cpu_percent": 10.0}, today_in_csv=False)
+    rollups.ensure(data_dir)
+    from trayapp.synthetic import _append_csv
+    import pyarrow as pa
+
+    ts = np.arange((midnight - timedelta(days=1)).timestamp(), now.timestamp() + 1, 10)
+    rows = pa.table({"timestamp": pa.array((ts * 1e6).astype("int64"), pa.timestamp("us", tz="UTC")), "cpu_percent": pa.array(np.full(len(ts), 10.0))})
+    _append_csv(data_dir / "csv_dump" / "daily_dump.csv", rows, ["cpu_percent"], BERLIN)  # yesterday not rolled over yet
+    before = totals(data_dir, "minute", now - timedelta(hours=36), now)
+    read_files = rollups.read_files
+    rolled = []
+
+    def rollover_first(paths, metrics=None):
+        if not rolled:
+            rolled.append(Store(data_dir).maintain(midnight.date()))  # yesterday leaves the CSV now
+        return read_files(paths, metrics)
+
+    monkeypatch.setattr(rollups, "read_files", rollover_first)
+    got, raw = totals(data_dir, "minute", now - timedelta(hours=36), now)
+    assert rolled and got == raw == before[1]

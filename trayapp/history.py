@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from trayapp.files import (
-    CSV_DIR, CSV_NAME, TIMESTAMP, _in_range, _local_date, as_numpy, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
+    CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
 )
 from trayapp.model import GPU_FIELDS
 
@@ -29,18 +29,24 @@ BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
 # ----------------------------------------------------------------- raw samples
 
 
-def read(data_dir: str | Path, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None) -> Any:
+def read(
+    data_dir: str | Path, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None, csv_table: Any = None
+) -> Any:
     """Samples with ``start < timestamp <= end`` from Parquet and the CSV together (a pyarrow Table).
 
     Only the day files the range needs are opened, so the cost follows the range, not the
     history. Unreadable files and lines are skipped with one warning each. The result is
     sorted by time, with one row per timestamp, and ``timestamp`` as ``timestamp[us, UTC]``.
+    ``csv_table``: the CSV day file as ``read_csv`` gave it, when the caller read it already.
     """
     data_dir = Path(data_dir)
     wanted = None if columns is None else [TIMESTAMP, *[c for c in columns if c != TIMESTAMP]]
     # The CSV first: a rollover writes the day file before it trims the CSV, so reading in
     # this order can see a row twice (dropped below) but never miss one.
-    csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME, wanted)
+    if csv_table is None:
+        csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME, wanted)
+    elif wanted is not None:  # the columns asked for, null where the CSV has none
+        csv_table = _fill_columns(csv_table.select([c for c in wanted if c in csv_table.column_names]), wanted)
     parts = []
     for path in _paths_for(data_dir, start, end):
         table = read_day_file(path, wanted, start, end)
@@ -187,10 +193,15 @@ def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, m
 
 def tier_parts(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> list[tuple[np.ndarray, dict]]:
     """The ``tier``'s bins that start in ``[start, end)`` (the bin holding ``start`` included), in
-    parts that are drawn together without being merged (a month of minutes is not copied again for
-    today's rows): the tier files; today's CSV rows, binned here; and days with no tier file (a
-    rollover that failed, a folder whose recorder has not started since), binned here from their
-    raw day files (a recorder's next start writes their tiers), so every range is complete.
+    parts that are drawn together without being merged (a month of minutes is not copied again):
+
+    - from the CSV's first row in the range on (today, normally), the raw rows, binned here: the
+      CSV and any day file there, each row once, whatever happened to the clock, the zone or a
+      rollover meanwhile (the CSV is read first: a rollover after that is read in the day files);
+    - before that, the tier files, each used only if it was built from the day files as they are
+      now (their size and mtime); a day whose tier is missing, unreadable or stale is binned here
+      from its minute tier (for hours) or its raw day file, and the writer's next start mends it.
+
     Each part: (bin starts in epoch seconds, {metric: (min, mean, max, count)})."""
     from trayapp import rollups
 
@@ -198,64 +209,89 @@ def tier_parts(data_dir: str | Path, tier: str, start: datetime, end: datetime, 
     width = rollups.TIERS[tier]
     start_us = int(start.timestamp() * 1e6) // width * width
     end_us = int(end.timestamp() * 1e6) + 1
-    parts = [rollups.read_tier(data_dir, tier, start_us / 1e6, end_us / 1e6, metrics)]
-    today = rollups.today_part(data_dir, tier, start_us / 1e6, end_us / 1e6, metrics)
-    if today is not None:
-        parts.append((today[0] / 1e6, today[1]))
-    for day, path in _lacking(data_dir, tier, _local_date(start) - timedelta(days=1), _local_date(end) + timedelta(days=1)):
-        part = _binned_day(data_dir, tier, day, path, metrics)
-        if part is None:
-            continue
-        b, st = part
-        keep = (b >= start_us) & (b < end_us)
-        parts.append((b[keep] / 1e6, {n: tuple(a[keep] for a in v) for n, v in st.items()}))
+    csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME)
+    raw_from = end_us
+    if csv_table is not None and csv_table.num_rows:
+        ts = np.round(as_numpy(csv_table, [])[0] * 1e6).astype(np.int64)
+        ts = ts[(ts >= start_us) & (ts < end_us)]
+        if len(ts):
+            raw_from = max(start_us, int(ts.min()) // width * width)
+    parts = []
+    if raw_from < end_us:
+        parts.append(_raw_binned(data_dir, raw_from, end_us, width, metrics, csv_table))
+    if start_us < raw_from:
+        parts += _tier_zone(data_dir, tier, start_us, raw_from, metrics)
     return [p for p in parts if len(p[0])]
 
 
-def _lacking(data_dir: Path, tier: str, first: date, last: date) -> list[tuple[date, Path]]:
-    """Day files from ``first`` to ``last`` that the tier does not cover: a minute file per day,
-    an hour file per month (one look per month, so a year costs a dozen, not 365)."""
+def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics: list[str] | None, csv_table: Any) -> tuple[np.ndarray, dict]:
+    """The raw rows in ``[start_us, end_us)`` (the CSV, already read, and the day files), binned."""
     from trayapp import rollups
 
-    months: dict[tuple[int, int], bool] = {}
-    out = []
+    def moment(us: int) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+
+    table = read(data_dir, moment(start_us - 1), moment(end_us - 1), metrics, csv_table=csv_table)
+    names = [n for n in table.column_names if n != TIMESTAMP]
+    t, values = as_numpy(table, names)
+    bins, stats = rollups.aggregate(np.round(t * 1e6).astype(np.int64), values, width)
+    return bins / 1e6, stats
+
+
+def _tier_zone(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None) -> list[tuple[np.ndarray, dict]]:
+    """Bins in ``[start_us, end_us)`` from the tier files that match their day files, and the days
+    they do not cover binned here."""
+    from trayapp import rollups
+
+    first = _local_date(datetime.fromtimestamp(start_us / 1e6, timezone.utc)) - timedelta(days=1)
+    last = _local_date(datetime.fromtimestamp(end_us / 1e6, timezone.utc)) + timedelta(days=1)
+    stamps: dict[date, Any] = {}
     day = first
     while day <= last:
-        if tier == "minute":
-            covered = rollups.minute_path(data_dir, day).exists()
-        else:
-            key = (day.year, day.month)
-            if key not in months:
-                months[key] = rollups.hour_path(data_dir, *key).exists()
-            covered = months[key]
-        if not covered:
-            path = day_path(data_dir, day)
-            if path.exists():
-                out.append((day, path))
+        stamp = rollups._stamp(day_path(data_dir, day))
+        if stamp is not None:
+            stamps[day] = stamp
         day += timedelta(days=1)
-    return out
+    groups: dict[Any, list[date]] = {}
+    for day in stamps:
+        groups.setdefault(day if tier == "minute" else (day.year, day.month), []).append(day)
+    keys = list(groups)
+    paths = [rollups.minute_path(data_dir, k) if tier == "minute" else rollups.hour_path(data_dir, *k) for k in keys]
+    fresh, stale = [], []
+    for key, (table, sources) in zip(keys, rollups.read_files(paths, metrics)):
+        if table is not None and all((sources or {}).get(d.isoformat()) == stamps[d] for d in groups[key]):
+            fresh.append(table)
+        else:
+            stale.extend(groups[key])
+    parts = []
+    if fresh:
+        bins, stats = rollups.join(fresh, tier, start_us, end_us, metrics)
+        parts.append((bins, stats))
+    for day in stale:
+        part = _binned_day(data_dir, tier, day, stamps[day], metrics)
+        if part is not None:
+            b, st = part
+            keep = (b >= start_us) & (b < end_us)
+            parts.append((b[keep] / 1e6, {n: tuple(a[keep] for a in v) for n, v in st.items()}))
+    return parts
 
 
-def _binned_day(data_dir: Path, tier: str, day: date, path: Path, metrics: list[str] | None) -> tuple[np.ndarray, dict] | None:
-    """One day with no tier file, binned to ``tier``: from its minute tier when it has one (an
-    hour tier month not built), else from its raw day file."""
+def _binned_day(data_dir: Path, tier: str, day: date, stamp: Any, metrics: list[str] | None) -> tuple[np.ndarray, dict] | None:
+    """One day the tier does not cover, binned to ``tier`` (bin starts in µs): from its minute
+    tier when that matches its day file (an hour tier month not rebuilt), else from the day file."""
     from trayapp import rollups
 
     width = rollups.TIERS[tier]
-    if tier == "hour" and rollups.minute_path(data_dir, day).exists():
-        minutes, stats = rollups.read_tier(data_dir, "minute", _day_start(day), _day_start(day + timedelta(days=1)), metrics)
-        return rollups.combine(np.round(minutes * 1e6).astype(np.int64), stats, width)
-    table = read_day_file(path, None if metrics is None else [TIMESTAMP, *metrics])
+    if tier == "hour":
+        ((table, sources),) = rollups.read_files([rollups.minute_path(data_dir, day)], metrics)
+        if table is not None and (sources or {}).get(day.isoformat()) == stamp:
+            bins, stats = rollups.join([table], "minute", rollups._EARLIEST_US, rollups._LATEST_US, metrics)
+            return rollups.combine(np.round(bins * 1e6).astype(np.int64), stats, width)
+    table = read_day_file(day_path(data_dir, day), None if metrics is None else [TIMESTAMP, *metrics])
     if table is None or not table.num_rows:
         return None
     ts, values = rollups._table_arrays(table)
     return rollups.aggregate(ts, values, width)
-
-
-def _day_start(day: date) -> datetime:
-    from trayapp.files import local_zone
-
-    return datetime(day.year, day.month, day.day, tzinfo=local_zone()).astimezone(timezone.utc)
 
 
 def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width: float) -> None:
@@ -310,9 +346,11 @@ def _bridge(lo: np.ndarray, hi: np.ndarray, bins: np.ndarray, counts: np.ndarray
     intervals (the machine was off) stays a gap, as ``break_gaps`` does for raw samples."""
     have = ~np.isnan(lo)
     filled = np.nonzero(have)[0]
-    if len(filled) < 2 or have.all():
-        return
-    spacing = float(np.median(np.diff(np.unique(bins)))) / max(1.0, float(np.median(counts))) if len(bins) > 1 else step
+    if len(filled) < 2 or filled[-1] - filled[0] + 1 == len(filled):
+        return  # no empty bin between two filled ones
+    steps = np.diff(bins)
+    steps = steps[steps > 0]  # the parts follow one another; a bin two share is not a step
+    spacing = float(np.median(steps)) / max(1.0, float(np.median(counts))) if len(steps) else step
     most = math.ceil(5 * spacing / step)  # empty bins in a row that are still "no gap"
     empty = np.nonzero(~have)[0]
     after = np.searchsorted(filled, empty)  # the next filled bin's position in ``filled``

@@ -379,42 +379,61 @@ def read_tier(
     data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
 ) -> tuple[np.ndarray, dict[str, Stats]]:
     """Bins of ``tier`` ('minute' or 'hour') starting in ``[start, end)``: (bin starts as epoch
-    seconds, {metric: (min, mean, max, count)}), NaN where a bin had no sample of a metric.
-
-    The files are read on a few threads (Arrow lets go of the GIL) and joined in Arrow, then made
-    numpy once: a month of minute files costs one conversion, not thirty."""
+    seconds, {metric: (min, mean, max, count)}), NaN where a bin had no sample of a metric."""
     data_dir = Path(data_dir)
-    width = TIERS[tier]
     start_us, end_us = _us(start), _us(end)
     paths = [p for p in _tier_paths(data_dir, tier, start_us, end_us) if p.exists()]
-    with ThreadPoolExecutor(max_workers=min(4, max(1, len(paths)))) as pool:
-        read = list(pool.map(lambda path: _read_or_warn(path, metrics), paths))
-    tables = [t for t in read if t is not None]
+    tables = [table for table, _ in read_files(paths, metrics) if table is not None]
+    return join(tables, tier, start_us, end_us, metrics)
+
+
+def read_files(paths: list[Path], metrics: list[str] | None = None) -> list[tuple[pa.Table | None, dict[str, Any] | None]]:
+    """Each tier file as (table without its metadata, the day files it was built from: {day: stamp}),
+    read on a few threads (Arrow lets go of the GIL); (None, None) for a file that is missing or
+    cannot be read (one warning; ``ensure`` mends it at the writer's next start)."""
+    if not paths:
+        return []
+    with ThreadPoolExecutor(max_workers=min(4, len(paths))) as pool:
+        return list(pool.map(lambda path: _read_or_warn(path, metrics), paths))
+
+
+def join(tables: list[pa.Table], tier: str, start_us: int, end_us: int, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
+    """Tier files' tables as one set of bins in ``[start_us, end_us)``: joined in Arrow and made
+    numpy once (a month of minute files costs one conversion, not thirty)."""
+    width = TIERS[tier]
     names: list[str] = list(metrics) if metrics is not None else []
     if metrics is None:
         for table in tables:
             names.extend(n for n in _metrics_of(table.column_names) if n not in names)
     if not tables:
         return merge_parts([], names, width)
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
-    bins, stats = _from_table(table, names)
-    if len(bins) < 2 or bool(np.all(bins[1:] > bins[:-1])):  # in order (always, but in a :30 zone): slice, no copy
-        lo, hi = np.searchsorted(bins, [start_us, end_us])
-        if (lo, hi) != (0, len(bins)):
-            bins, stats = bins[lo:hi], {n: tuple(a[lo:hi] for a in s) for n, s in stats.items()}  # type: ignore[misc]
-    else:
-        keep = (bins >= start_us) & (bins < end_us)
-        bins, stats = bins[keep], {n: tuple(a[keep] for a in s) for n, s in stats.items()}  # type: ignore[misc]
-    return merge_parts([(bins, stats)], names, width)
-
-
-def _read_or_warn(path: Path, metrics: list[str] | None) -> pa.Table | None:
     try:
+        parts = [_from_table(tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default"), names)]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a file some other tool wrote with other types: one by one
+        parts = [_from_table(table, names) for table in tables]
+    out = []
+    for bins, stats in parts:
+        if len(bins) < 2 or bool(np.all(bins[1:] > bins[:-1])):  # in order (always, but in a :30 zone): slice, no copy
+            lo, hi = np.searchsorted(bins, [start_us, end_us])
+            if (lo, hi) != (0, len(bins)):
+                bins, stats = bins[lo:hi], {n: tuple(a[lo:hi] for a in s) for n, s in stats.items()}  # type: ignore[misc]
+        else:
+            keep = (bins >= start_us) & (bins < end_us)
+            bins, stats = bins[keep], {n: tuple(a[keep] for a in s) for n, s in stats.items()}  # type: ignore[misc]
+        out.append((bins, stats))
+    return merge_parts(out, names, width)
+
+
+def _read_or_warn(path: Path, metrics: list[str] | None) -> tuple[pa.Table | None, dict[str, Any] | None]:
+    try:
+        if not path.exists():
+            return None, None
         table = _read_file(path, metrics)
+        sources = json.loads((table.schema.metadata or {})[META_KEY]).get("sources", {})
     except Exception as exc:  # noqa: BLE001 - ensure() mends it at the next start
-        _warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); skipped it")
-        return None
-    return table.replace_schema_metadata(None)  # each file's own sources: not wanted in a join
+        _warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); read from its day files instead")
+        return None, None
+    return table.replace_schema_metadata(None), sources  # each file's own sources: not wanted in a join
 
 
 def _concat_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str]) -> tuple[np.ndarray, dict[str, Stats]]:
