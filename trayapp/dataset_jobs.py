@@ -56,6 +56,10 @@ def run_unless_loaded(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np
         return JOBS[job["job"]](job)
     except Exception as exc:  # the same one line a child would give
         raise JobFailed(f"dataset job failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        from trayapp.files import release_memory
+
+        release_memory()  # a day's rollover and tiers read a lot: none of it stays with the app
 
 
 # ---------------------------------------------------------------- in the child
