@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import dataset_jobs, rollups
+from trayapp import dataset_jobs, history, rollups
 from trayapp.model import Sample
 from trayapp.store import Store, read_csv, read_day_file
 
@@ -165,8 +165,8 @@ def test_rollover_writes_the_days_tiers(data_dir: Path) -> None:
     assert_equal(*rollups.read_tier(data_dir, "minute", local(2026, 10, 25), local(2026, 10, 26)), brute(raw, MIN))
     assert_equal(*rollups.read_tier(data_dir, "hour", local(2026, 10, 25), local(2026, 10, 26)), brute(raw, HOUR))
     assert rollups.ensure(data_dir) == 0  # fresh: nothing to do
-    # today's CSV rows are folded in by read_with_today
-    t2, stats = rollups.read_with_today(data_dir, "minute", local(2026, 10, 25, 23), local(2026, 10, 26, 1))
+    # today's CSV rows are folded in by the window's reader
+    t2, stats = history.read_tier(data_dir, "minute", local(2026, 10, 25, 23), local(2026, 10, 26, 1))
     assert t2[-1] == local(2026, 10, 26, 0, 0).timestamp() and stats["cpu_percent"][3][-1] == 1
     late = sum(1 for i in range(0, 25 * 3600, 97) if t + i >= local(2026, 10, 25, 23).timestamp())
     assert int(stats["cpu_percent"][3].sum()) == late + 1
@@ -345,17 +345,22 @@ def test_start_up_in_a_child_process_builds_the_tiers(data_dir: Path) -> None:
     assert_equal(*rollups.read_tier(data_dir, "hour", local(2026, 3, 28), local(2026, 3, 31)), brute(raw, HOUR))
 
 
-def test_read_with_today_adds_the_csv_rows_once(data_dir: Path) -> None:
+def test_the_window_reader_adds_the_csv_rows_once(data_dir: Path) -> None:
+    from trayapp.store import format_value
+
     dst_history(data_dir)
     rollups.ensure(data_dir)
+    raw30 = read_day_file(Store(data_dir).day_path(date(2026, 3, 30)), ["timestamp", "cpu_percent", "memory_percent"])
     csv = data_dir / "csv_dump" / "daily_dump.csv"
     csv.parent.mkdir(parents=True)
     lines = ["timestamp,cpu_percent,memory_percent"]
-    lines += [f"{local(2026, 3, 30, 23, 59, s).isoformat()},50.0,1.0" for s in range(0, 60, 10)]  # left behind by a failed trim
+    for stamp, cpu, memory in zip(*(raw30.column(n).to_pylist() for n in ("timestamp", "cpu_percent", "memory_percent"))):
+        if stamp >= local(2026, 3, 30, 23, 59):  # left behind by a failed trim: rows the day file has too
+            lines.append(f"{stamp.astimezone(BERLIN).isoformat()},{format_value(cpu)},{format_value(memory)}")
+    assert len(lines) > 5
     lines += [f"{local(2026, 3, 31, 0, m, 30).isoformat()},{m}.5,2.0" for m in range(5)]
     csv.write_text("\n".join(lines) + "\n")
-    t, stats = rollups.read_with_today(data_dir, "minute", local(2026, 3, 30, 23), local(2026, 3, 31, 1))
-    raw30 = read_day_file(Store(data_dir).day_path(date(2026, 3, 30)), ["timestamp", "cpu_percent", "memory_percent"])
+    t, stats = history.read_tier(data_dir, "minute", local(2026, 3, 30, 23), local(2026, 3, 31, 1), ["cpu_percent", "memory_percent"])
     truth = brute(raw30, MIN)
     truth = {b: v for b, v in truth.items() if b >= us(local(2026, 3, 30, 23))}
     for m in range(5):

@@ -127,24 +127,45 @@ def _from_day_number(number: int) -> date:
     return date.fromordinal(_EPOCH_ORDINAL + number)
 
 
-def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
-    """Each row's local calendar day as a day number (numpy), DST-aware, without pandas.
+def utc_offsets(seconds: Any, tz: tzinfo) -> Any:
+    """The zone's UTC offset (int64 seconds) at each of ``seconds`` (epoch, numpy), DST-aware.
 
-    The zone's offset is looked up once per distinct quarter hour (UTC offsets change on
-    quarter-hour boundaries), so a day of samples costs about a hundred look-ups.
-    """
+    Offsets change on quarter hours, and rarely: each UTC day is looked up at its first and last
+    distinct quarter hour, and only a day whose two differ (a DST change) quarter by quarter, so
+    a day of samples costs two look-ups and a year of hours ~730, not one per row."""
     import numpy as np
 
+    if not len(seconds):
+        return np.zeros(0, dtype=np.int64)
+
+    def offset(quarter: int) -> int:
+        return int(datetime.fromtimestamp(quarter * 900, timezone.utc).astimezone(tz).utcoffset().total_seconds())  # type: ignore[union-attr]
+
+    quarters, inverse = np.unique((np.asarray(seconds) // 900).astype(np.int64), return_inverse=True)
+    days, first = np.unique(quarters // 96, return_index=True)
+    out = np.empty(len(quarters), dtype=np.int64)
+    bounds = [*first.tolist(), len(quarters)]
+    for k in range(len(days)):
+        lo, hi = bounds[k], bounds[k + 1]
+        a, b = offset(int(quarters[lo])), offset(int(quarters[hi - 1]))
+        out[lo:hi] = a if a == b else [offset(int(q)) for q in quarters[lo:hi]]
+    return out[inverse]
+
+
+def local_day_numbers(ts_us: Any, tz: tzinfo) -> Any:
+    """Each time's (epoch µs) local calendar day, as days since 1970-01-01, DST-aware."""
+    import numpy as np
+
+    seconds = np.asarray(ts_us, dtype=np.int64) // 1_000_000
+    return (seconds + utc_offsets(seconds, tz)) // 86400
+
+
+def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
+    """Each row's local calendar day as a day number (numpy), DST-aware, without pandas."""
+    import numpy as np
     import pyarrow as pa
 
-    seconds = _np(table.column(TIMESTAMP).cast(pa.int64()), np.int64) // 1_000_000
-    quarters = seconds // 900
-    unique, inverse = np.unique(quarters, return_inverse=True)
-    offsets = np.array(
-        [datetime.fromtimestamp(int(q) * 900, timezone.utc).astimezone(tz).utcoffset().total_seconds() for q in unique],  # type: ignore[union-attr]
-        dtype="int64",
-    )
-    return (seconds + offsets[inverse]) // 86400
+    return local_day_numbers(_np(table.column(TIMESTAMP).cast(pa.int64()), np.int64), tz)
 
 
 def release_memory() -> None:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from trayapp.files import (
-    CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_path, day_files, read_csv, read_day_file, release_memory, unique_sorted,
+    CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
+    read_day_file, release_memory, unique_sorted, utc_offsets,
 )
 from trayapp.model import GPU_FIELDS
 
@@ -105,11 +106,16 @@ def peaks(t: np.ndarray, v: np.ndarray, start: float, end: float, bins: int = BI
     if ok.any():
         np.fmin.at(lo, idx[ok], v[ok])
         np.fmax.at(hi, idx[ok], v[ok])
-    centres = start + (np.arange(bins) + 0.5) * width
+    return min_max_pairs(start + (np.arange(bins) + 0.5) * width, width, lo, hi)
+
+
+def min_max_pairs(centres: np.ndarray, width: float, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bins as (x, y) pairs: each bin's min a quarter bin left of its centre, its max a quarter
+    right (the window draws the band between them)."""
     x = np.repeat(centres, 2)
     x[0::2] -= width / 4
     x[1::2] += width / 4
-    y = np.empty(bins * 2)
+    y = np.empty(len(centres) * 2)
     y[0::2], y[1::2] = lo, hi
     return x, y
 
@@ -232,9 +238,7 @@ def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics:
         return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
 
     table = read(data_dir, moment(start_us - 1), moment(end_us - 1), metrics, csv_table=csv_table)
-    names = [n for n in table.column_names if n != TIMESTAMP]
-    t, values = as_numpy(table, names)
-    bins, stats = rollups.aggregate(np.round(t * 1e6).astype(np.int64), values, width)
+    bins, stats = rollups.aggregate(*rollups._table_arrays(table), width)
     return bins / 1e6, stats
 
 
@@ -306,10 +310,11 @@ def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width:
     n = max(1, math.ceil((series.end - origin) / step))
     period = 86400 if width >= 3600 else 3600
     series.mean_period = "daily" if period == 86400 else "hourly"
+    zone = local_zone()
     placed = []
     for bins, stats in parts:
         idx = ((bins - origin) // step).astype(np.int64)
-        placed.append((bins, stats, idx, (idx >= 0) & (idx < n), ((bins + _utc_offsets(bins)) // period).astype(np.int64)))
+        placed.append((bins, stats, idx, (idx >= 0) & (idx < n), ((bins + utc_offsets(bins, zone)) // period).astype(np.int64)))
     names = list(dict.fromkeys(name for _, stats in parts for name in stats))
     centres = origin + (np.arange(n) + 0.5) * step
     for name in names:
@@ -330,12 +335,7 @@ def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width:
         b, lp, m, c = (np.concatenate(a) for a in zip(*kept))
         series.rows = max(series.rows, int(c.sum()))
         _bridge(lo, hi, b, c, step)
-        x = np.repeat(centres, 2)
-        x[0::2] -= step / 4
-        x[1::2] += step / 4
-        y = np.empty(2 * n)
-        y[0::2], y[1::2] = lo, hi
-        series.curves[name] = (x, y)
+        series.curves[name] = min_max_pairs(centres, step, lo, hi)
         series.binned.add(name)
         series.means[name] = _period_means(b, lp, m, c, width)
 
@@ -360,30 +360,6 @@ def _bridge(lo: np.ndarray, hi: np.ndarray, bins: np.ndarray, counts: np.ndarray
     empty = empty[short]
     lo[empty] = np.interp(empty, filled, lo[filled])
     hi[empty] = np.interp(empty, filled, hi[filled])
-
-
-def _utc_offsets(seconds: np.ndarray) -> np.ndarray:
-    """The local zone's UTC offset at each time. Offsets change on quarter hours and rarely:
-    each day is looked up at its first and last quarter, and only a day whose two differ (a DST
-    change) quarter by quarter, so a year of hours costs ~730 look-ups, not ~8,800."""
-    from trayapp.files import local_zone
-
-    if not len(seconds):
-        return np.zeros(0)
-    zone = local_zone()
-
-    def offset(quarter: int) -> float:
-        return datetime.fromtimestamp(quarter * 900, timezone.utc).astimezone(zone).utcoffset().total_seconds()  # type: ignore[union-attr]
-
-    quarters, inverse = np.unique((seconds // 900).astype(np.int64), return_inverse=True)
-    days, first = np.unique(quarters // 96, return_index=True)
-    out = np.empty(len(quarters))
-    bounds = [*first.tolist(), len(quarters)]
-    for k in range(len(days)):
-        lo, hi = bounds[k], bounds[k + 1]
-        a, b = offset(int(quarters[lo])), offset(int(quarters[hi - 1]))
-        out[lo:hi] = a if a == b else [offset(int(q)) for q in quarters[lo:hi]]
-    return out[inverse]
 
 
 def _period_means(bins: np.ndarray, period: np.ndarray, mean: np.ndarray, count: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:

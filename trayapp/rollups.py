@@ -18,10 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trayapp.files import (
-    _EARLIEST_US, _LATEST_US, CSV_DIR, CSV_NAME, _arrow, _np, _warn_once, aside_path, day_files, day_path, local_zone, read_csv,
-    read_day_file,
-)
+from trayapp.files import _EARLIEST_US, _LATEST_US, _arrow, _np, _warn_once, aside_path, day_files, day_path, read_day_file
 from trayapp.jsonfile import remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.rollups")
@@ -465,60 +462,6 @@ def merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[st
     if not sorted_unique:  # a bin two files share (a :30 zone's hour across a month's end)
         bins, stats = combine(bins, stats, width)
     return bins / 1e6, stats
-
-
-def read_with_today(
-    data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
-) -> tuple[np.ndarray, dict[str, Stats]]:
-    """``read_tier`` plus the CSV day file's rows (``today_part``), merged, so a window reaching
-    now is complete."""
-    width = TIERS[tier]
-    t, stats = read_tier(data_dir, tier, start, end, metrics)
-    today = today_part(data_dir, tier, start, end, metrics)
-    if today is None:
-        return t, stats
-    vb, vs = today
-    names = list(stats) if metrics is None else list(metrics)
-    names.extend(n for n in vs if n not in names)
-    parts = [(np.round(t * 1e6).astype(np.int64), {n: stats.get(n) or _nan_stats(len(t)) for n in names}),
-             (vb, {n: vs.get(n) or _nan_stats(len(vb)) for n in names})]
-    return merge_parts(parts, names, width)
-
-
-def today_part(
-    data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
-) -> tuple[np.ndarray, dict[str, Stats]] | None:
-    """The CSV day file's rows (today's, not rolled over yet) in ``[start, end)``, binned to ``tier``:
-    (bin starts in microseconds, stats), or None when it has none. Rows of a local day that has a
-    minute tier are left out (a failed rollover can leave rows in both places; the tier counts them)."""
-    data_dir = Path(data_dir)
-    table = read_csv(data_dir / CSV_DIR / CSV_NAME)
-    if table is None or not table.num_rows:
-        return None
-    ts, values = _table_arrays(table)
-    start_us, end_us = _us(start), _us(end)
-    keep = (ts >= start_us) & (ts < end_us)
-    days = local_day_numbers(ts, local_zone())
-    for number in np.unique(days[keep]).tolist():
-        if minute_path(data_dir, date.fromordinal(number + _EPOCH_ORDINAL)).exists():
-            keep &= days != number
-    if not keep.any():
-        return None
-    names = list(values) if metrics is None else list(metrics)
-    nan = np.full(len(ts), np.nan)
-    return aggregate(ts[keep], {n: values.get(n, nan)[keep] for n in names}, TIERS[tier])
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def local_day_numbers(ts_us: np.ndarray, tz: Any) -> np.ndarray:
-    """Each time's local calendar day (days since 1970-01-01), DST-aware: the zone's offset is
-    looked up once per distinct quarter hour, as the store's rollover does."""
-    seconds = np.asarray(ts_us, dtype=np.int64) // 1_000_000
-    unique, inverse = np.unique(seconds // 900, return_inverse=True)
-    offsets = np.array([datetime.fromtimestamp(int(q) * 900, timezone.utc).astimezone(tz).utcoffset().total_seconds() for q in unique], dtype=np.int64)
-    return (seconds + offsets[inverse]) // 86400
 
 
 def _nan_stats(n: int) -> Stats:

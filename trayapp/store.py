@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trayapp.files import (  # noqa: F401 - re-exported: the names this module had before ``files``
-    _EARLIEST_US, _LATEST_US, CSV_DIR, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
-    _from_day_number, _header_names, _in_range, _local_days, _mask, _no_samples, _np, _read_text, _warn_once, _warned,
+    CSV_DIR, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
+    _from_day_number, _header_names, _local_days, _mask, _no_samples, _np, _read_text, _warn_once, _warned,
     aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
     parse_timestamps, read_csv, read_day_file, release_memory, unique_sorted,
 )
