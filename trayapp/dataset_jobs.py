@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-
 from trayapp.store import JobFailed, Store
 
 

@@ -60,7 +60,8 @@ class Engine:
         dataset_in_child: bool = False,
     ) -> None:
         """``dataset_in_child``: for long-running recorders, keep Arrow out of this process
-        (see ``dataset_jobs``); the windows are seeded and days rolled over by a child."""
+        (see ``dataset_jobs``): the windows are seeded and days rolled over by a child, unless
+        this process has Arrow loaded already (the tray app after its window read history)."""
         self.config = config
         self.data_dir = Path(data_dir)
         jobs = None
