@@ -67,6 +67,11 @@ class Theme:
     mean: str
     band: tuple[int, int, int, int]
 
+    @property
+    def band_edge(self) -> tuple[int, int, int, int]:
+        """The band's colour, twice as opaque: its edges, and its swatch in the legend."""
+        return (*self.band[:3], min(255, self.band[3] * 2))
+
     @classmethod
     def from_palette(cls, palette: QPalette) -> "Theme":
         if palette.color(QPalette.ColorRole.Window).lightness() < 128:
@@ -232,7 +237,7 @@ class MetricPlot:
             axis.setTextPen(pg.mkPen(theme.foreground))
         self.band.setBrush(pg.mkBrush(theme.band))
         self.band.setPen(pg.mkPen(None))
-        edge = pg.mkPen((*theme.band[:3], min(255, theme.band[3] * 2)), width=1)
+        edge = pg.mkPen(theme.band_edge, width=1)
         self.lo.setPen(edge)
         self.hi.setPen(edge)
         self.line.setPen(pg.mkPen(theme.line, width=1.2))
@@ -479,7 +484,7 @@ class HistoryWindow(QWidget):
             mp.style(theme)
         for label in (self.readout, self.status):
             label.setStyleSheet(f"color: {theme.muted}")
-        band = "rgba({},{},{},{})".format(*theme.band[:3], min(255, theme.band[3] * 2))
+        band = "rgba({},{},{},{})".format(*theme.band_edge)
         self.legend.setText(
             f"<span style='color:{band}'>■</span> spread (min–max) &nbsp; "
             f"<span style='color:{theme.line}'>━</span> samples &nbsp; "
