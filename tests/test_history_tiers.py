@@ -242,14 +242,14 @@ def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_di
     rows = pa.table({"timestamp": pa.array((ts * 1e6).astype("int64"), pa.timestamp("us", tz="UTC")), "cpu_percent": pa.array(np.full(len(ts), 10.0))})
     _append_csv(data_dir / "csv_dump" / "daily_dump.csv", rows, ["cpu_percent"], BERLIN)  # yesterday not rolled over yet
     before = totals(data_dir, "minute", now - timedelta(hours=36), now)
-    read_files = rollups.read_files
+    read_cache = history.read_cache
     rolled = []
 
-    def rollover_first(paths, metrics=None):
+    def rollover_first(path, metrics=None):  # the first tier read (the numpy copies come first)
         if not rolled:
             rolled.append(Store(data_dir).maintain(midnight.date()))  # yesterday leaves the CSV now
-        return read_files(paths, metrics)
+        return read_cache(path, metrics)
 
-    monkeypatch.setattr(rollups, "read_files", rollover_first)
+    monkeypatch.setattr(history, "read_cache", rollover_first)
     got, raw = totals(data_dir, "minute", now - timedelta(hours=36), now)
     assert rolled and got == raw == before[1]

@@ -69,10 +69,15 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
     store = Store(job["data_dir"], int(job.get("retention_days", 0)))
     min_day = store.maintain(date.fromisoformat(job["today"]))
     meta: dict[str, Any] = {"min_day": min_day.isoformat() if min_day else None}
+    arrays: dict[str, np.ndarray] = {}
+    if job.get("minutes"):  # the CSV left after the rollover, as minute bins (``Store.minutes``)
+        from trayapp import bins, history
+
+        meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"]))
     if not job.get("seed"):
-        return meta, {}
-    seed_meta, arrays = _seed({"data_dir": job["data_dir"], **job["seed"]})
-    return {**meta, **seed_meta}, arrays
+        return meta, arrays
+    seed_meta, seed_arrays = _seed({"data_dir": job["data_dir"], **job["seed"]})
+    return {**meta, **seed_meta}, {**arrays, **seed_arrays}
 
 
 def _seed(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -58,16 +58,18 @@ class Engine:
         data_dir: Path,
         probe_factory: Callable[[Config], Any] | None = None,
         dataset_in_child: bool = False,
+        keep_minutes: bool = False,
     ) -> None:
         """``dataset_in_child``: for long-running recorders, keep Arrow out of this process
         (see ``dataset_jobs``): the windows are seeded and days rolled over by a child, unless
-        this process has Arrow loaded already (the tray app after its window read history)."""
+        this process has Arrow loaded already. ``keep_minutes``: the store keeps its CSV as
+        minute bins (``Store.minutes``), for a history window in this process."""
         self.config = config
         self.data_dir = Path(data_dir)
         jobs = None
         if dataset_in_child:
             from trayapp.dataset_jobs import run_unless_loaded as jobs
-        self.store = Store(self.data_dir, config.storage_retention_days, jobs=jobs)
+        self.store = Store(self.data_dir, config.storage_retention_days, jobs=jobs, minutes=keep_minutes)
         self._probe_factory = probe_factory or _default_probe
         self.probe: Any = None
         self.states: list[RuleState] = []

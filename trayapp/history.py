@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from trayapp.bins import TIERS, MinuteBins, cache_path, in_range, merge_parts, nan_stats, read_cache, stamp
 from trayapp.files import (
     CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
     read_day_file, release_memory, unique_sorted, utc_offsets,
@@ -164,9 +165,15 @@ def pick_tier(length: float, bins: int = BINS) -> str:
     return fitting[-1] if fitting else "raw"
 
 
-def prepare_history(data_dir: Path, span: float, now: datetime | None = None, start: datetime | None = None, tiers: bool = True) -> Series:
+def prepare_history(
+    data_dir: Path, span: float, now: datetime | None = None, start: datetime | None = None, tiers: bool = True, minutes: MinuteBins | None = None
+) -> Series:
     """Everything on disk in the last ``span`` seconds (or from ``start`` to ``now``: a zoom), ready
-    to draw, read from the tier that fits the range (``tiers=False``: always from raw samples)."""
+    to draw, read from the tier that fits the range (``tiers=False``: always from raw samples).
+
+    ``minutes``: the writer's minute bins of its CSV (``Store.minutes``), when this process is the
+    writer: a tiered range then reads today from them and the rest from the tiers' numpy copies,
+    without parsing the CSV or loading Arrow (unless a copy is missing or stale)."""
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     start = start or now - timedelta(seconds=span)
@@ -181,7 +188,8 @@ def prepare_history(data_dir: Path, span: float, now: datetime | None = None, st
         del table
         release_memory()
     else:
-        add_tier_curves(series, tier_parts(data_dir, tier, start, now), TIER_SECONDS[tier])
+        recent = minutes.snapshot() if minutes is not None else None
+        add_tier_curves(series, tier_parts(data_dir, tier, start, now, recent=recent), TIER_SECONDS[tier])
     series.took = time.perf_counter() - t0
     return series
 
@@ -189,15 +197,15 @@ def prepare_history(data_dir: Path, span: float, now: datetime | None = None, st
 def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> tuple[np.ndarray, dict]:
     """``tier_parts`` merged: (epoch seconds, {metric: (min, mean, max, count)}), in order, a bin
     two parts share combined."""
-    from trayapp import rollups
-
     parts = tier_parts(data_dir, tier, start, end, metrics)
     names = list(dict.fromkeys(n for _, stats in parts for n in stats)) if metrics is None else list(metrics)
-    us = [(np.round(b * 1e6).astype(np.int64), {n: st.get(n) or rollups._nan_stats(len(b)) for n in names}) for b, st in parts]
-    return rollups.merge_parts(us, names, rollups.TIERS[tier])
+    us = [(np.round(b * 1e6).astype(np.int64), {n: st.get(n) or nan_stats(len(b)) for n in names}) for b, st in parts]
+    return merge_parts(us, names, TIERS[tier])
 
 
-def tier_parts(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> list[tuple[np.ndarray, dict]]:
+def tier_parts(
+    data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None, recent: tuple[np.ndarray, dict] | None = None
+) -> list[tuple[np.ndarray, dict]]:
     """The ``tier``'s bins that start in ``[start, end)`` (the bin holding ``start`` included), in
     parts that are drawn together without being merged (a month of minutes is not copied again):
 
@@ -208,13 +216,17 @@ def tier_parts(data_dir: str | Path, tier: str, start: datetime, end: datetime, 
       now (their size and mtime); a day whose tier is missing, unreadable or stale is binned here
       from its minute tier (for hours) or its raw day file, and the writer's next start mends it.
 
-    Each part: (bin starts in epoch seconds, {metric: (min, mean, max, count)})."""
-    from trayapp import rollups
+    With ``recent`` (the writer's minute bins of its CSV: ``MinuteBins.snapshot``), the CSV's rows
+    come from there instead, at minute resolution, and the tiers cover what comes before them (for
+    hours, the hour the CSV starts in is read from that day's minutes).
 
+    Each part: (bin starts in epoch seconds, {metric: (min, mean, max, count)})."""
     data_dir = Path(data_dir)
-    width = rollups.TIERS[tier]
+    width = TIERS[tier]
     start_us = int(start.timestamp() * 1e6) // width * width
     end_us = int(end.timestamp() * 1e6) + 1
+    if recent is not None:
+        return _parts_after_recent(data_dir, tier, start_us, end_us, metrics, recent)
     csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME)
     raw_from = end_us
     if csv_table is not None and csv_table.num_rows:
@@ -230,6 +242,34 @@ def tier_parts(data_dir: str | Path, tier: str, start: datetime, end: datetime, 
     return [p for p in parts if len(p[0])]
 
 
+def _parts_after_recent(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, recent: tuple[np.ndarray, dict]) -> list[tuple[np.ndarray, dict]]:
+    """``tier_parts`` with the CSV's rows given as minute bins (no CSV read, no Arrow when the
+    tiers' numpy copies are fresh)."""
+    bins, stats = in_range(*recent, start_us, end_us)
+    if metrics is not None:
+        stats = {n: stats[n] if n in stats else nan_stats(len(bins)) for n in metrics}
+    parts = [(bins / 1e6, stats)] if len(bins) else []
+    raw_from = int(bins[0]) if len(bins) else end_us
+    if tier == "hour" and raw_from < end_us:
+        hour_from = max(start_us, raw_from // TIERS["hour"] * TIERS["hour"])
+        if hour_from < raw_from:  # the hour the CSV starts in: its earlier minutes are in the day files
+            parts += _tier_zone(data_dir, "minute", hour_from, raw_from, metrics)
+        raw_from = hour_from
+    if start_us < raw_from:
+        parts += _tier_zone(data_dir, tier, start_us, raw_from, metrics)
+    return [p for p in parts if len(p[0])]
+
+
+def csv_minutes(data_dir: str | Path) -> tuple[np.ndarray, dict]:
+    """The CSV's rows as minute bins (bin starts in µs): what a writer's ``MinuteBins`` starts from."""
+    from trayapp import rollups
+
+    table = read_csv(Path(data_dir) / CSV_DIR / CSV_NAME)
+    if table is None:
+        return np.empty(0, dtype=np.int64), {}
+    return rollups.aggregate(*rollups._table_arrays(table), TIERS["minute"])
+
+
 def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics: list[str] | None, csv_table: Any) -> tuple[np.ndarray, dict]:
     """The raw rows in ``[start_us, end_us)`` (the CSV, already read, and the day files), binned."""
     from trayapp import rollups
@@ -243,22 +283,41 @@ def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics:
 
 
 def _tier_zone(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None) -> list[tuple[np.ndarray, dict]]:
-    """Bins in ``[start_us, end_us)`` from the tier files that match their day files, and the days
-    they do not cover binned here."""
-    from trayapp import rollups
-
+    """Bins in ``[start_us, end_us)`` from the tier's numpy copies, else its Parquet files, that
+    match their day files, and the days they do not cover binned here."""
     first = _local_date(datetime.fromtimestamp(start_us / 1e6, timezone.utc)) - timedelta(days=1)
     last = _local_date(datetime.fromtimestamp(end_us / 1e6, timezone.utc)) + timedelta(days=1)
     stamps: dict[date, Any] = {}
     day = first
     while day <= last:
-        stamp = rollups._stamp(day_path(data_dir, day))
-        if stamp is not None:
-            stamps[day] = stamp
+        found = stamp(day_path(data_dir, day))
+        if found is not None:
+            stamps[day] = found
         day += timedelta(days=1)
     groups: dict[Any, list[date]] = {}
     for day in stamps:
         groups.setdefault(day if tier == "minute" else (day.year, day.month), []).append(day)
+    copies, uncopied = [], []
+    for key, days in groups.items():
+        copy = read_cache(cache_path(data_dir, tier, key), metrics)
+        if copy is not None and all(copy[2].get(d.isoformat()) == stamps[d] for d in days):
+            copies.append(in_range(copy[0], copy[1], start_us, end_us))
+        else:
+            uncopied.append(key)
+    parts = []
+    if copies:
+        names = list(metrics) if metrics is not None else list(dict.fromkeys(n for _, st in copies for n in st))
+        parts.append(merge_parts(copies, names, TIERS[tier]))
+    if uncopied:  # Parquet: loads Arrow
+        parts += _parquet_zone(data_dir, tier, start_us, end_us, metrics, {k: groups[k] for k in uncopied}, stamps)
+    return parts
+
+
+def _parquet_zone(
+    data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, groups: dict[Any, list[date]], stamps: dict[date, Any]
+) -> list[tuple[np.ndarray, dict]]:
+    from trayapp import rollups
+
     keys = list(groups)
     paths = [rollups.minute_path(data_dir, k) if tier == "minute" else rollups.hour_path(data_dir, *k) for k in keys]
     fresh, stale = [], []

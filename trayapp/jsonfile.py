@@ -19,23 +19,26 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def replace_atomically(path: Path, content: bytes, mode: int | None = None) -> None:
+def replace_atomically(path: Path, content: bytes, mode: int | None = None, durable: bool = True) -> None:
     """Replace ``path`` with ``content``: a unique temporary dot-file beside it (``mkstemp``),
-    fsynced, renamed over it, the folder fsynced. Raises OSError; then nothing is left behind."""
+    fsynced, renamed over it, the folder fsynced. Raises OSError; then nothing is left behind.
+    ``durable=False`` (a cache that can be rebuilt and is checked before use): no fsyncs."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         remove_quietly(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def remove_quietly(path: str | os.PathLike[str]) -> None:

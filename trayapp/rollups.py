@@ -18,19 +18,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trayapp.bins import (
+    TIERS, Stats, aggregate, cache_path, cache_wanted, combine, concat_parts as _concat_parts, empty_stats as _empty_stats, in_range, merge_parts,
+    nan_stats as _nan_stats, prune_caches, read_cache, remove_cache, write_cache,
+)
+from trayapp.bins import stamp as _stamp
 from trayapp.files import _EARLIEST_US, _LATEST_US, _arrow, _np, _warn_once, aside_path, day_files, day_path, read_day_file
 from trayapp.jsonfile import remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.rollups")
 
 ROLLUPS_DIR = "Rollups"
-TIERS = {"minute": 60_000_000, "hour": 3_600_000_000}  # bin width in microseconds
 STATS = ("min", "mean", "max", "count")
 META_KEY = b"trayapp.rollup"
 TIMESTAMP = "timestamp"
 _TS_TYPE = pa.timestamp("us", tz="UTC")
 
-Stats = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # min, mean, max (NaN = none), count
 
 
 # ------------------------------------------------------------------ paths
@@ -66,62 +69,6 @@ def _hour_files(data_dir: Path) -> dict[tuple[int, int], Path]:
         except ValueError:
             continue
     return found
-
-
-def _stamp(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-# ------------------------------------------------------------ aggregation
-
-
-def aggregate(ts_us: np.ndarray, values: dict[str, np.ndarray], width_us: int) -> tuple[np.ndarray, dict[str, Stats]]:
-    """Bin raw samples (int64 µs, float values with NaN for none) into UTC-aligned bins: each
-    sample is a bin of its own (min = mean = max = the value, count 1, or 0 when not finite),
-    folded by ``combine`` like any finer tier."""
-    per_sample: dict[str, Stats] = {}
-    for name, raw in values.items():
-        v = np.asarray(raw, dtype=np.float64)
-        ok = np.isfinite(v)  # NaN and ±inf are "not available", as in the store
-        v = np.where(ok, v, np.nan)
-        per_sample[name] = (v, v, v, ok.astype(np.int64))
-    return combine(ts_us, per_sample, width_us)
-
-
-def combine(bins_us: np.ndarray, stats: dict[str, Stats], width_us: int) -> tuple[np.ndarray, dict[str, Stats]]:
-    """Fold bins (of any finer or equal width, in any order, repeats allowed) into ``width_us`` bins;
-    means combine exactly through their counts."""
-    bins_us = np.asarray(bins_us, dtype=np.int64)
-    order = np.argsort(bins_us, kind="stable")
-    bins = (bins_us[order] // width_us) * width_us
-    if not len(bins):
-        return bins, {name: _empty_stats() for name in stats}
-    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-    out: dict[str, Stats] = {}
-    for name, (low, mean, high, count) in stats.items():
-        low, mean, high, count = low[order], mean[order], high[order], count[order]
-        some = count > 0
-        total = np.add.reduceat(np.where(some, mean * count, 0.0), starts)
-        n = np.add.reduceat(count, starts)
-        lo = np.minimum.reduceat(np.where(some & ~np.isnan(low), low, np.inf), starts)
-        hi = np.maximum.reduceat(np.where(some & ~np.isnan(high), high, -np.inf), starts)
-        out[name] = _finish(lo, total, hi, n)
-    return bins[starts], out
-
-
-def _finish(low: np.ndarray, total: np.ndarray, high: np.ndarray, count: np.ndarray) -> Stats:
-    none = count == 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(none, np.nan, total / np.maximum(count, 1))
-    return np.where(none, np.nan, low), mean, np.where(none, np.nan, high), count.astype(np.int64)
-
-
-def _empty_stats() -> Stats:
-    return np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
 
 
 # pyarrow imports pandas from pa.array, pa.scalar and to_numpy: arrays go in and out of Arrow
@@ -247,7 +194,9 @@ def build_day(data_dir: str | os.PathLike[str], day: date, table: pa.Table | Non
                 return False
         ts, values = _table_arrays(table)
         bins, stats = aggregate(ts, values, TIERS["minute"])
-        _write(minute_path(data_dir, day), _to_table(bins, stats, {"tier": "minute", "sources": {day.isoformat(): stamp}}))
+        sources = {day.isoformat(): stamp}
+        _write(minute_path(data_dir, day), _to_table(bins, stats, {"tier": "minute", "sources": sources}))
+        _copy_for_window(data_dir, "minute", day, bins, stats, sources)
         if hours:
             build_month(data_dir, day.year, day.month, {day: (bins, stats)})
         return True
@@ -279,10 +228,23 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
     target = hour_path(data_dir, year, month)
     if not parts:
         remove_quietly(target)
+        remove_cache(data_dir, "hour", (year, month))
         return
     names = list(dict.fromkeys(n for _, stats in parts for n in stats))
     hb, hs = combine(*_concat_parts(parts, names), TIERS["hour"])
     _write(target, _to_table(hb, hs, {"tier": "hour", "sources": sources}))
+    _copy_for_window(data_dir, "hour", (year, month), hb, hs, sources)
+
+
+def _copy_for_window(data_dir: Path, tier: str, key: Any, bins: np.ndarray, stats: dict[str, Stats], sources: dict[str, Any]) -> None:
+    """The tier file's numpy copy (``bins``), when the window reads that tier for ``key``; a
+    failure costs the window speed, never data (it reads the Parquet tier instead)."""
+    if not cache_wanted(tier, key):
+        return
+    try:
+        write_cache(cache_path(data_dir, tier, key), bins, stats, sources)
+    except OSError as exc:
+        _warn_once(f"cache:{exc.errno}", f"cannot write the window's copy of a rollup ({exc.strerror or exc}); it reads the Parquet tier instead")
 
 
 def ensure(data_dir: str | os.PathLike[str]) -> int:
@@ -317,6 +279,7 @@ def _ensure(data_dir: Path) -> int:
             if meta is None:
                 _set_aside(path, "its footer cannot be read")
             elif meta.get("sources", {}).get(day.isoformat()) == stamps[day]:
+                _mend_copy(data_dir, "minute", day, path, meta["sources"])
                 continue
         if build_day(data_dir, day, hours=False):
             rebuilt += 1
@@ -330,6 +293,7 @@ def _ensure(data_dir: Path) -> int:
     for key, path in hours.items():
         if key not in wanted:
             remove_quietly(path)
+            remove_cache(data_dir, "hour", key)
     for key, sources in wanted.items():
         path = hours.get(key)
         if path is not None and key not in months_touched:
@@ -337,9 +301,26 @@ def _ensure(data_dir: Path) -> int:
             if meta is None:
                 _set_aside(path, "its footer cannot be read")
             elif meta.get("sources") == sources:
+                _mend_copy(data_dir, "hour", key, path, sources)
                 continue
         build_month(data_dir, *key)
+    prune_caches(data_dir)
     return rebuilt
+
+
+def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[str, Any]) -> None:
+    """Write the window's copy of a fresh tier file that lacks one (deleted, torn, or made
+    before copies existed); reading the copy (well under a millisecond) when it is there."""
+    if not cache_wanted(tier, key):
+        return
+    copy = read_cache(cache_path(data_dir, tier, key), [])  # the whole copy read: a torn one is found
+    if copy is not None and copy[2] == sources:
+        return
+    try:
+        bins, stats = _from_table(_read_file(path))
+    except Exception:  # noqa: BLE001 - the window reads the Parquet tier instead
+        return
+    _copy_for_window(data_dir, tier, key, bins, stats, sources)
 
 
 # ------------------------------------------------------------------- read
@@ -408,17 +389,7 @@ def join(tables: list[pa.Table], tier: str, start_us: int, end_us: int, metrics:
         parts = [_from_table(tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default"), names)]
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a file some other tool wrote with other types: one by one
         parts = [_from_table(table, names) for table in tables]
-    out = []
-    for bins, stats in parts:
-        if len(bins) < 2 or bool(np.all(bins[1:] > bins[:-1])):  # in order (always, but in a :30 zone): slice, no copy
-            lo, hi = np.searchsorted(bins, [start_us, end_us])
-            if (lo, hi) != (0, len(bins)):
-                bins, stats = bins[lo:hi], {n: tuple(a[lo:hi] for a in s) for n, s in stats.items()}  # type: ignore[misc]
-        else:
-            keep = (bins >= start_us) & (bins < end_us)
-            bins, stats = bins[keep], {n: tuple(a[keep] for a in s) for n, s in stats.items()}  # type: ignore[misc]
-        out.append((bins, stats))
-    return merge_parts(out, names, width)
+    return merge_parts([in_range(bins, stats, start_us, end_us) for bins, stats in parts], names, width)
 
 
 def _read_or_warn(path: Path, metrics: list[str] | None) -> tuple[pa.Table | None, dict[str, Any] | None]:
@@ -431,39 +402,3 @@ def _read_or_warn(path: Path, metrics: list[str] | None) -> tuple[pa.Table | Non
         _warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); read from its day files instead")
         return None, None
     return table.replace_schema_metadata(None), sources  # each file's own sources: not wanted in a join
-
-
-def _concat_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str]) -> tuple[np.ndarray, dict[str, Stats]]:
-    """Bins of several files end to end, each metric's stats beside them (empty where a file
-    lacks the metric: a GPU that came later)."""
-    bins = np.concatenate([b for b, _ in parts])
-    stats: dict[str, Stats] = {}
-    for name in names:
-        cols = []
-        for b, s in parts:
-            if name in s:
-                cols.append(s[name])
-            else:
-                nan = np.full(len(b), np.nan)
-                cols.append((nan, nan, nan, np.zeros(len(b), dtype=np.int64)))
-        stats[name] = tuple(np.concatenate([c[i] for c in cols]) for i in range(4))  # type: ignore[assignment]
-    return bins, stats
-
-
-def merge_parts(parts: list[tuple[np.ndarray, dict[str, Stats]]], names: list[str], width: int) -> tuple[np.ndarray, dict[str, Stats]]:
-    if not parts:
-        return np.empty(0), {n: _empty_stats() for n in names}
-    if len(parts) == 1 and all(n in parts[0][1] for n in names):
-        bins, stats = parts[0]  # one part: no copy
-        stats = {n: stats[n] for n in names}
-    else:
-        bins, stats = _concat_parts(parts, names)
-    sorted_unique = len(bins) < 2 or bool(np.all(bins[1:] > bins[:-1]))
-    if not sorted_unique:  # a bin two files share (a :30 zone's hour across a month's end)
-        bins, stats = combine(bins, stats, width)
-    return bins / 1e6, stats
-
-
-def _nan_stats(n: int) -> Stats:
-    nan = np.full(n, np.nan)
-    return nan, nan.copy(), nan.copy(), np.zeros(n, dtype=np.int64)

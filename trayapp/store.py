@@ -23,6 +23,7 @@ from trayapp.files import (  # noqa: F401 - re-exported: the names this module h
     aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
     parse_timestamps, read_csv, read_day_file, release_memory, unique_sorted,
 )
+from trayapp.bins import MinuteBins, from_table
 from trayapp.jsonfile import remove_quietly, replace_atomically
 from trayapp.model import Sample
 
@@ -55,11 +56,17 @@ JobRunner = Callable[[dict[str, Any]], "tuple[dict[str, Any], dict[str, Any]]"]
 class Store:
     """One data folder. Readers need nothing but ``read``; one writer holds ``open_writer``."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, jobs: JobRunner | None = None) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, jobs: JobRunner | None = None, minutes: bool = False) -> None:
         """``jobs``: a long-running writer hands its Arrow work (rollover, seeding) to this runner
-        (``dataset_jobs.run``, a short-lived child), so it never loads pyarrow itself."""
+        (``dataset_jobs.run``, a short-lived child), so it never loads pyarrow itself.
+
+        ``minutes``: the writer keeps its CSV's rows as minute bins in ``self.minutes`` (the tray
+        app's window reads today from there); None until the writer opens, and whenever they are
+        not known (a start-up rollover that failed): readers then parse the CSV."""
         self.data_dir = Path(data_dir)
         self.jobs = jobs
+        self.keep_minutes = minutes
+        self.minutes: MinuteBins | None = None
         self.dataset_dir = self.data_dir / DATASET_DIR
         self.csv_path = self.data_dir / CSV_DIR / CSV_NAME
         self.retention_days = retention_days
@@ -87,15 +94,11 @@ class Store:
 
         With ``seed`` (start, end, metrics), also returns ``arrays(start, end, metrics)``, read
         after the rollover (by the same child, when this store keeps Arrow out)."""
-        import filelock
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         self.dataset_dir.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(self.data_dir / LOCK_NAME))
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
+        lock = _WriterLock(self.data_dir / LOCK_NAME)
+        if not lock.acquire():
             pid = _read_text(self.data_dir / PID_NAME) or "unknown"
             raise DataDirBusy(
                 f"another trayapp (pid {pid}) is already recording into {self.data_dir}; "
@@ -114,9 +117,11 @@ class Store:
                 self._min_day = date.min  # unknown: the retry finds out
                 self._retry_rollover_at = time.monotonic() + 600
                 seeded = _no_samples(seed[2]) if seed else None
+                self.minutes = None
         else:
             self.maintain(now.astimezone(self._tz).date())
             seeded = self.arrays(*seed) if seed else None
+            self._minutes_from_csv()
         self._open_csv()
         return seeded
 
@@ -140,9 +145,23 @@ class Store:
         job: dict[str, Any] = {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
         if seed:
             job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
+        if self.keep_minutes:
+            job["minutes"] = True
         meta, arrays = self.jobs(job)
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
+        if self.keep_minutes:
+            self.minutes = MinuteBins()
+            self.minutes.seed(*from_table(arrays["minutes"], meta["minute_names"]))
         return seed_result(meta, arrays) if seed else None
+
+    def _minutes_from_csv(self) -> None:
+        """``minutes`` afresh from the CSV, read here (a writer that does its Arrow work itself)."""
+        if not self.keep_minutes:
+            return
+        from trayapp.history import csv_minutes
+
+        self.minutes = MinuteBins()
+        self.minutes.seed(*csv_minutes(self.data_dir))
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files a killed writer left (``.D.parquet.<random>.tmp``, ``.daily_dump.csv.
@@ -216,8 +235,10 @@ class Store:
             if not self._header or missing:
                 self._widen([*self._header, *column_order(missing)] if self._header else [TIMESTAMP, *column_order(values)])
             stamp = sample.timestamp.astimezone(self._tz).isoformat(timespec="microseconds")
-            line = ",".join([stamp, *(format_value(values.get(name)) for name in self._header[1:])]) + "\n"
-            self._write(line.encode())
+            fields = [format_value(values.get(name)) for name in self._header[1:]]
+            self._write((",".join([stamp, *fields]) + "\n").encode())
+            if self.minutes is not None:  # the values as the CSV has them (rounded), None for empty
+                self.minutes.add(_micros(sample.timestamp), {name: float(f) if f else None for name, f in zip(self._header[1:], fields)})
         except OSError as exc:
             _warn_once(f"append:{exc.errno}", f"cannot write to {self.csv_path}: {exc.strerror or exc}; samples are not being kept")
             return False
@@ -228,6 +249,7 @@ class Store:
     def _roll(self, today: date) -> None:
         if self.jobs is None:
             self.rollover(today)
+            self._minutes_from_csv()
         else:
             try:
                 self._maintain_in_child(today)
@@ -423,6 +445,56 @@ class Store:
         if self.jobs is None:
             return self.arrays(start, end, metrics)
         return seed_result(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
+
+
+class _WriterLock:
+    """The data folder's writer lock: an OS lock on ``.writer.lock``, let go when the process
+    ends however it ends. POSIX: ``flock`` from the standard library (filelock imports
+    ``secrets``, which loads OpenSSL: ~4 MB resident for a recorder that never needs it);
+    elsewhere filelock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._other: Any = None
+
+    def acquire(self) -> bool:
+        """True when taken; False when another process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            import filelock
+
+            self._other = filelock.FileLock(str(self.path))
+            try:
+                self._other.acquire(timeout=0)
+            except filelock.Timeout:
+                return False
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._other is not None:
+            self._other.release()
+            self._other = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor lets go of the flock
+            self._fd = None
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def seed_result(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dict[str, Any]]":

@@ -6,7 +6,6 @@ sampler sends; nothing here blocks (no disk reads, no network).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -20,6 +19,11 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from trayapp.engine import Tick, describe
+
+try:  # CPython's own SHA-1, as random.py does for SHA-512: hashlib loads OpenSSL (~3.5 MB resident) for one hash
+    from _sha1 import sha1 as _sha1
+except ImportError:  # another Python
+    from hashlib import sha1 as _sha1
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
@@ -171,7 +175,7 @@ def notification_text(changes: tuple[Transition, ...]) -> tuple[str, str]:
 
 
 def instance_name(folder: Path) -> str:
-    digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    digest = _sha1(str(folder.resolve()).encode()).hexdigest()[:12]
     return f"trayapp-{os.getuid() if hasattr(os, 'getuid') else 'u'}-{digest}"
 
 
@@ -457,7 +461,7 @@ class TrayApp(QObject):
         if self.window is None:
             from trayapp.gui.history import HistoryWindow
 
-            self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent)
+            self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes)
             self.window.setWindowIcon(self.tray.icon())
             if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
                 # a fresh install: 36 h of nothing but a sliver at the right edge says little;

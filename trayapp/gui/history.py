@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -194,7 +195,9 @@ class MetricPlot:
         axes = {"bottom": DayAxis(orientation="bottom"), "right": self.margin}
         if self.unit not in ("%", "°C"):
             axes["left"] = UnitAxis(name)
-        self.plot = window.graphics.addPlot(row=row, col=0, axisItems=axes)
+        # enableMenu=False from the start: a ViewBox built with its menu holds ~0.7 MB of widgets
+        # that setMenuEnabled(False) afterwards would only hide
+        self.plot = window.graphics.addPlot(row=row, col=0, axisItems=axes, enableMenu=False)
         plot = self.plot
         # above the plot (a left label would not fit a short plot); rates say their unit on the axis
         self.title = metric_label(name) if self.unit in ("B/s", "") else f"{metric_label(name)} ({self.unit})"
@@ -354,8 +357,12 @@ class HistoryWindow(QWidget):
         live: LiveBuffer,
         config: Config,
         quick: Callable[[float], dict] | None = None,
+        minutes: Callable[[Path], Any] | None = None,
     ) -> None:
-        """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows)."""
+        """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows).
+        ``minutes(data_dir)``: the recorder's minute bins of its CSV for that folder, or None
+        (``Store.minutes``): tiered ranges read today from them, and the tiers' numpy copies,
+        so the window loads neither the CSV nor Arrow."""
         super().__init__()
         pg.setConfigOptions(antialias=True)
         self.setWindowTitle("trayapp — history")
@@ -364,6 +371,7 @@ class HistoryWindow(QWidget):
         self.config = config
         self.results: tuple[RuleResult, ...] = ()
         self.quick = quick
+        self.minutes = minutes
         self.span = RANGES[1][1]
         self.theme = Theme.from_palette(self.palette())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
@@ -554,7 +562,7 @@ class HistoryWindow(QWidget):
             return
         self.status.setText(LOADING)
         self._read(span)
-        if self._read_once or self.quick is None:
+        if self._read_once or self.quick is None or self._minutes() is not None:
             return  # a read from the tiers takes tens of ms: painting twice would only delay it
         recent = self.quick(span)
         if recent:  # the first read loads Arrow: the rule metrics, in memory already, are painted meanwhile
@@ -564,14 +572,17 @@ class HistoryWindow(QWidget):
     def _read(self, span: float, start: float | None = None, end: float | None = None) -> None:
         self._request += 1
         request = self._request
-        future = self._pool.submit(self._load, self.data_dir, span, start, end)
+        future = self._pool.submit(self._load, self.data_dir, span, start, end, self._minutes())
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
 
+    def _minutes(self) -> Any:
+        return self.minutes(self.data_dir) if self.minutes is not None else None
+
     @staticmethod
-    def _load(data_dir: Path, span: float, start: float | None, end: float | None) -> Series:
+    def _load(data_dir: Path, span: float, start: float | None, end: float | None, minutes: Any = None) -> Series:
         """On the worker thread: the range from the tier that fits it (``history``)."""
         moment = {k: None if v is None else datetime.fromtimestamp(v, timezone.utc) for k, v in (("start", start), ("end", end))}
-        series = prepare_history(data_dir, span, now=moment["end"], start=moment["start"])
+        series = prepare_history(data_dir, span, now=moment["end"], start=moment["start"], minutes=minutes)
         release_memory()  # a read's buffers (and, the first time, what importing Arrow cached) go back now
         return series
 
@@ -586,6 +597,7 @@ class HistoryWindow(QWidget):
             return
         self._draw(series, keep_view=zoom)
         self._read_once = True
+        self._release_later()  # what building and drawing the plots freed goes back too
         if not zoom:
             self._shown = series
         label = next((lbl for lbl, s in RANGES if s == series.span), "")
@@ -777,11 +789,15 @@ class HistoryWindow(QWidget):
         self._request += 1  # drop any read in flight
         self.hover_at(None)
         self.now.stop()
+        self._release_later()  # what the reads freed goes back to the OS, not kept for months
+        super().hideEvent(event)
+
+    def _release_later(self) -> None:
+        """``release_memory`` on the worker thread (a few ms there, none on this one)."""
         try:
-            self._pool.submit(release_memory)  # what the reads freed goes back to the OS, not kept for months
+            self._pool.submit(release_memory)
         except RuntimeError:  # shut down already (the app is quitting)
             pass
-        super().hideEvent(event)
 
     def shutdown(self) -> None:
         self.now.shutdown()

@@ -63,9 +63,17 @@ class Sampler(QThread):
         engine = self.engine
         return engine.recent(span) if engine is not None else {}
 
+    def minutes(self, data_dir: Path):
+        """The store's minute bins of its CSV (``Store.minutes``) when it records into
+        ``data_dir``, else None: the window reads today from them."""
+        engine = self.engine
+        if engine is None or engine.data_dir.resolve() != Path(data_dir).resolve():
+            return None
+        return engine.store.minutes
+
     # --- the thread
     def _open(self, config: Config, data_dir: Path) -> bool:
-        engine = Engine(config, data_dir, dataset_in_child=True)
+        engine = Engine(config, data_dir, dataset_in_child=True, keep_minutes=True)
         try:
             engine.start()
         except (StoreError, OSError) as exc:

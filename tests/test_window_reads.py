@@ -1,0 +1,234 @@
+"""The window's reads without Arrow: the tiers' numpy copies (``Rollups/.window``) and the
+writer's minute bins of its CSV (``Store.minutes``) give what the Parquet tiers and the CSV give,
+and anything stale, torn or missing falls back to them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from trayapp import bins, history, rollups
+from trayapp.files import day_path, local_zone
+from trayapp.model import Sample
+from trayapp.store import DataDirBusy, Store
+from trayapp.synthetic import write_history
+
+DAY = 86400
+
+
+def wobble(t: np.ndarray) -> np.ndarray:
+    return np.round(50 + 40 * np.sin(t / 977.0) + (t % 7), 3)
+
+
+def local_midnight(moment: datetime) -> datetime:
+    local = moment.astimezone(local_zone())
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+
+
+@pytest.fixture
+def recent_history(data_dir: Path) -> tuple[Path, datetime]:
+    """Ten days every 13 s up to now (today in the CSV), a GPU column from day 4 on."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start = now - timedelta(days=10)
+    write_history(data_dir, start, start + timedelta(days=4), 13, {"cpu_percent": wobble, "memory_percent": 40.0})
+    write_history(data_dir, start + timedelta(days=4), now, 13, {"cpu_percent": wobble, "memory_percent": 40.0, "gpu0_util_percent": wobble})
+    rollups.ensure(data_dir)
+    return data_dir, now
+
+
+def same(a: tuple, b: tuple, rtol: float = 0.0) -> None:
+    """The same bins and stats (``rtol``: means summed in another order may differ in the last bit)."""
+    (ba, sa), (bb, sb) = a, b
+    np.testing.assert_array_equal(ba, bb)
+    assert list(sa) == list(sb)
+    for name in sa:
+        for x, y in zip(sa[name], sb[name]):
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=0, equal_nan=True, err_msg=name)
+
+
+def test_each_copy_holds_what_its_parquet_tier_holds(recent_history: tuple[Path, datetime]) -> None:
+    data_dir, now = recent_history
+    minute_copies = sorted((data_dir / "Rollups" / ".window" / "minute").glob("*.npy"))
+    hour_copies = sorted((data_dir / "Rollups" / ".window" / "hour").glob("*.npy"))
+    assert len(minute_copies) >= 10 and hour_copies
+    for path in minute_copies:
+        day = date.fromisoformat(path.stem)
+        copy = bins.read_cache(path)
+        parquet = pq.read_table(rollups.minute_path(data_dir, day))
+        same(copy[:2], rollups._from_table(parquet))
+        assert copy[2] == json.loads(parquet.schema.metadata[rollups.META_KEY])["sources"]
+    for path in hour_copies:
+        year, month = map(int, path.stem.split("-"))
+        same(bins.read_cache(path)[:2], rollups._from_table(pq.read_table(rollups.hour_path(data_dir, year, month))))
+
+
+def test_a_read_from_the_copies_equals_one_from_parquet(recent_history: tuple[Path, datetime]) -> None:
+    data_dir, now = recent_history
+    for tier, span in (("minute", 7 * DAY), ("hour", 365 * DAY)):
+        with_copies = history.read_tier(data_dir, tier, now - timedelta(seconds=span), now)
+        os.rename(data_dir / "Rollups" / ".window", data_dir / "window-aside")
+        try:
+            without = history.read_tier(data_dir, tier, now - timedelta(seconds=span), now)
+        finally:
+            os.rename(data_dir / "window-aside", data_dir / "Rollups" / ".window")
+        same(with_copies, without)
+        assert with_copies[1]["cpu_percent"][3].sum() > 0
+
+
+def test_a_stale_or_torn_copy_is_not_used_and_the_next_start_mends_it(recent_history: tuple[Path, datetime]) -> None:
+    data_dir, now = recent_history
+    day = (now - timedelta(days=3)).astimezone(local_zone()).date()
+    before = history.read_tier(data_dir, "minute", now - timedelta(days=7), now)
+    # the day file changes behind the tiers' back (another tool rewrote it): its copy is stale
+    path = day_path(data_dir, day)
+    table = pq.read_table(path)
+    table = table.set_column(table.schema.get_field_index("cpu_percent"), "cpu_percent", pq.read_table(path).column("memory_percent"))
+    pq.write_table(table, path)
+    after = history.read_tier(data_dir, "minute", now - timedelta(days=7), now)
+    midday = datetime.combine(day, datetime.min.time(), local_zone()).replace(hour=12).timestamp()
+    i = int(np.searchsorted(after[0], midday))
+    assert after[1]["cpu_percent"][1][i] == 40.0 != before[1]["cpu_percent"][1][i]  # the new values, not the copy's
+    # torn copies: garbage values, a torn record
+    copy = bins.cache_path(data_dir, "minute", day - timedelta(days=1))
+    copy.write_bytes(b"\x93NUMPY garbage")
+    bins.cache_path(data_dir, "minute", day - timedelta(days=2)).with_suffix(".json").write_text("{not json")
+    again = history.read_tier(data_dir, "minute", now - timedelta(days=7), now)
+    same(again, after)
+    rollups.ensure(data_dir)  # the next start: every copy fresh again
+    for d in (day, day - timedelta(days=1), day - timedelta(days=2)):
+        got = bins.read_cache(bins.cache_path(data_dir, "minute", d))
+        assert got is not None and got[2] == {d.isoformat(): bins.stamp(day_path(data_dir, d))}
+    same(history.read_tier(data_dir, "minute", now - timedelta(days=7), now), after)
+
+
+def test_copies_are_kept_only_as_long_as_the_window_reads_minutes(data_dir: Path) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    write_history(data_dir, now - timedelta(days=70), now - timedelta(days=60), 600, {"cpu_percent": 5.0}, today_in_csv=False)
+    rollups.ensure(data_dir)
+    days = sorted(date.fromisoformat(p.stem) for p in (data_dir / "Rollups" / ".window" / "minute").glob("*.npy"))
+    assert days and min(days) >= date.today() - timedelta(days=bins.MINUTE_DAYS)
+    assert len(list((data_dir / "Rollups" / "minute").rglob("*.parquet"))) >= 10  # the Parquet tiers stay
+
+
+def rows(start: float, n: int, step: float) -> list[tuple[int, dict]]:
+    out = []
+    for k in range(n):
+        t = start + k * step
+        values: dict = {"cpu_percent": float(wobble(np.array([t]))[0]), "memory_percent": None if k % 5 == 0 else 30.0 + k % 3}
+        if k > n // 2:
+            values["gpu0_util_percent"] = float(k % 100)
+        out.append((int(round(t * 1e6)), values))
+    return out
+
+
+def test_minute_bins_equal_binning_every_row() -> None:
+    got = bins.MinuteBins()
+    added = rows(1_780_000_000.0, 2000, 7.0)
+    seeded, later = added[:700], added[700:]
+    names = ["cpu_percent", "memory_percent"]
+    ts = np.array([t for t, _ in seeded])
+    got.seed(*bins.aggregate(ts, {n: np.array([v.get(n) if v.get(n) is not None else np.nan for _, v in seeded]) for n in names}, 60_000_000))
+    for t, values in later[:-5]:
+        got.add(t, values)
+    for t, values in later[-5:]:  # the clock stepped back into earlier minutes
+        got.add(t - 3_600_000_000, values)
+    everything = [*added[:-5], *[(t - 3_600_000_000, v) for t, v in added[-5:]]]
+    ts = np.array([t for t, _ in everything])
+    names.append("gpu0_util_percent")
+    want = bins.aggregate(ts, {n: np.array([np.nan if v.get(n) is None else v[n] for _, v in everything]) for n in names}, 60_000_000)
+    b, stats = got.snapshot()
+    np.testing.assert_array_equal(b, want[0])
+    for name in names:
+        for x, y in zip(stats[name], want[1][name]):
+            np.testing.assert_allclose(x, y, rtol=1e-12, equal_nan=True)
+    got.drop_before(int(b[10]))
+    assert got.snapshot()[0][0] == b[10]
+
+
+def sample_at(moment: datetime, cpu: float) -> Sample:
+    return Sample(timestamp=moment, cpu_percent=cpu, memory_percent=50.0, disk_percent=20.0)
+
+
+def test_the_writers_minutes_follow_its_csv_through_a_midnight(data_dir: Path) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    midnight = local_midnight(now)
+    start = midnight - timedelta(minutes=30)
+    write_history(data_dir, start - timedelta(days=2), start, 10, {"cpu_percent": wobble, "memory_percent": 50.0, "disk_percent": 20.0}, today_in_csv=False)
+    store = Store(data_dir, minutes=True)
+    store.open_writer(start)
+    try:
+        for k in range(360):  # 30 min before midnight to 30 min after, every 10 s
+            store.append(sample_at(start + timedelta(seconds=10 * k), 10.0 + k % 17 + 0.123456))
+            if k in (100, 359):
+                want = history.csv_minutes(data_dir)
+                same(store.minutes.snapshot(list(want[1])), want, rtol=1e-12)
+        assert store.minutes.snapshot()[0][0] >= int(midnight.timestamp() * 1e6)  # yesterday left with the rollover
+        # the window's read through the minutes equals the one through the CSV
+        for span in (36 * 3600, 7 * DAY, 365 * DAY):
+            end = start + timedelta(seconds=3590)
+            a = history.prepare_history(data_dir, span, now=end, minutes=store.minutes)
+            b = history.prepare_history(data_dir, span, now=end)
+            assert a.rows == b.rows > 0 and set(a.curves) == set(b.curves)
+            for name in a.curves:
+                np.testing.assert_allclose(a.curves[name][1], b.curves[name][1], equal_nan=True, err_msg=f"{span} {name}")
+                np.testing.assert_allclose(a.means[name][1], b.means[name][1], equal_nan=True, rtol=1e-9)
+    finally:
+        store.close()
+
+
+def test_the_window_read_in_a_writer_never_loads_arrow(recent_history: tuple[Path, datetime], tmp_path: Path) -> None:
+    # a real writer with its Arrow work in a child, as the tray app runs; then every tiered range
+    data_dir, now = recent_history
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from trayapp.dataset_jobs import run
+        from trayapp.history import prepare_history
+        from trayapp.store import Store
+        store = Store(Path({str(data_dir)!r}), jobs=run, minutes=True)
+        store.open_writer()
+        assert store.minutes is not None and len(store.minutes.snapshot()[0]) > 0
+        for span in (36 * 3600, 7 * 86400, 30 * 86400, 365 * 86400):
+            series = prepare_history(Path({str(data_dir)!r}), span, minutes=store.minutes)
+            assert series.rows > 0 and "cpu_percent" in series.curves, span
+        print("ARROW", "pyarrow" in sys.modules)
+        if sys.argv[1:] == ["control"]:  # a read that has to parse the CSV: the check can fail
+            prepare_history(Path({str(data_dir)!r}), 36 * 3600)
+            print("ARROW", "pyarrow" in sys.modules)
+        store.close()
+    """)
+    for args, want in (([], ["ARROW False"]), (["control"], ["ARROW False", "ARROW True"])):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert [line for line in done.stdout.splitlines() if line.startswith("ARROW")] == want
+
+
+def test_a_writer_of_an_older_version_still_keeps_the_folder_to_itself(data_dir: Path) -> None:
+    # older trayapp took the writer lock through filelock; both take flock on the same file
+    code = textwrap.dedent(f"""
+        import sys, time, filelock
+        lock = filelock.FileLock({str(data_dir / ".writer.lock")!r})
+        lock.acquire(timeout=0)
+        print("held", flush=True)
+        sys.stdin.read()
+    """)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with pytest.raises(DataDirBusy):
+            Store(data_dir).open_writer()
+    finally:
+        other.communicate("", timeout=10)
+    store = Store(data_dir)
+    store.open_writer()  # free again once it ended
+    store.close()
