@@ -188,13 +188,13 @@ def _has_tiers_keyword() -> bool:
 OPEN_WRITER = r"""
 sys.path.insert(0, ROOT)
 from pathlib import Path
-KW = dict(KW)
+kw = dict(KW)
 if WRITER:
     from trayapp.dataset_jobs import run
     from trayapp.store import Store
     store = Store(Path(DATA), jobs=run, minutes=True)
     store.open_writer()
-    KW["minutes"] = store.minutes
+    kw["minutes"] = store.minutes
 """
 
 FIRST_OPEN = r"""
@@ -205,7 +205,7 @@ if WRITER:
     t0 = time.perf_counter()  # the recorder was running before the window opened
 from trayapp.history import prepare_history
 t1 = time.perf_counter()
-series = prepare_history(Path(DATA), SPAN, **KW)
+series = prepare_history(Path(DATA), SPAN, **kw)
 t2 = time.perf_counter()
 print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1000, "read_ms": (t2 - t1) * 1000, "ms": (t2 - t0) * 1000,
       "rows": series.rows, "tier": series.tier, "curves": len(series.curves),
@@ -220,11 +220,11 @@ from trayapp.history import prepare_history
 out = {}
 for label, span, repeat, warmup in SPANS:
     for _ in range(warmup):
-        prepare_history(Path(DATA), span, **KW)
+        prepare_history(Path(DATA), span, **kw)
     took = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        prepare_history(Path(DATA), span, **KW)
+        prepare_history(Path(DATA), span, **kw)
         took.append((time.perf_counter() - t0) * 1000)
     out[label] = {"ms": statistics.median(took), "runs_ms": took}
 print("RESULT " + json.dumps(out))

@@ -85,6 +85,7 @@ class NvmlBackend:
 
     def __init__(self, nvml: Any | None = None) -> None:
         if nvml is None:
+            _nvml_library()
             import pynvml as nvml  # nvidia-ml-py
         self._nvml = nvml
         nvml.nvmlInit()  # raises NVMLError when there is no driver or library
@@ -280,6 +281,15 @@ class GputilBackend:
 def _scaled(fraction: Any) -> float | None:
     value = _finite(fraction)
     return None if value is None else round(value * 100.0, 6)  # 6 places: float noise off, precision kept
+
+
+def _nvml_library() -> None:
+    """On Linux, load the library pynvml would (OSError when there is no NVIDIA driver): a
+    machine without one then never imports pynvml, ~1.5 MB of ctypes types kept for good."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libnvidia-ml.so.1")
 
 
 def open_gpu_backend(choice: str) -> GpuBackend:
