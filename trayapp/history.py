@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -189,7 +189,7 @@ def prepare_history(
         release_memory()
     else:
         recent = minutes.snapshot() if minutes is not None else None
-        add_tier_curves(series, tier_parts(data_dir, tier, start, now, recent=recent), TIER_SECONDS[tier])
+        add_tier_curves(series, iter_tier_parts(data_dir, tier, start, now, recent=recent), TIER_SECONDS[tier])
     series.took = time.perf_counter() - t0
     return series
 
@@ -206,6 +206,13 @@ def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, m
 def tier_parts(
     data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None, recent: tuple[np.ndarray, dict] | None = None
 ) -> list[tuple[np.ndarray, dict]]:
+    """``iter_tier_parts`` as a list."""
+    return list(iter_tier_parts(data_dir, tier, start, end, metrics, recent))
+
+
+def iter_tier_parts(
+    data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None, recent: tuple[np.ndarray, dict] | None = None
+) -> Iterator[tuple[np.ndarray, dict]]:
     """The ``tier``'s bins that start in ``[start, end)`` (the bin holding ``start`` included), in
     parts that are drawn together without being merged (a month of minutes is not copied again):
 
@@ -220,13 +227,15 @@ def tier_parts(
     come from there instead, at minute resolution, and the tiers cover what comes before them (for
     hours, the hour the CSV starts in is read from that day's minutes).
 
-    Each part: (bin starts in epoch seconds, {metric: (min, mean, max, count)})."""
+    Each part: (bin starts in epoch seconds, {metric: (min, mean, max, count)}), read when it is
+    asked for (one day's copy at a time: a month costs a day's memory)."""
     data_dir = Path(data_dir)
     width = TIERS[tier]
     start_us = int(start.timestamp() * 1e6) // width * width
     end_us = int(end.timestamp() * 1e6) + 1
     if recent is not None:
-        return _parts_after_recent(data_dir, tier, start_us, end_us, metrics, recent)
+        yield from _parts_after_recent(data_dir, tier, start_us, end_us, metrics, recent)
+        return
     csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME)
     raw_from = end_us
     if csv_table is not None and csv_table.num_rows:
@@ -234,30 +243,31 @@ def tier_parts(
         ts = ts[(ts >= start_us) & (ts < end_us)]
         if len(ts):
             raw_from = max(start_us, int(ts.min()) // width * width)
-    parts = []
     if raw_from < end_us:
-        parts.append(_raw_binned(data_dir, raw_from, end_us, width, metrics, csv_table))
+        part = _raw_binned(data_dir, raw_from, end_us, width, metrics, csv_table)
+        del csv_table
+        if len(part[0]):
+            yield part
     if start_us < raw_from:
-        parts += _tier_zone(data_dir, tier, start_us, raw_from, metrics)
-    return [p for p in parts if len(p[0])]
+        yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics)
 
 
-def _parts_after_recent(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, recent: tuple[np.ndarray, dict]) -> list[tuple[np.ndarray, dict]]:
+def _parts_after_recent(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, recent: tuple[np.ndarray, dict]) -> Iterator[tuple[np.ndarray, dict]]:
     """``tier_parts`` with the CSV's rows given as minute bins (no CSV read, no Arrow when the
     tiers' numpy copies are fresh)."""
     bins, stats = in_range(*recent, start_us, end_us)
     if metrics is not None:
         stats = {n: stats[n] if n in stats else nan_stats(len(bins)) for n in metrics}
-    parts = [(bins / 1e6, stats)] if len(bins) else []
     raw_from = int(bins[0]) if len(bins) else end_us
+    if len(bins):
+        yield bins / 1e6, stats
     if tier == "hour" and raw_from < end_us:
         hour_from = max(start_us, raw_from // TIERS["hour"] * TIERS["hour"])
         if hour_from < raw_from:  # the hour the CSV starts in: its earlier minutes are in the day files
-            parts += _tier_zone(data_dir, "minute", hour_from, raw_from, metrics)
+            yield from _tier_zone(data_dir, "minute", hour_from, raw_from, metrics)
         raw_from = hour_from
     if start_us < raw_from:
-        parts += _tier_zone(data_dir, tier, start_us, raw_from, metrics)
-    return [p for p in parts if len(p[0])]
+        yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics)
 
 
 def csv_minutes(data_dir: str | Path) -> tuple[np.ndarray, dict]:
@@ -282,9 +292,10 @@ def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics:
     return bins / 1e6, stats
 
 
-def _tier_zone(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None) -> list[tuple[np.ndarray, dict]]:
-    """Bins in ``[start_us, end_us)`` from the tier's numpy copies, else its Parquet files, that
-    match their day files, and the days they do not cover binned here."""
+def _tier_zone(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None) -> Iterator[tuple[np.ndarray, dict]]:
+    """Bins in ``[start_us, end_us)`` from the tier's numpy copies (one part each, read as asked
+    for), else its Parquet files, that match their day files, and the days they do not cover
+    binned here. Non-empty parts only."""
     first = _local_date(datetime.fromtimestamp(start_us / 1e6, timezone.utc)) - timedelta(days=1)
     last = _local_date(datetime.fromtimestamp(end_us / 1e6, timezone.utc)) + timedelta(days=1)
     stamps: dict[date, Any] = {}
@@ -297,20 +308,19 @@ def _tier_zone(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: l
     groups: dict[Any, list[date]] = {}
     for day in stamps:
         groups.setdefault(day if tier == "minute" else (day.year, day.month), []).append(day)
-    copies, uncopied = [], []
+    uncopied = []
     for key, days in groups.items():
         copy = read_cache(cache_path(data_dir, tier, key), metrics)
         if copy is not None and all(copy[2].get(d.isoformat()) == stamps[d] for d in days):
-            copies.append(in_range(copy[0], copy[1], start_us, end_us))
+            bins, stats = in_range(copy[0], copy[1], start_us, end_us)
+            if len(bins):
+                yield bins / 1e6, stats
         else:
             uncopied.append(key)
-    parts = []
-    if copies:
-        names = list(metrics) if metrics is not None else list(dict.fromkeys(n for _, st in copies for n in st))
-        parts.append(merge_parts(copies, names, TIERS[tier]))
+        del copy
     if uncopied:  # Parquet: loads Arrow
-        parts += _parquet_zone(data_dir, tier, start_us, end_us, metrics, {k: groups[k] for k in uncopied}, stamps)
-    return parts
+        parts = _parquet_zone(data_dir, tier, start_us, end_us, metrics, {k: groups[k] for k in uncopied}, stamps)
+        yield from (p for p in parts if len(p[0]))
 
 
 def _parquet_zone(
@@ -357,11 +367,26 @@ def _binned_day(data_dir: Path, tier: str, day: date, stamp: Any, metrics: list[
     return rollups.aggregate(ts, values, width)
 
 
-def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width: float) -> None:
+class _Folded:
+    """One metric's drawn bins and local periods, folded in part by part."""
+
+    def __init__(self, n: int, periods: int) -> None:
+        self.lo = np.full(n, np.nan)
+        self.hi = np.full(n, np.nan)
+        self.sums = np.zeros(periods)
+        self.counts = np.zeros(periods)
+        self.first = np.full(periods, np.inf)  # each period's first and last tier bin
+        self.last = np.full(periods, -np.inf)
+        self.rows = 0
+        self.spacing: list[tuple[int, float, float]] = []  # (bins, median step, median count) a part
+
+
+def add_tier_curves(series: Series, parts: Iterable[tuple[np.ndarray, dict]], width: float) -> None:
     """Each metric's band from tier bins (min and max of the ``width``-second bins that fall in
     each drawn bin: whole tier bins only, so no bin is counted twice) and its means per local hour
     (per local day when the bins are hours), weighted by sample counts so they are exact. The parts
-    (``tier_parts``) may share a bin: minima, maxima and weighted sums add up the same."""
+    (``iter_tier_parts``) may share a bin: minima, maxima and weighted sums add up the same. Each
+    part is folded in and let go before the next is read: a month costs one day's memory."""
     span = max(series.end - series.start, width)
     factor = max(1, math.ceil(span / width / BINS))
     step = factor * width
@@ -370,46 +395,49 @@ def add_tier_curves(series: Series, parts: list[tuple[np.ndarray, dict]], width:
     period = 86400 if width >= 3600 else 3600
     series.mean_period = "daily" if period == 86400 else "hourly"
     zone = local_zone()
-    placed = []
+    first_period = math.floor((origin - 86400) / period)  # local periods of any bin drawn, with a day's margin for the zone
+    periods = math.ceil((origin + n * step + 86400) / period) - first_period + 1
+    folded: dict[str, _Folded] = {}
     for bins, stats in parts:
         idx = ((bins - origin) // step).astype(np.int64)
-        placed.append((bins, stats, idx, (idx >= 0) & (idx < n), ((bins + utc_offsets(bins, zone)) // period).astype(np.int64)))
-    names = list(dict.fromkeys(name for _, stats in parts for name in stats))
-    centres = origin + (np.arange(n) + 0.5) * step
-    for name in names:
-        lo = np.full(n, np.nan)
-        hi = np.full(n, np.nan)
-        kept: list[tuple[np.ndarray, ...]] = []
-        for bins, stats, idx, inside, local_period in placed:
-            if name not in stats:
-                continue
-            low, mean, high, count = stats[name]
+        inside = (idx >= 0) & (idx < n)
+        local = ((bins + utc_offsets(bins, zone)) // period).astype(np.int64) - first_period
+        for name, (low, mean, high, count) in stats.items():
             ok = inside & (count > 0)
-            if ok.any():
-                np.fmin.at(lo, idx[ok], low[ok])
-                np.fmax.at(hi, idx[ok], high[ok])
-                kept.append((bins[ok], local_period[ok], mean[ok], count[ok]))
-        if not kept:
-            continue
-        b, lp, m, c = (np.concatenate(a) for a in zip(*kept))
-        series.rows = max(series.rows, int(c.sum()))
-        _bridge(lo, hi, b, c, step)
-        series.curves[name] = min_max_pairs(centres, step, lo, hi)
+            if not ok.any():
+                continue
+            f = folded.get(name) or folded.setdefault(name, _Folded(n, periods))
+            np.fmin.at(f.lo, idx[ok], low[ok])
+            np.fmax.at(f.hi, idx[ok], high[ok])
+            b, lp, c = bins[ok], local[ok], count[ok]
+            f.sums += np.bincount(lp, weights=mean[ok] * c, minlength=periods)
+            f.counts += np.bincount(lp, weights=c, minlength=periods)
+            np.minimum.at(f.first, lp, b)
+            np.maximum.at(f.last, lp, b)
+            f.rows += int(c.sum())
+            steps = np.diff(b)
+            steps = steps[steps > 0]
+            f.spacing.append((len(b), float(np.median(steps)) if len(steps) else step, float(np.median(c))))
+        del bins, stats, idx, inside, local
+    centres = origin + (np.arange(n) + 0.5) * step
+    for name, f in folded.items():
+        series.rows = max(series.rows, f.rows)
+        _, typical_step, typical_count = max(f.spacing)  # the part with the most bins speaks for the range
+        _bridge(f.lo, f.hi, typical_step / max(1.0, typical_count), step)
+        series.curves[name] = min_max_pairs(centres, step, f.lo, f.hi)
         series.binned.add(name)
-        series.means[name] = _period_means(b, lp, m, c, width)
+        series.means[name] = _period_means(f, width)
 
 
-def _bridge(lo: np.ndarray, hi: np.ndarray, bins: np.ndarray, counts: np.ndarray, step: float) -> None:
+def _bridge(lo: np.ndarray, hi: np.ndarray, spacing: float, step: float) -> None:
     """Fill drawn bins that are empty only because samples are sparser than the bins (a 10-minute
-    interval drawn in 7-minute bins), so the band stays a band; a gap longer than five sample
-    intervals (the machine was off) stays a gap, as ``break_gaps`` does for raw samples."""
+    interval drawn in 7-minute bins, ``spacing`` apart), so the band stays a band; a gap longer
+    than five sample intervals (the machine was off) stays a gap, as ``break_gaps`` does for raw
+    samples."""
     have = ~np.isnan(lo)
     filled = np.nonzero(have)[0]
     if len(filled) < 2 or filled[-1] - filled[0] + 1 == len(filled):
         return  # no empty bin between two filled ones
-    steps = np.diff(bins)
-    steps = steps[steps > 0]  # the parts follow one another; a bin two share is not a step
-    spacing = float(np.median(steps)) / max(1.0, float(np.median(counts))) if len(steps) else step
     most = math.ceil(5 * spacing / step)  # empty bins in a row that are still "no gap"
     empty = np.nonzero(~have)[0]
     after = np.searchsorted(filled, empty)  # the next filled bin's position in ``filled``
@@ -421,22 +449,19 @@ def _bridge(lo: np.ndarray, hi: np.ndarray, bins: np.ndarray, counts: np.ndarray
     hi[empty] = np.interp(empty, filled, hi[filled])
 
 
-def _period_means(bins: np.ndarray, period: np.ndarray, mean: np.ndarray, count: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+def _period_means(f: _Folded, width: float) -> tuple[np.ndarray, np.ndarray]:
     """The count-weighted mean of each local period that has data, at the middle of its bins; a
     period with no data between two that have some is NaN, so the line breaks there."""
-    first = int(period.min())
-    idx = period - first
-    counts = np.bincount(idx, weights=count)
-    sums = np.bincount(idx, weights=mean * count)
-    lo = np.full(len(counts), np.inf)
-    hi = np.full(len(counts), -np.inf)
-    np.minimum.at(lo, idx, bins)
-    np.maximum.at(hi, idx, bins)
+    have = np.nonzero(f.counts > 0)[0]
+    if not len(have):
+        return np.empty(0), np.empty(0)
+    window = slice(have[0], have[-1] + 1)
+    counts, sums, first, last = f.counts[window], f.sums[window], f.first[window], f.last[window]
     have = counts > 0
     means = np.full(len(counts), np.nan)
     means[have] = sums[have] / counts[have]
     x = np.full(len(counts), np.nan)
-    x[have] = (lo[have] + hi[have] + width) / 2
+    x[have] = (first[have] + last[have] + width) / 2
     if not have.all():  # a period without data lies between two with some: its NaN goes between them
         gaps = np.nonzero(~have)[0]
         x[gaps] = np.interp(gaps, np.nonzero(have)[0], x[have])

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
     QFileDialog,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -184,6 +185,96 @@ class UnitAxis(pg.AxisItem):
 PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
 
 
+class LitePlot(pg.GraphicsLayout):
+    """What the window uses of pyqtgraph's ``PlotItem``, laid out as it lays it out (a title row,
+    the view box between its left and right axes, the time axis below), without what it builds
+    for its options panel and menus (~0.5 MB a plot, a dozen plots: issue 10's 150 MB)."""
+
+    sigXRangeChanged = Signal(object, object)
+
+    def __init__(self, axisItems: dict[str, pg.AxisItem]) -> None:  # noqa: N803 - PlotItem's keyword
+        super().__init__()
+        layout = self.layout
+        layout.setContentsMargins(1, 1, 1, 1)
+        layout.setHorizontalSpacing(0)
+        layout.setVerticalSpacing(0)
+        self.vb = pg.ViewBox(parent=self, enableMenu=False)
+        self.vb.sigXRangeChanged.connect(self.sigXRangeChanged)
+        layout.addItem(self.vb, 2, 1)
+        self.axes: dict[str, pg.AxisItem] = {}
+        for side, pos in (("bottom", (3, 1)), ("left", (2, 0)), ("right", (2, 2))):
+            axis = axisItems.get(side) or pg.AxisItem(orientation=side, parent=self)
+            axis.linkToView(self.vb)
+            layout.addItem(axis, *pos)
+            axis.setZValue(0.5)  # over images, under what draws over the axes (as PlotItem)
+            axis.setFlag(QGraphicsItem.GraphicsItemFlag.ItemNegativeZStacksBehindParent)
+            self.axes[side] = axis
+        self.titleLabel = pg.LabelItem("", size="11pt", parent=self)
+        layout.addItem(self.titleLabel, 0, 1)
+        self.titleLabel.setVisible(False)
+        for i in range(4):
+            layout.setRowPreferredHeight(i, 0)
+            layout.setRowMinimumHeight(i, 0)
+            layout.setRowSpacing(i, 0)
+            layout.setRowStretchFactor(i, 1)
+        for i in range(3):
+            layout.setColumnPreferredWidth(i, 0)
+            layout.setColumnMinimumWidth(i, 0)
+            layout.setColumnSpacing(i, 0)
+            layout.setColumnStretchFactor(i, 1)
+        layout.setRowStretchFactor(2, 100)
+        layout.setColumnStretchFactor(1, 100)
+        layout.setRowFixedHeight(0, 0)
+
+    def getAxis(self, side: str) -> pg.AxisItem:  # noqa: N802 - PlotItem's names, so callers read alike
+        return self.axes[side]
+
+    def addItem(self, item: Any, ignoreBounds: bool = False) -> None:  # noqa: N802, N803
+        self.vb.addItem(item, ignoreBounds=ignoreBounds)
+
+    def removeItem(self, item: Any) -> None:  # noqa: N802
+        self.vb.removeItem(item)
+
+    def plot(self, **kwargs: Any) -> pg.PlotDataItem:
+        item = pg.PlotDataItem(**kwargs)
+        self.vb.addItem(item)
+        return item
+
+    def setTitle(self, title: str, **args: Any) -> None:  # noqa: N802
+        self.titleLabel.setText(title, **args)
+        self.titleLabel.setVisible(True)
+
+    def showGrid(self, x: bool, y: bool, alpha: float) -> None:  # noqa: N802
+        value = int(np.clip(alpha, 0, 1) * 255)  # PlotItem's grid: x on the time axis, y on both sides
+        self.axes["bottom"].setGrid(value if x else False)
+        for side in ("left", "right"):
+            self.axes[side].setGrid(value if y else False)
+
+    def setLabel(self, side: str, text: str | None = None, **args: Any) -> None:  # noqa: N802
+        self.axes[side].setLabel(text, **args)
+
+    def setXLink(self, other: "LitePlot") -> None:  # noqa: N802
+        self.vb.setXLink(other.vb)
+
+    def viewRange(self) -> list:  # noqa: N802
+        return self.vb.viewRange()
+
+    def setXRange(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        self.vb.setXRange(*args, **kwargs)
+
+    def setYRange(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        self.vb.setYRange(*args, **kwargs)
+
+    def setLimits(self, **kwargs: Any) -> None:  # noqa: N802
+        self.vb.setLimits(**kwargs)
+
+    def enableAutoRange(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        self.vb.enableAutoRange(*args, **kwargs)
+
+    def setMouseEnabled(self, x: bool, y: bool) -> None:  # noqa: N802
+        self.vb.setMouseEnabled(x=x, y=y)
+
+
 class MetricPlot:
     """One metric's plot: a min–max band, the sample line, hourly (or daily) means, thresholds and each
     rule's window average. Everything is created here once and updated in place."""
@@ -195,17 +286,14 @@ class MetricPlot:
         axes = {"bottom": DayAxis(orientation="bottom"), "right": self.margin}
         if self.unit not in ("%", "°C"):
             axes["left"] = UnitAxis(name)
-        # enableMenu=False from the start: a ViewBox built with its menu holds ~0.7 MB of widgets
-        # that setMenuEnabled(False) afterwards would only hide
-        self.plot = window.graphics.addPlot(row=row, col=0, axisItems=axes, enableMenu=False)
+        self.plot = LitePlot(axes)  # no pyqtgraph menus: the window's own menu replaces them
+        window.graphics.addItem(self.plot, row=row, col=0)
         plot = self.plot
         # above the plot (a left label would not fit a short plot); rates say their unit on the axis
         self.title = metric_label(name) if self.unit in ("B/s", "") else f"{metric_label(name)} ({self.unit})"
         plot.getAxis("left").setWidth(64 if self.unit == "B/s" else 48 if self.unit not in ("%", "°C") else 40)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setMouseEnabled(x=True, y=False)
-        plot.setMenuEnabled(False)  # the window's own menu replaces pyqtgraph's
-        plot.hideButtons()
         # time stays between 2000 and 2100 and no narrower than 10 s, however far a wheel turns
         plot.setLimits(xMin=TIME_MIN, xMax=TIME_MAX, minXRange=10)
         if self.unit == "%":
@@ -446,7 +534,7 @@ class HistoryWindow(QWidget):
     # --- plots
 
     @property
-    def plots(self) -> dict[str, pg.PlotItem]:
+    def plots(self) -> dict[str, LitePlot]:
         return {name: mp.plot for name, mp in self.metric_plots.items()}
 
     def _plot_for(self, name: str) -> MetricPlot:
