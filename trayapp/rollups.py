@@ -218,6 +218,11 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
             parts.append(fresh[day])
             sources[day.isoformat()] = _stamp(day_path(data_dir, day))
             continue
+        copy = read_cache(cache_path(data_dir, "minute", day))  # the same bins, read ~5× faster than Parquet
+        if copy is not None and copy[2].get(day.isoformat()) == _stamp(day_path(data_dir, day)):
+            parts.append(copy[:2])
+            sources.update(copy[2])
+            continue
         try:
             table = _read_file(path)
             meta = json.loads((table.schema.metadata or {})[META_KEY])
