@@ -117,12 +117,16 @@ def test_a_stale_or_torn_copy_is_not_used_and_the_next_start_mends_it(recent_his
     copy = bins.cache_path(data_dir, "minute", day - timedelta(days=1))
     copy.write_bytes(b"\x93NUMPY garbage")
     bins.cache_path(data_dir, "minute", day - timedelta(days=2)).with_suffix(".json").write_text("{not json")
+    cut = bins.cache_path(data_dir, "minute", day - timedelta(days=3))  # a whole header, half the values
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    assert bins.cache_intact(cut) is None and bins.read_cache(cut) is None
     again = history.read_tier(data_dir, "minute", now - timedelta(days=7), now)
     same(again, after)
     rollups.ensure(data_dir)  # the next start: every copy fresh again
-    for d in (day, day - timedelta(days=1), day - timedelta(days=2)):
+    for d in (day, day - timedelta(days=1), day - timedelta(days=2), day - timedelta(days=3)):
         got = bins.read_cache(bins.cache_path(data_dir, "minute", d))
         assert got is not None and got[2] == {d.isoformat(): bins.stamp(day_path(data_dir, d))}
+        assert bins.cache_intact(bins.cache_path(data_dir, "minute", d)) == got[2]
     same(history.read_tier(data_dir, "minute", now - timedelta(days=7), now), after)
 
 

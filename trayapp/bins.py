@@ -178,6 +178,29 @@ def cache_meta(path: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) and meta.get("version") == CACHE_VERSION else None
 
 
+def cache_intact(path: Path) -> dict[str, Any] | None:
+    """The copy's record of its day files when the copy is whole (its ``.npy`` header and size
+    agree with its ``.json``), without reading its values; else None."""
+    meta = cache_meta(path)
+    if meta is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            reader = readers.get(np.lib.format.read_magic(f))
+            if reader is None:
+                return None
+            shape, fortran, dtype = reader(f)
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+    except (OSError, ValueError, EOFError):
+        return None
+    rows = 1 + 4 * len(meta.get("names", []))
+    if fortran or dtype != np.float64 or shape != (rows, meta.get("bins")) or size != offset + rows * meta["bins"] * 8:
+        return None
+    return meta.get("sources") or {}
+
+
 def read_cache(path: Path, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats], dict[str, Any]] | None:
     """(bin starts in µs, {metric: stats}, the day files it was built from), or None when the
     copy is missing or cannot be read (the caller reads the Parquet tier instead)."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trayapp.bins import (
-    TIERS, Stats, aggregate, cache_path, cache_wanted, combine, concat_parts as _concat_parts, empty_stats as _empty_stats, in_range, merge_parts,
+    TIERS, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, empty_stats as _empty_stats, in_range, merge_parts,
     nan_stats as _nan_stats, prune_caches, read_cache, remove_cache, write_cache,
 )
 from trayapp.bins import stamp as _stamp
@@ -315,11 +315,10 @@ def _ensure(data_dir: Path) -> int:
 
 def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[str, Any]) -> None:
     """Write the window's copy of a fresh tier file that lacks one (deleted, torn, or made
-    before copies existed); reading the copy (well under a millisecond) when it is there."""
+    before copies existed); a look at its header and size when it is there."""
     if not cache_wanted(tier, key):
         return
-    copy = read_cache(cache_path(data_dir, tier, key), [])  # the whole copy read: a torn one is found
-    if copy is not None and copy[2] == sources:
+    if cache_intact(cache_path(data_dir, tier, key)) == sources:
         return
     try:
         bins, stats = _from_table(_read_file(path))
