@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QPalette, QShortcut
+from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QPainterPath, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
     QFileDialog,
     QGraphicsItem,
+    QGraphicsPathItem,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -185,6 +186,26 @@ class UnitAxis(pg.AxisItem):
 PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
 
 
+def band_path(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> QPainterPath:
+    """The area between ``lo`` and ``hi`` as one path: a polygon per run of bins that have a
+    value (out along ``hi``, back along ``lo``), a gap where a bin has none. Built in one
+    vectorised call; pyqtgraph's FillBetweenItem walks its two curves' paths in Python (~4 ms a
+    plot and a range)."""
+    ok = ~(np.isnan(lo) | np.isnan(hi))
+    if not ok.any():
+        return QPainterPath()
+    edges = np.diff(np.r_[0, ok.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    xs, ys, connect = [], [], []
+    for a, b in zip(starts, stops):
+        xs += [x[a:b], x[a:b][::-1]]
+        ys += [hi[a:b], lo[a:b][::-1]]
+        joined = np.ones(2 * (b - a), dtype=np.int32)
+        joined[-1] = 0  # the next run starts a new polygon
+        connect.append(joined)
+    return pg.arrayToQPath(np.concatenate(xs), np.concatenate(ys), connect=np.concatenate(connect))
+
+
 class LitePlot(pg.GraphicsLayout):
     """What the window uses of pyqtgraph's ``PlotItem``, laid out as it lays it out (a title row,
     the view box between its left and right axes, the time axis below), without what it builds
@@ -305,7 +326,7 @@ class MetricPlot:
                 plot.setLimits(yMin=0)
         self.lo = pg.PlotCurveItem(connect="finite")
         self.hi = pg.PlotCurveItem(connect="finite")
-        self.band = pg.FillBetweenItem(self.lo, self.hi)
+        self.band = QGraphicsPathItem()  # filled between lo and hi (band_path): no FillBetweenItem rebuild per edge
         plot.addItem(self.band)
         for edge in (self.lo, self.hi):  # the band's edges: where min = max (one sample a bin) it is a line
             plot.addItem(edge)
@@ -342,14 +363,14 @@ class MetricPlot:
         self.binned = self.name in series.binned
         if self.binned:  # (x, y) are min/max pairs per bin: draw them as a band
             centres = (x[0::2] + x[1::2]) / 2
-            with QSignalBlocker(self.lo):  # the band rebuilds its path once, when both edges are set
-                self.lo.setData(centres, y[0::2], connect="finite")
+            self.lo.setData(centres, y[0::2], connect="finite")
             self.hi.setData(centres, y[1::2], connect="finite")
+            self.band.setPath(band_path(centres, y[0::2], y[1::2]))
             self.line.setData([], [])
         else:
-            with QSignalBlocker(self.lo):
-                self.lo.setData([], [])
+            self.lo.setData([], [])
             self.hi.setData([], [])
+            self.band.setPath(QPainterPath())
             self.line.setData(x, y, connect="finite")
         self.band.setVisible(self.binned)
         hx, hy = series.means.get(self.name, (np.empty(0), np.empty(0)))
