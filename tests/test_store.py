@@ -375,7 +375,8 @@ def test_a_recorder_never_loads_arrow_itself(data_dir: Path) -> None:
     import subprocess
     import sys
 
-    write_history(data_dir, local(2026, 3, 8), local(2026, 3, 10, 1), 60, {"cpu_percent": 10.0, "memory_percent": 20.0, "disk_percent": 30.0})
+    now = datetime.now(timezone.utc)  # within the rules' 36 h: the seed itself fills the windows (ticks may read no CPU yet)
+    write_history(data_dir, now - timedelta(days=2), now - timedelta(minutes=5), 60, {"cpu_percent": 10.0, "memory_percent": 20.0, "disk_percent": 30.0})
     code = (
         "import sys\n"
         "from pathlib import Path\n"

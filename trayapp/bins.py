@@ -343,14 +343,6 @@ class MinuteBins:
         self._n = n + 1
         return n
 
-    def drop_before(self, us: int) -> None:
-        """Forget bins before ``us``: their rows left the CSV for the day files (a rollover)."""
-        with self._lock:
-            keep = np.flatnonzero(self._bins[: self._n] >= us)
-            self._bins = self._bins[keep].copy()
-            self._cells = self._cells[keep].copy()
-            self._n = len(keep)
-
     def snapshot(self, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
         """(bin starts in µs, in order; {metric: (min, mean, max, count)}), copied."""
         with self._lock:

@@ -9,6 +9,7 @@ Layout (kept from the notebook, so its data still reads):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -463,24 +464,33 @@ class _WriterLock:
         try:
             import fcntl
         except ImportError:  # Windows
-            import filelock
-
-            self._other = filelock.FileLock(str(self.path))
-            try:
-                self._other.acquire(timeout=0)
-            except filelock.Timeout:
-                return False
-            return True
+            return self._acquire_filelock()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as exc:
             os.close(fd)
-            return False
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # held (some filesystems say EACCES)
+                return False
+            if exc.errno in (errno.ENOSYS, errno.EOPNOTSUPP):  # no file locks on this filesystem (some FUSE mounts)
+                _warn_once(f"nolock:{self.path}", f"{self.path.parent} is on a filesystem without file locks: nothing stops "
+                           "a second trayapp from recording into it too; keep to one")
+                return True  # recording unguarded beats not recording (a lock file of our own would outlive a crash)
+            raise
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
+        return True
+
+    def _acquire_filelock(self) -> bool:
+        import filelock
+
+        self._other = filelock.FileLock(str(self.path))
+        try:
+            self._other.acquire(timeout=0)
+        except filelock.Timeout:
+            return False
         return True
 
     def release(self) -> None:
