@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from trayapp.files import read_csv
 from trayapp.store import JobFailed, Store
 
 
@@ -70,20 +71,24 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
     min_day = store.maintain(date.fromisoformat(job["today"]))
     meta: dict[str, Any] = {"min_day": min_day.isoformat() if min_day else None}
     arrays: dict[str, np.ndarray] = {}
-    if job.get("minutes"):  # the CSV left after the rollover, as minute bins (``Store.minutes``)
-        from trayapp import bins, history
+    if not (job.get("minutes") or job.get("seed")):
+        return meta, arrays
+    from trayapp import bins, history
 
-        meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"]))
+    csv_table = read_csv(store.csv_path)  # the CSV left after the rollover, parsed once for both
+    if job.get("minutes"):  # as minute bins (``Store.minutes``)
+        meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"], csv_table))
     if not job.get("seed"):
         return meta, arrays
-    seed_meta, seed_arrays = _seed({"data_dir": job["data_dir"], **job["seed"]})
+    seed_meta, seed_arrays = _seed({"data_dir": job["data_dir"], **job["seed"]}, csv_table)
     return {**meta, **seed_meta}, {**arrays, **seed_arrays}
 
 
-def _seed(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The rule windows' samples; ``csv_table``: the CSV, when ``_maintain`` read it already."""
     from trayapp import history
 
-    t, columns = history.samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"])
+    t, columns = history.samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table)
     return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
 
 

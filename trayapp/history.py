@@ -59,9 +59,11 @@ def read(
     return unique_sorted(concat(parts, wanted))
 
 
-def samples(data_dir: str | Path, start: datetime, end: datetime, metrics: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def samples(
+    data_dir: str | Path, start: datetime, end: datetime, metrics: list[str], csv_table: Any = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``read`` as numpy: epoch seconds and one float64 array (NaN for null) per metric."""
-    return as_numpy(read(data_dir, start, end, columns=metrics), metrics)  # not to_numpy: it imports pandas
+    return as_numpy(read(data_dir, start, end, columns=metrics, csv_table=csv_table), metrics)  # not to_numpy: it imports pandas
 
 
 def _paths_for(data_dir: Path, start: datetime | None, end: datetime | None) -> list[Path]:
@@ -270,11 +272,12 @@ def _parts_after_recent(data_dir: Path, tier: str, start_us: int, end_us: int, m
         yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics)
 
 
-def csv_minutes(data_dir: str | Path) -> tuple[np.ndarray, dict]:
-    """The CSV's rows as minute bins (bin starts in µs): what a writer's ``MinuteBins`` starts from."""
+def csv_minutes(data_dir: str | Path, csv_table: Any = None) -> tuple[np.ndarray, dict]:
+    """The CSV's rows as minute bins (bin starts in µs): what a writer's ``MinuteBins`` starts from.
+    ``csv_table``: the CSV as ``read_csv`` gave it, when the caller read it already."""
     from trayapp import rollups
 
-    table = read_csv(Path(data_dir) / CSV_DIR / CSV_NAME)
+    table = read_csv(Path(data_dir) / CSV_DIR / CSV_NAME) if csv_table is None else csv_table
     if table is None:
         return np.empty(0, dtype=np.int64), {}
     return rollups.aggregate(*rollups._table_arrays(table), TIERS["minute"])
@@ -343,9 +346,8 @@ def _parquet_zone(
     for day in stale:
         part = _binned_day(data_dir, tier, day, stamps[day], metrics)
         if part is not None:
-            b, st = part
-            keep = (b >= start_us) & (b < end_us)
-            parts.append((b[keep] / 1e6, {n: tuple(a[keep] for a in v) for n, v in st.items()}))
+            b, st = in_range(*part, start_us, end_us)
+            parts.append((b / 1e6, st))
     return parts
 
 

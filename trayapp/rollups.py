@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trayapp.bins import (
-    TIERS, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, empty_stats as _empty_stats, in_range, merge_parts,
-    nan_stats as _nan_stats, prune_caches, read_cache, remove_cache, write_cache,
+    TIERS, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
+    prune_caches, read_cache, remove_cache, write_cache,
 )
 from trayapp.bins import stamp as _stamp
-from trayapp.files import _EARLIEST_US, _LATEST_US, _arrow, _np, _warn_once, aside_path, day_files, day_path, read_day_file
+from trayapp.files import _EARLIEST_US, _LATEST_US, _arrow, _micros, _np, _warn_once, aside_path, day_files, day_path, read_day_file
 from trayapp.jsonfile import remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.rollups")
@@ -332,10 +332,7 @@ def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[st
 
 def _us(moment: datetime | float | int) -> int:
     if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return _micros(moment)
     return int(round(float(moment) * 1_000_000))
 
 

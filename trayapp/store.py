@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from trayapp.files import (  # noqa: F401 - re-exported: the names this module had before ``files``
     CSV_DIR, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
-    _from_day_number, _header_names, _local_days, _mask, _no_samples, _np, _read_text, _warn_once, _warned,
+    _from_day_number, _header_names, _local_days, _mask, _micros, _no_samples, _np, _read_text, _warn_once, _warned,
     aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
     parse_timestamps, read_csv, read_day_file, release_memory, unique_sorted,
 )
@@ -500,11 +500,6 @@ class _WriterLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor lets go of the flock
             self._fd = None
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def seed_result(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dict[str, Any]]":
