@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import ast
 import json
-from datetime import datetime, timedelta, timezone
+import subprocess
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import trayapp
-from trayapp import history
+from trayapp import dataset_jobs, history
 from trayapp.dataset_jobs import JobFailed, run
 from trayapp.store import seed_result
 from trayapp.synthetic import write_history
@@ -104,3 +105,20 @@ def test_a_process_with_arrow_loaded_does_the_job_itself(data_dir: Path, monkeyp
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.split("\n")
     assert out[:2] == ["from the child", "False"]
+
+
+def test_a_child_started_beside_a_clone_named_trayapp_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a user who cloned the project into ~/trayapp and starts trayapp from ~: the working folder
+    # holds a 'trayapp' folder that is not the package; with it on sys.path every child failed
+    clone = tmp_path / "home" / "trayapp"
+    clone.mkdir(parents=True)
+    (clone / "README.md").write_text("a clone\n")
+    monkeypatch.chdir(clone.parent)
+    data_dir = tmp_path / "data"
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 60, {"cpu_percent": 1.0})
+    meta, _ = dataset_jobs.run({"job": "maintain", "data_dir": str(data_dir), "retention_days": 0, "today": date.today().isoformat()})
+    assert "min_day" in meta
+    without = [a for a in dataset_jobs.child_command() if a != "-P"]  # the control: the old command fails here
+    done = subprocess.run(without, input=b"{}", capture_output=True, timeout=60)
+    assert done.returncode != 0 and b"trayapp" in done.stderr

@@ -18,12 +18,10 @@ WAIT_FOR_TRAY = 120
 
 
 def command() -> list[str]:
-    """How to start this install of trayapp: the frozen binary, or this Python with the module."""
-    if getattr(sys, "frozen", False):
-        base = [sys.executable]
-    else:
-        base = [sys.executable, "-m", "trayapp.cli"]
-    return [*base, "gui", "--wait-for-tray", str(WAIT_FOR_TRAY)]
+    """How to start this install of trayapp at login."""
+    from trayapp import self_command
+
+    return [*self_command(), "gui", "--wait-for-tray", str(WAIT_FOR_TRAY)]
 
 
 def xdg_entry_path() -> Path:

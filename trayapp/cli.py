@@ -487,8 +487,9 @@ def _doctor_tray() -> tuple[bool | None, str, str]:
     """Ask a child process: Qt aborts the whole process when there is no display."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
         return None, "tray", "no display (DISPLAY unset): use 'trayapp run --headless' here"
-    frozen = getattr(sys, "frozen", False)  # a PyInstaller build: sys.executable is trayapp itself
-    argv = [sys.executable, "tray-check"] if frozen else [sys.executable, "-m", "trayapp.cli", "tray-check"]
+    from trayapp import self_command
+
+    argv = [*self_command(), "tray-check"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -26,9 +26,9 @@ from trayapp.store import JobFailed, Store
 
 
 def child_command() -> list[str]:
-    if getattr(sys, "frozen", False):  # a PyInstaller build: sys.executable is trayapp itself
-        return [sys.executable, "dataset-job"]
-    return [sys.executable, "-m", "trayapp.cli", "dataset-job"]
+    from trayapp import self_command
+
+    return [*self_command(), "dataset-job"]
 
 
 def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

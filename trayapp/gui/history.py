@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trayapp.dataset_jobs import child_command
+from trayapp import self_command
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.history import Series, plotted_columns, prepare_history, release_memory, series_from_memory
@@ -849,7 +849,7 @@ class HistoryWindow(QWidget):
             if not output:
                 return
         iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()  # noqa: E731
-        argv = [*child_command()[:-1], "--data-dir", str(self.data_dir), "export",
+        argv = [*self_command(), "--data-dir", str(self.data_dir), "export",
                 "--since", iso(start), "--until", iso(end), "--format", fmt, "--output", output]
         self.status.setText(f"Exporting to {output}…")
         self._pool.submit(self._run_export, argv).add_done_callback(lambda f: self._bridge.exported.emit(f.result()))
