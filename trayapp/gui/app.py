@@ -19,11 +19,6 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from trayapp.engine import Tick, describe
-
-try:  # CPython's own SHA-1, as random.py does for SHA-512: hashlib loads OpenSSL (~3.5 MB resident) for one hash
-    from _sha1 import sha1 as _sha1
-except ImportError:  # another Python
-    from hashlib import sha1 as _sha1
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
@@ -31,6 +26,11 @@ from trayapp.model import MACHINE_COLUMNS, Level, Sample, Transition, format_val
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
 from trayapp.slack import snooze, snooze_channels, snooze_end
+
+try:  # CPython's own SHA-1, as random.py does for SHA-512: hashlib loads OpenSSL (~3.5 MB resident) for one hash
+    from _sha1 import sha1 as _sha1
+except ImportError:  # another Python
+    from hashlib import sha1 as _sha1
 
 log = logging.getLogger(__name__)
 
