@@ -59,10 +59,14 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     return found
 
 
+HEAVY = ("pyarrow.compute", "numpy.ma")  # ~30 ms and ~9 MB, ~12 ms: not needed for data in trayapp's own format
+
+
 def _child(code: str) -> list[str]:
-    """Run ``code`` in a fresh interpreter; its stdout lines, the last being whether pandas loaded."""
-    done = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('pandas' in sys.modules)\n"],
-                          capture_output=True, text=True, timeout=120)
+    """Run ``code`` in a fresh interpreter; its stdout lines, the last being whether pandas loaded
+    and the one before which of ``HEAVY`` did."""
+    done = subprocess.run([sys.executable, "-c", code + f"\nimport sys\nprint([m for m in {HEAVY!r} if m in sys.modules])"
+                           "\nprint('pandas' in sys.modules)\n"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done.stdout.strip().splitlines()
@@ -71,6 +75,7 @@ def _child(code: str) -> list[str]:
 def test_status_reads_36_hours_without_pandas(history: History) -> None:
     lines = _child(f"from trayapp.cli import main\nassert main(['--data-dir', {str(history.dir)!r}, 'status', '--json']) == 0")
     assert lines[-1] == "False", "pandas was imported by `trayapp status`"
+    assert lines[-2] == "[]", f"`trayapp status` loaded {lines[-2]}: each costs its start-up"
     answer = json.loads(lines[0])
     assert answer["level"] == "orange"
     rules = {r["metric"]: r for r in answer["rules"]}
@@ -90,6 +95,7 @@ def test_seeding_36_hours_without_pandas(history: History, tmp_path: Path) -> No
         f"np.savez({str(out)!r}, t=t, cpu=cols['cpu_percent'], disk=cols['disk_percent'])"
     )
     assert lines[-1] == "False", "pandas was imported by history.samples"
+    assert lines[-2] == "[]", f"history.samples loaded {lines[-2]}"
     got = np.load(out)
     rows = history.expect(start, end)
     assert rows.sum() == 36 * 3600 // STEP
@@ -107,6 +113,7 @@ def test_rollover_of_the_csv_day_without_pandas(history: History, tmp_path: Path
         f"store = Store({str(data)!r})\nstore.open_writer(datetime.fromisoformat({later.isoformat()!r}))\nstore.close()"
     )
     assert lines[-1] == "False", "pandas was imported by the rollover"
+    assert lines[-2] == "[]", f"the rollover loaded {lines[-2]}"
     csv = (data / "csv_dump" / "daily_dump.csv").read_text().splitlines()
     assert csv == ["timestamp,cpu_percent,memory_percent,disk_percent"]  # every row moved
     today = history.end.astimezone(local_zone()).date()
@@ -129,6 +136,7 @@ def test_history_read_of_a_range_without_pandas(history: History, tmp_path: Path
         f"datetime.fromisoformat({end.isoformat()!r}))\npq.write_table(table, {str(out)!r})"
     )
     assert lines[-1] == "False", "pandas was imported by history.read"
+    assert lines[-2] == "[]", f"history.read loaded {lines[-2]}"
     table = pq.read_table(out)
     rows = history.expect(start, end)
     assert table.column_names == ["timestamp", "cpu_percent", "memory_percent", "disk_percent"]
@@ -183,5 +191,6 @@ def test_the_notebooks_naive_local_times_still_use_pandas(tmp_path: Path) -> Non
     lines = _child(f"from trayapp import history\nt = history.read({str(data)!r})\n"
                    "print(t.column('timestamp').cast('int64').to_pylist(), t.column('cpu_percent').to_pylist())")
     assert lines[-1] == "True", "the notebook's naive times are read without pandas: this check shows nothing"
+    assert "pyarrow.compute" in lines[-2], "naive times are cast through pyarrow.compute: this check of it shows nothing"
     utc = [datetime(2026, 3, 29, 0, 59, 59, 500000, tzinfo=timezone.utc), datetime(2026, 3, 29, 1, 0, 0, 250000, tzinfo=timezone.utc)]
     assert lines[0] == f"{[(t - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1) for t in utc]} [10.0, 11.0]"

@@ -298,10 +298,12 @@ def _observed_interval(stamps: Any) -> float | None:
     (a projection continues the load at the pace it is really sampled); None with too few."""
     import numpy as np
 
+    from trayapp.bins import median
+
     recent = np.asarray(stamps[-600:], dtype="float64")
     steps = np.diff(recent)
     steps = steps[(steps > 0) & (steps < 3600)]
-    return float(np.median(steps)) if len(steps) >= 2 else None
+    return median(steps) if len(steps) >= 2 else None
 
 
 def _rule_json(result: Any) -> dict[str, Any]:

@@ -162,10 +162,7 @@ def local_day_numbers(ts_us: Any, tz: tzinfo) -> Any:
 
 def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
     """Each row's local calendar day as a day number (numpy), DST-aware, without pandas."""
-    import numpy as np
-    import pyarrow as pa
-
-    return local_day_numbers(_np(table.column(TIMESTAMP).cast(pa.int64()), np.int64), tz)
+    return local_day_numbers(stamps_us(table.column(TIMESTAMP)), tz)
 
 
 def release_memory() -> None:
@@ -211,6 +208,25 @@ def _np(col: Any, dtype: Any) -> Any:
     return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
+def stamps_us(col: Any) -> Any:
+    """A timestamp (or int64) column as numpy int64 epoch µs, straight from its buffers when it is
+    in µs already (ours always are): a ``cast`` would load pyarrow.compute (~30 ms, ~9 MB)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not ((pa.types.is_timestamp(col.type) and col.type.unit == "us") or col.type == pa.int64()):
+        col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return _np(col, np.int64)
+
+
+def floats(col: Any) -> Any:
+    """A number column as numpy float64 (NaN for null), without a cast when it is float64."""
+    import numpy as np
+    import pyarrow as pa
+
+    return _np(col if col.type == pa.float64() else col.cast(pa.float64()), np.float64)
+
+
 def _valid(col: Any) -> Any:
     """Which rows of an Arrow column are not null, as a numpy bool array."""
     import numpy as np
@@ -251,6 +267,19 @@ def _mask(keep: Any) -> "pa.Array":
     return pa.Array.from_buffers(pa.bool_(), len(keep), [None, pa.py_buffer(np.packbits(keep, bitorder="little"))])
 
 
+def take_rows(table: "pa.Table", keep: Any) -> "pa.Table":
+    """The rows a numpy bool mask keeps: a slice when they are one run (a day of a CSV kept in
+    time order), else a filter (which loads pyarrow.compute)."""
+    import numpy as np
+
+    rows = np.flatnonzero(keep)
+    if not len(rows):
+        return table.slice(0, 0)
+    if rows[-1] - rows[0] + 1 == len(rows):
+        return table.slice(int(rows[0]), len(rows))
+    return table.filter(_mask(keep))  # an Arrow mask: a numpy one makes pyarrow import pandas
+
+
 def _scalar(value: int | bool, type_: "pa.DataType | None" = None) -> "pa.Scalar":
     """An Arrow scalar from a Python int (cast to ``type_``, e.g. a timestamp from its µs) or bool."""
     import numpy as np
@@ -265,11 +294,7 @@ def _scalar(value: int | bool, type_: "pa.DataType | None" = None) -> "pa.Scalar
 def as_numpy(table: "pa.Table", metrics: Iterable[str]) -> "tuple[Any, dict[str, Any]]":
     """A table the readers made as numpy, without pandas: epoch seconds and one float64 array
     (NaN for null) per metric."""
-    import numpy as np
-    import pyarrow as pa
-
-    t = _np(table.column(TIMESTAMP).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()), np.int64) / 1e6
-    return t, {name: _np(table.column(name).cast(pa.float64()), np.float64) for name in metrics}
+    return stamps_us(table.column(TIMESTAMP)) / 1e6, {name: floats(table.column(name)) for name in metrics}
 
 
 def _micros(moment: datetime) -> int:
@@ -412,6 +437,7 @@ def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_
             pa.py_buffer(data),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include),
+            read_options=pacsv.ReadOptions(use_threads=False),  # no thread pool for a few MB: faster to a first result, smaller
         )
     except (pa.ArrowException, ValueError, UnicodeDecodeError):
         return None
@@ -420,7 +446,7 @@ def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_
     stamps = table.column(TIMESTAMP)
     if stamps.null_count:
         return None
-    us = _np(stamps.cast(pa.int64()), np.int64)
+    us = _np(stamps, np.int64)
     if len(us) and (us.min() < _EARLIEST_US or us.max() >= _LATEST_US):
         return None
     content = CsvContent(b"", _finite(table))
@@ -545,7 +571,7 @@ def _cells_strictly(cells: dict[str, list[str]], values: list[str]) -> "Cells | 
     try:
         table = pacsv.read_csv(
             pa.py_buffer(body.encode("utf-8")),
-            read_options=pacsv.ReadOptions(column_names=names),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
             parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=False),
         )
@@ -578,13 +604,17 @@ def _cells_leniently(cells: dict[str, list[str]], values: list[str]) -> "Cells":
 
 def _finite(table: "pa.Table") -> "pa.Table":
     """NaN and ±inf in value columns become null: "not available", as everywhere else."""
+    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     for i, name in enumerate(table.column_names):
         col = table.column(i)
         if name == TIMESTAMP or not pa.types.is_floating(col.type):
             continue
+        if col.type == pa.float64() and (np.isfinite(_np(col, np.float64)) | ~_valid(col)).all():
+            continue  # the usual case, seen through the buffers: pyarrow.compute stays unloaded
+        import pyarrow.compute as pc
+
         finite = pc.is_finite(col)  # null stays null
         if pc.any(pc.invert(finite)).as_py():
             table = table.set_column(i, name, pc.if_else(finite, col, pa.nulls(1, col.type)[0]))
@@ -648,7 +678,7 @@ def load_day_file(
             if _outside(parquet, names, start, end):
                 return None, []
             include = None if columns is None else [c for c in columns if c in names]
-            table = parquet.read(columns=include)
+            table = parquet.read(columns=include, use_threads=False)  # as the CSV: no thread pool
     except Exception as exc:  # any bytes may be there: pyarrow raises OSError, ArrowException, ValueError…
         text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return None, [f"unreadable ({text})"]
@@ -702,8 +732,8 @@ def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
     """timestamp[us, UTC] and float64 columns from what a day file holds (ours, the notebook's
     text or naive times). Rows without a readable time and columns of types that are not numbers
     are left out; NaN and ±inf become null. With ``with_problems``: (table, what was left out)."""
+    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     problems: list[str] = []
     ts = table.column(TIMESTAMP)
@@ -711,7 +741,7 @@ def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
     if pa.types.is_timestamp(ts.type):
         if ts.type.tz is None:
             ts = pa.chunked_array([pa.array(localize(ts.to_pandas()), type=pa.timestamp("us", tz="UTC"))])
-        else:
+        elif ts.type != pa.timestamp("us", tz="UTC"):  # ours are already: no cast, no pyarrow.compute
             ts = ts.cast(pa.timestamp("us", tz="UTC"), safe=False)
     elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):  # the notebook's read_csv text
         ts = pa.array(parse_timestamps(ts.to_pandas()), type=pa.timestamp("us", tz="UTC"))
@@ -724,7 +754,9 @@ def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
         if name == TIMESTAMP or name.startswith("__"):
             continue
         col = table.column(name)
-        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type):
+        if col.type == pa.float64():
+            columns[name] = col
+        elif pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type):
             columns[name] = col.cast(pa.float64(), safe=False)
         elif pa.types.is_decimal(col.type):
             columns[name] = col.cast(pa.float64(), safe=False)
@@ -738,13 +770,13 @@ def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
             problems.append(f"column {name!r} is {col.type}, not numbers; left out")
     table = _finite(pa.table(columns))
     stamps = table.column(TIMESTAMP)
-    us = stamps.cast(pa.int64())
-    valid = pc.and_kleene(pc.greater_equal(us, _scalar(_EARLIEST_US)), pc.less(us, _scalar(_LATEST_US))).fill_null(_scalar(False))
-    dropped = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
+    us = _np(stamps, np.int64)
+    valid = (us >= _EARLIEST_US) & (us < _LATEST_US) & _valid(stamps)
+    dropped = int(len(valid) - np.count_nonzero(valid))
     if dropped and readable:
         problems.append(f"{dropped} row(s) without a readable time (or one before 1970 or after 2199)")
     if dropped:
-        table = table.filter(valid)
+        table = take_rows(table, valid)
     return (table, problems) if with_problems else table
 
 
@@ -788,18 +820,20 @@ def concat(parts: list["pa.Table"], columns: list[str] | None = None) -> "pa.Tab
 
 
 def _in_range(table: "pa.Table", start: datetime | None, end: datetime | None) -> "pa.Table":
-    import pyarrow.compute as pc
+    """The rows with ``start < timestamp <= end``: a slice when the times are sorted (a day file,
+    the CSV), else a filter."""
+    import numpy as np
 
-    if not table.num_rows:
+    if not table.num_rows or (start is None and end is None):
         return table
-    ts = table.column(TIMESTAMP)
-    mask = None
-    if start is not None:
-        mask = pc.greater(ts, _scalar(_micros(start), ts.type))
-    if end is not None:
-        upper = pc.less_equal(ts, _scalar(_micros(end), ts.type))
-        mask = upper if mask is None else pc.and_(mask, upper)
-    return table if mask is None else table.filter(mask)
+    us = stamps_us(table.column(TIMESTAMP))
+    low = np.iinfo(np.int64).min if start is None else _micros(start)
+    high = np.iinfo(np.int64).max if end is None else _micros(end)
+    if bool(np.all(us[1:] >= us[:-1])):
+        first, stop = (int(i) for i in np.searchsorted(us, [low, high], side="right"))
+        return table if (first, stop) == (0, table.num_rows) else table.slice(first, stop - first)
+    keep = (us > low) & (us <= high)
+    return table if keep.all() else take_rows(table, keep)
 
 
 def unique_sorted(table: "pa.Table") -> "pa.Table":
@@ -809,14 +843,14 @@ def unique_sorted(table: "pa.Table") -> "pa.Table":
     pass over the timestamps instead of a sort.
     """
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if table.num_rows < 2:
         return table
-    stamps = _np(table.column(TIMESTAMP).cast(pa.int64()), np.int64)
+    stamps = stamps_us(table.column(TIMESTAMP))
     if bool(np.all(stamps[1:] > stamps[:-1])):
         return table
+    import pyarrow.compute as pc
+
     order = pc.sort_indices(table.column(TIMESTAMP))  # stable: the first row seen stays first
     table = table.take(order)
     stamps = stamps[_np(order, np.uint64)]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.bins import TIERS, MinuteBins, cache_path, in_range, merge_parts, nan_stats, read_cache, stamp
+from trayapp.bins import TIERS, MinuteBins, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
 from trayapp.files import (
     CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
     read_day_file, release_memory, unique_sorted, utc_offsets,
@@ -91,7 +91,7 @@ def break_gaps(t: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarra
     if len(t) < 3:
         return t, columns
     dt = np.diff(t)
-    limit = max(5 * float(np.median(dt)), 10.0)
+    limit = max(5 * median(dt), 10.0)
     cuts = np.nonzero(dt > limit)[0]
     if not len(cuts):
         return t, columns
@@ -419,7 +419,7 @@ def add_tier_curves(series: Series, parts: Iterable[tuple[np.ndarray, dict]], wi
             f.rows += int(c.sum())
             steps = np.diff(b)
             steps = steps[steps > 0]
-            f.spacing.append((len(b), float(np.median(steps)) if len(steps) else step, float(np.median(c))))
+            f.spacing.append((len(b), median(steps) if len(steps) else step, median(c)))
         del bins, stats, idx, inside, local
     centres = origin + (np.arange(n) + 0.5) * step
     for name, f in folded.items():

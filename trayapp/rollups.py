@@ -23,7 +23,9 @@ from trayapp.bins import (
     prune_caches, read_cache, remove_cache, write_cache,
 )
 from trayapp.bins import stamp as _stamp
-from trayapp.files import _EARLIEST_US, _LATEST_US, _arrow, _micros, _np, _warn_once, aside_path, day_files, day_path, read_day_file
+from trayapp.files import (
+    _EARLIEST_US, _LATEST_US, _arrow, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
+)
 from trayapp.jsonfile import remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.rollups")
@@ -76,12 +78,12 @@ def _hour_files(data_dir: Path) -> dict[tuple[int, int], Path]:
 
 
 def _table_arrays(table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    ts = _np(table.column(TIMESTAMP).cast(_TS_TYPE).cast(pa.int64()), np.int64)
+    ts = stamps_us(table.column(TIMESTAMP))
     values = {}
     for name in table.column_names:
         if name == TIMESTAMP:
             continue
-        values[name] = _np(table.column(name).cast(pa.float64()), np.float64)
+        values[name] = floats(table.column(name))
     return ts, values
 
 
@@ -99,7 +101,7 @@ def _read_day(source: Path) -> pa.Table | None:
         table = None
     if table is not None:
         table = table.select([n for n in table.column_names if not n.startswith("__")])
-        us = _np(table.column(TIMESTAMP).cast(_TS_TYPE).cast(pa.int64()), np.int64)
+        us = stamps_us(table.column(TIMESTAMP))
         if table.column(TIMESTAMP).null_count == 0 and bool(np.all((us >= _EARLIEST_US) & (us < _LATEST_US))):
             return table
     return read_day_file(source, None)
@@ -109,7 +111,7 @@ def _read_day(source: Path) -> pa.Table | None:
 
 
 def _to_table(bins: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]) -> pa.Table:
-    columns: dict[str, pa.Array] = {TIMESTAMP: _arrow(bins, pa.int64()).cast(_TS_TYPE)}
+    columns: dict[str, pa.Array] = {TIMESTAMP: _arrow(bins, _TS_TYPE)}
     for name, (low, mean, high, count) in stats.items():
         none = count == 0
         columns[f"{name}_min"] = _arrow(low, pa.float64(), none)
@@ -132,7 +134,7 @@ def _metrics_of(names: Iterable[str]) -> list[str]:
 
 
 def _from_table(table: pa.Table, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
-    bins = _np(table.column(TIMESTAMP).cast(_TS_TYPE).cast(pa.int64()), np.int64)
+    bins = stamps_us(table.column(TIMESTAMP))
     names = _metrics_of(table.column_names) if metrics is None else metrics
     out: dict[str, Stats] = {}
     n = len(bins)
@@ -141,8 +143,9 @@ def _from_table(table: pa.Table, metrics: list[str] | None = None) -> tuple[np.n
             nan = np.full(n, np.nan)
             out[name] = (nan, nan.copy(), nan.copy(), np.zeros(n, dtype=np.int64))
             continue
-        parts = [_np(table.column(f"{name}_{stat}").cast(pa.float64()), np.float64) for stat in ("min", "mean", "max")]
-        parts.append(_np(table.column(f"{name}_count").cast(pa.int64()), np.int64))
+        parts = [floats(table.column(f"{name}_{stat}")) for stat in ("min", "mean", "max")]
+        count = table.column(f"{name}_count")
+        parts.append(_np(count if count.type == pa.int64() else count.cast(pa.int64()), np.int64))
         out[name] = (parts[0], parts[1], parts[2], parts[3])
     return bins, out
 

@@ -22,7 +22,7 @@ from trayapp.files import (  # noqa: F401 - re-exported: the names this module h
     CSV_DIR, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
     _from_day_number, _header_names, _local_days, _mask, _micros, _no_samples, _np, _read_text, _warn_once, _warned,
     aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
-    parse_timestamps, read_csv, read_day_file, release_memory, unique_sorted,
+    parse_timestamps, read_csv, read_day_file, release_memory, stamps_us, take_rows, unique_sorted,
 )
 from trayapp.bins import MinuteBins, from_table
 from trayapp.jsonfile import remove_quietly, replace_atomically
@@ -333,9 +333,10 @@ class Store:
         moved = 0
         unverified = 0
         try:
-            for number in np.unique(days[days < first_kept]).tolist():
+            earlier = np.sort(days[days < first_kept])  # not np.unique: it imports numpy.ma
+            for number in earlier[np.r_[True, earlier[1:] != earlier[:-1]]].tolist() if len(earlier) else []:
                 mask = days == number
-                rows = table.filter(_mask(mask))  # an Arrow mask: a numpy one makes pyarrow import pandas
+                rows = take_rows(table, mask)
                 if self._merge_day(_from_day_number(number), rows):
                     leaving[content.row_lines[mask]] = True
                     moved += rows.num_rows
@@ -397,8 +398,8 @@ class Store:
         back, problems = load_day_file(path, [TIMESTAMP])
         if back is None or problems:
             return False
-        wanted = _np(rows.column(TIMESTAMP).cast(pa.int64()), np.int64)  # not to_numpy: it imports pandas
-        there = _np(back.column(TIMESTAMP).cast(pa.int64()), np.int64)  # sorted: the file was written sorted
+        wanted = stamps_us(rows.column(TIMESTAMP))  # not to_numpy: it imports pandas
+        there = stamps_us(back.column(TIMESTAMP))  # sorted: the file was written sorted
         if not len(there) or not bool(np.all(there[1:] > there[:-1])):
             return bool(np.isin(wanted, there).all())
         found = np.minimum(np.searchsorted(there, wanted), len(there) - 1)

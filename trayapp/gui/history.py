@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from trayapp import self_command
+from trayapp.bins import median
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.history import Series, plotted_columns, prepare_history, release_memory, series_from_memory
@@ -398,7 +399,9 @@ class MetricPlot:
             return ""
         i = int(np.clip(np.searchsorted(cx, x), 1, len(cx) - 1))
         i = i - 1 if abs(cx[i - 1] - x) <= abs(cx[i] - x) else i
-        step = np.nanmedian(np.diff(cx)) if len(cx) > 2 else 0.0
+        steps = np.diff(cx)
+        steps = steps[np.isfinite(steps)]
+        step = median(steps) if len(steps) > 1 else 0.0
         if np.isnan(lo[i]) or (step and abs(cx[i] - x) > 2 * step):
             return f"{metric_label(self.name)} —"
         if self.unit not in ("%", "°C"):  # rates and the like in their own words: 740 KB/s
