@@ -299,16 +299,19 @@ sys.path.insert(0, ROOT)
 from pathlib import Path
 def phase(name, **kw):
     print("PHASE " + json.dumps({"name": name, "t": time.monotonic(), **kw}), flush=True)
-from trayapp.cli import _few_malloc_arenas
+from trayapp.cli import _few_malloc_arenas, open_early
 _few_malloc_arenas()  # as the trayapp command does before any thread starts
+from trayapp.settings import Loaded, Config
+loaded = Loaded(Config(sampling_interval_seconds=1.0), Path(CONFIG), [])
+early = open_early(loaded.config, Path(DATA))  # as `trayapp gui` does: the dataset child before Qt
+phase("folder opened")
 from PySide6.QtWidgets import QApplication
 from PySide6.QtCore import QEventLoop, QTimer
 app = QApplication([])
 app.setQuitOnLastWindowClosed(False)
 from trayapp.gui.app import TrayApp
 from trayapp.gui.history import RANGES, LIVE_SECONDS
-from trayapp.settings import Loaded, Config
-tray = TrayApp(Loaded(Config(sampling_interval_seconds=1.0), Path(CONFIG), []), Path(DATA), Path(CONFIG))
+tray = TrayApp(loaded, Path(DATA), Path(CONFIG), early=early)
 tray.start()
 phase("started")
 def spin(ms):

@@ -550,13 +550,38 @@ def cmd_gui(args: argparse.Namespace) -> int:
             and os.environ.get("QT_QPA_PLATFORM") not in ("offscreen", "minimal"):
         print("trayapp: no display to show a tray icon on; on a server use 'trayapp run --headless'", file=sys.stderr)
         return EXIT_USAGE
+    import importlib.util
+
+    missing = [name for name in ("PySide6", "pyqtgraph") if importlib.util.find_spec(name) is None]
+    if missing:  # said before the data folder is opened; the import below says what else is wrong
+        raise UserError(f"the tray app needs PySide6 and pyqtgraph (no module named {missing[0]!r}); 'trayapp run --headless' works without")
+    loaded, folder = load_config(args)
+    from trayapp.logfile import note_start, start_log_file
+
+    log_file = start_log_file()  # before the folder is opened: the start-up's warnings go in it too
+    if log_file is not None:
+        note_start(log_file, folder, loaded.warnings)
+    early = open_early(loaded.config, folder)
     try:
         from trayapp.gui.app import run_gui
     except ImportError as exc:
         raise UserError(f"the tray app needs PySide6 and pyqtgraph ({exc}); 'trayapp run --headless' works without") from None
-    loaded, folder = load_config(args)
     return run_gui(loaded, folder, config_file=loaded.path, wait_for_tray=getattr(args, "wait_for_tray", 0.0) or 0.0,
-                   history=getattr(args, "history", None))
+                   history=getattr(args, "history", None), early=early, log_file=log_file)
+
+
+EARLY_WAIT_S = 8.0  # the icon waits this long at most for the start-up's dataset child
+
+
+def open_early(config: Config, folder: Path, wait: float = EARLY_WAIT_S) -> Any:
+    """The tray app's data folder opened (rollover and seeding in a child) before Qt is imported:
+    the child's Arrow and the app's Qt are then never resident together (``engine.EarlyOpen``).
+    Waits up to ``wait`` seconds; a longer first start goes on beside Qt."""
+    from trayapp.engine import EarlyOpen, Engine
+
+    early = EarlyOpen(Engine(config, folder, dataset_in_child=True, keep_minutes=True))
+    early.wait(wait)
+    return early
 
 
 def cmd_tray_check(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 from datetime import date, datetime
@@ -23,6 +24,8 @@ import numpy as np
 
 from trayapp.files import read_csv
 from trayapp.store import JobFailed, Store
+
+log = logging.getLogger("trayapp.store")
 
 
 def child_command() -> list[str]:
@@ -41,9 +44,9 @@ def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], di
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         raise JobFailed(lines[-1] if lines else f"dataset job {job.get('job')!r} failed ({done.returncode})")
     meta, arrays = _decode(done.stdout)
-    for line in done.stderr.decode(errors="replace").splitlines():  # the child's warnings, passed on
+    for line in done.stderr.decode(errors="replace").splitlines():  # the child's warnings, into this log (and its file)
         if line.strip():
-            print(line, file=sys.stderr)
+            log.warning("%s", line.removeprefix("trayapp: "))
     return meta, arrays
 
 

@@ -18,10 +18,11 @@ from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
-from trayapp.engine import Tick, describe
+from trayapp.engine import EarlyOpen, Tick, describe
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
+from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, start_log_file  # noqa: F401 - where they were
 from trayapp.model import MACHINE_COLUMNS, Level, Sample, Transition, format_value, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
@@ -35,35 +36,6 @@ except ImportError:  # another Python
 log = logging.getLogger(__name__)
 
 PRELOAD_AFTER_MS = 15_000
-LOG_BYTES = 1_000_000  # the log file rotates at 1 MB and keeps 3 old ones: at most 4 MB
-LOG_BACKUPS = 3
-
-
-def start_log_file(path: Path | None = None, max_bytes: int = LOG_BYTES, backups: int = LOG_BACKUPS) -> "logging.Handler | None":
-    """Write the app's log to a rotating file (started at login, its warnings would go nowhere
-    a person can read). Secrets are redacted there as on every handler. None if it cannot be
-    written (one line on stderr; the app runs on)."""
-    from logging.handlers import RotatingFileHandler
-
-    from trayapp import privacy
-
-    path = Path(path) if path is not None else default_log_path()
-    try:
-        privacy.private_dir(path.parent)
-        handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=False)
-    except OSError as exc:
-        print(f"trayapp: cannot write the log file {path}: {exc.strerror or exc}", file=sys.stderr)
-        return None
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    privacy.install()  # the redacting filter on this handler too
-    return handler
-
-
 def _fmt(value: float | None, unit: str = "%") -> str:
     return "n/a" if value is None else f"{value:.0f} {unit}"
 
@@ -215,7 +187,7 @@ class TrayApp(QObject):
 
     tick_shown = Signal(object)  # after the icon/tooltip were updated for a tick
 
-    def __init__(self, loaded: Loaded, folder: Path, config_path: Path, use_tray: bool = True) -> None:
+    def __init__(self, loaded: Loaded, folder: Path, config_path: Path, use_tray: bool = True, early: EarlyOpen | None = None) -> None:
         super().__init__()
         self._collector = GuiThreadCollector(self)
         self.config = loaded.config
@@ -245,7 +217,7 @@ class TrayApp(QObject):
         # a click on a notification opens the history (QSystemTrayIcon messages carry no buttons)
         self.tray.messageClicked.connect(lambda: self.show_history())
 
-        self.sampler = Sampler(self.config, self.folder)
+        self.sampler = Sampler(self.config, self.folder, early=early)
         self.sampler.ticked.connect(self.on_tick)
         self.sampler.failed.connect(self.on_failed)
         self.sampler.slack_status.connect(self.on_slack_status)
@@ -615,9 +587,14 @@ def _quit_on_signals(app: QApplication) -> None:
     app._trayapp_signal_sockets = (reader, writer, notifier)  # keep them alive with the app
 
 
-def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: float = 0.0, history: str | None = None) -> int:
+def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: float = 0.0, history: str | None = None,
+            early: EarlyOpen | None = None, log_file: "logging.Handler | None | bool" = True) -> int:
+    """``early``: the store's opening, begun before Qt was loaded; ``log_file``: the log file's
+    handler when the caller started it (None: it could not), True to start it here."""
     qInstallMessageHandler(_qt_messages)
-    log_file = start_log_file()
+    started_here = log_file is True
+    if log_file is True:
+        log_file = start_log_file()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     _quit_on_signals(app)
     app.setApplicationName("trayapp")
@@ -631,13 +608,11 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
     server.listen(name)
 
     has_tray = _wait_for_tray(wait_for_tray)
-    tray_app = TrayApp(loaded, folder, config_file, use_tray=has_tray)
+    tray_app = TrayApp(loaded, folder, config_file, use_tray=has_tray, early=early)
     if log_file is not None:
         tray_app.log_path = Path(log_file.baseFilename)
-        # into the file only: the terminal, if any, has seen the config warnings already
-        log_file.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "trayapp started for %s", (folder,), None))
-        for warning in loaded.warnings:
-            log_file.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, "%s", (warning,), None))
+        if started_here:
+            note_start(log_file, folder, loaded.warnings)
 
     def on_connection() -> None:
         conn = server.nextPendingConnection()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
 
-from trayapp.engine import Engine
+from trayapp.engine import EarlyOpen, Engine
 from trayapp.settings import Config
 from trayapp.slack import Courier
 from trayapp.store import StoreError
@@ -27,8 +27,10 @@ class Sampler(QThread):
     failed = Signal(str)  # could not start: one line for the user
     slack_status = Signal(str)  # '' when all is well
 
-    def __init__(self, config: Config, data_dir: Path, parent=None) -> None:
+    def __init__(self, config: Config, data_dir: Path, parent=None, early: EarlyOpen | None = None) -> None:
+        """``early``: the store's opening, begun before Qt was loaded (``cli.cmd_gui``)."""
         super().__init__(parent)
+        self._early = early
         self.setObjectName("trayapp-sampler")
         self._config = config
         self._data_dir = Path(data_dir)
@@ -73,8 +75,16 @@ class Sampler(QThread):
 
     # --- the thread
     def _open(self, config: Config, data_dir: Path) -> bool:
-        engine = Engine(config, data_dir, dataset_in_child=True, keep_minutes=True)
+        early, self._early = self._early, None
+        if early is not None and early.engine.data_dir == data_dir:
+            engine = early.engine
+            early.wait()
+        else:
+            early = None
+            engine = Engine(config, data_dir, dataset_in_child=True, keep_minutes=True)
         try:
+            if early is not None and early.error is not None:
+                raise early.error
             engine.start()
         except (StoreError, OSError) as exc:
             self.failed.emit(str(exc))
