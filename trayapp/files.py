@@ -421,10 +421,11 @@ def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_
 
     if len(set(header)) != len(header) or not all(header):
         return None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    if not data.isascii():  # ours always are: no decoded copy of a day's text just to check it
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     invalid: list[int] = []
 
     def on_invalid(row: Any) -> str:
