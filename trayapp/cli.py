@@ -573,14 +573,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
 EARLY_WAIT_S = 8.0  # the icon waits this long at most for the start-up's dataset child
 
 
-def open_early(config: Config, folder: Path, wait: float = EARLY_WAIT_S) -> Any:
+def open_early(config: Config, folder: Path, wait: float | None = None) -> Any:
     """The tray app's data folder opened (rollover and seeding in a child) before Qt is imported:
     the child's Arrow and the app's Qt are then never resident together (``engine.EarlyOpen``).
     Waits up to ``wait`` seconds; a longer first start goes on beside Qt."""
     from trayapp.engine import EarlyOpen, Engine
 
     early = EarlyOpen(Engine(config, folder, dataset_in_child=True, keep_minutes=True))
-    early.wait(wait)
+    early.wait(EARLY_WAIT_S if wait is None else wait)
     return early
 
 

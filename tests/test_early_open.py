@@ -1,0 +1,153 @@
+"""The tray app opens its data folder before it loads Qt (issue 10: ≤ 150 MB at every moment).
+
+At start-up a one-shot child rolls earlier days over and reads 36 h of samples with Arrow (~90 MB
+for a second or two). ``trayapp gui`` runs it before importing Qt, so the two are never resident
+together. Checked in a real ``trayapp gui`` process (with a control in which Qt is loaded first,
+so the check can fail), and in-process: a busy folder found early is said as before, and a first
+start slower than the wait still shows the app and records once the child is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from tests.conftest import wait_for  # noqa: E402
+from trayapp.settings import Config, Loaded  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
+
+HEADER = "timestamp,cpu_percent,memory_percent,disk_percent"
+
+# `trayapp gui` with every dataset job noted (was Qt loaded in this process when it ran?) before
+# it runs as usual; PRELOAD_QT is the control.
+GUI = r"""
+import json, sys
+if PRELOAD_QT:
+    import PySide6.QtWidgets
+from trayapp import dataset_jobs
+real = dataset_jobs.run
+def noted(job, *args, **kwargs):
+    print("JOB " + json.dumps({"job": job["job"], "qt": "PySide6.QtCore" in sys.modules}), flush=True)
+    return real(job, *args, **kwargs)
+dataset_jobs.run = noted
+from trayapp.cli import main
+sys.exit(main(["--data-dir", DATA, "--config", CONFIG, "gui"]))
+"""
+
+
+def _yesterday_rows(n: int = 600) -> list[str]:
+    start = (datetime.now().astimezone() - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+    return [f"{(start + timedelta(seconds=10 * i)).isoformat(timespec='microseconds')},{i % 100}.0,50.0,70.0" for i in range(n)]
+
+
+def _run_gui(tmp_path: Path, preload_qt: bool) -> tuple[list[dict], Path, str]:
+    data = tmp_path / "data"
+    (data / "csv_dump").mkdir(parents=True)
+    (data / "csv_dump" / "daily_dump.csv").write_text(HEADER + "\n" + "\n".join(_yesterday_rows()) + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text("[sampling]\ninterval_seconds = 0.2\n[alerts]\ndesktop_notifications = false\n")
+    code = GUI.replace("PRELOAD_QT", repr(preload_qt)).replace("DATA", repr(str(data))).replace("CONFIG", repr(str(config)))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRAYAPP_NO_KEYRING": "1",
+           "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    err = tmp_path / "gui.err"
+    with open(err, "wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    csv = data / "csv_dump" / "daily_dump.csv"
+    yesterday = _yesterday_rows(1)[0][:10]
+
+    def recording() -> bool:  # the rollover took yesterday out of the CSV, and samples come in
+        rows = csv.read_text().splitlines()[1:]
+        return len(rows) >= 3 and not any(row.startswith(yesterday) for row in rows)
+
+    try:
+        assert wait_for(lambda: proc.poll() is not None or recording(), 60), err.read_text()
+        assert proc.poll() is None, err.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.read_text()
+    jobs = [json.loads(line[4:]) for line in out.splitlines() if line.startswith("JOB ")]
+    return jobs, data, err.read_text()
+
+
+def test_the_start_up_child_runs_before_qt_is_loaded(tmp_path: Path) -> None:
+    jobs, data, err = _run_gui(tmp_path, preload_qt=False)
+    assert jobs and jobs[0] == {"job": "maintain", "qt": False}, jobs
+    day = (datetime.now().astimezone() - timedelta(days=1)).date()
+    assert (data / "Monitoring" / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet").exists()  # rolled over
+    rows = (data / "csv_dump" / "daily_dump.csv").read_text().splitlines()[1:]
+    assert rows and all(not row.startswith(day.isoformat()) for row in rows)  # and the CSV holds today's samples only
+    assert "Traceback" not in err
+    found = list((tmp_path / "state").rglob("trayapp.log"))  # started before the folder was opened
+    assert found and "trayapp started for" in found[0].read_text()
+
+
+def test_control_qt_loaded_first_is_seen(tmp_path: Path) -> None:
+    """The same check, with Qt imported before ``trayapp gui`` starts: it must say so."""
+    jobs, _, _ = _run_gui(tmp_path, preload_qt=True)
+    assert jobs and jobs[0] == {"job": "maintain", "qt": True}, jobs
+
+
+def test_a_busy_folder_found_early_is_said_and_the_app_quits(qtbot, data_dir: Path, tmp_path: Path) -> None:
+    from trayapp.cli import open_early
+    from trayapp.gui.app import TrayApp
+    from trayapp.store import Store
+
+    holder = Store(data_dir)
+    holder.open_writer()
+    try:
+        config = Config(sampling_interval_seconds=0.2, alerts_desktop_notifications=False)
+        early = open_early(config, data_dir, wait=30)
+        assert early.wait(0) and early.error is not None
+        app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml", use_tray=False, early=early)
+        try:
+            with qtbot.waitSignal(app.sampler.failed, timeout=20000) as failed:
+                app.start()
+            assert "only one may write a data folder at a time" in failed.args[0]
+            assert "not recording" in app.tray.toolTip()
+        finally:
+            app.shutdown()
+    finally:
+        holder.close()
+
+
+def test_a_first_start_slower_than_the_wait_shows_the_app_and_records_after(qtbot, data_dir: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from trayapp import dataset_jobs
+    from trayapp.cli import open_early
+    from trayapp.gui.app import TrayApp
+
+    real = dataset_jobs.run_unless_loaded  # what the engine's store calls (in-process here: this process has Arrow)
+
+    def slow(job, *args, **kwargs):
+        time.sleep(2.0)  # a notebook-era history getting its tiers, say
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_jobs, "run_unless_loaded", slow)
+    csv = data_dir / "csv_dump" / "daily_dump.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text(HEADER + "\n" + "\n".join(_yesterday_rows(30)) + "\n")
+    config = Config(sampling_interval_seconds=0.2, alerts_desktop_notifications=False)
+    early = open_early(config, data_dir, wait=0.1)
+    assert not early.wait(0)  # still at work: the app comes up anyway
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml", use_tray=False, early=early)
+    try:
+        with qtbot.waitSignal(app.tick_shown, timeout=30000):
+            app.start()
+        assert app.sampler.engine is early.engine and early.error is None
+        assert app.sampler.engine.store.minutes is not None  # seeded by the same child
+    finally:
+        app.shutdown()
+    assert "cpu_percent" in csv.read_text().splitlines()[0] and not any(
+        row.startswith(_yesterday_rows(1)[0][:10]) for row in csv.read_text().splitlines()[1:])
