@@ -209,6 +209,32 @@ def test_stale_and_unreadable_tiers_are_rebuilt_and_bad_ones_kept_aside(data_dir
     assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw_rows(data_dir), HOUR))
 
 
+def test_a_start_with_nothing_to_do_reads_no_tier_footers_unless_a_tier_file_changed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Rollups/.window/tiers.json`` keeps what each footer said with the file's size and mtime."""
+    dst_history(data_dir)
+    real = rollups._read_meta
+    read: list[Path] = []
+    monkeypatch.setattr(rollups, "_read_meta", lambda path: read.append(path) or real(path))
+    assert rollups.ensure(data_dir) == 3
+    assert rollups.ensure(data_dir) == 0 and len(read) == 4  # three days and a month, read once...
+    read.clear()
+    assert rollups.ensure(data_dir) == 0 and read == []  # ...and then known
+    minute29 = rollups.minute_path(data_dir, date(2026, 3, 29))
+    st = minute29.stat()
+    os.utime(minute29, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000))  # touched, same bytes
+    assert rollups.ensure(data_dir) == 0 and read == [minute29]
+    read.clear()
+    (data_dir / "Rollups" / ".window" / "tiers.json").write_bytes(b'{"version": 1, "files": {"minute/Year=2026/Month=3/30.parquet": 7')
+    assert rollups.ensure(data_dir) == 0 and len(read) == 4  # a torn index: every footer read, as before
+    # the index never hides a stale tier: the 30th's day file changes, its tiers are rebuilt
+    t = np.arange(us(local(2026, 3, 30)), us(local(2026, 3, 30, 1)), 1_000_000, dtype=np.int64)
+    write_day(data_dir, date(2026, 3, 30), t, {"cpu_percent": np.full(len(t), 3.0)})
+    assert rollups.ensure(data_dir) == 1
+    start, end = local(2026, 3, 28), local(2026, 3, 31)
+    assert_equal(*rollups.read_tier(data_dir, "minute", start, end), brute(raw_rows(data_dir), MIN))
+    assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw_rows(data_dir), HOUR))
+
+
 def test_an_unreadable_day_file_gets_no_tier_and_no_crash(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     dst_history(data_dir)
     Store(data_dir).day_path(date(2026, 3, 29)).write_bytes(b"junk")
