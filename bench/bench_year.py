@@ -581,7 +581,7 @@ def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, rep
 
 def midnight_child(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> dict:
     """The tray app's midnight: yesterday's CSV rolled over by the one-shot dataset child, with
-    the job ``Store._roll`` sends, beside the year. Its peak RSS (``wait4``) and wall time."""
+    the job ``Store._roll`` sends, beside the year. Its peak RSS (its own VmHWM) and wall time."""
     from trayapp import rollups
     from trayapp.dataset_jobs import child_command
     from trayapp.files import CSV_DIR, CSV_NAME, day_path

@@ -22,15 +22,15 @@ import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
 
-from tests.conftest import wait_for  # noqa: E402
+from tests.conftest import trayapp_cmd, wait_for  # noqa: E402
 from trayapp.settings import Config, Loaded  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
 
 HEADER = "timestamp,cpu_percent,memory_percent,disk_percent"
 
-# `trayapp gui` with every dataset job noted (was Qt loaded in this process when it ran?) before
-# it runs as usual; PRELOAD_QT is the control.
+# `trayapp gui` with every dataset job noted (was Qt loaded in this process at any time while it
+# ran?); PRELOAD_QT is the control; SLOW seconds added to each job (a slow first start).
 GUI = r"""
 import json, sys
 if PRELOAD_QT:
@@ -38,8 +38,12 @@ if PRELOAD_QT:
 from trayapp import dataset_jobs
 real = dataset_jobs.run
 def noted(job, *args, **kwargs):
-    print("JOB " + json.dumps({"job": job["job"], "qt": "PySide6.QtCore" in sys.modules}), flush=True)
-    return real(job, *args, **kwargs)
+    before = "PySide6.QtCore" in sys.modules
+    if SLOW:
+        import time; time.sleep(SLOW)
+    answer = real(job, *args, **kwargs)
+    print("JOB " + json.dumps({"job": job["job"], "qt": before or "PySide6.QtCore" in sys.modules}), flush=True)
+    return answer
 dataset_jobs.run = noted
 from trayapp.cli import main
 sys.exit(main(["--data-dir", DATA, "--config", CONFIG, "gui"]))
@@ -51,18 +55,33 @@ def _yesterday_rows(n: int = 600) -> list[str]:
     return [f"{(start + timedelta(seconds=10 * i)).isoformat(timespec='microseconds')},{i % 100}.0,50.0,70.0" for i in range(n)]
 
 
-def _run_gui(tmp_path: Path, preload_qt: bool) -> tuple[list[dict], Path, str]:
+def _gui_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRAYAPP_NO_KEYRING": "1", "TMPDIR": str(tmp_path),
+            "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+
+
+def _folder(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data"
     (data / "csv_dump").mkdir(parents=True)
     (data / "csv_dump" / "daily_dump.csv").write_text(HEADER + "\n" + "\n".join(_yesterday_rows()) + "\n")
     config = tmp_path / "config.toml"
     config.write_text("[sampling]\ninterval_seconds = 0.2\n[alerts]\ndesktop_notifications = false\n")
-    code = GUI.replace("PRELOAD_QT", repr(preload_qt)).replace("DATA", repr(str(data))).replace("CONFIG", repr(str(config)))
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRAYAPP_NO_KEYRING": "1",
-           "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    return data, config
+
+
+def _start_gui(tmp_path: Path, data: Path, config: Path, preload_qt: bool = False, slow: float = 0.0,
+               err: Path | None = None) -> "subprocess.Popen[str]":
+    code = (GUI.replace("PRELOAD_QT", repr(preload_qt)).replace("SLOW", repr(slow))
+            .replace("DATA", repr(str(data))).replace("CONFIG", repr(str(config))))
+    with open(err or tmp_path / "gui.err", "wb") as stderr:
+        # "gui" after the code: the process's command line names it, as `trayapp gui`'s does
+        return subprocess.Popen([sys.executable, "-c", code, "gui"], env=_gui_env(tmp_path), stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
+def _run_gui(tmp_path: Path, preload_qt: bool) -> tuple[list[dict], Path, str]:
+    data, config = _folder(tmp_path)
     err = tmp_path / "gui.err"
-    with open(err, "wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    proc = _start_gui(tmp_path, data, config, preload_qt=preload_qt)
     csv = data / "csv_dump" / "daily_dump.csv"
     yesterday = _yesterday_rows(1)[0][:10]
 
@@ -110,16 +129,16 @@ def test_a_busy_folder_found_early_is_said_and_the_app_quits(qtbot, data_dir: Pa
         config = Config(sampling_interval_seconds=0.2, alerts_desktop_notifications=False)
         early = open_early(config, data_dir, wait=30)
         assert early.wait(0) and early.error is not None
-        app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml", use_tray=False, early=early)
-        try:
-            with qtbot.waitSignal(app.sampler.failed, timeout=20000) as failed:
-                app.start()
-            assert "only one may write a data folder at a time" in failed.args[0]
-            assert "not recording" in app.tray.toolTip()
-        finally:
-            app.shutdown()
     finally:
-        holder.close()
+        holder.close()  # free now: a sampler that opened again, not saying what the early open found, would record
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml", use_tray=False, early=early)
+    try:
+        with qtbot.waitSignal(app.sampler.failed, timeout=20000) as failed:
+            app.start()
+        assert "only one may write a data folder at a time" in failed.args[0]
+        assert "not recording" in app.tray.toolTip()
+    finally:
+        app.shutdown()
 
 
 def test_a_first_start_slower_than_the_wait_shows_the_app_and_records_after(qtbot, data_dir: Path, tmp_path: Path,
@@ -151,3 +170,76 @@ def test_a_first_start_slower_than_the_wait_shows_the_app_and_records_after(qtbo
         app.shutdown()
     assert "cpu_percent" in csv.read_text().splitlines()[0] and not any(
         row.startswith(_yesterday_rows(1)[0][:10]) for row in csv.read_text().splitlines()[1:])
+
+
+def test_a_second_click_while_the_first_is_still_starting_brings_the_first_forward(tmp_path: Path) -> None:
+    """The first ``trayapp gui`` holds the folder with its start-up child at work (4 s here) and
+    has no Qt yet to answer on its socket; the second waits for it to answer instead of failing
+    on the busy folder, and leaves it recording."""
+    data, config = _folder(tmp_path)
+    first = _start_gui(tmp_path, data, config, slow=4.0, err=tmp_path / "first.err")
+    try:
+        assert wait_for(lambda: (data / ".writer.pid").exists() or first.poll() is not None, 30)
+        assert first.poll() is None, (tmp_path / "first.err").read_text()
+        second = subprocess.run(trayapp_cmd("--data-dir", str(data), "--config", str(config), "gui", "--history", "7d"),
+                                env=_gui_env(tmp_path), capture_output=True, text=True, timeout=90)
+        assert second.returncode == 0, second.stderr
+        assert "already running for this data folder; brought its window forward" in second.stderr
+        csv = data / "csv_dump" / "daily_dump.csv"
+        assert wait_for(lambda: first.poll() is not None or len(csv.read_text().splitlines()) >= 4, 30)
+        assert first.poll() is None, (tmp_path / "first.err").read_text()
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0, (tmp_path / "first.err").read_text()
+
+
+PARENT = r"""
+import os, subprocess, sys, time
+from trayapp.dataset_jobs import PARENT_ENV, child_command
+env = dict(os.environ)
+if NAMED:
+    env[PARENT_ENV] = str(os.getpid())  # as dataset_jobs.run passes it
+job = open(FIFO, "rb")  # its writer is the test: the child never sees the end of its input
+child = subprocess.Popen(child_command(), stdin=job, env=env)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("named", [True, False], ids=["parent named", "control: not named"])
+def test_a_dataset_child_dies_with_the_process_that_started_it(tmp_path: Path, named: bool) -> None:
+    import psutil
+
+    fifo = tmp_path / "job.fifo"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # held open by the test, not by the parent
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.replace("NAMED", repr(named)).replace("FIFO", repr(str(fifo)))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        child = psutil.Process(int(parent.stdout.readline()))
+        time.sleep(1.0)  # the child is reading its job, as one at work would be busy
+        parent.kill()
+        parent.wait(10)
+
+        def gone() -> bool:
+            try:
+                return child.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        if named:
+            assert wait_for(gone, 10), "the child outlived the process that holds the lock for it"
+        else:
+            assert not wait_for(gone, 2), "the control child died too: this check shows nothing"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        try:
+            child.kill()
+        except (psutil.NoSuchProcess, UnboundLocalError):
+            pass
+        os.close(writer)
+        parent.stdout.close()
+        parent.wait(10)

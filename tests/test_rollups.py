@@ -226,6 +226,18 @@ def test_a_start_with_nothing_to_do_reads_no_tier_footers_unless_a_tier_file_cha
     read.clear()
     (data_dir / "Rollups" / ".window" / "tiers.json").write_bytes(b'{"version": 1, "files": {"minute/Year=2026/Month=3/30.parquet": 7')
     assert rollups.ensure(data_dir) == 0 and len(read) == 4  # a torn index: every footer read, as before
+    read.clear()
+    index = data_dir / "Rollups" / ".window" / "tiers.json"
+    import json
+
+    known = json.loads(index.read_text())
+    key = "minute/Year=2026/Month=3/28.parquet"
+    known["files"][key]["meta"] = {"sources": []}  # parses, but not a record ensure can use
+    index.write_text(json.dumps(known))
+    assert rollups.ensure(data_dir) == 0 and read == [rollups.minute_path(data_dir, date(2026, 3, 28))]
+    (index.parent / ".tiers.json.x1y2.tmp").write_text("{")  # left by a save that was killed
+    rollups.ensure(data_dir)
+    assert not list(index.parent.glob(".*.tmp"))
     # the index never hides a stale tier: the 30th's day file changes, its tiers are rebuilt
     t = np.arange(us(local(2026, 3, 30)), us(local(2026, 3, 30, 1)), 1_000_000, dtype=np.int64)
     write_day(data_dir, date(2026, 3, 30), t, {"cpu_percent": np.full(len(t), 3.0)})

@@ -259,7 +259,7 @@ def prune_caches(data_dir: str | os.PathLike[str], today: date | None = None) ->
     from trayapp.jsonfile import remove_quietly
 
     root = Path(data_dir) / ROLLUPS_DIR / CACHE_DIR
-    for tmp in root.glob("*/.*.tmp"):
+    for tmp in [*root.glob(".*.tmp"), *root.glob("*/.*.tmp")]:
         remove_quietly(tmp)
     for path in root.glob("minute/*.*"):
         try:

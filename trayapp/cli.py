@@ -556,18 +556,32 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if missing:  # said before the data folder is opened; the import below says what else is wrong
         raise UserError(f"the tray app needs PySide6 and pyqtgraph (no module named {missing[0]!r}); 'trayapp run --headless' works without")
     loaded, folder = load_config(args)
+    history = getattr(args, "history", None)
+    from trayapp.instance import ask_running, holder_is_tray_app, instance_name, wait_for_running
     from trayapp.logfile import note_start, start_log_file
+    from trayapp.store import DataDirBusy
 
+    name = instance_name(folder)
+    if ask_running(name, history):  # before the folder is opened: a second click only brings the first forward
+        print(ALREADY_RUNNING, file=sys.stderr)
+        return 0
     log_file = start_log_file()  # before the folder is opened: the start-up's warnings go in it too
     if log_file is not None:
         note_start(log_file, folder, loaded.warnings)
     early = open_early(loaded.config, folder)
+    if isinstance(early.error, DataDirBusy) and holder_is_tray_app(folder) and wait_for_running(name, history):
+        print(ALREADY_RUNNING, file=sys.stderr)  # one started a moment before, still opening the folder or loading Qt
+        return 0
     try:
         from trayapp.gui.app import run_gui
     except ImportError as exc:
+        early.close()
         raise UserError(f"the tray app needs PySide6 and pyqtgraph ({exc}); 'trayapp run --headless' works without") from None
     return run_gui(loaded, folder, config_file=loaded.path, wait_for_tray=getattr(args, "wait_for_tray", 0.0) or 0.0,
-                   history=getattr(args, "history", None), early=early, log_file=log_file)
+                   history=history, early=early, log_file=log_file)
+
+
+ALREADY_RUNNING = "trayapp: already running for this data folder; brought its window forward"
 
 
 EARLY_WAIT_S = 8.0  # the icon waits this long at most for the start-up's dataset child

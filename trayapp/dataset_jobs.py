@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from datetime import date, datetime
@@ -36,8 +37,9 @@ def child_command() -> list[str]:
 
 def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one job in a child; returns (meta, arrays). Raises JobFailed."""
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
     try:
-        done = subprocess.run(child_command(), input=json.dumps(job).encode(), capture_output=True, timeout=timeout)
+        done = subprocess.run(child_command(), input=json.dumps(job).encode(), capture_output=True, timeout=timeout, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise JobFailed(f"dataset job {job.get('job')!r} could not run: {exc}") from None
     if done.returncode != 0:
@@ -110,8 +112,30 @@ def _decode(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return json.loads(arrays.pop("meta").tobytes().decode()), arrays
 
 
+PARENT_ENV = "TRAYAPP_PARENT_PID"
+
+
+def _die_with_parent() -> None:
+    """On Linux the kernel kills this child when the process that started it dies: the parent
+    holds the data folder's writer lock for it, so a rollover never goes on without the lock,
+    beside a recorder started after (a ``kill`` of the app at start-up, its exit before Qt)."""
+    parent = os.environ.pop(PARENT_ENV, "")
+    if not sys.platform.startswith("linux") or not parent.isdigit():
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # it died before the line above
+        os._exit(1)
+
+
 def main() -> int:
     """The child: one job from stdin, the answer to stdout; a failure is one line on stderr."""
+    _die_with_parent()
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="trayapp: %(message)s", stream=sys.stderr)

@@ -270,6 +270,13 @@ class EarlyOpen:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def close(self) -> None:
+        """Let the folder go without recording (the app quits before it starts): after the
+        child, so the lock is never released under a rollover still at work."""
+        self.wait()
+        if self.error is None:
+            self.engine.store.close()
+
 
 def run_loop(engine: Engine, stop: threading.Event, interval: Callable[[], float]) -> None:
     """Tick every ``interval()`` seconds on a steady schedule until ``stop`` is set."""

@@ -827,13 +827,14 @@ def _in_range(table: "pa.Table", start: datetime | None, end: datetime | None) -
 
     if not table.num_rows or (start is None and end is None):
         return table
-    us = stamps_us(table.column(TIMESTAMP))
+    column = table.column(TIMESTAMP)
+    us = stamps_us(column)
     low = np.iinfo(np.int64).min if start is None else _micros(start)
     high = np.iinfo(np.int64).max if end is None else _micros(end)
-    if bool(np.all(us[1:] >= us[:-1])):
+    if not column.null_count and bool(np.all(us[1:] >= us[:-1])):
         first, stop = (int(i) for i in np.searchsorted(us, [low, high], side="right"))
         return table if (first, stop) == (0, table.num_rows) else table.slice(first, stop - first)
-    keep = (us > low) & (us <= high)
+    keep = (us > low) & (us <= high) & _valid(column)  # a row without a time is in no range
     return table if keep.all() else take_rows(table, keep)
 
 

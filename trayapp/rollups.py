@@ -171,6 +171,12 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
 INDEX_VERSION = 1
 
 
+def _well_formed(meta: Any) -> bool:
+    """A tier's record as ``ensure`` uses it: ``sources``, day → [size, mtime] (or null)."""
+    sources = meta.get("sources") if isinstance(meta, dict) else None
+    return isinstance(sources, dict) and all(v is None or (isinstance(v, list) and len(v) == 2) for v in sources.values())
+
+
 class _Footers:
     """What ``ensure`` read from each tier file's footer, kept in ``Rollups/.window/tiers.json``
     with the file's size and mtime: a tier file that has neither changed since is not opened
@@ -194,7 +200,7 @@ class _Footers:
         key = path.relative_to(self.root).as_posix()
         now = _stamp(path)
         entry = self.known.get(key)
-        if now is not None and isinstance(entry, dict) and entry.get("stamp") == now and isinstance(entry.get("meta"), dict):
+        if now is not None and isinstance(entry, dict) and entry.get("stamp") == now and _well_formed(entry.get("meta")):
             meta: dict[str, Any] | None = entry["meta"]
         else:
             meta = _read_meta(path)
@@ -309,6 +315,7 @@ def ensure(data_dir: str | os.PathLike[str]) -> int:
         return _ensure(data_dir)
     except Exception as exc:  # noqa: BLE001 - start-up must go on without tiers
         log.warning("rollups of %s could not be brought up to date (%s: %s)", data_dir, type(exc).__name__, str(exc)[:160])
+        remove_quietly(data_dir / ROLLUPS_DIR / CACHE_DIR / "tiers.json")  # whatever it was, the next start reads the footers
         return 0
 
 

@@ -7,7 +7,6 @@ sampler sends; nothing here blocks (no disk reads, no network).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -22,16 +21,12 @@ from trayapp.engine import EarlyOpen, Tick, describe
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
+from trayapp.instance import instance_name  # noqa: F401 - where it was
 from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, start_log_file  # noqa: F401 - where they were
 from trayapp.model import MACHINE_COLUMNS, Level, Sample, Transition, format_value, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
 from trayapp.slack import snooze, snooze_channels, snooze_end
-
-try:  # CPython's own SHA-1, as random.py does for SHA-512: hashlib loads OpenSSL (~3.5 MB resident) for one hash
-    from _sha1 import sha1 as _sha1
-except ImportError:  # another Python
-    from hashlib import sha1 as _sha1
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +139,6 @@ def notification_text(changes: tuple[Transition, ...]) -> tuple[str, str]:
         else:
             titles.append(f"{metric_label(r.metric)} {change.current.value}" + (" (still)" if change.reminder else ""))
     return ", ".join(titles), "\n".join(describe(c.result, for_people=True) for c in changes)
-
-
-def instance_name(folder: Path) -> str:
-    digest = _sha1(str(folder.resolve()).encode()).hexdigest()[:12]
-    return f"trayapp-{os.getuid() if hasattr(os, 'getuid') else 'u'}-{digest}"
 
 
 class GuiThreadCollector:
@@ -602,6 +592,8 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
     name = instance_name(folder)
     if _already_running(name, history):
         print("trayapp: already running for this data folder; brought its window forward", file=sys.stderr)
+        if early is not None:
+            early.close()
         return 0
     server = QLocalServer()
     QLocalServer.removeServer(name)  # a stale socket from a crash

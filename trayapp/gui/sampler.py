@@ -80,6 +80,8 @@ class Sampler(QThread):
             engine = early.engine
             early.wait()
         else:
+            if early is not None:  # opened for another folder: let it go
+                early.close()
             early = None
             engine = Engine(config, data_dir, dataset_in_child=True, keep_minutes=True)
         try:
