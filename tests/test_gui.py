@@ -261,6 +261,29 @@ def test_live_view_holds_the_last_ten_minutes(qtbot, history_window, data_dir: P
     assert list(y[-3:]) == [float((20 * 60 - 6) % 100), float((20 * 60 - 4) % 100), float((20 * 60 - 2) % 100)]
 
 
+def test_a_metric_that_comes_up_late_gets_its_place_not_the_bottom(qtbot, history_window, data_dir: Path) -> None:
+    """The busiest core's % comes with the second tick; the window, open since the first, puts
+    its plot second (after CPU), with the time axis still under the last plot only."""
+    live = LiveBuffer()
+    now = datetime.now(timezone.utc)
+    live.add(Sample(now - timedelta(seconds=4), 10.0, 50.0, 70.0))
+    window = history_window(data_dir, live, Config())
+    window.span = LIVE_SECONDS
+    window.show()
+    assert list(window.metric_plots) == ["cpu_percent", "memory_percent", "disk_percent"]
+    for i in (3, 2, 1):
+        live.add(Sample(now - timedelta(seconds=i), 10.0, 50.0, 70.0, cpu_core_max_percent=40.0 + i))
+    window.refresh_live()
+    assert list(window.metric_plots) == ["cpu_percent", "cpu_core_max_percent", "memory_percent", "disk_percent"]
+    layout = window.graphics.ci
+    assert [layout.getItem(row, 0) for row in range(4)] == [mp.plot for mp in window.metric_plots.values()]
+    shows = [mp.plot.getAxis("bottom").style["showValues"] for mp in window.metric_plots.values()]
+    assert shows == [False, False, False, True]
+    y = drawn(window, "cpu_core_max_percent")[1]
+    assert list(y[~np.isnan(y)]) == [43.0, 42.0, 41.0]
+    window.graphics.grab()  # paints, laid out anew
+
+
 # -------------------------------------------------------------------- the app
 
 

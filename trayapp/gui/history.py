@@ -574,11 +574,26 @@ class HistoryWindow(QWidget):
         else:
             mp.plot.sigXRangeChanged.connect(self._x_range_changed)
         self.metric_plots[name] = mp
+        order = plotted_columns(list(self.metric_plots))
+        if list(self.metric_plots) != order:  # a metric that came up late (a sensor, a rate): in its place
+            self._relayout(order)
         self._label_days(*mp.plot.viewRange()[0])
         self._fit_readout()
         self.graphics.setMinimumHeight(PLOT_HEIGHT * len(self.metric_plots))
         self._sync_rules()
         return mp
+
+    def _relayout(self, order: list[str]) -> None:
+        """The plots again in ``order``, the time axis under the last one only."""
+        for mp in self.metric_plots.values():
+            self.graphics.removeItem(mp.plot)
+        self.metric_plots = {name: self.metric_plots[name] for name in order}
+        for row, mp in enumerate(self.metric_plots.values()):
+            self.graphics.addItem(mp.plot, row=row, col=0)
+            last = row == len(order) - 1
+            mp.plot.getAxis("bottom").setStyle(showValues=last)
+            if not last:
+                mp.plot.setLabel("bottom", None)
 
     def _sync_rules(self) -> None:
         rules = dict(zip(rule_keys(self.config.rules), self.config.rules))
