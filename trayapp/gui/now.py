@@ -180,11 +180,12 @@ class NowPanel(QFrame):
         me = os.getpid()
 
         def table(title: str, rows: list[Proc], value) -> str:
-            # the share first: a narrow window clips the right edge, which must not cut a number
+            # the numbers first, the name last: a narrow window clips the right edge, which must
+            # cut a name's tail, never a share or a PID
             lines = "".join(
                 f"<tr><td align=right><b>{value(p)}</b>&nbsp;</td>"
-                f"<td>{html.escape(p.name[:22])}{' (trayapp)' if p.pid == me else ''}</td>"
-                f"<td align=right>&nbsp;{p.pid}</td></tr>"
+                f"<td align=right>{p.pid}&nbsp;</td>"
+                f"<td>{html.escape(p.name[:22])}{' (trayapp)' if p.pid == me else ''}</td></tr>"
                 for p in rows
             )
             return f"<b>{title}</b><table cellspacing=0>{lines}</table>"
