@@ -71,8 +71,9 @@ def wait_for_running(name: str, history: str | None, seconds: float = TRAY_START
     answers, for up to ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
-        if ask_running(name, history):
-            return True
+        answer = ask_running(name, history)
+        if answer is not False:  # True, or None: not to be told here (the Qt check in run_gui is then the one)
+            return bool(answer)
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.25)
