@@ -253,3 +253,30 @@ def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_di
     monkeypatch.setattr(history, "read_cache", rollover_first)
     got, raw = totals(data_dir, "minute", now - timedelta(hours=36), now)
     assert rolled and got == raw == before[1]
+
+
+@pytest.mark.parametrize("zone, start", [
+    ("Asia/Kolkata", datetime(2026, 11, 28, 22, 10, tzinfo=timezone.utc)),  # +5:30 all year
+    ("Australia/Lord_Howe", datetime(2026, 10, 3, 13, 10, tzinfo=timezone.utc)),  # +10:30 to +11 at 02:00 local on 4 Oct
+    ("Europe/Berlin", datetime(2026, 10, 24, 22, 10, tzinfo=timezone.utc)),  # 02:00-03:00 twice on 25 Oct
+])
+def test_hourly_means_are_of_local_clock_hours_across_offset_changes(zone: str, start: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoneinfo import ZoneInfo
+
+    from trayapp import history
+
+    tz = ZoneInfo(zone)
+    monkeypatch.setattr(history, "local_zone", lambda: tz)
+    t = start.timestamp() + np.arange(0, 8 * 3600, 50.0)
+    v = (np.arange(len(t)) % 97).astype(float)
+    x, means = history.hourly_means(t, v)
+    # the truth, sample by sample: the local clock hour it fell in, told apart by its offset
+    truth: dict = {}
+    for s, value in zip(t, v):
+        local = datetime.fromtimestamp(s, tz)
+        truth.setdefault((local.strftime("%Y-%m-%d %H"), local.utcoffset()), []).append((s, value))
+    assert len(truth) == len(means)  # 9 hours in 8 h of samples; Lord Howe's 02:xx lasts 30 minutes
+    assert list(means) == pytest.approx([float(np.mean([v for _, v in rows])) for rows in truth.values()], rel=1e-12)
+    for rows, mid in zip(truth.values(), x):  # each mean drawn at its hour's middle
+        whole = rows[-1][0] - rows[0][0] >= 3600 - 50  # a whole hour of samples: its middle, to a sample
+        assert abs(mid - np.mean([s for s, _ in rows])) <= (30 if whole else 1800)

@@ -124,21 +124,38 @@ def min_max_pairs(centres: np.ndarray, width: float, lo: np.ndarray, hi: np.ndar
 
 
 def hourly_means(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean of each local clock hour that has data, at the hour's middle."""
+    """The mean of each local clock hour that has data, at the hour's middle (NaN for an hour
+    without data: the line breaks there). ``t`` sorted.
+
+    Each sample's hour is found with the zone's offset at its own time, so a range across a change
+    of offset is binned right on both sides: India's hours start at :30 UTC, Lord Howe's move by
+    half an hour with its DST, and the hour a clock repeats in autumn stays two hours."""
     ok = ~np.isnan(v)
     if not ok.any():
         return np.empty(0), np.empty(0)
-    offset = datetime.now().astimezone().utcoffset().total_seconds()  # type: ignore[union-attr]
-    hours = np.floor((t[ok] + offset) / 3600).astype("int64")
-    first = hours.min()
-    idx = hours - first
-    sums = np.bincount(idx, weights=v[ok])
-    counts = np.bincount(idx)
+    tt, vv = t[ok], v[ok]
+    zone = local_zone()
+    ends = utc_offsets(np.array([tt[0], tt[-1]]), zone)
+    if ends[0] == ends[1]:  # the usual case, two look-ups: every hour from the first to the last
+        start = tt[0] - np.mod(tt[0] + ends[0], 3600)  # UTC start of the first sample's local hour
+        idx = np.floor((tt - start) / 3600).astype("int64")
+        sums = np.bincount(idx, weights=vv)
+        counts = np.bincount(idx)
+        x = start + np.arange(len(counts)) * 3600.0 + 1800
+    else:  # a change of offset in the range: hours keyed by their UTC start
+        starts = tt - np.mod(tt + utc_offsets(tt, zone), 3600)
+        keys, idx = np.unique(starts, return_inverse=True)
+        sums = np.bincount(idx, weights=vv)
+        counts = np.bincount(idx)
+        x = keys + 1800
+        gaps = np.flatnonzero(np.diff(keys) > 3600)
+        x = np.insert(x, gaps + 1, x[gaps] + 1800)
+        sums = np.insert(sums, gaps + 1, 0.0)
+        counts = np.insert(counts, gaps + 1, 0)
     means = np.full(len(counts), np.nan)
     have = counts > 0
     means[have] = sums[have] / counts[have]
-    x = (np.arange(len(counts)) + first) * 3600 - offset + 1800
-    return x.astype("float64"), means  # an hour without data is NaN: the line breaks there
+    return x.astype("float64"), means
 
 
 @dataclass
