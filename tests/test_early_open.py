@@ -243,3 +243,50 @@ def test_a_dataset_child_dies_with_the_process_that_started_it(tmp_path: Path, n
         os.close(writer)
         parent.stdout.close()
         parent.wait(10)
+
+
+WINDOW_AT_START = r"""
+import json, sys
+from trayapp.gui import history as window_module
+from trayapp.gui import sampler as sampler_module
+if OLD_WAY:  # the control: the window does not wait for the recorder
+    sampler_module.Sampler.starting = lambda self, data_dir: False
+real_init = window_module.HistoryWindow.__init__
+def init(self, *args, **kwargs):
+    real_init(self, *args, **kwargs)
+    self.range_loaded.connect(lambda series: print("LOADED " + json.dumps(
+        {"rows": series.rows, "arrow": "pyarrow" in sys.modules}), flush=True))
+window_module.HistoryWindow.__init__ = init
+from trayapp.cli import main
+sys.exit(main(["--data-dir", DATA, "--config", CONFIG, "gui", "--history", "36h"]))
+"""
+
+
+@pytest.mark.parametrize("old_way", [False, True], ids=["waits for the recorder", "control: reads at once"])
+def test_a_window_opened_at_start_reads_without_arrow(tmp_path: Path, old_way: bool) -> None:
+    """``trayapp gui --history 36h`` (and any desktop without a tray, where the window opens at
+    start): the window's first read waits for the recorder's minute bins instead of parsing the
+    CSV with Arrow, which the app would then keep (~45 MB) for as long as it runs."""
+    from trayapp.synthetic import write_history
+
+    data, config = _folder(tmp_path)
+    now = datetime.now().astimezone()
+    (data / "csv_dump" / "daily_dump.csv").unlink()
+    write_history(data, now - timedelta(hours=40), now, 30, {"cpu_percent": 40.0, "memory_percent": 60.0, "disk_percent": 70.0})
+    code = (WINDOW_AT_START.replace("OLD_WAY", repr(old_way)).replace("DATA", repr(str(data)))
+            .replace("CONFIG", repr(str(config))))
+    err = tmp_path / "gui.err"
+    with open(err, "wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", code, "gui"], env=_gui_env(tmp_path), stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        line = proc.stdout.readline()  # the first range drawn from disk
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert line.startswith("LOADED "), (tmp_path / "gui.err").read_text()
+    loaded = json.loads(line[7:])
+    assert loaded["rows"] > 0
+    if old_way:
+        assert loaded["arrow"], "reading at once did not load Arrow: this check shows nothing"
+    else:
+        assert not loaded["arrow"], "the window's first read loaded Arrow into the tray app"

@@ -211,6 +211,7 @@ class TrayApp(QObject):
         self.sampler.ticked.connect(self.on_tick)
         self.sampler.failed.connect(self.on_failed)
         self.sampler.slack_status.connect(self.on_slack_status)
+        self.sampler.started_up.connect(self._recorder_started)  # a bound method: queued to this (the GUI) thread
         QApplication.instance().aboutToQuit.connect(self.shutdown)  # however the loop ends
         self.exporter = None
         if self.config.prometheus_enabled:
@@ -402,6 +403,10 @@ class TrayApp(QObject):
         self._refresh_tooltip()
         self._label_snooze_menu()
 
+    def _recorder_started(self) -> None:
+        if self.window is not None:
+            self.window.recorder_ready()  # a read held while the folder was being opened
+
     def on_failed(self, message: str) -> None:
         print(f"trayapp: {message}", file=sys.stderr)
         self.tray.setToolTip(f"trayapp — not recording: {message}")
@@ -423,7 +428,8 @@ class TrayApp(QObject):
         if self.window is None:
             from trayapp.gui.history import HistoryWindow
 
-            self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes)
+            self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes,
+                                        starting=self.sampler.starting)
             self.window.setWindowIcon(self.tray.icon())
             if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
                 # a fresh install: 36 h of nothing but a sliver at the right edge says little;

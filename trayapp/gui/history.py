@@ -470,11 +470,14 @@ class HistoryWindow(QWidget):
         config: Config,
         quick: Callable[[float], dict] | None = None,
         minutes: Callable[[Path], Any] | None = None,
+        starting: Callable[[Path], bool] | None = None,
     ) -> None:
         """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows).
         ``minutes(data_dir)``: the recorder's minute bins of its CSV for that folder, or None
         (``Store.minutes``): tiered ranges read today from them, and the tiers' numpy copies,
-        so the window loads neither the CSV nor Arrow."""
+        so the window loads neither the CSV nor Arrow. ``starting(data_dir)``: True while the
+        recorder for that folder is still opening it (no minute bins yet): a read waits for
+        ``recorder_ready`` rather than parse the CSV with Arrow, which the app would keep."""
         super().__init__()
         pg.setConfigOptions(antialias=True)
         self.setWindowTitle("trayapp — history")
@@ -484,6 +487,8 @@ class HistoryWindow(QWidget):
         self.results: tuple[RuleResult, ...] = ()
         self.quick = quick
         self.minutes = minutes
+        self.starting = starting
+        self._waiting: tuple[float, float | None, float | None] | None = None  # a read held until the recorder is up
         self.span = RANGES[1][1]
         self.theme = Theme.from_palette(self.palette())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
@@ -699,8 +704,19 @@ class HistoryWindow(QWidget):
     def _read(self, span: float, start: float | None = None, end: float | None = None) -> None:
         self._request += 1
         request = self._request
+        if self.starting is not None and self.starting(self.data_dir):
+            self._waiting = (span, start, end)  # the latest wins; ``recorder_ready`` reads it
+            return
+        self._waiting = None
         future = self._pool.submit(self._load, self.data_dir, span, start, end, self._minutes())
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
+
+    def recorder_ready(self) -> None:
+        """The recorder has opened the folder (or given up): a read held for it goes now, unless
+        another range was asked for meanwhile."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and waiting[0] == self.span:
+            self._read(*waiting)
 
     def _minutes(self) -> Any:
         return self.minutes(self.data_dir) if self.minutes is not None else None

@@ -26,6 +26,7 @@ class Sampler(QThread):
     ticked = Signal(object)  # trayapp.engine.Tick
     failed = Signal(str)  # could not start: one line for the user
     slack_status = Signal(str)  # '' when all is well
+    started_up = Signal()  # the first open is over, recording or not (after ``ready`` or ``failed``)
 
     def __init__(self, config: Config, data_dir: Path, parent=None, early: EarlyOpen | None = None) -> None:
         """``early``: the store's opening, begun before Qt was loaded (``cli.cmd_gui``)."""
@@ -40,6 +41,7 @@ class Sampler(QThread):
         self._pending: tuple[Config, Path] | None = None
         self.engine: Engine | None = None
         self.courier: Courier | None = None
+        self._starting = True  # until the first open of the folder has succeeded or failed
         self.listeners: list = []  # extra tick listeners run on this thread (Prometheus)
 
     # --- called from the GUI thread
@@ -64,6 +66,11 @@ class Sampler(QThread):
         """What the rule windows hold for ``span`` (see ``Engine.recent``); ``{}`` before start."""
         engine = self.engine
         return engine.recent(span) if engine is not None else {}
+
+    def starting(self, data_dir: Path) -> bool:
+        """True while this sampler is still opening ``data_dir`` at start-up (``ready`` or
+        ``failed`` comes next)."""
+        return self._starting and Path(data_dir).resolve() == self._data_dir.resolve()
 
     def minutes(self, data_dir: Path):
         """The store's minute bins of its CSV (``Store.minutes``) when it records into
@@ -109,7 +116,12 @@ class Sampler(QThread):
         self.engine = self.courier = None
 
     def run(self) -> None:
-        if not self._open(self._config, self._data_dir):
+        try:
+            opened = self._open(self._config, self._data_dir)
+        finally:
+            self._starting = False
+            self.started_up.emit()
+        if not opened:
             return
         next_at = time.monotonic()
         try:
