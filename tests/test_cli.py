@@ -327,3 +327,28 @@ def test_doctor_does_not_create_a_missing_data_folder(tmp_path: Path) -> None:
     done = run_cli("--config", str(tmp_path / "none.toml"), "--data-dir", str(missing), "doctor", env={"DISPLAY": ""})
     assert f"{missing} does not exist yet" in done.stdout, done.stdout
     assert not missing.exists() and not (tmp_path / "not").exists()
+
+
+def test_the_global_options_work_after_the_command_too(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`trayapp status --data-dir D` as `trayapp --data-dir D status`; the one after wins."""
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=37), now, 60, {"cpu_percent": 95.0, "memory_percent": 85.0, "disk_percent": 40.0})
+    assert main(["--data-dir", str(tmp_path / "elsewhere"), "status", "--json", "--data-dir", str(data_dir)]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert main(["--data-dir", str(data_dir), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == after and after["level"] == "red"
+    assert main(["status", "--data-dir", str(tmp_path / "none"), "-v"]) != 0  # no history there: a real answer, not a usage error
+    assert "unrecognized arguments" not in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_reading_gets_no_error_line(data_dir: Path) -> None:
+    """`trayapp status | head -0`: the pipe is closed before trayapp writes; nothing on stderr."""
+    hot_history(data_dir)
+    read, write = os.pipe()
+    os.close(read)  # no reader: the first write fails with EPIPE
+    try:
+        done = subprocess.run(trayapp_cmd("--data-dir", str(data_dir), "status"), stdout=write, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 1

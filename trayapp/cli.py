@@ -63,36 +63,41 @@ def build_parser() -> argparse.ArgumentParser:
         description="System-tray resource monitor: CPU, memory, disk and NVIDIA GPU, with alert rules and Slack.",
     )
     parser.add_argument("--version", action="version", version=f"trayapp {__version__}")
-    parser.add_argument("--data-dir", help="data folder (default: $TRAYAPP_DATA_DIR, the config, or the platform's)")
-    parser.add_argument("--config", help="config file (default: $TRAYAPP_CONFIG or the platform's)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    common = argparse.ArgumentParser(add_help=False)  # the global options, also after the command:
+    for target, default in ((parser, None), (common, argparse.SUPPRESS)):  # `trayapp status --data-dir X`
+        target.add_argument("--data-dir", default=default, help="data folder (default: $TRAYAPP_DATA_DIR, the config, or the platform's)")
+        target.add_argument("--config", default=default, help="config file (default: $TRAYAPP_CONFIG or the platform's)")
+        target.add_argument("-v", "--verbose", action="store_true", default=False if default is None else default, help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    gui = sub.add_parser("gui", help="start the tray app (the default)")
+    def command(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
+    gui = command("gui", help="start the tray app (the default)")
     gui.add_argument("--history", choices=("live", "36h", "7d", "30d", "1y"), metavar="RANGE",
                      help="open the history window on RANGE (live, 36h, 7d, 30d, 1y), in the running app if there is one")
     gui.add_argument("--wait-for-tray", type=_wait_seconds, default=0.0, metavar="SECONDS",
                      help="wait this long for a system tray to appear (used when started at login)")
-    run = sub.add_parser("run", help="sample, store and alert; --headless for servers")
+    run = command("run", help="sample, store and alert; --headless for servers")
     run.add_argument("--headless", action="store_true", help="no GUI: run until SIGINT/SIGTERM")
     run.add_argument("--interval", type=float, help="seconds between samples (overrides the config)")
 
-    status = sub.add_parser("status", help="the alert level from what is on disk now")
+    status = command("status", help="the alert level from what is on disk now")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--exit-code", action="store_true",
                         help="exit as a Nagios plugin does: 0 ok, 1 orange, 2 red, 3 unknown or could not tell")
 
-    export = sub.add_parser("export", help="write a time range as CSV, Parquet or JSON")
+    export = command("export", help="write a time range as CSV, Parquet or JSON")
     export.add_argument("--since", help="start: ISO time (local if no offset) or a duration back from now, e.g. 36h")
     export.add_argument("--until", help="end: ISO time or a duration back from now (default: now)")
     export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
     export.add_argument("--output", "-o", default="-", help="file to write, '-' for standard output (not for parquet)")
 
-    sub.add_parser("doctor", help="report what works: tray, GPU, data folder, Slack")
-    sub.add_parser("tray-check")  # doctor's child process; no help= keeps it out of --help
-    sub.add_parser("dataset-job")  # the recorder's child process
-    sub.add_parser("slack-test", help="send a test message to Slack and say whether it was accepted")
-    snooze = sub.add_parser("snooze", help="hold desktop and Slack alerts back for a while")
+    command("doctor", help="report what works: tray, GPU, data folder, Slack")
+    command("tray-check")  # doctor's child process; no help= keeps it out of --help
+    command("dataset-job")  # the recorder's child process
+    command("slack-test", help="send a test message to Slack and say whether it was accepted")
+    snooze = command("snooze", help="hold desktop and Slack alerts back for a while")
     snooze.add_argument("duration", help="1h, 8h, tomorrow, any duration like 30m, or 'off'")
     return parser
 
@@ -138,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         print(privacy.redact(f"trayapp: {exc}"), file=sys.stderr)
         return failed
     except KeyboardInterrupt:
+        return failed
+    except BrokenPipeError:  # `trayapp status | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail again
         return failed
     except Exception as exc:  # the promise: no traceback reaches a user
         print(privacy.redact(f"trayapp: {command} failed: {type(exc).__name__}: {exc} (run with -v for details)"),
