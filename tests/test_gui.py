@@ -427,6 +427,11 @@ def test_the_year_range_reads_hours_and_says_daily_means(qtbot, history_window, 
         window.buttons.button(len(RANGES) - 1).click()
     assert blocker.args[0].tier == "hour"
     assert "daily mean" in window.legend.text() and "hourly mean" not in window.legend.text()
+    window.buttons.button(0).click()  # Live draws no means: the legend does not name one (it said "daily")
+    assert " mean" not in window.legend.text() and "samples" in window.legend.text()
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):
+        window.buttons.button(len(RANGES) - 1).click()
+    assert "daily mean" in window.legend.text()
     cpu = window.metric_plots["cpu_percent"]
     x, _ = cpu.lo.getData()
     assert x[0] < (now - timedelta(days=360)).timestamp() and cpu.binned  # the whole year, as a band

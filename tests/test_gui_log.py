@@ -117,6 +117,28 @@ def test_the_menu_opens_the_log(qtbot, tmp_path: Path, monkeypatch: pytest.Monke
         app._collector.stop()
 
 
+def test_no_viewer_for_the_log_shows_where_it_is(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A desktop with nothing to open a file with (no xdg-open): the path, shown and on the clipboard."""
+    from PySide6.QtWidgets import QApplication
+
+    from trayapp.gui import app as app_module
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(app_module.QDesktopServices, "openUrl", staticmethod(lambda url: False))  # what Qt says then
+    app = TrayApp(Loaded(Config(), tmp_path / "config.toml", []), tmp_path / "data", tmp_path / "config.toml")
+    try:
+        app.log_path = tmp_path / "logs" / "trayapp.log"
+        app.log_path.parent.mkdir()
+        app.log_path.write_text("x\n")
+        action, = [a for a in app.tray.contextMenu().actions() if a.text() == "Open log"]
+        action.trigger()
+        assert app._log_box.isVisible() and str(app.log_path) in app._log_box.text()
+        assert QApplication.clipboard().text() == str(app.log_path)
+        app._log_box.close()
+    finally:
+        app._collector.stop()
+
+
 def test_the_real_app_writes_its_log(tmp_path: Path) -> None:
     """``trayapp`` as a process (offscreen Qt): the file appears in the log folder and says where
     it records; a config problem said at start is in it too. (It is stopped once it has seeded:
@@ -140,4 +162,5 @@ def test_the_real_app_writes_its_log(tmp_path: Path) -> None:
     assert f"INFO trayapp.gui.app: trayapp started for {tmp_path / 'data'}" in text
     assert "WARNING trayapp.gui.app: config: [sampling] interval_seconds = -1: must be greater than 0" in text
     assert "INFO trayapp.engine: seeded 2 rule(s)" in text  # the core's lines too
+    assert text.rstrip().endswith(f"INFO trayapp.gui.app: trayapp stopped for {tmp_path / 'data'}")  # not a crash
     assert proc.returncode == 0 and "Traceback" not in err

@@ -45,3 +45,9 @@ def note_start(handler: logging.Handler, folder: Path, warnings: list[str]) -> N
     handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "trayapp started for %s", (folder,), None))
     for warning in warnings:
         handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, "%s", (warning,), None))
+
+
+def note_stop(handler: logging.Handler, folder: Path) -> None:
+    """The end, after the sampler has flushed the store: a log that stops mid-way was a crash."""
+    log = logging.getLogger("trayapp.gui.app")
+    handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "trayapp stopped for %s", (folder,), None))

@@ -12,17 +12,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QtMsgType, QUrl, Signal, qInstallMessageHandler
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, QtMsgType, QUrl, Signal, qInstallMessageHandler
 from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
-from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
 from trayapp.engine import EarlyOpen, Tick, describe
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.instance import instance_name  # noqa: F401 - where it was
-from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, start_log_file  # noqa: F401 - where they were
+from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start_log_file  # noqa: F401 - where they were
 from trayapp.model import MACHINE_COLUMNS, Level, Sample, Transition, format_value, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
@@ -304,6 +304,13 @@ class TrayApp(QObject):
         target = path if path.exists() else path.parent
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(target))):
             log.warning("could not open %s", target)
+            QApplication.clipboard().setText(str(target))
+            box = QMessageBox(QMessageBox.Icon.Information, "trayapp — log",
+                              f"There is no program here to open the log with. It is at\n\n{target}\n\n(the path is on the clipboard)")
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            box.show()  # not exec(): no second event loop in a tray app
+            self._log_box = box
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:  # left click
@@ -627,4 +634,6 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
     code = app.exec()
     tray_app.sampler.stop()
     server.close()
+    if log_file is not None:
+        note_stop(log_file, folder)
     return code

@@ -624,12 +624,17 @@ class HistoryWindow(QWidget):
             mp.style(theme)
         for label in (self.readout, self.status):
             label.setStyleSheet(f"color: {theme.muted}")
+        self._legend()
+
+    def _legend(self) -> None:
+        """What the lines are; the live view draws no means (ten minutes have no hourly mean)."""
+        theme = self.theme
         band = "rgba({},{},{},{})".format(*theme.band_edge)
+        mean = "" if self.span == LIVE_SECONDS else f"<span style='color:{theme.mean}'><b>━</b></span> {self._mean_period} mean &nbsp; "
         self.legend.setText(
             f"<span style='color:{band}'>■</span> spread (min–max) &nbsp; "
-            f"<span style='color:{theme.line}'>━</span> samples &nbsp; "
-            f"<span style='color:{theme.mean}'><b>━</b></span> {self._mean_period} mean &nbsp; "
-            f"<span style='color:{ORANGE}'>╍</span> orange and <span style='color:{RED}'>╍</span> red threshold &nbsp; "
+            f"<span style='color:{theme.line}'>━</span> samples &nbsp; " + mean
+            + f"<span style='color:{ORANGE}'>╍</span> orange and <span style='color:{RED}'>╍</span> red threshold &nbsp; "
             f"<b>┈</b> a rule's window average, over its window"
         )
 
@@ -683,6 +688,7 @@ class HistoryWindow(QWidget):
 
     def show_range(self, span: float) -> None:
         self.span = span
+        self._legend()
         self._zoomed = False
         for i, (_, seconds) in enumerate(RANGES):
             self.buttons.button(i).setChecked(seconds == span)
