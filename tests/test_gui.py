@@ -261,6 +261,25 @@ def test_live_view_holds_the_last_ten_minutes(qtbot, history_window, data_dir: P
     assert list(y[-3:]) == [float((20 * 60 - 6) % 100), float((20 * 60 - 4) % 100), float((20 * 60 - 2) % 100)]
 
 
+def test_an_idle_network_is_ticked_in_whole_units(qtbot, history_window, data_dir: Path) -> None:
+    """All zeros: the rate axis spans at least 1 KB/s, so no two ticks read the same."""
+    live = LiveBuffer()
+    now = datetime.now(timezone.utc)
+    for i in range(60, 0, -1):
+        live.add(Sample(now - timedelta(seconds=i), 10.0, 50.0, 70.0, net_recv_bytes_per_s=0.0, net_sent_bytes_per_s=0.0))
+    window = history_window(data_dir, live, Config())
+    window.span = LIVE_SECONDS
+    window.show()
+    window.graphics.grab()
+    plot = window.metric_plots["net_recv_bytes_per_s"].plot
+    low, high = plot.viewRange()[1]
+    assert high - low >= 1024 - 1e-6
+    axis = plot.getAxis("left")
+    for spacing, values in axis.tickValues(low, high, 100):
+        labels = axis.tickStrings(values, 1.0, spacing)
+        assert len(set(labels)) == len(labels), labels
+
+
 def test_a_metric_that_comes_up_late_gets_its_place_not_the_bottom(qtbot, history_window, data_dir: Path) -> None:
     """The busiest core's % comes with the second tick; the window, open since the first, puts
     its plot second (after CPU), with the time axis still under the last plot only."""

@@ -325,6 +325,9 @@ class MetricPlot:
             plot.enableAutoRange(axis="y")
             if self.unit in ("B/s", "RPM", "W"):
                 plot.setLimits(yMin=0)
+            # no span narrower than the units read whole: an idle network (all zeros) was ticked
+            # 0, 0, 1, 1 B/s, each tick rounded to the unit
+            plot.setLimits(minYRange={"B/s": 1024.0, "RPM": 10.0}.get(self.unit, 1.0))
         self.lo = pg.PlotCurveItem(connect="finite")
         self.hi = pg.PlotCurveItem(connect="finite")
         self.band = QGraphicsPathItem()  # filled between lo and hi (band_path): no FillBetweenItem rebuild per edge
