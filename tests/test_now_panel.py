@@ -70,3 +70,16 @@ def test_no_process_scan_runs_while_the_window_is_closed(qtbot, window: HistoryW
     done = window.now.refreshes
     qtbot.wait(1200)  # six intervals
     assert window.now.refreshes == done and not window.now.timer.isActive()
+
+
+def test_the_numbers_keep_the_plots_order_whatever_came_first(window) -> None:
+    """Rates and the busiest core come a tick after CPU and memory: they go in their places."""
+    now = datetime.now(timezone.utc)
+    window.now.show_sample(Sample(now, 10.0, 50.0, 70.0))
+    window.now.show_sample(Sample(now, 11.0, 51.0, 70.0, net_recv_bytes_per_s=2048.0, cpu_core_max_percent=90.0, battery_plugged=1.0))
+    grid = window.now.numbers
+    placed = {name: grid.getItemPosition(grid.indexOf(cell))[:2] for name, cell in window.now._cells.items()}
+    order = sorted(placed, key=lambda name: placed[name])
+    assert order == ["cpu_percent", "cpu_core_max_percent", "memory_percent", "disk_percent", "net_recv_bytes_per_s", "battery_plugged"]
+    assert placed["net_recv_bytes_per_s"] == (0, 4) and placed["battery_plugged"] == (1, 0)  # five to a row
+    assert window.now.values["cpu_core_max_percent"].text() == "90 %"

@@ -1,7 +1,8 @@
 """The history window's "Now" panel: big current numbers, per-core bars, the top processes.
 
-Imports Qt, psutil and ``model``. Fed each tick's sample by the window; the process list is read on
-a worker thread every few seconds, and only while the panel is visible (nothing runs when closed).
+Imports Qt, psutil, ``model`` and ``history`` (the plots' order). Fed each tick's sample by the
+window; the process list is read on a worker thread every few seconds, and only while the panel is
+visible (nothing runs when closed).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from trayapp.history import plotted_columns
 from trayapp.model import Sample, format_value, metric_label
 
 PROCESS_EVERY_MS = 3000
@@ -95,6 +97,7 @@ class NowPanel(QFrame):
         self.numbers.setContentsMargins(0, 0, 0, 0)
         self.numbers.setHorizontalSpacing(14)
         self.values: dict[str, QLabel] = {}
+        self._cells: dict[str, QWidget] = {}  # each number with its title
         left = QVBoxLayout()
         left.addWidget(numbers)
         self.bars = CoreBars()
@@ -126,9 +129,12 @@ class NowPanel(QFrame):
 
     def show_sample(self, sample: Sample) -> None:
         values = {name: v for name, v in sample.values().items() if v is not None}
+        new = [name for name in values if name not in self.values]
+        for name in new:
+            self._add_number(name)
+        if new:
+            self._place_numbers()
         for name, value in values.items():
-            if name not in self.values:
-                self._add_number(name)
             self.values[name].setText(format_value(name, value))
         for name, label in self.values.items():
             if name not in values:
@@ -137,8 +143,9 @@ class NowPanel(QFrame):
         self.bars.setVisible(bool(sample.cores))
 
     def _add_number(self, name: str) -> None:
-        i = len(self.values)
-        cell = QVBoxLayout()
+        widget = QWidget()
+        cell = QVBoxLayout(widget)
+        cell.setContentsMargins(0, 0, 0, 0)
         title = QLabel(metric_label(name))
         title.setStyleSheet("color: palette(placeholder-text); font-size: 8pt")
         value = QLabel("n/a")
@@ -148,8 +155,18 @@ class NowPanel(QFrame):
         value.setFont(font)
         cell.addWidget(title)
         cell.addWidget(value)
-        self.numbers.addLayout(cell, i // 5, i % 5)
+        self._cells[name] = widget
         self.values[name] = value
+
+    def _place_numbers(self) -> None:
+        """In the plots' order, whatever came first: the rates and the busiest core come a tick
+        after CPU and memory, sensors ten seconds later."""
+        order = plotted_columns(list(self._cells))
+        order += [name for name in self._cells if name not in order]  # not plotted (on mains power)
+        for widget in self._cells.values():
+            self.numbers.removeWidget(widget)
+        for i, name in enumerate(order):
+            self.numbers.addWidget(self._cells[name], i // 5, i % 5)
 
     # --- the processes
 
