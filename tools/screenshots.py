@@ -122,7 +122,7 @@ for i, f in enumerate(steps):
 app.exec()
 """
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=180)
-    subprocess.run(["convert", str(OUT / "tray.png"), "-crop", "560x200+720+0", "+repage", str(OUT / "tray.png")], check=True)
+    subprocess.run(["convert", str(OUT / "tray.png"), "-crop", "600x110+680+0", "+repage", str(OUT / "tray.png")], check=True)
     print("\n".join(str(p) for p in sorted(OUT.glob("*.png"))))
 
 
