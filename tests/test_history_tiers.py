@@ -222,7 +222,7 @@ def test_rows_both_in_the_csv_and_an_untiered_day_file_count_once(data_dir: Path
     write_history(data_dir, midnight - timedelta(days=1), midnight - timedelta(seconds=10), 10, {"cpu_percent": 10.0}, today_in_csv=False)
     table = history.read(data_dir, None, None, ["cpu_percent"])
     _append_csv(data_dir / "csv_dump" / "daily_dump.csv", table, ["cpu_percent"], BERLIN)
-    for tier, span in (("minute", 36 * 3600), ("hour", 365 * DAY)):
+    for tier, span in (("minute", 3 * DAY), ("hour", 365 * DAY)):  # all of yesterday whatever the hour now (36 h: only before noon)
         got, raw = totals(data_dir, tier, now - timedelta(seconds=span), now)
         assert got == raw and got[0] == table.num_rows, tier
 
@@ -241,7 +241,8 @@ def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_di
     ts = np.arange((midnight - timedelta(days=1)).timestamp(), now.timestamp() + 1, 10)
     rows = pa.table({"timestamp": pa.array((ts * 1e6).astype("int64"), pa.timestamp("us", tz="UTC")), "cpu_percent": pa.array(np.full(len(ts), 10.0))})
     _append_csv(data_dir / "csv_dump" / "daily_dump.csv", rows, ["cpu_percent"], BERLIN)  # yesterday not rolled over yet
-    before = totals(data_dir, "minute", now - timedelta(hours=36), now)
+    # from before yesterday whatever the hour now (36 h back reaches it only before noon): a tier is read
+    before = totals(data_dir, "minute", now - timedelta(days=3), now)
     read_cache = history.read_cache
     rolled = []
 
@@ -251,7 +252,7 @@ def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_di
         return read_cache(path, metrics)
 
     monkeypatch.setattr(history, "read_cache", rollover_first)
-    got, raw = totals(data_dir, "minute", now - timedelta(hours=36), now)
+    got, raw = totals(data_dir, "minute", now - timedelta(days=3), now)
     assert rolled and got == raw == before[1]
 
 
