@@ -51,6 +51,7 @@ def median(values: Any) -> float:
     pair = np.partition(values, [half - 1, half])
     return float((pair[half - 1] + pair[half]) / 2)
 
+
 def aggregate(ts_us: np.ndarray, values: dict[str, np.ndarray], width_us: int) -> tuple[np.ndarray, dict[str, Stats]]:
     """Bin raw samples (int64 µs, float values with NaN for none) into UTC-aligned bins: each
     sample is a bin of its own (min = mean = max = the value, count 1, or 0 when not finite),

@@ -38,16 +38,20 @@ def start_log_file(path: Path | None = None, max_bytes: int = LOG_BYTES, backups
     return handler
 
 
+def _into_file(handler: logging.Handler, level: int, message: str, *args: object) -> None:
+    """One line into the file only (not through the root logger to the terminal)."""
+    log = logging.getLogger("trayapp.gui.app")
+    handler.handle(log.makeRecord(log.name, level, __file__, 0, message, args, None))
+
+
 def note_start(handler: logging.Handler, folder: Path, warnings: list[str]) -> None:
     """The start and the config's warnings, into the file only: the terminal, if any, has seen
     the warnings already."""
-    log = logging.getLogger("trayapp.gui.app")
-    handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "trayapp started for %s", (folder,), None))
+    _into_file(handler, logging.INFO, "trayapp started for %s", folder)
     for warning in warnings:
-        handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, "%s", (warning,), None))
+        _into_file(handler, logging.WARNING, "%s", warning)
 
 
 def note_stop(handler: logging.Handler, folder: Path) -> None:
     """The end, after the sampler has flushed the store: a log that stops mid-way was a crash."""
-    log = logging.getLogger("trayapp.gui.app")
-    handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "trayapp stopped for %s", (folder,), None))
+    _into_file(handler, logging.INFO, "trayapp stopped for %s", folder)
