@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -460,3 +461,24 @@ def test_the_year_range_reads_hours_and_says_daily_means(qtbot, history_window, 
     with qtbot.waitSignal(window.range_loaded, timeout=20000):
         window.buttons.button(1).click()  # back to 36 h: minutes, hourly means
     assert "hourly mean" in window.legend.text()
+
+
+def test_a_range_that_holds_only_minutes_says_since_when(qtbot, history_window, data_dir: Path) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(minutes=10), now, 1, {"cpu_percent": 30.0, "memory_percent": 40.0})
+    window = history_window(data_dir, LiveBuffer(), Config())
+    with qtbot.waitSignal(window.range_loaded, timeout=15000):
+        window.show()
+    # the 36 h view is drawn in bins of a few minutes, each at its start: "about" that moment
+    said = re.fullmatch(r"Recorded only since about (\d\d):(\d\d): the 36 h view fills in as trayapp records; "
+                        r"Live shows the last 10 minutes\.", window.status.text())
+    assert said, window.status.text()
+    first = (now - timedelta(minutes=10) + timedelta(seconds=1)).astimezone()
+    shown = first.replace(hour=int(said[1]), minute=int(said[2]), second=0, microsecond=0)
+    if shown > first + timedelta(hours=12):
+        shown -= timedelta(days=1)  # the first sample came just after midnight
+    assert first - timedelta(minutes=5) < shown <= first
+    write_history(data_dir, now - timedelta(hours=36), now - timedelta(minutes=10), 60, {"cpu_percent": 30.0, "memory_percent": 40.0})
+    with qtbot.waitSignal(window.range_loaded, timeout=15000):
+        window.show_range(36 * 3600)  # the same window, once the range is full: no such line
+    assert window.status.text() == ""

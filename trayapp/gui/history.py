@@ -56,6 +56,7 @@ ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer
 LOADING = "Loading…"
 LOADING_FINER = "Loading finer data…"
 TIME_MIN, TIME_MAX = 946684800.0, 4102444800.0  # 2000-01-01 and 2100-01-01, UTC
+FEW = 0.02  # a range whose first sample is this share of it from its end says how little it holds
 HINT = "Hover for values · scroll or drag to zoom and pan · double-click or Reset to go back"
 
 
@@ -185,6 +186,12 @@ class UnitAxis(pg.AxisItem):
 
 
 PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
+
+
+def recorded_since(series: Series) -> float | None:
+    """The earliest moment any curve of ``series`` has a value at, or None if none has one."""
+    firsts = [float(t[np.flatnonzero(np.isfinite(y))[0]]) for t, y in series.curves.values() if len(t) and np.isfinite(y).any()]
+    return min(firsts) if firsts else None
 
 
 def band_path(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> QPainterPath:
@@ -540,6 +547,8 @@ class HistoryWindow(QWidget):
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.readout)
         self.status = QLabel("")  # loading, an empty range, a failed read or export: for people
+        self.status.setWordWrap(True)  # a long line wraps rather than widen the window
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.status)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -753,8 +762,14 @@ class HistoryWindow(QWidget):
         if not zoom:
             self._shown = series
         label = next((lbl for lbl, s in RANGES if s == series.span), "")
+        since = recorded_since(series)
         if not series.rows:
             self.status.setText(f"Nothing recorded in the last {label} yet." if not zoom else "Nothing recorded in this stretch.")
+        elif not zoom and since is not None and series.end - since < FEW * series.span:
+            self.status.setText(  # a first run: a sliver at the right edge that no one would see
+                f"Recorded only since {'about ' if series.binned else ''}"  # a bin's start, not the first sample's moment
+                f"{datetime.fromtimestamp(since).strftime('%H:%M' if series.end - since < 86400 else '%d %b %H:%M')}:"
+                f" the {label} view fills in as trayapp records; Live shows the last 10 minutes.")
         elif self.status.text() in (LOADING, LOADING_FINER):  # not an export's outcome
             self.status.setText("")
         self.range_loaded.emit(series)
