@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtCore import QItemSelectionModel, QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -399,7 +399,13 @@ class SettingsDialog(QDialog):
     def _select_focused_rule(self, _old: QWidget | None, new: QWidget | None) -> None:
         for row, editors in enumerate(self.rule_rows):
             if new is not None and any(new is editors.widget(n) or editors.widget(n).isAncestorOf(new) for n in RuleRow.NAMES):
-                self.rules_table.selectRow(row)
+                # select the row (what Remove acts on) without making its first cell current:
+                # ``selectRow`` did, and on a real display that moved the focus to the Metric box,
+                # so what a person typed into the field they had clicked changed the metric
+                self.rules_table.selectionModel().select(
+                    self.rules_table.model().index(row, 0),
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+                )
                 return
 
     def remove_selected_rule(self) -> None:

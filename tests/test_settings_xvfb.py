@@ -1,0 +1,73 @@
+"""The settings dialog on a real X display (Xvfb, the xcb platform), where focus is real.
+
+On the offscreen platform a click into a rule's field kept the focus there; on a real display the
+row selection that followed moved it to the Metric box, so typing changed the metric.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.xsession import XSession, available
+
+missing = available()
+if missing and not os.environ.get("CI"):
+    pytest.skip(f"needs {missing} (installed by .ci/run)", allow_module_level=True)
+
+pytestmark = pytest.mark.xvfb
+
+_CHILD = r"""
+import json, sys
+from pathlib import Path
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+assert QApplication.platformName() == "xcb", QApplication.platformName()
+from trayapp.gui.settings_dialog import SettingsDialog
+from trayapp.settings import Config
+dialog = SettingsDialog(Config(), Path(sys.argv[1]) / "config.toml", Path(sys.argv[1]) / "data")
+dialog.show()
+dialog.activateWindow()
+assert QTest.qWaitForWindowActive(dialog)
+dialog.tabs.setCurrentIndex([dialog.tabs.tabText(i) for i in range(dialog.tabs.count())].index("Rules"))
+QTest.qWait(100)
+out = []
+for row, field, keys in ((1, "window", "7"), (0, "red", "")):  # a spin box: Down steps it
+    editors = dialog.rule_rows[row]
+    target = editors.widget(field)
+    inside = target.lineEdit() if hasattr(target, "lineEdit") else target  # a spin box's text field
+    metric = editors.widget("metric").currentText()
+    before = inside.text()
+    QTest.mouseClick(inside, Qt.MouseButton.LeftButton, pos=QPoint(4, inside.height() // 2))
+    QTest.qWait(100)
+    focused = QApplication.focusWidget()
+    QTest.keyClick(focused, Qt.Key.Key_End)
+    QTest.keyClicks(focused, keys)
+    QTest.keyClick(focused, Qt.Key.Key_Down)
+    QTest.qWait(100)
+    out.append({"field": field, "focused": focused is inside or target.isAncestorOf(focused), "before": before, "text": inside.text(),
+                "metric_before": metric, "metric_after": editors.widget("metric").currentText(),
+                "selected": sorted({i.row() for i in dialog.rules_table.selectedIndexes()})})
+print(json.dumps(out))
+"""
+
+
+def test_typing_into_a_clicked_rule_field_reaches_that_field(tmp_path: Path) -> None:
+    with XSession(900, 700, tray=False) as x:
+        env = {**x.env, "TRAYAPP_NO_KEYRING": "1"}
+        done = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    window, red = json.loads(done.stdout.strip().splitlines()[-1])
+    for seen, row in ((window, 1), (red, 0)):
+        assert seen["focused"], seen
+        assert seen["metric_after"] == seen["metric_before"], seen  # the keys never reached the Metric box
+        assert seen["selected"] == [row], seen  # the row is still selected, for Remove
+    assert window["text"] == window["before"] + "7"
+    assert red["text"] != red["before"]  # Down stepped the red threshold, not the metric
