@@ -314,18 +314,30 @@ def test_a_full_disk_loses_the_sample_not_the_program_or_the_file(data_dir: Path
     # the file may not grow past its size plus 10 bytes: the next line is cut short, as on a full disk
     old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (len(good) + 10, old_limit[1]))
+
+    def full(seconds: list[int]) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (store.csv_path.stat().st_size + 10, old_limit[1]))
+        try:
+            for s in seconds:
+                assert store.append(sample(t0 + timedelta(seconds=s))) is False
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+
     try:
         with caplog.at_level(logging.WARNING):
-            assert store.append(sample(t0 + timedelta(seconds=1))) is False
-            assert store.append(sample(t0 + timedelta(seconds=2))) is False
+            full([1, 2])
+            assert caplog.text.count("cannot write") == 1  # once an outage, not once a sample
+            assert store.csv_path.read_bytes() == good  # no torn line left behind
+            assert store.append(sample(t0 + timedelta(seconds=3)))  # space again: recording goes on
+            assert caplog.text.count("writing to") == 1 and "2 sample(s) were not kept" in caplog.text
+            assert store.append(sample(t0 + timedelta(seconds=4)))
+            full([5])  # a second outage, weeks later, is said too
+            assert caplog.text.count("cannot write") == 2
+            assert store.append(sample(t0 + timedelta(seconds=6)))
+            assert caplog.text.count("writing to") == 2 and "1 sample(s) were not kept" in caplog.text
     finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
         signal.signal(signal.SIGXFSZ, old_handler)
-    assert caplog.text.count("cannot write") == 1
-    assert store.csv_path.read_bytes() == good  # no torn line left behind
-    assert store.append(sample(t0 + timedelta(seconds=3)))  # space again: recording goes on
-    assert Store(data_dir).read(None, None).num_rows == 2
+    assert Store(data_dir).read(None, None).num_rows == 4
     store.close()
 
 
@@ -736,3 +748,25 @@ def test_an_unforeseen_error_in_rollover_keeps_the_csv(data_dir: Path, monkeypat
     assert store.csv_path.read_bytes().startswith(before)
     assert Store(data_dir).read(None, None).num_rows == 2
     store.close()
+
+
+def test_alert_state_that_cannot_be_saved_is_said_once_an_outage(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from trayapp.engine import Engine
+    from trayapp.settings import Config
+
+    engine = Engine(Config(), data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    blocker = engine.state_path.parent
+    with caplog.at_level(logging.WARNING):
+        blocker.write_text("a file where the state folder goes: every save fails")
+        engine._save_state()
+        engine._save_state()  # each transition of a long outage
+        assert caplog.text.count("cannot save alert state") == 1
+        blocker.unlink()
+        engine._save_state()
+        assert engine.state_path.exists()
+        engine.state_path.unlink()
+        blocker.rmdir()
+        blocker.write_text("blocked again, later")
+        engine._save_state()
+        assert caplog.text.count("cannot save alert state") == 2  # a new outage is said again

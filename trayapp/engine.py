@@ -75,6 +75,7 @@ class Engine:
         self.states: list[RuleState] = []
         self.keys: list[str] = []
         self.tracker = AlertTracker()
+        self._state_unsaved = False  # the last save of the alert state failed (said once)
         self.listeners: list[Callable[[Tick], None]] = []
         self.last: Tick | None = None
         self._lock = threading.Lock()
@@ -187,7 +188,11 @@ class Engine:
         try:
             jsonfile.write(self.state_path, self.tracker.state())
         except OSError as exc:
-            log.warning("cannot save alert state to %s (%s); a restart may repeat an alert", self.state_path, exc.strerror)
+            if not self._state_unsaved:  # once until it saves again, not at every transition of a full disk
+                log.warning("cannot save alert state to %s (%s); a restart may repeat an alert", self.state_path, exc.strerror)
+            self._state_unsaved = True
+        else:
+            self._state_unsaved = False
 
     def stop(self) -> None:
         with self._lock:

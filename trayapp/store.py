@@ -78,6 +78,7 @@ class Store:
         self._lock: Any = None
         self._retry_rollover_at = 0.0
         self._tz: tzinfo = timezone.utc
+        self._lost = 0  # samples not written since the CSV last took one (a full disk)
 
     # ------------------------------------------------------------------ paths
 
@@ -241,8 +242,13 @@ class Store:
             if self.minutes is not None:  # the values as the CSV has them (rounded), None for empty
                 self.minutes.add(_micros(sample.timestamp), {name: float(f) if f else None for name, f in zip(self._header[1:], fields)})
         except OSError as exc:
-            _warn_once(f"append:{exc.errno}", f"cannot write to {self.csv_path}: {exc.strerror or exc}; samples are not being kept")
+            if not self._lost:  # once an outage: a full disk would otherwise say so every second
+                log.warning("cannot write to %s: %s; samples are not being kept until it can", self.csv_path, exc.strerror or exc)
+            self._lost += 1
             return False
+        if self._lost:
+            log.warning("writing to %s again; %d sample(s) were not kept", self.csv_path, self._lost)
+            self._lost = 0
         if self._min_day is None or day < self._min_day:
             self._min_day = day
         return True
