@@ -227,6 +227,22 @@ def test_a_rule_that_cannot_work_is_named_and_left_out(tmp_path: Path, rule: str
     assert [r.metric for r in loaded.config.rules] == ["gpu1_temperature_c"]
 
 
+def test_when_no_rule_can_be_used_the_default_rules_watch_rather_than_none(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[[rules]]\nmetric = 'cpu_percent'\nwindow = '36x'\norange = 80\nred = 90\n")
+    loaded = load(path)
+    assert "config: none of the 1 [[rules]] could be used; using the default rules until they are mended" in loaded.warnings
+    assert loaded.config.rules == DEFAULT_RULES
+    path.write_text("rules = []\n")  # no alerts, on purpose
+    loaded = load(path)
+    assert loaded.config.rules == () and loaded.warnings == []
+    path.write_text(MINE)  # every rule removed in the dialog, beside a table the loader skips
+    save(load(path).config.with_values(rules=()), path)
+    loaded = load(path)
+    assert loaded.config.rules == () and loaded.warnings == []  # not the defaults
+    assert '# [[rules]]  # typo rule\n# metric = "cpu"' in path.read_text()  # its text is kept
+
+
 def test_a_plain_http_webhook_to_another_machine_is_warned_about_without_showing_it(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[slack]\nwebhook_url = 'http://chat.example.org/hooks/abcdefghijklmnop'\n")
@@ -490,4 +506,5 @@ def test_any_two_saves_of_rule_lists_load_back_in_order_and_keep_the_skipped_tab
         for rules in (first, second):
             save(load(path).config.with_values(rules=tuple(rules)), path)
             assert load(path).config.rules == tuple(rules)
-            assert '# typo rule\nmetric = "cpu"' in path.read_text()
+            text = path.read_text()  # the table the loader skipped, as it was or, once no rule was wanted, as comments
+            assert '# typo rule\nmetric = "cpu"' in text or '# [[rules]]  # typo rule\n# metric = "cpu"' in text

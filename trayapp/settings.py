@@ -376,7 +376,10 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
                     rules.append(check_rule(raw, i, warnings))
                 except SettingError as exc:
                     warnings.append(f"config: {exc}; that rule is left out")
-            values["rules"] = tuple(rules)
+            if rules or not raw_rules:  # ``rules = []`` is no alerts, on purpose
+                values["rules"] = tuple(rules)
+            else:  # a typo in the only rule must not switch alerting off for months
+                warnings.append(f"config: none of the {len(raw_rules)} [[rules]] could be used; using the default rules until they are mended")
     config = Config(**values)
     for f, needed in ((FIELD_BY_KEY["slack.webhook_url"], True), (FIELD_BY_KEY["slack.api_url"], bool(config.slack_bot_token))):
         if needed and _plain_http(config.get(f.key)):
@@ -576,7 +579,8 @@ def _rule_from(raw: Any) -> Rule | None:
 
 def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
     """Make ``[[rules]]`` load as ``rules``, touching as little as it can: a rule that did not
-    change keeps every byte, and a table the loader left out (warned about then) stays untouched."""
+    change keeps every byte, and a table the loader left out (warned about then) stays untouched,
+    except when no rule is wanted: it is kept as comments then, as it would load the defaults."""
     import tomlkit
 
     existing = doc.get("rules")
@@ -589,9 +593,16 @@ def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
         where = [i for i, rule in enumerate(parsed) if rule is not None]  # the tables that load
         have = [parsed[i] for i in where]
         wanted = list(rules)
-        if not wanted and len(where) == len(parsed):
+        if not wanted:  # no rules, on purpose: ``rules = []``
+            skipped = [table for table, rule in zip(existing, parsed) if rule is None]
             del doc["rules"]
             _insert_top_level(doc, "rules", tomlkit.array())
+            if skipped:  # a table left in alone would load as "no rule could be used": the defaults
+                doc.add(tomlkit.comment("[[rules]] that trayapp could not use, kept as comments when every rule was removed:"))
+                for table in skipped:
+                    header = "[[rules]]" + (table.trivia.comment_ws + table.trivia.comment if table.trivia.comment else "")
+                    for line in [header, *table.as_string().rstrip("\n").splitlines()]:
+                        doc.add(tomlkit.comment(line))
             return
         # Match old and new rule lists (difflib): rules found in both keep their tables as they are;
         # a changed one is edited key by key, a deleted one's table goes, a new one is put in its place.
