@@ -71,3 +71,38 @@ def test_typing_into_a_clicked_rule_field_reaches_that_field(tmp_path: Path) -> 
         assert seen["selected"] == [row], seen  # the row is still selected, for Remove
     assert window["text"] == window["before"] + "7"
     assert red["text"] != red["before"]  # Down stepped the red threshold, not the metric
+
+
+_SMALL = r"""
+import json, sys
+from pathlib import Path
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit
+app = QApplication([])
+from trayapp.gui.settings_dialog import SettingsDialog
+from trayapp.settings import Config
+folder = Path(sys.argv[1])
+dialog = SettingsDialog(Config(storage_data_dir=str(folder / "from-the-file")), folder / "config.toml", folder / "given")
+dialog.show()
+assert QTest.qWaitForWindowExposed(dialog)
+QTest.qWait(200)
+screen = dialog.screen().availableGeometry()
+ok = dialog.ok_button
+corner = ok.mapToGlobal(ok.rect().bottomRight())
+print(json.dumps({"screen": [screen.width(), screen.height()], "dialog_width": dialog.frameGeometry().width(),
+                  "ok_on_screen": screen.contains(corner) and ok.isVisible(),
+                  "placeholder": dialog.findChild(QLineEdit, "storage.data_dir").placeholderText(),
+                  "in_use": [w.text() for w in dialog.findChildren(QLabel, "storage.data_dir.in_use")]}))
+"""
+
+
+def test_on_a_small_screen_at_2x_the_dialog_fits_and_says_which_folder_is_in_use(tmp_path: Path) -> None:
+    with XSession(800, 600, tray=False) as x:
+        env = {**x.env, "TRAYAPP_NO_KEYRING": "1", "QT_SCALE_FACTOR": "2"}
+        done = subprocess.run([sys.executable, "-c", _SMALL, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["screen"] == [400, 300]  # 800x600 at 2x
+    assert seen["dialog_width"] <= 400 and seen["ok_on_screen"], seen
+    assert seen["placeholder"] == f"{tmp_path / 'given'} (in use)"
+    assert seen["in_use"] == [f"In use now: {tmp_path / 'given'} (--data-dir or TRAYAPP_DATA_DIR outrank this file)"]

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QObject, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QPushButton,
     QTableWidget,
     QTabWidget,
@@ -276,7 +277,9 @@ class SettingsDialog(QDialog):
         """``metrics``: the columns this machine measures (the last sample's); the base ones if None."""
         super().__init__(parent)
         self.setWindowTitle("trayapp — settings")
-        self.setMinimumWidth(640)
+        screen = QGuiApplication.primaryScreen()
+        room = screen.availableGeometry().width() - 20 if screen is not None else 640
+        self.setMinimumWidth(max(320, min(640, room)))  # never wider than a small screen at 2x
         self.config = config
         self.metrics = tuple(dict.fromkeys(metrics if metrics is not None else BASE_COLUMNS))
         self.rule_rows: list[RuleRow] = []
@@ -292,16 +295,21 @@ class SettingsDialog(QDialog):
         for title, sections in TABS:
             page = QWidget()
             form = QFormLayout(page)
+            scroll = QScrollArea()  # a page taller than a small screen scrolls; OK stays in reach
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setWidget(page)
             if title == "Rules":
                 self._build_rules(form)
             for section in sections:
                 for f in (f for f in FIELDS if f.section == section):
                     self._add_field(form, f)
                     if f.key == "storage.data_dir":
+                        self._show_folder_in_use(self.editors[f.key])
                         self._add_open_folder(form)
                     if f.key == "slack.api_url":
                         self._add_slack_test(form, slack_status)
-            self.tabs.addTab(page, title)
+            self.tabs.addTab(scroll, title)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -329,6 +337,19 @@ class SettingsDialog(QDialog):
         label = QLabel(f.label)
         label.setToolTip(f.help)
         form.addRow(label, box)
+
+    def _show_folder_in_use(self, editor: "FieldEditor") -> None:
+        """The folder recorded into now, where the field does not say it: the default (empty
+        field) or one given by ``--data-dir`` / ``TRAYAPP_DATA_DIR``, which outrank the file."""
+        field = editor.widget
+        if isinstance(field, QLineEdit):
+            field.setPlaceholderText(f"{self.data_dir} (in use)")
+            if field.text() and Path(field.text()).expanduser() != self.data_dir:
+                note = QLabel(f"In use now: {self.data_dir} (--data-dir or TRAYAPP_DATA_DIR outrank this file)")
+                note.setObjectName("storage.data_dir.in_use")
+                note.setWordWrap(True)
+                note.setStyleSheet("color: #5f6368")
+                field.parentWidget().layout().addWidget(note)
 
     def _add_open_folder(self, form: QFormLayout) -> None:
         button = QPushButton("Open folder")
