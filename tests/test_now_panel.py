@@ -72,6 +72,20 @@ def test_no_process_scan_runs_while_the_window_is_closed(qtbot, window: HistoryW
     assert window.now.refreshes == done and not window.now.timer.isActive()
 
 
+def test_a_short_window_gives_the_now_panel_s_room_to_the_plots(qtbot, window: HistoryWindow) -> None:
+    window.show()
+    window.resize(700, 900)
+    qtbot.waitUntil(lambda: window.now.isVisible() and window.now.timer.isActive(), timeout=5000)
+    tall = window.scroll.height()
+    window.resize(700, 380)  # 1366x768 at 2x leaves about this much
+    qtbot.waitUntil(lambda: not window.now.isVisible(), timeout=5000)
+    assert not window.now.timer.isActive()  # no process scans for a panel no one sees
+    assert window.scroll.height() > 120  # the plots have the room: with the panel they had ~0
+    window.resize(700, 900)
+    qtbot.waitUntil(lambda: window.now.isVisible() and window.now.timer.isActive(), timeout=5000)
+    assert window.scroll.height() == tall
+
+
 def test_the_numbers_keep_the_plots_order_whatever_came_first(window) -> None:
     """Rates and the busiest core come a tick after CPU and memory: they go in their places."""
     now = datetime.now(timezone.utc)

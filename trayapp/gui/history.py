@@ -56,6 +56,7 @@ ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer
 LOADING = "Loading…"
 LOADING_FINER = "Loading finer data…"
 TIME_MIN, TIME_MAX = 946684800.0, 4102444800.0  # 2000-01-01 and 2100-01-01, UTC
+NOW_MIN_HEIGHT = 560  # a window shorter than this hides the Now panel: the plots need the room
 FEW = 0.02  # a range whose first sample is this share of it from its end says how little it holds
 HINT = "Hover for values · scroll or drag to zoom and pan · double-click or Reset to go back"
 
@@ -653,6 +654,19 @@ class HistoryWindow(QWidget):
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
         self._fit_readout()
+        self._fit_now()
+
+    def _fit_now(self) -> None:
+        """A short window (a small screen at 2x) gives the Now panel's room to the plots, and
+        stops its process scans; the tray's tooltip still has this second's numbers."""
+        room = self.height() >= NOW_MIN_HEIGHT
+        if room == self.now.isVisibleTo(self):
+            return
+        self.now.setVisible(room)
+        if room and self.isVisible():
+            self.now.start()
+        else:
+            self.now.stop()
 
     def _fit_readout(self) -> None:
         """Room for as many lines as the longest readout needs at this width, set before any
@@ -934,7 +948,8 @@ class HistoryWindow(QWidget):
         super().showEvent(event)
         if self.live.samples:
             self.now.show_sample(self.live.samples[-1])
-        self.now.start()  # the process list is read only while the window is shown
+        if self.now.isVisibleTo(self):
+            self.now.start()  # the process list is read only while the panel is shown
         self.show_range(self.span)
 
     def _place(self) -> None:
