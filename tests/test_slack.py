@@ -44,15 +44,39 @@ def red_change(at: datetime | None = None, previous: Level = Level.OK, current: 
 
 
 def test_a_message_says_host_metric_average_threshold_window_coverage_and_when() -> None:
-    message = build_message(red_change(), host="gpu-box-7", processes=["python (97 %)", "Xorg (2 %)"])
+    message = build_message(red_change(), host="gpu-box-7", processes=["python (pid 4242): 97 %", "Xorg (pid 901): 2.0 %"])
     assert message["text"] == ":red_circle: RED: cpu_percent on gpu-box-7 (ok → red)"
     (attachment,) = message["attachments"]
     assert attachment["color"] == "#d93025"
     text = attachment["text"]
     for needle in ("*Host:* gpu-box-7", "*Metric:* cpu_percent", "*36 h average:* 95.0 % (red above 90 %)",
                    "*Window:* 36 h, with 36 h of data (2160 samples)", "*When:* 2026-11-27 13:00:00 (+0100)",
-                   "*Top processes by CPU:* python (97 %), Xorg (2 %)"):
+                   "*Top processes by CPU:*\n• python (pid 4242): 97 %\n• Xorg (pid 901): 2.0 %"):
         assert needle in text
+
+
+def test_the_top_processes_name_their_pid_share_and_size_from_the_real_process_table() -> None:
+    import re
+    import subprocess
+    import sys
+
+    from trayapp.slack import top_processes
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(300_000_000); x[::4096] = b'1' * len(x[::4096]); time.sleep(60)"])
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.5)  # the memory touched, the spinner spinning
+        by_memory = [line for line in top_processes("memory_percent", count=500) if f"(pid {holder.pid})" in line]
+        assert len(by_memory) == 1, top_processes("memory_percent", count=500)
+        size = re.fullmatch(r"python[\d.]* \(pid \d+\): [\d.]+ %, ([\d.]+) MB", by_memory[0])
+        assert size and 300 <= float(size[1]) < 400, by_memory  # 300 MB touched, plus Python itself
+        by_cpu = [line for line in top_processes("cpu_percent", count=500) if f"(pid {spinner.pid})" in line]
+        assert len(by_cpu) == 1 and re.fullmatch(r"python[\d.]* \(pid \d+\): \d+ %", by_cpu[0]), by_cpu
+        assert float(by_cpu[0].split(": ")[1].split()[0]) >= 30  # a spinning process, with no size
+    finally:
+        for proc in (holder, spinner):
+            proc.kill()
+            proc.wait()
 
 
 def test_resolved_message_is_green() -> None:

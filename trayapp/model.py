@@ -99,15 +99,20 @@ def metric_range(column: str) -> tuple[float, float]:
     return 0.0, 100.0
 
 
-def _bytes_rate(value: float) -> str:
-    """Decimal units (1 KB = 1000 B), three significant digits: ``740 KB/s``, ``12.3 MB/s``."""
+def format_bytes(value: float) -> str:
+    """Decimal units (1 KB = 1000 B), three significant digits: ``740 KB``, ``12.3 MB``."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(value) < 999.5 or unit == "TB":
             break
         value /= 1000.0
     if unit == "B" or abs(value) >= 99.95:
-        return f"{value:.0f} {unit}/s"
-    return f"{value:.1f} {unit}/s" if abs(value) >= 9.995 else f"{value:.2f} {unit}/s"
+        return f"{value:.0f} {unit}"
+    return f"{value:.1f} {unit}" if abs(value) >= 9.995 else f"{value:.2f} {unit}"
+
+
+def _bytes_rate(value: float) -> str:
+    """``740 KB/s``, ``12.3 MB/s``: ``format_bytes`` per second."""
+    return format_bytes(value) + "/s"
 
 
 def format_value(column: str, value: float | None) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import jsonfile, privacy
-from trayapp.model import Level, RuleResult, Transition
+from trayapp.model import Level, RuleResult, Transition, format_bytes, format_value
 from trayapp.rules import human_duration, parse_duration
 from trayapp.settings import Config
 
@@ -46,7 +46,7 @@ def top_processes(metric: str, count: int = 3) -> list[str]:
 
     by_cpu = metric.startswith("cpu")
     procs = []
-    for proc in psutil.process_iter(["name", "memory_percent"]):
+    for proc in psutil.process_iter(["name", "memory_percent", "memory_info"]):
         try:
             if by_cpu:
                 proc.cpu_percent(None)
@@ -59,11 +59,15 @@ def top_processes(metric: str, count: int = 3) -> list[str]:
     for proc in procs:
         try:
             value = proc.cpu_percent(None) if by_cpu else (proc.info.get("memory_percent") or 0.0)
-            scored.append((value, proc.info.get("name") or str(proc.pid)))
+            held = None if by_cpu or proc.info.get("memory_info") is None else proc.info["memory_info"].rss
+            scored.append((value, proc.pid, proc.info.get("name") or "?", held))
         except psutil.Error:
             continue
-    scored.sort(reverse=True)
-    return [f"{name} ({value:.0f} %)" for value, name in scored[:count] if value > 0]
+    scored.sort(key=lambda s: s[0], reverse=True)
+    # the PID, so the process can be found (names like "python" repeat); the size, since on a
+    # big machine a process holding gigabytes is a few percent
+    return [f"{name} (pid {pid}): {format_value('cpu_percent', value)}" + (f", {format_bytes(held)}" if held else "")
+            for value, pid, name, held in scored[:count] if value >= 0.05]
 
 
 def build_message(change: Transition, host: str | None = None, processes: list[str] | None = None) -> dict[str, Any]:
@@ -97,7 +101,8 @@ def build_message(change: Transition, host: str | None = None, processes: list[s
     if heading:
         lines.append(f"*Heading:* {heading}")
     if processes:
-        lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'}:* {', '.join(processes)}")
+        lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'}:*")
+        lines.extend(f"• {line}" for line in processes)
     text = "\n".join(lines)
     return {
         "text": headline,
