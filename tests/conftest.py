@@ -33,6 +33,11 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     probes._said.clear()
     store._warned.clear()
+    if "PySide6.QtCore" in sys.modules:  # Qt read XDG_CONFIG_HOME once: a window's saved geometry stays per test
+        from PySide6.QtCore import QSettings
+
+        for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+            QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "xdg-config"))
 
 
 @pytest.fixture

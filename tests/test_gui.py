@@ -482,3 +482,25 @@ def test_a_range_that_holds_only_minutes_says_since_when(qtbot, history_window, 
     with qtbot.waitSignal(window.range_loaded, timeout=15000):
         window.show_range(36 * 3600)  # the same window, once the range is full: no such line
     assert window.status.text() == ""
+
+
+def test_every_margin_is_wide_enough_for_the_longest_label_and_all_line_up(qtbot, history_window, data_dir: Path) -> None:
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QApplication
+
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 100.0, "memory_percent": 40.0, "disk_percent": 70.0})
+    rules = (Rule("cpu_percent", 1800, 80.0, 90.0, 600), Rule("memory_percent", 36 * 3600, 80.0, 90.0, 600))
+    config = Config(rules=rules)
+    window = history_window(data_dir, LiveBuffer(), config)
+    with qtbot.waitSignal(window.range_loaded, timeout=10000):
+        window.show()
+    window.set_results((RuleResult("cpu_percent", 1800, 100.0, 180, 1800, Level.RED, 80.0, 90.0),), config)
+    label = "30 min avg 100"
+    assert label in [text for _, text, _ in window.metric_plots["cpu_percent"].margin.marks]
+    needed = QFontMetrics(QApplication.font()).horizontalAdvance(label) + 7  # beside the tick
+    qtbot.waitUntil(lambda: window.metric_plots["cpu_percent"].margin.width() >= needed, timeout=2000)  # laid out
+    widths = {name: mp.margin.width() for name, mp in window.metric_plots.items()}
+    assert len(set(widths.values())) == 1 and min(widths.values()) >= needed, (widths, needed)  # x axes line up
+    lefts = {mp.plot.vb.sceneBoundingRect().right() for mp in window.metric_plots.values()}
+    assert len(lefts) == 1  # every plot's data area ends at the same x

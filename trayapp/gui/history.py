@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QPainterPath, QPalette, QShortcut
+from PySide6.QtGui import QFontMetrics, QKeySequence, QPainterPath, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -56,6 +56,7 @@ ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer
 LOADING = "Loading…"
 LOADING_FINER = "Loading finer data…"
 TIME_MIN, TIME_MAX = 946684800.0, 4102444800.0  # 2000-01-01 and 2100-01-01, UTC
+MARGIN_WIDTH = 96  # the right margin's labels (thresholds, a rule's average): at least this wide
 NOW_MIN_HEIGHT = 560  # a window shorter than this hides the Now panel: the plots need the room
 FEW = 0.02  # a range whose first sample is this share of it from its end says how little it holds
 HINT = "Hover for values · scroll or drag to zoom and pan · double-click or Reset to go back"
@@ -133,7 +134,12 @@ class MarginAxis(pg.AxisItem):
     def __init__(self) -> None:
         super().__init__("right")
         self.marks: list[tuple[float, str, str]] = []  # (value, text, colour)
-        self.setWidth(96)
+        self.setWidth(MARGIN_WIDTH)
+
+    def needed_width(self) -> int:
+        """Room for the longest label (``30 min avg 100``) beside the 7 px tick."""
+        metrics = QFontMetrics(self.style.get("tickFont") or QApplication.font())  # the font drawPicture gets
+        return max((metrics.horizontalAdvance(text) + 12 for _, text, _ in self.marks), default=0)
 
     def set_marks(self, marks: list[tuple[float, str, str]]) -> None:
         marks = sorted(marks)
@@ -619,6 +625,11 @@ class HistoryWindow(QWidget):
         now = time.time()
         for mp in self.metric_plots.values():
             mp.sync_rules(rules, results, self.span == LIVE_SECONDS, now)
+        # one margin width for every plot (their time axes line up), wide enough for its longest label
+        width = max([MARGIN_WIDTH, *(mp.margin.needed_width() for mp in self.metric_plots.values())])
+        for mp in self.metric_plots.values():
+            if mp.margin.width() != width:
+                mp.margin.setWidth(width)
 
     def _results_by_rule(self, rules: dict[str, Rule]) -> list:
         by = {(r.metric, float(r.window_seconds)): r for r in self.results}
@@ -958,12 +969,15 @@ class HistoryWindow(QWidget):
         if saved is None or not self.restoreGeometry(saved):
             self.resize(900, 640)
         screen = (self.screen() or QApplication.primaryScreen()).availableGeometry()
-        width, height = min(self.width(), screen.width()), min(self.height(), screen.height() - 30)
+        frame = self.frameGeometry()  # the title bar and borders, where the platform knows them already
+        extra_w, extra_h = max(frame.width() - self.width(), 0), max(frame.height() - self.height(), 0)
+        width, height = min(self.width(), screen.width() - extra_w), min(self.height(), screen.height() - max(30, extra_h))
         self.resize(width, height)
-        x = min(max(self.x(), screen.left()), screen.right() - width + 1)
-        y = min(max(self.y(), screen.top()), screen.bottom() - height + 1)
+        outer_w, outer_h = width + extra_w, height + extra_h  # ``move`` places the frame's corner
+        x = min(max(self.x(), screen.left()), screen.right() - outer_w + 1)
+        y = min(max(self.y(), screen.top()), screen.bottom() - outer_h + 1)
         if saved is None:
-            x, y = screen.left() + (screen.width() - width) // 2, screen.top() + (screen.height() - height) // 2
+            x, y = screen.left() + (screen.width() - outer_w) // 2, screen.top() + (screen.height() - outer_h) // 2
         self.move(x, y)
 
     def hideEvent(self, event) -> None:  # noqa: N802
