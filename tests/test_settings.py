@@ -240,7 +240,33 @@ def test_when_no_rule_can_be_used_the_default_rules_watch_rather_than_none(tmp_p
     save(load(path).config.with_values(rules=()), path)
     loaded = load(path)
     assert loaded.config.rules == () and loaded.warnings == []  # not the defaults
-    assert '# [[rules]]  # typo rule\n# metric = "cpu"' in path.read_text()  # its text is kept
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    assert '# [[rules]]  # typo rule\n# metric = "cpu"' in "\n".join(lines)  # its text is kept, inside rules = [ ]
+
+
+@pytest.mark.parametrize("bad", [
+    "[[rules]]  # typo rule\nmetric = 'cpu'\nwindow = '36h'\n",
+    "rules = [{metric = 'cpu', window = '36h'}]  # typo rule\n",
+])
+def test_a_file_whose_rules_all_fail_saves_as_the_person_means(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "config.toml"
+    text = "version = 2\n" + bad + "\n[slack]\nchannel = '#ops'\n"
+    path.write_text(text)
+    loaded = load(path)
+    assert loaded.config.rules == DEFAULT_RULES and any("none of the 1 [[rules]]" in w for w in loaded.warnings)
+    # another setting saved: the defaults in force are not written over the rule the person is mending
+    save(loaded.config.with_values(sampling_interval_seconds=5.0), path)
+    assert bad in path.read_text() and "cpu_percent" not in path.read_text()  # no default written in
+    assert load(path).config.rules == DEFAULT_RULES
+    # every rule removed: that sticks, and the rule's text stays, as comments
+    save(load(path).config.with_values(rules=()), path)
+    again = load(path)
+    assert again.config.rules == () and again.warnings == [], again.warnings
+    assert "metric = 'cpu'" in path.read_text() and again.config.sampling_interval_seconds == 5.0
+    # a rule of their own: it loads, and the skipped text is still there
+    mine = Rule("cpu_percent", 3600, 70.0, 80.0, 600)
+    save(again.config.with_values(rules=(mine,)), path)
+    assert load(path).config.rules == (mine,) and "metric = 'cpu'" in path.read_text()
 
 
 def test_a_plain_http_webhook_to_another_machine_is_warned_about_without_showing_it(tmp_path: Path) -> None:
@@ -507,4 +533,5 @@ def test_any_two_saves_of_rule_lists_load_back_in_order_and_keep_the_skipped_tab
             save(load(path).config.with_values(rules=tuple(rules)), path)
             assert load(path).config.rules == tuple(rules)
             text = path.read_text()  # the table the loader skipped, as it was or, once no rule was wanted, as comments
-            assert '# typo rule\nmetric = "cpu"' in text or '# [[rules]]  # typo rule\n# metric = "cpu"' in text
+            stripped = "\n".join(line.strip() for line in text.splitlines())
+            assert '# typo rule\nmetric = "cpu"' in text or '# [[rules]]  # typo rule\n# metric = "cpu"' in stripped

@@ -577,6 +577,24 @@ def _rule_from(raw: Any) -> Rule | None:
         return None
 
 
+def _loads_as(existing: Any) -> tuple[Rule, ...]:
+    """The rules ``validate`` makes of a file's ``rules`` value, its fallback to the defaults included."""
+    if not isinstance(existing, list):
+        return DEFAULT_RULES  # none, or not a list (warned about at load)
+    usable = tuple(rule for rule in map(_rule_from, existing) if rule is not None)
+    return usable if usable or not existing else DEFAULT_RULES
+
+
+def _comment_lines(item: Any) -> list[str]:
+    """A ``[[rules]]`` table (its header's comment too) or an inline rule, as the lines it was written as."""
+    import tomlkit
+
+    if isinstance(item, tomlkit.items.Table):
+        header = "[[rules]]" + (item.trivia.comment_ws + item.trivia.comment if item.trivia.comment else "")
+        return [header, *item.as_string().rstrip("\n").splitlines()]
+    return [item.as_string().strip()]
+
+
 def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
     """Make ``[[rules]]`` load as ``rules``, touching as little as it can: a rule that did not
     change keeps every byte, and a table the loader left out (warned about then) stays untouched,
@@ -584,26 +602,26 @@ def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
     import tomlkit
 
     existing = doc.get("rules")
-    if existing is None and rules == DEFAULT_RULES:
+    if _loads_as(existing) == tuple(rules):
+        return  # unchanged, the defaults a file without a usable rule falls back to included: not one character touched
+    if not rules:  # no rules, on purpose: ``rules = []``, with what the loader could not use kept inside as comments
+        empty = tomlkit.array()  # (left as rules, alone they would load as "no rule could be used": the defaults)
+        skipped = [item for item in existing if _rule_from(item) is None] if isinstance(existing, list) else []
+        if skipped:
+            empty.add_line(comment="rules trayapp could not use, kept as comments when every rule was removed:")
+            for item in skipped:
+                for line in _comment_lines(item):
+                    empty.add_line(comment=line)
+            empty.add_line(indent="")
+        if "rules" in doc:
+            del doc["rules"]
+        _insert_top_level(doc, "rules", empty)
         return
-    if isinstance(existing, list) and [r for r in map(_rule_from, existing) if r is not None] == list(rules):
-        return  # unchanged: not one character touched
     if isinstance(existing, tomlkit.items.AoT):
         parsed = [_rule_from(t) for t in existing]
         where = [i for i, rule in enumerate(parsed) if rule is not None]  # the tables that load
         have = [parsed[i] for i in where]
         wanted = list(rules)
-        if not wanted:  # no rules, on purpose: ``rules = []``
-            skipped = [table for table, rule in zip(existing, parsed) if rule is None]
-            del doc["rules"]
-            _insert_top_level(doc, "rules", tomlkit.array())
-            if skipped:  # a table left in alone would load as "no rule could be used": the defaults
-                doc.add(tomlkit.comment("[[rules]] that trayapp could not use, kept as comments when every rule was removed:"))
-                for table in skipped:
-                    header = "[[rules]]" + (table.trivia.comment_ws + table.trivia.comment if table.trivia.comment else "")
-                    for line in [header, *table.as_string().rstrip("\n").splitlines()]:
-                        doc.add(tomlkit.comment(line))
-            return
         # Match old and new rule lists (difflib): rules found in both keep their tables as they are;
         # a changed one is edited key by key, a deleted one's table goes, a new one is put in its place.
         # Applied from the end, so the indexes of the tables before stay right.
@@ -628,16 +646,17 @@ def _update_rules(doc: Any, rules: tuple[Rule, ...]) -> None:
                     for k, rule in enumerate(new[len(tables):]):
                         existing.insert(at + k, _rule_table(rule))
         return
-    if not rules:
-        if "rules" in doc:
-            del doc["rules"]
-        _insert_top_level(doc, "rules", tomlkit.array())
-        return
+    carried: list[str] = []  # an inline array's comments and the rules the loader skipped, kept as comments
+    if isinstance(existing, list):
+        carried = [line.strip() for line in existing.as_string().splitlines() if line.strip().startswith("#")]
+        carried += [f"# {line}" for item in existing if _rule_from(item) is None for line in _comment_lines(item)]
     if "rules" in doc:  # an inline ``rules = [{…}]`` (older saves) or a bad value: the README's form
         del doc["rules"]
     aot = tomlkit.aot()
     for rule in rules:
         aot.append(_rule_table(rule))
+    if carried:
+        aot[0].trivia.indent = "\n".join(carried) + "\n"  # above the first [[rules]]
     doc.add("rules", aot)
 
 
