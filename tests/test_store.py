@@ -331,13 +331,17 @@ def test_a_full_disk_loses_the_sample_not_the_program_or_the_file(data_dir: Path
             assert store.append(sample(t0 + timedelta(seconds=3)))  # space again: recording goes on
             assert caplog.text.count("writing to") == 1 and "2 sample(s) were not kept" in caplog.text
             assert store.append(sample(t0 + timedelta(seconds=4)))
-            full([5])  # a second outage, weeks later, is said too
-            assert caplog.text.count("cannot write") == 2
+            full([5])  # a disk hovering at full: the next outage within 10 minutes is not said again
             assert store.append(sample(t0 + timedelta(seconds=6)))
-            assert caplog.text.count("writing to") == 2 and "1 sample(s) were not kept" in caplog.text
+            assert caplog.text.count("cannot write") == 1 and caplog.text.count("writing to") == 1
+            store.LOST_SAY_EVERY = 0.0  # as if weeks had passed: a new outage is said, with what went unsaid
+            full([7, 8])
+            assert caplog.text.count("cannot write") == 2
+            assert store.append(sample(t0 + timedelta(seconds=9)))
+            assert caplog.text.count("writing to") == 2 and "3 sample(s) were not kept" in caplog.text
     finally:
         signal.signal(signal.SIGXFSZ, old_handler)
-    assert Store(data_dir).read(None, None).num_rows == 4
+    assert Store(data_dir).read(None, None).num_rows == 5
     store.close()
 
 

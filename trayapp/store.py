@@ -57,6 +57,8 @@ JobRunner = Callable[[dict[str, Any]], "tuple[dict[str, Any], dict[str, Any]]"]
 class Store:
     """One data folder. Readers need nothing but ``read``; one writer holds ``open_writer``."""
 
+    LOST_SAY_EVERY = 600.0  # seconds: a full disk is said at most this often
+
     def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, jobs: JobRunner | None = None, minutes: bool = False) -> None:
         """``jobs``: a long-running writer hands its Arrow work (rollover, seeding) to this runner
         (``dataset_jobs.run``, a short-lived child), so it never loads pyarrow itself.
@@ -79,6 +81,9 @@ class Store:
         self._retry_rollover_at = 0.0
         self._tz: tzinfo = timezone.utc
         self._lost = 0  # samples not written since the CSV last took one (a full disk)
+        self._lost_unsaid = 0  # samples lost in outages not yet reported
+        self._lost_said = False  # this outage was said
+        self._lost_said_at: float | None = None
 
     # ------------------------------------------------------------------ paths
 
@@ -242,13 +247,20 @@ class Store:
             if self.minutes is not None:  # the values as the CSV has them (rounded), None for empty
                 self.minutes.add(_micros(sample.timestamp), {name: float(f) if f else None for name, f in zip(self._header[1:], fields)})
         except OSError as exc:
-            if not self._lost:  # once an outage: a full disk would otherwise say so every second
+            # once an outage, and not again within LOST_SAY_EVERY: a disk hovering at full would
+            # otherwise fill the log with pairs of lines, pushing out what is worth keeping
+            if not self._lost and (self._lost_said_at is None or time.monotonic() - self._lost_said_at >= self.LOST_SAY_EVERY):
                 log.warning("cannot write to %s: %s; samples are not being kept until it can", self.csv_path, exc.strerror or exc)
+                self._lost_said_at = time.monotonic()
+                self._lost_said = True
             self._lost += 1
             return False
         if self._lost:
-            log.warning("writing to %s again; %d sample(s) were not kept", self.csv_path, self._lost)
+            self._lost_unsaid += self._lost
             self._lost = 0
+            if self._lost_said:
+                log.warning("writing to %s again; %d sample(s) were not kept", self.csv_path, self._lost_unsaid)
+                self._lost_said, self._lost_unsaid = False, 0
         if self._min_day is None or day < self._min_day:
             self._min_day = day
         return True
