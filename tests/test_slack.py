@@ -63,7 +63,8 @@ def test_the_top_processes_name_their_pid_share_and_size_from_the_real_process_t
     from trayapp.slack import top_processes
 
     holder = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(300_000_000); x[::4096] = b'1' * len(x[::4096]); time.sleep(60)"])
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # a process any local user could start, named to ping the whole channel (PR_SET_NAME)
+    spinner = subprocess.Popen([sys.executable, "-c", "import ctypes; ctypes.CDLL(None).prctl(15, b'<!channel>', 0, 0, 0)\nwhile True: pass"])
     try:
         time.sleep(1.5)  # the memory touched, the spinner spinning
         by_memory = [line for line in top_processes("memory_percent", count=500) if f"(pid {holder.pid})" in line]
@@ -71,8 +72,8 @@ def test_the_top_processes_name_their_pid_share_and_size_from_the_real_process_t
         size = re.fullmatch(r"python[\d.]* \(pid \d+\): [\d.]+ %, ([\d.]+) MB", by_memory[0])
         assert size and 300 <= float(size[1]) < 400, by_memory  # 300 MB touched, plus Python itself
         by_cpu = [line for line in top_processes("cpu_percent", count=500) if f"(pid {spinner.pid})" in line]
-        assert len(by_cpu) == 1 and re.fullmatch(r"python[\d.]* \(pid \d+\): \d+ %", by_cpu[0]), by_cpu
-        assert float(by_cpu[0].split(": ")[1].split()[0]) >= 30  # a spinning process, with no size
+        assert len(by_cpu) == 1 and re.fullmatch(r"&lt;!channel&gt; \(pid \d+\): [\d.]+ %", by_cpu[0]), by_cpu
+        assert float(by_cpu[0].split(": ")[1].split()[0]) >= 10  # a spinning process (on a busy CI box too), with no size
     finally:
         for proc in (holder, spinner):
             proc.kill()

@@ -65,9 +65,15 @@ def top_processes(metric: str, count: int = 3) -> list[str]:
             continue
     scored.sort(key=lambda s: s[0], reverse=True)
     # the PID, so the process can be found (names like "python" repeat); the size, since on a
-    # big machine a process holding gigabytes is a few percent
-    return [f"{name} (pid {pid}): {format_value('cpu_percent', value)}" + (f", {format_bytes(held)}" if held else "")
-            for value, pid, name, held in scored[:count] if value >= 0.05]
+    # big machine a process holding gigabytes is a fraction of a percent. Names are escaped: any
+    # local user may name a process "<!channel>"
+    return [f"{_mrkdwn(name)} (pid {pid}): {format_value('cpu_percent', value)}" + (f", {format_bytes(held)}" if held else "")
+            for value, pid, name, held in scored[:count] if (held if not by_cpu else value >= 0.05)]
+
+
+def _mrkdwn(text: str) -> str:
+    """Text as Slack shows it literally: its three control characters escaped (Slack's rule)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def build_message(change: Transition, host: str | None = None, processes: list[str] | None = None) -> dict[str, Any]:
