@@ -470,7 +470,7 @@ def test_a_range_that_holds_only_minutes_says_since_when(qtbot, history_window, 
     with qtbot.waitSignal(window.range_loaded, timeout=15000):
         window.show()
     # the 36 h view is drawn in bins of a few minutes, each at its start: "about" that moment
-    said = re.fullmatch(r"Recorded only since about (\d\d):(\d\d): the 36 h view fills in as trayapp records; "
+    said = re.fullmatch(r"Recorded only since about (?:\w{3} \d\d \w{3} )?(\d\d):(\d\d): the 36 h view fills in as trayapp records; "
                         r"Live shows the last 10 minutes\.", window.status.text())
     assert said, window.status.text()
     first = (now - timedelta(minutes=10) + timedelta(seconds=1)).astimezone()

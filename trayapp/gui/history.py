@@ -793,7 +793,7 @@ class HistoryWindow(QWidget):
         elif not zoom and since is not None and series.end - since < FEW * series.span:
             self.status.setText(  # a first run: a sliver at the right edge that no one would see
                 f"Recorded only since {'about ' if series.binned else ''}"  # a bin's start, not the first sample's moment
-                f"{datetime.fromtimestamp(since).strftime('%H:%M' if series.end - since < 86400 else '%d %b %H:%M')}:"
+                f"{datetime.fromtimestamp(since).strftime('%H:%M' if datetime.fromtimestamp(since).date() == datetime.now().date() else '%a %d %b %H:%M')}:"
                 f" the {label} view fills in as trayapp records; Live shows the last 10 minutes.")
         elif self.status.text() in (LOADING, LOADING_FINER):  # not an export's outcome
             self.status.setText("")
