@@ -572,7 +572,10 @@ class HistoryWindow(QWidget):
         self._zoom_timer.setSingleShot(True)
         self._zoom_timer.setInterval(300)
         self._zoom_timer.timeout.connect(self._zoom_read)
-        for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence("Ctrl+W"), QKeySequence(QKeySequence.StandardKey.Close)):
+        # each sequence once: where the platform's Close is Ctrl+W too, two shortcuts for one key
+        # are ambiguous to Qt and neither fires
+        closing = [QKeySequence(Qt.Key.Key_Escape), QKeySequence("Ctrl+W"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Close)]
+        for keys in {keys.toString(): keys for keys in closing if not keys.isEmpty()}.values():
             QShortcut(keys, self, self.close)
         self._restyle()
         # plots for every metric known now, so none arrive later and push the others around
