@@ -97,6 +97,19 @@ def test_a_snooze_holds_desktop_notifications_back(make_app) -> None:
     assert (Path(app.folder) / "state" / "snooze.json").exists()  # the courier (Slack) reads the same file
 
 
+def test_a_snooze_set_before_a_restart_is_shown_and_holds_from_the_start(make_app, tmp_path: Path) -> None:
+    from trayapp.slack import snooze
+
+    now = datetime.now(timezone.utc)
+    until = now + timedelta(hours=1)
+    snooze(tmp_path / "data", until)  # as 'trayapp snooze 1h' or the app before it was restarted
+    app, shown = make_app(Config())
+    assert app.is_snoozed() and app.snoozed == until
+    app.on_tick(_tick(now, (_red(now),)))
+    assert shown == []  # held back
+    assert app._icon_key[3] is True and "alerts snoozed until" in app.tray.toolTip()
+
+
 def test_the_menu_says_slack_when_slack_is_set_up(make_app) -> None:
     app, _ = make_app(Config(**SLACK))
     assert app.snooze_menu.title() == "Snooze alerts (desktop + Slack)"

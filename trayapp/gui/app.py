@@ -26,7 +26,7 @@ from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start
 from trayapp.model import MACHINE_COLUMNS, Level, Sample, Transition, format_value, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
-from trayapp.slack import snooze, snooze_channels, snooze_end
+from trayapp.slack import snooze, snooze_channels, snooze_end, snoozed_until
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,9 @@ class TrayApp(QObject):
         self.live = LiveBuffer()
         self.last: Tick | None = None
         self.slack_line = ""
-        self.snoozed: datetime | None = None  # when the snooze ends, as the courier last said
+        # when the snooze ends: one set before a restart is still in force (the courier holds
+        # Slack back by the same file), and the badge and the tooltip say so from the start
+        self.snoozed: datetime | None = snoozed_until(self.folder)
         self._courier_snoozed: datetime | None = None
         self.paused_since: datetime | None = None
         self.projections: dict[int, Projection] = {}  # by rule index, refreshed every PROJECT_EVERY
