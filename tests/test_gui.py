@@ -504,3 +504,27 @@ def test_every_margin_is_wide_enough_for_the_longest_label_and_all_line_up(qtbot
     assert len(set(widths.values())) == 1 and min(widths.values()) >= needed, (widths, needed)  # x axes line up
     lefts = {mp.plot.vb.sceneBoundingRect().right() for mp in window.metric_plots.values()}
     assert len(lefts) == 1  # every plot's data area ends at the same x
+
+
+def test_a_rate_axis_shows_its_numbers_and_every_value_axis_lines_up(qtbot, history_window, data_dir: Path) -> None:
+    from PySide6.QtGui import QImage, QPainter
+
+    now = datetime.now(timezone.utc)
+    rate = lambda t: 4.0e6 + 3.0e6 * np.sin(t / 600)  # noqa: E731 - 1–7 MB/s: labels like "4.00 MB/s"
+    write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 30.0, "disk_write_bytes_per_s": rate})
+    window = history_window(data_dir, LiveBuffer(), Config())
+    with qtbot.waitSignal(window.range_loaded, timeout=10000):
+        window.show()
+    window.resize(900, 700)
+    qtbot.waitUntil(lambda: window.metric_plots["disk_write_bytes_per_s"].plot.vb.height() > 50, timeout=3000)
+    axis = window.metric_plots["disk_write_bytes_per_s"].plot.getAxis("left")
+    image = QImage(200, 200, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, ticks, texts = axis.generateDrawSpecs(painter)  # what pyqtgraph would draw: labels that fit
+    finally:
+        painter.end()
+    shown = [text for _, _, text in texts]
+    assert len(shown) >= 2 and all(text.endswith("MB/s") for text in shown), shown
+    lefts = {mp.plot.vb.sceneBoundingRect().left() for mp in window.metric_plots.values()}
+    assert len(lefts) == 1  # every plot's data area starts at the same x: times line up

@@ -43,7 +43,7 @@ from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.history import Series, plotted_columns, prepare_history, release_memory, series_from_memory
 from trayapp.gui.now import NowPanel
-from trayapp.model import Level, RuleResult, format_value, metric_label, metric_unit
+from trayapp.model import Level, RuleResult, format_value, metric_label, metric_range, metric_unit
 from trayapp.rules import Rule, human_duration
 from trayapp.settings import Config
 
@@ -56,6 +56,7 @@ ZOOM_REREAD = 0.4  # a zoom to less than this share of what was read reads finer
 LOADING = "Loading…"
 LOADING_FINER = "Loading finer data…"
 TIME_MIN, TIME_MAX = 946684800.0, 4102444800.0  # 2000-01-01 and 2100-01-01, UTC
+LEFT_WIDTH = 40  # the value axes: at least this wide
 MARGIN_WIDTH = 96  # the right margin's labels (thresholds, a rule's average): at least this wide
 NOW_MIN_HEIGHT = 560  # a window shorter than this hides the Now panel: the plots need the room
 FEW = 0.02  # a range whose first sample is this share of it from its end says how little it holds
@@ -327,7 +328,7 @@ class MetricPlot:
         plot = self.plot
         # above the plot (a left label would not fit a short plot); rates say their unit on the axis
         self.title = metric_label(name) if self.unit in ("B/s", "") else f"{metric_label(name)} ({self.unit})"
-        plot.getAxis("left").setWidth(64 if self.unit == "B/s" else 48 if self.unit not in ("%", "°C") else 40)
+        plot.getAxis("left").setWidth(LEFT_WIDTH)  # then as wide as the widest plot's needs (``_align_axes``)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setMouseEnabled(x=True, y=False)
         # time stays between 2000 and 2100 and no narrower than 10 s, however far a wheel turns
@@ -356,6 +357,17 @@ class MetricPlot:
         self.rules: dict[str, tuple[pg.InfiniteLine, pg.InfiniteLine, pg.PlotDataItem]] = {}
         self.binned = False
         self.style(window.theme)
+
+    def value_axis_width(self) -> int:
+        """Room for the widest tick label this plot's value axis can show (``1.50 MB/s``)."""
+        axis = self.plot.getAxis("left")
+        if isinstance(axis, UnitAxis):
+            top = metric_range(self.name)[1]
+            labels = axis.tickStrings([1.5 * 10.0 ** k for k in range(13) if 1.5 * 10.0 ** k <= top] or [1.0], 1.0, 1.0)
+        else:
+            labels = ["100"]
+        metrics = QFontMetrics(axis.style.get("tickFont") or QApplication.font())
+        return max(metrics.horizontalAdvance(text) for text in labels) + 14  # the tick and the gap beside it
 
     def style(self, theme: Theme) -> None:
         self.plot.setTitle(self.title, justify="left", size="9pt", color=theme.foreground)
@@ -628,11 +640,21 @@ class HistoryWindow(QWidget):
         now = time.time()
         for mp in self.metric_plots.values():
             mp.sync_rules(rules, results, self.span == LIVE_SECONDS, now)
-        # one margin width for every plot (their time axes line up), wide enough for its longest label
-        width = max([MARGIN_WIDTH, *(mp.margin.needed_width() for mp in self.metric_plots.values())])
-        for mp in self.metric_plots.values():
-            if mp.margin.width() != width:
-                mp.margin.setWidth(width)
+        self._align_axes()
+
+    def _align_axes(self) -> None:
+        """One left and one right axis width for every plot, so that their time axes line up,
+        each wide enough for its longest label: a value axis's ticks (pyqtgraph drops a tick label
+        that does not fit, so a rate axis at 64 px showed no numbers) and the margin's labels."""
+        plots = list(self.metric_plots.values())
+        left = max([LEFT_WIDTH, *(mp.value_axis_width() for mp in plots)])
+        right = max([MARGIN_WIDTH, *(mp.margin.needed_width() for mp in plots)])
+        for mp in plots:
+            axis = mp.plot.getAxis("left")
+            if axis.width() != left:
+                axis.setWidth(left)
+            if mp.margin.width() != right:
+                mp.margin.setWidth(right)
 
     def _results_by_rule(self, rules: dict[str, Rule]) -> list:
         by = {(r.metric, float(r.window_seconds)): r for r in self.results}
