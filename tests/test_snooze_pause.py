@@ -110,6 +110,26 @@ def test_a_snooze_set_before_a_restart_is_shown_and_holds_from_the_start(make_ap
     assert app._icon_key[3] is True and "alerts snoozed until" in app.tray.toolTip()
 
 
+def test_the_log_keeps_what_happened_alerts_snoozes_and_pauses(make_app, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    app, _ = make_app(Config())
+    now = datetime.now(timezone.utc)
+    with caplog.at_level(logging.INFO, logger="trayapp"):
+        app.on_tick(_tick(now, (_red(now),)))
+        app.snooze("1h")
+        app.on_tick(_tick(now, (_red(now),)))
+        app.snooze("off")
+        app.set_paused(True)
+        app.set_paused(True)  # already paused: nothing new to say
+        app.set_paused(False)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("trayapp")]
+    alerts = [line for line in lines if line.startswith("alert ")]
+    assert len(alerts) == 2 and " ok → red (average " in alerts[0] and alerts[1].endswith("; snoozed"), alerts
+    assert any(line.startswith("alerts snoozed until ") for line in lines) and "alerts resumed" in lines
+    assert lines.count("recording paused") == 1 and lines.count("recording resumed") == 1
+
+
 def test_the_menu_says_slack_when_slack_is_set_up(make_app) -> None:
     app, _ = make_app(Config(**SLACK))
     assert app.snooze_menu.title() == "Snooze alerts (desktop + Slack)"

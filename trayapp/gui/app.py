@@ -326,6 +326,8 @@ class TrayApp(QObject):
 
     def set_paused(self, paused: bool) -> None:
         self.sampler.set_paused(paused)
+        if paused != (self.paused_since is not None):
+            log.info("recording paused" if paused else "recording resumed")  # the log tells the months after
         self.paused_since = datetime.now(timezone.utc) if paused else None
         self._refresh_state()
 
@@ -337,6 +339,10 @@ class TrayApp(QObject):
             log.warning("cannot snooze: %s", exc)
             return
         self.snoozed = until
+        if until is None:
+            log.info("alerts resumed")
+        else:
+            log.info("alerts snoozed until %s", until.astimezone().strftime("%Y-%m-%d %H:%M"))
         self._refresh_state()
 
     def is_snoozed(self, now: datetime | None = None) -> bool:
@@ -355,6 +361,11 @@ class TrayApp(QObject):
             self.snoozed = None
             self._refresh_state()
         self._refresh_tooltip()
+        for change in tick.transitions:  # what happened, for whoever looks back in the log months later
+            average = change.result.average
+            log.info("%s %s: %s → %s (average %s over %s of data)%s", "reminder" if change.reminder else "alert", change.rule_key,
+                     change.previous.value, change.current.value, "n/a" if average is None else f"{average:.1f}",
+                     human_duration(change.result.coverage_seconds), "; snoozed" if self.is_snoozed(tick.sample.timestamp) else "")
         if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions and not self.is_snoozed(tick.sample.timestamp):
             title, text = notification_text(tick.transitions)
             kinds = {Level.RED: QSystemTrayIcon.MessageIcon.Critical, Level.ORANGE: QSystemTrayIcon.MessageIcon.Warning}
