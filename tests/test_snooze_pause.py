@@ -124,8 +124,8 @@ def test_the_log_keeps_what_happened_alerts_snoozes_and_pauses(make_app, caplog:
         app.set_paused(True)  # already paused: nothing new to say
         app.set_paused(False)
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("trayapp")]
-    alerts = [line for line in lines if line.startswith("alert ")]
-    assert len(alerts) == 2 and " ok → red (average " in alerts[0] and alerts[1].endswith("; snoozed"), alerts
+    alerts = [line for line in lines if line.startswith("cpu_percent/36h ok → red: 36 h avg cpu_percent 95.0 %")]
+    assert len(alerts) == 2 and not alerts[0].endswith("; snoozed") and alerts[1].endswith("; snoozed"), lines
     assert any(line.startswith("alerts snoozed until ") for line in lines) and "alerts resumed" in lines
     assert lines.count("recording paused") == 1 and lines.count("recording resumed") == 1
 

@@ -228,11 +228,10 @@ def run_headless(config: Config, folder: Path) -> int:
 
 
 def _log_transitions(tick: Any) -> None:
-    from trayapp.engine import describe
+    from trayapp.engine import transition_line
 
     for change in tick.transitions:
-        kind = "still" if change.reminder else f"{change.previous.value} → {change.current.value}:"
-        log.info("%s %s %s", change.rule_key, kind, describe(change.result))
+        log.info("%s", transition_line(change))
 
 
 def _start_prometheus(config: Config, engine: Any) -> Any:

@@ -231,6 +231,12 @@ def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | No
     return [evaluate_arrays(rule, stamps, columns[rule.metric], now.timestamp()) for rule in rules]
 
 
+def transition_line(change: Transition) -> str:
+    """One log line for a transition: ``cpu_percent/36h ok → red: 36 h avg cpu_percent 92.0 % — red (…)``."""
+    kind = "still" if change.reminder else f"{change.previous.value} → {change.current.value}:"
+    return f"{change.rule_key} {kind} {describe(change.result)}"
+
+
 def describe(result: RuleResult, for_people: bool = False) -> str:
     """One line for logs: ``36 h avg cpu_percent 92.0 % — red (over 14 h of data)``; with
     ``for_people`` (tooltips, notifications): ``36 h avg CPU 92 % — red (over 14 h of data)``."""

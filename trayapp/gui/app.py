@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
-from trayapp.engine import EarlyOpen, Tick, describe
+from trayapp.engine import EarlyOpen, Tick, describe, transition_line
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
@@ -361,11 +361,8 @@ class TrayApp(QObject):
             self.snoozed = None
             self._refresh_state()
         self._refresh_tooltip()
-        for change in tick.transitions:  # what happened, for whoever looks back in the log months later
-            average = change.result.average
-            log.info("%s %s: %s → %s (average %s over %s of data)%s", "reminder" if change.reminder else "alert", change.rule_key,
-                     change.previous.value, change.current.value, "n/a" if average is None else f"{average:.1f}",
-                     human_duration(change.result.coverage_seconds), "; snoozed" if self.is_snoozed(tick.sample.timestamp) else "")
+        for change in tick.transitions:  # what happened, for whoever looks back in the log months later (as headless logs it)
+            log.info("%s%s", transition_line(change), "; snoozed" if self.is_snoozed(tick.sample.timestamp) else "")
         if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions and not self.is_snoozed(tick.sample.timestamp):
             title, text = notification_text(tick.transitions)
             kinds = {Level.RED: QSystemTrayIcon.MessageIcon.Critical, Level.ORANGE: QSystemTrayIcon.MessageIcon.Warning}
