@@ -57,10 +57,14 @@ def test_hover_shows_a_linked_crosshair_and_every_metric_at_that_time(opened) ->
     crosses = [mp.cross for mp in window.metric_plots.values()]
     assert all(c.isVisible() and c.value() == t for c in crosses)  # on every plot, at one time
     text = window.readout.text()
-    assert datetime.fromtimestamp(t).strftime("%a %d %b %H:%M") in text
+    then = datetime.fromtimestamp(t)
+    assert then.strftime("%a %d %b %H:%M" if then.year == datetime.now().year else "%a %d %b %Y %H:%M") in text
     assert "CPU 60.0 %" in text and "memory 45.0 %" in text and "disk 70.0 %" in text
     window.hover_at(time.time() - 30 * 3600)
     assert "CPU 20.0 %" in window.readout.text()
+    long_ago = time.time() - 400 * 86400  # last year (the 1 y view reaches it): the year is said
+    window.hover_at(long_ago)
+    assert window.readout.text().startswith(datetime.fromtimestamp(long_ago).strftime("%a %d %b %Y %H:%M:%S"))
     window.hover_at(None)  # the pointer left
     assert window.readout.text() == HINT and not any(c.isVisible() for c in crosses)
 

@@ -707,7 +707,7 @@ class HistoryWindow(QWidget):
     def _fit_readout(self) -> None:
         """Room for as many lines as the longest readout needs at this width, set before any
         hover, so that hovering never moves the plots."""
-        longest = "Mon 30 Sep 23:59:59   " + "   ".join(
+        longest = "Mon 30 Sep 2025 23:59:59   " + "   ".join(
             f"{metric_label(name)} 100–100 {metric_unit(name)}" for name in self.metric_plots)
         metrics = self.readout.fontMetrics()
         width = max(self.readout.width(), 100)
@@ -925,7 +925,8 @@ class HistoryWindow(QWidget):
             self.readout.setText(HINT)
             return
         try:
-            when = datetime.fromtimestamp(x).strftime("%a %d %b %H:%M:%S")
+            moment = datetime.fromtimestamp(x)  # the year too where it is not this one (the 1 y view)
+            when = moment.strftime("%a %d %b %H:%M:%S" if moment.year == datetime.now().year else "%a %d %b %Y %H:%M:%S")
         except (OverflowError, OSError, ValueError):
             return
         values = [text for mp in self.metric_plots.values() if (text := mp.value_at(x)) and not text.endswith(" —")]
