@@ -172,6 +172,34 @@ def test_doctor_reports_each_part(data_dir: Path) -> None:
     assert done.returncode == 0
 
 
+def test_doctor_names_the_process_holding_the_writer_lock_not_a_stale_pid_file(data_dir: Path) -> None:
+    import sys
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # some other program
+    holder = None
+    try:
+        (data_dir / ".writer.pid").write_text(f"{other.pid}\n")  # left by a crash; the number taken since
+        (data_dir / ".writer.lock").touch()
+        done = run_cli("--data-dir", str(data_dir), "doctor", env={"DISPLAY": ""})
+        assert "; no recorder running" in done.stdout, done.stdout
+        # a recorder holds the lock (and wrote no pid file yet): it is the one named
+        (data_dir / ".writer.pid").unlink()
+        holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom trayapp.store import _WriterLock\n"
+                                   "assert _WriterLock(Path(sys.argv[1]) / '.writer.lock').acquire()\nprint('held', flush=True)\ntime.sleep(60)",
+                                   str(data_dir)], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        done = run_cli("--data-dir", str(data_dir), "doctor", env={"DISPLAY": ""})
+        assert f"; recorder running (pid {holder.pid})" in done.stdout, done.stdout
+    finally:
+        for proc in (other, holder):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+        if holder is not None:
+            holder.stdout.close()
+
+
 def test_gui_without_display_points_to_headless(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     done = subprocess.run(trayapp_cmd(), capture_output=True, text=True, env=env, timeout=30)

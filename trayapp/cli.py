@@ -433,7 +433,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _doctor_data(folder: Path) -> tuple[bool | None, str, str]:
-    from trayapp.store import PID_NAME, Store
+    from trayapp.store import Store
 
     store = Store(folder)
     if not folder.exists():  # doctor looks, it does not create: the recorder makes the folder
@@ -450,18 +450,51 @@ def _doctor_data(folder: Path) -> tuple[bool | None, str, str]:
     days = sorted(day for day, _ in store.day_files())
     span = f"{len(days)} day file(s), {days[0]} … {days[-1]}" if days else "no day files yet"
     csv = store.csv_path.stat().st_size if store.csv_path.exists() else 0
-    pid = (folder / PID_NAME).read_text().strip() if (folder / PID_NAME).exists() else None
-    writer = f"; recorder running (pid {pid})" if pid and _pid_alive(pid) else "; no recorder running"
+    pid = _recorder_pid(folder)
+    writer = f"; recorder running (pid {pid})" if pid else "; no recorder running"
     return True, "data", f"{folder}: {span}, today's CSV {csv / 1e6:.1f} MB{writer}"
 
 
-def _pid_alive(pid: str) -> bool:
-    try:
-        import psutil
+def _recorder_pid(folder: Path) -> int | None:
+    """The process recording into ``folder``, or None. The writer lock's holder where the OS
+    tells it (Linux's /proc/locks); else ``.writer.pid``, if that process is a trayapp: a crash
+    leaves the file behind, and its number may belong to another program by now."""
+    from trayapp.store import LOCK_NAME, PID_NAME
 
-        return psutil.pid_exists(int(pid))
-    except ValueError:
-        return False
+    known, holder = _flock_holder(folder / LOCK_NAME)
+    if known:
+        return holder
+    try:
+        pid = int((folder / PID_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    import psutil
+
+    try:
+        return pid if "trayapp" in " ".join(psutil.Process(pid).cmdline()) else None
+    except psutil.Error:  # gone, or not ours to look at
+        return None
+
+
+def _flock_holder(lock: Path) -> tuple[bool, int | None]:
+    """(True, pid or None) where /proc/locks tells who holds ``lock``'s flock; (False, None) where it cannot."""
+    locks = Path("/proc/locks")
+    try:
+        st = os.stat(lock)
+    except FileNotFoundError:
+        return locks.exists(), None  # no recorder has ever opened this folder
+    except OSError:
+        return False, None
+    try:
+        table = locks.read_text()
+    except OSError:
+        return False, None
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2383967 0 EOF" (a waiter's has "->")
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == where:
+            return True, int(parts[4]) or None
+    return True, None
 
 
 def _doctor_gpu(config: Config) -> list[tuple[bool | None, str]]:
