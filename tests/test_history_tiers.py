@@ -4,6 +4,7 @@ equal to a brute-force binning of the raw rows (DST, gaps, a missing tier folder
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,7 +45,10 @@ def brute(data_dir: Path, series: history.Series, name: str, width: float) -> tu
     local = np.array([datetime.fromtimestamp(s, BERLIN).utcoffset().total_seconds() for s in t]) + t
     means = {}
     for p in np.unique(local // period):
-        means[p] = v[local // period == p].mean()
+        inside = local // period == p
+        begin = p * period - (local[inside][0] - t[inside][0])  # the local period's start, in UTC
+        if begin >= series.start and (begin + period <= series.end or begin + period > time.time()):
+            means[p] = v[inside].mean()  # a period the range holds whole (or the one under way at its end)
     return lo, hi, means
 
 
@@ -281,3 +285,18 @@ def test_hourly_means_are_of_local_clock_hours_across_offset_changes(zone: str, 
     for rows, mid in zip(truth.values(), x):  # each mean drawn at its hour's middle
         whole = rows[-1][0] - rows[0][0] >= 3600 - 50  # a whole hour of samples: its middle, to a sample
         assert abs(mid - np.mean([s for s, _ in rows])) <= (30 if whole else 1800)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_the_mean_line_holds_whole_hours_only_never_an_hour_cut_by_the_range(data_dir: Path, raw: bool) -> None:
+    # a saw in every hour: each whole hour averages the same; a part of one does not
+    now = datetime.now(timezone.utc)
+    top = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)  # the last whole hour with data ends here
+    saw = lambda t: np.mod(t, 3600) / 36  # noqa: E731 - 0 … 99.97 within each UTC hour (Berlin's hours start on UTC's)
+    write_history(data_dir, now - timedelta(hours=40), top - timedelta(seconds=10), 10, {"cpu_percent": saw})
+    whole = np.mean(np.arange(0, 3600, 10) / 36)
+    for start, end in ((None, None), (now - timedelta(hours=20, minutes=23), now - timedelta(hours=4, minutes=37))):
+        series = history.prepare_history(data_dir, 36 * 3600, now=end, start=start, tiers=not raw)
+        _, means = series.means["cpu_percent"]
+        shown = means[np.isfinite(means)]
+        assert len(shown) >= 14 and np.allclose(shown, whole, atol=0.05), (start, shown)  # no cut hour at either end

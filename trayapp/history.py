@@ -209,8 +209,31 @@ def prepare_history(
     else:
         recent = minutes.snapshot() if minutes is not None else None
         add_tier_curves(series, iter_tier_parts(data_dir, tier, start, now, recent=recent), TIER_SECONDS[tier])
+    whole_periods_only(series, time.time())
     series.took = time.perf_counter() - t0
     return series
+
+
+def whole_periods_only(series: Series, now: float) -> None:
+    """Keep a mean only for a local hour (day) the range holds whole. The one cut by the range's
+    start, or by a zoom's end while time has gone on past it, was the mean of its part inside
+    only: a 36 h view's line began at 48 where every whole hour was 29.5. The period still under
+    way at the end of a range stays: its mean so far."""
+    period = 86400.0 if series.mean_period == "daily" else 3600.0  # a day of a DST change is off by its hour
+    zone = local_zone()
+    for name, (x, means) in list(series.means.items()):
+        known = np.isfinite(x) & np.isfinite(means)
+        if not known.any():
+            continue
+        offsets = np.zeros(len(x))
+        offsets[known] = utc_offsets(x[known], zone)
+        begins = np.floor((x + offsets) / period) * period - offsets  # NaN where x is NaN: compares False
+        ends = begins + period
+        cut = known & ((begins < series.start) | ((ends > series.end) & (ends <= now)))
+        if cut.any():
+            means = means.copy()
+            means[cut] = np.nan
+            series.means[name] = (x, means)
 
 
 def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> tuple[np.ndarray, dict]:
