@@ -380,3 +380,15 @@ def test_a_reader_that_stops_reading_gets_no_error_line(data_dir: Path) -> None:
         os.close(write)
     assert done.stderr.decode() == ""
     assert done.returncode == 1
+
+
+def test_export_since_and_until_both_include_their_moment(data_dir: Path, tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    write_history(data_dir, now - timedelta(hours=1), now - timedelta(minutes=1), 60, {"cpu_percent": 10.0})
+    since, until = now - timedelta(minutes=30), now - timedelta(minutes=20)  # both on a sample
+    out = tmp_path / "out.json"
+    done = run_cli("--data-dir", str(data_dir), "export", "--since", since.isoformat(), "--until", until.isoformat(),
+                   "--format", "json", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    stamps = [datetime.fromisoformat(row["timestamp"]) for row in json.loads(out.read_text())]
+    assert stamps[0] == since and stamps[-1] == until and len(stamps) == 11

@@ -367,7 +367,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError("--since must be before --until")
     if not folder.is_dir():
         raise UserError(f"no data folder at {folder}")
-    table = Store(folder).read(since, until)
+    # --since includes its moment (read's start is exclusive, as a rule window's is): a sample
+    # at exactly 12:00 belongs to 'export --since 12:00'
+    table = Store(folder).read(since - timedelta(microseconds=1) if since is not None else None, until)
     if args.format == "parquet" and args.output == "-":
         raise UserError("Parquet is binary: give --output FILE")
     try:
