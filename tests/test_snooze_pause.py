@@ -178,3 +178,25 @@ def test_the_command_line_says_what_a_snooze_holds_back(tmp_path: Path) -> None:
     slack = '[slack]\nwebhook_url = "http://127.0.0.1:9/services/T/B/x"\n'
     assert cli("snooze", "8h", config=slack).rstrip().endswith("(desktop + Slack)")
     assert cli("snooze", "off", config=slack).strip() == "trayapp: alerts are on again (desktop + Slack)"
+
+
+def test_a_level_held_by_hysteresis_says_so_and_a_change_of_level_projects_again(make_app) -> None:
+    from trayapp.gui.app import held_by_hysteresis, rule_lines
+
+    red = RuleResult("memory_percent", 129600, 74.3, 100, 36 * 3600, Level.RED, 70.0, 75.0)
+    assert held_by_hysteresis(red, 2.0) == "held red until below 73 %"  # 74.3 beside 'red 75' needs a word
+    orange = RuleResult("memory_percent", 129600, 69.0, 100, 36 * 3600, Level.ORANGE, 70.0, 75.0)
+    assert held_by_hysteresis(orange, 2.0) == "held orange until below 68 %"
+    assert held_by_hysteresis(RuleResult("memory_percent", 129600, 80.0, 100, 36 * 3600, Level.RED, 70.0, 75.0), 2.0) == ""
+    assert held_by_hysteresis(red, 0.0) == ""
+    now = datetime.now(timezone.utc)
+    tick = Tick(Sample(now, 12.0, 74.3, 70.0, ()), (red,), Level.RED, (), True)
+    (line,) = rule_lines(tick, (), None, 2.0)
+    assert line.endswith("— red (over 36 h of data); held red until below 73 %"), line
+    app, _ = make_app(Config())
+    app.on_tick(_tick(now))
+    assert app._projected_at == now.timestamp()
+    app.on_tick(_tick(now + timedelta(seconds=10)))
+    assert app._projected_at == now.timestamp()  # once a minute
+    app.on_tick(_tick(now + timedelta(seconds=20), (_red(now + timedelta(seconds=20)),)))
+    assert app._projected_at == (now + timedelta(seconds=20)).timestamp()  # at once when a level changed

@@ -23,7 +23,7 @@ from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.instance import instance_name  # noqa: F401 - where it was
 from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start_log_file  # noqa: F401 - where they were
-from trayapp.model import MACHINE_COLUMNS, Level, Sample, Transition, format_value, metric_label
+from trayapp.model import MACHINE_COLUMNS, Level, RuleResult, Sample, Transition, format_value, metric_label
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
 from trayapp.slack import snooze, snooze_channels, snooze_end, snoozed_until
@@ -56,9 +56,10 @@ def clock(moment: datetime, now: datetime | None = None) -> str:
 PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule windows)
 
 
-def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None) -> list[str]:
+def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None, hysteresis: float = 0.0) -> list[str]:
     """One line per rule for people: its average and level, or how long until its first verdict
-    (the first hour), and where the average is heading at the current load."""
+    (the first hour), a level the hysteresis holds (red at 74 % beside 'red 75' needs a word), and
+    where the average is heading at the current load."""
     by_result = dict(zip(range(len(tick.results)), rules)) if len(rules) == len(tick.results) else {}
     measured = tick.sample.values()
     lines = []
@@ -72,11 +73,25 @@ def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | Non
                 line = f"{head} — no data: {metric_label(result.metric)} is not measured on this machine"
             else:
                 line = f"{head} — collecting data: first verdict in {human_duration(max(wait, 1.0))}"
+        held = held_by_hysteresis(result, hysteresis) if wait is None else ""
+        if held:
+            line += f"; {held}"
         projection = (projections or {}).get(i)
         if projection is not None and wait is None:
             line += f"; {projection.text()}"
         lines.append(line)
     return lines
+
+
+def held_by_hysteresis(result: RuleResult, hysteresis: float) -> str:
+    """``held red until below 73 %`` where the level stands only by the hysteresis, else ''."""
+    if result.average is None or hysteresis <= 0:
+        return ""
+    if result.level is Level.RED and result.average <= result.red:
+        return f"held red until below {format_value(result.metric, result.red - hysteresis)}"
+    if result.level is Level.ORANGE and result.average < result.orange:
+        return f"held orange until below {format_value(result.metric, result.orange - hysteresis)}"
+    return ""
 
 
 def first_verdict(tick: Tick, rules: tuple[Rule, ...]) -> float | None:
@@ -100,6 +115,7 @@ def tooltip_text(
     now: datetime | None = None,
     rules: tuple[Rule, ...] = (),
     projections: dict | None = None,
+    hysteresis: float = 0.0,
 ) -> str:
     """The tooltip: the level, the current readings (or since when sampling is paused), each
     rule (``rules``: the config's, for the first hour; ``projections``: by result index), a
@@ -113,7 +129,7 @@ def tooltip_text(
         lines.append(f"paused since {clock(paused_since, now)}: no new readings" if paused_since else "paused: no new readings")
     else:
         lines += describe_sample(tick.sample, rules)
-    lines += rule_lines(tick, rules, projections)
+    lines += rule_lines(tick, rules, projections, hysteresis)
     if snoozed is not None:
         lines.append(f"alerts snoozed until {clock(snoozed, now)}" + (f" ({snoozing})" if snoozing else ""))
     if slack:
@@ -372,7 +388,7 @@ class TrayApp(QObject):
             else:
                 self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
         if self.window is not None and self.window.isVisible():
-            self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections))
+            self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections, self.config.alerts_hysteresis))
             self.window.show_now(tick.sample)
             self.window.refresh_live()
         self.tick_shown.emit(tick)
@@ -391,14 +407,15 @@ class TrayApp(QObject):
         self.tray.setToolTip(tooltip_text(
             self.last, self.sampler.paused, self.slack_line, paused_since=self.paused_since,
             snoozed=self.snoozed if self.is_snoozed() else None, snoozing=snooze_channels(self.config),
-            rules=self.config.rules, projections=self.projections,
+            rules=self.config.rules, projections=self.projections, hysteresis=self.config.alerts_hysteresis,
         ))
 
     def _project(self, tick: Tick) -> None:
         """Where each rule's average heads at the current load: from the rule windows in memory
-        (copied under the engine's lock, a few MB), once a minute, not on every tick."""
+        (copied under the engine's lock, a few MB), once a minute, not on every tick, and at once
+        when a level changed: a projection made before it ('orange in ≈ 50 s', now orange) is stale."""
         now = tick.sample.timestamp.timestamp()
-        if now - self._projected_at < PROJECT_EVERY and now >= self._projected_at:
+        if now - self._projected_at < PROJECT_EVERY and now >= self._projected_at and not tick.transitions:
             return
         self._projected_at = now
         rules = self.config.rules
@@ -453,7 +470,7 @@ class TrayApp(QObject):
                 # the live view shows what is being recorded (the buttons switch to history)
                 self.window.span = LIVE_SECONDS
         if self.last is not None:
-            self.window.set_results(self.last.results, self.config, rule_lines(self.last, self.config.rules, self.projections))
+            self.window.set_results(self.last.results, self.config, rule_lines(self.last, self.config.rules, self.projections, self.config.alerts_hysteresis))
         if span is not None:
             if self.window.isVisible():
                 self.window.show_range(span)
