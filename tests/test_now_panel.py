@@ -86,6 +86,29 @@ def test_a_short_window_gives_the_now_panel_s_room_to_the_plots(qtbot, window: H
     assert window.scroll.height() == tall
 
 
+def test_a_narrow_window_drops_the_process_lists_and_cuts_no_number(qtbot, window: HistoryWindow) -> None:
+    from PySide6.QtWidgets import QLabel
+
+    sample = Sample(datetime.now(timezone.utc), 1.8, 62.5, 71.0, cpu_core_max_percent=4.0, load_percent=26.0,
+                    disk_read_bytes_per_s=4_100.0, disk_write_bytes_per_s=219_000.0, net_recv_bytes_per_s=12_345_678.0,
+                    net_sent_bytes_per_s=0.0)
+    window.show()
+    window.show_now(sample)
+
+    def cut() -> list[str]:  # a title or a number narrower than its text
+        labels = [label for cell in window.now._cells.values() for label in cell.findChildren(QLabel)]
+        return [label.text() for label in labels if label.width() < label.fontMetrics().horizontalAdvance(label.text())]
+
+    window.resize(520, 700)
+    qtbot.waitUntil(lambda: window.now.top_cpu.isHidden() and window.now.width() <= 520, timeout=3000)
+    qtbot.wait(50)
+    assert cut() == [] and window.now._columns < 5
+    window.resize(1000, 700)
+    qtbot.waitUntil(lambda: not window.now.top_cpu.isHidden(), timeout=3000)
+    qtbot.wait(50)
+    assert cut() == [] and window.now._columns == 5
+
+
 def test_the_numbers_keep_the_plots_order_whatever_came_first(window) -> None:
     """Rates and the busiest core come a tick after CPU and memory: they go in their places."""
     now = datetime.now(timezone.utc)

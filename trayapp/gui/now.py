@@ -84,6 +84,10 @@ class _Bridge(QObject):
     processes = Signal(object)
 
 
+LISTS_MIN_WIDTH = 720  # a Now panel narrower than this shows no process lists
+WIDEST_NUMBER = "88.8 MB/s"  # the widest a big number gets (format_value's three digits and a unit)
+
+
 class NowPanel(QFrame):
     """What the machine is doing this second, above the plots."""
 
@@ -97,6 +101,7 @@ class NowPanel(QFrame):
         self.numbers.setContentsMargins(0, 0, 0, 0)
         self.numbers.setHorizontalSpacing(14)
         self.values: dict[str, QLabel] = {}
+        self._columns = 5  # numbers a row: fewer in a narrow window
         self._cells: dict[str, QWidget] = {}  # each number with its title
         left = QVBoxLayout()
         left.addWidget(numbers)
@@ -133,7 +138,7 @@ class NowPanel(QFrame):
         for name in new:
             self._add_number(name)
         if new:
-            self._place_numbers()
+            self._fit(place=True)  # a new cell may be the widest
         for name, value in values.items():
             self.values[name].setText(format_value(name, value))
         for name, label in self.values.items():
@@ -166,7 +171,31 @@ class NowPanel(QFrame):
         for widget in self._cells.values():
             self.numbers.removeWidget(widget)
         for i, name in enumerate(order):
-            self.numbers.addWidget(self._cells[name], i // 5, i % 5)
+            self.numbers.addWidget(self._cells[name], i // self._columns, i % self._columns)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self, place: bool = False) -> None:
+        """A narrow window: the process lists go (a PID with no name says nothing) and the
+        numbers take fewer columns, so none is cut ('busiest co', '1.8 \'')."""
+        narrow = self.width() < LISTS_MIN_WIDTH
+        for label in (self.top_cpu, self.top_memory):
+            label.setVisible(not narrow)
+        room = self.width() - 24 if narrow else (self.width() - 24) * 5 // 9  # the numbers' share beside the lists (5 : 2 : 2)
+        columns = max(2, min(5, (room + 14) // (self._number_width() + 14)))
+        if columns != self._columns or place:
+            self._columns = columns
+            self._place_numbers()
+
+    def _number_width(self) -> int:
+        """What the widest cell needs: its title, or the widest number ('88.8 MB/s'), whatever it shows now."""
+        widths = [80]
+        for name, value in self.values.items():
+            title = self._cells[name].findChild(QLabel)
+            widths += [title.fontMetrics().horizontalAdvance(title.text()), value.fontMetrics().horizontalAdvance(WIDEST_NUMBER)]
+        return max(widths)
 
     # --- the processes
 
@@ -182,8 +211,8 @@ class NowPanel(QFrame):
         self._second.stop()
 
     def refresh_processes(self) -> None:
-        if self._busy:
-            return  # a slow scan is still running: skip this one
+        if self._busy or self.top_cpu.isHidden():
+            return  # a slow scan is still running, or the lists are not shown (a narrow window)
         self._busy = True
         self.refreshes += 1
         self._pool.submit(top_processes).add_done_callback(lambda f: self._bridge.processes.emit(f))
