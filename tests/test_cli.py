@@ -392,3 +392,15 @@ def test_export_since_and_until_both_include_their_moment(data_dir: Path, tmp_pa
     assert done.returncode == 0, done.stderr
     stamps = [datetime.fromisoformat(row["timestamp"]) for row in json.loads(out.read_text())]
     assert stamps[0] == since and stamps[-1] == until and len(stamps) == 11
+
+
+def test_status_projects_at_the_pace_the_recorder_samples_now() -> None:
+    import numpy as np
+
+    from trayapp.cli import _observed_interval
+
+    history_then_now = np.concatenate([np.arange(0, 36000, 60.0), np.arange(36000, 36100, 2.0)])  # 60 s, then 2 s
+    assert _observed_interval(history_then_now) == 2.0  # the last 5 minutes' pace, not the last 600 samples'
+    assert _observed_interval(np.arange(0, 36000, 60.0)) == 60.0
+    assert _observed_interval(np.array([0.0, 1000.0, 2000.0])) == 1000.0  # sparse: the last 600 samples speak
+    assert _observed_interval(np.array([5.0])) is None

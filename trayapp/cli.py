@@ -301,16 +301,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _observed_interval(stamps: Any) -> float | None:
-    """The recorder's sampling interval as the data shows it: the median step of the last samples
-    (a projection continues the load at the pace it is really sampled); None with too few."""
+    """The recorder's sampling interval as the data shows it: the median step over the current
+    load's span (a projection continues the load at the pace it is sampled now; after a change of
+    interval, older steps would speak for a pace that has ended), else over the last 600 samples;
+    None with too few."""
     import numpy as np
 
     from trayapp.bins import median
+    from trayapp.rules import CURRENT_LOAD_SPAN
 
     recent = np.asarray(stamps[-600:], dtype="float64")
-    steps = np.diff(recent)
-    steps = steps[(steps > 0) & (steps < 3600)]
-    return median(steps) if len(steps) >= 2 else None
+    for window in (recent[recent >= recent[-1] - CURRENT_LOAD_SPAN] if len(recent) else recent, recent):
+        steps = np.diff(window)
+        steps = steps[(steps > 0) & (steps < 3600)]
+        if len(steps) >= 2:
+            return median(steps)
+    return None
 
 
 def _rule_json(result: Any) -> dict[str, Any]:
