@@ -528,3 +528,14 @@ def test_a_rate_axis_shows_its_numbers_and_every_value_axis_lines_up(qtbot, hist
     assert len(shown) >= 2 and all(text.endswith("MB/s") for text in shown), shown
     lefts = {mp.plot.vb.sceneBoundingRect().left() for mp in window.metric_plots.values()}
     assert len(lefts) == 1  # every plot's data area starts at the same x: times line up
+
+
+def test_the_range_shown_is_marked_in_bold_as_well_as_checked(qtbot, history_window, data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    window = history_window(data_dir, LiveBuffer(), Config())
+    window.span = LIVE_SECONDS
+    window.show()
+    window.show_range(7 * 86400)
+    marked = [(window.buttons.button(i).text(), window.buttons.button(i).isChecked(), window.buttons.button(i).font().bold())
+              for i in range(len(RANGES))]
+    assert [m for m in marked if m[1] or m[2]] == [("7 d", True, True)]  # one range, checked and bold

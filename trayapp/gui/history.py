@@ -548,6 +548,7 @@ class HistoryWindow(QWidget):
             self.buttons.addButton(button, i)
             top.addWidget(button)
         self.buttons.idClicked.connect(lambda i: self.show_range(RANGES[i][1]))
+        self._mark_range(self.span)
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Back to the whole range (or double-click a plot)")
         self.reset_button.clicked.connect(self.reset_view)
@@ -752,8 +753,7 @@ class HistoryWindow(QWidget):
         self.span = span
         self._legend()
         self._zoomed = False
-        for i, (_, seconds) in enumerate(RANGES):
-            self.buttons.button(i).setChecked(seconds == span)
+        self._mark_range(span)
         self._sync_rules()
         if span == LIVE_SECONDS:
             self._request += 1  # a read in flight is no longer wanted
@@ -768,6 +768,16 @@ class HistoryWindow(QWidget):
         if recent:  # the first read loads Arrow: the rule metrics, in memory already, are painted meanwhile
             self._draw(series_from_memory(recent, span, time.time()))
             self.first_paint.emit(span)
+
+    def _mark_range(self, span: float) -> None:
+        """The range shown: its button checked and in bold, which every palette and style shows
+        (a checked button alone was hard to tell in a dark Fusion palette)."""
+        for i, (_, seconds) in enumerate(RANGES):
+            button = self.buttons.button(i)
+            button.setChecked(seconds == span)
+            font = button.font()
+            font.setBold(seconds == span)
+            button.setFont(font)
 
     def _read(self, span: float, start: float | None = None, end: float | None = None) -> None:
         self._request += 1
