@@ -109,6 +109,22 @@ def test_a_narrow_window_drops_the_process_lists_and_cuts_no_number(qtbot, windo
     assert cut() == [] and window.now._columns == 5
 
 
+def test_the_titles_take_the_window_s_muted_colour_in_a_dark_palette_too(qtbot, window: HistoryWindow) -> None:
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QLabel
+
+    window.show_now(Sample(datetime.now(timezone.utc), 35.0, 62.5, 71.0))
+    dark = QPalette(window.palette())
+    for role, colour in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.Base, "#202124"),
+                         (QPalette.ColorRole.WindowText, "#e8eaed"), (QPalette.ColorRole.PlaceholderText, "#303134")):
+        dark.setColor(role, QColor(colour))  # a placeholder colour as dark as the window: as many dark palettes have
+    window.setPalette(dark)
+    qtbot.waitUntil(lambda: window.theme.dark, timeout=3000)
+    titles = [label for cell in window.now._cells.values() for label in cell.findChildren(QLabel)][0::2]
+    assert titles and all(window.theme.muted in label.styleSheet() for label in titles), [t.styleSheet() for t in titles]
+    assert window.theme.muted == "#9aa0a6"  # light grey on the dark window, not the palette's dark placeholder
+
+
 def test_the_numbers_keep_the_plots_order_whatever_came_first(window) -> None:
     """Rates and the busiest core come a tick after CPU and memory: they go in their places."""
     now = datetime.now(timezone.utc)

@@ -674,6 +674,7 @@ class HistoryWindow(QWidget):
             mp.style(theme)
         for label in (self.readout, self.status):
             label.setStyleSheet(f"color: {theme.muted}")
+        self.now.set_muted(theme.muted)
         self._legend()
 
     def _legend(self) -> None:

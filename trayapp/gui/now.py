@@ -102,6 +102,8 @@ class NowPanel(QFrame):
         self.numbers.setHorizontalSpacing(14)
         self.values: dict[str, QLabel] = {}
         self._columns = 5  # numbers a row: fewer in a narrow window
+        self._muted = "palette(placeholder-text)"  # the titles' colour, until the window's theme says (set_muted)
+        self._titles: list[QLabel] = []
         self._cells: dict[str, QWidget] = {}  # each number with its title
         left = QVBoxLayout()
         left.addWidget(numbers)
@@ -147,12 +149,20 @@ class NowPanel(QFrame):
         self.bars.set_cores(sample.cores)
         self.bars.setVisible(bool(sample.cores))
 
+    def set_muted(self, colour: str) -> None:
+        """The numbers' titles in the window's muted colour: a palette without its own placeholder
+        colour (many dark ones) left them dark on dark."""
+        self._muted = colour
+        for title in self._titles:
+            title.setStyleSheet(f"color: {colour}; font-size: 8pt")
+
     def _add_number(self, name: str) -> None:
         widget = QWidget()
         cell = QVBoxLayout(widget)
         cell.setContentsMargins(0, 0, 0, 0)
         title = QLabel(metric_label(name))
-        title.setStyleSheet("color: palette(placeholder-text); font-size: 8pt")
+        title.setStyleSheet(f"color: {self._muted}; font-size: 8pt")
+        self._titles.append(title)
         value = QLabel("n/a")
         font = value.font()
         font.setPointSizeF(font.pointSizeF() * 1.35)
