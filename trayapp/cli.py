@@ -479,13 +479,16 @@ def _recorder_pid(folder: Path) -> int | None:
     import psutil
 
     try:
-        return pid if "trayapp" in " ".join(psutil.Process(pid).cmdline()) else None
+        args = psutil.Process(pid).cmdline()
     except psutil.Error:  # gone, or not ours to look at
         return None
+    ours = any(Path(arg).name == "trayapp" or arg.startswith("trayapp.") for arg in args[:3])  # bin/trayapp, -m trayapp.cli
+    return pid if ours else None
 
 
 def _flock_holder(lock: Path) -> tuple[bool, int | None]:
-    """(True, pid or None) where /proc/locks tells who holds ``lock``'s flock; (False, None) where it cannot."""
+    """(True, pid) where /proc/locks names who holds ``lock``'s flock, (True, None) where there is no
+    lock file; else (False, None): not held, or a filesystem whose locks /proc/locks names otherwise."""
     locks = Path("/proc/locks")
     try:
         st = os.stat(lock)
@@ -502,7 +505,7 @@ def _flock_holder(lock: Path) -> tuple[bool, int | None]:
         parts = line.split()
         if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == where:
             return True, int(parts[4]) or None
-    return True, None
+    return False, None  # the pid file decides
 
 
 def _doctor_gpu(config: Config) -> list[tuple[bool | None, str]]:
