@@ -220,13 +220,17 @@ def whole_periods_only(series: Series, now: float) -> None:
     only: a 36 h view's line began at 48 where every whole hour was 29.5. The period still under
     way at the end of a range stays: its mean so far."""
     period = 86400.0 if series.mean_period == "daily" else 3600.0  # a day of a DST change is off by its hour
-    zone = local_zone()
+    points = [x[np.isfinite(x)] for x, _ in series.means.values()]
+    moments = np.unique(np.concatenate(points)) if points else np.empty(0)
+    if not len(moments):
+        return
+    zone_offsets = utc_offsets(moments, local_zone())  # once for every metric: they share their periods
     for name, (x, means) in list(series.means.items()):
         known = np.isfinite(x) & np.isfinite(means)
         if not known.any():
             continue
         offsets = np.zeros(len(x))
-        offsets[known] = utc_offsets(x[known], zone)
+        offsets[known] = zone_offsets[np.searchsorted(moments, x[known])]
         begins = np.floor((x + offsets) / period) * period - offsets  # NaN where x is NaN: compares False
         ends = begins + period
         cut = known & ((begins < series.start) | ((ends > series.end) & (ends <= now)))
