@@ -319,6 +319,7 @@ class MetricPlot:
     def __init__(self, window: "HistoryWindow", name: str, row: int) -> None:
         self.name = name
         self.unit = metric_unit(name)
+        self._axis_width: int | None = None
         self.margin = MarginAxis()
         axes = {"bottom": DayAxis(orientation="bottom"), "right": self.margin}
         if self.unit not in ("%", "°C"):
@@ -359,7 +360,13 @@ class MetricPlot:
         self.style(window.theme)
 
     def value_axis_width(self) -> int:
-        """Room for the widest tick label this plot's value axis can show (``1.50 MB/s``)."""
+        """Room for the widest tick label this plot's value axis can show (``1.50 MB/s``); measured
+        once (the window aligns the axes at every tick while it is open)."""
+        if self._axis_width is None:
+            self._axis_width = self._measure_value_axis()
+        return self._axis_width
+
+    def _measure_value_axis(self) -> int:
         axis = self.plot.getAxis("left")
         if isinstance(axis, UnitAxis):
             top = metric_range(self.name)[1]
