@@ -404,3 +404,23 @@ def test_status_projects_at_the_pace_the_recorder_samples_now() -> None:
     assert _observed_interval(np.arange(0, 36000, 60.0)) == 60.0
     assert _observed_interval(np.array([0.0, 1000.0, 2000.0])) == 1000.0  # sparse: the last 600 samples speak
     assert _observed_interval(np.array([5.0])) is None
+
+
+def test_doctor_without_a_lock_table_knows_a_recorder_by_its_pid_file(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # where /proc/locks names no holder (macOS, Windows, btrfs' device numbers), the pid file decides,
+    # and a recorder started as autostart starts it (python -P -m trayapp.cli) counts
+    import sys
+
+    from trayapp import cli
+
+    monkeypatch.setattr(cli, "_flock_holder", lambda lock: (False, None))
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "trayapp.cli", "--data-dir", str(data_dir), "run", "--headless", "--interval", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(Path(__file__).resolve().parent.parent))
+    try:
+        assert wait_for(lambda: (data_dir / ".writer.pid").exists(), timeout=30)
+        assert cli._recorder_pid(data_dir) == proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    (data_dir / ".writer.pid").write_text(f"{proc.pid}\n")  # stale now: the process is gone
+    assert cli._recorder_pid(data_dir) is None

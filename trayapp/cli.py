@@ -482,7 +482,8 @@ def _recorder_pid(folder: Path) -> int | None:
         args = psutil.Process(pid).cmdline()
     except psutil.Error:  # gone, or not ours to look at
         return None
-    ours = any(Path(arg).name == "trayapp" or arg.startswith("trayapp.") for arg in args[:3])  # bin/trayapp, -m trayapp.cli
+    # bin/trayapp, trayapp-tray, trayapp.exe, python -P -m trayapp.cli (autostart's command)
+    ours = any(Path(arg).name.startswith("trayapp") for arg in args[:4])
     return pid if ours else None
 
 
