@@ -200,3 +200,16 @@ def test_a_level_held_by_hysteresis_says_so_and_a_change_of_level_projects_again
     assert app._projected_at == now.timestamp()  # once a minute
     app.on_tick(_tick(now + timedelta(seconds=20), (_red(now + timedelta(seconds=20)),)))
     assert app._projected_at == (now + timedelta(seconds=20)).timestamp()  # at once when a level changed
+
+
+def test_a_hand_edited_snooze_the_clock_cannot_show_is_no_snooze(make_app, tmp_path: Path) -> None:
+    import json
+
+    state = tmp_path / "data" / "state" / "snooze.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"until": "9999-12-31T23:59:59-12:00"}))  # past the year 9999 in UTC
+    app, shown = make_app(Config())
+    assert app.snoozed is None
+    now = datetime.now(timezone.utc)
+    app.on_tick(_tick(now, (_red(now),)))  # the tooltip, the log, the notification: nothing raises
+    assert shown == ["CPU red"] and "alerts snoozed" not in app.tray.toolTip()

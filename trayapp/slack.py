@@ -405,7 +405,8 @@ def snoozed_until(folder: Path, now: datetime | None = None, state: dict[str, An
         return None
     try:
         until = datetime.fromisoformat(raw)
-    except (TypeError, ValueError):
+        until.astimezone()  # a moment the clock cannot show (year 9999 in a far zone) is no snooze of ours either
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
     return until if until.tzinfo is not None and until > (now or datetime.now(timezone.utc)) else None  # naive: not ours
 
