@@ -89,24 +89,32 @@ def test_a_short_window_gives_the_now_panel_s_room_to_the_plots(qtbot, window: H
 def test_a_narrow_window_drops_the_process_lists_and_cuts_no_number(qtbot, window: HistoryWindow) -> None:
     from PySide6.QtWidgets import QLabel
 
+    from trayapp.gui.now import _texts
+
     sample = Sample(datetime.now(timezone.utc), 1.8, 62.5, 71.0, cpu_core_max_percent=4.0, load_percent=26.0,
                     disk_read_bytes_per_s=4_100.0, disk_write_bytes_per_s=219_000.0, net_recv_bytes_per_s=12_345_678.0,
-                    net_sent_bytes_per_s=0.0)
+                    net_sent_bytes_per_s=0.0, fan_rpm=2400.0, battery_plugged=1.0)
     window.show()
     window.show_now(sample)
 
-    def cut() -> list[str]:  # a title or a number narrower than its text
-        labels = [label for cell in window.now._cells.values() for label in cell.findChildren(QLabel)]
-        return [label.text() for label in labels if label.width() < label.fontMetrics().horizontalAdvance(label.text())]
+    def cut() -> list[str]:  # a title narrower than its text, or a number than the widest text it may show
+        out = []
+        for name, cell in window.now._cells.items():
+            title, value = cell.findChildren(QLabel)
+            texts = [title.text()] if title.width() < title.fontMetrics().horizontalAdvance(title.text()) else []
+            out += texts + [text for text in _texts(name) if value.width() < value.fontMetrics().horizontalAdvance(text)]
+        return out
 
     window.resize(520, 700)
     qtbot.waitUntil(lambda: window.now.top_cpu.isHidden() and window.now.width() <= 520, timeout=3000)
     qtbot.wait(50)
     assert cut() == [] and window.now._columns < 5
-    window.resize(1000, 700)
-    qtbot.waitUntil(lambda: not window.now.top_cpu.isHidden(), timeout=3000)
-    qtbot.wait(50)
-    assert cut() == [] and window.now._columns == 5
+    for width in (760, 820, 880, 940, 1000, 1100, 1250, 1400):  # each width with the lists beside the numbers: none cut
+        window.resize(width, 700)
+        qtbot.waitUntil(lambda: not window.now.top_cpu.isHidden() and window.now.width() > width - 40, timeout=3000)
+        qtbot.wait(50)
+        assert cut() == [], (width, cut())
+    assert window.now._columns == 5  # and a wide window has them all in a row
 
 
 def test_the_titles_take_the_window_s_muted_colour_in_a_dark_palette_too(qtbot, window: HistoryWindow) -> None:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from trayapp.history import plotted_columns
-from trayapp.model import Sample, format_value, metric_label
+from trayapp.model import Sample, format_value, metric_label, metric_range, metric_unit
 
 PROCESS_EVERY_MS = 3000
 TOP = 5
@@ -85,7 +85,15 @@ class _Bridge(QObject):
 
 
 LISTS_MIN_WIDTH = 720  # a Now panel narrower than this shows no process lists
-WIDEST_NUMBER = "88.8 MB/s"  # the widest a big number gets (format_value's three digits and a unit)
+_SAMPLES = (0.0, 1.0, 8.88, 88.8, 100.0, 888.0, 8888.0, 88.8e3, 888e3, 88.8e6, 888e6)  # format_value's widest texts
+
+
+def _texts(name: str) -> list[str]:
+    """The texts a metric's big number can show: '88.8 MB/s', '8,888 RPM', 'plugged in', 'n/a'
+    (fans and power as machines have them, under 10,000, not as far as a rule may reach)."""
+    top = metric_range(name)[1]
+    top = min(top, 9999.0) if metric_unit(name) in ("RPM", "W") else max(top, 1.0)
+    return ["n/a", *(format_value(name, v) for v in _SAMPLES if v <= top)]
 
 
 class NowPanel(QFrame):
@@ -204,7 +212,8 @@ class NowPanel(QFrame):
         widths = [80]
         for name, value in self.values.items():
             title = self._cells[name].findChild(QLabel)
-            widths += [title.fontMetrics().horizontalAdvance(title.text()), value.fontMetrics().horizontalAdvance(WIDEST_NUMBER)]
+            metrics = value.fontMetrics()
+            widths += [title.fontMetrics().horizontalAdvance(title.text()), *(metrics.horizontalAdvance(text) for text in _texts(name))]
         return max(widths)
 
     # --- the processes
