@@ -189,6 +189,10 @@ def test_a_level_held_by_hysteresis_says_so_and_a_change_of_level_projects_again
     assert held_by_hysteresis(orange, 2.0) == "held orange until below 68 %"
     assert held_by_hysteresis(RuleResult("memory_percent", 129600, 80.0, 100, 36 * 3600, Level.RED, 70.0, 75.0), 2.0) == ""
     assert held_by_hysteresis(red, 0.0) == ""
+    near = RuleResult("memory_percent", 129600, 74.8, 100, 36 * 3600, Level.RED, 70.0, 75.0)
+    assert held_by_hysteresis(near, 0.3) == "held red until below 74.7 %"  # one decimal, not '75 %' beside 'red 75'
+    rate = RuleResult("disk_write_bytes_per_s", 3600, 99.9e6, 100, 3600, Level.RED, 50e6, 100e6)
+    assert held_by_hysteresis(rate, 2.0) == ""  # 2 B/s below 100 MB/s reads as 100 MB/s: nothing worth saying
     now = datetime.now(timezone.utc)
     tick = Tick(Sample(now, 12.0, 74.3, 70.0, ()), (red,), Level.RED, (), True)
     (line,) = rule_lines(tick, (), None, 2.0)

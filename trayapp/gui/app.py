@@ -23,7 +23,7 @@ from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
 from trayapp.instance import instance_name  # noqa: F401 - where it was
 from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start_log_file  # noqa: F401 - where they were
-from trayapp.model import MACHINE_COLUMNS, Level, RuleResult, Sample, Transition, format_value, metric_label
+from trayapp.model import MACHINE_COLUMNS, Level, RuleResult, Sample, Transition, format_value, metric_label, metric_unit
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
 from trayapp.slack import snooze, snooze_channels, snooze_end, snoozed_until
@@ -88,10 +88,18 @@ def held_by_hysteresis(result: RuleResult, hysteresis: float) -> str:
     if result.average is None or hysteresis <= 0:
         return ""
     if result.level is Level.RED and result.average <= result.red:
-        return f"held red until below {format_value(result.metric, result.red - hysteresis)}"
-    if result.level is Level.ORANGE and result.average < result.orange:
-        return f"held orange until below {format_value(result.metric, result.orange - hysteresis)}"
-    return ""
+        level, threshold = "red", result.red
+    elif result.level is Level.ORANGE and result.average < result.orange:
+        level, threshold = "orange", result.orange
+    else:
+        return ""
+    below, at = _threshold_text(result.metric, threshold - hysteresis), _threshold_text(result.metric, threshold)
+    return f"held {level} until below {below}" if below != at else ""  # a hysteresis too small to show says nothing
+
+
+def _threshold_text(metric: str, value: float) -> str:
+    """A threshold as the plots' margin says it, one decimal where it has one: ``73 %``, ``74.7 %``, ``50.0 MB/s``."""
+    return f"{round(value, 1):g} {metric_unit(metric)}".rstrip() if metric_unit(metric) in ("%", "°C") else format_value(metric, value)
 
 
 def first_verdict(tick: Tick, rules: tuple[Rule, ...]) -> float | None:
