@@ -300,3 +300,17 @@ def test_the_mean_line_holds_whole_hours_only_never_an_hour_cut_by_the_range(dat
         _, means = series.means["cpu_percent"]
         shown = means[np.isfinite(means)]
         assert len(shown) >= 14 and np.allclose(shown, whole, atol=0.05), (start, shown)  # no cut hour at either end
+
+
+def test_a_zoom_ending_inside_the_hour_under_way_keeps_no_partial_mean() -> None:
+    now = datetime.now(timezone.utc).timestamp()
+    hour = now - now % 3600  # the start of this UTC hour (a Berlin hour too)
+    series = history.Series(3 * 3600, hour - 2 * 3600, hour + 1)  # a zoom that ends one second into this hour
+    x = np.array([hour - 5400, hour - 1800, hour + 1800])
+    series.means["cpu_percent"] = (x, np.array([30.0, 30.0, 99.0]))  # the last: one second's mean
+    history.whole_periods_only(series, max(now, hour + 1))
+    assert list(np.isnan(series.means["cpu_percent"][1])) == [False, False, now - (hour + 1) > history.ENDS_NOW]
+    ending_now = history.Series(3 * 3600, now - 3 * 3600, now)  # the range that ends now keeps its hour so far
+    ending_now.means["cpu_percent"] = (np.array([hour + 1800]), np.array([99.0]))
+    history.whole_periods_only(ending_now, now)
+    assert not np.isnan(ending_now.means["cpu_percent"][1][0])

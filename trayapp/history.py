@@ -214,6 +214,9 @@ def prepare_history(
     return series
 
 
+ENDS_NOW = 120.0  # seconds: a range ending this close to now ends now (its read took a moment)
+
+
 def whole_periods_only(series: Series, now: float) -> None:
     """Keep a mean only for a local hour (day) the range holds whole. The one cut by the range's
     start, or by a zoom's end while time has gone on past it, was the mean of its part inside
@@ -233,7 +236,8 @@ def whole_periods_only(series: Series, now: float) -> None:
         offsets[known] = zone_offsets[np.searchsorted(moments, x[known])]
         begins = np.floor((x + offsets) / period) * period - offsets  # NaN where x is NaN: compares False
         ends = begins + period
-        cut = known & ((begins < series.start) | ((ends > series.end) & (ends <= now)))
+        # cut by the start; or by the end, unless the range ends now and the period is the one under way
+        cut = known & ((begins < series.start) | ((ends > series.end) & ((ends <= now) | (series.end < now - ENDS_NOW))))
         if cut.any():
             means = means.copy()
             means[cut] = np.nan
@@ -523,6 +527,7 @@ def series_from_memory(recent: dict[str, tuple[Any, Any]], span: float, now: flo
         v = np.frombuffer(v, dtype="float64")
         series.rows = max(series.rows, len(t))
         add_curve(series, name, t, v)
+    whole_periods_only(series, now)  # as the read from disk that replaces this first paint will
     series.took = time.perf_counter() - t0
     return series
 
