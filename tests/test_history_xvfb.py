@@ -3,19 +3,13 @@ key bindings apply: its Close is Ctrl+W, which made a second Ctrl+W shortcut amb
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.xsession import XSession, available
+from tests.xsession import run_in_x, skip_without_x
 
-missing = available()
-if missing and not os.environ.get("CI"):
-    pytest.skip(f"needs {missing} (installed by .ci/run)", allow_module_level=True)
+skip_without_x()
 
 pytestmark = pytest.mark.xvfb
 
@@ -48,8 +42,5 @@ print(json.dumps(out))
 
 def test_ctrl_w_and_escape_close_the_history_window(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    with XSession(900, 700, tray=False) as x:
-        env = {**x.env, "TRAYAPP_NO_KEYRING": "1", "XDG_CONFIG_HOME": str(tmp_path / "config")}
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "data")], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ctrl_w": False, "escape": False}  # closed by each
+    closed = run_in_x(_CHILD, str(tmp_path / "data"), env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    assert closed == {"ctrl_w": False, "escape": False}  # closed by each

@@ -6,19 +6,13 @@ row selection that followed moved it to the Metric box, so typing changed the me
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.xsession import XSession, available
+from tests.xsession import run_in_x, skip_without_x
 
-missing = available()
-if missing and not os.environ.get("CI"):
-    pytest.skip(f"needs {missing} (installed by .ci/run)", allow_module_level=True)
+skip_without_x()
 
 pytestmark = pytest.mark.xvfb
 
@@ -60,11 +54,7 @@ print(json.dumps(out))
 
 
 def test_typing_into_a_clicked_rule_field_reaches_that_field(tmp_path: Path) -> None:
-    with XSession(900, 700, tray=False) as x:
-        env = {**x.env, "TRAYAPP_NO_KEYRING": "1"}
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-3000:]
-    window, red = json.loads(done.stdout.strip().splitlines()[-1])
+    window, red = run_in_x(_CHILD, str(tmp_path))
     for seen, row in ((window, 1), (red, 0)):
         assert seen["focused"], seen
         assert seen["metric_after"] == seen["metric_before"], seen  # the keys never reached the Metric box
@@ -97,11 +87,7 @@ print(json.dumps({"screen": [screen.width(), screen.height()], "dialog_width": d
 
 
 def test_on_a_small_screen_at_2x_the_dialog_fits_and_says_which_folder_is_in_use(tmp_path: Path) -> None:
-    with XSession(800, 600, tray=False) as x:
-        env = {**x.env, "TRAYAPP_NO_KEYRING": "1", "QT_SCALE_FACTOR": "2"}
-        done = subprocess.run([sys.executable, "-c", _SMALL, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_in_x(_SMALL, str(tmp_path), width=800, height=600, env={"QT_SCALE_FACTOR": "2"})
     assert seen["screen"] == [400, 300]  # 800x600 at 2x
     assert seen["dialog_width"] <= 400 and seen["ok_on_screen"], seen
     assert seen["placeholder"] == f"{tmp_path / 'given'} (in use)"

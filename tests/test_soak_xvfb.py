@@ -23,12 +23,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.xsession import XSession, available
+from tests.xsession import XSession, skip_without_x
 from trayapp.synthetic import write_history
 
-missing = available()
-if missing and not os.environ.get("CI"):
-    pytest.skip(f"needs {missing} (installed by .ci/run)", allow_module_level=True)
+skip_without_x()
 
 pytestmark = pytest.mark.xvfb
 

@@ -6,7 +6,6 @@ missing tool fails the test instead.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -15,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.xsession import XSession, available
+from tests.xsession import XSession, skip_without_x
 from trayapp.synthetic import write_history
 
-missing = available()
-if missing and not os.environ.get("CI"):
-    pytest.skip(f"needs {missing} (installed by .ci/run)", allow_module_level=True)
+skip_without_x()
 
 pytestmark = pytest.mark.xvfb
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def free_display() -> int:
@@ -68,3 +71,23 @@ def available() -> str | None:
     """None when Xvfb, trayer, xdpyinfo and import are all installed, else what is missing."""
     missing = [tool for tool in ("Xvfb", "trayer", "xdpyinfo", "import") if shutil.which(tool) is None]
     return ", ".join(missing) or None
+
+
+def skip_without_x() -> None:
+    """At the top of a real-display test module: skip it outside CI when a tool is missing; in CI
+    (``.ci/run`` installs them) a missing tool fails its tests instead."""
+    missing = available()
+    if missing and not os.environ.get("CI"):
+        import pytest
+
+        pytest.skip(f"needs {missing} (installed by .ci/run)", allow_module_level=True)
+
+
+def run_in_x(code: str, *args: str, width: int = 900, height: int = 700, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
+    """``code`` run by a fresh Python on a real X display (Xvfb, no tray host, the xcb platform),
+    with ``args``: what the last line it printed says, as JSON. It must exit 0."""
+    with XSession(width, height, tray=False) as x:
+        done = subprocess.run([sys.executable, "-c", code, *args], env={**x.env, "TRAYAPP_NO_KEYRING": "1", **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
