@@ -376,9 +376,8 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
                     rules.append(check_rule(raw, i, warnings))
                 except SettingError as exc:
                     warnings.append(f"config: {exc}; that rule is left out")
-            if rules or not raw_rules:  # ``rules = []`` is no alerts, on purpose
-                values["rules"] = tuple(rules)
-            else:  # a typo in the only rule must not switch alerting off for months
+            values["rules"] = _in_force(tuple(rules), raw_rules)
+            if not rules and raw_rules:
                 warnings.append(f"config: none of the {len(raw_rules)} [[rules]] could be used; using the default rules until they are mended")
     config = Config(**values)
     for f, needed in ((FIELD_BY_KEY["slack.webhook_url"], True), (FIELD_BY_KEY["slack.api_url"], bool(config.slack_bot_token))):
@@ -577,12 +576,18 @@ def _rule_from(raw: Any) -> Rule | None:
         return None
 
 
+def _in_force(usable: tuple[Rule, ...], written: list) -> tuple[Rule, ...]:
+    """The rules in force from a ``rules`` list: those that could be used; the defaults when none
+    of the written ones could (a typo in the only rule must not switch alerting off for months);
+    none for ``rules = []``, which is no alerts, on purpose."""
+    return usable if usable or not written else DEFAULT_RULES
+
+
 def _loads_as(existing: Any) -> tuple[Rule, ...]:
     """The rules ``validate`` makes of a file's ``rules`` value, its fallback to the defaults included."""
     if not isinstance(existing, list):
         return DEFAULT_RULES  # none, or not a list (warned about at load)
-    usable = tuple(rule for rule in map(_rule_from, existing) if rule is not None)
-    return usable if usable or not existing else DEFAULT_RULES
+    return _in_force(tuple(rule for rule in map(_rule_from, existing) if rule is not None), existing)
 
 
 def _comment_lines(item: Any) -> list[str]:
