@@ -139,8 +139,7 @@ class MarginAxis(pg.AxisItem):
 
     def needed_width(self) -> int:
         """Room for the longest label (``30 min avg 100``) beside the 7 px tick."""
-        metrics = QFontMetrics(self.style.get("tickFont") or QApplication.font())  # the font drawPicture gets
-        return max((metrics.horizontalAdvance(text) + 12 for _, text, _ in self.marks), default=0)
+        return widest_text(self, [text for _, text, _ in self.marks]) + 12 if self.marks else 0
 
     def set_marks(self, marks: list[tuple[float, str, str]]) -> None:
         marks = sorted(marks)
@@ -193,7 +192,18 @@ class UnitAxis(pg.AxisItem):
         return [format_value(self.column, v).replace(" RPM", "") for v in values]
 
 
+def widest_text(axis: pg.AxisItem, texts: list[str]) -> int:
+    """The widest of ``texts`` in the font ``axis`` draws its labels in."""
+    metrics = QFontMetrics(axis.style.get("tickFont") or QApplication.font())
+    return max(metrics.horizontalAdvance(text) for text in texts)
+
+
 PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
+
+
+def _clock_or_day(moment: datetime) -> str:
+    """``14:02`` today, ``Sat 28 Nov 23:58`` another day."""
+    return moment.strftime("%H:%M" if moment.date() == datetime.now().date() else "%a %d %b %H:%M")
 
 
 def recorded_since(series: Series) -> float | None:
@@ -373,8 +383,7 @@ class MetricPlot:
             labels = axis.tickStrings([1.5 * 10.0 ** k for k in range(13) if 1.5 * 10.0 ** k <= top] or [1.0], 1.0, 1.0)
         else:
             labels = ["100"]
-        metrics = QFontMetrics(axis.style.get("tickFont") or QApplication.font())
-        return max(metrics.horizontalAdvance(text) for text in labels) + 14  # the tick and the gap beside it
+        return widest_text(axis, labels) + 14  # the tick and the gap beside it
 
     def style(self, theme: Theme) -> None:
         self.plot.setTitle(self.title, justify="left", size="9pt", color=theme.foreground)
@@ -835,9 +844,8 @@ class HistoryWindow(QWidget):
             self.status.setText(f"Nothing recorded in the last {label} yet." if not zoom else "Nothing recorded in this stretch.")
         elif not zoom and since is not None and series.end - since < FEW * series.span:
             self.status.setText(  # a first run: a sliver at the right edge that no one would see
-                f"Recorded only since {'about ' if series.binned else ''}"  # a bin's start, not the first sample's moment
-                f"{datetime.fromtimestamp(since).strftime('%H:%M' if datetime.fromtimestamp(since).date() == datetime.now().date() else '%a %d %b %H:%M')}:"
-                f" the {label} view fills in as trayapp records; Live shows the last 10 minutes.")
+                f"Recorded only since {'about ' if series.binned else ''}{_clock_or_day(datetime.fromtimestamp(since))}:"
+                f" the {label} view fills in as trayapp records; Live shows the last 10 minutes.")  # 'about': a bin's start
         elif self.status.text() in (LOADING, LOADING_FINER):  # not an export's outcome
             self.status.setText("")
         self.range_loaded.emit(series)
