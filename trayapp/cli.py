@@ -467,24 +467,18 @@ def _recorder_pid(folder: Path) -> int | None:
     """The process recording into ``folder``, or None. The writer lock's holder where the OS
     tells it (Linux's /proc/locks); else ``.writer.pid``, if that process is a trayapp: a crash
     leaves the file behind, and its number may belong to another program by now."""
-    from trayapp.store import LOCK_NAME, PID_NAME
+    from trayapp.instance import writer_process
+    from trayapp.store import LOCK_NAME
 
     known, holder = _flock_holder(folder / LOCK_NAME)
     if known:
         return holder
-    try:
-        pid = int((folder / PID_NAME).read_text().strip())
-    except (OSError, ValueError):
+    writer = writer_process(folder)
+    if writer is None:
         return None
-    import psutil
-
-    try:
-        args = psutil.Process(pid).cmdline()
-    except psutil.Error:  # gone, or not ours to look at
-        return None
+    pid, args = writer
     # bin/trayapp, trayapp-tray, trayapp.exe, python -P -m trayapp.cli (autostart's command)
-    ours = any(Path(arg).name.startswith("trayapp") for arg in args[:4])
-    return pid if ours else None
+    return pid if any(Path(arg).name.startswith("trayapp") for arg in args[:4]) else None
 
 
 def _flock_holder(lock: Path) -> tuple[bool, int | None]:
@@ -609,7 +603,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         raise UserError(f"the tray app needs PySide6 and pyqtgraph (no module named {missing[0]!r}); 'trayapp run --headless' works without")
     loaded, folder = load_config(args)
     history = getattr(args, "history", None)
-    from trayapp.instance import ask_running, holder_is_tray_app, instance_name, wait_for_running
+    from trayapp.instance import ALREADY_RUNNING, ask_running, holder_is_tray_app, instance_name, wait_for_running
     from trayapp.logfile import note_start, start_log_file
     from trayapp.store import DataDirBusy
 
@@ -631,9 +625,6 @@ def cmd_gui(args: argparse.Namespace) -> int:
         raise UserError(f"the tray app needs PySide6 and pyqtgraph ({exc}); 'trayapp run --headless' works without") from None
     return run_gui(loaded, folder, config_file=loaded.path, wait_for_tray=getattr(args, "wait_for_tray", 0.0) or 0.0,
                    history=history, early=early, log_file=log_file)
-
-
-ALREADY_RUNNING = "trayapp: already running for this data folder; brought its window forward"
 
 
 EARLY_WAIT_S = 8.0  # the icon waits this long at most for the start-up's dataset child

@@ -54,16 +54,27 @@ def ask_running(name: str, history: str | None = None) -> bool | None:
     return True
 
 
-def holder_is_tray_app(data_dir: Path) -> bool:
-    """Whether the process in the folder's ``.writer.pid`` is a ``trayapp gui`` (not a headless
-    recorder, which has no window to bring forward)."""
+ALREADY_RUNNING = "trayapp: already running for this data folder; brought its window forward"
+
+
+def writer_process(data_dir: Path) -> tuple[int, list[str]] | None:
+    """The process the folder's ``.writer.pid`` names, with its command line; None without a
+    file, a number, such a process, or leave to look at it. A crash leaves the file behind, and
+    its number may belong to another program by now: callers look at the command."""
     try:
         import psutil
 
         pid = int((Path(data_dir) / ".writer.pid").read_text().strip())
-        return "gui" in psutil.Process(pid).cmdline()[1:]
-    except Exception:  # noqa: BLE001 - no file, no such process, not ours to read: not a tray app
-        return False
+        return pid, psutil.Process(pid).cmdline()
+    except Exception:  # noqa: BLE001 - OSError, ValueError, psutil.Error: nobody to name
+        return None
+
+
+def holder_is_tray_app(data_dir: Path) -> bool:
+    """Whether the process in the folder's ``.writer.pid`` is a ``trayapp gui`` (not a headless
+    recorder, which has no window to bring forward)."""
+    writer = writer_process(data_dir)
+    return writer is not None and "gui" in writer[1][1:]
 
 
 def wait_for_running(name: str, history: str | None, seconds: float = TRAY_START_S) -> bool:

@@ -21,7 +21,7 @@ from trayapp.engine import EarlyOpen, Tick, describe, transition_line
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
-from trayapp.instance import instance_name  # noqa: F401 - where it was
+from trayapp.instance import ALREADY_RUNNING, instance_name
 from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start_log_file  # noqa: F401 - where they were
 from trayapp.model import MACHINE_COLUMNS, Level, RuleResult, Sample, Transition, format_value, metric_label, metric_unit
 from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
@@ -639,7 +639,7 @@ def run_gui(loaded: Loaded, folder: Path, config_file: Path, wait_for_tray: floa
     app.setQuitOnLastWindowClosed(False)
     name = instance_name(folder)
     if _already_running(name, history):
-        print("trayapp: already running for this data folder; brought its window forward", file=sys.stderr)
+        print(ALREADY_RUNNING, file=sys.stderr)
         if early is not None:
             early.close()
         return 0
