@@ -311,7 +311,9 @@ def _observed_interval(stamps: Any) -> float | None:
     from trayapp.rules import CURRENT_LOAD_SPAN
 
     recent = np.asarray(stamps[-600:], dtype="float64")
-    for window in (recent[recent >= recent[-1] - CURRENT_LOAD_SPAN] if len(recent) else recent, recent):
+    if not len(recent):
+        return None
+    for window in (recent[recent >= recent[-1] - CURRENT_LOAD_SPAN], recent):
         steps = np.diff(window)
         steps = steps[(steps > 0) & (steps < 3600)]
         if len(steps) >= 2:

@@ -208,7 +208,7 @@ class NowPanel(QFrame):
             self._place_numbers()
 
     def _number_width(self) -> int:
-        """What the widest cell needs: its title, or the widest number ('88.8 MB/s'), whatever it shows now."""
+        """What the widest cell needs: its title, or the widest text its number can show (``_texts``)."""
         widths = [80]
         for name, value in self.values.items():
             title = self._cells[name].findChild(QLabel)
