@@ -143,6 +143,28 @@ def in_range(bins: np.ndarray, stats: dict[str, Stats], start_us: int, end_us: i
 # ------------------------------------------------------------ the window's copies of the tiers
 
 
+def minute_path(data_dir: str | os.PathLike[str], day: date) -> Path:
+    """A day's minute tier file (``rollups`` builds it; the tray app's midnight too)."""
+    return Path(data_dir) / ROLLUPS_DIR / "minute" / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet"
+
+
+def hour_path(data_dir: str | os.PathLike[str], year: int, month: int) -> Path:
+    """A local month's hour tier file."""
+    return Path(data_dir) / ROLLUPS_DIR / "hour" / f"Year={year}" / f"{month}.parquet"
+
+
+def minute_files(data_dir: str | os.PathLike[str]) -> dict[date, Path]:
+    """Every minute tier file there is, by day."""
+    found: dict[date, Path] = {}
+    for path in (Path(data_dir) / ROLLUPS_DIR / "minute").glob("Year=*/Month=*/*.parquet"):
+        try:
+            found[date(int(path.parent.parent.name[5:]), int(path.parent.name[6:]), int(path.stem))] = path
+        except ValueError:
+            continue
+    return found
+
+
+
 def stamp(path: Path) -> list[int] | None:
     """A file's (size, mtime in ns): what a tier records of each day file it was built from."""
     try:
@@ -150,6 +172,27 @@ def stamp(path: Path) -> list[int] | None:
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns]
+
+
+TIER_KEY = "trayapp.rollup"  # the tier file's key/value metadata: {"tier": ..., "sources": {day: stamp}}
+
+
+def tier_file(bins_us: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]) -> bytes:
+    """A tier file's bytes: ``timestamp`` (the bin starts, UTC µs), then ``<metric>_min``,
+    ``_mean``, ``_max`` (null where the bin had no value) and ``_count`` of each metric; ``meta``
+    as JSON under ``TIER_KEY``. Written by ``trayapp.parquet``: no Arrow in the writer's process."""
+    from trayapp import parquet
+
+    columns = [("timestamp", parquet.TIMESTAMP_US)]
+    arrays = [np.asarray(bins_us, dtype=np.int64)]
+    for name, (low, mean, high, count) in stats.items():
+        none = np.asarray(count) == 0
+        for stat, values in (("min", low), ("mean", mean), ("max", high)):
+            columns.append((f"{name}_{stat}", parquet.FLOAT64))
+            arrays.append(np.where(none, np.nan, values))
+        columns.append((f"{name}_count", parquet.INT64))
+        arrays.append(np.asarray(count, dtype=np.int64))
+    return parquet.write_bytes(columns, arrays, {TIER_KEY: json.dumps(meta, sort_keys=True)})
 
 
 def cache_path(data_dir: str | os.PathLike[str], tier: str, key: Any) -> Path:
@@ -353,6 +396,14 @@ class MinuteBins:
         self._cells[n] = self._EMPTY
         self._n = n + 1
         return n
+
+    def drop_before(self, t_us: int) -> None:
+        """Forget the bins that start before ``t_us`` (their rows left the CSV at midnight)."""
+        with self._lock:
+            keep = self._bins[: self._n] >= t_us
+            self._bins = self._bins[: self._n][keep]
+            self._cells = self._cells[: self._n][keep]
+            self._n = len(self._bins)
 
     def snapshot(self, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
         """(bin starts in µs, in order; {metric: (min, mean, max, count)}), copied."""

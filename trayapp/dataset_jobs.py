@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.files import read_csv
+from trayapp.files import parse_csv
 from trayapp.store import JobFailed, Store
 
 log = logging.getLogger("trayapp.store")
@@ -80,9 +80,13 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
         return meta, arrays
     from trayapp import bins, history
 
-    csv_table = read_csv(store.csv_path)  # the CSV left after the rollover, parsed once for both
-    if job.get("minutes"):  # as minute bins (``Store.minutes``)
+    content = parse_csv(store.csv_path, keep_lines=True)  # the CSV left after the rollover, parsed once for all
+    csv_table = content.table if content is not None else None
+    if job.get("minutes"):  # as minute bins (``Store.minutes``), and the rows file for midnight
         meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"], csv_table))
+        from trayapp.midnight import write_rows
+
+        meta["rows"] = write_rows(store.csv_path, content)
     if not job.get("seed"):
         return meta, arrays
     seed_meta, seed_arrays = _seed({"data_dir": job["data_dir"], **job["seed"]}, csv_table)

@@ -18,13 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trayapp.bins import (
-    CACHE_DIR, TIERS, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
-    prune_caches, read_cache, remove_cache, write_cache,
+from trayapp.bins import (  # noqa: F401 - minute_path, hour_path: this module's names before bins had them
+    CACHE_DIR, TIER_KEY, TIERS, hour_path, minute_files as _minute_files, minute_path, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
+    prune_caches, read_cache, remove_cache, tier_file, write_cache,
 )
 from trayapp.bins import stamp as _stamp
 from trayapp.files import (
-    _EARLIEST_US, _LATEST_US, _arrow, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
+    _EARLIEST_US, _LATEST_US, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
 )
 from trayapp.jsonfile import remove_quietly, replace_atomically
 
@@ -32,35 +32,16 @@ log = logging.getLogger("trayapp.rollups")
 
 ROLLUPS_DIR = "Rollups"
 STATS = ("min", "mean", "max", "count")
-META_KEY = b"trayapp.rollup"
+META_KEY = TIER_KEY.encode()
 TIMESTAMP = "timestamp"
-_TS_TYPE = pa.timestamp("us", tz="UTC")
 
 
 
 # ------------------------------------------------------------------ paths
 
 
-def minute_path(data_dir: str | os.PathLike[str], day: date) -> Path:
-    return Path(data_dir) / ROLLUPS_DIR / "minute" / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet"
-
-
-def hour_path(data_dir: str | os.PathLike[str], year: int, month: int) -> Path:
-    return Path(data_dir) / ROLLUPS_DIR / "hour" / f"Year={year}" / f"{month}.parquet"
-
-
 def _day_files(data_dir: Path) -> dict[date, Path]:
     return dict(day_files(data_dir))
-
-
-def _minute_files(data_dir: Path) -> dict[date, Path]:
-    found: dict[date, Path] = {}
-    for path in (data_dir / ROLLUPS_DIR / "minute").glob("Year=*/Month=*/*.parquet"):
-        try:
-            found[date(int(path.parent.parent.name[5:]), int(path.parent.name[6:]), int(path.stem))] = path
-        except ValueError:
-            continue
-    return found
 
 
 def _hour_files(data_dir: Path) -> dict[tuple[int, int], Path]:
@@ -110,23 +91,9 @@ def _read_day(source: Path) -> pa.Table | None:
 # ------------------------------------------------------------ tier files
 
 
-def _to_table(bins: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]) -> pa.Table:
-    columns: dict[str, pa.Array] = {TIMESTAMP: _arrow(bins, _TS_TYPE)}
-    for name, (low, mean, high, count) in stats.items():
-        none = count == 0
-        columns[f"{name}_min"] = _arrow(low, pa.float64(), none)
-        columns[f"{name}_mean"] = _arrow(mean, pa.float64(), none)
-        columns[f"{name}_max"] = _arrow(high, pa.float64(), none)
-        columns[f"{name}_count"] = _arrow(count, pa.int64())
-    table = pa.table(columns)
-    return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
-
-
-def _write(path: Path, table: pa.Table) -> None:
+def _write(path: Path, bins: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    replace_atomically(path, sink.getvalue().to_pybytes())
+    replace_atomically(path, tier_file(bins, stats, meta))
 
 
 def _metrics_of(names: Iterable[str]) -> list[str]:
@@ -249,7 +216,7 @@ def build_day(data_dir: str | os.PathLike[str], day: date, table: pa.Table | Non
         ts, values = _table_arrays(table)
         bins, stats = aggregate(ts, values, TIERS["minute"])
         sources = {day.isoformat(): stamp}
-        _write(minute_path(data_dir, day), _to_table(bins, stats, {"tier": "minute", "sources": sources}))
+        _write(minute_path(data_dir, day), bins, stats, {"tier": "minute", "sources": sources})
         _copy_for_window(data_dir, "minute", day, bins, stats, sources)
         if hours:
             build_month(data_dir, day.year, day.month, {day: (bins, stats)})
@@ -291,7 +258,7 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
         return
     names = list(dict.fromkeys(n for _, stats in parts for n in stats))
     hb, hs = combine(*_concat_parts(parts, names), TIERS["hour"])
-    _write(target, _to_table(hb, hs, {"tier": "hour", "sources": sources}))
+    _write(target, hb, hs, {"tier": "hour", "sources": sources})
     _copy_for_window(data_dir, "hour", (year, month), hb, hs, sources)
 
 
@@ -332,6 +299,7 @@ def _ensure(data_dir: Path) -> int:
     for day, path in minutes.items():
         if day not in days:
             remove_quietly(path)
+            remove_cache(data_dir, "minute", day)  # the window's copy of it too
             months_touched.add((day.year, day.month))
     for day in sorted(days):
         path = minutes.get(day)

@@ -84,6 +84,8 @@ class Store:
         self._lost_unsaid = 0  # samples lost in outages not yet reported
         self._lost_said = False  # this outage was said
         self._lost_said_at: float | None = None
+        self.rows: Any = None  # midnight.DayRows: the CSV's rows as numbers, for midnight in this process
+        self._rows_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ paths
 
@@ -130,6 +132,7 @@ class Store:
             seeded = self.arrays(*seed) if seed else None
             self._minutes_from_csv()
         self._open_csv()
+        self._adopt_rows()
         return seeded
 
     def maintain(self, today: date) -> date | None:
@@ -149,17 +152,32 @@ class Store:
     def _maintain_in_child(self, today: date, seed: "tuple[datetime, datetime, list[str]] | None" = None) -> "Any":
         assert self.jobs is not None
         self._close_csv()
+        self._drop_rows()  # the child writes it afresh
         job: dict[str, Any] = {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
         if seed:
             job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
         if self.keep_minutes:
             job["minutes"] = True
         meta, arrays = self.jobs(job)
+        self._rows_info = meta.get("rows")
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
         if self.keep_minutes:
             self.minutes = MinuteBins()
             self.minutes.seed(*from_table(arrays["minutes"], meta["minute_names"]))
         return seed_result(meta, arrays) if seed else None
+
+    def _adopt_rows(self) -> None:
+        """Take over the rows file the child wrote beside the CSV (``midnight``), if it is whole."""
+        if self._rows_info is not None:
+            from trayapp.midnight import DayRows
+
+            self.rows = DayRows.adopt(self.csv_path, self._rows_info, self._header)
+            self._rows_info = None
+
+    def _drop_rows(self) -> None:
+        if self.rows is not None:
+            self.rows.drop()
+            self.rows = None
 
     def _minutes_from_csv(self) -> None:
         """``minutes`` afresh from the CSV, read here (a writer that does its Arrow work itself)."""
@@ -243,9 +261,13 @@ class Store:
                 self._widen([*self._header, *column_order(missing)] if self._header else [TIMESTAMP, *column_order(values)])
             stamp = sample.timestamp.astimezone(self._tz).isoformat(timespec="microseconds")
             fields = [format_value(values.get(name)) for name in self._header[1:]]
-            self._write((",".join([stamp, *fields]) + "\n").encode())
-            if self.minutes is not None:  # the values as the CSV has them (rounded), None for empty
-                self.minutes.add(_micros(sample.timestamp), {name: float(f) if f else None for name, f in zip(self._header[1:], fields)})
+            line = (",".join([stamp, *fields]) + "\n").encode()
+            self._write(line)
+            numbers = [float(f) if f else None for f in fields]  # the values as the CSV has them (rounded), None for empty
+            if self.minutes is not None:
+                self.minutes.add(_micros(sample.timestamp), dict(zip(self._header[1:], numbers)))
+            if self.rows is not None and not self.rows.add(line, _micros(sample.timestamp), numbers):
+                self.rows = None  # midnight goes to the child, as before
         except OSError as exc:
             # once an outage, and not again within LOST_SAY_EVERY: a disk hovering at full would
             # otherwise fill the log with pairs of lines, pushing out what is worth keeping
@@ -269,15 +291,39 @@ class Store:
         if self.jobs is None:
             self.rollover(today)
             self._minutes_from_csv()
-        else:
+        elif not self._roll_here(today):
             try:
                 self._maintain_in_child(today)
             except JobFailed as exc:
                 self._retry_rollover_at = time.monotonic() + 600
                 log.warning("rollover of the CSV day file failed (%s); kept it as it is, will try again in 10 minutes", exc)
             self._open_csv()
+            self._adopt_rows()
         if self._min_day is not None and self._min_day < today:  # rows stayed behind: not on every sample
             self._retry_rollover_at = max(self._retry_rollover_at, time.monotonic() + 600)
+
+    def _roll_here(self, today: date) -> bool:
+        """Midnight in this process, without Arrow (``midnight.roll``); False when the child is
+        to do it (it then also finishes whatever this began)."""
+        if self.rows is None:
+            return False
+        from trayapp import midnight
+
+        try:
+            midnight.roll(self, today)
+            midnight.retention(self, today)
+        except midnight.NotHere as exc:
+            log.info("midnight rollover goes to a child: %s", exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - the child's rollover mends whatever this left
+            log.warning("midnight rollover in the app stopped (%s: %s); a child finishes it", type(exc).__name__, str(exc)[:160])
+            self._drop_rows()
+            if self._fd is None:
+                self._open_csv()
+            return False
+        finally:
+            release_memory()
+        return True
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
@@ -299,9 +345,13 @@ class Store:
             if self._size:
                 raise StoreError("CSV has rows but no header")
             self._header = header
-            self._write((",".join(header) + "\n").encode())
+            line = (",".join(header) + "\n").encode()
+            self._write(line)
+            if self.rows is not None and not self.rows.begin(line, header[1:]):
+                self.rows = None
             return
         extra = len(header) - len(self._header)
+        self._drop_rows()  # its rows have the old width: midnight goes to the child
         with open(self.csv_path, "rb") as f:
             f.readline()
             rows = f.read()
@@ -438,6 +488,9 @@ class Store:
 
     def close(self) -> None:
         self._close_csv()
+        if self.rows is not None:
+            self.rows.close()
+            self.rows = None
         if self._lock is not None:
             try:
                 (self.data_dir / PID_NAME).unlink(missing_ok=True)

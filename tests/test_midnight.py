@@ -1,0 +1,327 @@
+"""Midnight in the tray app itself (``trayapp.midnight``), without Arrow or a child: what it
+writes equals what the child's rollover writes from the same samples, every file is read by
+Arrow, pandas and DuckDB, and every case it cannot take goes to the child with nothing lost."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from trayapp import bins, dataset_jobs, midnight, parquet
+from trayapp.files import day_path
+from trayapp.model import Sample
+from trayapp.store import Store
+
+BERLIN = ZoneInfo("Europe/Berlin")
+TODAY = datetime.now(BERLIN).date()
+D = TODAY - timedelta(days=2)  # the day that rolls over at the test's midnight (minute copies are kept for recent days)
+
+
+def at(day: date, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, h, mi, s, tzinfo=BERLIN).astimezone(timezone.utc)
+
+
+def sample(t: datetime, i: int) -> Sample:
+    # some columns empty now and then (a sensor that did not answer), one never filled
+    return Sample(
+        t, (i * 7.3) % 100, 40 + (i % 13) * 1.1, 55.5, net_recv_bytes_per_s=None if i % 5 == 0 else i * 1024.25,
+        cpu_temperature_c=None if i % 7 else 40.0 + i % 3, load_percent=(i % 17) / 3,
+    )
+
+
+def recorder(data_dir: Path, start: datetime, retention_days: int = 0) -> Store:
+    store = Store(data_dir, retention_days, jobs=dataset_jobs.run, minutes=True)
+    store.open_writer(start)
+    return store
+
+
+def feed(store: Store, start: datetime, stop: datetime, step: float, child: bool = False) -> None:
+    t, i = start, 0
+    while t < stop:
+        if child:
+            store._drop_rows()  # no rows file: the child's midnight, as before
+        assert store.append(sample(t, i))
+        t += timedelta(seconds=step)
+        i += 1
+
+
+def history_before(data_dir: Path) -> None:
+    """Two days of day files and tiers before D (written by a child at the writer's start)."""
+    store = recorder(data_dir, at(D - timedelta(days=2)))
+    feed(store, at(D - timedelta(days=2)), at(D), 60)
+    store.close()
+
+
+def twin(tmp_path: Path) -> tuple[Path, Path]:
+    a = tmp_path / "here"
+    history_before(a)
+    b = tmp_path / "child"
+    shutil.copytree(a, b)
+    return a, b
+
+
+def read(path: Path) -> pa.Table:
+    return pq.read_table(path).replace_schema_metadata(None)
+
+
+def assert_tiers_equal(a: Path, b: Path) -> None:
+    ta, tb = pq.read_table(a), pq.read_table(b)
+    assert ta.column_names == tb.column_names and ta.schema.remove_metadata() == tb.schema.remove_metadata()
+    assert ta.num_rows == tb.num_rows
+    for name in ta.column_names:
+        x, y = ta.column(name).to_pylist(), tb.column(name).to_pylist()
+        if name.endswith("_mean"):
+            assert all((p is None and q is None) or p == pytest.approx(q, rel=1e-12) for p, q in zip(x, y)), name
+        else:
+            assert x == y, name
+    ma, mb = (json.loads(t.schema.metadata[b"trayapp.rollup"]) for t in (ta, tb))
+    assert ma["tier"] == mb["tier"] and ma["sources"].keys() == mb["sources"].keys()
+
+
+@pytest.mark.parametrize("day, start_hour, history", [
+    (D, 20, True),  # two days of history before it, a month's hour tier to fold into
+    (date(2026, 10, 25), 0, False),  # 25 hours (the clocks go back)
+    (date(2026, 3, 29), 0, False),  # 23 hours
+    (date(2026, 10, 31), 21, False),  # the last of a month: the next rows start another month
+])
+def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog: pytest.LogCaptureFixture, day: date, start_hour: int, history: bool) -> None:
+    if history:
+        a, b = twin(tmp_path)
+    else:
+        a, b = tmp_path / "here", tmp_path / "child"
+    D = day
+    here, child = recorder(a, at(D, start_hour)), recorder(b, at(D, start_hour))
+    assert here.rows is not None  # the start-up child wrote the rows file for the CSV it left
+    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+        feed(here, at(D, start_hour), at(D + timedelta(days=1), 0, 10), 1)
+        feed(child, at(D, start_hour), at(D + timedelta(days=1), 0, 10), 1, child=True)
+    assert "goes to a child" not in caplog.text and "stopped" not in caplog.text
+    # the day file: the same rows, the same types, read by Arrow, pandas and DuckDB alike
+    day_a, day_b = day_path(a, D), day_path(b, D)
+    assert pq.ParquetFile(day_a).metadata.created_by == parquet.CREATED_BY  # written here, not by Arrow
+    ta, tb = read(day_a), read(day_b)
+    hours = (at(D + timedelta(days=1)) - at(D, start_hour)) / timedelta(hours=1)
+    assert ta.schema == tb.schema and ta.num_rows == hours * 3600 and hours in (4, 3, 23, 24, 25)
+    assert ta.equals(tb)
+    assert ta.column("cpu_temperature_c").null_count == tb.column("cpu_temperature_c").null_count > 0
+    pa_, pb = (pq.read_pandas(p).to_pandas() for p in (day_a, day_b))
+    assert pa_.equals(pb)
+    q = "select count(*), count(net_recv_bytes_per_s), round(sum(cpu_percent), 3), min(timestamp), max(timestamp) from read_parquet('{}')"
+    assert duckdb.sql(q.format(day_a)).fetchall() == duckdb.sql(q.format(day_b)).fetchall()
+    # every file of the dataset together, as a reader of the contract opens it
+    dataset = "select count(*) from read_parquet('{}/Monitoring/*/*/*.parquet', hive_partitioning = true)"
+    assert duckdb.sql(dataset.format(a)).fetchall() == duckdb.sql(dataset.format(b)).fetchall()
+    # the tiers and the window's copies of them
+    assert_tiers_equal(bins.minute_path(a, D), bins.minute_path(b, D))
+    assert_tiers_equal(bins.hour_path(a, D.year, D.month), bins.hour_path(b, D.year, D.month))
+    for tier, key in (("minute", D), ("hour", (D.year, D.month))):
+        ca, cb = (bins.read_cache(bins.cache_path(x, tier, key)) for x in (a, b))
+        if tier == "minute" and not bins.cache_wanted("minute", D):
+            assert ca is None and cb is None  # older than the window reads minutes of
+            continue
+        assert ca is not None and cb is not None
+        np.testing.assert_array_equal(ca[0], cb[0])
+        for name in cb[1]:
+            np.testing.assert_allclose(np.vstack(ca[1][name]), np.vstack(cb[1][name]), rtol=1e-12, equal_nan=True)
+        assert ca[2] == {k: bins.stamp(day_path(a, date.fromisoformat(k))) for k in ca[2]}
+    # the CSV keeps today's rows, byte for byte; the window's minutes forget yesterday
+    assert here.csv_path.read_bytes() == child.csv_path.read_bytes()
+    assert here._min_day == child._min_day == D + timedelta(days=1)
+    (ba, sa), (bb, sb) = here.minutes.snapshot(), child.minutes.snapshot()
+    np.testing.assert_array_equal(ba, bb)
+    assert len(ba) == 10
+    for name in sb:
+        np.testing.assert_allclose(np.vstack(sa[name]), np.vstack(sb[name]), rtol=1e-12, equal_nan=True)
+    # and the next midnight goes the same way, from the rows kept for today
+    assert here.rows is not None and here.rows.count == 600
+    feed(here, at(D + timedelta(days=1), 0, 10), at(D + timedelta(days=2), 0, 1), 30)
+    feed(child, at(D + timedelta(days=1), 0, 10), at(D + timedelta(days=2), 0, 1), 30, child=True)
+    assert read(day_path(a, D + timedelta(days=1))).equals(read(day_path(b, D + timedelta(days=1))))
+    assert here.csv_path.read_bytes() == child.csv_path.read_bytes()
+    here.close()
+    child.close()
+    # the next start finds every tier fresh: nothing rebuilt
+    from trayapp import rollups
+
+    assert rollups.ensure(a) == 0
+
+
+def test_the_app_never_loads_arrow_nor_starts_a_child_at_midnight(tmp_path: Path) -> None:
+    a = tmp_path / "data"
+    history_before(a)
+    start, stop = at(D, 23, 50), at(D + timedelta(days=1), 0, 5)
+    code = f"""
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from trayapp import dataset_jobs
+from trayapp.model import Sample
+from trayapp.store import Store
+store = Store(Path({str(a)!r}), jobs=dataset_jobs.run, minutes=True)  # as the tray app makes it
+store.open_writer(datetime.fromisoformat({start.isoformat()!r}))  # the start-up child
+dataset_jobs.child_command = lambda: [sys.executable, "-c", "raise SystemExit('a child was started')"]
+t = datetime.fromisoformat({start.isoformat()!r})
+while t < datetime.fromisoformat({stop.isoformat()!r}):
+    assert store.append(Sample(t, 10.0, 20.0, 30.0))
+    t += timedelta(seconds=1)
+print(store.rows is not None, "pyarrow" in sys.modules, "pandas" in sys.modules, store.day_path(store._min_day - timedelta(days=1)).exists())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "False", "False", "True"], done.stderr[-2000:]
+
+
+def test_what_midnight_in_the_app_cannot_take_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    a = tmp_path / "data"
+    history_before(a)
+    store = recorder(a, at(D, 23))
+    feed(store, at(D, 23), at(D, 23, 30), 10)
+    # a day file for D is there already (an earlier start rolled part of the day over): a merge
+    other = tmp_path / "other"
+    extra = recorder(other, at(D, 1))
+    feed(extra, at(D, 1), at(D, 1, 5), 60)
+    extra.close()
+    recorder(other, at(D + timedelta(days=1))).close()  # its start-up rolls D over
+    day_path(a, D).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(day_path(other, D), day_path(a, D))
+    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+        feed(store, at(D, 23, 30), at(D + timedelta(days=1), 0, 1), 10)
+    assert "goes to a child: " in caplog.text and "has a day file to merge into" in caplog.text
+    ts = read(day_path(a, D)).column("timestamp").to_pylist()
+    assert len(ts) == len(set(ts)) == 5 + 2 * 180  # merged, each row once
+    assert store.rows is not None  # the child wrote it afresh
+    store.close()
+
+
+def test_a_csv_changed_behind_the_app_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    a = tmp_path / "data"
+    history_before(a)
+    store = recorder(a, at(D, 23))
+    feed(store, at(D, 23), at(D, 23, 59), 60)
+    with open(store.csv_path, "ab") as f:  # another program appends a line of its own
+        f.write(at(D, 23, 59, 30).astimezone(BERLIN).isoformat(timespec="microseconds").encode() + b",1,2,3" + b"," * 12 + b"\n")
+    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+        feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 60)
+    assert "the CSV is not what the rows file was made from" in caplog.text
+    table = read(day_path(a, D))
+    assert table.num_rows == 60 and 1.0 in table.column("cpu_percent").to_pylist()  # its line too
+    store.close()
+
+
+def test_a_failure_half_way_loses_and_doubles_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    a = tmp_path / "data"
+    history_before(a)
+    store = recorder(a, at(D, 23))
+    feed(store, at(D, 23), at(D, 23, 59, 59), 1)
+
+    def torn(*args: object) -> np.ndarray:  # the day file is written; its read-back finds it wrong
+        raise ValueError("not a Parquet file")
+
+    monkeypatch.setattr(parquet, "read_back", torn)
+    with caplog.at_level(logging.WARNING, logger="trayapp.store"):
+        feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 0, 5), 1)
+    assert "midnight rollover in the app stopped" in caplog.text
+    monkeypatch.undo()
+    ts = read(day_path(a, D)).column("timestamp").to_pylist()
+    assert len(ts) == 3599 and len(set(ts)) == 3599  # every row once: the child did it
+    assert store.csv_path.read_bytes().count(b"\n") == 1 + 5
+    feed(store, at(D + timedelta(days=1), 0, 0, 5), at(D + timedelta(days=2), 0, 5), 600)  # the next midnight, here again
+    assert "stopped" not in caplog.text.split("midnight rollover in the app stopped")[1]
+    assert store.rows is not None and day_path(a, D + timedelta(days=1)).exists()
+    store.close()
+
+
+def test_a_new_column_mid_day_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from trayapp.model import GpuReading
+
+    a = tmp_path / "data"
+    history_before(a)
+    store = recorder(a, at(D, 23))
+    feed(store, at(D, 23), at(D, 23, 30), 60)
+    store.append(Sample(at(D, 23, 45), 1.0, 2.0, 3.0, gpus=(GpuReading(0, "H100", 50.0, 10.0, 1000.0, 80000.0, 40.0, 300.0),)))  # a GPU appeared
+    assert store.rows is None
+    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+        feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 60)
+    assert "goes to a child" not in caplog.text  # no rows file: straight to the child
+    table = read(day_path(a, D))
+    assert table.num_rows == 31 and table.column("gpu0_util_percent").to_pylist()[-1] == 50.0
+    assert store.rows is not None  # the child wrote one of the new width
+    store.close()
+
+
+def test_retention_in_the_app_removes_the_days_tiers_as_ensure_does(tmp_path: Path) -> None:
+    a, b = twin(tmp_path)
+    here, child = recorder(a, at(D, 23), retention_days=2), recorder(b, at(D, 23), retention_days=2)
+    feed(here, at(D, 23), at(D + timedelta(days=1), 0, 1), 60)
+    feed(child, at(D, 23), at(D + timedelta(days=1), 0, 1), 60, child=True)
+    gone = D - timedelta(days=2)
+    for x in (a, b):
+        assert not day_path(x, gone).exists() and not bins.minute_path(x, gone).exists()
+        assert bins.read_cache(bins.cache_path(x, "minute", gone)) is None
+    months = {(d.year, d.month) for d in (gone, D)}
+    for key in months:
+        pa_, pb = bins.hour_path(a, *key), bins.hour_path(b, *key)
+        assert pa_.exists() == pb.exists()
+        if pb.exists():
+            assert_tiers_equal(pa_, pb)
+            ca, cb = (bins.read_cache(bins.cache_path(x, "hour", key)) for x in (a, b))
+            np.testing.assert_array_equal(ca[0], cb[0])
+            assert ca[2].keys() == cb[2].keys()
+    here.close()
+    child.close()
+
+
+# ------------------------------------------------------------ the writer itself
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 70_000])
+def test_the_writer_round_trips_through_arrow_and_duckdb(tmp_path: Path, n: int) -> None:
+    rng = np.random.default_rng(n)
+    ts = 1_764_000_000_000_000 + np.cumsum(rng.integers(1, 3_000_000, n)).astype(np.int64)
+    some = np.round(rng.random(n) * 100, 1)
+    some[rng.random(n) < 0.3] = np.nan
+    none = np.full(n, np.nan)
+    full = rng.normal(size=n) * 1e300
+    count = rng.integers(-(2**62), 2**62, n)
+    columns = [("timestamp", parquet.TIMESTAMP_US), ("some", parquet.FLOAT64), ("none", parquet.FLOAT64), ("full", parquet.FLOAT64), ("count", parquet.INT64)]
+    path = tmp_path / "x.parquet"
+    path.write_bytes(parquet.write_bytes(columns, [ts, some, none, full, count], {"k": "v é"}, row_group=4096))
+    table = pq.read_table(path)
+    assert table.schema.metadata == {b"k": "v é".encode()}
+    expected = pa.table({
+        "timestamp": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "some": pa.array(some, from_pandas=True), "none": pa.array(none, pa.float64(), from_pandas=True),
+        "full": pa.array(full), "count": pa.array(count),
+    })
+    assert table.replace_schema_metadata(None).equals(expected)
+    meta = pq.ParquetFile(path).metadata
+    for g in range(meta.num_row_groups):  # statistics readers prune with
+        rows = slice(g * 4096, (g + 1) * 4096)
+        stats = meta.row_group(g).column(1).statistics
+        values = some[rows][~np.isnan(some[rows])]
+        assert stats.null_count == int(np.isnan(some[rows]).sum())
+        if len(values):
+            assert (stats.min, stats.max) == (values.min(), values.max())
+        assert meta.row_group(g).column(0).statistics.min == expected.column(0)[g * 4096].as_py()
+    got = duckdb.sql(f"select count(*), count(\"some\"), sum(\"count\"::hugeint), max(timestamp) from read_parquet('{path}')").fetchall()[0]
+    assert got[:3] == (n, int((~np.isnan(some)).sum()), int(count.sum(dtype=object)) if n else None)
+
+
+def test_the_writer_refuses_what_it_does_not_write() -> None:
+    with pytest.raises(ValueError):
+        parquet.Writer([("a", "string")])
+    with pytest.raises(ValueError):
+        parquet.Writer([("a", parquet.FLOAT64), ("a", parquet.FLOAT64)])
+    with pytest.raises(ValueError):
+        parquet.Writer([("a", parquet.FLOAT64)]).add_row_group([np.zeros(3), np.zeros(3)])

@@ -1,0 +1,353 @@
+"""Midnight's rollover done by the tray app itself, with no Arrow and no child process.
+
+The store's rollover reads the CSV with Arrow, which a process keeps (~40 MB) once loaded; so the
+tray app hands it to a one-shot child, which holds ~110 MB for a third of a second beside the app.
+For the usual midnight that is not needed: the app wrote every row of the CSV itself. So, as it
+appends a row, it also appends the row's numbers, as float64, to ``csv_dump/.daily_dump.rows``
+(``DayRows``; the start-up child writes the file for the rows that were there). At midnight:
+
+- the CSV must be byte for byte what those rows were made from (its size and CRC-32, kept as it
+  was written), its rows in strictly rising time, and no day file there yet for the days that
+  leave it (a merge is Arrow's work); else ``roll`` says so and the child does it, as before;
+- the rows go to the day file through ``trayapp.parquet`` in row groups of ``CHUNK`` rows,
+  written atomically and read back (its timestamps decoded from the disk's bytes), then to the
+  day's minute tier and its month's hour tier (from the window's numpy copies of the month's
+  other days), then the CSV is rewritten with today's rows; so a crash at any moment leaves
+  what the child's rollover mends (the CSV is cut last, and merging is idempotent);
+- memory: a row group's block (~3 MB for 25 metrics) and the compressed file, not the day.
+
+Imports numpy, zstandard (through ``parquet``) and the standard library: never Arrow, never Qt.
+The store calls it with itself (``Store._roll_here``); this module does not import the store.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import struct
+import zlib
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trayapp import bins, parquet
+from trayapp.files import EARLIEST, TIMESTAMP, _micros, day_path
+from trayapp.jsonfile import remove_quietly, replace_atomically
+
+log = logging.getLogger("trayapp.store")
+
+ROWS_NAME = ".daily_dump.rows"
+CHUNK = 16384  # rows to a row group (and to a read of the rows file)
+_READ = 1 << 20
+
+
+def rows_path(csv_path: Path) -> Path:
+    return csv_path.with_name(ROWS_NAME)
+
+
+def crc_of(path: Path) -> tuple[int, int]:
+    """(CRC-32, size) of a file, read a MB at a time."""
+    crc, size = 0, 0
+    with open(path, "rb") as f:
+        while block := f.read(_READ):
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return crc, size
+
+
+# ------------------------------------------------------------ the rows beside the CSV
+
+
+def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
+    """In the child that read the CSV (``files.parse_csv``'s content): the rows file for it,
+    when every line is a row read in full, in strictly rising time; returns what the parent
+    needs to take it over (``DayRows.adopt``), else None (and no file)."""
+    from trayapp.files import floats, stamps_us
+
+    path = rows_path(csv_path)
+    remove_quietly(path)
+    if content is None:  # no CSV yet (a first start, or every row rolled over): rows from the first
+        try:
+            if csv_path.stat().st_size:
+                return None
+        except FileNotFoundError:
+            pass
+        replace_atomically(path, b"", durable=False)
+        return {"names": [], "count": 0, "crc": 0, "size": 0}
+    table = content.table
+    if content.bad or content.lossy or content.blank or content.narrow or len(content.lines) != table.num_rows:
+        return None
+    ts = stamps_us(table.column(TIMESTAMP))
+    if len(ts) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+        return None
+    names = [n for n in table.column_names if n != TIMESTAMP]
+    block = np.empty((len(ts), 1 + len(names)))
+    block[:, 0] = ts
+    for i, name in enumerate(names):
+        block[:, 1 + i] = floats(table.column(name))
+    crc, size = crc_of(csv_path)
+    replace_atomically(path, block.tobytes(), durable=False)
+    return {"names": names, "count": len(ts), "crc": crc, "size": size}
+
+
+class DayRows:
+    """The CSV's rows as float64 (the time in µs, exact below 2**53, then each column's value as
+    the CSV has it, NaN for an empty field), appended beside it by the writer, with the CSV's
+    CRC-32 and size as it writes. Only the process that holds the writer lock trusts it."""
+
+    def __init__(self, path: Path, names: list[str], count: int, crc: int, size: int, fd: int) -> None:
+        self.path, self.names, self.count, self.crc, self.size, self._fd = path, names, count, crc, size, fd
+        self._pack = struct.Struct(f"<{1 + len(names)}d").pack
+
+    @property
+    def width(self) -> int:
+        return 1 + len(self.names)
+
+    @classmethod
+    def adopt(cls, csv_path: Path, info: dict[str, Any] | None, header: list[str]) -> DayRows | None:
+        """The rows file a child wrote, when the CSV and the file are still as it left them."""
+        if not info or ([TIMESTAMP, *info["names"]] if info.get("names") else []) != header:
+            return None
+        path = rows_path(csv_path)
+        try:
+            if csv_path.stat().st_size != info["size"] or path.stat().st_size != info["count"] * (1 + len(header) - 1) * 8:
+                return None
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        except (OSError, KeyError, TypeError):
+            return None
+        return cls(path, list(info["names"]), int(info["count"]), int(info["crc"]), int(info["size"]), fd)
+
+    def begin(self, line: bytes, names: list[str]) -> bool:
+        """The CSV was empty and got its header ``line``: rows of these columns from now on."""
+        if self.count or self.size:
+            self.drop()
+            return False
+        self.names = list(names)
+        self._pack = struct.Struct(f"<{1 + len(names)}d").pack
+        self.crc, self.size = zlib.crc32(line), len(line)
+        return True
+
+    def add(self, line: bytes, t_us: int, values: list[float | None]) -> bool:
+        """The row just written to the CSV as ``line``; False (the file is dropped) on a failure."""
+        if self._fd is None:
+            return False
+        try:
+            data = self._pack(t_us, *(np.nan if v is None else v for v in values))
+            if os.write(self._fd, data) != len(data):
+                raise OSError("short write")
+        except (OSError, struct.error):
+            self.drop()
+            return False
+        self.crc = zlib.crc32(line, self.crc)
+        self.size += len(line)
+        self.count += 1
+        return True
+
+    def drop(self) -> None:
+        self.close()
+        remove_quietly(self.path)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def matches(self, csv_path: Path) -> bool:
+        """The CSV is byte for byte what these rows were made from, and the file has them all."""
+        try:
+            return self._fd is not None and crc_of(csv_path) == (self.crc, self.size) and self.path.stat().st_size == self.count * self.width * 8
+        except OSError:
+            return False
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as a (rows, width) float64 array."""
+        with open(self.path, "rb") as f:
+            f.seek(start * self.width * 8)
+            block = np.fromfile(f, dtype="<f8", count=(stop - start) * self.width)
+        if len(block) != (stop - start) * self.width:
+            raise OSError(f"{self.path} is shorter than its rows")
+        return block.reshape(stop - start, self.width)
+
+    def times(self) -> np.ndarray:
+        return np.concatenate([self.read(a, min(a + CHUNK, self.count))[:, 0].astype(np.int64) for a in range(0, self.count, CHUNK)] or [np.empty(0, np.int64)])
+
+    def keep_from(self, first: int, csv_content: bytes) -> None:
+        """After the CSV was rewritten to ``csv_content`` (its header and rows ``first`` on)."""
+        with open(self.path, "rb") as f:
+            f.seek(first * self.width * 8)
+            tail = f.read()
+        self.close()
+        replace_atomically(self.path, tail, durable=False)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        self.count -= first
+        self.crc, self.size = zlib.crc32(csv_content), len(csv_content)
+
+
+# ------------------------------------------------------------ midnight
+
+
+def _local_day(us: int, tz: Any) -> date:
+    return (EARLIEST + timedelta(microseconds=us)).astimezone(tz).date()
+
+
+class NotHere(Exception):
+    """This midnight is not one for ``roll``: the child does it (the message says why)."""
+
+
+def roll(store: Any, today: date) -> None:
+    """Move every row of a day before ``today`` from the CSV into its day file and tiers, in this
+    process; raises ``NotHere`` before anything is written when it is the child's to do, and
+    OSError (and whatever a bug raises) after, when the child then finishes what is left."""
+    rows = store.rows
+    if rows is None:
+        raise NotHere("no rows file")
+    if not rows.matches(store.csv_path):
+        raise NotHere("the CSV is not what the rows file was made from")
+    ts = rows.times()
+    if len(ts) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+        raise NotHere("rows out of order")
+    tz = store._tz
+    n = len(ts)
+    keys = range(n)
+    first = bisect.bisect_left(keys, today, key=lambda i: _local_day(int(ts[i]), tz))
+    groups: list[tuple[date, int, int]] = []
+    lo = 0
+    while lo < first:
+        day = _local_day(int(ts[lo]), tz)
+        hi = bisect.bisect_right(keys, day, lo, first, key=lambda i: _local_day(int(ts[i]), tz))
+        groups.append((day, lo, hi))
+        lo = hi
+    for day, _, _ in groups:
+        if day_path(store.data_dir, day).exists():
+            raise NotHere(f"{day} has a day file to merge into")
+        if _month_parts(store.data_dir, day.year, day.month, skip=day) is None:
+            raise NotHere(f"the window's copies of {day:%Y-%m} are not all fresh")
+    for day, lo, hi in groups:
+        _write_day(store, rows, day, ts[lo:hi], lo, hi)
+    if first:
+        _cut_csv(store, rows, first)
+    if store.minutes is not None:
+        store.minutes.drop_before(_micros(datetime.combine(today, time(), tz)))
+    store._min_day = _local_day(int(ts[first]), tz) if first < n else None
+
+
+def _write_day(store: Any, rows: DayRows, day: date, ts: np.ndarray, lo: int, hi: int) -> None:
+    data_dir = store.data_dir
+    writer = parquet.Writer([(TIMESTAMP, parquet.TIMESTAMP_US), *((name, parquet.FLOAT64) for name in rows.names)])
+    parts = []
+    for a in range(lo, hi, CHUNK):
+        block = rows.read(a, min(a + CHUNK, hi))
+        t = block[:, 0].astype(np.int64)
+        columns = [block[:, 1 + i] for i in range(len(rows.names))]
+        writer.add_row_group([t, *columns])
+        parts.append(bins.aggregate(t, dict(zip(rows.names, columns)), bins.TIERS["minute"]))
+    data = writer.finish()
+    path = day_path(data_dir, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(path, data)
+    del data
+    try:  # from the disk's bytes: only rows found there leave the CSV
+        back = parquet.read_back(path.read_bytes(), writer, 0)
+    except ValueError:
+        back = None
+    if back is None or not np.array_equal(back, ts):
+        remove_quietly(path)
+        raise OSError(f"{path} did not read back as written")
+    minute_bins, minute_stats = bins.combine(*bins.concat_parts(parts, rows.names), bins.TIERS["minute"])
+    sources = {day.isoformat(): bins.stamp(path)}
+    target = bins.minute_path(data_dir, day)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(target, bins.tier_file(minute_bins, minute_stats, {"tier": "minute", "sources": sources}))
+    if bins.cache_wanted("minute", day):
+        bins.write_cache(bins.cache_path(data_dir, "minute", day), minute_bins, minute_stats, sources)
+    month = _month_parts(data_dir, day.year, day.month, skip=day)
+    if month is None:  # checked before: a copy changed since
+        raise OSError(f"the window's copies of {day:%Y-%m} changed during the rollover")
+    parts_, month_sources = month
+    parts_.append(bins.combine(minute_bins, minute_stats, bins.TIERS["hour"]))
+    month_sources.update(sources)
+    names = list(dict.fromkeys(n for _, stats in parts_ for n in stats))
+    hour_bins, hour_stats = bins.combine(*bins.concat_parts(parts_, names), bins.TIERS["hour"])
+    hour = bins.hour_path(data_dir, day.year, day.month)
+    hour.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(hour, bins.tier_file(hour_bins, hour_stats, {"tier": "hour", "sources": month_sources}))
+    bins.write_cache(bins.cache_path(data_dir, "hour", (day.year, day.month)), hour_bins, hour_stats, month_sources)
+
+
+def _month_parts(data_dir: Path, year: int, month: int, skip: date) -> tuple[list[Any], dict[str, Any]] | None:
+    """The hour bins of every other day of the month that has a minute tier, each from the
+    window's copy of it (one day at a time: a month of minutes is never held), and their
+    sources; None when a copy is missing or stale (the child rebuilds from the tier files)."""
+    parts: list[Any] = []
+    sources: dict[str, Any] = {}
+    for day in sorted(bins.minute_files(data_dir)):
+        if (day.year, day.month) != (year, month) or day == skip:
+            continue
+        copy = bins.read_cache(bins.cache_path(data_dir, "minute", day))
+        if copy is None or copy[2].get(day.isoformat()) != bins.stamp(day_path(data_dir, day)):
+            return None
+        parts.append(bins.combine(copy[0], copy[1], bins.TIERS["hour"]))
+        sources.update(copy[2])
+    return parts, sources
+
+
+def _cut_csv(store: Any, rows: DayRows, first: int) -> None:
+    """The CSV with its header and rows ``first`` on (each row one line: ``matches`` said so)."""
+    with open(store.csv_path, "rb") as f:
+        header = f.readline()
+        for _ in range(first):
+            f.readline()
+        content = header + f.read()
+    store._replace_csv(content)
+    try:
+        rows.keep_from(first, content)
+    except OSError:
+        rows.drop()
+        store.rows = None
+
+def retention(store: Any, today: date) -> None:
+    """The store's retention, with the tiers of the days it removes: their minute tiers go, and
+    their hours leave the month's hour tier (cut from the window's copy of it, which must be
+    fresh, and possible only where the zone's days are whole UTC hours). ``NotHere`` before
+    anything is removed when that cannot be done here (the child's ``ensure`` does it)."""
+    if store.retention_days <= 0:
+        return
+    cutoff = today - timedelta(days=store.retention_days)
+    going = sorted(day for day, _ in store.day_files() if day < cutoff)
+    if not going:
+        return
+    hour = bins.TIERS["hour"]
+    months: dict[tuple[int, int], Any] = {}
+    for day in going:
+        key = (day.year, day.month)
+        if key not in months:
+            copy = bins.read_cache(bins.cache_path(store.data_dir, "hour", key))
+            if copy is None or any(stamp != bins.stamp(day_path(store.data_dir, date.fromisoformat(d))) for d, stamp in copy[2].items()):
+                raise NotHere(f"the window's copy of the hour tier of {day:%Y-%m} is not fresh")
+            months[key] = copy
+        start, end = (_micros(datetime.combine(d, time(), store._tz)) for d in (day, day + timedelta(days=1)))
+        if start % hour or end % hour:
+            raise NotHere("this zone's days are not whole UTC hours")
+    store._apply_retention(today)
+    for day in going:
+        if not day_path(store.data_dir, day).exists():
+            remove_quietly(bins.minute_path(store.data_dir, day))
+            bins.remove_cache(store.data_dir, "minute", day)
+    for (year, month), (hour_bins, stats, sources) in months.items():
+        keep = np.ones(len(hour_bins), dtype=bool)
+        for day in going:
+            if (day.year, day.month) == (year, month) and not day_path(store.data_dir, day).exists():
+                start, end = (_micros(datetime.combine(d, time(), store._tz)) for d in (day, day + timedelta(days=1)))
+                keep &= (hour_bins < start) | (hour_bins >= end)
+                sources.pop(day.isoformat(), None)
+        path = bins.hour_path(store.data_dir, year, month)
+        if not sources:
+            remove_quietly(path)
+            bins.remove_cache(store.data_dir, "hour", (year, month))
+            continue
+        kept = {name: tuple(a[keep] for a in s) for name, s in stats.items()}
+        replace_atomically(path, bins.tier_file(hour_bins[keep], kept, {"tier": "hour", "sources": sources}))
+        bins.write_cache(bins.cache_path(store.data_dir, "hour", (year, month)), hour_bins[keep], kept, sources)

@@ -1,0 +1,255 @@
+"""A small Parquet writer in numpy, for the one writing a long-running tray app does itself.
+
+The tray app rolls a day over at midnight. Arrow writes Parquet, but a process that imports it
+keeps ~40 MB for good, and a child that does holds ~110 MB beside the app: more than the app's
+whole budget. This writes the few shapes trayapp needs (flat columns of float64, int64 and UTC
+timestamps in microseconds) with what the app has loaded already: numpy, plus ``zstandard``
+(~0.4 MB) for the same codec as Arrow's files. Everything else (merging into a day file that is
+there, other people's files, reading) stays Arrow's.
+
+What it writes, and what Arrow, DuckDB and pandas read from it like from Arrow's own files:
+- format version 1 files, one data page (v1, PLAIN, zstd) per column chunk, row groups as given;
+- every column OPTIONAL (Arrow's columns are nullable): a float64 NaN is written as a null (the
+  store's "not available"), int64 and timestamps have no nulls;
+- timestamps as INT64 with the TIMESTAMP(isAdjustedToUTC, MICROS) logical type, which Arrow reads
+  as ``timestamp[us, tz=UTC]``;
+- min/max statistics and null counts per column chunk (readers prune row groups with them), with
+  the type-defined column order that makes readers trust them;
+- key/value metadata, which Arrow shows as the schema's metadata.
+The format: https://github.com/apache/parquet-format (parquet.thrift; Thrift's compact protocol).
+
+Imports numpy, zstandard and the standard library only.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+TIMESTAMP_US = "timestamp_us_utc"
+FLOAT64 = "float64"
+INT64 = "int64"
+_PHYSICAL = {TIMESTAMP_US: 2, INT64: 2, FLOAT64: 5}  # Type: INT64, DOUBLE
+_OPTIONAL = 1  # FieldRepetitionType
+_PLAIN, _RLE = 0, 3  # Encoding
+_ZSTD = 6  # CompressionCodec
+_DATA_PAGE = 0  # PageType
+_TIMESTAMP_MICROS = 10  # ConvertedType
+MAGIC = b"PAR1"
+CREATED_BY = "trayapp parquet writer version 1"
+
+# Thrift compact protocol types
+_BOOL_TRUE, _BOOL_FALSE, _I32, _I64, _BINARY, _LIST, _STRUCT = 1, 2, 5, 6, 8, 9, 12
+
+
+# ------------------------------------------------------------ Thrift's compact protocol
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 63)
+
+
+class Struct:
+    """A Thrift struct: fields (id, type, value) in rising id order."""
+
+    def __init__(self, *fields: tuple[int, int, Any]) -> None:
+        self.fields = [f for f in fields if f[2] is not None]
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        last = 0
+        for fid, ftype, value in self.fields:
+            if ftype == _BOOL_TRUE:  # a bool's value is its type
+                ftype = _BOOL_TRUE if value else _BOOL_FALSE
+            delta = fid - last
+            if 0 < delta <= 15:
+                out.append((delta << 4) | ftype)
+            else:
+                out.append(ftype)
+                out += _varint(_zigzag(fid))
+            last = fid
+            out += _value(ftype, value)
+        out.append(0)  # stop
+        return bytes(out)
+
+
+class List:
+    """A Thrift list of one element type."""
+
+    def __init__(self, etype: int, items: list[Any]) -> None:
+        self.etype, self.items = etype, items
+
+
+def _value(ftype: int, value: Any) -> bytes:
+    if ftype in (_BOOL_TRUE, _BOOL_FALSE):
+        return b""
+    if ftype in (_I32, _I64):
+        return _varint(_zigzag(int(value)))
+    if ftype == _BINARY:
+        data = value.encode() if isinstance(value, str) else bytes(value)
+        return _varint(len(data)) + data
+    if ftype == _STRUCT:
+        return value.encode()
+    if ftype == _LIST:
+        n = len(value.items)
+        head = bytes([(n << 4) | value.etype]) if n < 15 else bytes([0xF0 | value.etype]) + _varint(n)
+        return head + b"".join(_value(value.etype, item) for item in value.items)
+    raise ValueError(f"thrift type {ftype}")
+
+
+# ------------------------------------------------------------ pages
+
+
+def _levels(present: np.ndarray) -> bytes:
+    """Definition levels (1 = a value, 0 = null) in the RLE / bit-packed hybrid, bit width 1,
+    with its 4-byte length: one RLE run when there are no nulls, else bit-packed groups of 8."""
+    n = len(present)
+    if bool(present.all()):
+        body = _varint(n << 1) + b"\x01"
+    else:
+        groups = (n + 7) // 8
+        body = _varint((groups << 1) | 1) + np.packbits(present, bitorder="little").tobytes()
+    return struct.pack("<i", len(body)) + body
+
+
+class Column:
+    def __init__(self, name: str, kind: str) -> None:
+        if kind not in _PHYSICAL:
+            raise ValueError(f"column {name!r}: kind {kind!r} is not one this writer writes")
+        self.name, self.kind = name, kind
+
+
+def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> tuple[bytes, Struct, int, int]:
+    """One column chunk (a single data page): its bytes, its ColumnChunk, its uncompressed size,
+    the length of its page header."""
+    if column.kind == FLOAT64:
+        values = np.ascontiguousarray(values, dtype="<f8")
+        present = ~np.isnan(values)
+        data = values[present] if not present.all() else values
+    else:
+        data = np.ascontiguousarray(values, dtype="<i8")
+        present = np.ones(len(data), dtype=bool)
+    raw = _levels(present) + data.tobytes()
+    packed = compressor.compress(raw)
+    n = len(values)
+    stats = None
+    if len(data):
+        fmt = "<d" if column.kind == FLOAT64 else "<q"
+        low, high = struct.pack(fmt, data.min()), struct.pack(fmt, data.max())
+        # min and max twice: the deprecated fields for old readers, min_value/max_value for new
+        stats = Struct((1, _BINARY, high), (2, _BINARY, low), (3, _I64, n - len(data)), (5, _BINARY, high), (6, _BINARY, low))
+    else:
+        stats = Struct((3, _I64, n))
+    header = Struct(
+        (1, _I32, _DATA_PAGE), (2, _I32, len(raw)), (3, _I32, len(packed)),
+        (5, _STRUCT, Struct((1, _I32, n), (2, _I32, _PLAIN), (3, _I32, _RLE), (4, _I32, _RLE))),
+    ).encode()
+    body = header + packed
+    meta = Struct(
+        (1, _I32, _PHYSICAL[column.kind]), (2, _LIST, List(_I32, [_PLAIN, _RLE])), (3, _LIST, List(_BINARY, [column.name])),
+        (4, _I32, _ZSTD), (5, _I64, n), (6, _I64, len(header) + len(raw)), (7, _I64, len(body)), (9, _I64, offset),
+        (12, _STRUCT, stats),
+    )
+    return body, Struct((2, _I64, offset), (3, _STRUCT, meta)), len(header) + len(raw), len(header)
+
+
+# ------------------------------------------------------------ files
+
+
+class Writer:
+    """A Parquet file built in memory, a row group at a time; ``finish`` returns its bytes.
+
+    ``columns``: (name, kind) with kind ``TIMESTAMP_US`` (int64 µs since the epoch, UTC),
+    ``FLOAT64`` (NaN = null) or ``INT64``. ``metadata``: the file's key/value pairs."""
+
+    def __init__(self, columns: list[tuple[str, str]], metadata: dict[str, str] | None = None, level: int = 1) -> None:
+        import zstandard
+
+        self.columns = [Column(name, kind) for name, kind in columns]
+        if len({c.name for c in self.columns}) != len(self.columns):
+            raise ValueError("column names repeat")
+        self.metadata = dict(metadata or {})
+        self._compressor = zstandard.ZstdCompressor(level=level)
+        self._parts: list[bytes] = [MAGIC]
+        self._offset = len(MAGIC)
+        self._row_groups: list[Struct] = []
+        self._rows = 0
+        self.pages: list[list[tuple[int, int, int]]] = [[] for _ in self.columns]  # per column: (offset, header, size)
+
+    def add_row_group(self, arrays: list[np.ndarray]) -> None:
+        if len(arrays) != len(self.columns):
+            raise ValueError(f"{len(arrays)} arrays for {len(self.columns)} columns")
+        n = len(arrays[0]) if arrays else 0
+        if any(len(a) != n for a in arrays):
+            raise ValueError("the arrays of a row group differ in length")
+        if not n:
+            return
+        start, total, chunks = self._offset, 0, []
+        for i, (column, values) in enumerate(zip(self.columns, arrays)):
+            body, chunk, size, head = _chunk(column, values, self._compressor, self._offset)
+            self.pages[i].append((self._offset, head, len(body)))
+            self._parts.append(body)
+            self._offset += len(body)
+            total += size
+            chunks.append(chunk)
+        self._row_groups.append(Struct(
+            (1, _LIST, List(_STRUCT, chunks)), (2, _I64, total), (3, _I64, n),
+            (5, _I64, start), (6, _I64, self._offset - start), (7, _I32, len(self._row_groups)),
+        ))
+        self._rows += n
+
+    def finish(self) -> bytes:
+        schema = [Struct((4, _BINARY, "schema"), (5, _I32, len(self.columns)))]
+        for c in self.columns:
+            fields: list[tuple[int, int, Any]] = [(1, _I32, _PHYSICAL[c.kind]), (3, _I32, _OPTIONAL), (4, _BINARY, c.name)]
+            if c.kind == TIMESTAMP_US:
+                unit = Struct((2, _STRUCT, Struct()))  # TimeUnit.MICROS
+                fields += [(6, _I32, _TIMESTAMP_MICROS), (10, _STRUCT, Struct((8, _STRUCT, Struct((1, _BOOL_TRUE, True), (2, _STRUCT, unit)))))]
+            schema.append(Struct(*fields))
+        kv = [Struct((1, _BINARY, k), (2, _BINARY, v)) for k, v in self.metadata.items()]
+        footer = Struct(
+            (1, _I32, 1), (2, _LIST, List(_STRUCT, schema)), (3, _I64, self._rows), (4, _LIST, List(_STRUCT, self._row_groups)),
+            (5, _LIST, List(_STRUCT, kv)) if kv else (5, _LIST, None), (6, _BINARY, CREATED_BY),
+            (7, _LIST, List(_STRUCT, [Struct((1, _STRUCT, Struct())) for _ in self.columns])),  # TYPE_ORDER for each
+        ).encode()
+        return b"".join([*self._parts, footer, struct.pack("<i", len(footer)), MAGIC])
+
+
+def read_back(data: bytes, writer: Writer, column: int) -> np.ndarray:
+    """A column of a file ``writer`` wrote, decoded from ``data`` (the file as read from disk) at
+    the places the writer put its pages: the check that what is on disk holds the rows. Nulls
+    are left out. Raises ValueError when the bytes are not what was written there."""
+    import zstandard
+
+    if data[:4] != MAGIC or data[-4:] != MAGIC:
+        raise ValueError("not a Parquet file")
+    kind = writer.columns[column].kind
+    parts = []
+    for offset, head, size in writer.pages[column]:
+        raw = zstandard.ZstdDecompressor().decompress(data[offset + head: offset + size])
+        (levels,) = struct.unpack_from("<i", raw)
+        parts.append(np.frombuffer(raw, dtype="<f8" if kind == FLOAT64 else "<i8", offset=4 + levels))
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def write_bytes(columns: list[tuple[str, str]], arrays: list[np.ndarray], metadata: dict[str, str] | None = None, row_group: int = 65536) -> bytes:
+    """A whole file from whole columns, ``row_group`` rows to a group."""
+    writer = Writer(columns, metadata)
+    n = len(arrays[0]) if arrays else 0
+    for start in range(0, n, row_group):
+        writer.add_row_group([a[start:start + row_group] for a in arrays])
+    return writer.finish()
