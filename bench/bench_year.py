@@ -604,6 +604,98 @@ def midnight_child(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> di
     return {"child_peak_mb": round(statistics.median(peaks), 1), "child_ms": round(statistics.median(walls) * 1000, 1)}
 
 
+def _wide_day_csv(path: Path) -> None:
+    """Yesterday at 1 s with every column a GPU workstation records (25 metrics, two GPUs; battery
+    and fan empty, as on a desktop): the widest CSV the midnight handles."""
+    import numpy as np
+
+    from trayapp.files import column_order, format_value
+    from trayapp.model import GpuReading, Sample
+
+    zone, today = _today()
+    start = datetime(today.year, today.month, today.day, tzinfo=zone) - timedelta(days=1)
+    t = np.arange(start.timestamp(), datetime(today.year, today.month, today.day, tzinfo=zone).timestamp(), 1.0) + 0.25
+    probe = Sample(datetime.now(timezone.utc), 1, 2, 3, gpus=(GpuReading(0, "x", 1, 2, 3, 4, 5), GpuReading(1, "x", 1, 2, 3, 4, 5)))
+    names = column_order(probe.values())
+    rng = np.random.default_rng(7)
+    cols = []
+    for name in names:
+        if name in ("battery_percent", "battery_plugged", "fan_rpm"):
+            cols.append([None] * len(t))
+        elif name.endswith("bytes_per_s"):
+            cols.append((rng.exponential(2e5, len(t))).round(4).tolist())
+        else:
+            cols.append(np.clip(rng.normal(50, 15, len(t)), 0, 100).round(1).tolist())
+    with open(path, "w") as f:
+        f.write(",".join(["timestamp", *names]) + "\n")
+        for i in range(len(t)):
+            f.write(",".join([datetime.fromtimestamp(float(t[i]), zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)]) + "\n")
+
+
+# In a process holding what the tray app holds (Qt, pyqtgraph, numpy, its window's modules), a
+# recorder opened the way the tray app opens one (its start-up child writes the rows file), the
+# day's last second appended, then the first sample of today: the midnight. The peak over what
+# the process held just before it is what midnight adds to the app (VmHWM, reset first).
+_MIDNIGHT_IN_APP = r"""
+import gc, json, sys, time
+from datetime import datetime, timedelta
+from pathlib import Path
+import trayapp.gui.app, trayapp.gui.history  # noqa: F401 - what the tray app has loaded
+from trayapp import dataset_jobs
+from trayapp.files import local_zone, release_memory
+from trayapp.model import Sample
+from trayapp.store import Store
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+
+work, today = Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
+zone = local_zone()
+midnight = datetime(today.year, today.month, today.day, tzinfo=zone)
+store = Store(work, jobs=dataset_jobs.run, minutes=True)
+store.open_writer(midnight - timedelta(seconds=1))
+assert store.rows is not None, "no rows file"
+gc.collect()
+release_memory()
+before = status("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")  # VmHWM from here
+t0 = time.perf_counter()
+store.append(Sample(midnight + timedelta(seconds=0.5), 1.0, 2.0, 3.0))
+took = time.perf_counter() - t0
+peak = status("VmHWM:")
+day = store.day_path((midnight - timedelta(days=1)).date())
+print(json.dumps({"ms": took * 1000, "before_mb": before, "added_mb": peak - before, "ours": b"trayapp parquet writer" in day.read_bytes()[-400:],
+                  "pyarrow": "pyarrow" in sys.modules, "rows_left": store.rows.count}))
+"""
+
+
+def midnight_in_app(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> dict:
+    """The tray app's midnight as it is done now (``trayapp.midnight``, in the app), on ``src``
+    beside the year: what it adds to the app's resident memory at its peak, and its time."""
+    from trayapp import rollups
+    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+
+    _, today = _today()
+    yesterday = today - timedelta(days=1)
+    _link_copy(data_dir, work)
+    added, walls = [], []
+    for _ in range(repeat):
+        day_path(work, yesterday).unlink(missing_ok=True)
+        rollups.minute_path(work, yesterday).unlink(missing_ok=True)
+        shutil.copy(src, work / CSV_DIR / CSV_NAME)
+        done = subprocess.run([PY, "-P", "-c", _MIDNIGHT_IN_APP, str(work), today.isoformat()], capture_output=True, env=_env(QT_QPA_PLATFORM="offscreen"), timeout=600)
+        if done.returncode:
+            raise RuntimeError("midnight in the app failed: " + done.stderr.decode(errors="replace")[-2000:])
+        out = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        if not out["ours"] or out["pyarrow"] or out["rows_left"] != 1:
+            raise RuntimeError(f"midnight did not go the app's way: {out}")
+        added.append(out["added_mb"])
+        walls.append(out["ms"])
+    return {"added_mb": round(statistics.median(added), 1), "ms": round(statistics.median(walls), 1)}
+
+
 def rollover(data_dir: Path) -> dict:
     from bench.bench_rollover import write_day_csv
     from bench.bench_rollups import rollover_ms
@@ -617,13 +709,17 @@ def rollover(data_dir: Path) -> dict:
         empty = {t: rollover_ms(src, tmp_path / "work", tiers=t) for t in (False, True)}
         shutil.rmtree(tmp_path / "work", ignore_errors=True)
         year = {t: rollover_beside_year(src, data_dir, tmp_path / f"year-{t}", tiers=t) for t in (False, True)}
-        out["midnight"] = midnight_child(src, data_dir, tmp_path / "midnight")
+        wide = tmp_path / "day-1s-wide.csv"
+        _wide_day_csv(wide)
+        out["midnight"] = midnight_child(wide, data_dir, tmp_path / "midnight")
+        out["midnight"].update(midnight_in_app(wide, data_dir, tmp_path / "midnight-app"))
     out["rows"] = rows
     out["empty_folder"] = {"without_tiers_ms": round(empty[False], 1), "with_tiers_ms": round(empty[True], 1)}
     out["year_on_disk"] = {"without_tiers_ms": round(year[False], 1), "with_tiers_ms": round(year[True], 1)}
     print(f"rollover of {rows:,} rows: empty folder {empty[True]:.1f} ms with tiers ({empty[False]:.1f} without); "
           f"year on disk {year[True]:.1f} ms ({year[False]:.1f} without); the tray app's midnight child "
-          f"{out['midnight']['child_ms']} ms, peak {out['midnight']['child_peak_mb']} MB", file=sys.stderr)
+          f"{out['midnight']['child_ms']} ms, peak {out['midnight']['child_peak_mb']} MB; in the app {out['midnight']['ms']} ms, "
+          f"+{out['midnight']['added_mb']} MB", file=sys.stderr)
     return out
 
 

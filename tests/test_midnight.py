@@ -4,6 +4,7 @@ Arrow, pandas and DuckDB, and every case it cannot take goes to the child with n
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -282,6 +283,16 @@ def test_retention_in_the_app_removes_the_days_tiers_as_ensure_does(tmp_path: Pa
     child.close()
 
 
+@pytest.mark.parametrize("keep", [0, 1, 2, 999, 4000, 5000])
+def test_the_rows_kept_are_found_from_the_end_of_the_csv(tmp_path: Path, keep: int) -> None:
+    lines = [f"2026-11-28T00:00:{i:06d}+01:00,{i},,{'x' * (i % 97)}\n".encode() for i in range(5000)]  # lines of every length
+    path = tmp_path / "daily_dump.csv"
+    path.write_bytes(b"timestamp,a,b,c\n" + b"".join(lines))
+    assert midnight.last_lines(path, keep) == b"timestamp,a,b,c\n" + b"".join(lines[len(lines) - keep:] if keep else [])
+    with pytest.raises(OSError, match="fewer lines"):
+        midnight.last_lines(path, 5001)
+
+
 # ------------------------------------------------------------ the writer itself
 
 
@@ -320,8 +331,8 @@ def test_the_writer_round_trips_through_arrow_and_duckdb(tmp_path: Path, n: int)
 
 def test_the_writer_refuses_what_it_does_not_write() -> None:
     with pytest.raises(ValueError):
-        parquet.Writer([("a", "string")])
+        parquet.Writer(io.BytesIO(), [("a", "string")])
     with pytest.raises(ValueError):
-        parquet.Writer([("a", parquet.FLOAT64), ("a", parquet.FLOAT64)])
+        parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64), ("a", parquet.FLOAT64)])
     with pytest.raises(ValueError):
-        parquet.Writer([("a", parquet.FLOAT64)]).add_row_group([np.zeros(3), np.zeros(3)])
+        parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64)]).add_row_group([np.zeros(3), np.zeros(3)])

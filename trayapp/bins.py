@@ -19,7 +19,6 @@ Imports numpy and the standard library only: the tray app's window reads through
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -211,15 +210,21 @@ def write_cache(path: Path, bins_us: np.ndarray, stats: dict[str, Stats], source
     """The copy of one tier file: one float64 array (row 0 the bin starts in µs, exact below
     2**53; then min, mean, max, count of each metric), and the ``.json`` beside it, written last.
     Atomic, not fsynced: a copy is used only when the ``.json``'s record of the day files matches
-    them, so a torn pair reads as stale, and the next start rebuilds it. Raises OSError."""
-    from trayapp.jsonfile import replace_atomically
+    them, so a torn pair reads as stale, and the next start rebuilds it. Written a row at a time
+    (the tray app writes copies at midnight: no second copy of the table in its memory). Raises
+    OSError."""
+    from trayapp.jsonfile import atomically, replace_atomically
 
-    names, table = to_table(bins_us, stats)
-    out = io.BytesIO()
-    np.save(out, table, allow_pickle=False)
-    meta = {"version": CACHE_VERSION, "names": names, "bins": len(bins_us), "sources": sources}
+    names = list(stats)
+    n = len(bins_us)
+    meta = {"version": CACHE_VERSION, "names": names, "bins": n, "sources": sources}
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(path, out.getvalue(), durable=False)
+    with atomically(path, durable=False) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (1 + 4 * len(names), n)})
+        f.write(np.asarray(bins_us, dtype="<f8").tobytes())
+        for name in names:
+            for values in stats[name]:
+                f.write(np.asarray(values, dtype="<f8").tobytes())
     replace_atomically(path.with_suffix(".json"), json.dumps(meta, sort_keys=True).encode(), durable=False)
 
 

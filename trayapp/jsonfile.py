@@ -13,8 +13,10 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +25,19 @@ def replace_atomically(path: Path, content: bytes, mode: int | None = None, dura
     """Replace ``path`` with ``content``: a unique temporary dot-file beside it (``mkstemp``),
     fsynced, renamed over it, the folder fsynced. Raises OSError; then nothing is left behind.
     ``durable=False`` (a cache that can be rebuilt and is checked before use): no fsyncs."""
+    with atomically(path, mode, durable) as f:
+        f.write(content)
+
+
+@contextmanager
+def atomically(path: Path, mode: int | None = None, durable: bool = True) -> Iterator[BinaryIO]:
+    """``replace_atomically`` for content written a piece at a time: a file to write to, which
+    replaces ``path`` when the block ends, or is removed when it raises."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(content)
+            yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())

@@ -27,6 +27,7 @@ import logging
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,13 @@ import numpy as np
 
 from trayapp import bins, parquet
 from trayapp.files import EARLIEST, TIMESTAMP, _micros, day_path
-from trayapp.jsonfile import remove_quietly, replace_atomically
+from trayapp.jsonfile import atomically, remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.store")
 
 ROWS_NAME = ".daily_dump.rows"
-CHUNK = 16384  # rows to a row group (and to a read of the rows file)
-_READ = 1 << 20
+CHUNK = 8192  # rows to a row group (and to a read of the rows file): ~1.7 MB for 25 metrics
+_READ = 1 << 16
 
 
 def rows_path(csv_path: Path) -> Path:
@@ -49,13 +50,26 @@ def rows_path(csv_path: Path) -> Path:
 
 
 def crc_of(path: Path) -> tuple[int, int]:
-    """(CRC-32, size) of a file, read a MB at a time."""
+    """(CRC-32, size) of a file, read through one small buffer (the app's heap stays as it was)."""
     crc, size = 0, 0
-    with open(path, "rb") as f:
-        while block := f.read(_READ):
-            crc = zlib.crc32(block, crc)
-            size += len(block)
+    buffer = bytearray(_READ)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            crc = zlib.crc32(view[:n], crc)
+            size += n
     return crc, size
+
+
+def _fill(f: Any, view: memoryview) -> bool:
+    """Fill ``view`` from ``f`` (a read may return less than asked); False at the end of the file."""
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            return False
+        done += n
+    return True
 
 
 # ------------------------------------------------------------ the rows beside the CSV
@@ -162,17 +176,24 @@ class DayRows:
         except OSError:
             return False
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` as a (rows, width) float64 array."""
-        with open(self.path, "rb") as f:
+    def blocks(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Rows ``start:stop`` a block of up to ``CHUNK`` at a time: (first row, (rows, width)
+        float64 view). One buffer serves every block: it is overwritten by the next."""
+        buffer = np.empty((CHUNK, self.width))
+        with open(self.path, "rb", buffering=0) as f:
             f.seek(start * self.width * 8)
-            block = np.fromfile(f, dtype="<f8", count=(stop - start) * self.width)
-        if len(block) != (stop - start) * self.width:
-            raise OSError(f"{self.path} is shorter than its rows")
-        return block.reshape(stop - start, self.width)
+            for a in range(start, stop, CHUNK):
+                n = min(CHUNK, stop - a)
+                view = buffer[:n]
+                if not _fill(f, memoryview(view).cast("B")):
+                    raise OSError(f"{self.path} is shorter than its rows")
+                yield a, view
 
     def times(self) -> np.ndarray:
-        return np.concatenate([self.read(a, min(a + CHUNK, self.count))[:, 0].astype(np.int64) for a in range(0, self.count, CHUNK)] or [np.empty(0, np.int64)])
+        out = np.empty(self.count, dtype=np.int64)
+        for a, block in self.blocks(0, self.count):
+            out[a:a + len(block)] = block[:, 0]
+        return out
 
     def keep_from(self, first: int, csv_content: bytes) -> None:
         """After the CSV was rewritten to ``csv_content`` (its header and rows ``first`` on)."""
@@ -223,7 +244,7 @@ def roll(store: Any, today: date) -> None:
     for day, _, _ in groups:
         if day_path(store.data_dir, day).exists():
             raise NotHere(f"{day} has a day file to merge into")
-        if _month_parts(store.data_dir, day.year, day.month, skip=day) is None:
+        if not _month_fresh(store.data_dir, day):
             raise NotHere(f"the window's copies of {day:%Y-%m} are not all fresh")
     for day, lo, hi in groups:
         _write_day(store, rows, day, ts[lo:hi], lo, hi)
@@ -236,34 +257,40 @@ def roll(store: Any, today: date) -> None:
 
 def _write_day(store: Any, rows: DayRows, day: date, ts: np.ndarray, lo: int, hi: int) -> None:
     data_dir = store.data_dir
-    writer = parquet.Writer([(TIMESTAMP, parquet.TIMESTAMP_US), *((name, parquet.FLOAT64) for name in rows.names)])
-    parts = []
-    for a in range(lo, hi, CHUNK):
-        block = rows.read(a, min(a + CHUNK, hi))
-        t = block[:, 0].astype(np.int64)
-        columns = [block[:, 1 + i] for i in range(len(rows.names))]
-        writer.add_row_group([t, *columns])
-        parts.append(bins.aggregate(t, dict(zip(rows.names, columns)), bins.TIERS["minute"]))
-    data = writer.finish()
     path = day_path(data_dir, day)
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(path, data)
-    del data
-    try:  # from the disk's bytes: only rows found there leave the CSV
-        back = parquet.read_back(path.read_bytes(), writer, 0)
+    parts: dict[str, list[Any]] = {name: [] for name in rows.names}  # per metric: its minute bins of each block
+    with atomically(path) as sink:  # the pages go to disk as they are made
+        writer = parquet.Writer(sink, [(TIMESTAMP, parquet.TIMESTAMP_US), *((name, parquet.FLOAT64) for name in rows.names)])
+        for _, block in rows.blocks(lo, hi):
+            t = block[:, 0].astype(np.int64)
+            columns = [block[:, 1 + i] for i in range(len(rows.names))]
+            writer.add_row_group([t, *columns])
+            for name, values in zip(rows.names, columns):  # a metric at a time: a small peak
+                b, stats = bins.aggregate(t, {name: values}, bins.TIERS["minute"])
+                parts[name].append((b, stats[name]))
+            del columns
+        writer.finish()
+    try:  # from the disk: only rows found there leave the CSV
+        back = parquet.read_back(path, writer, 0)
     except ValueError:
         back = None
     if back is None or not np.array_equal(back, ts):
         remove_quietly(path)
         raise OSError(f"{path} did not read back as written")
-    minute_bins, minute_stats = bins.combine(*bins.concat_parts(parts, rows.names), bins.TIERS["minute"])
+    minute_bins, minute_stats = np.empty(0, np.int64), {}
+    for name in rows.names:  # blocks cut minutes: a minute two blocks share is combined
+        pieces = parts.pop(name)
+        joined = tuple(np.concatenate([p[1][i] for p in pieces]) for i in range(4))
+        minute_bins, stats = bins.combine(np.concatenate([p[0] for p in pieces]), {name: joined}, bins.TIERS["minute"])
+        minute_stats[name] = stats[name]
     sources = {day.isoformat(): bins.stamp(path)}
     target = bins.minute_path(data_dir, day)
     target.parent.mkdir(parents=True, exist_ok=True)
     replace_atomically(target, bins.tier_file(minute_bins, minute_stats, {"tier": "minute", "sources": sources}))
     if bins.cache_wanted("minute", day):
         bins.write_cache(bins.cache_path(data_dir, "minute", day), minute_bins, minute_stats, sources)
-    month = _month_parts(data_dir, day.year, day.month, skip=day)
+    month = _month_parts(data_dir, day)
     if month is None:  # checked before: a copy changed since
         raise OSError(f"the window's copies of {day:%Y-%m} changed during the rollover")
     parts_, month_sources = month
@@ -277,15 +304,28 @@ def _write_day(store: Any, rows: DayRows, day: date, ts: np.ndarray, lo: int, hi
     bins.write_cache(bins.cache_path(data_dir, "hour", (day.year, day.month)), hour_bins, hour_stats, month_sources)
 
 
-def _month_parts(data_dir: Path, year: int, month: int, skip: date) -> tuple[list[Any], dict[str, Any]] | None:
-    """The hour bins of every other day of the month that has a minute tier, each from the
+def _others(data_dir: Path, day: date) -> list[date]:
+    """The other days of ``day``'s month that have a minute tier."""
+    return [d for d in sorted(bins.minute_files(data_dir)) if (d.year, d.month) == (day.year, day.month) and d != day]
+
+
+def _month_fresh(data_dir: Path, day: date) -> bool:
+    """Every other day of the month has a whole copy of its minute tier, made from its day file
+    as it is (a look at each copy's header, not its values)."""
+    for other in _others(data_dir, day):
+        sources = bins.cache_intact(bins.cache_path(data_dir, "minute", other))
+        if sources is None or sources.get(other.isoformat()) != bins.stamp(day_path(data_dir, other)):
+            return False
+    return True
+
+
+def _month_parts(data_dir: Path, skip: date) -> tuple[list[Any], dict[str, Any]] | None:
+    """The hour bins of every other day of ``skip``'s month that has a minute tier, each from the
     window's copy of it (one day at a time: a month of minutes is never held), and their
     sources; None when a copy is missing or stale (the child rebuilds from the tier files)."""
     parts: list[Any] = []
     sources: dict[str, Any] = {}
-    for day in sorted(bins.minute_files(data_dir)):
-        if (day.year, day.month) != (year, month) or day == skip:
-            continue
+    for day in _others(data_dir, skip):
         copy = bins.read_cache(bins.cache_path(data_dir, "minute", day))
         if copy is None or copy[2].get(day.isoformat()) != bins.stamp(day_path(data_dir, day)):
             return None
@@ -296,17 +336,35 @@ def _month_parts(data_dir: Path, year: int, month: int, skip: date) -> tuple[lis
 
 def _cut_csv(store: Any, rows: DayRows, first: int) -> None:
     """The CSV with its header and rows ``first`` on (each row one line: ``matches`` said so)."""
-    with open(store.csv_path, "rb") as f:
-        header = f.readline()
-        for _ in range(first):
-            f.readline()
-        content = header + f.read()
+    content = last_lines(store.csv_path, rows.count - first)
     store._replace_csv(content)
     try:
         rows.keep_from(first, content)
     except OSError:
         rows.drop()
         store.rows = None
+
+
+def last_lines(path: Path, keep: int) -> bytes:
+    """The file's first line and its last ``keep`` lines (a CSV ending in a newline). Today's rows
+    are a few at midnight: they are found from the end of the file, not by reading the day."""
+    with open(path, "rb") as f:
+        header = f.readline()
+        end = f.seek(0, os.SEEK_END)
+        tail = b""
+        while tail.count(b"\n") <= keep and f.tell() > len(header):
+            step = min(_READ, f.tell() - len(header))
+            f.seek(-step, os.SEEK_CUR)
+            tail = f.read(step) + tail
+            f.seek(-step, os.SEEK_CUR)
+    cut = len(tail)
+    for _ in range(keep):  # back to the start of each kept line, from the newline that ends it
+        cut = tail.rfind(b"\n", 0, cut - 1) + 1 if cut > 1 else 0
+    rest = tail[cut:] if keep else b""
+    if rest.count(b"\n") != keep or end - len(rest) < len(header):
+        raise OSError(f"{path} has fewer lines than its rows")
+    return header + rest
+
 
 def retention(store: Any, today: date) -> None:
     """The store's retention, with the tiers of the days it removes: their minute tiers go, and

@@ -23,8 +23,10 @@ Imports numpy, zstandard and the standard library only.
 
 from __future__ import annotations
 
+import io
+import os
 import struct
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -171,12 +173,13 @@ def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> 
 
 
 class Writer:
-    """A Parquet file built in memory, a row group at a time; ``finish`` returns its bytes.
+    """A Parquet file written to ``sink`` (a binary file) a row group at a time: a day's pages
+    go to the file as they are made, never held together.
 
     ``columns``: (name, kind) with kind ``TIMESTAMP_US`` (int64 µs since the epoch, UTC),
     ``FLOAT64`` (NaN = null) or ``INT64``. ``metadata``: the file's key/value pairs."""
 
-    def __init__(self, columns: list[tuple[str, str]], metadata: dict[str, str] | None = None, level: int = 1) -> None:
+    def __init__(self, sink: BinaryIO, columns: list[tuple[str, str]], metadata: dict[str, str] | None = None, level: int = 1) -> None:
         import zstandard
 
         self.columns = [Column(name, kind) for name, kind in columns]
@@ -184,10 +187,12 @@ class Writer:
             raise ValueError("column names repeat")
         self.metadata = dict(metadata or {})
         self._compressor = zstandard.ZstdCompressor(level=level)
-        self._parts: list[bytes] = [MAGIC]
+        self._sink = sink
+        sink.write(MAGIC)
         self._offset = len(MAGIC)
         self._row_groups: list[Struct] = []
         self._rows = 0
+        self.size = 0  # the file's, once finished
         self.pages: list[list[tuple[int, int, int]]] = [[] for _ in self.columns]  # per column: (offset, header, size)
 
     def add_row_group(self, arrays: list[np.ndarray]) -> None:
@@ -202,7 +207,7 @@ class Writer:
         for i, (column, values) in enumerate(zip(self.columns, arrays)):
             body, chunk, size, head = _chunk(column, values, self._compressor, self._offset)
             self.pages[i].append((self._offset, head, len(body)))
-            self._parts.append(body)
+            self._sink.write(body)
             self._offset += len(body)
             total += size
             chunks.append(chunk)
@@ -212,7 +217,7 @@ class Writer:
         ))
         self._rows += n
 
-    def finish(self) -> bytes:
+    def finish(self) -> None:
         schema = [Struct((4, _BINARY, "schema"), (5, _I32, len(self.columns)))]
         for c in self.columns:
             fields: list[tuple[int, int, Any]] = [(1, _I32, _PHYSICAL[c.kind]), (3, _I32, _OPTIONAL), (4, _BINARY, c.name)]
@@ -226,30 +231,42 @@ class Writer:
             (5, _LIST, List(_STRUCT, kv)) if kv else (5, _LIST, None), (6, _BINARY, CREATED_BY),
             (7, _LIST, List(_STRUCT, [Struct((1, _STRUCT, Struct())) for _ in self.columns])),  # TYPE_ORDER for each
         ).encode()
-        return b"".join([*self._parts, footer, struct.pack("<i", len(footer)), MAGIC])
+        self._sink.write(footer + struct.pack("<i", len(footer)) + MAGIC)
+        self.size = self._offset + len(footer) + 8
 
 
-def read_back(data: bytes, writer: Writer, column: int) -> np.ndarray:
-    """A column of a file ``writer`` wrote, decoded from ``data`` (the file as read from disk) at
-    the places the writer put its pages: the check that what is on disk holds the rows. Nulls
-    are left out. Raises ValueError when the bytes are not what was written there."""
+def read_back(path: str | os.PathLike[str], writer: Writer, column: int) -> np.ndarray:
+    """A column of the file ``writer`` wrote, read from disk at the places the writer put its
+    pages and decoded: the check that what is on disk holds the rows, reading only that column.
+    Nulls are left out. Raises ValueError when the bytes there are not what was written."""
     import zstandard
 
-    if data[:4] != MAGIC or data[-4:] != MAGIC:
-        raise ValueError("not a Parquet file")
     kind = writer.columns[column].kind
     parts = []
-    for offset, head, size in writer.pages[column]:
-        raw = zstandard.ZstdDecompressor().decompress(data[offset + head: offset + size])
-        (levels,) = struct.unpack_from("<i", raw)
-        parts.append(np.frombuffer(raw, dtype="<f8" if kind == FLOAT64 else "<i8", offset=4 + levels))
+    decompressor = zstandard.ZstdDecompressor()
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size != writer.size or f.read(4) != MAGIC:
+            raise ValueError("not the file that was written")
+        f.seek(-4, os.SEEK_END)
+        if f.read(4) != MAGIC:
+            raise ValueError("not a whole Parquet file")
+        for offset, head, size in writer.pages[column]:
+            f.seek(offset + head)
+            try:
+                raw = decompressor.decompress(f.read(size - head))
+            except zstandard.ZstdError as exc:
+                raise ValueError(f"a page does not decompress: {exc}") from None
+            (levels,) = struct.unpack_from("<i", raw)
+            parts.append(np.frombuffer(raw, dtype="<f8" if kind == FLOAT64 else "<i8", offset=4 + levels))
     return np.concatenate(parts) if parts else np.empty(0)
 
 
 def write_bytes(columns: list[tuple[str, str]], arrays: list[np.ndarray], metadata: dict[str, str] | None = None, row_group: int = 65536) -> bytes:
-    """A whole file from whole columns, ``row_group`` rows to a group."""
-    writer = Writer(columns, metadata)
+    """A whole file from whole columns, ``row_group`` rows to a group, in memory."""
+    sink = io.BytesIO()
+    writer = Writer(sink, columns, metadata)
     n = len(arrays[0]) if arrays else 0
     for start in range(0, n, row_group):
         writer.add_row_group([a[start:start + row_group] for a in arrays])
-    return writer.finish()
+    writer.finish()
+    return sink.getvalue()
