@@ -7,11 +7,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -336,3 +341,101 @@ def test_the_writer_refuses_what_it_does_not_write() -> None:
         parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64), ("a", parquet.FLOAT64)])
     with pytest.raises(ValueError):
         parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64)]).add_row_group([np.zeros(3), np.zeros(3)])
+
+
+# ------------------------------------------------------------ kill -9 during midnight in the app
+
+_RECORDER = r"""
+import sys, time
+from datetime import datetime, timedelta
+from pathlib import Path
+from trayapp import dataset_jobs
+from trayapp.model import Sample
+from trayapp.store import Store
+data_dir, midnight = Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
+store = Store(data_dir, jobs=dataset_jobs.run, minutes=True)
+store.open_writer(midnight - timedelta(seconds=1))
+print("ready" if store.rows is not None else "no rows file", flush=True)
+sys.stdin.readline()
+t = midnight
+while True:  # the midnight, then today's samples as fast as they come
+    store.append(Sample(t, 1.0, 2.0, 3.0))
+    t += timedelta(seconds=1)
+    time.sleep(0.001)
+"""
+
+
+def _stamps(data_dir: Path) -> tuple[set[int], int]:
+    """Every timestamp on disk (µs; the day files through DuckDB, the CSV's complete lines) and
+    how many rows the day files hold."""
+    files = sorted(str(p) for p in (data_dir / "Monitoring").glob("Year=*/Month=*/*.parquet"))
+    seen: set[int] = set()
+    rows = 0
+    if files:
+        stamps = [r[0] for r in duckdb.sql(f"select epoch_us(timestamp) from read_parquet({files!r}, union_by_name = true)").fetchall()]
+        rows = len(stamps)
+        seen.update(stamps)
+    data = (data_dir / "csv_dump" / "daily_dump.csv").read_bytes()
+    for line in data[: data.rfind(b"\n") + 1].decode().splitlines()[1:]:
+        seen.add(round(datetime.fromisoformat(line.split(",")[0]).timestamp() * 1_000_000))
+    return seen, rows
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _until(predicate: Any, rng: Any) -> None:
+    """Poll ``predicate`` tightly (2 s at most); none: a random moment in the first 0.15 s."""
+    if predicate is None:
+        time.sleep(rng.uniform(0.0, 0.15))
+        return
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.0002)
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
+def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path) -> None:
+    rng = random.Random(20261129)
+    folder = lambda day: day_path(data_dir, day).parent  # noqa: E731
+    signs = [  # kill the moment midnight is at each of its steps (tens of milliseconds in all), or at random
+        lambda day: lambda: any(n.startswith(f".{day.day}.parquet.") for n in _names(folder(day))),  # the day file half written
+        lambda day: lambda: day_path(data_dir, day).exists(),  # the day file in place, the CSV not cut yet
+        lambda day: lambda: bins.minute_path(data_dir, day).exists(),  # its minute tier in place
+        lambda day: None,
+    ]
+    expected: set[int] = set()
+    for k in range(8):
+        day = TODAY - timedelta(days=3 + 2 * k)
+        recorder(data_dir, at(TODAY)).close()  # a clean start rolls whatever the last round left
+        start = datetime(day.year, day.month, day.day, tzinfo=BERLIN)
+        lines = [(start + timedelta(seconds=2 * i)).isoformat(timespec="microseconds") + f",{i % 100}.0,50.0,70.0" for i in range(43_199)]
+        (data_dir / "csv_dump" / "daily_dump.csv").write_text("timestamp,cpu_percent,memory_percent,disk_percent\n" + "\n".join(lines) + "\n")
+        expected |= {round(datetime.fromisoformat(line.split(",")[0]).timestamp() * 1_000_000) for line in lines}
+        midnight_at = datetime.combine(day + timedelta(days=1), datetime.min.time(), BERLIN).isoformat()
+        with subprocess.Popen([sys.executable, "-c", _RECORDER, str(data_dir), midnight_at], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, start_new_session=True, text=True) as proc:
+            try:
+                assert proc.stdout is not None and proc.stdin is not None
+                assert proc.stdout.readline().strip() == "ready"
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                _until(signs[k % len(signs)](day), rng)
+            finally:
+                os.killpg(proc.pid, signal.SIGKILL)
+        seen, _ = _stamps(data_dir)
+        assert not expected - seen, f"round {k}: {len(expected - seen)} row(s) lost by the kill"
+        expected |= seen
+        store = recorder(data_dir, at(TODAY))  # the next start mends what the kill left
+        store.close()
+        seen, rows = _stamps(data_dir)
+        assert not expected - seen, f"round {k}: {len(expected - seen)} row(s) lost after the restart"
+        assert rows == len(seen), f"round {k}: {rows - len(seen)} row(s) doubled in the day files"
+        # the day's tiers count exactly its rows: no half tier, none stale
+        tier = pq.read_table(bins.minute_path(data_dir, day), columns=["cpu_percent_count"])
+        assert sum(tier.column(0).to_pylist()) == pq.read_metadata(day_path(data_dir, day)).num_rows == 43_199
+    assert not list(data_dir.rglob("*.tmp"))
