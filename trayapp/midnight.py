@@ -98,12 +98,16 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
     if len(ts) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
         return None
     names = [n for n in table.column_names if n != TIMESTAMP]
-    block = np.empty((len(ts), 1 + len(names)))
-    block[:, 0] = ts
-    for i, name in enumerate(names):
-        block[:, 1 + i] = floats(table.column(name))
+    columns = [floats(table.column(name)) for name in names]
     crc, size = crc_of(csv_path)
-    replace_atomically(path, block.tobytes(), durable=False)
+    with atomically(path, durable=False) as f:  # a block at a time: a day of 25 metrics is 18 MB as one
+        block = np.empty((CHUNK, 1 + len(names)))
+        for a in range(0, len(ts), CHUNK):
+            n = min(CHUNK, len(ts) - a)
+            block[:n, 0] = ts[a:a + n]
+            for i, values in enumerate(columns):
+                block[:n, 1 + i] = values[a:a + n]
+            f.write(block[:n].tobytes())
     return {"names": names, "count": len(ts), "crc": crc, "size": size}
 
 
