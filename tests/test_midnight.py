@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -439,3 +440,31 @@ def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: P
         tier = pq.read_table(bins.minute_path(data_dir, day), columns=["cpu_percent_count"])
         assert sum(tier.column(0).to_pylist()) == pq.read_metadata(day_path(data_dir, day)).num_rows == 43_199
     assert not list(data_dir.rglob("*.tmp"))
+
+
+def test_zero_statistics_are_written_as_the_spec_says(tmp_path: Path) -> None:
+    # a zero min is -0.0 and a zero max +0.0 whichever zeros the page holds (readers compare with them)
+    for values in ([-0.0, -0.0], [0.0, 0.0], [-1.0, -0.0], [0.0, 2.0]):
+        path = tmp_path / "z.parquet"
+        path.write_bytes(parquet.write_bytes([("v", parquet.FLOAT64)], [np.array(values)]))
+        stats = pq.ParquetFile(path).metadata.row_group(0).column(0).statistics
+        arrow = tmp_path / "a.parquet"
+        pq.write_table(pa.table({"v": pa.array(values)}), arrow)
+        expected = pq.ParquetFile(arrow).metadata.row_group(0).column(0).statistics
+        assert (math.copysign(1, stats.min), stats.min, math.copysign(1, stats.max), stats.max) == (
+            math.copysign(1, expected.min), expected.min, math.copysign(1, expected.max), expected.max), values
+
+
+@pytest.mark.parametrize("first, then", [
+    (datetime(1969, 12, 31, 12, tzinfo=timezone.utc), datetime(1970, 1, 2, 12, tzinfo=timezone.utc)),
+    (datetime(2200, 1, 1, 12, tzinfo=timezone.utc), datetime(2200, 1, 2, 12, tzinfo=timezone.utc)),
+])
+def test_a_clock_far_off_goes_to_the_child_which_keeps_its_rows_aside(tmp_path: Path, first: datetime, then: datetime, caplog: pytest.LogCaptureFixture) -> None:
+    store = recorder(tmp_path, first)
+    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+        for t in (first, first + timedelta(seconds=1), then):
+            assert store.append(Sample(t, 1.0, 2.0, 3.0))
+    assert "before 1970 or after 2199" in caplog.text
+    assert not list((tmp_path / "Monitoring").rglob("*.parquet"))  # no day file of a year the store does not read
+    assert list((tmp_path / "csv_dump").glob(".rejected-*.csv"))  # the bytes kept, as the child keeps them
+    store.close()

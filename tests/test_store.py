@@ -345,6 +345,31 @@ def test_a_full_disk_loses_the_sample_not_the_program_or_the_file(data_dir: Path
     store.close()
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
+def test_a_full_disk_while_the_header_is_written_leaves_no_headless_rows(data_dir: Path) -> None:
+    import resource
+
+    t0 = local(2026, 3, 10, 12)
+    store = opened(data_dir, t0)  # a new folder: the first sample writes the header
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10, old_limit[1]))  # not even the header fits
+        try:
+            assert store.append(sample(t0)) is False
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+    finally:
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert store.append(sample(t0 + timedelta(seconds=1)))  # space again: the header first, then the row
+    assert store.csv_path.read_bytes().startswith(b"timestamp,")
+    store.close()
+    again = opened(data_dir, t0 + timedelta(seconds=2))  # the next start reads it, sets nothing aside
+    assert not list(store.csv_path.parent.glob("*unreadable*"))
+    again.close()
+    assert Store(data_dir).read(None, None).num_rows == 1
+
+
 # ------------------------------------------------- the recorder's Arrow work in a child process
 
 

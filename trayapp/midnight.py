@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from trayapp import bins, parquet
-from trayapp.files import EARLIEST, TIMESTAMP, _micros, day_path
+from trayapp.files import _EARLIEST_US, _LATEST_US, EARLIEST, TIMESTAMP, _micros, day_path
 from trayapp.jsonfile import atomically, remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.store")
@@ -234,6 +234,8 @@ def roll(store: Any, today: date) -> None:
     ts = rows.times()
     if len(ts) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
         raise NotHere("rows out of order")
+    if len(ts) and (ts[0] < _EARLIEST_US or ts[-1] >= _LATEST_US):
+        raise NotHere("a time before 1970 or after 2199 (a clock far off): such rows are kept aside")
     tz = store._tz
     n = len(ts)
     keys = range(n)

@@ -151,7 +151,10 @@ def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> 
     stats = None
     if len(data):
         fmt = "<d" if column.kind == FLOAT64 else "<q"
-        low, high = struct.pack(fmt, data.min()), struct.pack(fmt, data.max())
+        low, high = data.min(), data.max()
+        if column.kind == FLOAT64:  # the spec: a zero min is written -0.0 and a zero max +0.0, whichever zeros are there
+            low, high = (-0.0 if low == 0 else low), (0.0 if high == 0 else high)
+        low, high = struct.pack(fmt, low), struct.pack(fmt, high)
         # min and max twice: the deprecated fields for old readers, min_value/max_value for new
         stats = Struct((1, _BINARY, high), (2, _BINARY, low), (3, _I64, n - len(data)), (5, _BINARY, high), (6, _BINARY, low))
     else:
@@ -213,7 +216,7 @@ class Writer:
             chunks.append(chunk)
         self._row_groups.append(Struct(
             (1, _LIST, List(_STRUCT, chunks)), (2, _I64, total), (3, _I64, n),
-            (5, _I64, start), (6, _I64, self._offset - start), (7, _I32, len(self._row_groups)),
+            (5, _I64, start), (6, _I64, self._offset - start),
         ))
         self._rows += n
 

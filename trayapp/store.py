@@ -344,9 +344,9 @@ class Store:
         if not self._header:
             if self._size:
                 raise StoreError("CSV has rows but no header")
-            self._header = header
             line = (",".join(header) + "\n").encode()
             self._write(line)
+            self._header = header  # only once written: a full disk here must not leave rows without a header
             if self.rows is not None and not self.rows.begin(line, header[1:]):
                 self.rows = None
             return
