@@ -165,7 +165,8 @@ def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog
     assert rollups.ensure(a) == 0
 
 
-def test_the_app_never_loads_arrow_nor_starts_a_child_at_midnight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("minutes", [True, False])  # the tray app; run --headless
+def test_a_recorder_never_loads_arrow_nor_starts_a_child_at_midnight(tmp_path: Path, minutes: bool) -> None:
     a = tmp_path / "data"
     history_before(a)
     start, stop = at(D, 23, 50), at(D + timedelta(days=1), 0, 5)
@@ -176,7 +177,7 @@ from pathlib import Path
 from trayapp import dataset_jobs
 from trayapp.model import Sample
 from trayapp.store import Store
-store = Store(Path({str(a)!r}), jobs=dataset_jobs.run, minutes=True)  # as the tray app makes it
+store = Store(Path({str(a)!r}), jobs=dataset_jobs.run, minutes={minutes})  # as the tray app (minutes) and run --headless make it
 store.open_writer(datetime.fromisoformat({start.isoformat()!r}))  # the start-up child
 dataset_jobs.child_command = lambda: [sys.executable, "-c", "raise SystemExit('a child was started')"]
 t = datetime.fromisoformat({start.isoformat()!r})

@@ -383,7 +383,7 @@ def test_in_child_rollover_and_seeding_match_in_process(data_dir: Path, tmp_path
     assert (data_dir / "Monitoring" / "Year=2026" / "Month=3" / "9.parquet").exists()
     assert store._min_day == date(2026, 3, 10)
     store.append(sample(local(2026, 3, 10, 12)))
-    store.append(sample(local(2026, 3, 11, 0, 1)))  # midnight: the child rolls the 10th over
+    store.append(sample(local(2026, 3, 11, 0, 1)))  # midnight: the recorder rolls the 10th over itself (trayapp.midnight)
     assert pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet").num_rows == 62
     store.append(sample(local(2026, 3, 11, 0, 2)))  # and the parent appends to the new CSV
     assert read_csv(store.csv_path).num_rows == 2
@@ -403,6 +403,7 @@ def test_a_failing_child_rollover_keeps_recording(data_dir: Path, monkeypatch: p
     store = Store(data_dir, jobs=dataset_jobs.run)
     store.open_writer(local(2026, 3, 10, 23))
     store.append(sample(local(2026, 3, 10, 23)))
+    store._drop_rows()  # a midnight the recorder cannot do itself (trayapp.midnight): the child's
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('no space left', file=sys.stderr); sys.exit(1)"])
     with caplog.at_level(logging.WARNING):
         assert store.append(sample(local(2026, 3, 11, 0, 1)))

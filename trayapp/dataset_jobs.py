@@ -76,14 +76,15 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
     min_day = store.maintain(date.fromisoformat(job["today"]))
     meta: dict[str, Any] = {"min_day": min_day.isoformat() if min_day else None}
     arrays: dict[str, np.ndarray] = {}
-    if not (job.get("minutes") or job.get("seed")):
+    if not (job.get("minutes") or job.get("seed") or job.get("rows")):
         return meta, arrays
     from trayapp import bins, history
 
     content = parse_csv(store.csv_path, keep_lines=True)  # the CSV left after the rollover, parsed once for all
     csv_table = content.table if content is not None else None
-    if job.get("minutes"):  # as minute bins (``Store.minutes``), and the rows file for midnight
+    if job.get("minutes"):  # as minute bins (``Store.minutes``)
         meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"], csv_table))
+    if job.get("rows"):  # and as the rows file for a midnight without Arrow
         from trayapp.midnight import write_rows
 
         meta["rows"] = write_rows(store.csv_path, content)

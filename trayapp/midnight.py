@@ -1,8 +1,9 @@
-"""Midnight's rollover done by the tray app itself, with no Arrow and no child process.
+"""Midnight's rollover done by the recorder itself (the tray app, ``run --headless``), with no
+Arrow and no child process.
 
-The store's rollover reads the CSV with Arrow, which a process keeps (~40 MB) once loaded; so the
-tray app hands it to a one-shot child, which holds ~110 MB for a third of a second beside the app.
-For the usual midnight that is not needed: the app wrote every row of the CSV itself. So, as it
+The store's rollover reads the CSV with Arrow, which a process keeps (~40 MB) once loaded; so a
+long-running recorder hands it to a one-shot child, which holds 110-180 MB for half a second beside
+it. For the usual midnight that is not needed: the recorder wrote every row of the CSV. So, as it
 appends a row, it also appends the row's numbers, as float64, to ``csv_dump/.daily_dump.rows``
 (``DayRows``; the start-up child writes the file for the rows that were there). At midnight:
 

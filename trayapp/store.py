@@ -158,6 +158,7 @@ class Store:
             job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
         if self.keep_minutes:
             job["minutes"] = True
+        job["rows"] = True  # the rows file: midnight without Arrow, in this process (``midnight``)
         meta, arrays = self.jobs(job)
         self._rows_info = meta.get("rows")
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
