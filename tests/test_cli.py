@@ -166,7 +166,7 @@ def test_headless_logs_a_transition_from_seeded_history(data_dir: Path) -> None:
 def test_doctor_reports_each_part(data_dir: Path) -> None:
     done = run_cli("--data-dir", str(data_dir), "doctor", env={"DISPLAY": ""})
     lines = done.stdout.splitlines()
-    for part in ("config", "data", "gpu", "tray", "slack"):
+    for part in ("config", "data", "midnight", "gpu", "tray", "slack"):
         assert any(line[5:].startswith(part) for line in lines), (part, done.stdout)
     assert "no display" in done.stdout
     assert done.returncode == 0

@@ -130,6 +130,8 @@ def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog
     # every file of the dataset together, as a reader of the contract opens it
     dataset = "select count(*) from read_parquet('{}/Monitoring/*/*/*.parquet', hive_partitioning = true)"
     assert duckdb.sql(dataset.format(a)).fetchall() == duckdb.sql(dataset.format(b)).fetchall()
+    # and through trayapp's own reader (status, export, the rules' seed), the day files of both writers together
+    assert Store(a).read(None, None).equals(Store(b).read(None, None))
     # the tiers and the window's copies of them
     assert_tiers_equal(bins.minute_path(a, D), bins.minute_path(b, D))
     assert_tiers_equal(bins.hour_path(a, D.year, D.month), bins.hour_path(b, D.year, D.month))

@@ -44,9 +44,10 @@ def test_built_binary_doctor(built: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("trayapp 0.1.0 on Python")
-    for part in ("config", "data", "gpu", "tray", "slack"):
+    for part in ("config", "data", "midnight", "gpu", "tray", "slack"):
         assert any(line[5:].startswith(part) for line in lines), part
     assert lines[-1] == "all good" and "Traceback" not in done.stderr
+    assert any(line.startswith("ok   midnight") for line in lines), lines  # zstandard is in the bundle
 
 
 def test_built_binary_records_headless(built: Path, tmp_path: Path) -> None:
