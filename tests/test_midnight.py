@@ -334,8 +334,28 @@ def test_the_writer_round_trips_through_arrow_and_duckdb(tmp_path: Path, n: int)
         if len(values):
             assert (stats.min, stats.max) == (values.min(), values.max())
         assert meta.row_group(g).column(0).statistics.min == expected.column(0)[g * 4096].as_py()
-    got = duckdb.sql(f"select count(*), count(\"some\"), sum(\"count\"::hugeint), max(timestamp) from read_parquet('{path}')").fetchall()[0]
+    got = duckdb.sql(f"select count(*), count(\"some\"), sum(\"count\"::hugeint), sum(\"some\"), max(timestamp) from read_parquet('{path}')").fetchall()[0]
     assert got[:3] == (n, int((~np.isnan(some)).sum()), int(count.sum(dtype=object)) if n else None)
+    assert got[3] == (pytest.approx(float(np.nansum(some)), rel=1e-9) if n and not np.isnan(some).all() else None)  # values, not only counts
+
+
+@pytest.mark.parametrize("distinct", [1, 2, 3, 255, 256, 257, parquet.DICTIONARY_MAX, parquet.DICTIONARY_MAX + 1])
+def test_dictionary_pages_read_back_bit_for_bit(tmp_path: Path, distinct: int) -> None:
+    # a dictionary per column chunk where values repeat (a percentage to one decimal): each index
+    # width, the largest dictionary, one value past it (plain then); -0.0 and 0.0 are two values
+    rng = np.random.default_rng(distinct)
+    pool = np.concatenate([[-0.0, 0.0], np.arange(distinct) * 0.1 + 1])[:distinct]
+    values = np.concatenate([pool, pool[rng.integers(0, distinct, 3 * parquet.DICTIONARY_MAX)]])  # each value at least once
+    values = np.insert(values, np.arange(0, len(values), 10), np.nan)[rng.permutation(len(values) + (len(values) + 9) // 10)]
+    path = tmp_path / "d.parquet"
+    path.write_bytes(parquet.write_bytes([("v", parquet.FLOAT64)], [values], row_group=len(values)))
+    meta = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    assert meta.has_dictionary_page == (distinct <= parquet.DICTIONARY_MAX)
+    back = pq.read_table(path).column("v").to_numpy(zero_copy_only=False)
+    np.testing.assert_array_equal(np.signbit(back), np.signbit(values))
+    np.testing.assert_array_equal(back, values)  # NaN where null
+    got = duckdb.sql(f"select count(v), sum(v) from read_parquet('{path}')").fetchall()[0]
+    assert got[0] == int((~np.isnan(values)).sum()) and got[1] == pytest.approx(float(np.nansum(values)), rel=1e-12)
 
 
 def test_the_writer_refuses_what_it_does_not_write() -> None:

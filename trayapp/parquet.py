@@ -35,9 +35,10 @@ FLOAT64 = "float64"
 INT64 = "int64"
 _PHYSICAL = {TIMESTAMP_US: 2, INT64: 2, FLOAT64: 5}  # Type: INT64, DOUBLE
 _OPTIONAL = 1  # FieldRepetitionType
-_PLAIN, _RLE = 0, 3  # Encoding
+_PLAIN, _RLE, _RLE_DICTIONARY = 0, 3, 8  # Encoding
 _ZSTD = 6  # CompressionCodec
-_DATA_PAGE = 0  # PageType
+_DATA_PAGE, _DICTIONARY_PAGE = 0, 2  # PageType
+DICTIONARY_MAX = 4096  # distinct values a column chunk's dictionary may hold (Arrow's limit is 1 MB of them)
 _TIMESTAMP_MICROS = 10  # ConvertedType
 MAGIC = b"PAR1"
 CREATED_BY = "trayapp parquet writer version 1"
@@ -135,20 +136,75 @@ class Column:
         self.name, self.kind = name, kind
 
 
-def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> tuple[bytes, Struct, int, int]:
-    """One column chunk (a single data page): its bytes, its ColumnChunk, its uncompressed size,
-    the length of its page header."""
+def _dictionary(data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(distinct values, each value's index into them) when a dictionary is worth it (at most
+    ``DICTIONARY_MAX`` values and half as many as there are values), else None. Values are told
+    apart by their bits, so -0.0 stays -0.0; no ``np.unique`` (it imports numpy.ma)."""
+    if len(data) < 16:
+        return None
+    bits = data.view(np.int64)
+    order = np.argsort(bits)
+    ordered = bits[order]
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    distinct = ordered[first]
+    if len(distinct) > min(DICTIONARY_MAX, len(data) // 2):
+        return None
+    index = np.empty(len(bits), dtype=np.uint32)
+    index[order] = np.cumsum(first) - 1
+    return distinct.view(np.float64), index
+
+
+def _indices(index: np.ndarray, count: int) -> bytes:
+    """Dictionary indices as the RLE / bit-packed hybrid after their bit width (one byte): one
+    bit-packed run, each index in ``width`` bits, least significant first."""
+    width = max(1, int(count - 1).bit_length())
+    padded = np.zeros((len(index) + 7) // 8 * 8, dtype=np.uint32)
+    padded[: len(index)] = index
+    bits = ((padded[:, None] >> np.arange(width, dtype=np.uint32)) & 1).astype(np.uint8)
+    return bytes([width]) + _varint((len(padded) // 8 << 1) | 1) + np.packbits(bits.ravel(), bitorder="little").tobytes()
+
+
+def _page(kind: int, raw: bytes, compressor: Any, header: tuple[int, int, Struct]) -> tuple[bytes, int, int]:
+    """A page: its header and its compressed body; the header's length; its size uncompressed."""
+    packed = compressor.compress(raw)
+    head = Struct((1, _I32, kind), (2, _I32, len(raw)), (3, _I32, len(packed)), header).encode()
+    return head + packed, len(head), len(head) + len(raw)
+
+
+def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> tuple[bytes, Struct, int, int, int]:
+    """One column chunk (a dictionary page when one pays, then a single data page): its bytes,
+    its ColumnChunk, its uncompressed size, and where its data page starts within it and the
+    length of that page's header."""
     if column.kind == FLOAT64:
         values = np.ascontiguousarray(values, dtype="<f8")
         present = ~np.isnan(values)
         data = values[present] if not present.all() else values
+        dictionary = _dictionary(data)
     else:
         data = np.ascontiguousarray(values, dtype="<i8")
         present = np.ones(len(data), dtype=bool)
-    raw = _levels(present) + data.tobytes()
-    packed = compressor.compress(raw)
+        dictionary = None  # times and counts: nearly all distinct
     n = len(values)
-    stats = None
+    pages = b""
+    dictionary_offset = None
+    uncompressed = 0
+    if dictionary is not None:
+        distinct, index = dictionary
+        dictionary_header = (7, _STRUCT, Struct((1, _I32, len(distinct)), (2, _I32, _PLAIN)))
+        pages, _, uncompressed = _page(_DICTIONARY_PAGE, distinct.tobytes(), compressor, dictionary_header)
+        dictionary_offset = offset
+        raw = _levels(present) + _indices(index, len(distinct))
+        encoding, encodings = _RLE_DICTIONARY, [_PLAIN, _RLE, _RLE_DICTIONARY]
+    else:
+        raw = _levels(present) + data.tobytes()
+        encoding, encodings = _PLAIN, [_PLAIN, _RLE]
+    data_header = (5, _STRUCT, Struct((1, _I32, n), (2, _I32, encoding), (3, _I32, _RLE), (4, _I32, _RLE)))
+    page, head, size = _page(_DATA_PAGE, raw, compressor, data_header)
+    data_at = len(pages)
+    uncompressed += size
+    body = pages + page
     if len(data):
         fmt = "<d" if column.kind == FLOAT64 else "<q"
         low, high = data.min(), data.max()
@@ -159,17 +215,12 @@ def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> 
         stats = Struct((1, _BINARY, high), (2, _BINARY, low), (3, _I64, n - len(data)), (5, _BINARY, high), (6, _BINARY, low))
     else:
         stats = Struct((3, _I64, n))
-    header = Struct(
-        (1, _I32, _DATA_PAGE), (2, _I32, len(raw)), (3, _I32, len(packed)),
-        (5, _STRUCT, Struct((1, _I32, n), (2, _I32, _PLAIN), (3, _I32, _RLE), (4, _I32, _RLE))),
-    ).encode()
-    body = header + packed
     meta = Struct(
-        (1, _I32, _PHYSICAL[column.kind]), (2, _LIST, List(_I32, [_PLAIN, _RLE])), (3, _LIST, List(_BINARY, [column.name])),
-        (4, _I32, _ZSTD), (5, _I64, n), (6, _I64, len(header) + len(raw)), (7, _I64, len(body)), (9, _I64, offset),
-        (12, _STRUCT, stats),
+        (1, _I32, _PHYSICAL[column.kind]), (2, _LIST, List(_I32, encodings)), (3, _LIST, List(_BINARY, [column.name])),
+        (4, _I32, _ZSTD), (5, _I64, n), (6, _I64, uncompressed), (7, _I64, len(body)), (9, _I64, offset + data_at),
+        (11, _I64, dictionary_offset), (12, _STRUCT, stats),
     )
-    return body, Struct((2, _I64, offset), (3, _STRUCT, meta)), len(header) + len(raw), len(header)
+    return body, Struct((2, _I64, offset), (3, _STRUCT, meta)), uncompressed, data_at, head
 
 
 # ------------------------------------------------------------ files
@@ -208,8 +259,8 @@ class Writer:
             return
         start, total, chunks = self._offset, 0, []
         for i, (column, values) in enumerate(zip(self.columns, arrays)):
-            body, chunk, size, head = _chunk(column, values, self._compressor, self._offset)
-            self.pages[i].append((self._offset, head, len(body)))
+            body, chunk, size, data_at, head = _chunk(column, values, self._compressor, self._offset)
+            self.pages[i].append((self._offset + data_at, head, len(body) - data_at))
             self._sink.write(body)
             self._offset += len(body)
             total += size
