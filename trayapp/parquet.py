@@ -35,7 +35,7 @@ FLOAT64 = "float64"
 INT64 = "int64"
 _PHYSICAL = {TIMESTAMP_US: 2, INT64: 2, FLOAT64: 5}  # Type: INT64, DOUBLE
 _OPTIONAL = 1  # FieldRepetitionType
-_PLAIN, _RLE, _RLE_DICTIONARY = 0, 3, 8  # Encoding
+_PLAIN, _PLAIN_DICTIONARY, _RLE = 0, 2, 3  # Encoding (PLAIN_DICTIONARY: a format 1 file's dictionary pages, as Arrow writes them)
 _ZSTD = 6  # CompressionCodec
 _DATA_PAGE, _DICTIONARY_PAGE = 0, 2  # PageType
 DICTIONARY_MAX = 4096  # distinct values a column chunk's dictionary may hold (Arrow's limit is 1 MB of them)
@@ -192,11 +192,11 @@ def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> 
     uncompressed = 0
     if dictionary is not None:
         distinct, index = dictionary
-        dictionary_header = (7, _STRUCT, Struct((1, _I32, len(distinct)), (2, _I32, _PLAIN)))
+        dictionary_header = (7, _STRUCT, Struct((1, _I32, len(distinct)), (2, _I32, _PLAIN_DICTIONARY)))
         pages, _, uncompressed = _page(_DICTIONARY_PAGE, distinct.tobytes(), compressor, dictionary_header)
         dictionary_offset = offset
         raw = _levels(present) + _indices(index, len(distinct))
-        encoding, encodings = _RLE_DICTIONARY, [_PLAIN, _RLE, _RLE_DICTIONARY]
+        encoding, encodings = _PLAIN_DICTIONARY, [_PLAIN_DICTIONARY, _RLE]
     else:
         raw = _levels(present) + data.tobytes()
         encoding, encodings = _PLAIN, [_PLAIN, _RLE]
@@ -247,7 +247,7 @@ class Writer:
         self._row_groups: list[Struct] = []
         self._rows = 0
         self.size = 0  # the file's, once finished
-        self.pages: list[list[tuple[int, int, int]]] = [[] for _ in self.columns]  # per column: (offset, header, size)
+        self.pages: list[list[tuple[int, int, int, bool]]] = [[] for _ in self.columns]  # per column: its data pages' (offset, header, size, dictionary?)
 
     def add_row_group(self, arrays: list[np.ndarray]) -> None:
         if len(arrays) != len(self.columns):
@@ -260,7 +260,7 @@ class Writer:
         start, total, chunks = self._offset, 0, []
         for i, (column, values) in enumerate(zip(self.columns, arrays)):
             body, chunk, size, data_at, head = _chunk(column, values, self._compressor, self._offset)
-            self.pages[i].append((self._offset + data_at, head, len(body) - data_at))
+            self.pages[i].append((self._offset + data_at, head, len(body) - data_at, data_at > 0))
             self._sink.write(body)
             self._offset += len(body)
             total += size
@@ -292,10 +292,13 @@ class Writer:
 def read_back(path: str | os.PathLike[str], writer: Writer, column: int) -> np.ndarray:
     """A column of the file ``writer`` wrote, read from disk at the places the writer put its
     pages and decoded: the check that what is on disk holds the rows, reading only that column.
-    Nulls are left out. Raises ValueError when the bytes there are not what was written."""
+    Nulls are left out. Raises ValueError when the bytes there are not what was written, or the
+    column has dictionary pages (the times and counts never do)."""
     import zstandard
 
     kind = writer.columns[column].kind
+    if any(dictionary for *_, dictionary in writer.pages[column]):
+        raise ValueError(f"column {writer.columns[column].name!r} has dictionary pages: read_back reads plain ones only (the times)")
     parts = []
     decompressor = zstandard.ZstdDecompressor()
     with open(path, "rb") as f:
@@ -304,7 +307,7 @@ def read_back(path: str | os.PathLike[str], writer: Writer, column: int) -> np.n
         f.seek(-4, os.SEEK_END)
         if f.read(4) != MAGIC:
             raise ValueError("not a whole Parquet file")
-        for offset, head, size in writer.pages[column]:
+        for offset, head, size, _ in writer.pages[column]:
             f.seek(offset + head)
             try:
                 raw = decompressor.decompress(f.read(size - head))
