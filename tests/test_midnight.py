@@ -252,22 +252,27 @@ def test_a_failure_half_way_loses_and_doubles_nothing(tmp_path: Path, monkeypatc
     store.close()
 
 
-def test_a_new_column_mid_day_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_gpu_that_appears_mid_day_widens_the_rows_and_midnight_stays_in_the_app(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from trayapp.model import GpuReading
 
-    a = tmp_path / "data"
-    history_before(a)
-    store = recorder(a, at(D, 23))
-    feed(store, at(D, 23), at(D, 23, 30), 60)
-    store.append(Sample(at(D, 23, 45), 1.0, 2.0, 3.0, gpus=(GpuReading(0, "H100", 50.0, 10.0, 1000.0, 80000.0, 40.0, 300.0),)))  # a GPU appeared
-    assert store.rows is None
+    a, b = twin(tmp_path)
+    stores = {"here": recorder(a, at(D, 23)), "child": recorder(b, at(D, 23))}
+    gpu = (GpuReading(0, "H100", 50.0, 10.0, 1000.0, 80000.0, 40.0, 300.0),)
     with caplog.at_level(logging.INFO, logger="trayapp.store"):
-        feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 60)
-    assert "goes to a child" not in caplog.text  # no rows file: straight to the child
+        for name, store in stores.items():
+            feed(store, at(D, 23), at(D, 23, 30), 60, child=name == "child")
+            assert store.append(Sample(at(D, 23, 45), 1.0, 2.0, 3.0, gpus=gpu))  # a GPU appeared: the CSV gets its columns
+            feed(store, at(D, 23, 46), at(D + timedelta(days=1), 0, 1), 60, child=name == "child")
+    assert "goes to a child" not in caplog.text and "stopped" not in caplog.text
+    here = stores["here"]
+    assert pq.ParquetFile(day_path(a, D)).metadata.created_by == parquet.CREATED_BY  # the app's own midnight
     table = read(day_path(a, D))
-    assert table.num_rows == 31 and table.column("gpu0_util_percent").to_pylist()[-1] == 50.0
-    assert store.rows is not None  # the child wrote one of the new width
-    store.close()
+    assert table.equals(read(day_path(b, D))) and table.num_rows == 30 + 1 + 14
+    assert table.column("gpu0_util_percent").to_pylist()[30] == 50.0 and table.column("gpu0_util_percent").null_count == 44
+    assert here.csv_path.read_bytes() == stores["child"].csv_path.read_bytes()
+    assert here.rows is not None and here.rows.names == here._header[1:]
+    for store in stores.values():
+        store.close()
 
 
 def test_retention_in_the_app_removes_the_days_tiers_as_ensure_does(tmp_path: Path) -> None:

@@ -165,6 +165,29 @@ class DayRows:
         self.count += 1
         return True
 
+    def widen(self, names: list[str], csv_content: bytes) -> None:
+        """The CSV was rewritten to ``csv_content`` with columns added after the others (a GPU
+        appeared), empty in every row so far: the rows get them as NaN. Raises ValueError for
+        any other change of columns, OSError when the file cannot be rewritten."""
+        if names[: len(self.names)] != self.names or len(names) < len(self.names):
+            raise ValueError("columns were not only added at the end")
+        old, new = self.width, 1 + len(names)
+        self.close()  # Windows renames over no open file
+        with atomically(self.path, durable=False) as out:
+            with open(self.path, "rb", buffering=0) as src:
+                block = np.empty((CHUNK, old))
+                wide = np.full((CHUNK, new), np.nan)
+                for a in range(0, self.count, CHUNK):
+                    n = min(CHUNK, self.count - a)
+                    if not _fill(src, memoryview(block[:n]).cast("B")):
+                        raise OSError(f"{self.path} is shorter than its rows")
+                    wide[:n, :old] = block[:n]
+                    out.write(wide[:n].tobytes())
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        self.names = list(names)
+        self._pack = struct.Struct(f"<{new}d").pack
+        self.crc, self.size = zlib.crc32(csv_content), len(csv_content)
+
     def drop(self) -> None:
         self.close()
         remove_quietly(self.path)

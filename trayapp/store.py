@@ -352,13 +352,21 @@ class Store:
                 self.rows = None
             return
         extra = len(header) - len(self._header)
-        self._drop_rows()  # its rows have the old width: midnight goes to the child
+        day_rows, self.rows = self.rows, None  # not trusted while the CSV is rewritten
         with open(self.csv_path, "rb") as f:
             f.readline()
             rows = f.read()
         padded = b"".join(line + b"," * extra + b"\n" for line in rows.split(b"\n") if line)  # \r inside a line stays
-        self._replace_csv((",".join(header) + "\n").encode() + padded)
+        content = (",".join(header) + "\n").encode() + padded
+        del rows, padded
+        self._replace_csv(content)
         self._header = header
+        if day_rows is not None:  # the rows file widened the same way: midnight stays in this process
+            try:
+                day_rows.widen(header[1:], content)
+                self.rows = day_rows
+            except (OSError, ValueError):
+                day_rows.drop()
 
     def _replace_csv(self, content: bytes) -> None:
         self._close_csv()  # Windows cannot rename over an open file
