@@ -520,3 +520,52 @@ def test_a_clock_far_off_goes_to_the_child_which_keeps_its_rows_aside(tmp_path: 
     assert not list((tmp_path / "Monitoring").rglob("*.parquet"))  # no day file of a year the store does not read
     assert list((tmp_path / "csv_dump").glob(".rejected-*.csv"))  # the bytes kept, as the child keeps them
     store.close()
+
+
+# ------------------------------------------------------------ a real recorder, a real midnight
+
+
+@pytest.mark.skipif(shutil.which("zic") is None, reason="needs zic (Debian's libc-bin) to make a zone whose midnight is a minute away")
+def test_run_headless_crosses_a_real_midnight_by_itself(tmp_path: Path) -> None:
+    # A zone (compiled with zic) whose local midnight falls 20-80 s from now: the real
+    # `trayapp run --headless` process, the real clock, no stand-in for anything.
+    t = time.time() + 20
+    offset = int((86400 - t % 86400) // 60 * 60)  # local time at t: within the minute before midnight
+    if offset >= 12 * 3600:
+        offset -= 86400
+    sign, minutes = ("-" if offset < 0 else ""), abs(offset) // 60
+    (tmp_path / "soon.zi").write_text(f"Zone Test/Soon {sign}{minutes // 60}:{minutes % 60:02d} - TST\n")
+    subprocess.run(["zic", "-d", str(tmp_path / "zones"), str(tmp_path / "soon.zi")], check=True)
+    zone = tmp_path / "zones" / "Test" / "Soon"
+    data = tmp_path / "data"
+    env = {**os.environ, "TZ": f":{zone}"}
+    with subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--data-dir", str(data), "-v", "run", "--headless", "--interval", "0.5"],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + 150
+            while time.monotonic() < deadline and not list((data / "Monitoring").rglob("*.parquet")):
+                time.sleep(0.5)
+            time.sleep(2)  # a few of the new day's samples
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+        finally:
+            proc.terminate()
+        err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+    (day_file,) = list((data / "Monitoring").rglob("*.parquet"))
+    assert pq.ParquetFile(day_file).metadata.created_by == parquet.CREATED_BY  # the recorder's own midnight
+    assert "goes to a child" not in err and "stopped (" not in err
+    assert peak_kb / 1024 <= 45  # the run --headless target, midnight included (Arrow in-process alone is ~40 MB more)
+    assert bins.minute_path(data, day_file_date(day_file)).exists()  # and its tier
+    stamps = [r[0] for r in duckdb.sql(f"select epoch_us(timestamp) from read_parquet('{day_file}')").fetchall()]
+    csv = (data / "csv_dump" / "daily_dump.csv").read_text().splitlines()[1:]
+    later = [round(datetime.fromisoformat(line.split(",")[0]).timestamp() * 1e6) for line in csv]
+    assert later and len(set(stamps) | set(later)) == len(stamps) + len(later)  # each sample once, on either side of midnight
+    with open(zone, "rb") as f:
+        tz = ZoneInfo.from_file(f, key="Soon")
+    assert {datetime.fromtimestamp(us / 1e6, tz).date() for us in stamps} == {day_file_date(day_file)}
+    assert {datetime.fromtimestamp(us / 1e6, tz).date() for us in later} == {day_file_date(day_file) + timedelta(days=1)}
+
+
+def day_file_date(path: Path) -> date:
+    return date(int(path.parent.parent.name[5:]), int(path.parent.name[6:]), int(path.stem))
