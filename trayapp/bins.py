@@ -139,7 +139,7 @@ def in_range(bins: np.ndarray, stats: dict[str, Stats], start_us: int, end_us: i
     return bins[keep], {n: tuple(a[keep] for a in s) for n, s in stats.items()}  # type: ignore[misc]
 
 
-# ------------------------------------------------------------ the window's copies of the tiers
+# ------------------------------------------------------------ the tier files
 
 
 def minute_path(data_dir: str | os.PathLike[str], day: date) -> Path:
@@ -162,6 +162,31 @@ def minute_files(data_dir: str | os.PathLike[str]) -> dict[date, Path]:
             continue
     return found
 
+
+def tier_path(data_dir: str | os.PathLike[str], tier: str, key: Any) -> Path:
+    """``minute_path`` of a day or ``hour_path`` of a (year, month), by ``tier``."""
+    return minute_path(data_dir, key) if tier == "minute" else hour_path(data_dir, *key)
+
+
+def write_tier(data_dir: str | os.PathLike[str], tier: str, key: Any, bins_us: np.ndarray, stats: dict[str, Stats], sources: dict[str, Any]) -> None:
+    """The tier file of ``key`` (a day's minutes, a (year, month)'s hours) from these bins, and
+    the day files they came from (``sources``); atomic and durable like the day files. Raises
+    OSError. Whoever writes one writes its window copy next (``write_copy``)."""
+    from trayapp.jsonfile import replace_atomically
+
+    path = tier_path(data_dir, tier, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(path, tier_file(bins_us, stats, {"tier": tier, "sources": sources}))
+
+
+def write_copy(data_dir: str | os.PathLike[str], tier: str, key: Any, bins_us: np.ndarray, stats: dict[str, Stats], sources: dict[str, Any]) -> None:
+    """The window's copy of that tier file, when the window reads that tier for ``key``. Raises
+    OSError."""
+    if cache_wanted(tier, key):
+        write_cache(cache_path(data_dir, tier, key), bins_us, stats, sources)
+
+
+# ------------------------------------------------------------ the window's copies of the tiers
 
 
 def stamp(path: Path) -> list[int] | None:

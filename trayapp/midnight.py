@@ -112,13 +112,21 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
     return {"names": names, "count": len(ts), "crc": crc, "size": size}
 
 
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+
+
 class DayRows:
     """The CSV's rows as float64 (the time in µs, exact below 2**53, then each column's value as
     the CSV has it, NaN for an empty field), appended beside it by the writer, with the CSV's
     CRC-32 and size as it writes. Only the process that holds the writer lock trusts it."""
 
     def __init__(self, path: Path, names: list[str], count: int, crc: int, size: int, fd: int) -> None:
-        self.path, self.names, self.count, self.crc, self.size, self._fd = path, names, count, crc, size, fd
+        self.path, self.count, self.crc, self.size, self._fd = path, count, crc, size, fd
+        self._columns(names)
+
+    def _columns(self, names: list[str]) -> None:
+        self.names = list(names)
         self._pack = struct.Struct(f"<{1 + len(names)}d").pack
 
     @property
@@ -132,9 +140,9 @@ class DayRows:
             return None
         path = rows_path(csv_path)
         try:
-            if csv_path.stat().st_size != info["size"] or path.stat().st_size != info["count"] * (1 + len(header) - 1) * 8:
+            if csv_path.stat().st_size != info["size"] or path.stat().st_size != info["count"] * len(header) * 8:
                 return None
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+            fd = _open_append(path)
         except (OSError, KeyError, TypeError):
             return None
         return cls(path, list(info["names"]), int(info["count"]), int(info["crc"]), int(info["size"]), fd)
@@ -144,8 +152,7 @@ class DayRows:
         if self.count or self.size:
             self.drop()
             return False
-        self.names = list(names)
-        self._pack = struct.Struct(f"<{1 + len(names)}d").pack
+        self._columns(names)
         self.crc, self.size = zlib.crc32(line), len(line)
         return True
 
@@ -171,21 +178,15 @@ class DayRows:
         any other change of columns, OSError when the file cannot be rewritten."""
         if names[: len(self.names)] != self.names or len(names) < len(self.names):
             raise ValueError("columns were not only added at the end")
-        old, new = self.width, 1 + len(names)
+        old = self.width
         self.close()  # Windows renames over no open file
         with atomically(self.path, durable=False) as out:
-            with open(self.path, "rb", buffering=0) as src:
-                block = np.empty((CHUNK, old))
-                wide = np.full((CHUNK, new), np.nan)
-                for a in range(0, self.count, CHUNK):
-                    n = min(CHUNK, self.count - a)
-                    if not _fill(src, memoryview(block[:n]).cast("B")):
-                        raise OSError(f"{self.path} is shorter than its rows")
-                    wide[:n, :old] = block[:n]
-                    out.write(wide[:n].tobytes())
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
-        self.names = list(names)
-        self._pack = struct.Struct(f"<{new}d").pack
+            wide = np.full((CHUNK, 1 + len(names)), np.nan)
+            for _, block in self.blocks(0, self.count):  # read to the end before the rename
+                wide[: len(block), :old] = block
+                out.write(wide[: len(block)].tobytes())
+        self._fd = _open_append(self.path)
+        self._columns(names)
         self.crc, self.size = zlib.crc32(csv_content), len(csv_content)
 
     def drop(self) -> None:
@@ -230,7 +231,7 @@ class DayRows:
             tail = f.read()
         self.close()
         replace_atomically(self.path, tail, durable=False)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        self._fd = _open_append(self.path)
         self.count -= first
         self.crc, self.size = zlib.crc32(csv_content), len(csv_content)
 
@@ -240,6 +241,11 @@ class DayRows:
 
 def _local_day(us: int, tz: Any) -> date:
     return (EARLIEST + timedelta(microseconds=us)).astimezone(tz).date()
+
+
+def _midnight_us(day: date, tz: Any) -> int:
+    """The moment ``day`` begins in ``tz``, in µs since the epoch."""
+    return _micros(datetime.combine(day, time(), tz))
 
 
 class NotHere(Exception):
@@ -263,12 +269,16 @@ def roll(store: Any, today: date) -> None:
     tz = store._tz
     n = len(ts)
     keys = range(n)
-    first = bisect.bisect_left(keys, today, key=lambda i: _local_day(int(ts[i]), tz))
+
+    def day_of(i: int) -> date:
+        return _local_day(int(ts[i]), tz)
+
+    first = bisect.bisect_left(keys, today, key=day_of)
     groups: list[tuple[date, int, int]] = []
     lo = 0
     while lo < first:
-        day = _local_day(int(ts[lo]), tz)
-        hi = bisect.bisect_right(keys, day, lo, first, key=lambda i: _local_day(int(ts[i]), tz))
+        day = day_of(lo)
+        hi = bisect.bisect_right(keys, day, lo, first, key=day_of)
         groups.append((day, lo, hi))
         lo = hi
     for day, _, _ in groups:
@@ -281,8 +291,8 @@ def roll(store: Any, today: date) -> None:
     if first:
         _cut_csv(store, rows, first)
     if store.minutes is not None:
-        store.minutes.drop_before(_micros(datetime.combine(today, time(), tz)))
-    store._min_day = _local_day(int(ts[first]), tz) if first < n else None
+        store.minutes.drop_before(_midnight_us(today, tz))
+    store._min_day = day_of(first) if first < n else None
 
 
 def _write_day(store: Any, rows: DayRows, day: date, ts: np.ndarray, lo: int, hi: int) -> None:
@@ -315,11 +325,8 @@ def _write_day(store: Any, rows: DayRows, day: date, ts: np.ndarray, lo: int, hi
         minute_bins, stats = bins.combine(np.concatenate([p[0] for p in pieces]), {name: joined}, bins.TIERS["minute"])
         minute_stats[name] = stats[name]
     sources = {day.isoformat(): bins.stamp(path)}
-    target = bins.minute_path(data_dir, day)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(target, bins.tier_file(minute_bins, minute_stats, {"tier": "minute", "sources": sources}))
-    if bins.cache_wanted("minute", day):
-        bins.write_cache(bins.cache_path(data_dir, "minute", day), minute_bins, minute_stats, sources)
+    bins.write_tier(data_dir, "minute", day, minute_bins, minute_stats, sources)
+    bins.write_copy(data_dir, "minute", day, minute_bins, minute_stats, sources)
     month = _month_parts(data_dir, day)
     if month is None:  # checked before: a copy changed since
         raise OSError(f"the window's copies of {day:%Y-%m} changed during the rollover")
@@ -328,10 +335,8 @@ def _write_day(store: Any, rows: DayRows, day: date, ts: np.ndarray, lo: int, hi
     month_sources.update(sources)
     names = list(dict.fromkeys(n for _, stats in parts_ for n in stats))
     hour_bins, hour_stats = bins.combine(*bins.concat_parts(parts_, names), bins.TIERS["hour"])
-    hour = bins.hour_path(data_dir, day.year, day.month)
-    hour.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(hour, bins.tier_file(hour_bins, hour_stats, {"tier": "hour", "sources": month_sources}))
-    bins.write_cache(bins.cache_path(data_dir, "hour", (day.year, day.month)), hour_bins, hour_stats, month_sources)
+    bins.write_tier(data_dir, "hour", (day.year, day.month), hour_bins, hour_stats, month_sources)
+    bins.write_copy(data_dir, "hour", (day.year, day.month), hour_bins, hour_stats, month_sources)
 
 
 def _others(data_dir: Path, day: date) -> list[date]:
@@ -409,6 +414,7 @@ def retention(store: Any, today: date) -> None:
         return
     hour = bins.TIERS["hour"]
     months: dict[tuple[int, int], Any] = {}
+    spans: dict[date, tuple[int, int]] = {}  # each going day, from its midnight to the next
     for day in going:
         key = (day.year, day.month)
         if key not in months:
@@ -416,7 +422,7 @@ def retention(store: Any, today: date) -> None:
             if copy is None or any(stamp != bins.stamp(day_path(store.data_dir, date.fromisoformat(d))) for d, stamp in copy[2].items()):
                 raise NotHere(f"the window's copy of the hour tier of {day:%Y-%m} is not fresh")
             months[key] = copy
-        start, end = (_micros(datetime.combine(d, time(), store._tz)) for d in (day, day + timedelta(days=1)))
+        start, end = spans[day] = (_midnight_us(day, store._tz), _midnight_us(day + timedelta(days=1), store._tz))
         if start % hour or end % hour:
             raise NotHere("this zone's days are not whole UTC hours")
     store._apply_retention(today)
@@ -428,7 +434,7 @@ def retention(store: Any, today: date) -> None:
         keep = np.ones(len(hour_bins), dtype=bool)
         for day in going:
             if (day.year, day.month) == (year, month) and not day_path(store.data_dir, day).exists():
-                start, end = (_micros(datetime.combine(d, time(), store._tz)) for d in (day, day + timedelta(days=1)))
+                start, end = spans[day]
                 keep &= (hour_bins < start) | (hour_bins >= end)
                 sources.pop(day.isoformat(), None)
         path = bins.hour_path(store.data_dir, year, month)
@@ -437,5 +443,5 @@ def retention(store: Any, today: date) -> None:
             bins.remove_cache(store.data_dir, "hour", (year, month))
             continue
         kept = {name: tuple(a[keep] for a in s) for name, s in stats.items()}
-        replace_atomically(path, bins.tier_file(hour_bins[keep], kept, {"tier": "hour", "sources": sources}))
-        bins.write_cache(bins.cache_path(store.data_dir, "hour", (year, month)), hour_bins[keep], kept, sources)
+        bins.write_tier(store.data_dir, "hour", (year, month), hour_bins[keep], kept, sources)
+        bins.write_copy(store.data_dir, "hour", (year, month), hour_bins[keep], kept, sources)

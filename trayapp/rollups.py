@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trayapp.bins import (  # noqa: F401 - minute_path, hour_path: this module's names before bins had them
-    CACHE_DIR, TIER_KEY, TIERS, hour_path, minute_files as _minute_files, minute_path, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
-    prune_caches, read_cache, remove_cache, tier_file, write_cache,
+    CACHE_DIR, ROLLUPS_DIR, TIER_KEY, TIERS, hour_path, minute_files as _minute_files, minute_path, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
+    prune_caches, read_cache, remove_cache, write_copy, write_tier,
 )
 from trayapp.bins import stamp as _stamp
 from trayapp.files import (
@@ -30,7 +30,6 @@ from trayapp.jsonfile import remove_quietly, replace_atomically
 
 log = logging.getLogger("trayapp.rollups")
 
-ROLLUPS_DIR = "Rollups"
 STATS = ("min", "mean", "max", "count")
 META_KEY = TIER_KEY.encode()
 TIMESTAMP = "timestamp"
@@ -89,11 +88,6 @@ def _read_day(source: Path) -> pa.Table | None:
 
 
 # ------------------------------------------------------------ tier files
-
-
-def _write(path: Path, bins: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(path, tier_file(bins, stats, meta))
 
 
 def _metrics_of(names: Iterable[str]) -> list[str]:
@@ -216,7 +210,7 @@ def build_day(data_dir: str | os.PathLike[str], day: date, table: pa.Table | Non
         ts, values = _table_arrays(table)
         bins, stats = aggregate(ts, values, TIERS["minute"])
         sources = {day.isoformat(): stamp}
-        _write(minute_path(data_dir, day), bins, stats, {"tier": "minute", "sources": sources})
+        write_tier(data_dir, "minute", day, bins, stats, sources)
         _copy_for_window(data_dir, "minute", day, bins, stats, sources)
         if hours:
             build_month(data_dir, day.year, day.month, {day: (bins, stats)})
@@ -258,17 +252,15 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
         return
     names = list(dict.fromkeys(n for _, stats in parts for n in stats))
     hb, hs = combine(*_concat_parts(parts, names), TIERS["hour"])
-    _write(target, hb, hs, {"tier": "hour", "sources": sources})
+    write_tier(data_dir, "hour", (year, month), hb, hs, sources)
     _copy_for_window(data_dir, "hour", (year, month), hb, hs, sources)
 
 
 def _copy_for_window(data_dir: Path, tier: str, key: Any, bins: np.ndarray, stats: dict[str, Stats], sources: dict[str, Any]) -> None:
     """The tier file's numpy copy (``bins``), when the window reads that tier for ``key``; a
     failure costs the window speed, never data (it reads the Parquet tier instead)."""
-    if not cache_wanted(tier, key):
-        return
     try:
-        write_cache(cache_path(data_dir, tier, key), bins, stats, sources)
+        write_copy(data_dir, tier, key, bins, stats, sources)
     except OSError as exc:
         _warn_once(f"cache:{exc.errno}", f"cannot write the window's copy of a rollup ({exc.strerror or exc}); it reads the Parquet tier instead")
 

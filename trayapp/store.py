@@ -265,9 +265,10 @@ class Store:
             line = (",".join([stamp, *fields]) + "\n").encode()
             self._write(line)
             numbers = [float(f) if f else None for f in fields]  # the values as the CSV has them (rounded), None for empty
+            t_us = _micros(sample.timestamp)
             if self.minutes is not None:
-                self.minutes.add(_micros(sample.timestamp), dict(zip(self._header[1:], numbers)))
-            if self.rows is not None and not self.rows.add(line, _micros(sample.timestamp), numbers):
+                self.minutes.add(t_us, dict(zip(self._header[1:], numbers)))
+            if self.rows is not None and not self.rows.add(line, t_us, numbers):
                 self.rows = None  # midnight goes to the child, as before
         except OSError as exc:
             # once an outage, and not again within LOST_SAY_EVERY: a disk hovering at full would
