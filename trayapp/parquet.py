@@ -117,15 +117,19 @@ def _value(ftype: int, value: Any) -> bytes:
 # ------------------------------------------------------------ pages
 
 
+def _bit_packed(values: np.ndarray, width: int) -> bytes:
+    """One bit-packed run of the RLE / bit-packed hybrid: each value in ``width`` bits, least
+    significant first, in groups of 8 (the last one padded with zeros)."""
+    padded = np.zeros((len(values) + 7) // 8 * 8, dtype=np.uint32)
+    padded[: len(values)] = values
+    bits = ((padded[:, None] >> np.arange(width, dtype=np.uint32)) & 1).astype(np.uint8)
+    return _varint((len(padded) // 8 << 1) | 1) + np.packbits(bits.ravel(), bitorder="little").tobytes()
+
+
 def _levels(present: np.ndarray) -> bytes:
-    """Definition levels (1 = a value, 0 = null) in the RLE / bit-packed hybrid, bit width 1,
-    with its 4-byte length: one RLE run when there are no nulls, else bit-packed groups of 8."""
-    n = len(present)
-    if bool(present.all()):
-        body = _varint(n << 1) + b"\x01"
-    else:
-        groups = (n + 7) // 8
-        body = _varint((groups << 1) | 1) + np.packbits(present, bitorder="little").tobytes()
+    """Definition levels (1 = a value, 0 = null) in the hybrid, bit width 1, with its 4-byte
+    length: one RLE run when there are no nulls, else one bit-packed run."""
+    body = _varint(len(present) << 1) + b"\x01" if bool(present.all()) else _bit_packed(present, 1)
     return struct.pack("<i", len(body)) + body
 
 
@@ -157,13 +161,9 @@ def _dictionary(data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _indices(index: np.ndarray, count: int) -> bytes:
-    """Dictionary indices as the RLE / bit-packed hybrid after their bit width (one byte): one
-    bit-packed run, each index in ``width`` bits, least significant first."""
+    """Dictionary indices after their bit width (one byte), as one bit-packed run."""
     width = max(1, int(count - 1).bit_length())
-    padded = np.zeros((len(index) + 7) // 8 * 8, dtype=np.uint32)
-    padded[: len(index)] = index
-    bits = ((padded[:, None] >> np.arange(width, dtype=np.uint32)) & 1).astype(np.uint8)
-    return bytes([width]) + _varint((len(padded) // 8 << 1) | 1) + np.packbits(bits.ravel(), bitorder="little").tobytes()
+    return bytes([width]) + _bit_packed(index, width)
 
 
 def _page(kind: int, raw: bytes, compressor: Any, header: tuple[int, int, Struct]) -> tuple[bytes, int, int]:
