@@ -51,6 +51,14 @@ def test_status_text_and_unknown_without_enough_data(data_dir: Path, capsys: pyt
     assert "36 h avg CPU 95 % — collecting data: 29 min of the 1 h it needs (first verdict in 31 min of recording)" in out
 
 
+def test_status_says_one_sample_not_one_samples(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(seconds=30), now, 60, {"cpu_percent": 5.0, "memory_percent": 6.0})  # a first minute: one sample
+    assert main(["--data-dir", str(data_dir), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "; 1 sample" in out and "1 samples" not in out, out
+
+
 def test_status_without_data_folder_is_one_line(tmp_path: Path) -> None:
     done = run_cli("--data-dir", str(tmp_path / "nothing"), "status")
     assert done.returncode == 1
