@@ -579,23 +579,34 @@ def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, rep
     return statistics.median(took[1:]) * 1000
 
 
-def midnight_child(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> dict:
-    """The tray app's midnight: yesterday's CSV rolled over by the one-shot dataset child, with
-    the job ``Store._roll`` sends, beside the year. Its peak RSS (its own VmHWM) and wall time."""
+def _midnights(src: Path, data_dir: Path, work: Path, repeat: int):
+    """``repeat`` times: ``work`` (a copy of the year) as it is just before midnight, with ``src``
+    as yesterday's CSV and no day file or minute tier for yesterday; yields yesterday."""
     from trayapp import rollups
-    from trayapp.dataset_jobs import child_command
     from trayapp.files import CSV_DIR, CSV_NAME, day_path
 
     _, today = _today()
     yesterday = today - timedelta(days=1)
     _link_copy(data_dir, work)
-    job = json.dumps({"job": "maintain", "data_dir": str(work), "retention_days": 0, "today": today.isoformat(), "minutes": True}).encode()
-    assert child_command()[-1] == "dataset-job"  # what trayapp_command runs below, measured
-    peaks, walls = [], []
     for _ in range(repeat):
         day_path(work, yesterday).unlink(missing_ok=True)
         rollups.minute_path(work, yesterday).unlink(missing_ok=True)
         shutil.copy(src, work / CSV_DIR / CSV_NAME)
+        yield yesterday
+
+
+def midnight_child(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> dict:
+    """A midnight the recorder hands to the one-shot dataset child: yesterday's CSV rolled over
+    with the job ``Store._roll`` sends then, beside the year. Its peak RSS (its own VmHWM) and
+    wall time."""
+    from trayapp.dataset_jobs import child_command
+    from trayapp.files import day_path
+
+    _, today = _today()
+    job = json.dumps({"job": "maintain", "data_dir": str(work), "retention_days": 0, "today": today.isoformat(), "minutes": True, "rows": True}).encode()
+    assert child_command()[-1] == "dataset-job"  # what trayapp_command runs below, measured
+    peaks, walls = [], []
+    for yesterday in _midnights(src, data_dir, work, repeat):
         wall, peak, _ = _timed_process(trayapp_command("dataset-job"), _env(), stdin=job)
         if not day_path(work, yesterday).exists():
             raise RuntimeError("the midnight child did not write the day file")
@@ -674,17 +685,9 @@ print(json.dumps({"ms": took * 1000, "before_mb": before, "added_mb": peak - bef
 def midnight_in_app(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> dict:
     """The tray app's midnight as it is done now (``trayapp.midnight``, in the app), on ``src``
     beside the year: what it adds to the app's resident memory at its peak, and its time."""
-    from trayapp import rollups
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path
-
     _, today = _today()
-    yesterday = today - timedelta(days=1)
-    _link_copy(data_dir, work)
     added, walls = [], []
-    for _ in range(repeat):
-        day_path(work, yesterday).unlink(missing_ok=True)
-        rollups.minute_path(work, yesterday).unlink(missing_ok=True)
-        shutil.copy(src, work / CSV_DIR / CSV_NAME)
+    for _ in _midnights(src, data_dir, work, repeat):
         done = subprocess.run([PY, "-P", "-c", _MIDNIGHT_IN_APP, str(work), today.isoformat()], capture_output=True, env=_env(QT_QPA_PLATFORM="offscreen"), timeout=600)
         if done.returncode:
             raise RuntimeError("midnight in the app failed: " + done.stderr.decode(errors="replace")[-2000:])
