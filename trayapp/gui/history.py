@@ -406,31 +406,38 @@ class MetricPlot:
 
     def show_series(self, series: Series) -> None:
         x, y = series.curves.get(self.name, (np.empty(0), np.empty(0)))
-        self.binned = self.name in series.binned
-        if self.binned:  # (x, y) are min/max pairs per bin: draw them as a band
-            centres = (x[0::2] + x[1::2]) / 2
-            self.lo.setData(centres, y[0::2], connect="finite")
-            self.hi.setData(centres, y[1::2], connect="finite")
-            self.band.setPath(band_path(centres, y[0::2], y[1::2]))
-            self.line.setData([], [])
+        means = series.means.get(self.name)
+        if self.name in series.binned:  # (x, y) are min/max pairs per bin: drawn as a band
+            self._show(band=((x[0::2] + x[1::2]) / 2, y[0::2], y[1::2]), mean=means)
         else:
-            self.lo.setData([], [])
-            self.hi.setData([], [])
-            self.band.setPath(QPainterPath())
-            self.line.setData(x, y, connect="finite")
-        self.band.setVisible(self.binned)
-        hx, hy = series.means.get(self.name, (np.empty(0), np.empty(0)))
-        self.mean.setData(hx, hy, connect="finite")
-        self.mean.setVisible(True)
+            self._show(line=(x, y), mean=means)
 
     def show_live(self, t: np.ndarray, values: np.ndarray | None) -> None:
-        self.binned = False
-        self.band.setVisible(False)
-        if values is None:
-            self.line.setData([], [])
-        else:
-            self.line.setData(t, values, connect="finite")
-        self.mean.setVisible(False)
+        self._show(line=None if values is None else (t, values))
+
+    def _show(self, line: tuple | None = None, band: tuple | None = None, mean: tuple | None = None) -> None:
+        """Every data item of the plot set at once: what is not given is emptied, so nothing a
+        previous range drew (its band edges, its means) is left on screen under another range."""
+        empty = np.empty(0)
+        self.binned = band is not None
+        centres, lo, hi = band if band is not None else (empty, empty, empty)
+        self.lo.setData(centres, lo, connect="finite")
+        self.hi.setData(centres, hi, connect="finite")
+        self.band.setPath(band_path(centres, lo, hi) if band is not None else QPainterPath())
+        self.band.setVisible(band is not None)
+        lx, ly = line if line is not None else (empty, empty)
+        self.line.setData(lx, ly, connect="finite")
+        mx, my = mean if mean is not None else (empty, empty)
+        self.mean.setData(mx, my, connect="finite")
+        self.mean.setVisible(mean is not None)
+
+    def drawn(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The data of every item that draws samples, as it is on screen now (tests read it)."""
+        out = {}
+        for key, item in (("lo", self.lo), ("hi", self.hi), ("line", self.line), ("mean", self.mean)):
+            x, y = item.getData() if item.isVisible() else (None, None)
+            out[key] = (np.empty(0) if x is None else np.asarray(x), np.empty(0) if y is None else np.asarray(y))
+        return out
 
     def value_at(self, x: float) -> str:
         """What this plot shows at time ``x``, in words ('' when it has nothing there)."""
@@ -542,6 +549,7 @@ class HistoryWindow(QWidget):
         self._bridge.exported.connect(self._exported)
         self._request = 0
         self._shown: Series | None = None  # the whole range as read (what Reset goes back to)
+        self.shown_series: Series | None = None  # what the plots draw now (a zoom's read, or the range's)
         self._zoomed = False
         self._placed = False
         self.metric_plots: dict[str, MetricPlot] = {}
@@ -856,6 +864,7 @@ class HistoryWindow(QWidget):
             self._restyle()
         for name in plotted_columns(list(series.curves)):
             self._plot_for(name)
+        self.shown_series = series
         for mp in self.metric_plots.values():
             mp.show_series(series)
         if not keep_view:
@@ -878,6 +887,7 @@ class HistoryWindow(QWidget):
         """Redraw the live view from memory (called on each tick while it is shown)."""
         if self.span != LIVE_SECONDS:
             return
+        self.shown_series = None
         t, columns = self.live.arrays()
         for name in plotted_columns(list(columns)):
             if not np.isnan(columns[name]).all():
