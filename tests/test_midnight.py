@@ -569,3 +569,35 @@ def test_run_headless_crosses_a_real_midnight_by_itself(tmp_path: Path) -> None:
 
 def day_file_date(path: Path) -> date:
     return date(int(path.parent.parent.name[5:]), int(path.parent.name[6:]), int(path.stem))
+
+
+@pytest.mark.parametrize("tamper", ["values", "times", "nan"])
+def test_a_rows_file_changed_in_place_is_not_used_and_the_day_has_the_csv_values(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, tamper: str) -> None:
+    # the same size, other bytes: the app's midnight must not write them into the day file
+    a, b = tmp_path / "data", tmp_path / "truth"
+    history_before(a)
+    shutil.copytree(a, b)
+    store, truth = recorder(a, at(D, 23)), recorder(b, at(D, 23))
+    feed(store, at(D, 23), at(D, 23, 59), 10)
+    feed(truth, at(D, 23), at(D, 23, 59), 10, child=True)
+    rows = np.fromfile(store.rows.path).reshape(-1, store.rows.width)
+    if tamper == "values":
+        rows[::3, 1] = 12345.0  # cpu_percent
+    elif tamper == "times":
+        rows[:, 0] += 1  # a microsecond later: every row at the wrong time
+    else:
+        rows[:, 2] = np.nan  # memory_percent gone
+    with open(store.rows.path, "r+b") as f:  # in place, as another program would
+        f.write(rows.tobytes())
+    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+        feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 10)
+        feed(truth, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 10, child=True)
+    assert "the rows file is not what was written to it" in caplog.text
+    got, want = read(day_path(a, D)), read(day_path(b, D))
+    assert got.num_rows == want.num_rows == 354
+    for name in want.column_names:  # every value exactly as the CSV had it
+        assert got.column(name).to_pylist() == want.column(name).to_pylist(), name
+    assert store.rows is not None and store.rows.intact()  # the child wrote it afresh
+    store.close()
+    truth.close()

@@ -29,6 +29,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
         except FileNotFoundError:
             pass
         replace_atomically(path, b"", durable=False)
-        return {"names": [], "count": 0, "crc": 0, "size": 0}
+        return {"names": [], "count": 0, "crc": 0, "size": 0, "rows_crc": 0}
     table = content.table
     if content.bad or content.lossy or content.blank or content.narrow or len(content.lines) != table.num_rows:
         return None
@@ -101,6 +102,7 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
     names = [n for n in table.column_names if n != TIMESTAMP]
     columns = [floats(table.column(name)) for name in names]
     crc, size = crc_of(csv_path)
+    rows_crc = 0
     with atomically(path, durable=False) as f:  # a block at a time: a day of 25 metrics is 18 MB as one
         block = np.empty((CHUNK, 1 + len(names)))
         for a in range(0, len(ts), CHUNK):
@@ -108,22 +110,47 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
             block[:n, 0] = ts[a:a + n]
             for i, values in enumerate(columns):
                 block[:n, 1 + i] = values[a:a + n]
-            f.write(block[:n].tobytes())
-    return {"names": names, "count": len(ts), "crc": crc, "size": size}
+            data = block[:n].tobytes()
+            rows_crc = zlib.crc32(data, rows_crc)
+            f.write(data)
+    return {"names": names, "count": len(ts), "crc": crc, "size": size, "rows_crc": rows_crc}
 
 
 def _open_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
 
 
+@dataclass(frozen=True)
+class RowsView:
+    """What a reader of the rows file may trust, taken at one moment: its first ``count`` rows of
+    ``names`` (after the time), whose bytes have CRC-32 ``rows_crc``."""
+
+    path: Path
+    names: tuple[str, ...]
+    count: int
+    rows_crc: int
+
+
 class DayRows:
     """The CSV's rows as float64 (the time in µs, exact below 2**53, then each column's value as
     the CSV has it, NaN for an empty field), appended beside it by the writer, with the CSV's
-    CRC-32 and size as it writes. Only the process that holds the writer lock trusts it."""
+    CRC-32 and size as it writes, and the CRC-32 of the rows file's own bytes: a copy is checked
+    against it before anything is made from it. Only the process that holds the writer lock
+    trusts it."""
 
-    def __init__(self, path: Path, names: list[str], count: int, crc: int, size: int, fd: int) -> None:
-        self.path, self.count, self.crc, self.size, self._fd = path, count, crc, size, fd
+    def __init__(self, path: Path, names: list[str], count: int, crc: int, size: int, fd: int, rows_crc: int) -> None:
+        self.path, self.crc, self.size, self._fd = path, crc, size, fd
+        self.count, self.rows_crc = count, rows_crc
         self._columns(names)
+        self._view = self._make_view()
+
+    def _make_view(self) -> RowsView:
+        return RowsView(self.path, tuple(self.names), self.count, self.rows_crc)
+
+    def view(self) -> RowsView | None:
+        """The rows a reader on another thread may use now (one object, replaced whole as rows
+        are added, so its count and checksum always belong together); None once dropped."""
+        return self._view if self._fd is not None else None
 
     def _columns(self, names: list[str]) -> None:
         self.names = list(names)
@@ -145,7 +172,11 @@ class DayRows:
             fd = _open_append(path)
         except (OSError, KeyError, TypeError):
             return None
-        return cls(path, list(info["names"]), int(info["count"]), int(info["crc"]), int(info["size"]), fd)
+        try:
+            return cls(path, list(info["names"]), int(info["count"]), int(info["crc"]), int(info["size"]), fd, int(info["rows_crc"]))
+        except (KeyError, TypeError, ValueError):
+            os.close(fd)
+            return None
 
     def begin(self, line: bytes, names: list[str]) -> bool:
         """The CSV was empty and got its header ``line``: rows of these columns from now on."""
@@ -154,6 +185,7 @@ class DayRows:
             return False
         self._columns(names)
         self.crc, self.size = zlib.crc32(line), len(line)
+        self._view = self._make_view()
         return True
 
     def add(self, line: bytes, t_us: int, values: list[float | None]) -> bool:
@@ -169,7 +201,9 @@ class DayRows:
             return False
         self.crc = zlib.crc32(line, self.crc)
         self.size += len(line)
+        self.rows_crc = zlib.crc32(data, self.rows_crc)
         self.count += 1
+        self._view = self._make_view()
         return True
 
     def widen(self, names: list[str], csv_content: bytes) -> None:
@@ -180,14 +214,18 @@ class DayRows:
             raise ValueError("columns were not only added at the end")
         old = self.width
         self.close()  # Windows renames over no open file
+        rows_crc = 0
         with atomically(self.path, durable=False) as out:
             wide = np.full((CHUNK, 1 + len(names)), np.nan)
             for _, block in self.blocks(0, self.count):  # read to the end before the rename
                 wide[: len(block), :old] = block
-                out.write(wide[: len(block)].tobytes())
+                data = wide[: len(block)].tobytes()
+                rows_crc = zlib.crc32(data, rows_crc)
+                out.write(data)
         self._fd = _open_append(self.path)
         self._columns(names)
-        self.crc, self.size = zlib.crc32(csv_content), len(csv_content)
+        self.crc, self.size, self.rows_crc = zlib.crc32(csv_content), len(csv_content), rows_crc
+        self._view = self._make_view()
 
     def drop(self) -> None:
         self.close()
@@ -199,9 +237,17 @@ class DayRows:
             self._fd = None
 
     def matches(self, csv_path: Path) -> bool:
-        """The CSV is byte for byte what these rows were made from, and the file has them all."""
+        """The CSV is byte for byte what these rows were made from."""
         try:
-            return self._fd is not None and crc_of(csv_path) == (self.crc, self.size) and self.path.stat().st_size == self.count * self.width * 8
+            return self._fd is not None and crc_of(csv_path) == (self.crc, self.size)
+        except OSError:
+            return False
+
+    def intact(self) -> bool:
+        """The rows file is byte for byte what was appended to it (its CRC-32 as written): a copy
+        changed in place, even at the same size, is not used."""
+        try:
+            return self._fd is not None and crc_of(self.path) == (self.rows_crc, self.count * self.width * 8)
         except OSError:
             return False
 
@@ -233,7 +279,8 @@ class DayRows:
         replace_atomically(self.path, tail, durable=False)
         self._fd = _open_append(self.path)
         self.count -= first
-        self.crc, self.size = zlib.crc32(csv_content), len(csv_content)
+        self.crc, self.size, self.rows_crc = zlib.crc32(csv_content), len(csv_content), zlib.crc32(tail)
+        self._view = self._make_view()
 
 
 # ------------------------------------------------------------ midnight
@@ -261,6 +308,9 @@ def roll(store: Any, today: date) -> None:
         raise NotHere("no rows file")
     if not rows.matches(store.csv_path):
         raise NotHere("the CSV is not what the rows file was made from")
+    if not rows.intact():
+        log.warning("%s is not what was written to it (changed in place?); the day goes to a child that reads the CSV", rows.path)
+        raise NotHere("the rows file is not what was written to it")
     ts = rows.times()
     if len(ts) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
         raise NotHere("rows out of order")
@@ -288,6 +338,12 @@ def roll(store: Any, today: date) -> None:
             raise NotHere(f"the window's copies of {day:%Y-%m} are not all fresh")
     for day, lo, hi in groups:
         _write_day(store, rows, day, ts[lo:hi], lo, hi)
+    if groups and not (rows.matches(store.csv_path) and rows.intact()):
+        # the rows changed under the writing: the day files made from them go (none was there
+        # before), and the child writes them from the CSV, which is cut only after that
+        for day, _, _ in groups:
+            remove_quietly(day_path(store.data_dir, day))
+        raise OSError("the rows file changed while the day files were written from it")
     if first:
         _cut_csv(store, rows, first)
     if store.minutes is not None:
