@@ -219,6 +219,10 @@ def test_the_window_read_in_a_writer_never_loads_arrow(recent_history: tuple[Pat
         for span in (36 * 3600, 7 * 86400, 30 * 86400, 365 * 86400):
             series = prepare_history(Path({str(data_dir)!r}), span, minutes=store.minutes)
             assert series.rows > 0 and "cpu_percent" in series.curves, span
+        assert store.rows is not None
+        for span in (600, 3600, 20 * 3600, 24.9 * 3600):  # zooms: raw samples, and minutes before today's
+            series = prepare_history(Path({str(data_dir)!r}), span, minutes=store.minutes, rows=store.rows.view())
+            assert series.rows > 0 and "cpu_percent" in series.curves, span
         print("ARROW", "pyarrow" in sys.modules)
         if sys.argv[1:] == ["control"]:  # a read that has to parse the CSV: the check can fail
             prepare_history(Path({str(data_dir)!r}), 36 * 3600)
@@ -271,4 +275,82 @@ def test_a_filesystem_that_answers_flock_otherwise(data_dir: Path, monkeypatch: 
     else:
         store.open_writer()  # recording, unguarded
         assert "without file locks" in caplog.text
+        store.close()
+
+
+ZOOM_DAY = date(2026, 11, 10)  # any past day: the recorder is opened as if it were that day
+
+
+def zoom_recorder(data_dir: Path, step: float, minutes: int) -> tuple[Store, datetime]:
+    """A writer whose CSV holds ``minutes`` of samples every ``step`` s from 10:00 on ZOOM_DAY, and
+    the day before in day files and tiers."""
+    zone = local_zone()
+    ten = datetime(ZOOM_DAY.year, ZOOM_DAY.month, ZOOM_DAY.day, 10, tzinfo=zone).astimezone(timezone.utc)
+    midnight = datetime(ZOOM_DAY.year, ZOOM_DAY.month, ZOOM_DAY.day, tzinfo=zone).astimezone(timezone.utc)
+    write_history(data_dir, midnight - timedelta(days=1), midnight - timedelta(seconds=1), 30, {"cpu_percent": 7.0, "memory_percent": 8.0},
+                  today_in_csv=False)
+    rollups.ensure(data_dir)
+    store = Store(data_dir, jobs=__import__("trayapp.dataset_jobs", fromlist=["run"]).run, minutes=True)
+    store.open_writer(ten)
+    n = int(minutes * 60 / step)
+    for k in range(n):
+        t = ten + timedelta(seconds=k * step)
+        store.append(Sample(t, float(wobble(np.array([t.timestamp()]))[0]), None if k % 9 == 0 else 30.0 + k % 4, 55.0))
+    return store, ten
+
+
+@pytest.mark.parametrize("step, minutes, zoom_minutes", [(1.0, 40, 20), (0.25, 30, 25)])
+def test_a_zoom_in_the_writer_reads_raw_samples_from_the_rows_file(data_dir: Path, step: float, minutes: int, zoom_minutes: int) -> None:
+    # the same curves as a raw read of the CSV with Arrow: a line through each sample when few,
+    # the same band of screen bins when many
+    store, ten = zoom_recorder(data_dir, step, minutes)
+    try:
+        end = ten + timedelta(minutes=minutes - 5)
+        start = end - timedelta(minutes=zoom_minutes)
+        here = history.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=store.rows.view())
+        arrow = history.prepare_history(data_dir, 36 * 3600, now=end, start=start)
+        assert here.note == "" and here.rows == arrow.rows == int(zoom_minutes * 60 / step)
+        assert here.binned == arrow.binned and set(here.curves) == set(arrow.curves) == {"cpu_percent", "memory_percent", "disk_percent"}
+        for name in arrow.curves:
+            if name in arrow.binned:  # the same min/max per screen bin; here the sample at the end has a bin of its own
+                (hx, hy), (ax, ay) = here.curves[name], arrow.curves[name]
+                assert len(hx) - len(ax) in (0, 2), name
+                np.testing.assert_array_equal(hx[:len(ax)], ax)
+                np.testing.assert_array_equal(hy[:len(ax) - 2], ay[:-2], err_msg=name)
+            else:
+                np.testing.assert_array_equal(here.curves[name][0], arrow.curves[name][0])
+                np.testing.assert_array_equal(here.curves[name][1], arrow.curves[name][1])
+            np.testing.assert_allclose(here.means[name][1], arrow.means[name][1], rtol=1e-12, equal_nan=True)
+    finally:
+        store.close()
+
+
+def test_a_zoom_across_midnight_shows_minutes_before_and_raw_after_and_says_so(data_dir: Path) -> None:
+    store, ten = zoom_recorder(data_dir, 1.0, 30)
+    try:
+        end = ten + timedelta(minutes=20)
+        series = history.prepare_history(data_dir, 36 * 3600, now=end, start=end - timedelta(hours=14), minutes=store.minutes,
+                                         rows=store.rows.view())
+        assert series.tier == "minute+raw" and series.note.startswith("minute bins before ")
+        x, y = series.curves["cpu_percent"]
+        before = x < ten.timestamp()
+        assert set(y[before][np.isfinite(y[before])]) == {7.0}  # yesterday's minutes
+        assert np.isfinite(y[~before]).any() and not (y[~before][np.isfinite(y[~before])] == 7.0).any()
+    finally:
+        store.close()
+
+
+def test_a_rows_file_changed_in_place_is_not_shown_minutes_are(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, ten = zoom_recorder(data_dir, 1.0, 30)
+    try:
+        view = store.rows.view()
+        table = np.fromfile(view.path).reshape(-1, 1 + len(view.names))
+        table[::2, 1] = 1e9  # cpu_percent, in place, the same size
+        table.tofile(view.path)
+        end = ten + timedelta(minutes=20)
+        series = history.prepare_history(data_dir, 36 * 3600, now=end, start=end - timedelta(minutes=10), minutes=store.minutes, rows=view)
+        assert "minute bins" in series.note and "could not be read" in series.note
+        assert "is not what the recorder wrote" in caplog.text
+        assert np.nanmax(series.curves["cpu_percent"][1]) < 100  # the CSV's values, through the minute bins
+    finally:
         store.close()

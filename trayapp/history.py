@@ -8,8 +8,12 @@ imports this module back: the store's writer and the dataset jobs call in here, 
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import stat
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -23,7 +27,11 @@ from trayapp.files import (
     CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
     read_day_file, release_memory, unique_sorted, utc_offsets,
 )
+from trayapp.midnight import CHUNK as ROWS_CHUNK
+from trayapp.midnight import RowsView
 from trayapp.model import GPU_FIELDS
+
+log = logging.getLogger(__name__)
 
 BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
 
@@ -172,6 +180,7 @@ class Series:
     took: float = 0.0
     tier: str = "raw"  # where it was read from: raw samples, or the minute or hour rollups
     mean_period: str = "hourly"  # the means' period: hourly, or daily for a range read from hours
+    note: str = ""  # what a person should know of how it was read (minute bins, days left out)
 
 
 TIER_SECONDS = {"minute": 60, "hour": 3600}
@@ -185,20 +194,26 @@ def pick_tier(length: float, bins: int = BINS) -> str:
 
 
 def prepare_history(
-    data_dir: Path, span: float, now: datetime | None = None, start: datetime | None = None, tiers: bool = True, minutes: MinuteBins | None = None
+    data_dir: Path, span: float, now: datetime | None = None, start: datetime | None = None, tiers: bool = True,
+    minutes: MinuteBins | None = None, rows: RowsView | None = None,
 ) -> Series:
     """Everything on disk in the last ``span`` seconds (or from ``start`` to ``now``: a zoom), ready
     to draw, read from the tier that fits the range (``tiers=False``: always from raw samples).
 
     ``minutes``: the writer's minute bins of its CSV (``Store.minutes``), when this process is the
-    writer: a tiered range then reads today from them and the rest from the tiers' numpy copies,
-    without parsing the CSV or loading Arrow (unless a copy is missing or stale)."""
+    writer. Then nothing is read with Arrow: a tiered range reads today from the minute bins and
+    the rest from the tiers' numpy copies; a range short enough for raw samples reads them from
+    ``rows`` (the writer's rows file, ``DayRows.view``) where it holds them, and minute bins
+    before that (the series says so in ``note``). A day whose copy is missing or stale is left
+    out, and ``note`` says that too; the recorder's next start rebuilds it."""
     t0 = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     start = start or now - timedelta(seconds=span)
     tier = pick_tier((now - start).total_seconds()) if tiers else "raw"
     series = Series(span, start.timestamp(), now.timestamp(), tier=tier)
-    if tier == "raw":
+    if minutes is not None:
+        _writer_read(series, Path(data_dir), start, now, minutes, rows)
+    elif tier == "raw":
         table = read(data_dir, start, now)
         t, columns = as_numpy(table, [n for n in table.column_names if n != TIMESTAMP])  # not to_numpy: it imports pandas
         series.rows = table.num_rows
@@ -212,6 +227,136 @@ def prepare_history(
     whole_periods_only(series, time.time())
     series.took = time.perf_counter() - t0
     return series
+
+
+def _writer_read(series: Series, data_dir: Path, start: datetime, end: datetime, minutes: MinuteBins, rows: RowsView | None) -> None:
+    """``prepare_history`` in the writer's process, where Arrow is never loaded."""
+    start_us = int(start.timestamp() * 1e6)
+    end_us = int(end.timestamp() * 1e6) + 1
+    missing: list[date] = []
+    raw = _rows_reader(rows, start_us + 1, end_us) if series.tier == "raw" else None  # (start, end], as `read`
+    if raw is None:
+        tier = "minute" if series.tier == "raw" else series.tier
+        if series.tier == "raw":  # no raw copy to be trusted: minutes, and the screen says so
+            series.note = "minute bins (today's raw samples could not be read)"
+        recent = minutes.snapshot()
+        add_tier_curves(series, _parts_after_recent(data_dir, tier, start_us // TIERS[tier] * TIERS[tier], end_us, None, recent, missing),
+                        TIER_SECONDS[tier])
+        series.tier = tier
+    else:
+        before = []  # the minutes before the rows file's first row, from the minute tier's copies
+        if start_us < raw.first_us:
+            before = list(_tier_zone(data_dir, "minute", start_us // TIERS["minute"] * TIERS["minute"], raw.first_us, None, missing))
+        if not before and raw.count <= 2 * BINS:  # few samples: the line through each of them
+            t, columns = raw.arrays()
+            series.rows = len(t)
+            for name, values in columns.items():
+                add_curve(series, name, t, values)
+        else:
+            add_tier_curves(series, [*before, *raw.parts()], 60.0 if before else 1.0)
+            if before:
+                series.tier = "minute+raw"
+                series.note = f"minute bins before {clock_or_day(raw.first_us / 1e6)}, raw samples from then on"
+    if missing:
+        days = sorted(set(missing))
+        series.note = "; ".join(filter(None, [series.note, f"{len(days)} day(s) not shown yet ({days[0]:%d %b}"
+                                              + (f"–{days[-1]:%d %b}" if len(days) > 1 else "") + "): their copies are rebuilt at the next start"]))
+
+
+def clock_or_day(moment: float) -> str:
+    """``14:02`` today, ``Sat 28 Nov 23:58`` another day (local time)."""
+    local = datetime.fromtimestamp(moment)
+    return local.strftime("%H:%M" if local.date() == datetime.now().date() else "%a %d %b %H:%M")
+
+
+class _RowsReader:
+    """The rows of a writer's rows file in ``[start_us, end_us)``, once its bytes are checked
+    against the CRC-32 the writer kept: read through one block buffer, never whole."""
+
+    def __init__(self, view: RowsView, start_us: int, end_us: int) -> None:
+        self.view, self.start_us, self.end_us = view, start_us, end_us
+        self.width = 1 + len(view.names)
+        self.first_us = end_us
+        self.count = 0
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        buffer = np.empty((ROWS_CHUNK, self.width))
+        left = self.view.count
+        with _open_file(self.view.path) as f:
+            while left:
+                n = min(ROWS_CHUNK, left)
+                view = buffer[:n]
+                if f.readinto(memoryview(view).cast("B")) != view.nbytes:
+                    raise OSError("shorter than its rows")
+                left -= n
+                yield view
+
+    def check(self) -> bool:
+        """True when the file's first ``count`` rows are what the writer wrote; notes the first
+        row's time and how many rows fall in the range."""
+        crc = 0
+        first = np.inf
+        count = 0
+        for block in self._blocks():
+            crc = zlib.crc32(block.data, crc)
+            t = block[:, 0]
+            if len(t):
+                first = min(first, float(t.min()))
+            count += int(np.count_nonzero((t >= self.start_us) & (t < self.end_us)))
+        if crc != self.view.rows_crc:
+            return False
+        self.first_us = int(first) if np.isfinite(first) else self.end_us
+        self.count = count
+        return True
+
+    def parts(self) -> Iterator[tuple[np.ndarray, dict]]:
+        """Each block's rows in the range as bins of one sample: (epoch seconds, {metric: (value,
+        value, value, 1 or 0)}), for ``add_tier_curves``."""
+        for block in self._blocks():
+            inside = block[(block[:, 0] >= self.start_us) & (block[:, 0] < self.end_us)]
+            if not len(inside):
+                continue
+            stats = {}
+            for i, name in enumerate(self.view.names):
+                v = inside[:, 1 + i].copy()
+                stats[name] = (v, v, v, np.isfinite(v).astype(np.int64))
+            yield inside[:, 0] / 1e6, stats
+
+    def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The rows in the range as arrays, sorted by time (only for a few of them)."""
+        kept = [block[(block[:, 0] >= self.start_us) & (block[:, 0] < self.end_us)].copy() for block in self._blocks()]
+        table = np.concatenate(kept) if kept else np.empty((0, self.width))
+        table = table[np.argsort(table[:, 0], kind="stable")]
+        return table[:, 0] / 1e6, {name: table[:, 1 + i] for i, name in enumerate(self.view.names)}
+
+
+def _open_file(path: Path) -> Any:
+    """``path`` opened for reading, unbuffered, when it is a regular file: a FIFO put in its place
+    would block the read, a directory fail it. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _rows_reader(view: RowsView | None, start_us: int, end_us: int) -> _RowsReader | None:
+    """A reader of the rows file for the range, or None when there is none or it is not what the
+    writer wrote (changed in place, cut short): then minutes are read instead."""
+    if view is None:
+        return None
+    reader = _RowsReader(view, start_us, end_us)
+    try:
+        if reader.check():
+            return reader
+    except (OSError, ValueError) as exc:
+        log.warning("the rows file %s could not be read (%s); minute bins are shown instead", view.path, exc)
+        return None
+    log.warning("the rows file %s is not what the recorder wrote to it; minute bins are shown instead", view.path)
+    return None
 
 
 ENDS_NOW = 120.0  # seconds: a range ending this close to now ends now (its read took a moment)
@@ -302,9 +447,13 @@ def iter_tier_parts(
         yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics)
 
 
-def _parts_after_recent(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, recent: tuple[np.ndarray, dict]) -> Iterator[tuple[np.ndarray, dict]]:
+def _parts_after_recent(
+    data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, recent: tuple[np.ndarray, dict],
+    missing: list[date] | None = None,
+) -> Iterator[tuple[np.ndarray, dict]]:
     """``tier_parts`` with the CSV's rows given as minute bins (no CSV read, no Arrow when the
-    tiers' numpy copies are fresh)."""
+    tiers' numpy copies are fresh; with ``missing``, never: a day whose copy is missing or stale is
+    added to it instead of being read from Parquet)."""
     bins, stats = in_range(*recent, start_us, end_us)
     if metrics is not None:
         stats = {n: stats[n] if n in stats else nan_stats(len(bins)) for n in metrics}
@@ -314,10 +463,10 @@ def _parts_after_recent(data_dir: Path, tier: str, start_us: int, end_us: int, m
     if tier == "hour" and raw_from < end_us:
         hour_from = max(start_us, raw_from // TIERS["hour"] * TIERS["hour"])
         if hour_from < raw_from:  # the hour the CSV starts in: its earlier minutes are in the day files
-            yield from _tier_zone(data_dir, "minute", hour_from, raw_from, metrics)
+            yield from _tier_zone(data_dir, "minute", hour_from, raw_from, metrics, missing)
         raw_from = hour_from
     if start_us < raw_from:
-        yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics)
+        yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics, missing)
 
 
 def csv_minutes(data_dir: str | Path, csv_table: Any = None) -> tuple[np.ndarray, dict]:
@@ -343,10 +492,13 @@ def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics:
     return bins / 1e6, stats
 
 
-def _tier_zone(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None) -> Iterator[tuple[np.ndarray, dict]]:
+def _tier_zone(
+    data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, missing: list[date] | None = None
+) -> Iterator[tuple[np.ndarray, dict]]:
     """Bins in ``[start_us, end_us)`` from the tier's numpy copies (one part each, read as asked
     for), else its Parquet files, that match their day files, and the days they do not cover
-    binned here. Non-empty parts only."""
+    binned here; with ``missing``, the days without a fresh copy go there instead (no Arrow).
+    Non-empty parts only."""
     first = _local_date(datetime.fromtimestamp(start_us / 1e6, timezone.utc)) - timedelta(days=1)
     last = _local_date(datetime.fromtimestamp(end_us / 1e6, timezone.utc)) + timedelta(days=1)
     stamps: dict[date, Any] = {}
@@ -369,7 +521,9 @@ def _tier_zone(data_dir: Path, tier: str, start_us: int, end_us: int, metrics: l
         else:
             uncopied.append(key)
         del copy
-    if uncopied:  # Parquet: loads Arrow
+    if uncopied and missing is not None:
+        missing.extend(day for key in uncopied for day in groups[key])
+    elif uncopied:  # Parquet: loads Arrow
         parts = _parquet_zone(data_dir, tier, start_us, end_us, metrics, {k: groups[k] for k in uncopied}, stamps)
         yield from (p for p in parts if len(p[0]))
 
@@ -441,7 +595,7 @@ def add_tier_curves(series: Series, parts: Iterable[tuple[np.ndarray, dict]], wi
     factor = max(1, math.ceil(span / width / BINS))
     step = factor * width
     origin = math.floor(series.start / step) * step
-    n = max(1, math.ceil((series.end - origin) / step))
+    n = max(1, math.floor((series.end - origin) / step) + 1)  # a raw sample at the end itself has a bin
     period = 86400 if width >= 3600 else 3600
     series.mean_period = "daily" if period == 86400 else "hourly"
     zone = local_zone()

@@ -471,7 +471,7 @@ class TrayApp(QObject):
             from trayapp.gui.history import HistoryWindow
 
             self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes,
-                                        starting=self.sampler.starting)
+                                        starting=self.sampler.starting, rows=self.sampler.rows)
             self.window.setWindowIcon(self.tray.icon())
             if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
                 # a fresh install: 36 h of nothing but a sliver at the right edge says little;

@@ -41,7 +41,7 @@ from trayapp import self_command
 from trayapp.bins import median
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
-from trayapp.history import Series, plotted_columns, prepare_history, release_memory, series_from_memory
+from trayapp.history import Series, clock_or_day, plotted_columns, prepare_history, release_memory, series_from_memory
 from trayapp.gui.now import NowPanel
 from trayapp.model import Level, RuleResult, format_value, metric_label, metric_range, metric_unit
 from trayapp.rules import Rule, human_duration
@@ -199,11 +199,6 @@ def widest_text(axis: pg.AxisItem, texts: list[str]) -> int:
 
 
 PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
-
-
-def _clock_or_day(moment: datetime) -> str:
-    """``14:02`` today, ``Sat 28 Nov 23:58`` another day."""
-    return moment.strftime("%H:%M" if moment.date() == datetime.now().date() else "%a %d %b %H:%M")
 
 
 def recorded_since(series: Series) -> float | None:
@@ -523,13 +518,16 @@ class HistoryWindow(QWidget):
         quick: Callable[[float], dict] | None = None,
         minutes: Callable[[Path], Any] | None = None,
         starting: Callable[[Path], bool] | None = None,
+        rows: Callable[[Path], Any] | None = None,
     ) -> None:
         """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows).
         ``minutes(data_dir)``: the recorder's minute bins of its CSV for that folder, or None
         (``Store.minutes``): tiered ranges read today from them, and the tiers' numpy copies,
         so the window loads neither the CSV nor Arrow. ``starting(data_dir)``: True while the
         recorder for that folder is still opening it (no minute bins yet): a read waits for
-        ``recorder_ready`` rather than parse the CSV with Arrow, which the app would keep."""
+        ``recorder_ready`` rather than parse the CSV with Arrow, which the app would keep.
+        ``rows(data_dir)``: the recorder's rows file for that folder (``DayRows.view``), or None:
+        a zoom short enough for raw samples reads today's from it."""
         super().__init__()
         pg.setConfigOptions(antialias=True)
         self.setWindowTitle("trayapp — history")
@@ -540,6 +538,7 @@ class HistoryWindow(QWidget):
         self.quick = quick
         self.minutes = minutes
         self.starting = starting
+        self.rows = rows
         self._waiting: tuple[float, float | None, float | None] | None = None  # a read held until the recorder is up
         self.span = RANGES[1][1]
         self.theme = Theme.from_palette(self.palette())
@@ -550,6 +549,7 @@ class HistoryWindow(QWidget):
         self._request = 0
         self._shown: Series | None = None  # the whole range as read (what Reset goes back to)
         self.shown_series: Series | None = None  # what the plots draw now (a zoom's read, or the range's)
+        self._note = ""  # the status line's note on how the range on screen was read
         self._zoomed = False
         self._placed = False
         self.metric_plots: dict[str, MetricPlot] = {}
@@ -811,7 +811,8 @@ class HistoryWindow(QWidget):
             self._waiting = (span, start, end)  # the latest wins; ``recorder_ready`` reads it
             return
         self._waiting = None
-        future = self._pool.submit(self._load, self.data_dir, span, start, end, self._minutes())
+        rows = self.rows(self.data_dir) if self.rows is not None else None
+        future = self._pool.submit(self._load, self.data_dir, span, start, end, self._minutes(), rows)
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
 
     def recorder_ready(self) -> None:
@@ -825,10 +826,10 @@ class HistoryWindow(QWidget):
         return self.minutes(self.data_dir) if self.minutes is not None else None
 
     @staticmethod
-    def _load(data_dir: Path, span: float, start: float | None, end: float | None, minutes: Any = None) -> Series:
+    def _load(data_dir: Path, span: float, start: float | None, end: float | None, minutes: Any = None, rows: Any = None) -> Series:
         """On the worker thread: the range from the tier that fits it (``history``)."""
         moment = {k: None if v is None else datetime.fromtimestamp(v, timezone.utc) for k, v in (("start", start), ("end", end))}
-        series = prepare_history(data_dir, span, now=moment["end"], start=moment["start"], minutes=minutes)
+        series = prepare_history(data_dir, span, now=moment["end"], start=moment["start"], minutes=minutes, rows=rows)
         release_memory()  # a read's buffers (and, the first time, what importing Arrow cached) go back now
         return series
 
@@ -852,10 +853,11 @@ class HistoryWindow(QWidget):
             self.status.setText(f"Nothing recorded in the last {label} yet." if not zoom else "Nothing recorded in this stretch.")
         elif not zoom and since is not None and series.end - since < FEW * series.span:
             self.status.setText(  # a first run: a sliver at the right edge that no one would see
-                f"Recorded only since {'about ' if series.binned else ''}{_clock_or_day(datetime.fromtimestamp(since))}:"
+                f"Recorded only since {'about ' if series.binned else ''}{clock_or_day(since)}:"
                 f" the {label} view fills in as trayapp records; Live shows the last 10 minutes.")  # 'about': a bin's start
-        elif self.status.text() in (LOADING, LOADING_FINER):  # not an export's outcome
-            self.status.setText("")
+        elif self.status.text() in (LOADING, LOADING_FINER) or self.status.text() == self._note:  # not an export's outcome
+            self._note = f"Shown as {series.note}." if series.note else ""
+            self.status.setText(self._note)
         self.range_loaded.emit(series)
 
     def _draw(self, series: Series, keep_view: bool = False) -> None:

@@ -80,6 +80,15 @@ class Sampler(QThread):
             return None
         return engine.store.minutes
 
+    def rows(self, data_dir: Path):
+        """The store's rows file of its CSV (``DayRows.view``) when it records into ``data_dir``,
+        else None: a zoom reads today's raw samples from it."""
+        engine = self.engine
+        if engine is None or engine.data_dir.resolve() != Path(data_dir).resolve():
+            return None
+        day_rows = engine.store.rows
+        return day_rows.view() if day_rows is not None else None
+
     # --- the thread
     def _open(self, config: Config, data_dir: Path) -> bool:
         early, self._early = self._early, None
