@@ -283,7 +283,7 @@ def test_an_idle_network_is_ticked_in_whole_units(qtbot, history_window, data_di
 
 def test_a_metric_that_comes_up_late_gets_its_place_not_the_bottom(qtbot, history_window, data_dir: Path) -> None:
     """The busiest core's % comes with the second tick; the window, open since the first, puts
-    its plot second (after CPU), with the time axis still under the last plot only."""
+    its plot second (after CPU), with the time axis pinned under the plots."""
     live = LiveBuffer()
     now = datetime.now(timezone.utc)
     live.add(Sample(now - timedelta(seconds=4), 10.0, 50.0, 70.0))
@@ -298,7 +298,8 @@ def test_a_metric_that_comes_up_late_gets_its_place_not_the_bottom(qtbot, histor
     layout = window.graphics.ci
     assert [layout.getItem(row, 0) for row in range(4)] == [mp.plot for mp in window.metric_plots.values()]
     shows = [mp.plot.getAxis("bottom").style["showValues"] for mp in window.metric_plots.values()]
-    assert shows == [False, False, False, True]
+    assert shows == [False, False, False, False]  # the time is on the pinned axis under them all
+    assert window.time_axis.axis.linkedView() is window.metric_plots["cpu_percent"].plot.vb
     y = drawn(window, "cpu_core_max_percent")[1]
     assert list(y[~np.isnan(y)]) == [43.0, 42.0, 41.0]
     window.graphics.grab()  # paints, laid out anew

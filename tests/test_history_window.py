@@ -17,7 +17,7 @@ from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from trayapp.gui.history import HINT, HistoryWindow, day_labels, days_shown  # noqa: E402
+from trayapp.gui.history import HINT, HistoryWindow, day_labels, span_text  # noqa: E402
 from trayapp.gui.live import LiveBuffer  # noqa: E402
 from trayapp.model import Level, RuleResult  # noqa: E402
 from trayapp.settings import Config  # noqa: E402
@@ -145,8 +145,12 @@ def test_time_axis_labels_say_the_day() -> None:
     assert day_labels([six, six + 6 * 3600, midnight + 86400], 6 * 3600) == ["Tue 24 06:00", "12:00", "Wed 25"]
     assert day_labels([six, six + 60], 60) == ["06:00", "06:01"]
     assert day_labels([six + 30], 10) == ["06:00:30"]
-    assert days_shown(six, six + 3600) == "Tue 24 Nov 2026"
-    assert days_shown(six, six + 86400) == "Tue 24 Nov 2026 – Wed 25 Nov 2026"
+    this_year = datetime.now().year == 2026
+    year = "" if this_year else " 2026"
+    assert span_text(six, six + 3600) == f"Tue 24 Nov{year} 06:00 – 07:00 (1 h)"
+    assert span_text(six, six + 86400 + 1800) == f"Tue 24 Nov{year} 06:00 – Wed 25 Nov{year} 06:30 (24 h)"
+    assert span_text(six, six + 90) == f"Tue 24 Nov{year} 06:00:00 – 06:01:30 (1 min 30 s)"
+    assert span_text(six - 400 * 86400, six) == "Mon 20 Oct 2025 07:00 – Tue 24 Nov 2026 06:00 (400 d)"  # summer time then
 
 
 def test_the_plots_follow_a_dark_palette(qtbot, opened) -> None:

@@ -6,6 +6,7 @@ binned there). Every plot item is made once and updated in place: the window sta
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import subprocess
@@ -60,7 +61,9 @@ LEFT_WIDTH = 40  # the value axes: at least this wide
 MARGIN_WIDTH = 96  # the right margin's labels (thresholds, a rule's average): at least this wide
 NOW_MIN_HEIGHT = 560  # a window shorter than this hides the Now panel: the plots need the room
 FEW = 0.02  # a range whose first sample is this share of it from its end says how little it holds
-HINT = "Hover for values · scroll or drag to zoom and pan · double-click or Reset to go back"
+HINT = "Hover for values · drag across a stretch, Ctrl+wheel or +/− zoom · Shift+drag or ←/→ pan · double-click resets"
+ZOOM_STEP = 1.5  # +/− and a wheel notch with Ctrl zoom time by this factor
+PAN_STEP = 0.25  # ←/→ move the view by this share of its width
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,24 @@ def day_labels(values, spacing: float) -> list[str]:
     return out
 
 
-def days_shown(start: float, end: float) -> str:
-    """The days a view covers, for the label under the time axis: ``Sat 28 Nov – Sun 29 Nov``."""
+def span_text(start: float, end: float) -> str:
+    """The stretch on screen, for people: ``Thu 3 Dec 14:00 – Fri 4 Dec 02:00 (12 h)``; seconds
+    where the view is that short, the year where it is not this one."""
     try:
-        first, last = (datetime.fromtimestamp(t).strftime("%a %d %b %Y") for t in (start, end))
+        a, b = datetime.fromtimestamp(start), datetime.fromtimestamp(end)
     except (OverflowError, OSError, ValueError):
         return ""
-    return first if first == last else f"{first} – {last}"
+    clock = "%H:%M:%S" if end - start < 600 else "%H:%M"
+    year = " %Y" if a.year != datetime.now().year or b.year != a.year else ""
+    first = a.strftime(f"%a %d %b{year} {clock}")
+    last = b.strftime(clock if b.date() == a.date() else f"%a %d %b{year} {clock}")
+    seconds = max(end - start, 0.0)
+    if seconds < 600:  # a short view says its length exactly: 1 min 30 s, not 2 min
+        minutes, rest = divmod(int(round(seconds)), 60)
+        length = " ".join(filter(None, [f"{minutes} min" if minutes else "", f"{rest} s" if rest or not minutes else ""]))
+    else:
+        length = human_duration(seconds)
+    return f"{first} – {last} ({length})"
 
 
 class MarginAxis(pg.AxisItem):
@@ -198,7 +212,36 @@ def widest_text(axis: pg.AxisItem, texts: list[str]) -> int:
     return max(metrics.horizontalAdvance(text) for text in texts)
 
 
-PLOT_HEIGHT = 118  # the least a plot needs to read; more plots than fit scroll
+PLOT_MIN_HEIGHT = 64  # the least a plot needs to read; more plots than fit scroll
+PLOT_MAX_HEIGHT = 150
+PLOTS_IN_VIEW = 6  # as many plots as fit are shown at once, down to PLOT_MIN_HEIGHT each
+
+
+class TimeViewBox(pg.ViewBox):
+    """A plot's view of time, as on the rest of a desktop: the wheel scrolls the page (Ctrl+wheel
+    zooms), a drag across a stretch zooms to it (Shift+drag or the middle button pans)."""
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 (pyqtgraph's name)
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+        else:
+            ev.ignore()  # to the scroll area: the next plot, not a zoom out
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        pan = ev.button() == Qt.MouseButton.MiddleButton or bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if axis is not None or pan or ev.button() != Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        down = ev.buttonDownPos(ev.button())
+        box = self.boundingRect()
+        if not ev.isFinish():
+            self.updateScaleBox(pg.Point(down.x(), box.top()), pg.Point(ev.pos().x(), box.bottom()))
+            return
+        self.rbScaleBox.hide()
+        if abs(ev.pos().x() - down.x()) >= 4:  # a stretch, not a shaky click
+            a, b = sorted((self.mapToView(down).x(), self.mapToView(ev.pos()).x()))
+            self.setXRange(a, b, padding=0)
 
 
 def recorded_since(series: Series) -> float | None:
@@ -240,7 +283,7 @@ class LitePlot(pg.GraphicsLayout):
         layout.setContentsMargins(1, 1, 1, 1)
         layout.setHorizontalSpacing(0)
         layout.setVerticalSpacing(0)
-        self.vb = pg.ViewBox(parent=self, enableMenu=False)
+        self.vb = TimeViewBox(parent=self, enableMenu=False)
         self.vb.sigXRangeChanged.connect(self.sigXRangeChanged)
         layout.addItem(self.vb, 2, 1)
         self.axes: dict[str, pg.AxisItem] = {}
@@ -380,8 +423,17 @@ class MetricPlot:
             labels = ["100"]
         return widest_text(axis, labels) + 14  # the tick and the gap beside it
 
+    def show_value(self, text: str, theme: Theme) -> None:
+        """The value under the pointer beside the plot's title (``CPU (%) · 42.0 %``), so every
+        plot says it where a readout line would be cut; '' puts the title back."""
+        shown = f"{html.escape(self.title)} &nbsp;<b>{html.escape(text)}</b>" if text else html.escape(self.title)
+        if shown != self._title_shown:
+            self._title_shown = shown
+            self.plot.setTitle(shown, justify="left", size="9pt", color=theme.foreground)
+
     def style(self, theme: Theme) -> None:
-        self.plot.setTitle(self.title, justify="left", size="9pt", color=theme.foreground)
+        self._title_shown = html.escape(self.title)
+        self.plot.setTitle(self._title_shown, justify="left", size="9pt", color=theme.foreground)
         self.plot.titleLabel.setMaximumHeight(18)  # pyqtgraph reserves 30 px: too much for six plots
         self.plot.layout.setRowFixedHeight(0, 18)
         for side in ("left", "bottom", "right"):
@@ -499,6 +551,56 @@ class MetricPlot:
         return [item for items in self.rules.values() for item in items]
 
 
+def _settings_flag(key: str) -> bool:
+    value = QSettings("trayapp", "trayapp").value(key, False)
+    return value in (True, "true", "1", 1)
+
+
+class StatusLine(QLabel):
+    """A line for what a person should know now (loading, an empty range, an export's outcome);
+    it takes no room while it has nothing to say."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self.setVisible(bool(text))
+
+
+class PinnedTimeAxis(pg.GraphicsLayoutWidget):
+    """The time axis under the scroll area of plots, linked to their views: it stays on screen
+    whichever plots are scrolled into view, with the day where it changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.axis = DayAxis(orientation="bottom")
+        self.axis.setStyle(tickLength=-4)
+        self.axis.setHeight(QFontMetrics(QApplication.font()).height() + 8)
+        self.ci.layout.setContentsMargins(0, 0, 0, 0)
+        self.ci.layout.setSpacing(0)
+        self.before = pg.GraphicsWidget()
+        self.ci.addItem(self.before, row=0, col=0)
+        self.ci.addItem(self.axis, row=0, col=1)
+        self.after = pg.GraphicsWidget()
+        self.ci.addItem(self.after, row=0, col=2)
+        self.setFixedHeight(int(self.axis.height()) + 2)
+
+    def link(self, view: pg.ViewBox) -> None:
+        self.axis.linkToView(view)
+
+    def place(self, left: float, width: float) -> None:
+        """The axis from ``left`` for ``width`` pixels of this widget, as the plots' views are."""
+        left, width = max(0, int(round(left))), max(1, int(round(width)))
+        self.before.setFixedWidth(left)
+        self.axis.setFixedWidth(width)
+        self.after.setFixedWidth(max(0, self.width() - left - width))
+
+    def style_with(self, theme: "Theme") -> None:
+        self.setBackground(theme.background)
+        self.axis.setPen(pg.mkPen(theme.muted))
+        self.axis.setTextPen(pg.mkPen(theme.foreground))
+
+
 class _Bridge(QObject):
     loaded = Signal(object)
     exported = Signal(str)
@@ -557,13 +659,19 @@ class HistoryWindow(QWidget):
         self._read_once = False  # until the first read has drawn, ranges are painted from memory first
 
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(3)
         top = QHBoxLayout()
+        self.span_label = QLabel("")  # the stretch on screen in words, on every zoom and pan
+        self.span_label.setTextFormat(Qt.TextFormat.RichText)
+        self.span_label.setWordWrap(True)
+        self.span_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.summary = QLabel("…")  # a row of its own, full width, so it wraps rather than being cut
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        top.addStretch(1)
         self.buttons = QButtonGroup(self)
+        self.buttons.setExclusive(False)  # a zoomed view checks none of them (``_mark_range``)
         for i, (label, seconds) in enumerate(RANGES):
             button = QPushButton(label)
             button.setMinimumWidth(36)  # six buttons fit a narrow window at 2x scale
@@ -576,8 +684,17 @@ class HistoryWindow(QWidget):
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Back to the whole range (or double-click a plot)")
         self.reset_button.clicked.connect(self.reset_view)
+        self.reset_button.setEnabled(False)  # until the view is zoomed or panned
         top.addWidget(self.reset_button)
+        self.now_button = QPushButton("Now")  # folds the Now panel away; remembered
+        self.now_button.setCheckable(True)
+        self.now_button.setToolTip("Show or hide this second's numbers and the top processes")
+        self.now_button.setChecked(not _settings_flag("history/now_folded"))
+        self.now_button.toggled.connect(self._fold_now)
+        top.addWidget(self.now_button)
+        top.addStretch(1)
         layout.addLayout(top)
+        layout.addWidget(self.span_label)
         self.now = NowPanel()  # this second: big numbers, per-core bars, the top processes
         layout.addWidget(self.now)
         layout.addWidget(self.summary)
@@ -586,11 +703,11 @@ class HistoryWindow(QWidget):
         self.legend.setWordWrap(True)
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.legend)
-        self.readout = QLabel(HINT)  # the hover readout, or a hint; wraps in a narrow window
-        self.readout.setWordWrap(True)
+        self.readout = QLabel(HINT)  # the hover readout, or a hint: one line (each plot's title has its value too)
+        self.readout.setWordWrap(False)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.readout)
-        self.status = QLabel("")  # loading, an empty range, a failed read or export: for people
+        self.status = StatusLine()  # loading, an empty range, a failed read or export: for people
         self.status.setWordWrap(True)  # a long line wraps rather than widen the window
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.status)
@@ -605,6 +722,8 @@ class HistoryWindow(QWidget):
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll.setWidget(self.graphics)
         layout.addWidget(self.scroll, 1)
+        self.time_axis = PinnedTimeAxis()  # under the plots, whichever of them are scrolled into view
+        layout.addWidget(self.time_axis)
         self._zoom_timer = QTimer(self)
         self._zoom_timer.setSingleShot(True)
         self._zoom_timer.setInterval(300)
@@ -614,6 +733,10 @@ class HistoryWindow(QWidget):
         closing = [QKeySequence(Qt.Key.Key_Escape), QKeySequence("Ctrl+W"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Close)]
         for keys in {keys.toString(): keys for keys in closing if not keys.isEmpty()}.values():
             QShortcut(keys, self, self.close)
+        for key, action in (("+", lambda: self.zoom_by(1 / ZOOM_STEP)), ("=", lambda: self.zoom_by(1 / ZOOM_STEP)),
+                            ("-", lambda: self.zoom_by(ZOOM_STEP)), ("Left", lambda: self.pan_by(-PAN_STEP)),
+                            ("Right", lambda: self.pan_by(PAN_STEP)), ("0", self.reset_view)):
+            QShortcut(QKeySequence(key), self, action)
         self._restyle()
         # plots for every metric known now, so none arrive later and push the others around
         for name in plotted_columns(self.live.measured() + [r.metric for r in config.rules]):
@@ -629,35 +752,29 @@ class HistoryWindow(QWidget):
         if name in self.metric_plots:
             return self.metric_plots[name]
         mp = MetricPlot(self, name, len(self.metric_plots))
+        mp.plot.getAxis("bottom").setStyle(showValues=False)  # its grid only: the pinned axis says the time
         if self.metric_plots:
             first = next(iter(self.metric_plots.values()))
             mp.plot.setXLink(first.plot)
-            for other in self.metric_plots.values():  # the time axis only under the last plot
-                other.plot.getAxis("bottom").setStyle(showValues=False)
-                other.plot.setLabel("bottom", None)
         else:
             mp.plot.sigXRangeChanged.connect(self._x_range_changed)
+            self.time_axis.link(mp.plot.vb)
         self.metric_plots[name] = mp
         order = plotted_columns(list(self.metric_plots))
         if list(self.metric_plots) != order:  # a metric that came up late (a sensor, a rate): in its place
             self._relayout(order)
-        self._label_days(*mp.plot.viewRange()[0])
         self._fit_readout()
-        self.graphics.setMinimumHeight(PLOT_HEIGHT * len(self.metric_plots))
+        self._fit_plots()
         self._sync_rules()
         return mp
 
     def _relayout(self, order: list[str]) -> None:
-        """The plots again in ``order``, the time axis under the last one only."""
+        """The plots again in ``order``."""
         for mp in self.metric_plots.values():
             self.graphics.removeItem(mp.plot)
         self.metric_plots = {name: self.metric_plots[name] for name in order}
         for row, mp in enumerate(self.metric_plots.values()):
             self.graphics.addItem(mp.plot, row=row, col=0)
-            last = row == len(order) - 1
-            mp.plot.getAxis("bottom").setStyle(showValues=last)
-            if not last:
-                mp.plot.setLabel("bottom", None)
 
     def _sync_rules(self) -> None:
         rules = dict(zip(rule_keys(self.config.rules), self.config.rules))
@@ -680,6 +797,7 @@ class HistoryWindow(QWidget):
                 axis.setWidth(left)
             if mp.margin.width() != right:
                 mp.margin.setWidth(right)
+        QTimer.singleShot(0, self._place_time_axis)  # once the layout has taken the new widths
 
     def _results_by_rule(self, rules: dict[str, Rule]) -> list:
         by = {(r.metric, float(r.window_seconds)): r for r in self.results}
@@ -694,6 +812,7 @@ class HistoryWindow(QWidget):
     def _restyle(self) -> None:
         theme = self.theme
         self.graphics.setBackground(theme.background)
+        self.time_axis.style_with(theme)
         for mp in self.metric_plots.values():
             mp.style(theme)
         for label in (self.readout, self.status):
@@ -707,21 +826,47 @@ class HistoryWindow(QWidget):
         band = "rgba({},{},{},{})".format(*theme.band_edge)
         mean = "" if self.span == LIVE_SECONDS else f"<span style='color:{theme.mean}'><b>━</b></span> {self._mean_period} mean &nbsp; "
         self.legend.setText(
-            f"<span style='color:{band}'>■</span> spread (min–max) &nbsp; "
+            f"<span style='color:{band}'>■</span> min–max &nbsp; "
             f"<span style='color:{theme.line}'>━</span> samples &nbsp; " + mean
-            + f"<span style='color:{ORANGE}'>╍</span> orange and <span style='color:{RED}'>╍</span> red threshold &nbsp; "
-            f"<b>┈</b> a rule's window average, over its window"
+            + f"<span style='color:{ORANGE}'>╍</span><span style='color:{RED}'>╍</span> thresholds &nbsp; "
+            f"<b>┈</b> a rule's window average"
         )
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
         self._fit_readout()
         self._fit_now()
+        self._fit_plots()
+        QTimer.singleShot(0, self._place_time_axis)
+
+    def _fit_plots(self) -> None:
+        """Each plot as tall as lets ``PLOTS_IN_VIEW`` of them fit the view at once, but no
+        shorter than ``PLOT_MIN_HEIGHT``: more plots than fit scroll."""
+        n = max(1, len(self.metric_plots))
+        room = self.scroll.viewport().height()
+        per = int(min(PLOT_MAX_HEIGHT, max(PLOT_MIN_HEIGHT, room / min(n, PLOTS_IN_VIEW))))
+        if self.graphics.minimumHeight() != per * n:
+            self.graphics.setMinimumHeight(per * n)
+
+    def _place_time_axis(self) -> None:
+        """The pinned time axis exactly under the plots' views, however wide their value axes
+        and whether or not the scroll bar shows."""
+        if not self.metric_plots:
+            return
+        vb = next(iter(self.metric_plots.values())).plot.vb
+        rect = self.graphics.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+        left = self.time_axis.mapFromGlobal(self.graphics.viewport().mapToGlobal(rect.topLeft())).x()
+        self.time_axis.place(left, rect.width())
+
+    def _fold_now(self, shown: bool) -> None:
+        QSettings("trayapp", "trayapp").setValue("history/now_folded", not shown)
+        self._fit_now()
 
     def _fit_now(self) -> None:
         """A short window (a small screen at 2x) gives the Now panel's room to the plots, and
-        stops its process scans; the tray's tooltip still has this second's numbers."""
-        room = self.height() >= NOW_MIN_HEIGHT
+        stops its process scans; the tray's tooltip still has this second's numbers. So does a
+        person who folded it away."""
+        room = self.height() >= NOW_MIN_HEIGHT and self.now_button.isChecked()
         if room == self.now.isVisibleTo(self):
             return
         self.now.setVisible(room)
@@ -731,14 +876,9 @@ class HistoryWindow(QWidget):
             self.now.stop()
 
     def _fit_readout(self) -> None:
-        """Room for as many lines as the longest readout needs at this width, set before any
-        hover, so that hovering never moves the plots."""
-        longest = "Mon 30 Sep 2025 23:59:59   " + "   ".join(
-            f"{metric_label(name)} 100–100 {metric_unit(name)}" for name in self.metric_plots)
-        metrics = self.readout.fontMetrics()
-        width = max(self.readout.width(), 100)
-        lines = max(1, min(4, -(-metrics.horizontalAdvance(max(longest, HINT, key=len)) // width)))
-        self.readout.setFixedHeight(lines * metrics.lineSpacing() + 4)
+        """One line, its height fixed before any hover, so that hovering never moves the plots;
+        what does not fit it is in each plot's title."""
+        self.readout.setFixedHeight(self.readout.fontMetrics().lineSpacing() + 2)
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
@@ -778,6 +918,7 @@ class HistoryWindow(QWidget):
         self.span = span
         self._legend()
         self._zoomed = False
+        self.reset_button.setEnabled(False)
         self._mark_range(span)
         self._sync_rules()
         if span == LIVE_SECONDS:
@@ -794,9 +935,9 @@ class HistoryWindow(QWidget):
             self._draw(series_from_memory(recent, span, time.time()))
             self.first_paint.emit(span)
 
-    def _mark_range(self, span: float) -> None:
+    def _mark_range(self, span: float | None) -> None:
         """The range shown: its button checked and in bold, which every palette and style shows
-        (a checked button alone was hard to tell in a dark Fusion palette)."""
+        (a checked button alone was hard to tell in a dark Fusion palette); none while zoomed."""
         for i, (_, seconds) in enumerate(RANGES):
             button = self.buttons.button(i)
             button.setChecked(seconds == span)
@@ -876,6 +1017,7 @@ class HistoryWindow(QWidget):
         if self.metric_plots:
             first = next(iter(self.metric_plots.values())).plot
             self._programmatic = True
+            self._expected = (start, end)
             try:
                 first.setXRange(start, end, padding=0)
             finally:
@@ -903,18 +1045,54 @@ class HistoryWindow(QWidget):
     # --- zoom, pan, hover, menu
 
     _programmatic = False
+    _expected: tuple[float, float] | None = None  # the range the window set last
 
-    def _label_days(self, start: float, end: float) -> None:
-        last = next(reversed(self.metric_plots.values()))
-        last.plot.setLabel("bottom", days_shown(start, min(end, time.time())))
+    def _say_span(self, start: float, end: float) -> None:
+        label = next((lbl for lbl, s in RANGES if s == self.span), "")
+        text = html.escape(span_text(start, end))
+        self.span_label.setText(f"<b>{text}</b> · zoomed in from {label}; Reset goes back" if self._zoomed else f"<b>{text}</b> · {label}")
 
     def _x_range_changed(self, _plot, view: tuple[float, float]) -> None:
-        self._label_days(*view)
-        if self._programmatic:
-            return
-        self._zoomed = True  # the person moved the view: keep it until Reset
-        if self.span != LIVE_SECONDS:
-            self._zoom_timer.start()
+        start, end = view
+        now = time.time()
+        expected = self._expected
+        # before the window set a range, and when a resize re-emits the one it set: not a person's zoom
+        same = expected is None or abs(start - expected[0]) + abs(end - expected[1]) <= 1e-6 * max(end - start, 1.0)
+        if not self._programmatic and not same:
+            self._zoomed = True  # the person moved the view: keep it until Reset
+            self._mark_range(None)
+            self.reset_button.setEnabled(True)
+            if self.span != LIVE_SECONDS:
+                self._zoom_timer.start()
+            if end > now + 1:  # a view never runs into the future: the same width, ending now
+                self._set_x(max(TIME_MIN, start - (end - now)), now)
+                return
+        self._say_span(start, min(end, now))
+
+    def zoom_by(self, factor: float) -> None:
+        """Time on screen times ``factor`` (below 1 zooms in), around the middle of the view, or
+        keeping its end at now when it ends now."""
+        start, end = self.visible_range()
+        now = time.time()
+        width = min(max((end - start) * factor, 10.0), TIME_MAX - TIME_MIN)
+        if end >= now - 1:
+            self._move_to(now - width, now)
+        else:
+            middle = (start + end) / 2
+            self._move_to(middle - width / 2, middle + width / 2)
+
+    def pan_by(self, share: float) -> None:
+        """The view moved by ``share`` of its width (negative: back in time), never past now."""
+        start, end = self.visible_range()
+        step = (end - start) * share
+        now = time.time()
+        step = min(step, now - end)
+        self._move_to(start + step, end + step)
+
+    def _move_to(self, start: float, end: float) -> None:
+        """What a person's zoom or pan does: the view changes as if by the mouse."""
+        if self.metric_plots:
+            next(iter(self.metric_plots.values())).plot.setXRange(start, end, padding=0)
 
     def _zoom_read(self) -> None:
         shown = self._shown
@@ -927,6 +1105,8 @@ class HistoryWindow(QWidget):
 
     def reset_view(self) -> None:
         self._zoomed = False
+        self._mark_range(self.span)
+        self.reset_button.setEnabled(False)
         if self.span == LIVE_SECONDS:
             self.refresh_live()
         elif self._shown is not None:
@@ -943,6 +1123,12 @@ class HistoryWindow(QWidget):
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.Leave:
             self.hover_at(None)
+        elif event.type() == QEvent.Type.Wheel and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            QApplication.sendEvent(self.scroll.verticalScrollBar(), event)  # the page scrolls; Ctrl+wheel zooms
+            return True
+        elif event.type() == QEvent.Type.NativeGesture and event.gestureType() == Qt.NativeGestureType.ZoomNativeGesture:
+            self.zoom_by(1 / (1 + event.value()) if event.value() > -1 else ZOOM_STEP)  # a pinch on a touchpad
+            return True
         return False
 
     def _moved(self, args) -> None:
@@ -959,6 +1145,8 @@ class HistoryWindow(QWidget):
             mp.cross.setVisible(x is not None)
             if x is not None:
                 mp.cross.setValue(x)
+            else:
+                mp.show_value("", self.theme)
         if x is None:
             self.readout.setText(HINT)
             return
@@ -967,7 +1155,13 @@ class HistoryWindow(QWidget):
             when = moment.strftime("%a %d %b %H:%M:%S" if moment.year == datetime.now().year else "%a %d %b %Y %H:%M:%S")
         except (OverflowError, OSError, ValueError):
             return
-        values = [text for mp in self.metric_plots.values() if (text := mp.value_at(x)) and not text.endswith(" —")]
+        values = []
+        for mp in self.metric_plots.values():
+            text = mp.value_at(x)
+            known = bool(text) and not text.endswith(" —")
+            mp.show_value(text.removeprefix(metric_label(mp.name)).strip() if known else "—", self.theme)
+            if known:
+                values.append(text)
         values = values or ["no samples at this time"]
         self.readout.setText(f"{when}   " + "   ".join(values))
 
@@ -1027,12 +1221,19 @@ class HistoryWindow(QWidget):
             self.now.start()  # the process list is read only while the panel is shown
         self.show_range(self.span)
 
+    @property
+    def _geometry_key(self) -> str:
+        """Where the window was, per data folder: one folder's maximised window does not open another's so."""
+        folder = hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+        return f"history/geometry-{folder}"
+
     def _place(self) -> None:
-        """Where the person left it, else 900×640; never larger than the screen or off it."""
-        saved = QSettings("trayapp", "trayapp").value("history/geometry")
-        if saved is None or not self.restoreGeometry(saved):
-            self.resize(900, 640)
+        """Where the person left it (for this data folder), else centred and sized to the screen;
+        never larger than the screen or off it."""
+        saved = QSettings("trayapp", "trayapp").value(self._geometry_key)
         screen = (self.screen() or QApplication.primaryScreen()).availableGeometry()
+        if saved is None or not self.restoreGeometry(saved):  # six plots at once where the screen has the room
+            self.resize(min(1100, max(int(screen.width() * 0.6), min(screen.width(), 900))), min(1000, int(screen.height() * 0.9)))
         frame = self.frameGeometry()  # the title bar and borders, where the platform knows them already
         extra_w, extra_h = max(frame.width() - self.width(), 0), max(frame.height() - self.height(), 0)
         width, height = min(self.width(), screen.width() - extra_w), min(self.height(), screen.height() - max(30, extra_h))
@@ -1045,7 +1246,7 @@ class HistoryWindow(QWidget):
         self.move(x, y)
 
     def hideEvent(self, event) -> None:  # noqa: N802
-        QSettings("trayapp", "trayapp").setValue("history/geometry", self.saveGeometry())
+        QSettings("trayapp", "trayapp").setValue(self._geometry_key, self.saveGeometry())
         self._request += 1  # drop any read in flight
         self.hover_at(None)
         self.now.stop()
