@@ -179,8 +179,10 @@ def test_a_transition_carries_its_heading_into_the_slack_message(tmp_path) -> No
         engine.stop()
     change, = tick.transitions
     assert (change.previous, change.current) == (Level.OK, Level.ORANGE)
-    # nothing leaves a 36 h window holding 2 h; the last five minutes are all 100, so 100 every
-    # 2 s: (9685 + 100k)/(121 + k) > 90 from k = 121, that is 242 s
-    assert dict(change.extra)["projection"] == "red in ≈ 4 min at the current load"
+    # nothing leaves a 36 h window holding 2 h, 121 minutes of one sample each (the tick's
+    # included); the last five minutes are all 100, so 100 every 2 s. The average is over time:
+    # each new minute at 100 counts once, however many samples fill it, and
+    # (9685 + 100m)/(121 + m) > 90 from m = 121 minutes (a sample-weighted mean said 4 min here)
+    assert dict(change.extra)["projection"] == "red in ≈ 2.0 h at the current load"
     message = build_message(change, host="box")
-    assert "*Heading:* red in ≈ 4 min at the current load" in message["attachments"][0]["text"]
+    assert "*Heading:* red in ≈ 2.0 h at the current load" in message["attachments"][0]["text"]
