@@ -69,15 +69,22 @@ def human_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+ABOVE, BELOW = "above", "below"  # a rule watches its average rise above its thresholds, or fall below them
+DIRECTIONS = (ABOVE, BELOW)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """Average of ``metric`` over ``window_seconds``: orange at ``orange`` and up, red above ``red``."""
+    """Average of ``metric`` over ``window_seconds``. ``direction`` "above": orange at ``orange``
+    and up, red above ``red``; "below" (a battery, a fan): orange at ``orange`` and under, red
+    under ``red`` (which is then the lower of the two)."""
 
     metric: str
     window_seconds: float = 36 * 3600
     orange: float = 80.0
     red: float = 90.0
     min_coverage_seconds: float = 3600
+    direction: str = ABOVE
 
     @property
     def key(self) -> str:
@@ -96,21 +103,33 @@ def classify(
 ) -> Level:
     """The one place a level is decided.
 
-    red if average > red; orange if orange <= average <= red; ok below; unknown with no data or
-    less coverage than the rule's minimum. Leaving a level downwards needs the average to fall
-    ``hysteresis`` points past the threshold, so a value sitting on a line does not flap.
+    A rule that watches a value rise: red if average > red; orange if orange <= average <= red;
+    ok below. One that watches it fall (``direction = "below"``) is the same with every
+    comparison the other way: red if average < red; orange if red <= average <= orange; ok
+    above. Unknown with no data or less coverage than the rule's minimum. Leaving a level
+    needs the average to move ``hysteresis`` points back past the threshold (down for a rising
+    rule, up for a falling one), so a value sitting on a line does not flap.
     """
     if average is None or not math.isfinite(average) or coverage_seconds < rule.min_coverage_seconds:
         return Level.UNKNOWN
-    if average > rule.red:
+    # thresholds are data: a falling rule is a rising rule on the negated values
+    sign = -1.0 if rule.direction == BELOW else 1.0
+    value, orange, red = sign * average, sign * rule.orange, sign * rule.red
+    if value > red:
         return Level.RED
-    if previous is Level.RED and average > rule.red - hysteresis:
+    if previous is Level.RED and value > red - hysteresis:
         return Level.RED
-    if average >= rule.orange:
+    if value >= orange:
         return Level.ORANGE
-    if previous in (Level.RED, Level.ORANGE) and average >= rule.orange - hysteresis:
+    if previous in (Level.RED, Level.ORANGE) and value >= orange - hysteresis:
         return Level.ORANGE
     return Level.OK
+
+
+def threshold_signs(direction: str) -> tuple[str, str]:
+    """How a rule's thresholds read, orange's then red's: ``("≥", ">")`` for a rule that watches
+    a value rise, ``("≤", "<")`` for one that watches it fall."""
+    return ("≤", "<") if direction == BELOW else ("≥", ">")
 
 
 # A value is "not available" unless it is finite and no larger than this: no metric comes near
@@ -339,6 +358,7 @@ class RuleState:
             level=classify(avg, window.coverage_seconds, self.rule, previous, hysteresis),
             orange=self.rule.orange,
             red=self.rule.red,
+            direction=self.rule.direction,
         )
 
 
@@ -365,6 +385,7 @@ def evaluate_arrays(rule: Rule, stamps: "list[float] | object", values: "list[fl
         level=classify(avg, coverage, rule),
         orange=rule.orange,
         red=rule.red,
+        direction=rule.direction,
     )
 
 
@@ -508,13 +529,16 @@ def project(
         return out
 
     def stays(average: "np.ndarray") -> "np.ndarray":
-        """The same decision as classify(average, ..., previous=level, hysteresis), vectorised."""
+        """The same decision as classify(average, ..., previous=level, hysteresis), vectorised
+        (a falling rule on the negated values, as there)."""
+        sign = -1.0 if rule.direction == BELOW else 1.0
+        value, orange, red = sign * average, sign * rule.orange, sign * rule.red
         if level is Level.RED:
-            keep_level = average > rule.red - hysteresis
+            keep_level = value > red - hysteresis
         elif level is Level.ORANGE:
-            keep_level = (average <= rule.red) & (average >= rule.orange - hysteresis)
+            keep_level = (value <= red) & (value >= orange - hysteresis)
         else:
-            keep_level = average < rule.orange
+            keep_level = value < orange
         return keep_level | np.isnan(average)
 
     # The average only changes when an old sample leaves or a new one arrives: the first instant
