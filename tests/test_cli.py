@@ -59,6 +59,25 @@ def test_status_says_one_sample_not_one_samples(data_dir: Path, capsys: pytest.C
     assert "; 1 sample" in out and "1 samples" not in out, out
 
 
+def test_status_says_a_falling_rules_thresholds_the_right_way_round(data_dir: Path, tmp_path: Path) -> None:
+    """A battery running low and a stopped fan, watched with direction = "below"; CPU beside them."""
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 10,
+                  {"cpu_percent": 20.0, "memory_percent": 30.0, "disk_percent": 40.0, "battery_percent": 15.0, "fan_rpm": 250.0})
+    config = tmp_path / "rules.toml"
+    config.write_text('[[rules]]\nmetric = "battery_percent"\ndirection = "below"\nwindow = "1h"\norange = 20.0\nred = 10.0\n'
+                      'min_coverage = "5m"\n[[rules]]\nmetric = "fan_rpm"\ndirection = "below"\nwindow = "5m"\norange = 600.0\n'
+                      'red = 300.0\nmin_coverage = "2m"\n[[rules]]\nmetric = "cpu_percent"\nwindow = "1h"\nmin_coverage = "30m"\n')
+    text = run_cli("--config", str(config), "--data-dir", str(data_dir), "status")
+    assert text.returncode == 0, text.stderr
+    battery, fan, cpu = text.stdout.splitlines()[1:4]
+    assert "— orange" in battery and "orange ≤ 20, red < 10;" in battery
+    assert "— red" in fan and "orange ≤ 600 RPM, red < 300 RPM;" in fan
+    assert "— ok" in cpu and "orange ≥ 80, red > 90;" in cpu
+    levels = [r["level"] for r in json.loads(run_cli("--config", str(config), "--data-dir", str(data_dir), "status", "--json").stdout)["rules"]]
+    assert levels == ["orange", "red", "ok"]
+
+
 def test_status_without_data_folder_is_one_line(tmp_path: Path) -> None:
     done = run_cli("--data-dir", str(tmp_path / "nothing"), "status")
     assert done.returncode == 1

@@ -238,6 +238,26 @@ def test_history_window_draws_what_is_on_disk(qtbot, history_window, data_dir: P
     assert window.rule_lines["disk_percent"] == []
 
 
+def test_a_falling_rules_threshold_lines_say_which_way(qtbot, history_window, data_dir: Path) -> None:
+    """A rule that watches a value fall (direction = "below"): its lines sit at its thresholds
+    and the margin says red under the lower one, orange at the upper one and under."""
+    import pyqtgraph as pg
+
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 8.0, "memory_percent": 40.0, "disk_percent": 70.0})
+    idle = Rule("cpu_percent", 3600, 20.0, 10.0, 600, direction="below")
+    config = Config(rules=(idle, Rule("memory_percent")))
+    window = history_window(data_dir, LiveBuffer(), config)
+    with qtbot.waitSignal(window.range_loaded, timeout=10000):
+        window.show()
+    window.set_results((RuleResult("cpu_percent", 3600, 8.0, 360, 3590, Level.RED, 20.0, 10.0, "below"),
+                        _result("memory_percent", Level.OK, 40.0)), config)
+    cpu, memory = window.metric_plots["cpu_percent"], window.metric_plots["memory_percent"]
+    assert {item.value() for item in window.rule_lines["cpu_percent"] if isinstance(item, pg.InfiniteLine)} == {20.0, 10.0}
+    assert {text for _, text, _ in cpu.margin.marks} == {"orange ≤ 20", "red < 10", "1 h avg 8"}
+    assert {text for _, text, _ in memory.margin.marks} == {"orange 80", "red 90", "36 h avg 40"}  # a rising rule as it was
+
+
 def test_history_window_shows_gpu_when_there_is_one(qtbot, history_window, data_dir: Path) -> None:
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 5.0, "gpu0_util_percent": 99.0, "gpu0_memory_percent": 1.7, "gpu0_temperature_c": 56.0})

@@ -110,6 +110,36 @@ def test_matches_a_step_by_step_replay(seed: int) -> None:
         assert got is not None and (got.level, got.seconds) == (expected[0], pytest.approx(expected[1]))
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_falling_rule_matches_the_replay_too(seed: int) -> None:
+    """A rule that watches a value fall (a battery running down): the same replay, thresholds
+    the other way round."""
+    rng = np.random.default_rng(100 + seed)
+    rule = Rule("battery_percent", float(rng.choice([600.0, 3600.0])), 40.0, 25.0, 60.0, direction="below")
+    n = int(rng.integers(20, 300))
+    t = np.sort(NOW - rng.uniform(0, rule.window_seconds * 0.999, n))
+    v = np.clip(rng.normal(rng.uniform(15, 60), 10, n), 0, 100)
+    hysteresis = float(rng.choice([0.0, 2.0]))
+    level = classify(float(v.mean()), rule.window_seconds, rule)
+    current = float(rng.uniform(0, 100))
+    interval = float(rng.choice([1.0, 7.0, 30.0]))
+    got = project(rule, t, v, NOW, current, interval, level, hysteresis)
+    expected = replay(rule, t, v, current, interval, level, hysteresis)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None and (got.level, got.seconds) == (expected[0], pytest.approx(expected[1]))
+
+
+def test_a_battery_running_down_heads_for_red() -> None:
+    """An hour at 30 % a minute apart (ok for a rule: orange at 20 and under, red under 10);
+    the charge now at 0: each minute one 30 leaves and one 0 comes, -0.5 a minute: at most 20
+    after 20 minutes."""
+    rule = Rule("battery_percent", H, 20.0, 10.0, 600.0, direction="below")
+    t, v = full(30.0, window=H)
+    assert project(rule, t, v, NOW, 0.0, 60.0, Level.OK) == Projection(Level.ORANGE, 20 * 60)
+
+
 def test_first_verdict_comes_after_the_minimum_data() -> None:
     result = RuleResult("cpu_percent", 36 * H, 23.0, 240, 8 * 60, Level.UNKNOWN, 80.0, 90.0)
     assert first_verdict_in(RULE, result) == 52 * 60
@@ -179,8 +209,10 @@ def test_a_transition_carries_its_heading_into_the_slack_message(tmp_path) -> No
         engine.stop()
     change, = tick.transitions
     assert (change.previous, change.current) == (Level.OK, Level.ORANGE)
-    # nothing leaves a 36 h window holding 2 h; the last five minutes are all 100, so 100 every
-    # 2 s: (9685 + 100k)/(121 + k) > 90 from k = 121, that is 242 s
-    assert dict(change.extra)["projection"] == "red in ≈ 4 min at the current load"
+    # nothing leaves a 36 h window holding 2 h, 121 minutes of one sample each (the tick's
+    # included); the last five minutes are all 100, so 100 every 2 s. The average is over time:
+    # each new minute at 100 counts once, however many samples fill it, and
+    # (9685 + 100m)/(121 + m) > 90 from m = 121 minutes (a sample-weighted mean said 4 min here)
+    assert dict(change.extra)["projection"] == "red in ≈ 2.0 h at the current load"
     message = build_message(change, host="box")
-    assert "*Heading:* red in ≈ 4 min at the current load" in message["attachments"][0]["text"]
+    assert "*Heading:* red in ≈ 2.0 h at the current load" in message["attachments"][0]["text"]

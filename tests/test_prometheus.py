@@ -93,7 +93,7 @@ def test_one_name_per_quantity_with_units_gpu_labels_and_build_info(exporter) ->
     assert got[("trayapp_last_sample_timestamp_seconds", ())] == pytest.approx(now.timestamp())
     cpu = (("metric", "cpu_percent"), ("window", "36h"))
     assert got[("trayapp_rule_average_ratio", cpu)] == 0.95
-    assert got[("trayapp_rule_threshold_ratio", lab(metric="cpu_percent", window="36h", level="red"))] == 0.9
+    assert got[("trayapp_rule_threshold_ratio", lab(metric="cpu_percent", window="36h", level="red", direction="above"))] == 0.9
     assert got[("trayapp_rule_level", cpu)] == 2
     assert got[("trayapp_rule_state", lab(metric="cpu_percent", window="36h", state="red"))] == 1
     assert got[("trayapp_rule_state", lab(metric="cpu_percent", window="36h", state="orange"))] == 0
@@ -106,6 +106,25 @@ def test_one_name_per_quantity_with_units_gpu_labels_and_build_info(exporter) ->
     assert got[("process_resident_memory_bytes", ())] > 0  # prometheus_client's process collector
     assert ("python_info", ()) not in got and any(k[0] == "python_info" for k in got)
     assert not [k for k in got if k[0] == "trayapp_sample"]  # the old mixed-unit name is gone
+
+
+def test_a_falling_rules_thresholds_say_their_direction(exporter) -> None:
+    """``direction="below"``: the battery is orange at 20 % and under, red under 10 %; the fan
+    red under 300 RPM. A rising rule beside them says ``above``."""
+    now = datetime.now(timezone.utc)
+    results = (RuleResult("battery_percent", 600, 8.0, 60, 590.0, Level.RED, 20.0, 10.0, "below"),
+               RuleResult("fan_rpm", 300, 250.0, 150, 298.0, Level.RED, 600.0, 300.0, "below"),
+               rule("cpu_percent", 129600, 50.0, Level.OK))
+    exporter.on_tick(Tick(Sample(now, 50.0, 40.0, 70.0), results, Level.RED, (), True))
+    got = series(scrape(exporter))
+    battery = {"metric": "battery_percent", "window": "10m"}
+    assert got[("trayapp_rule_threshold_ratio", lab(**battery, level="orange", direction="below"))] == 0.2
+    assert got[("trayapp_rule_threshold_ratio", lab(**battery, level="red", direction="below"))] == 0.1
+    assert got[("trayapp_rule_average_ratio", lab(**battery))] == 0.08
+    fan = [k for k in got if k[0].startswith("trayapp_rule_threshold_") and ("metric", "fan_rpm") in k[1]]
+    assert {dict(labels)["direction"] for _, labels in fan} == {"below"} and len(fan) == 2
+    assert got[("trayapp_rule_threshold_ratio", lab(metric="cpu_percent", window="36h", level="red", direction="above"))] == 0.9
+    assert got[("trayapp_rule_level", lab(**battery))] == 2
 
 
 def test_series_that_are_no_longer_true_are_dropped(exporter) -> None:

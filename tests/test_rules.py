@@ -236,3 +236,55 @@ def test_tracker_state_of_any_shape_is_read_as_far_as_it_goes() -> None:
     tracker = AlertTracker(state=state)  # type: ignore[arg-type]
     assert tracker.alert == {"d": Level.RED, "e": Level.ORANGE}
     assert tracker.state() == {"d": {"level": "red", "since": 0.0}, "e": {"level": "orange", "since": 5.0}}
+
+
+# ------------------------------------------------- a rule that watches a value fall (direction = "below")
+
+BATTERY = Rule("battery_percent", window_seconds=600, orange=20.0, red=10.0, min_coverage_seconds=300, direction="below")
+
+
+@pytest.mark.parametrize(
+    ("previous", "average", "expected"),
+    [
+        # the same function as for a rising rule, every comparison the other way round
+        (None, 100.0, Level.OK),
+        (None, 20.0001, Level.OK),
+        (None, 20.0, Level.ORANGE),  # at orange: orange
+        (None, 15.0, Level.ORANGE),
+        (None, 10.0, Level.ORANGE),  # at red is still orange
+        (None, 9.9999, Level.RED),
+        (None, 0.0, Level.RED),
+        (None, None, Level.UNKNOWN),
+        # hysteresis (2 points) upwards: leaving a level needs the average to rise back past it
+        (Level.RED, 11.9, Level.RED),
+        (Level.RED, 12.0, Level.ORANGE),
+        (Level.RED, 21.0, Level.ORANGE),  # orange holds within its own margin
+        (Level.RED, 22.1, Level.OK),
+        (Level.ORANGE, 21.9, Level.ORANGE),
+        (Level.ORANGE, 22.01, Level.OK),
+        (Level.ORANGE, 9.5, Level.RED),  # going down is immediate
+        (Level.OK, 20.1, Level.OK),
+    ],
+)
+def test_a_falling_rule_is_the_same_table_the_other_way_round(previous: Level | None, average: float | None, expected: Level) -> None:
+    assert classify(average, 600.0, BATTERY, previous, hysteresis=2.0) is expected
+
+
+def test_a_falling_rule_is_a_rising_rule_on_negated_values() -> None:
+    """Thresholds are data: one level function, checked against its mirror image everywhere."""
+    rising = Rule("m", 600.0, orange=-20.0, red=-10.0, min_coverage_seconds=300)
+    rng = random.Random(3)
+    for _ in range(2000):
+        average = rng.uniform(-5, 35)
+        previous = rng.choice([None, Level.OK, Level.ORANGE, Level.RED])
+        hysteresis = rng.choice([0.0, 1.0, 2.5])
+        assert classify(average, 600.0, BATTERY, previous, hysteresis) is classify(-average, 600.0, rising, previous, hysteresis)
+
+
+def test_a_falling_rules_result_carries_its_direction() -> None:
+    state = RuleState(BATTERY)
+    for t in range(0, 600, 10):
+        state.window.add(1.8e9 + t, 8.0)
+    result = state.result()
+    assert (result.level, result.direction) == (Level.RED, "below")
+    assert evaluate_arrays(BATTERY, [1.8e9 + t for t in range(0, 600, 10)], [8.0] * 60, 1.8e9 + 590).direction == "below"

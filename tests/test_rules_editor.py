@@ -180,3 +180,41 @@ def test_a_threshold_the_user_changes_is_saved_as_typed(qtbot, tmp_path: Path) -
         dialog.ok_button.click()
     assert [(r.orange, r.red) for r in load(path).config.rules] == [(70.25, 95.125)]
     assert "red = 95.125\n" in path.read_text()
+
+
+LAPTOP = ("cpu_percent", "memory_percent", "disk_percent", "battery_percent", "fan_rpm")
+
+
+def test_a_rule_can_watch_a_value_fall(qtbot, editor, tmp_path: Path) -> None:
+    """The editor offers "rises above" / "falls below"; turning a rule round turns its
+    thresholds round (red is the lower one for "falls below"), and OK saves direction = "below"."""
+    dialog = editor(metrics=LAPTOP)
+    row = dialog.rule_rows[1]
+    assert [row.direction.itemText(i) for i in range(row.direction.count())] == ["rises above", "falls below"]
+    assert row.direction.currentText() == "rises above"
+    row.metric.setCurrentIndex(row.metric.findData("battery_percent"))
+    dialog.set_rule_cell(1, "direction", "falls below")
+    assert (row.orange.value(), row.red.value()) == (90.0, 80.0)  # swapped: orange above red
+    dialog.set_rule_cell(1, "orange", "20")
+    dialog.set_rule_cell(1, "red", "10")
+    dialog.set_rule_cell(1, "window", "10m")
+    dialog.set_rule_cell(1, "min_coverage", "5m")
+    assert dialog.ok_button.isEnabled()
+    with qtbot.waitSignal(dialog.applied) as signal:
+        dialog.ok_button.click()
+    saved = signal.args[0].rules[1]
+    assert saved == Rule("battery_percent", 600, 20.0, 10.0, 300, direction="below")
+    assert load(tmp_path / "config.toml").config.rules[1] == saved
+    assert 'direction = "below"' in (tmp_path / "config.toml").read_text()
+
+
+def test_a_falling_rules_thresholds_are_checked_the_other_way_round(editor) -> None:
+    dialog = editor(rules=(Rule("fan_rpm", 300, 600.0, 300.0, 120, direction="below"),), metrics=LAPTOP)
+    row = dialog.rule_rows[0]
+    assert row.direction.currentText() == "falls below" and dialog.ok_button.isEnabled()
+    dialog.set_rule_cell(0, "red", "900")  # red above orange: wrong for a falling rule
+    assert not dialog.ok_button.isEnabled()
+    assert "orange must be above red" in dialog.rule_cell_error(0, "orange")
+    assert dialog.rule_cell_error(0, "red") == dialog.rule_cell_error(0, "orange")
+    dialog.set_rule_cell(0, "red", "300")
+    assert dialog.ok_button.isEnabled()

@@ -535,3 +535,46 @@ def test_any_two_saves_of_rule_lists_load_back_in_order_and_keep_the_skipped_tab
             text = path.read_text()  # the table the loader skipped, as it was or, once no rule was wanted, as comments
             stripped = "\n".join(line.strip() for line in text.splitlines())
             assert '# typo rule\nmetric = "cpu"' in text or '# [[rules]]  # typo rule\n# metric = "cpu"' in stripped
+
+
+# ------------------------------------------------- direction = "below"
+
+
+def test_a_rule_that_watches_a_value_fall_loads_and_saves(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[[rules]]\nmetric = "battery_percent"\ndirection = "below"\nwindow = "10m"\n'
+                    'orange = 20.0\nred = 10.0\nmin_coverage = "5m"\n')
+    loaded = load(path)
+    assert loaded.warnings == []
+    battery, = loaded.config.rules
+    assert battery == Rule("battery_percent", 600, 20.0, 10.0, 300, direction="below")
+    # saved: "below" is written, the default "above" is not
+    fan = Rule("fan_rpm", 300, 600.0, 300.0, 120, direction="below")
+    cpu = Rule("cpu_percent", 3600, 50.0, 60.0, 600)
+    save(Config(rules=(fan, cpu)), path)
+    text = path.read_text()
+    assert text.count('direction = "below"') == 1 and '"above"' not in text
+    assert load(path).config.rules == (fan, cpu)
+    # turned round in the editor and saved: the table says so, and back again
+    save(Config(rules=(Rule("fan_rpm", 300, 600.0, 900.0, 120), cpu)), path)
+    assert load(path).config.rules == (Rule("fan_rpm", 300, 600.0, 900.0, 120), cpu)
+
+
+@pytest.mark.parametrize(
+    ("rule", "needle"),
+    [
+        # a falling rule's red is the lower threshold: the check is the other way round, and says why
+        ("direction = 'below'\norange = 10\nred = 20",
+         "[[rules]] #1 orange = 10, red = 20: orange must be above red for a rule that watches a value fall"),
+        ("direction = 'below'\norange = 20\nred = 20", "orange must be above red"),
+        # a rising rule written with falling thresholds is told about direction
+        ("orange = 20\nred = 10", 'orange must be below red (a rule that watches a value fall says direction = "below")'),
+        ("direction = 'down'", "[[rules]] #1 direction = 'down': must be one of above, below"),
+    ],
+)
+def test_a_rules_direction_is_checked_with_one_clear_line(tmp_path: Path, rule: str, needle: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[[rules]]\nmetric = 'battery_percent'\n{rule}\n")
+    loaded = load(path)
+    assert any(needle in w for w in loaded.warnings), loaded.warnings
+    assert loaded.config.rules == DEFAULT_RULES  # the only rule could not be used: the defaults watch

@@ -55,6 +55,24 @@ def test_a_message_says_host_metric_average_threshold_window_coverage_and_when()
         assert needle in text
 
 
+@pytest.mark.parametrize(("current", "previous", "average", "needle"), [
+    (Level.RED, Level.ORANGE, 8.0, "*10 min average:* 8.0 % (red below 10 %)"),
+    (Level.ORANGE, Level.OK, 18.0, "*10 min average:* 18.0 % (orange from 20 % down, red below 10 %)"),
+    (Level.OK, Level.ORANGE, 60.0, "*10 min average:* 60.0 % (above orange (20 %))"),
+])
+def test_a_falling_rules_message_says_it_the_right_way_round(current, previous, average, needle) -> None:
+    result = RuleResult("battery_percent", 600, average, 60, 590.0, current, 20.0, 10.0, "below")
+    change = Transition("battery_percent/10m", previous, current, result, datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc))
+    assert needle in build_message(change, host="laptop")["attachments"][0]["text"]
+
+
+def test_a_fan_rules_message_speaks_rpm_not_percent() -> None:
+    result = RuleResult("fan_rpm", 300, 250.0, 150, 298.0, Level.RED, 600.0, 300.0, "below")
+    change = Transition("fan_rpm/5m", Level.OK, Level.RED, result, datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc))
+    text = build_message(change, host="box")["attachments"][0]["text"]
+    assert "*5 min average:* 250 RPM (red below 300 RPM)" in text and "%" not in text.split("*Window:*")[0]
+
+
 def test_the_top_processes_name_their_pid_share_and_size_from_the_real_process_table() -> None:
     import re
     import subprocess

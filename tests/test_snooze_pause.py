@@ -206,6 +206,23 @@ def test_a_level_held_by_hysteresis_says_so_and_a_change_of_level_projects_again
     assert app._projected_at == (now + timedelta(seconds=20)).timestamp()  # at once when a level changed
 
 
+def test_a_falling_rule_held_by_hysteresis_says_it_the_other_way_round() -> None:
+    """A battery rule (orange at 20 % and under, red under 10 %): a level held by the hysteresis
+    holds until the average rises back past the line, and the tooltip says so."""
+    from trayapp.gui.app import held_by_hysteresis, rule_lines
+
+    red = RuleResult("battery_percent", 600, 10.8, 60, 590, Level.RED, 20.0, 10.0, "below")
+    assert held_by_hysteresis(red, 2.0) == "held red until above 12 %"
+    orange = RuleResult("battery_percent", 600, 21.0, 60, 590, Level.ORANGE, 20.0, 10.0, "below")
+    assert held_by_hysteresis(orange, 2.0) == "held orange until above 22 %"
+    deep = RuleResult("battery_percent", 600, 5.0, 60, 590, Level.RED, 20.0, 10.0, "below")
+    assert held_by_hysteresis(deep, 2.0) == ""  # red on its own merits: nothing held
+    now = datetime.now(timezone.utc)
+    tick = Tick(Sample(now, 12.0, 40.0, 70.0, ()), (red,), Level.RED, (), True)
+    (line,) = rule_lines(tick, (), None, 2.0)
+    assert line.endswith("— red (over 10 min of data); held red until above 12 %"), line
+
+
 def test_a_hand_edited_snooze_the_clock_cannot_show_is_no_snooze(make_app, tmp_path: Path) -> None:
     import json
 

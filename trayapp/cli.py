@@ -279,7 +279,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return code
     print(f"trayapp status: {level.value}   (data in {folder})")
     from trayapp.model import format_value, metric_unit
-    from trayapp.rules import first_verdict_in, human_duration
+    from trayapp.rules import first_verdict_in, human_duration, threshold_signs
 
     for rule, result, projection in zip(config.rules, results, projections):
         line = describe(result, for_people=True)
@@ -289,7 +289,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                     f"{human_duration(rule.min_coverage_seconds)} it needs (first verdict in {human_duration(max(wait, 1.0))} of recording)")
         orange, red = (format_value(result.metric, t) if metric_unit(result.metric) in ("B/s", "RPM") else f"{t:g}"
                        for t in (result.orange, result.red))  # 50.0 MB/s, not 5e+07
-        print(f"  {line}; orange ≥ {orange}, red > {red}; {result.samples} sample{'' if result.samples == 1 else 's'}"
+        at, past = threshold_signs(result.direction)  # "orange ≤ 20, red < 10" for a rule that watches a value fall
+        print(f"  {line}; orange {at} {orange}, red {past} {red}; {result.samples} sample{'' if result.samples == 1 else 's'}"
               + (f"; {projection.text()}" if projection else ""))
     from trayapp.slack import snooze_channels, snoozed_until
 

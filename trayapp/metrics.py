@@ -141,10 +141,12 @@ class TickCollector:
             if average is not None:
                 averages.setdefault(unit, family(f"trayapp_rule_average_{unit}", "A rule's average over its window",
                                                  labels=_RULE_LABELS)).add_metric(labels, average / divisor)
-            limits = thresholds.setdefault(unit, family(f"trayapp_rule_threshold_{unit}",
-                                                        "A rule's thresholds: orange from, red above", labels=[*_RULE_LABELS, "level"]))
-            limits.add_metric([*labels, "orange"], result.orange / divisor)
-            limits.add_metric([*labels, "red"], result.red / divisor)
+            limits = thresholds.setdefault(unit, family(
+                f"trayapp_rule_threshold_{unit}",
+                "A rule's thresholds: orange from, red past; direction above (the average rising) or below (falling)",
+                labels=[*_RULE_LABELS, "level", "direction"]))
+            limits.add_metric([*labels, "orange", result.direction], result.orange / divisor)
+            limits.add_metric([*labels, "red", result.direction], result.red / divisor)
             coverage.add_metric(labels, result.coverage_seconds)
             samples.add_metric(labels, float(result.samples))
             level.add_metric(labels, LEVEL_VALUES[result.level])

@@ -228,6 +228,7 @@ class RuleResult:
     level: Level
     orange: float
     red: float
+    direction: str = "above"  # or "below": the rule watches the average fall (rules.BELOW)
 
     def as_json(self) -> dict[str, object]:
         avg = self.average

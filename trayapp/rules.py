@@ -69,15 +69,22 @@ def human_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+ABOVE, BELOW = "above", "below"  # a rule watches its average rise above its thresholds, or fall below them
+DIRECTIONS = (ABOVE, BELOW)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """Average of ``metric`` over ``window_seconds``: orange at ``orange`` and up, red above ``red``."""
+    """Average of ``metric`` over ``window_seconds``. ``direction`` "above": orange at ``orange``
+    and up, red above ``red``; "below" (a battery, a fan): orange at ``orange`` and under, red
+    under ``red`` (which is then the lower of the two)."""
 
     metric: str
     window_seconds: float = 36 * 3600
     orange: float = 80.0
     red: float = 90.0
     min_coverage_seconds: float = 3600
+    direction: str = ABOVE
 
     @property
     def key(self) -> str:
@@ -96,21 +103,33 @@ def classify(
 ) -> Level:
     """The one place a level is decided.
 
-    red if average > red; orange if orange <= average <= red; ok below; unknown with no data or
-    less coverage than the rule's minimum. Leaving a level downwards needs the average to fall
-    ``hysteresis`` points past the threshold, so a value sitting on a line does not flap.
+    A rule that watches a value rise: red if average > red; orange if orange <= average <= red;
+    ok below. One that watches it fall (``direction = "below"``) is the same with every
+    comparison the other way: red if average < red; orange if red <= average <= orange; ok
+    above. Unknown with no data or less coverage than the rule's minimum. Leaving a level
+    needs the average to move ``hysteresis`` points back past the threshold (down for a rising
+    rule, up for a falling one), so a value sitting on a line does not flap.
     """
     if average is None or not math.isfinite(average) or coverage_seconds < rule.min_coverage_seconds:
         return Level.UNKNOWN
-    if average > rule.red:
+    # thresholds are data: a falling rule is a rising rule on the negated values
+    sign = -1.0 if rule.direction == BELOW else 1.0
+    value, orange, red = sign * average, sign * rule.orange, sign * rule.red
+    if value > red:
         return Level.RED
-    if previous is Level.RED and average > rule.red - hysteresis:
+    if previous is Level.RED and value > red - hysteresis:
         return Level.RED
-    if average >= rule.orange:
+    if value >= orange:
         return Level.ORANGE
-    if previous in (Level.RED, Level.ORANGE) and average >= rule.orange - hysteresis:
+    if previous in (Level.RED, Level.ORANGE) and value >= orange - hysteresis:
         return Level.ORANGE
     return Level.OK
+
+
+def threshold_signs(direction: str) -> tuple[str, str]:
+    """How a rule's thresholds read, orange's then red's: ``("≥", ">")`` for a rule that watches
+    a value rise, ``("≤", "<")`` for one that watches it fall."""
+    return ("≤", "<") if direction == BELOW else ("≥", ">")
 
 
 # A value is "not available" unless it is finite and no larger than this: no metric comes near
@@ -131,23 +150,59 @@ def usable_mask(values: object) -> object:
         return np.abs(values) <= LARGEST  # False for NaN and ±inf
 
 
-class RollingWindow:
-    """The samples of one metric in ``(now - window, now]``, with their running sum.
+MINUTE = 60.0  # the averages' unit of time: a window's average is the mean of its minutes' means
 
-    ``add`` is O(1) amortised: samples leave from the front as time moves on. Two flat arrays
-    of doubles (16 bytes a sample) keep 36 h of 1-second data under 2.1 MB. The sum is
-    recomputed from the values whenever as many samples have left as remain, which bounds
+
+def minute_of(t: float) -> float:
+    """The UTC minute a time (epoch seconds) falls in, as ``floor(t / 60)``."""
+    return math.floor(t / MINUTE)
+
+
+def average_over_time(stamps: object, values: object) -> float | None:
+    """The average over time of some samples (epoch seconds, values; usable ones only, any order):
+    the mean of the per-minute means of the UTC minutes that hold a sample. A minute counts once
+    however many samples it holds; a minute with none is a gap and does not count. None when
+    there is no sample."""
+    import numpy as np
+
+    t = np.asarray(stamps, dtype="float64")
+    v = np.asarray(values, dtype="float64")
+    if not t.size:
+        return None
+    minutes = np.floor(t / MINUTE)
+    if t.size > 1 and not (minutes[1:] >= minutes[:-1]).all():  # a clock step on disk: minutes count, not order
+        order = np.argsort(minutes, kind="stable")
+        minutes, v = minutes[order], v[order]
+    starts = np.flatnonzero(np.concatenate(([True], minutes[1:] != minutes[:-1])))
+    sums = np.add.reduceat(v, starts)
+    counts = np.diff(np.append(starts, v.size))
+    return float((sums / counts).mean())
+
+
+class RollingWindow:
+    """The samples of one metric in ``(now - window, now]``, and their average over time.
+
+    The average is ``average_over_time`` of those samples: the mean of the per-minute means of
+    the UTC minutes that hold one. Beside the samples (two flat arrays of doubles, 16 bytes a
+    sample, for drawing and projections) the window keeps each minute's sum and count and the
+    running sum of the minutes' means, so ``add`` is O(1) amortised: a sample changes the mean
+    of one minute (the newest when it arrives, the oldest when it leaves at the window's edge).
+    The running sums are recomputed whenever as many samples have left as remain, which bounds
     floating-point drift over months without costing more than O(1) per sample.
     """
 
-    __slots__ = ("window", "_t", "_v", "_head", "_sum", "_evicted")
+    __slots__ = ("window", "_t", "_v", "_head", "_minute", "_msum", "_mcount", "_mhead", "_means", "_evicted")
 
     def __init__(self, window_seconds: float) -> None:
         self.window = float(window_seconds)
         self._t = array("d")
         self._v = array("d")
         self._head = 0
-        self._sum = 0.0
+        self._minute = array("d")  # each minute's floor(t / 60), in time order
+        self._msum = array("d")  # the sum of its samples still in the window
+        self._mcount = array("d")  # how many they are
+        self._mhead = 0
+        self._means = 0.0  # the sum of the minutes' means
         self._evicted = 0
 
     def __len__(self) -> int:
@@ -160,7 +215,17 @@ class RollingWindow:
         if usable(value):
             self._t.append(t)
             self._v.append(value)
-            self._sum += value
+            minute = minute_of(t)
+            if len(self._minute) > self._mhead and self._minute[-1] == minute:
+                self._means -= self._msum[-1] / self._mcount[-1]
+                self._msum[-1] += value
+                self._mcount[-1] += 1
+                self._means += self._msum[-1] / self._mcount[-1]
+            else:
+                self._minute.append(minute)
+                self._msum.append(value)
+                self._mcount.append(1.0)
+                self._means += value
         self.advance(t)
 
     def extend(self, stamps: object, values: object, now: float) -> None:
@@ -169,39 +234,86 @@ class RollingWindow:
 
         t = np.asarray(stamps, dtype="float64")
         v = np.asarray(values, dtype="float64")
-        keep = usable_mask(v) & (t <= now)
+        keep = usable_mask(v) & (t <= now) & (t > now - self.window)
         if len(self) and keep.any():
             keep &= t > self._t[-1]
         self._t.frombytes(t[keep].tobytes())  # no Python float per sample
         self._v.frombytes(v[keep].tobytes())
-        self._sum = math.fsum(self._v[self._head :])
-        self._evicted = 0
         self.advance(now)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Each minute's sum and count, and the sum of their means, afresh from the samples."""
+        import numpy as np
+
+        del self._t[: self._head], self._v[: self._head]
+        self._head = 0
+        t = np.array(self._t, dtype="float64")
+        v = np.array(self._v, dtype="float64")
+        minutes = np.floor(t / MINUTE)
+        starts = np.flatnonzero(np.concatenate(([True], minutes[1:] != minutes[:-1]))) if t.size else np.empty(0, "int64")
+        sums = np.add.reduceat(v, starts) if t.size else np.empty(0)
+        counts = np.diff(np.append(starts, v.size)).astype("float64")
+        self._minute = array("d", minutes[starts].tolist())
+        self._msum = array("d", sums.tolist())
+        self._mcount = array("d", counts.tolist())
+        self._mhead = 0
+        self._means = math.fsum((sums / counts).tolist()) if t.size else 0.0
+        self._evicted = 0
 
     def advance(self, now: float) -> None:
         """Drop samples at or before ``now - window``."""
         limit = now - self.window
         t, v = self._t, self._v
-        head = self._head
+        msum, mcount = self._msum, self._mcount
+        head, mhead = self._head, self._mhead
         end = len(t)
-        while head < end and t[head] <= limit:
-            self._sum -= v[head]
+        while head < end and t[head] <= limit:  # the oldest sample leaves the oldest minute
+            self._means -= msum[mhead] / mcount[mhead]
+            msum[mhead] -= v[head]
+            mcount[mhead] -= 1
+            if mcount[mhead]:
+                self._means += msum[mhead] / mcount[mhead]
+            else:
+                mhead += 1
             head += 1
             self._evicted += 1
-        self._head = head
+        self._head, self._mhead = head, mhead
         if head and head * 2 >= end:  # compact: keep memory proportional to the window
             del t[:head]
             del v[:head]
             self._head = 0
+        if mhead and mhead * 2 >= len(self._minute):
+            del self._minute[:mhead], msum[:mhead], mcount[:mhead]
+            self._mhead = 0
         if self._evicted and self._evicted >= len(self):
-            self._sum = math.fsum(v[self._head :])
-            self._evicted = 0
+            self._resum()
+
+    def _resum(self) -> None:
+        """The running sums afresh: the oldest minute's from its samples still here (the only
+        sum that samples leave), then the sum of every minute's mean."""
+        self._evicted = 0
+        mhead = self._mhead
+        if len(self._minute) == mhead:
+            self._means = 0.0
+            return
+        head = self._head
+        count = int(self._mcount[mhead])
+        self._msum[mhead] = math.fsum(self._v[head : head + count])
+        self._means = math.fsum(s / c for s, c in zip(self._msum[mhead:], self._mcount[mhead:]))
 
     def _rewind(self, t: float) -> None:
         """The clock went back: samples after the new 'now' are not in its window."""
         while len(self) and self._t[-1] > t:
             self._t.pop()
-            self._sum -= self._v.pop()
+            value = self._v.pop()
+            self._means -= self._msum[-1] / self._mcount[-1]
+            self._msum[-1] -= value
+            self._mcount[-1] -= 1
+            if self._mcount[-1]:
+                self._means += self._msum[-1] / self._mcount[-1]
+            else:
+                self._minute.pop(), self._msum.pop(), self._mcount.pop()
 
     def arrays(self) -> tuple[array, array]:
         """Copies of the window's timestamps and values (for drawing; the window goes on)."""
@@ -212,9 +324,14 @@ class RollingWindow:
         return len(self)
 
     @property
+    def minutes(self) -> int:
+        """How many minutes hold a sample."""
+        return len(self._minute) - self._mhead
+
+    @property
     def average(self) -> float | None:
-        n = len(self)
-        return self._sum / n if n else None
+        minutes = self.minutes
+        return self._means / minutes if minutes else None
 
     @property
     def coverage_seconds(self) -> float:
@@ -241,6 +358,7 @@ class RuleState:
             level=classify(avg, window.coverage_seconds, self.rule, previous, hysteresis),
             orange=self.rule.orange,
             red=self.rule.red,
+            direction=self.rule.direction,
         )
 
 
@@ -256,7 +374,7 @@ def evaluate_arrays(rule: Rule, stamps: "list[float] | object", values: "list[fl
     keep = (t > now - rule.window_seconds) & (t <= now) & usable_mask(v)
     t, v = t[keep], v[keep]
     n = int(v.size)
-    avg = float(v.mean()) if n else None
+    avg = average_over_time(t, v)
     coverage = float(t.max() - t.min()) if n > 1 else 0.0
     return RuleResult(
         metric=rule.metric,
@@ -267,6 +385,7 @@ def evaluate_arrays(rule: Rule, stamps: "list[float] | object", values: "list[fl
         level=classify(avg, coverage, rule),
         orange=rule.orange,
         red=rule.red,
+        direction=rule.direction,
     )
 
 
@@ -356,59 +475,86 @@ def project(
 
     Exact for that assumption: the window's samples (epoch seconds ``stamps``, ``values``) leave
     it one by one as time passes (each at its time + window), and a new sample of ``current``
-    arrives every ``interval`` seconds after ``now``. The average only changes at those
-    instants, so each is checked with ``classify`` (hysteresis as the tracker applies it, from
-    ``level``); the first that gives another level is the answer. None when the level is
-    unknown, the load is unknown, or the level would hold for good (after one window the
-    average is ``current`` itself).
+    arrives every ``interval`` seconds after ``now``; the average is taken over time as the
+    window takes it (``average_over_time``), so the new load counts by the minutes it fills,
+    not by how often it is sampled. The average only changes at those instants, so each is
+    checked with ``classify`` (hysteresis as the tracker applies it, from ``level``); the first
+    that gives another level is the answer. None when the level is unknown, the load is
+    unknown, or the level would hold for good (after one window the average is ``current``).
     """
     import numpy as np
 
-    if level is Level.UNKNOWN or current is None or not math.isfinite(current) or not interval > 0:
+    if level is Level.UNKNOWN or current is None or not usable(current) or not interval > 0:
         return None
     window = rule.window_seconds
     t = np.asarray(stamps, dtype="float64")
     v = np.asarray(values, dtype="float64")
-    keep = (t > now - window) & (t <= now) & np.isfinite(v)
+    keep = (t > now - window) & (t <= now) & usable_mask(v)
     t, v = t[keep], v[keep]
     if t.size > 1 and not (t[1:] >= t[:-1]).all():
         order = np.argsort(t, kind="stable")
         t, v = t[order], v[order]
+    n_old = t.size
     leave = t + window  # at that instant the old sample is out of the window (it holds (now - window, now])
-    suffix = np.concatenate([np.cumsum(v[::-1])[::-1], [0.0]])  # sum of v[i:] for each i
     end = now + window  # by then every old sample has left: the average is ``current`` itself
+    arrivals = now + interval * np.arange(1, int(math.floor(window / interval + 1e-9)) + 1)
+
+    # At any instant the window holds a run of the samples in time order, old then new: the old
+    # ones not yet gone and the new ones come so far, ``every[lo:hi]``. The average of such a run
+    # is the partial mean of its first minute, the whole means of the minutes between, and the
+    # partial mean of its last minute, over the number of minutes: all from running sums.
+    every = np.concatenate((v, np.full(arrivals.size, float(current))))
+    minutes = np.floor(np.concatenate((t, arrivals)) / MINUTE)
+    firsts = np.flatnonzero(np.concatenate(([True], minutes[1:] != minutes[:-1]))) if every.size else np.empty(0, "int64")
+    group = np.cumsum(np.concatenate(([False], minutes[1:] != minutes[:-1]))) if every.size else np.empty(0, "int64")
+    group_end = np.append(firsts[1:], every.size)  # one past each minute's last sample
+    sums = np.concatenate(([0.0], np.cumsum(every)))  # sum of every[:i] at i
+    whole = (sums[group_end] - sums[firsts]) / (group_end - firsts) if every.size else np.empty(0)
+    means_before = np.concatenate(([0.0], np.cumsum(whole)))  # sum of whole minute means before a minute
 
     def average_at(instants: "np.ndarray") -> "np.ndarray":
-        gone = np.searchsorted(leave, instants, side="right")
-        n_new = np.floor((instants - now) / interval + 1e-9)  # new samples at now + k*interval <= T
-        n = (t.size - gone) + n_new
-        return np.divide(suffix[gone] + n_new * current, n, out=np.full(instants.shape, np.nan), where=n > 0)
+        lo = np.searchsorted(leave, instants, side="right")  # old samples gone by then
+        hi = n_old + np.floor((instants - now) / interval + 1e-9).astype("int64")  # new ones at now + k*interval <= T
+        out = np.full(instants.shape, np.nan)
+        have = hi > lo
+        lo, hi = lo[have], hi[have]
+        first, last = group[lo], group[hi - 1]
+        one = first == last
+        head_end = np.where(one, hi, group_end[first])
+        head = (sums[head_end] - sums[lo]) / (head_end - lo)
+        tail_start = firsts[last]
+        tail = np.where(one, 0.0, (sums[hi] - sums[tail_start]) / np.maximum(hi - tail_start, 1))
+        between = np.where(one, 0.0, means_before[last] - means_before[np.minimum(first + 1, last)])
+        out[have] = (head + between + tail) / (last - first + 1)
+        return out
 
     def stays(average: "np.ndarray") -> "np.ndarray":
-        """The same decision as classify(average, ..., previous=level, hysteresis), vectorised."""
+        """The same decision as classify(average, ..., previous=level, hysteresis), vectorised
+        (a falling rule on the negated values, as there)."""
+        sign = -1.0 if rule.direction == BELOW else 1.0
+        value, orange, red = sign * average, sign * rule.orange, sign * rule.red
         if level is Level.RED:
-            keep_level = average > rule.red - hysteresis
+            keep_level = value > red - hysteresis
         elif level is Level.ORANGE:
-            keep_level = (average <= rule.red) & (average >= rule.orange - hysteresis)
+            keep_level = (value <= red) & (value >= orange - hysteresis)
         else:
-            keep_level = average < rule.orange
+            keep_level = value < orange
         return keep_level | np.isnan(average)
 
     # The average only changes when an old sample leaves or a new one arrives: the first instant
     # of either kind that gives another level is the answer. Both sets are sorted already, so
     # each is checked on its own (no merge of ~2 x 130,000 instants for 36 h of 1 s samples).
-    firsts = []
+    found = []
     departures = leave[(leave > now) & (leave <= end)]
-    arrivals = now + interval * np.arange(1, int(math.floor(window / interval + 1e-9)) + 1)
     for instants in (departures, arrivals):
         if instants.size:
             averages = average_at(instants)
             moved = np.flatnonzero(~stays(averages))
             if moved.size:
-                firsts.append((float(instants[moved[0]]), float(averages[moved[0]])))
-    if not firsts:
+                found.append((float(instants[moved[0]]), float(averages[moved[0]])))
+    if not found:
         return None
-    at, first_average = min(firsts)
+    at, first_average = min(found)
     reached = classify(first_average, rule.min_coverage_seconds, rule, level, hysteresis)
     return Projection(reached, at - now)
 
@@ -419,17 +565,18 @@ CURRENT_LOAD_SPAN = 300.0  # "the current load" a projection continues: the last
 def project_recent(
     rule: Rule, result: RuleResult, stamps: object, values: object, now: float, interval: float, hysteresis: float = 0.0
 ) -> Projection | None:
-    """``project`` with the current load taken as the mean of the last ``CURRENT_LOAD_SPAN``
-    seconds of ``values`` (one CPU sample is too noisy to extrapolate); None when nothing was
+    """``project`` with the current load taken as the average over time of the last
+    ``CURRENT_LOAD_SPAN`` seconds of ``values`` (one CPU sample is too noisy to extrapolate); None when nothing was
     sampled then (the recorder is not running: there is no current load to continue)."""
     import numpy as np
 
     t = np.asarray(stamps, dtype="float64")
     v = np.asarray(values, dtype="float64")
-    recent = v[(t > now - CURRENT_LOAD_SPAN) & (t <= now) & np.isfinite(v)]
-    if recent.size == 0:
+    recent = (t > now - CURRENT_LOAD_SPAN) & (t <= now) & usable_mask(v)
+    load = average_over_time(t[recent], v[recent])
+    if load is None:
         return None
-    return project(rule, t, v, now, float(recent.mean()), interval, result.level, hysteresis)
+    return project(rule, t, v, now, load, interval, result.level, hysteresis)
 
 
 def with_projection(change: Transition, rule: Rule, window: RollingWindow, now: float, interval: float, hysteresis: float) -> Transition:

@@ -105,9 +105,14 @@ RULE_FIELDS: tuple[Field, ...] = (
           "A dataset column: cpu_percent, memory_percent, disk_percent, gpu0_util_percent, …"),
     Field("rules", "window", "duration", "36h", "Window", "How far back the average reaches (s, m, h, d).", above=0.0,
           maximum=MAX_WINDOW),
+    Field("rules", "direction", "choice", "above", "Watches",
+          "above: the average rising (CPU, memory); below: the average falling (a battery, a fan).",
+          choices=("above", "below")),
     # the widest any metric allows (bytes/s); check_rule narrows it to the metric's own range (0-100 for a %)
-    Field("rules", "orange", "float", 80.0, "Orange at", "Orange when the average is at least this.", minimum=0.0, maximum=1e12),
-    Field("rules", "red", "float", 90.0, "Red above", "Red when the average is above this.", minimum=0.0, maximum=1e12),
+    Field("rules", "orange", "float", 80.0, "Orange at",
+          "Orange when the average reaches this: at least this (above), at most this (below).", minimum=0.0, maximum=1e12),
+    Field("rules", "red", "float", 90.0, "Red past",
+          "Red when the average goes past this: above it (above), under it (below).", minimum=0.0, maximum=1e12),
     Field("rules", "min_coverage", "duration", "1h", "Minimum data",
           "With less data than this in the window the level is unknown.", minimum=0.0),
 )
@@ -250,9 +255,15 @@ def check_rule(raw: Any, index: int, warnings: list[str] | None = None) -> Rule:
             raise SettingError(f"[[rules]] #{index + 1} {name} = {values[name]:g}: must be at most {high:g}")
         if values[name] < low:
             raise SettingError(f"[[rules]] #{index + 1} {name} = {values[name]:g}: must be at least {low:g}")
-    if not values["orange"] < values["red"]:
+    if values["direction"] == "above" and not values["orange"] < values["red"]:
         raise SettingError(
-            f"[[rules]] #{index + 1} orange = {values['orange']:g}, red = {values['red']:g}: orange must be below red"
+            f"[[rules]] #{index + 1} orange = {values['orange']:g}, red = {values['red']:g}: orange must be below red "
+            "(a rule that watches a value fall says direction = \"below\")"
+        )
+    if values["direction"] == "below" and not values["orange"] > values["red"]:
+        raise SettingError(
+            f"[[rules]] #{index + 1} orange = {values['orange']:g}, red = {values['red']:g}: orange must be above red "
+            "for a rule that watches a value fall (direction = \"below\")"
         )
     window = parse_duration(values["window"])
     coverage = parse_duration(values["min_coverage"])
@@ -260,7 +271,7 @@ def check_rule(raw: Any, index: int, warnings: list[str] | None = None) -> Rule:
         raise SettingError(
             f"[[rules]] #{index + 1} min_coverage = {values['min_coverage']!r}: cannot be longer than the window ({values['window']})"
         )
-    return Rule(values["metric"], window, values["orange"], values["red"], coverage)
+    return Rule(values["metric"], window, values["orange"], values["red"], coverage, values["direction"])
 
 
 def rule_to_toml(rule: Rule) -> dict[str, Any]:
@@ -270,6 +281,7 @@ def rule_to_toml(rule: Rule) -> dict[str, Any]:
         "orange": rule.orange,
         "red": rule.red,
         "min_coverage": format_duration(rule.min_coverage_seconds) if rule.min_coverage_seconds else "0",
+        "direction": rule.direction,
     }
 
 
@@ -680,7 +692,8 @@ def _rule_table(rule: Rule) -> Any:
 
     table = tomlkit.table()
     for key, value in rule_to_toml(rule).items():
-        table.add(key, value)
+        if key != "direction" or value != "above":  # the default, left unsaid as in the README's rules
+            table.add(key, value)
     return table
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import jsonfile, privacy
-from trayapp.model import Level, RuleResult, Transition, format_bytes, format_value
-from trayapp.rules import human_duration, parse_duration
+from trayapp.model import Level, RuleResult, Transition, format_bytes, format_value, metric_unit
+from trayapp.rules import BELOW, human_duration, parse_duration
 from trayapp.settings import Config
 
 log = logging.getLogger(__name__)
@@ -82,19 +82,21 @@ def build_message(change: Transition, host: str | None = None, processes: list[s
     host = host or socket.gethostname()
     level = change.current
     window = human_duration(result.window_seconds)
-    avg = "n/a" if result.average is None else f"{result.average:.1f} %"
+    avg = _amount(result.metric, result.average, ".1f")
     if change.reminder:
         headline = f"{ICONS[level]} Still {level.value.upper()}: {result.metric} on {host}"
     elif change.resolved:
         headline = f"{ICONS[Level.OK]} Resolved: {result.metric} on {host} is back to ok"
     else:
         headline = f"{ICONS[level]} {level.value.upper()}: {result.metric} on {host} ({change.previous.value} → {level.value})"
+    orange, red = _amount(result.metric, result.orange), _amount(result.metric, result.red)
+    past, back = ("below", "above") if result.direction == BELOW else ("above", "below")
     if level is Level.RED:
-        threshold = f"red above {result.red:g} %"
+        threshold = f"red {past} {red}"
     elif level is Level.ORANGE:
-        threshold = f"orange from {result.orange:g} %, red above {result.red:g} %"
+        threshold = f"orange from {orange}{' down' if result.direction == BELOW else ''}, red {past} {red}"
     else:
-        threshold = f"below orange ({result.orange:g} %)"
+        threshold = f"{back} orange ({orange})"
     when = change.at.astimezone()
     lines = [
         f"*Host:* {host}",
@@ -117,13 +119,22 @@ def build_message(change: Transition, host: str | None = None, processes: list[s
     }
 
 
+def _amount(metric: str, value: float | None, spec: str = "g") -> str:
+    """A value with its metric's unit: ``95.0 %``, ``90 %``, ``61 °C``, ``250 RPM``, ``12.3 MB/s``."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if metric_unit(metric) in ("B/s", "RPM"):
+        return format_value(metric, value)
+    return f"{value:{spec}} {metric_unit(metric)}".rstrip()
+
+
 def summary_message(results: list[tuple[str, RuleResult, Level]], host: str | None = None) -> dict[str, Any]:
     """After a snooze: the current state, once."""
     host = host or socket.gethostname()
     worst = Level.worst([lv for _, _, lv in results]) if results else Level.OK
     lines = []
     for key, result, level in results:
-        avg = "n/a" if result.average is None else f"{result.average:.1f} %"
+        avg = _amount(result.metric, result.average, ".1f")
         lines.append(f"{ICONS[level]} {key}: {level.value} ({human_duration(result.window_seconds)} average {avg})")
     now = datetime.now(timezone.utc)
     headline = f"{ICONS[worst]} Snooze over on {host}: {worst.value}"

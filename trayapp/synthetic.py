@@ -27,21 +27,29 @@ def write_history(
     day file (unless ``today_in_csv`` is False). Returns the number of samples written.
     """
     import numpy as np
+
+    t0, t1 = start.timestamp(), end.timestamp()
+    stamps = np.arange(t1, t0, -step_seconds)[::-1]
+    columns = {name: value(stamps) if callable(value) else np.full(len(stamps), float(value)) for name, value in values.items()}
+    return write_samples(data_dir, stamps, columns, today_in_csv)
+
+
+def write_samples(data_dir: Path, stamps: "object", columns: "dict[str, object]", today_in_csv: bool = True) -> int:
+    """Samples at any epoch seconds (irregular, out of order, repeated: a sampler that skips or a
+    clock that stepped), each column an array of values, written as ``write_history`` writes:
+    each day file in time order, today's rows to the CSV in the order given."""
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     store = Store(data_dir)
-    t0, t1 = start.timestamp(), end.timestamp()
-    stamps = np.arange(t1, t0, -step_seconds)[::-1]
+    stamps = np.asarray(stamps, dtype="float64")
     if not len(stamps):
         return 0
-    columns: dict[str, object] = {}
-    for name, value in values.items():
-        columns[name] = value(stamps) if callable(value) else np.full(len(stamps), float(value))
-    micro = (stamps * 1e6).astype("int64")
+    micro = np.round(stamps * 1e6).astype("int64")
     ts = pa.array(micro, type=pa.timestamp("us", tz="UTC"))
-    names = column_order(values)
+    names = column_order(columns)
     table = pa.table({TIMESTAMP: ts, **{n: pa.array(np.asarray(columns[n], dtype="float64")) for n in names}})
     zone = local_zone()
     days = pd.Series(pd.to_datetime(micro, unit="us", utc=True)).dt.tz_convert(zone).dt.date.to_numpy()
@@ -55,8 +63,8 @@ def write_history(
         path = store.day_path(day)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():  # a second call for the same day adds to it (tests write gaps that way)
-            part = pa.concat_tables([pq.read_table(path), part], promote_options="default").sort_by(TIMESTAMP)
-        pq.write_table(part, path, compression="zstd")
+            part = pa.concat_tables([pq.read_table(path), part], promote_options="default")
+        pq.write_table(part.sort_by(TIMESTAMP), path, compression="zstd")
     return len(stamps)
 
 

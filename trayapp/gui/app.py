@@ -24,7 +24,7 @@ from trayapp.gui.sampler import Sampler
 from trayapp.instance import ALREADY_RUNNING, instance_name
 from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start_log_file  # noqa: F401 - where they were
 from trayapp.model import MACHINE_COLUMNS, Level, RuleResult, Sample, Transition, format_value, metric_label, metric_unit
-from trayapp.rules import Projection, Rule, first_verdict_in, human_duration, project_recent
+from trayapp.rules import BELOW, Projection, Rule, first_verdict_in, human_duration, project_recent
 from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
 from trayapp.slack import snooze, snooze_channels, snooze_end, snoozed_until
 
@@ -84,17 +84,20 @@ def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | Non
 
 
 def held_by_hysteresis(result: RuleResult, hysteresis: float) -> str:
-    """``held red until below 73 %`` where the level stands only by the hysteresis, else ''."""
+    """``held red until below 73 %`` where the level stands only by the hysteresis, else ''; for
+    a rule that watches a value fall, ``held red until above 23 %``."""
     if result.average is None or hysteresis <= 0:
         return ""
-    if result.level is Level.RED and result.average <= result.red:
+    sign = -1.0 if result.direction == BELOW else 1.0  # a falling rule is a rising one on negated values
+    if result.level is Level.RED and sign * result.average <= sign * result.red:
         level, threshold = "red", result.red
-    elif result.level is Level.ORANGE and result.average < result.orange:
+    elif result.level is Level.ORANGE and sign * result.average < sign * result.orange:
         level, threshold = "orange", result.orange
     else:
         return ""
-    below, at = _threshold_text(result.metric, threshold - hysteresis), _threshold_text(result.metric, threshold)
-    return f"held {level} until below {below}" if below != at else ""  # a hysteresis too small to show says nothing
+    until, at = _threshold_text(result.metric, threshold - sign * hysteresis), _threshold_text(result.metric, threshold)
+    way = "above" if result.direction == BELOW else "below"
+    return f"held {level} until {way} {until}" if until != at else ""  # a hysteresis too small to show says nothing
 
 
 def _threshold_text(metric: str, value: float) -> str:

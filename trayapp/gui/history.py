@@ -531,7 +531,9 @@ class MetricPlot:
             orange.setValue(rule.orange)
             red.setValue(rule.red)
             words = (lambda v: f"{v:g}") if self.unit in ("%", "°C") else (lambda v: format_value(self.name, v))
-            marks += [(rule.red, f"red {words(rule.red)}", RED), (rule.orange, f"orange {words(rule.orange)}", ORANGE)]
+            # a rule that watches a value fall says which way: red under its line, orange at it or under
+            at, past = ("≤ ", "< ") if rule.direction == "below" else ("", "")
+            marks += [(rule.red, f"red {past}{words(rule.red)}", RED), (rule.orange, f"orange {at}{words(rule.orange)}", ORANGE)]
             result = results.get(key)
             # the window average means something over its window, not on the 10-minute view
             if result is not None and result.average is not None and not live:

@@ -43,6 +43,7 @@ ERROR_STYLE = "color: #d93025"
 CELL_ERROR_STYLE = "border: 2px solid #d93025; background: #fce8e6"
 CELL_WARNING_STYLE = "border: 2px solid #f29900"
 DURATION_HINT = "e.g. 36h, 90 m, 1h30m, 7d"
+DIRECTION_WORDS = {"above": "rises above", "below": "falls below"}  # a rule's direction, as the editor offers it
 
 
 def friendly_metric(column: str) -> str:
@@ -79,6 +80,10 @@ class RuleRow:
         for edit in (self.window, self.min_coverage):
             edit.setPlaceholderText(DURATION_HINT)
             edit.textChanged.connect(on_change)
+        self.direction = QComboBox()
+        for data, words in DIRECTION_WORDS.items():
+            self.direction.addItem(words, data)
+        self.direction.setCurrentIndex(max(0, self.direction.findData(rule.direction)))
         self.orange, self.red = QDoubleSpinBox(), QDoubleSpinBox()
         # Enough decimals to show the file's value as it is (85.55 stays 85.55, not 85.5 or 85.6).
         self._decimals = max(_decimals(rule.orange), _decimals(rule.red))
@@ -94,6 +99,8 @@ class RuleRow:
         self._original = {"orange": (self.orange.value(), rule.orange), "red": (self.red.value(), rule.red)}
         self.metric.currentIndexChanged.connect(self._metric_changed)
         self.metric.currentIndexChanged.connect(on_change)
+        self.direction.currentIndexChanged.connect(self._direction_changed)
+        self.direction.currentIndexChanged.connect(on_change)
         for name in self.NAMES:
             self.widget(name).setObjectName(f"rule.{name}")
             self.widget(name).setToolTip(fields[name].help)
@@ -121,10 +128,21 @@ class RuleRow:
             spin.setDecimals(max(2 if high <= 1 else 1, getattr(self, "_decimals", 0)))
             spin.setRange(low, high)
 
+    def _direction_changed(self, *_args: object) -> None:
+        """Turning a rule round turns its thresholds round: red is the higher one for "rises
+        above", the lower one for "falls below"; a pair in the other order is swapped."""
+        orange, red = self._spin_value("orange"), self._spin_value("red")
+        if orange != red and (orange > red) != (self.direction.currentData() == "below"):
+            original = getattr(self, "_original", {})
+            self._original = {"orange": original.get("red", (None, None)), "red": original.get("orange", (None, None))}
+            self.orange.setValue(red)
+            self.red.setValue(orange)
+
     def raw(self) -> dict[str, object]:
         return {
             "metric": self.metric.currentData() or "",
             "window": self.window.text().strip(),
+            "direction": self.direction.currentData() or "above",
             "orange": self._spin_value("orange"),
             "red": self._spin_value("red"),
             "min_coverage": self.min_coverage.text().strip(),
@@ -150,7 +168,7 @@ class RuleRow:
                 check_rule(raw, index)
             except SettingError as exc:
                 reason = str(exc).split(": ", 1)[-1]
-                if "orange must be below red" in reason:
+                if "orange must be" in reason:
                     errors["orange"] = errors["red"] = reason
                 elif "longer than the window" in reason:
                     errors["min_coverage"] = reason
@@ -403,7 +421,8 @@ class SettingsDialog(QDialog):
         holder.setLayout(buttons)
         form.addRow(holder)
         form.addRow(self.rules_error)
-        hint = QLabel("Orange when orange ≤ average ≤ red; red above red; unknown with less data than the minimum.")
+        hint = QLabel("Rises above: orange when orange ≤ average ≤ red, red above red. Falls below: orange when "
+                      "red ≤ average ≤ orange, red below red. Unknown with less data than the minimum.")
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #5f6368")
         form.addRow(hint)
@@ -446,6 +465,9 @@ class SettingsDialog(QDialog):
             editors.set_metric(text)
         elif name in ("orange", "red"):
             editors.widget(name).setValue(float(text))
+        elif name == "direction":  # "rises above" / "falls below", or the file's "above" / "below"
+            box = editors.direction
+            box.setCurrentIndex(max(box.findData(text), box.findText(text)))
         else:
             editors.widget(name).setText(text)
 
