@@ -25,7 +25,7 @@ from trayapp.bins import (  # noqa: F401 - minute_path, hour_path: this module's
 )
 from trayapp.bins import stamp as _stamp
 from trayapp.files import (
-    _EARLIEST_US, _LATEST_US, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
+    DAY_FILE_MAX, _EARLIEST_US, _LATEST_US, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
 )
 from trayapp.jsonfile import NotRegular, open_own, read_own, remove_quietly, replace_atomically, warn_once
 
@@ -72,6 +72,7 @@ def _read_day(source: Path) -> pa.Table | None:
     """A day file in the store's own format (UTC timestamps, float metrics) is read here without
     pandas; anything else (the notebook's, a bad file) goes to the store's reader, which warns."""
     try:
+        open_own(source, DAY_FILE_MAX).close()  # a FIFO or a device is refused here, never waited on by Arrow
         with pq.ParquetFile(source) as parquet:
             schema = parquet.schema_arrow
             ts = schema.field(TIMESTAMP).type
