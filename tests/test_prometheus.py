@@ -269,3 +269,27 @@ def test_more_of_the_machine_by_prometheus_conventions_and_null_dropped(exporter
     if shutil.which("promtool"):
         done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         assert (done.returncode, done.stdout + done.stderr) == (0, ""), text
+
+
+def test_a_flood_of_idle_connections_neither_stops_scrapes_nor_grows_threads(exporter) -> None:
+    import socket
+    import threading
+
+    exporter.on_tick(Tick(Sample(datetime.now(timezone.utc), 12.5, 40.0, 50.0), (), Level.OK, (), True))
+    before = threading.active_count()
+    idle = []
+    try:
+        for _ in range(350):  # connected, never a byte sent: a slow client, or one that hung
+            conn = socket.create_connection(("127.0.0.1", exporter.port), timeout=5)
+            idle.append(conn)
+        half = idle[:50]
+        for conn in half:  # half a request line, then silence
+            conn.sendall(b"GET /metr")
+        for _ in range(3):
+            assert 0.125 in series(scrape(exporter)).values()  # the sample's cpu, whatever its name
+        assert threading.active_count() <= before + exporter.server.WORKERS
+    finally:
+        for conn in idle:
+            conn.close()
+    assert 0.125 in series(scrape(exporter)).values()
+    assert threading.active_count() <= before + exporter.server.WORKERS

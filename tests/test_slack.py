@@ -438,7 +438,7 @@ def test_delivery_outlives_a_folder_named_like_a_message_and_a_failed_folder_it_
     courier = Courier(data_dir, lambda: webhook_config(slack))
     outbox = data_dir / "outbox"
     (outbox / "00000000000000000001-1-000001.json").mkdir(parents=True)  # a folder, oldest name of all
-    (outbox / "failed").write_text("a file where the failed/ folder goes")  # moving there fails: OSError
+    (outbox / "failed").write_text("a file where the failed/ folder goes")  # set aside, and the folder made
     slack.then(HOOK_PATH, Answer(404, "no_service"))
     courier.start()
     try:
@@ -447,7 +447,8 @@ def test_delivery_outlives_a_folder_named_like_a_message_and_a_failed_folder_it_
         courier.enqueue({"text": "next"})
         assert wait_for(lambda: _texts(slack) == ["next"], timeout=10), slack.requests
         assert courier.alive()
-        (outbox / "failed").unlink()  # the disk lets us again: the refused message is moved, not resent
+        kept = [p for p in outbox.iterdir() if p.name.startswith(".failed.unreadable-")]
+        assert len(kept) == 1 and kept[0].read_text() == "a file where the failed/ folder goes"  # kept, not lost
         courier.enqueue({"text": "third"})
         assert wait_for(lambda: _texts(slack) == ["next", "third"], timeout=10)
         assert wait_for(lambda: len(Outbox(data_dir).failed()) == 1, timeout=10)

@@ -780,23 +780,42 @@ def test_an_unforeseen_error_in_rollover_keeps_the_csv(data_dir: Path, monkeypat
     store.close()
 
 
-def test_alert_state_that_cannot_be_saved_is_said_once_an_outage(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_alert_state_that_cannot_be_saved_is_said_once_an_outage(data_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trayapp import jsonfile
+    from trayapp.engine import Engine
+    from trayapp.settings import Config
+
+    engine = Engine(Config(), data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    real = jsonfile.replace_atomically
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with caplog.at_level(logging.WARNING):
+        monkeypatch.setattr(jsonfile, "replace_atomically", disk_full)  # a full disk: every save fails
+        engine._save_state()
+        engine._save_state()  # each transition of a long outage
+        assert caplog.text.count("cannot save alert state") == 1
+        monkeypatch.setattr(jsonfile, "replace_atomically", real)
+        engine._save_state()
+        assert engine.state_path.exists()
+        monkeypatch.setattr(jsonfile, "replace_atomically", disk_full)
+        engine._save_state()
+        assert caplog.text.count("cannot save alert state") == 2  # a new outage is said again
+
+
+def test_a_file_where_the_state_folder_goes_is_set_aside(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     from trayapp.engine import Engine
     from trayapp.settings import Config
 
     engine = Engine(Config(), data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     blocker = engine.state_path.parent
+    blocker.write_text("a file where the state folder goes")
     with caplog.at_level(logging.WARNING):
-        blocker.write_text("a file where the state folder goes: every save fails")
         engine._save_state()
-        engine._save_state()  # each transition of a long outage
-        assert caplog.text.count("cannot save alert state") == 1
-        blocker.unlink()
-        engine._save_state()
-        assert engine.state_path.exists()
-        engine.state_path.unlink()
-        blocker.rmdir()
-        blocker.write_text("blocked again, later")
-        engine._save_state()
-        assert caplog.text.count("cannot save alert state") == 2  # a new outage is said again
+    assert engine.state_path.is_file() and "cannot save alert state" not in caplog.text
+    kept = [p for p in data_dir.iterdir() if p.name.startswith(".state.unreadable-")]
+    assert len(kept) == 1 and kept[0].read_text() == "a file where the state folder goes"
+    assert caplog.text.count("was not a folder") == 1

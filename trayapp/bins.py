@@ -7,8 +7,9 @@ copies of the tier files, and the minute bins a recorder keeps of its CSV as it 
   whoever writes a tier file writes the same bins here, uncompressed, with the same record of
   the day files they came from. numpy loads one in well under a millisecond, where reading the
   Parquet tier first costs the process pyarrow (~40 MB it keeps for good, ~80 ms to import). A
-  copy is used only while those day files are as they were; anything else is read from the
-  Parquet tier or the day file, as before. Minute copies are kept for the last ``MINUTE_DAYS``
+  copy is used only while those day files are as they were and its content matches the CRC-32
+  its ``.json`` holds (``checksum``: the metric names, the record and every value); anything else
+  is read from the Parquet tier or the day file, with one warning. Minute copies are kept for the last ``MINUTE_DAYS``
   (the window reads minutes up to 62 days), hour copies for every month. They are disposable:
   the next start rebuilds what is missing.
 - ``MinuteBins``: the CSV's rows as minute bins, kept by the writer as it appends (RRDtool's
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import zlib
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,9 @@ import numpy as np
 
 ROLLUPS_DIR = "Rollups"
 CACHE_DIR = ".window"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the copy's ``.json`` holds the CRC-32 of its content
+MAX_BINS = 1500  # a tier file's bins: a day of minutes is at most 1500 (25 h), a month of hours 745
+MAX_META_BYTES = 4_000_000  # a copy's ``.json``, or ``tiers.json``: names and day-file records
 MINUTE_DAYS = 63  # minute copies kept this many days back: the window reads minutes up to 62 days
 TIERS = {"minute": 60_000_000, "hour": 3_600_000_000}  # bin width in microseconds
 
@@ -216,7 +220,19 @@ def tier_file(bins_us: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]
             arrays.append(np.where(none, np.nan, values))
         columns.append((f"{name}_count", parquet.INT64))
         arrays.append(np.asarray(count, dtype=np.int64))
+    meta = {**meta, "crc": {column: column_crc(values) for (column, _), values in zip(columns, arrays)}}
     return parquet.write_bytes(columns, arrays, {TIER_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def column_crc(values: np.ndarray) -> int:
+    """CRC-32 of a tier column as written and as any reader gets it back: int64 as they are,
+    float64 with every NaN (a null in the file) as numpy's own NaN."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        values = np.where(np.isnan(values), np.nan, values.astype("<f8"))
+    else:
+        values = values.astype("<i8")
+    return zlib.crc32(np.ascontiguousarray(values).tobytes())
 
 
 def cache_path(data_dir: str | os.PathLike[str], tier: str, key: Any) -> Path:
@@ -233,72 +249,115 @@ def cache_wanted(tier: str, key: Any, today: date | None = None) -> bool:
 
 def write_cache(path: Path, bins_us: np.ndarray, stats: dict[str, Stats], sources: dict[str, Any]) -> None:
     """The copy of one tier file: one float64 array (row 0 the bin starts in µs, exact below
-    2**53; then min, mean, max, count of each metric), and the ``.json`` beside it, written last.
-    Atomic, not fsynced: a copy is used only when the ``.json``'s record of the day files matches
-    them, so a torn pair reads as stale, and the next start rebuilds it. Written a row at a time
-    (the tray app writes copies at midnight: no second copy of the table in its memory). Raises
-    OSError."""
+    2**53; then min, mean, max, count of each metric), and the ``.json`` beside it, written last,
+    with the CRC-32 of the whole (``checksum``), computed as the rows are written. Atomic, not
+    fsynced: a copy is used only when the ``.json``'s record of the day files matches them and
+    its content its CRC, so a torn or altered pair reads as stale, and the next start rebuilds
+    it. Written a row at a time (the tray app writes copies at midnight: no second copy of the
+    table in its memory). Raises OSError."""
     from trayapp.jsonfile import atomically, replace_atomically
 
     names = list(stats)
     n = len(bins_us)
-    meta = {"version": CACHE_VERSION, "names": names, "bins": n, "sources": sources}
+    crc = _meta_crc(names, n, sources)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomically(path, durable=False) as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (1 + 4 * len(names), n)})
-        f.write(np.asarray(bins_us, dtype="<f8").tobytes())
-        for name in names:
-            for values in stats[name]:
-                f.write(np.asarray(values, dtype="<f8").tobytes())
+        for row in (bins_us, *(values for name in names for values in stats[name])):
+            data = np.asarray(row, dtype="<f8").tobytes()
+            crc = zlib.crc32(data, crc)
+            f.write(data)
+    meta = {"version": CACHE_VERSION, "names": names, "bins": n, "sources": sources, "crc": crc}
     replace_atomically(path.with_suffix(".json"), json.dumps(meta, sort_keys=True).encode(), durable=False)
 
 
+def _meta_crc(names: list[str], bins: Any, sources: Any) -> int:
+    """The CRC-32 a copy's values continue: of its names, bin count and record, so a name
+    swapped or a record changed in the ``.json`` fails the check like a value changed."""
+    return zlib.crc32(json.dumps([names, bins, sources], sort_keys=True).encode())
+
+
 def cache_meta(path: Path) -> dict[str, Any] | None:
-    """The copy's ``.json``, or None when there is no readable one of this version."""
+    """The copy's ``.json``, or None when there is no readable one of this version (a FIFO, a
+    device, a folder or a huge file there is not read: ``jsonfile.read_own``)."""
+    from trayapp.jsonfile import read_own
+
     try:
-        meta = json.loads(path.with_suffix(".json").read_bytes())
-    except (OSError, ValueError):
+        meta = json.loads(read_own(path.with_suffix(".json"), MAX_META_BYTES))
+    except (OSError, ValueError, RecursionError) as exc:
+        if not isinstance(exc, FileNotFoundError):
+            _distrust(path, f"its .json cannot be read ({_why(exc)})")
         return None
-    return meta if isinstance(meta, dict) and meta.get("version") == CACHE_VERSION else None
+    if not isinstance(meta, dict) or meta.get("version") != CACHE_VERSION:
+        return None
+    names, n = meta.get("names"), meta.get("bins")
+    if not (isinstance(names, list) and all(isinstance(x, str) for x in names) and isinstance(n, int) and 0 <= n <= MAX_BINS
+            and isinstance(meta.get("crc"), int) and isinstance(meta.get("sources") or {}, dict)):
+        _distrust(path, "its .json is not one trayapp wrote")
+        return None
+    return meta
+
+
+def _why(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))[:120]
+
+
+def _distrust(path: Path, why: str) -> None:
+    """One warning per copy: it is not used, and the writer's next start rebuilds it."""
+    from trayapp.jsonfile import warn_once
+
+    warn_once(f"copy:{path}", f"the window's copy {path} is not used: {why}; read from the tier or day files instead, rebuilt at the next start")
+
+
+def _load_checked(path: Path, meta: dict[str, Any]) -> np.ndarray | None:
+    """The copy's table once its header, size and CRC-32 agree with ``meta``; else None (one
+    warning when the file is there but wrong)."""
+    from trayapp.jsonfile import open_own
+
+    names: list[str] = meta["names"]
+    rows, n = 1 + 4 * len(names), meta["bins"]
+    try:
+        with open_own(path, 4096 + rows * n * 8) as f:
+            reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(f))
+            if reader is None:
+                raise ValueError("not a .npy file")
+            shape, fortran, dtype = reader(f)
+            if fortran or dtype != np.float64 or shape != (rows, n) or os.fstat(f.fileno()).st_size != f.tell() + rows * n * 8:
+                raise ValueError("its shape is not what its .json says")
+            table = np.empty((rows, n), dtype="<f8")
+            if f.readinto(memoryview(table).cast("B")) != table.nbytes:
+                raise ValueError("shorter than its .json says")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError) as exc:
+        _distrust(path, _why(exc))
+        return None
+    if zlib.crc32(table, _meta_crc(names, n, meta.get("sources") or {})) != meta["crc"]:
+        _distrust(path, "its content does not match its checksum (changed since it was written)")
+        return None
+    return table
 
 
 def cache_intact(path: Path) -> dict[str, Any] | None:
-    """The copy's record of its day files when the copy is whole (its ``.npy`` header and size
-    agree with its ``.json``), without reading its values; else None."""
+    """The copy's record of its day files when the copy is whole and matches its checksum;
+    else None."""
     meta = cache_meta(path)
-    if meta is None:
-        return None
-    try:
-        with open(path, "rb") as f:
-            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            reader = readers.get(np.lib.format.read_magic(f))
-            if reader is None:
-                return None
-            shape, fortran, dtype = reader(f)
-            offset = f.tell()
-            size = os.fstat(f.fileno()).st_size
-    except (OSError, ValueError, EOFError):
-        return None
-    rows = 1 + 4 * len(meta.get("names", []))
-    if fortran or dtype != np.float64 or shape != (rows, meta.get("bins")) or size != offset + rows * meta["bins"] * 8:
+    if meta is None or _load_checked(path, meta) is None:
         return None
     return meta.get("sources") or {}
 
 
 def read_cache(path: Path, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats], dict[str, Any]] | None:
     """(bin starts in µs, {metric: stats}, the day files it was built from), or None when the
-    copy is missing or cannot be read (the caller reads the Parquet tier instead)."""
+    copy is missing, cannot be read or does not match its checksum (the caller reads the
+    Parquet tier instead)."""
     meta = cache_meta(path)
     if meta is None:
         return None
-    try:
-        table = np.load(path, allow_pickle=False)
-        names: list[str] = list(meta["names"])
-        if table.dtype != np.float64 or table.shape != (1 + 4 * len(names), meta["bins"]):
-            return None
-    except (OSError, ValueError, KeyError, TypeError, EOFError):  # missing, torn, not ours: not worth a warning
+    table = _load_checked(path, meta)
+    if table is None:
         return None
-    return (*from_table(table, names, metrics), meta.get("sources") or {})
+    return (*from_table(table, list(meta["names"]), metrics), meta.get("sources") or {})
 
 
 def to_table(bins_us: np.ndarray, stats: dict[str, Stats]) -> tuple[list[str], np.ndarray]:

@@ -1,6 +1,6 @@
 """The dataset's files, read tolerantly: the CSV day file, the Parquet day files, their layout.
 
-Imports ``model`` and, inside the readers, numpy and pyarrow; never Qt, never the writer
+Imports ``model``, ``jsonfile`` (every file is opened through its ``open_own``) and, inside the readers, numpy and pyarrow; never Qt, never the writer
 (``store``) or the readers built on it (``history``, ``rollups``), which all import this; pandas
 only for the notebook's naive or text times and lines that need lenient reading.
 
@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trayapp.jsonfile import open_own, read_own
 from trayapp.model import BASE_COLUMNS, MACHINE_COLUMNS
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ CSV_DIR = "csv_dump"
 CSV_NAME = "daily_dump.csv"
 TIMESTAMP = "timestamp"
 _DAY_FILE = re.compile(r"^Year=(\d{4})$|^Month=(\d{1,2})$|^(\d{1,2})\.parquet$")
+CSV_MAX = 1 << 30  # a day of samples at the fastest interval with every GPU column is far less
+DAY_FILE_MAX = 1 << 40  # Arrow reads a day file's footer first: any size is safe to open
 _HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 
@@ -305,8 +308,9 @@ def _micros(moment: datetime) -> int:
 
 
 def _read_text(path: Path) -> str | None:
+    """A small text file of trayapp's (a pid), or None when it is not one."""
     try:
-        return path.read_text().strip()
+        return read_own(path, 4096).decode("utf-8", errors="replace").strip()
     except OSError:
         return None
 
@@ -377,11 +381,11 @@ def parse_csv(path: Path, columns: list[str] | None = None, keep_lines: bool = F
     import numpy as np
 
     try:
-        data = path.read_bytes()
+        data = read_own(path, CSV_MAX)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        _warn_once(f"csv:{path}", f"cannot read {path}: {exc}")
+        _warn_once(f"csv:{path}", f"cannot read {path}: {exc.strerror or exc}")
         return None
     end = data.rfind(b"\n")
     if end < 0:
@@ -674,6 +678,7 @@ def load_day_file(
     import pyarrow.parquet as pq
 
     try:
+        open_own(path, DAY_FILE_MAX).close()  # a FIFO or a device is refused here, never waited on by Arrow
         with pq.ParquetFile(path) as parquet:
             names = parquet.schema_arrow.names
             if _outside(parquet, names, start, end):

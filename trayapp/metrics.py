@@ -13,6 +13,7 @@ Imports ``model``, ``rules`` and prometheus_client (an optional extra); never Qt
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,14 +167,15 @@ class Exporter:
     """Serves /metrics; ``on_tick`` keeps a reference to the tick (no I/O, no lock)."""
 
     def __init__(self, address: str = "127.0.0.1", port: int = 9101) -> None:
-        from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, start_http_server
+        from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, make_wsgi_app
 
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, …
         PlatformCollector(registry=self.registry)  # python_info
         self.collector = TickCollector()
         self.registry.register(self.collector)
-        self.server, self.thread = start_http_server(port, addr=address, registry=self.registry)
+        self.server = BoundedServer(address, port, make_wsgi_app(self.registry))
+        self.thread = self.server.thread
         self.port = self.server.server_address[1]
 
     def on_tick(self, tick: Any) -> None:
@@ -182,3 +184,100 @@ class Exporter:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class BoundedServer:
+    """An HTTP server for /metrics whose threads stay few whatever its clients do.
+
+    prometheus_client's own server starts a thread per connection, with no timeout: every idle
+    or half-open connection keeps one for good. Here one thread accepts and watches connections
+    that have not sent a request yet (no thread each; closed after ``IDLE_S``, the oldest first
+    beyond ``WAITING_MAX``), and only a connection with bytes to read goes to one of ``WORKERS``
+    threads, whose reads and writes time out after ``IDLE_S``. A scrape sends its request at
+    once, so it is answered while hundreds of idle connections wait."""
+
+    IDLE_S = 3.0
+    WORKERS = 4
+    WAITING_MAX = 256
+
+    def __init__(self, address: str, port: int, app: Any) -> None:
+        import selectors
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+                pass
+
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        server_class = type("MetricsWSGIServer", (WSGIServer,), {"address_family": family})
+        self.httpd = make_server(address, port, app, server_class, Quiet)
+        self.httpd.socket.setblocking(False)
+        self.server_address = self.httpd.server_address
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.httpd.socket, selectors.EVENT_READ)
+        self._waiting: dict[Any, float] = {}  # connection -> when it came, oldest first
+        self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="metrics")
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="metrics-accept", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import time
+
+        while not self._stop.is_set():
+            for key, _ in self._selector.select(timeout=0.5):
+                if key.fileobj is self.httpd.socket:
+                    self._accept()
+                else:
+                    conn = key.fileobj
+                    self._selector.unregister(conn)
+                    self._waiting.pop(conn, None)
+                    self._pool.submit(self._answer, conn)
+            now = time.monotonic()
+            while self._waiting and (len(self._waiting) > self.WAITING_MAX or now - next(iter(self._waiting.values())) > self.IDLE_S):
+                self._drop(next(iter(self._waiting)))
+        for conn in list(self._waiting):
+            self._drop(conn)
+
+    def _accept(self) -> None:
+        import selectors
+        import time
+
+        for _ in range(64):  # a burst: take what is there, then look at the rest again
+            try:
+                conn, _ = self.httpd.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # out of file descriptors, a reset before accept: the next one may do
+                return
+            conn.setblocking(False)
+            self._waiting[conn] = time.monotonic()
+            self._selector.register(conn, selectors.EVENT_READ)
+
+    def _drop(self, conn: Any) -> None:
+        self._waiting.pop(conn, None)
+        try:
+            self._selector.unregister(conn)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+
+    def _answer(self, conn: Any) -> None:
+        try:
+            conn.settimeout(self.IDLE_S)
+            self.httpd.finish_request(conn, conn.getpeername())
+        except Exception:  # noqa: BLE001 - a client that went away or sent nonsense: its own loss
+            pass
+        finally:
+            self.httpd.shutdown_request(conn)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def server_close(self) -> None:
+        self._selector.close()
+        self.httpd.server_close()

@@ -1,5 +1,5 @@
 """Secrets kept out of every log line and file: redaction by shape and of the configured secrets,
-a logging filter for every handler (third-party loggers too), private (0700) folders. Stdlib only."""
+a logging filter for every handler (third-party loggers too), private (0700) folders. Stdlib and ``jsonfile`` only."""
 
 from __future__ import annotations
 
@@ -177,8 +177,9 @@ def install(logger: logging.Logger | None = None) -> None:
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if needed and make it 0700 (owner only), where it is ours."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from trayapp.jsonfile import make_folder
+
+    path = make_folder(path, mode=0o700)  # a file where the folder goes is set aside
     if os.name == "posix":
         try:
             if path.stat().st_uid == os.getuid():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
@@ -20,13 +21,13 @@ import pyarrow.parquet as pq
 
 from trayapp.bins import (  # noqa: F401 - minute_path, hour_path: this module's names before bins had them
     CACHE_DIR, ROLLUPS_DIR, TIER_KEY, TIERS, hour_path, minute_files as _minute_files, minute_path, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
-    prune_caches, read_cache, remove_cache, write_copy, write_tier,
+    MAX_META_BYTES, column_crc, prune_caches, read_cache, remove_cache, write_copy, write_tier,
 )
 from trayapp.bins import stamp as _stamp
 from trayapp.files import (
-    _EARLIEST_US, _LATEST_US, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
+    DAY_FILE_MAX, _EARLIEST_US, _LATEST_US, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
 )
-from trayapp.jsonfile import remove_quietly, replace_atomically
+from trayapp.jsonfile import NotRegular, open_own, read_own, remove_quietly, replace_atomically, warn_once
 
 log = logging.getLogger("trayapp.rollups")
 
@@ -71,6 +72,7 @@ def _read_day(source: Path) -> pa.Table | None:
     """A day file in the store's own format (UTC timestamps, float metrics) is read here without
     pandas; anything else (the notebook's, a bad file) goes to the store's reader, which warns."""
     try:
+        open_own(source, DAY_FILE_MAX).close()  # a FIFO or a device is refused here, never waited on by Arrow
         with pq.ParquetFile(source) as parquet:
             schema = parquet.schema_arrow
             ts = schema.field(TIMESTAMP).type
@@ -111,25 +113,60 @@ def _from_table(table: pa.Table, metrics: list[str] | None = None) -> tuple[np.n
     return bins, out
 
 
+MAX_TIER_BYTES = 1 << 30  # far more than a tier file holds; a larger one is not trayapp's
+
+
+class Altered(ValueError):
+    """A tier file's content does not match the CRC-32 its footer records of it."""
+
+
 def _read_file(path: Path, metrics: list[str] | None = None) -> pa.Table:
-    with pq.ParquetFile(path) as parquet:
+    """The tier file's columns (all, or ``metrics``'), each checked against the CRC-32 its
+    footer holds; raises ``Altered`` for a mismatch, ``NotRegular`` for what is not a file of
+    trayapp's, and whatever Arrow raises for bytes that are not Parquet."""
+    with read_own_file(path) as f, pq.ParquetFile(f) as parquet:
         if metrics is None:
-            return parquet.read()
-        have = set(parquet.schema_arrow.names)
-        return parquet.read(columns=[TIMESTAMP] + [f"{n}_{s}" for n in metrics for s in STATS if f"{n}_count" in have])
+            table = parquet.read()
+        else:
+            have = set(parquet.schema_arrow.names)
+            table = parquet.read(columns=[TIMESTAMP] + [f"{n}_{s}" for n in metrics for s in STATS if f"{n}_count" in have])
+    _check(table)
+    return table
+
+
+def read_own_file(path: Path) -> Any:
+    """A tier file opened without blocking, once it is a regular file of a plausible size."""
+    return open_own(path, MAX_TIER_BYTES)
+
+
+def _check(table: pa.Table) -> None:
+    """Every column of ``table`` against the CRC-32 its footer records (``bins.column_crc``)."""
+    meta = json.loads((table.schema.metadata or {})[META_KEY])
+    crcs = meta.get("crc") if isinstance(meta, dict) else None
+    if not isinstance(crcs, dict):
+        raise Altered("no checksum of its content (written before tiers had one)")
+    for name in table.column_names:
+        column = table.column(name)
+        if name == TIMESTAMP:
+            values = stamps_us(column)
+        elif name.endswith("_count"):
+            values = _np(column if column.type == pa.int64() else column.cast(pa.int64()), np.int64)
+        else:
+            values = floats(column)
+        if crcs.get(name) != column_crc(values):
+            raise Altered(f"column {name} does not match its checksum (changed since it was written)")
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
-    """The tier file's recorded sources, or None when the footer cannot be read."""
+    """The tier file's record, or None when the file cannot be read or its content does not
+    match its checksum (read whole: this is asked only of a file not seen before as it is)."""
     try:
-        with pq.ParquetFile(path) as parquet:
-            kv = parquet.schema_arrow.metadata or {}
-        return json.loads(kv[META_KEY])
+        return json.loads((_read_file(path).schema.metadata or {})[META_KEY])
     except Exception:  # noqa: BLE001 - any bytes may be there: the tier is unreadable
         return None
 
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: with the CRC-32 of its records; tier files with the CRC-32 of each column
 
 
 def _well_formed(meta: Any) -> bool:
@@ -148,12 +185,20 @@ class _Footers:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / ROLLUPS_DIR
         self.path = self.root / CACHE_DIR / "tiers.json"
+        known: dict[str, Any] = {}
         try:
-            raw = json.loads(self.path.read_bytes())
-            known = raw["files"] if raw.get("version") == INDEX_VERSION and isinstance(raw.get("files"), dict) else {}
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
-            known = {}
-        self.known: dict[str, Any] = known
+            raw = json.loads(read_own(self.path, MAX_META_BYTES))
+            if raw.get("version") == INDEX_VERSION and isinstance(raw.get("files"), dict):
+                if raw.get("crc") == _index_crc(raw["files"]):
+                    known = raw["files"]
+                else:
+                    warn_once(f"index:{self.path}", f"{self.path} does not match its checksum; every tier's footer is read instead")
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, AttributeError, KeyError, TypeError, RecursionError) as exc:
+            if isinstance(exc, NotRegular):
+                warn_once(f"index:{self.path}", f"{self.path} is not a file of trayapp's ({exc.strerror}); every tier's footer is read instead")
+        self.known = known
         self.seen: dict[str, Any] = {}
 
     def meta(self, path: Path) -> dict[str, Any] | None:
@@ -175,9 +220,15 @@ class _Footers:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            replace_atomically(self.path, json.dumps({"version": INDEX_VERSION, "files": self.seen}, sort_keys=True).encode(), durable=False)
+            index = {"version": INDEX_VERSION, "files": self.seen, "crc": _index_crc(self.seen)}
+            replace_atomically(self.path, json.dumps(index, sort_keys=True).encode(), durable=False)
         except OSError:
             pass  # the next start reads the footers, as it would without an index
+
+
+def _index_crc(files: dict[str, Any]) -> int:
+    """CRC-32 of the index's records, as ``json`` writes them sorted."""
+    return zlib.crc32(json.dumps(files, sort_keys=True).encode())
 
 
 def _set_aside(path: Path, why: str) -> None:
@@ -241,7 +292,14 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
         try:
             table = _read_file(path)
             meta = json.loads((table.schema.metadata or {})[META_KEY])
-        except Exception:  # noqa: BLE001 - left for ensure to mend; not part of this hour file
+        except Exception as exc:  # noqa: BLE001 - any bytes may be there: the day file is the truth
+            _set_aside(path, str(exc)[:120])
+            table = _read_day(day_path(data_dir, day)) if day_path(data_dir, day).exists() else None
+            if table is None or not build_day(data_dir, day, table, hours=False):
+                continue
+            ts, values = _table_arrays(table)
+            parts.append(aggregate(ts, values, TIERS["minute"]))
+            sources[day.isoformat()] = _stamp(day_path(data_dir, day))
             continue
         parts.append(_from_table(table))
         sources.update(meta.get("sources", {}))
@@ -298,10 +356,11 @@ def _ensure(data_dir: Path) -> int:
         if path is not None:
             meta = footers.meta(path)
             if meta is None:
-                _set_aside(path, "its footer cannot be read")
+                _set_aside(path, "its footer cannot be read, or its content does not match its checksum")
             elif meta.get("sources", {}).get(day.isoformat()) == stamps[day]:
-                _mend_copy(data_dir, "minute", day, path, meta["sources"])
-                continue
+                if _mend_copy(data_dir, "minute", day, path, meta["sources"]):
+                    continue
+                footers.seen.pop(path.relative_to(footers.root).as_posix(), None)
         if build_day(data_dir, day, hours=False):
             rebuilt += 1
         else:
@@ -320,28 +379,32 @@ def _ensure(data_dir: Path) -> int:
         if path is not None and key not in months_touched:
             meta = footers.meta(path)
             if meta is None:
-                _set_aside(path, "its footer cannot be read")
+                _set_aside(path, "its footer cannot be read, or its content does not match its checksum")
             elif meta.get("sources") == sources:
-                _mend_copy(data_dir, "hour", key, path, sources)
-                continue
+                if _mend_copy(data_dir, "hour", key, path, sources):
+                    continue
+                footers.seen.pop(path.relative_to(footers.root).as_posix(), None)
         build_month(data_dir, *key)
     prune_caches(data_dir)
     footers.save()
     return rebuilt
 
 
-def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[str, Any]) -> None:
-    """Write the window's copy of a fresh tier file that lacks one (deleted, torn, or made
-    before copies existed); a look at its header and size when it is there."""
+def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[str, Any]) -> bool:
+    """Write the window's copy of a fresh tier file that lacks a whole one (deleted, torn,
+    altered, or made before copies existed). False when the tier file itself cannot be read or
+    fails its checksum: it is set aside, for the caller to rebuild from the day files."""
     if not cache_wanted(tier, key):
-        return
+        return True
     if cache_intact(cache_path(data_dir, tier, key)) == sources:
-        return
+        return True
     try:
         bins, stats = _from_table(_read_file(path))
-    except Exception:  # noqa: BLE001 - the window reads the Parquet tier instead
-        return
+    except Exception as exc:  # noqa: BLE001 - any bytes may be there: rebuilt from the day files
+        _set_aside(path, str(exc)[:120])
+        return False
     _copy_for_window(data_dir, tier, key, bins, stats, sources)
+    return True
 
 
 # ------------------------------------------------------------------- read

@@ -1,10 +1,11 @@
 """Every setting, declared once (default, type, bounds, help), and the TOML file that holds them.
 
-Imports ``model``, ``rules`` and ``privacy``; never Qt. The settings dialog is generated from ``FIELDS``.
+Imports ``model``, ``rules``, ``privacy`` and ``jsonfile``; never Qt. The settings dialog is generated from ``FIELDS``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import privacy
+from trayapp.jsonfile import NotRegular, read_own
 from trayapp.model import BASE_COLUMNS, GPU_FIELDS, MACHINE_COLUMNS, metric_range
 from trayapp.rules import DEFAULT_RULES, Rule, format_duration, parse_duration
 
@@ -427,17 +429,14 @@ def load(path: Path) -> Loaded:
     """Read the config file. Never raises for bad content: it warns and uses defaults."""
     warnings: list[str] = []
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # /dev/zero never ends, a FIFO blocks: neither is a config
-            warnings.append(f"config: {path} is not a regular file; using defaults")
-            return Loaded(Config(), path, warnings)
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-        if len(data) > MAX_CONFIG_BYTES:
-            warnings.append(f"config: {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB, too big for a config; using defaults")
-            return Loaded(Config(), path, warnings)
-        text = data.decode("utf-8-sig")  # a byte-order mark (some Windows editors write one) is no content
+        text = read_own(path, MAX_CONFIG_BYTES).decode("utf-8-sig")  # a byte-order mark (some Windows editors write one) is no content
     except FileNotFoundError:  # nothing saved, so no secret in the keyring either: it is not asked
+        return Loaded(Config(), path, warnings)
+    except NotRegular as exc:  # /dev/zero never ends, a FIFO blocks: neither is a config
+        if exc.errno == errno.EFBIG:
+            warnings.append(f"config: {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB, too big for a config; using defaults")
+        else:
+            warnings.append(f"config: {path} is not a regular file; using defaults")
         return Loaded(Config(), path, warnings)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:120]

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trayapp.files import (  # noqa: F401 - re-exported: the names this module had before ``files``
-    CSV_DIR, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
+    CSV_DIR, CSV_MAX, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
     _from_day_number, _header_names, _local_days, _mask, _micros, _no_samples, _np, _read_text, _warn_once, _warned,
     aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
     parse_timestamps, read_csv, read_day_file, release_memory, stamps_us, take_rows, unique_sorted,
 )
 from trayapp.bins import MinuteBins, from_table
-from trayapp.jsonfile import remove_quietly, replace_atomically
+from trayapp.jsonfile import is_regular_or_missing, make_folder, remove_quietly, replace_atomically, set_aside
 from trayapp.model import Sample
 
 if TYPE_CHECKING:
@@ -103,9 +103,10 @@ class Store:
 
         With ``seed`` (start, end, metrics), also returns ``arrays(start, end, metrics)``, read
         after the rollover (by the same child, when this store keeps Arrow out)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        self.dataset_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.data_dir, self.csv_path.parent, self.dataset_dir):
+            make_folder(folder, self.data_dir)  # a file where a folder goes is set aside
+        for path in (self.data_dir / LOCK_NAME, self.data_dir / PID_NAME):
+            _only_a_file(path)
         lock = _WriterLock(self.data_dir / LOCK_NAME)
         if not lock.acquire():
             pid = _read_text(self.data_dir / PID_NAME) or "unknown"
@@ -114,7 +115,10 @@ class Store:
                 "only one may write a data folder at a time"
             ) from None
         self._lock = lock
-        (self.data_dir / PID_NAME).write_text(str(os.getpid()))
+        try:
+            replace_atomically(self.data_dir / PID_NAME, str(os.getpid()).encode(), durable=False)
+        except OSError as exc:  # only a courtesy to whoever asks who records here
+            _warn_once(f"pid:{self.data_dir}", f"cannot write {self.data_dir / PID_NAME} ({exc.strerror or exc})")
         self._tz = local_zone()
         now = now or datetime.now(timezone.utc)
         if self.jobs is not None:
@@ -153,6 +157,9 @@ class Store:
         assert self.jobs is not None
         self._close_csv()
         self._drop_rows()  # the child writes it afresh
+        from trayapp.midnight import rows_path
+
+        _only_a_file(rows_path(self.csv_path))  # a folder there would fail every rollover
         job: dict[str, Any] = {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
         if seed:
             job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
@@ -199,6 +206,7 @@ class Store:
         """Cut a torn last line (a crash mid-write) off, keeping its bytes aside; set aside a
         file that is not our CSV (its first field is not ``timestamp``)."""
         path = self.csv_path
+        _only_a_file(path, CSV_MAX)
         if not path.exists():
             return
         with open(path, "rb+") as f:
@@ -236,8 +244,12 @@ class Store:
             self._fd = None
 
     def _open_csv(self) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
-        self._fd = os.open(self.csv_path, flags, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        _only_a_file(self.csv_path, CSV_MAX)
+        make_folder(self.csv_path.parent, self.data_dir)
+        self._fd = os.open(self.csv_path, flags, 0o644)  # without blocking: a FIFO put there since fails, never waits
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(self._fd, True)
         self._size = os.fstat(self._fd).st_size
         self._header = []
         if self._size:
@@ -528,6 +540,19 @@ class Store:
         if self.jobs is None:
             return self.arrays(start, end, metrics)
         return seed_result(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
+
+
+def _only_a_file(path: Path, max_bytes: int = 1 << 40) -> None:
+    """Set aside whatever is at ``path`` that is not a regular file of at most ``max_bytes``
+    (a folder, a FIFO, a device, a link to one): a file of trayapp's goes there."""
+    if os.path.lexists(path) and not is_regular_or_missing(path):
+        set_aside(path, "not a regular file")
+    else:
+        try:
+            if path.stat().st_size > max_bytes:
+                set_aside(path, f"larger than a file of trayapp's ({max_bytes} bytes)")
+        except OSError:
+            pass
 
 
 class _WriterLock:

@@ -7,6 +7,7 @@ sampler sends; nothing here blocks (no disk reads, no network).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from trayapp.engine import EarlyOpen, Tick, describe, transition_line
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
-from trayapp.instance import ALREADY_RUNNING, instance_name
+from trayapp.instance import ALREADY_RUNNING, instance_name, socket_path, trusted_fd
 from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start_log_file  # noqa: F401 - where they were
 from trayapp.model import MACHINE_COLUMNS, Level, RuleResult, Sample, Transition, format_value, metric_label, metric_unit
 from trayapp.rules import BELOW, Projection, Rule, first_verdict_in, human_duration, project_recent
@@ -560,6 +561,9 @@ def _already_running(name: str, history: str | None = None) -> bool:
     socket.connectToServer(name)
     if not socket.waitForConnected(500):
         return False
+    if os.name == "posix" and not trusted_fd(int(socket.socketDescriptor()), socket_path(name)):
+        socket.abort()
+        return False  # another user's: not an app of ours; this one starts and takes the name
     socket.write(f"show {history or ''}".strip().encode() + b"\n")
     socket.waitForBytesWritten(500)
     socket.waitForReadyRead(3000)
