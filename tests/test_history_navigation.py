@@ -8,7 +8,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("PySide6.QtWidgets")

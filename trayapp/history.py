@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import stat
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +25,7 @@ from trayapp.files import (
     CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
     read_day_file, release_memory, unique_sorted, utc_offsets,
 )
+from trayapp.jsonfile import open_own
 from trayapp.midnight import CHUNK as ROWS_CHUNK
 from trayapp.midnight import RowsView
 from trayapp.model import GPU_FIELDS
@@ -282,7 +281,7 @@ class _RowsReader:
     def _blocks(self) -> Iterator[np.ndarray]:
         buffer = np.empty((ROWS_CHUNK, self.width))
         left = self.view.count
-        with _open_file(self.view.path) as f:
+        with open_own(self.view.path, self.view.count * self.width * 8 + (1 << 30)) as f:
             while left:
                 n = min(ROWS_CHUNK, left)
                 view = buffer[:n]
@@ -328,19 +327,6 @@ class _RowsReader:
         table = np.concatenate(kept) if kept else np.empty((0, self.width))
         table = table[np.argsort(table[:, 0], kind="stable")]
         return table[:, 0] / 1e6, {name: table[:, 1 + i] for i, name in enumerate(self.view.names)}
-
-
-def _open_file(path: Path) -> Any:
-    """``path`` opened for reading, unbuffered, when it is a regular file: a FIFO put in its place
-    would block the read, a directory fail it. Raises OSError."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        return os.fdopen(fd, "rb", buffering=0)
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _rows_reader(view: RowsView | None, start_us: int, end_us: int) -> _RowsReader | None:
