@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("PySide6.QtWidgets")
 
 from trayapp.gui.history import HistoryWindow  # noqa: E402
+from trayapp.gui.now import CoreBars, Proc  # noqa: E402
 from trayapp.gui.live import LiveBuffer  # noqa: E402
 from trayapp.model import Sample  # noqa: E402
 from trayapp.settings import Config  # noqa: E402
@@ -144,3 +145,53 @@ def test_the_numbers_keep_the_plots_order_whatever_came_first(window) -> None:
     assert order == ["cpu_percent", "cpu_core_max_percent", "memory_percent", "disk_percent", "net_recv_bytes_per_s", "battery_plugged"]
     assert placed["net_recv_bytes_per_s"] == (0, 4) and placed["battery_plugged"] == (1, 0)  # five to a row
     assert window.now.values["cpu_core_max_percent"].text() == "90 %"
+
+
+def test_a_busy_core_is_neutral_until_past_the_cpu_rule_s_thresholds(window: HistoryWindow) -> None:
+    bars = window.now.bars
+    assert bars.thresholds == (80.0, 90.0)  # the default CPU rule's
+    assert bars.colour(79.0).name() == bars.colour(5.0).name() == CoreBars.NEUTRAL  # work, not an alarm
+    assert bars.colour(80.0).name() == "#f29900" and bars.colour(95.0).name() == "#d93025"
+    window.set_results((), Config(rules=()))  # no CPU rule: never coloured
+    assert bars.thresholds is None and bars.colour(99.0).name() == CoreBars.NEUTRAL
+    bars.resize(400, 40)
+    bars.set_cores((10.0, 20.0, 30.0, 40.0))
+    assert [bars.core_at(x) for x in (0, 99, 100, 399, 400)] == [0, 0, 1, 3, None]  # the core under the pointer
+
+
+def test_a_process_is_named_by_its_command_and_its_command_line_is_on_hover(qtbot, window: HistoryWindow, tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("while True: pass\n")
+    busy = subprocess.Popen([sys.executable, str(script), "--epochs", "90", "--password=hunter2hunter2"])
+    try:
+        window.resize(900, 700)
+        window.show()
+        qtbot.waitUntil(lambda: f"{busy.pid}" in window.now.top_cpu.text(), timeout=15000)
+        text = window.now.top_cpu.text()
+        row = next(r for r in text.split("<tr>") if f"pid:{busy.pid}'" in r)
+        assert "train.py" in row  # 'python train.py', not 'python'
+        command = window.now._commands[busy.pid]
+        assert "train.py --epochs 90" in command and "hunter2hunter2" not in command  # a secret is masked
+        assert "(trayapp" not in text  # this app is 'trayapp', not a name cut by the edge
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_a_short_name_says_the_script() -> None:
+    assert Proc(1, "python3", 0, 0, "/usr/bin/python3 -u /srv/train.py --epochs 90").short == "python3 train.py"
+    assert Proc(1, "chrome", 0, 0, "/opt/google/chrome/chrome --type=renderer").short == "chrome"
+    assert Proc(1, "kworker/0:1", 0, 0, "").short == "kworker/0:1"
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("python train.py --password=hunter2 --epochs 90", "python train.py --password=*** --epochs 90"),
+    ("mysql -u root --password secret1 db", "mysql -u root --password *** db"),
+    ("curl https://bob:s3cr3t@example.com/x?token=abc&y=1", "curl https://bob:***@example.com/x?token=***&y=1"),
+    ("java -Dkeystore.password=abc -jar x.jar", "java -Dkeystore.password=*** -jar x.jar"),
+    ("python train.py --epochs 90", "python train.py --epochs 90"),
+])
+def test_a_command_line_s_secrets_are_masked(command: str, shown: str) -> None:
+    from trayapp.privacy import redact_command
+
+    assert redact_command(command) == shown

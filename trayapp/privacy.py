@@ -27,6 +27,14 @@ _SHAPES: tuple[re.Pattern[str], ...] = (
     re.compile(r"bearer\s+(?P<s>[^\s'\",;)\]}]+)", re.I),
 )
 
+# what a command line carries secrets in: --password=…, --token …, a URL's user:password@, ?key=…
+_SECRET_WORD = r"(?:password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key|auth|credentials?|private[-_]?key)"
+_COMMAND_SHAPES: tuple[re.Pattern[str], ...] = (
+    re.compile(rf"(?:^|\s)-{{1,2}}[\w-]*{_SECRET_WORD}[\w-]*(?:=|\s+)(?P<s>\S+)", re.I),
+    re.compile(rf"\b[\w.-]*{_SECRET_WORD}[\w.-]*=(?P<s>[^\s&]+)", re.I),
+    re.compile(r"://[^/\s:@]+:(?P<s>[^@\s/]+)@"),
+)
+
 _known: dict[str, re.Pattern[str]] = {}  # secret → its case-blind pattern (a server may echo it in capitals)
 _SECRET_PATH = re.compile(r"/(?:services|hooks)/(.+)", re.I)
 MIN_FRAGMENT = 8  # a path segment this long after /services/ or /hooks/ is a secret on its own
@@ -115,6 +123,21 @@ def redact(text: str) -> str:
         merged_start, merged_end = start, end
     out.append(text[pos:])
     return "".join(out)
+
+
+def redact_command(text: str) -> str:
+    """A process's command line as it may be shown or stored: ``redact`` and the shapes secrets
+    take on a command line (``--password=***``, ``--token ***``, ``https://user:***@host``)."""
+    text = redact(text)
+    merged: list[list[int]] = []
+    for start, end in sorted(m.span("s") for pattern in _COMMAND_SHAPES for m in pattern.finditer(text)):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + MASK + text[end:]
+    return text
 
 
 def scrub(value: Any) -> Any:

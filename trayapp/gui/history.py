@@ -779,6 +779,8 @@ class HistoryWindow(QWidget):
             self.graphics.addItem(mp.plot, row=row, col=0)
 
     def _sync_rules(self) -> None:
+        cpu = next((r for r in self.config.rules if r.metric == "cpu_percent" and r.direction == "above"), None)
+        self.now.bars.thresholds = (cpu.orange, cpu.red) if cpu is not None else None  # a core is coloured only past these
         rules = dict(zip(rule_keys(self.config.rules), self.config.rules))
         results = dict(zip(rule_keys(self.config.rules), self._results_by_rule(rules)))
         now = time.time()

@@ -10,12 +10,15 @@ from __future__ import annotations
 import html
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import psutil
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QCursor, QFontMetrics, QPainter
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
+
+from trayapp import privacy
 
 from trayapp.history import plotted_columns
 from trayapp.model import Sample, format_value, metric_label, metric_range, metric_unit
@@ -30,13 +33,27 @@ class Proc:
     name: str
     cpu: float  # share of the whole machine, %
     memory: float  # share of RAM, %
+    command: str = ""  # its command line, secrets masked ('' where it cannot be read)
+
+    @property
+    def short(self) -> str:
+        """What a person calls it: ``python train.py`` rather than ``python``; the name alone
+        where the command line says no more."""
+        words = self.command.split()
+        if len(words) >= 2 and os.path.basename(words[0]).startswith(self.name[:15]):
+            script = next((w for w in words[1:] if not w.startswith("-")), "")
+            if script:
+                return f"{self.name} {os.path.basename(script.rstrip('/'))}"
+        return self.name
 
 
 def top_processes(count: int = TOP) -> tuple[list[Proc], list[Proc]]:
     """The busiest processes by CPU (since the previous call: psutil keeps the processes it
-    yields, so each one's CPU time is measured between two calls) and by memory."""
+    yields, so each one's CPU time is measured between two calls) and by memory, with the
+    command lines of those shown (read for those only)."""
     cores = psutil.cpu_count() or 1
     procs = []
+    handles = {}
     for p in psutil.process_iter(["name", "memory_percent"]):
         try:
             cpu = p.cpu_percent(None) / cores
@@ -44,20 +61,53 @@ def top_processes(count: int = TOP) -> tuple[list[Proc], list[Proc]]:
             continue
         info = p.info
         procs.append(Proc(p.pid, info.get("name") or "?", cpu, info.get("memory_percent") or 0.0))
+        handles[p.pid] = p
     by_cpu = sorted(procs, key=lambda q: q.cpu, reverse=True)[:count]
     by_memory = sorted(procs, key=lambda q: q.memory, reverse=True)[:count]
-    return by_cpu, by_memory
+    commands: dict[int, str] = {}
+    for proc in {q.pid: q for q in by_cpu + by_memory}.values():
+        try:
+            commands[proc.pid] = privacy.redact_command(" ".join(handles[proc.pid].cmdline()))
+        except (psutil.Error, OSError):  # another user's, or gone: its name says what is known
+            commands[proc.pid] = ""
+    with_command = lambda rows: [replace(q, command=commands.get(q.pid, "")) for q in rows]  # noqa: E731
+    return with_command(by_cpu), with_command(by_memory)
 
 
 class CoreBars(QWidget):
-    """One thin bar per logical core, coloured by load: a 128-core server still fits."""
+    """One thin bar per logical core, in a neutral colour: a busy core is work, not an alarm.
+    Only past the CPU rule's thresholds is a bar orange or red; hovering says the core's load.
+    A 128-core server still fits."""
+
+    NEUTRAL = "#7f8fa6"
 
     def __init__(self) -> None:
         super().__init__()
         self.cores: tuple[float, ...] = ()
-        self.setMinimumSize(120, 44)
+        self.thresholds: tuple[float, float] | None = None  # the CPU rule's orange and red, if it has one
+        self.setMinimumSize(120, 36)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("each logical core's load now")
+        self.setMouseTracking(True)
+
+    def colour(self, load: float) -> QColor:
+        if self.thresholds is not None:
+            orange, red = self.thresholds
+            if load > red:
+                return QColor("#d93025")
+            if load >= orange:
+                return QColor("#f29900")
+        return QColor(self.NEUTRAL)
+
+    def core_at(self, x: float) -> int | None:
+        if not self.cores or not 0 <= x < self.width():
+            return None
+        return min(int(x / (self.width() / len(self.cores))), len(self.cores) - 1)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        i = self.core_at(event.position().x())
+        if i is not None:
+            QToolTip.showText(event.globalPosition().toPoint(), f"core {i}: {self.cores[i]:.0f} %", self)
+        super().mouseMoveEvent(event)
 
     def set_cores(self, cores: tuple[float, ...]) -> None:
         if cores != self.cores:
@@ -75,8 +125,7 @@ class CoreBars(QWidget):
             x = i * step
             p.fillRect(QRectF(x, 0, max(step - 1, 1), h), back)
             fill = max(0.0, min(load, 100.0)) / 100 * h
-            colour = QColor("#d93025") if load > 90 else QColor("#f29900") if load >= 80 else QColor("#1a73e8")
-            p.fillRect(QRectF(x, h - fill, max(step - 1, 1), fill), colour)
+            p.fillRect(QRectF(x, h - fill, max(step - 1, 1), fill), self.colour(load))
         p.end()
 
 
@@ -120,10 +169,13 @@ class NowPanel(QFrame):
         layout.addLayout(left, 5)
         self.top_cpu = QLabel()
         self.top_memory = QLabel()
+        self._rows: dict[QLabel, tuple[str, list[Proc], Any]] = {}  # what each list shows, to lay it out again at another width
+        self._commands: dict[int, str] = {}
         for label in (self.top_cpu, self.top_memory):
             label.setTextFormat(Qt.TextFormat.RichText)
             label.setAlignment(Qt.AlignmentFlag.AlignTop)
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            label.linkHovered.connect(self._hovered)  # a process's name: its command line on hover
             layout.addWidget(label, 2)
         self.top_cpu.setMinimumWidth(10)
         self.refreshes = 0  # process scans done (tests check that none run while hidden)
@@ -194,6 +246,8 @@ class NowPanel(QFrame):
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
         self._fit()
+        for label in self._rows:
+            self._render(label)
 
     def _fit(self, place: bool = False) -> None:
         """A narrow window: the process lists go (a PID with no name says nothing) and the
@@ -242,23 +296,41 @@ class NowPanel(QFrame):
             by_cpu, by_memory = future.result()
         except Exception:  # noqa: BLE001 (a scan that failed shows nothing rather than stopping)
             return
-        me = os.getpid()
-
-        def table(title: str, rows: list[Proc], value) -> str:
-            # the numbers first, the name last: a narrow window clips the right edge, which must
-            # cut a name's tail, never a share or a PID
-            lines = "".join(
-                f"<tr><td align=right><b>{value(p)}</b>&nbsp;</td>"
-                f"<td align=right>{p.pid}&nbsp;</td>"
-                f"<td>{html.escape(p.name[:22])}{' (trayapp)' if p.pid == me else ''}</td></tr>"
-                for p in rows
-            )
-            return f"<b>{title}</b><table cellspacing=0>{lines}</table>"
-
+        self._commands = {p.pid: p.command for p in by_cpu + by_memory}
         if self._primed:
-            self.top_cpu.setText(table("Top CPU", by_cpu, lambda p: f"{p.cpu:.1f} %"))
+            self._rows[self.top_cpu] = ("Top CPU", by_cpu, lambda p: f"{p.cpu:.1f} %")
+            self._render(self.top_cpu)
         self._primed = True
-        self.top_memory.setText(table("Top memory", by_memory, lambda p: f"{p.memory:.1f} %"))
+        self._rows[self.top_memory] = ("Top memory", by_memory, lambda p: f"{p.memory:.1f} %")
+        self._render(self.top_memory)
+
+    def _render(self, label: QLabel) -> None:
+        """A list as a table, the numbers first and each name elided to the room left (never
+        cut by the edge); a name links to its PID and command line, shown on hover."""
+        if label not in self._rows:
+            return
+        title, rows, value = self._rows[label]
+        me = os.getpid()
+        bold = label.font()
+        bold.setBold(True)
+        wide, plain = QFontMetrics(bold), label.fontMetrics()
+        room = label.width() - max((wide.horizontalAdvance(value(p)) for p in rows), default=0) - 2 * plain.horizontalAdvance("\u00a0") - 6
+        lines = "".join(  # the PID is on hover, with the command line: the name gets the room
+            f"<tr><td align=right><b>{value(p)}</b>&nbsp;</td>"
+            f"<td><a href='pid:{p.pid}' style='color: palette(window-text); text-decoration: none'>"
+            f"{html.escape(plain.elidedText('trayapp' if p.pid == me else p.short, Qt.TextElideMode.ElideRight, max(room, 20)))}"
+            f"</a></td></tr>"
+            for p in rows
+        )
+        label.setText(f"<b>{title}</b><table cellspacing=0>{lines}</table>")
+
+    def _hovered(self, link: str) -> None:
+        if not link.startswith("pid:"):
+            QToolTip.hideText()
+            return
+        pid = int(link[4:])
+        command = self._commands.get(pid) or "(its command line cannot be read)"
+        QToolTip.showText(QCursor.pos(), f"PID {pid}: {command}", self)
 
     def shutdown(self) -> None:
         self.stop()
