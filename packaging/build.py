@@ -1,7 +1,7 @@
 """`make package`: build dist/trayapp/ with PyInstaller from packaging/trayapp.spec.
 
-With ``--locked`` it first checks that this environment is what packaging/constraints.txt pins
-(packaging/lock.py) and builds nothing if not; without it a difference is only reported.
+With ``--locked`` it first checks that this environment is what packaging/constraints-3.X.txt pins
+for this Python (packaging/lock.py) and builds nothing if not; without it a difference is only reported.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build: {line}", file=sys.stderr)
     if problems:
         print(f"build: this environment is not what {constraints} pins"
-              + ("; not building (pip install -c packaging/constraints.txt -e '.[package,prometheus]')" if locked else ""),
+              + (f"; not building (pip install -c {constraints} -e '.[package,prometheus]')" if locked else ""),
               file=sys.stderr)
         if locked:
             return 1

@@ -1,11 +1,17 @@
 """Pin what `make package` bundles: trayapp[package,prometheus] and everything it pulls in.
+Reads installed metadata only: imports nothing of trayapp and needs no network.
 
-    python packaging/lock.py                  # write packaging/constraints.txt from this environment
+One file per Python minor version, packaging/constraints-3.X.txt, each written on that Python:
+pyproject.toml asks for different releases per Python (PySide6, setuptools), so one set of pins
+cannot hold for all of them.
+
+    python packaging/lock.py                  # write this Python's constraints-3.X.txt from this environment
     python packaging/lock.py --check [FILE]   # exit 1, naming each package, where this environment differs
 
-Install against it with `pip install -c packaging/constraints.txt -e '.[package,prometheus]'`; the
-dependency walk reads the installed distributions' metadata (importlib.metadata), so it needs no
-network. Platform-only dependencies of other systems (Windows, macOS) are not in a Linux-made file.
+Install against it with `pip install -c packaging/constraints-3.X.txt -e '.[package,prometheus]'`
+(the Makefile picks the file from $(PYTHON)'s version). The dependency walk reads the installed
+distributions' metadata (importlib.metadata). Platform-only dependencies of other systems
+(Windows, macOS) are not in a Linux-made file.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-CONSTRAINTS = ROOT / "packaging" / "constraints.txt"
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+CONSTRAINTS = ROOT / "packaging" / f"constraints-{PYTHON_VERSION}.txt"  # the pins for the Python running this
 ROOT_DIST, EXTRAS = "trayapp", ("package", "prometheus")
 
 
@@ -50,7 +57,7 @@ def render(pins: dict[str, str]) -> str:
         "# What `make package` bundles: trayapp[package,prometheus] and everything it pulls in, pinned.\n"
         f"# Written by `python packaging/lock.py` on {platform.python_implementation()} {platform.python_version()}, "
         f"{sys.platform} {platform.machine()}; check with `python packaging/lock.py --check`.\n"
-        "# Use: pip install -c packaging/constraints.txt -e '.[package,prometheus]'\n"
+        f"# Use: pip install -c packaging/{CONSTRAINTS.name} -e '.[package,prometheus]'\n"
     )
     return head + "".join(f"{name}=={version}\n" for name, version in pins.items())
 
@@ -67,6 +74,9 @@ def read(path: Path) -> dict[str, str]:
 
 def differences(path: Path = CONSTRAINTS) -> list[str]:
     """One line per package where this environment is not what ``path`` pins."""
+    if not path.is_file():
+        return [f"{path} does not exist: no pins for Python {PYTHON_VERSION} yet "
+                "(install trayapp[package,prometheus] on it, then run packaging/lock.py there)"]
     pinned = read(path)
     problems = []
     try:

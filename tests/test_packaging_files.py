@@ -1,5 +1,5 @@
 """The files trayapp ships or writes for other programs, checked by those programs: desktop entries
-by desktop-file-validate and GLib's launcher, the systemd unit by systemd-analyze, the constraints file."""
+by desktop-file-validate and GLib's launcher, the systemd unit by systemd-analyze, the constraints files."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from tests.conftest import ROOT, debian_tool
 from trayapp import autostart
 
 PACKAGING = ROOT / "packaging"
+CONSTRAINTS = PACKAGING / f"constraints-{sys.version_info.major}.{sys.version_info.minor}.txt"  # this Python's pins
 # a folder name with the kinds of character the Desktop Entry spec makes us quote (not "%": GLib looks
 # the program up before it expands "%%", so no launcher finds such a path)
 ODD = "py env's $HOME `x` (1)"
@@ -124,8 +128,8 @@ def test_the_systemd_unit_is_hardened_but_keeps_the_gpu_and_its_folders() -> Non
 
 
 def test_the_constraints_pin_exactly_what_this_environment_bundles() -> None:
-    """`make package` builds from what constraints.txt pins: trayapp[package,prometheus], whole."""
-    text = (PACKAGING / "constraints.txt").read_text()
+    """`make package` builds from what this Python's constraints-3.X.txt pins: trayapp[package,prometheus], whole."""
+    text = CONSTRAINTS.read_text()
     pins = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert all(re.fullmatch(r"[a-z0-9-]+==[0-9][0-9A-Za-z.+-]*", pin) for pin in pins), pins
     names = {pin.split("==")[0] for pin in pins}
@@ -137,7 +141,7 @@ def test_the_constraints_pin_exactly_what_this_environment_bundles() -> None:
 
 
 def test_a_drifted_environment_is_named_and_a_locked_build_refuses(tmp_path: Path) -> None:
-    pins = (PACKAGING / "constraints.txt").read_text().splitlines()
+    pins = CONSTRAINTS.read_text().splitlines()
     drifted = [("psutil==0.0.1" if line.startswith("psutil==") else line) for line in pins if not line.startswith("pyarrow==")]
     assert drifted != pins
     constraints = tmp_path / "constraints.txt"
@@ -156,3 +160,23 @@ def test_a_drifted_environment_is_named_and_a_locked_build_refuses(tmp_path: Pat
     subprocess.run([sys.executable, str(PACKAGING / "lock.py"), str(fresh)], check=True, capture_output=True, timeout=60)
     again = subprocess.run([sys.executable, str(PACKAGING / "lock.py"), "--check", str(fresh)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
+
+
+def test_every_python_has_pins_that_pyproject_allows_there() -> None:
+    """Each constraints-3.X.txt satisfies pyproject.toml's requirements as they read on Python 3.X
+    (PySide6's cap below 3.12, setuptools from 3.12 on): pip cannot resolve a pin its project forbids."""
+    files = {path.name.removeprefix("constraints-").removesuffix(".txt"): path for path in PACKAGING.glob("constraints-*.txt")}
+    assert {"3.11", "3.12", "3.13"} <= set(files), sorted(files)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(text) for text in project["dependencies"] + project["optional-dependencies"]["package"]
+              + project["optional-dependencies"]["prometheus"]]
+    for version, path in sorted(files.items()):
+        pins = dict(line.split("==") for line in path.read_text().splitlines() if line and not line.startswith("#"))
+        where = {"python_version": version, "python_full_version": f"{version}.0", "sys_platform": "linux",
+                 "platform_system": "Linux", "extra": ""}
+        for req in wanted:
+            if req.marker is not None and not req.marker.evaluate(where):
+                continue
+            name = req.name.lower().replace("_", "-")
+            assert name in pins, f"{path.name}: {name} is required on Python {version} but not pinned"
+            assert Version(pins[name]) in req.specifier, f"{path.name}: {name}=={pins[name]} but pyproject asks {req.specifier}"
