@@ -25,7 +25,8 @@ CONSTRAINTS = packaging/constraints-$(PY_VERSION).txt
 # history window (its refcount test and the soak under Xvfb) that depends most on PySide6's release.
 LANE_TESTS ?= tests/test_rules.py tests/test_settings.py tests/test_store.py tests/test_cli.py \
               tests/test_probes.py tests/test_slack.py tests/test_packaging_files.py \
-              tests/test_history_refcount.py tests/test_history_window.py tests/test_soak_xvfb.py
+              tests/test_history_refcount.py tests/test_history_window.py tests/test_soak_xvfb.py \
+              tests/test_history_draws_only_data.py tests/test_history_navigation.py
 
 .PHONY: run headless test test-lane bench package clean
 
