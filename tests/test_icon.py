@@ -138,3 +138,19 @@ def test_a_2x_screen_gets_the_icon_drawn_at_twice_the_pixels(qapp, size: int) ->
 
 def test_load_buckets() -> None:
     assert [tray_icon.bucket(v) for v in (None, 0, 6, 7, 50, 94, 100)] == [None, 0, 0, 1, 4, 8, 8]
+
+
+@pytest.mark.parametrize("size", [22, 24])
+@pytest.mark.parametrize("kind", ["paused", "snoozed"])
+def test_a_badge_is_large_enough_to_read_at_panel_sizes(qapp, size: int, kind: str) -> None:
+    # a dark disc big enough for its light glyph (a z, two bars) to read: at 22 px the old badge was
+    # 83 pixels, mostly its light rim, with 18 dark ones for the glyph to stand on
+    def pixels(image) -> np.ndarray:
+        return np.frombuffer(image.constBits(), dtype=np.uint8).reshape(size, image.bytesPerLine() // 4, 4)[:, :size].astype(int)
+
+    badged = pixels(tray_icon.render(Level.OK, None, size, paused=kind == "paused", snoozed=kind == "snoozed"))
+    changed = np.abs(badged - pixels(tray_icon.render(Level.OK, None, size))).sum(axis=2) > 60
+    light = (badged[..., :3].min(axis=2) > 180) & (badged[..., 3] > 200) & changed
+    dark = (badged[..., :3].max(axis=2) < 80) & (badged[..., 3] > 200) & changed
+    assert changed.sum() >= 0.25 * size * size, f"the badge covers {changed.sum()} pixels"
+    assert dark.sum() >= 30 and light.sum() >= 15, (dark.sum(), light.sum())

@@ -15,6 +15,7 @@ from trayapp.gui.app import TrayApp, tooltip_text  # noqa: E402
 from trayapp.model import GpuReading, Level, RuleResult, Sample, Transition  # noqa: E402
 from trayapp.settings import Config, Loaded  # noqa: E402
 from trayapp.slack import snooze_channels  # noqa: E402
+from PySide6.QtWidgets import QSystemTrayIcon  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("gc_on_gui_thread")
 SLACK = dict(slack_webhook_url="http://127.0.0.1:9/services/T/B/x")
@@ -234,3 +235,40 @@ def test_a_hand_edited_snooze_the_clock_cannot_show_is_no_snooze(make_app, tmp_p
     now = datetime.now(timezone.utc)
     app.on_tick(_tick(now, (_red(now),)))  # the tooltip, the log, the notification: nothing raises
     assert shown == ["CPU red"] and "alerts snoozed" not in app.tray.toolTip()
+
+
+def test_resume_alerts_is_offered_only_while_something_is_snoozed(make_app) -> None:
+    app, _ = make_app(Config())
+    assert not app.resume_action.isEnabled()  # nothing to resume
+    app.snooze("1h")
+    assert app.resume_action.isEnabled()
+    app.snooze("off")
+    assert not app.resume_action.isEnabled()
+
+
+def test_an_improvement_is_good_news_not_a_warning(make_app) -> None:
+    from trayapp.gui.app import notification_kind, notification_text
+
+    now = datetime.now(timezone.utc)
+    result = RuleResult("cpu_percent", 129600, 85.0, 100, 14 * 3600, Level.ORANGE, 80.0, 90.0)
+    better = Transition("cpu_percent/36h", Level.RED, Level.ORANGE, result, now)
+    assert notification_text((better,))[0] == "CPU improved: red → orange"
+    assert notification_kind((better,)) is None  # shown as information
+    assert notification_kind((better, _red(now))) is Level.RED  # unless something got worse beside it
+    app, shown = make_app(Config())
+    kinds: list = []
+    app.tray.showMessage = lambda title, text, kind, ms: (shown.append(title), kinds.append(kind))
+    app.on_tick(_tick(now, (better,)))
+    assert shown == ["CPU improved: red → orange"] and kinds == [QSystemTrayIcon.MessageIcon.Information]
+
+
+def test_paused_sampling_counts_no_first_verdict_down() -> None:
+    now = datetime.now(timezone.utc)
+    sample = Sample(now, 23.0, 41.0, 70.0)
+    results = (RuleResult("cpu_percent", 129600, 23.0, 5, 8.0, Level.UNKNOWN, 80.0, 90.0),)
+    from trayapp.rules import Rule
+
+    running = tooltip_text(Tick(sample, results, Level.UNKNOWN, (), True), rules=(Rule("cpu_percent"),))
+    paused = tooltip_text(Tick(sample, results, Level.UNKNOWN, (), True), paused=True, paused_since=now, rules=(Rule("cpu_percent"),))
+    assert "first verdict in 60 min" in running
+    assert "first verdict in" not in paused and "no verdict until sampling resumes" in paused

@@ -57,10 +57,12 @@ def clock(moment: datetime, now: datetime | None = None) -> str:
 PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule windows)
 
 
-def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None, hysteresis: float = 0.0) -> list[str]:
+def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None, hysteresis: float = 0.0,
+               paused: bool = False) -> list[str]:
     """One line per rule for people: its average and level, or how long until its first verdict
-    (the first hour), a level the hysteresis holds (red at 74 % beside 'red 75' needs a word), and
-    where the average is heading at the current load."""
+    (the first hour; while sampling is paused no verdict comes, so no countdown), a level the
+    hysteresis holds (red at 74 % beside 'red 75' needs a word), and where the average is heading
+    at the current load."""
     by_result = dict(zip(range(len(tick.results)), rules)) if len(rules) == len(tick.results) else {}
     measured = tick.sample.values()
     lines = []
@@ -72,6 +74,8 @@ def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | Non
             head = line.split(" — ", 1)[0]
             if result.samples == 0 and measured.get(result.metric) is None:
                 line = f"{head} — no data: {metric_label(result.metric)} is not measured on this machine"
+            elif paused:
+                line = f"{head} — collecting data (paused: no verdict until sampling resumes)"
             else:
                 line = f"{head} — collecting data: first verdict in {human_duration(max(wait, 1.0))}"
         held = held_by_hysteresis(result, hysteresis) if wait is None else ""
@@ -135,13 +139,16 @@ def tooltip_text(
     if tick is None:
         return "trayapp — starting…"
     wait = first_verdict(tick, rules)
-    level = f"collecting data: first verdict in {human_duration(max(wait, 1.0))}" if wait is not None else tick.level.value
+    if wait is None:
+        level = tick.level.value
+    else:  # paused, no sample comes and no verdict: no countdown
+        level = "collecting data" if paused else f"collecting data: first verdict in {human_duration(max(wait, 1.0))}"
     lines = [f"trayapp — {level}" + (" (sampling paused)" if paused else "")]
     if paused:  # the last readings are not current: say so instead of showing them
         lines.append(f"paused since {clock(paused_since, now)}: no new readings" if paused_since else "paused: no new readings")
     else:
         lines += describe_sample(tick.sample, rules)
-    lines += rule_lines(tick, rules, projections, hysteresis)
+    lines += rule_lines(tick, rules, projections, hysteresis, paused)
     if snoozed is not None:
         lines.append(f"alerts snoozed until {clock(snoozed, now)}" + (f" ({snoozing})" if snoozing else ""))
     if slack:
@@ -157,16 +164,34 @@ def projection_for(rule: Rule, result, arrays, now: float, config: Config) -> Pr
     return project_recent(rule, result, stamps, values, now, config.sampling_interval_seconds, config.alerts_hysteresis)
 
 
+_SEVERITY = {Level.UNKNOWN: 0, Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}
+
+
+def improved(change: Transition) -> bool:
+    """A change to a less severe level (red → orange, → ok): good news, not a warning."""
+    return not change.reminder and _SEVERITY[change.current] < _SEVERITY[change.previous]
+
+
 def notification_text(changes: tuple[Transition, ...]) -> tuple[str, str]:
-    """One notification for all of a tick's transitions (they often come together at start-up)."""
+    """One notification for all of a tick's transitions (they often come together at start-up);
+    an improvement says so: ``CPU improved: red → orange``."""
     titles = []
     for change in changes:
         r = change.result
         if change.resolved:
             titles.append(f"{metric_label(r.metric)} back to ok")
+        elif improved(change):
+            titles.append(f"{metric_label(r.metric)} improved: {change.previous.value} → {change.current.value}")
         else:
             titles.append(f"{metric_label(r.metric)} {change.current.value}" + (" (still)" if change.reminder else ""))
     return ", ".join(titles), "\n".join(describe(c.result, for_people=True) for c in changes)
+
+
+def notification_kind(changes: tuple[Transition, ...]) -> Level | None:
+    """The level a notification is shown as: the worst level some change made worse or
+    reminds of; None when every change is an improvement (shown as information, not a warning)."""
+    worse = [c.current for c in changes if not improved(c)]
+    return Level.worst(worse) if worse else None
 
 
 class GuiThreadCollector:
@@ -320,7 +345,7 @@ class TrayApp(QObject):
         for label, word in (("1 hour", "1h"), ("8 hours", "8h"), ("Until tomorrow", "tomorrow")):
             snooze_menu.addAction(label, lambda w=word: self.snooze(w))
         snooze_menu.addSeparator()
-        snooze_menu.addAction("Resume alerts", lambda: self.snooze("off"))
+        self.resume_action = snooze_menu.addAction("Resume alerts", lambda: self.snooze("off"))
         self._label_snooze_menu()
         menu.addSeparator()
         menu.addAction("Open log", self.open_log)
@@ -351,6 +376,7 @@ class TrayApp(QObject):
         channels = snooze_channels(self.config)
         self.snooze_menu.setTitle(f"Snooze alerts ({channels})" if channels else "Snooze alerts (none on: no Slack, no desktop notifications)")
         self.snooze_menu.setEnabled(bool(channels) or self.snoozed is not None)
+        self.resume_action.setEnabled(self.is_snoozed())  # nothing snoozed: nothing to resume
 
     def set_paused(self, paused: bool) -> None:
         self.sampler.set_paused(paused)
@@ -394,13 +420,13 @@ class TrayApp(QObject):
         if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions and not self.is_snoozed(tick.sample.timestamp):
             title, text = notification_text(tick.transitions)
             kinds = {Level.RED: QSystemTrayIcon.MessageIcon.Critical, Level.ORANGE: QSystemTrayIcon.MessageIcon.Warning}
-            worst = Level.worst([c.current for c in tick.transitions])
+            worst = notification_kind(tick.transitions)
             if self.notifier is not None:
-                self.notifier.notify(title, text, urgency=2 if worst is Level.RED else 1)
-            else:
+                self.notifier.notify(title, text, urgency={Level.RED: 2, Level.ORANGE: 1}.get(worst, 0))
+            elif self.window is None or not self.window.isVisible():  # Qt's own balloon would sit over the window's buttons; the window says it
                 self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
         if self.window is not None and self.window.isVisible():
-            self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections, self.config.alerts_hysteresis))
+            self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections, self.config.alerts_hysteresis, self.sampler.paused))
             self.window.show_now(tick.sample)
             self.window.refresh_live()
         self.tick_shown.emit(tick)
@@ -482,7 +508,7 @@ class TrayApp(QObject):
                 # the live view shows what is being recorded (the buttons switch to history)
                 self.window.span = LIVE_SECONDS
         if self.last is not None:
-            self.window.set_results(self.last.results, self.config, rule_lines(self.last, self.config.rules, self.projections, self.config.alerts_hysteresis))
+            self.window.set_results(self.last.results, self.config, rule_lines(self.last, self.config.rules, self.projections, self.config.alerts_hysteresis, self.sampler.paused))
         if span is not None:
             if self.window.isVisible():
                 self.window.show_range(span)

@@ -137,12 +137,14 @@ def _load_bar(p: QPainter, s: float, top: float, height: float, load: int) -> No
 
 
 def _badge(p: QPainter, cx: float, cy: float, radius: float, kind: str) -> None:
-    """A dark disc with a light rim in a corner: "paused" (two bars) or "snoozed" (a z)."""
-    p.setPen(QPen(GLYPH_LIGHT, max(1.0, radius * 0.3)))
+    """A dark disc with a thin light rim in a corner: "paused" (two bars) or "snoozed" (a z),
+    the glyph as large and as thick as the disc allows, so it reads at 22 px."""
+    rim = max(0.75, radius * 0.12)
+    p.setPen(QPen(GLYPH_LIGHT, rim))
     p.setBrush(GLYPH_DARK)
     p.drawEllipse(QPointF(cx, cy), radius, radius)
-    inner = radius * 0.5
-    pen = QPen(GLYPH_LIGHT, max(1.0, radius * 0.3), Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap, Qt.PenJoinStyle.MiterJoin)
+    inner = radius * 0.56
+    pen = QPen(GLYPH_LIGHT, max(1.25, radius * 0.3), Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap, Qt.PenJoinStyle.MiterJoin)
     p.setPen(pen)
     p.setBrush(Qt.BrushStyle.NoBrush)
     if kind == "paused":
@@ -171,7 +173,7 @@ def render(level: Level, load: int | None = None, size: int = 64, paused: bool =
         _load_bar(p, s, s - bar, bar, load)
     else:
         _shape(p, level, 0.0, 0.0, s)
-    radius = max(3.5, s * 0.2)
+    radius = max(5.0, s * 0.28) if size < 32 else s * 0.22  # a badge legible at 16-24 px takes more of the icon
     if paused:
         _badge(p, s - radius, radius, radius, "paused")
     if snoozed:
