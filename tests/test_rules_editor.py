@@ -86,12 +86,13 @@ def test_a_metric_no_probe_measures_is_marked_and_blocks_ok(editor) -> None:
     assert not dialog.ok_button.isEnabled()
     assert "no probe measures it (cpu_percent, memory_percent" in dialog.rule_cell_error(0, "metric")  # as the config check says
     assert dialog.rule_rows[0].metric.toolTip() == dialog.rule_cell_error(0, "metric")
-    assert "#d93025" in dialog.rule_rows[0].metric.styleSheet()
+    assert dialog.rule_rows[0].metric.property("tint") == "#fce8e6"  # tinted, its arrow kept (no style sheet)
+    assert dialog.rule_rows[0].metric.styleSheet() == ""
     assert "Rule 1 metric: no probe measures it" in dialog.rules_error.text()
     assert dialog.rule_rows[0].metric.currentText() == "cpu (no such metric)"
     dialog.set_rule_cell(0, "metric", "cpu_percent")  # picked from the list
     assert dialog.ok_button.isEnabled() and dialog.rules_error.isHidden()
-    assert dialog.rule_cell_error(0, "metric") == "" and dialog.rule_rows[0].metric.styleSheet() == ""
+    assert dialog.rule_cell_error(0, "metric") == "" and dialog.rule_rows[0].metric.property("tint") == ""
 
 
 def test_a_gpu_rule_from_another_machine_is_kept_with_a_warning(editor) -> None:
@@ -121,7 +122,7 @@ def test_a_bad_duration_is_marked_in_its_cell(editor, name: str, text: str, reas
     dialog.set_rule_cell(0, name, text)
     assert not dialog.ok_button.isEnabled()
     assert reason in dialog.rule_cell_error(0, name)
-    assert "#d93025" in dialog.rule_rows[0].widget(name).styleSheet()
+    assert dialog.rule_rows[0].widget(name).property("tint") == "#fce8e6"
     assert all(dialog.rule_cell_error(0, other) == "" for other in ("metric", "orange", "red") if other != name)
     dialog.set_rule_cell(0, name, "1 h")
     assert dialog.ok_button.isEnabled()
@@ -218,3 +219,37 @@ def test_a_falling_rules_thresholds_are_checked_the_other_way_round(editor) -> N
     assert dialog.rule_cell_error(0, "red") == dialog.rule_cell_error(0, "orange")
     dialog.set_rule_cell(0, "red", "300")
     assert dialog.ok_button.isEnabled()
+
+
+def test_a_threshold_in_error_keeps_its_spin_arrows_and_0_says_what_it_means(editor) -> None:
+    from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QStyle, QStyleOptionSpinBox
+
+    dialog = editor()
+    dialog.rule_rows[0].orange.setValue(95.0)  # orange above red
+    dialog.validate()
+    spin = dialog.rule_rows[0].orange
+    assert spin.property("tint") == "#fce8e6" and spin.styleSheet() == ""  # a style sheet would take the arrows
+    option = QStyleOptionSpinBox()
+    option.initFrom(spin)
+    option.subControls = QStyle.SubControl.SC_SpinBoxUp | QStyle.SubControl.SC_SpinBoxDown
+    option.buttonSymbols = QAbstractSpinBox.ButtonSymbols.UpDownArrows
+    up = spin.style().subControlRect(QStyle.ComplexControl.CC_SpinBox, option, QStyle.SubControl.SC_SpinBoxUp, spin)
+    assert spin.buttonSymbols() == QAbstractSpinBox.ButtonSymbols.UpDownArrows and up.width() > 0
+    note = dialog.findChild(QLabel, "storage.retention_days.zero")
+    assert note is not None and note.text() == "0 keeps everything"
+
+
+def test_an_error_line_grows_the_dialog_rather_than_bring_a_scroll_bar(qtbot, editor) -> None:
+    dialog = editor()
+    dialog.show()
+    dialog.tabs.setCurrentIndex(0)
+    dialog.resize(dialog.width(), dialog.minimumSizeHint().height())  # as small as it goes
+    qtbot.wait(50)
+    scroll = dialog.tabs.currentWidget()
+    before = dialog.height()
+    for key in ("storage.retention_days", "sampling.interval_seconds", "alerts.hysteresis"):
+        dialog.editors[key].widget.setText("-3")  # three fields in error: three lines more
+    qtbot.waitUntil(lambda: dialog.height() > before, timeout=3000)
+    qtbot.wait(50)
+    assert scroll.widget().sizeHint().height() <= scroll.viewport().height()
+    assert not scroll.verticalScrollBar().isVisible()

@@ -51,6 +51,7 @@ class Field:
     above: float | None = None  # strictly greater than
     choices: tuple[str, ...] = ()
     least_if_set: float | None = None  # a duration: 0 (off) or at least this; less is raised to it
+    zero: str = ""  # what 0 means here, said beside the field ("0 keeps everything")
 
     @property
     def key(self) -> str:
@@ -72,7 +73,8 @@ FIELDS: tuple[Field, ...] = (
     Field("storage", "data_dir", "path", "", "Data folder",
           "Where samples are kept; empty means the platform's user data folder."),
     Field("storage", "retention_days", "int", 0, "Keep history (days)",
-          "Day files older than this are deleted; 0 keeps everything.", minimum=0, maximum=36500),
+          "Day files older than this are deleted; 0 keeps everything.", minimum=0, maximum=36500,
+          zero="0 keeps everything"),
     Field("alerts", "hysteresis", "float", 2.0, "Hysteresis (points)",
           "How far an average must fall back past a threshold to leave a level.", minimum=0.0, maximum=50.0),
     Field("alerts", "desktop_notifications", "bool", True, "Desktop notifications",
@@ -88,7 +90,7 @@ FIELDS: tuple[Field, ...] = (
     Field("slack", "send_resolved", "bool", True, "Send 'resolved'",
           "Also send a message when a rule goes back to ok."),
     Field("slack", "repeat_every", "duration", "0", "Remind every",
-          "Re-send while a rule stays orange or red, e.g. 6h; 0 never.", least_if_set=60.0),
+          "Re-send while a rule stays orange or red, e.g. 6h; 0 never.", least_if_set=60.0, zero="0 never reminds"),
     Field("slack", "api_url", "str", "https://slack.com/api/", "Slack API URL",
           "The Web API base URL, for a Slack-compatible server."),
     Field("prometheus", "enabled", "bool", False, "Prometheus endpoint",

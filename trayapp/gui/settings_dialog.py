@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QObject, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtCore import QItemSelectionModel, QObject, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -40,8 +40,8 @@ from trayapp.settings import FIELDS, RULE_FIELDS, Config, Field, SettingError, c
 SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus"}
 TABS = (("General", ("sampling", "storage", "alerts", "app")), ("Rules", ()), ("Slack", ("slack",)), ("Fleet", ("prometheus",)))
 ERROR_STYLE = "color: #d93025"
-CELL_ERROR_STYLE = "border: 2px solid #d93025; background: #fce8e6"
-CELL_WARNING_STYLE = "border: 2px solid #f29900"
+CELL_ERROR = "#fce8e6"  # a cell in error or warning is tinted through its palette: a style sheet there
+CELL_WARNING = "#fef7e0"  # takes a spin box's arrows away
 DURATION_HINT = "e.g. 36h, 90 m, 1h30m, 7d"
 DIRECTION_WORDS = {"above": "rises above", "below": "falls below"}  # a rule's direction, as the editor offers it
 
@@ -185,13 +185,13 @@ class RuleRow:
         for name in self.NAMES:
             widget = self.widget(name)
             if name in errors:
-                widget.setStyleSheet(CELL_ERROR_STYLE)
+                _tint(widget, CELL_ERROR)
                 widget.setToolTip(errors[name])
             elif name in warnings:
-                widget.setStyleSheet(CELL_WARNING_STYLE)
+                _tint(widget, CELL_WARNING)
                 widget.setToolTip(warnings[name])
             else:
-                widget.setStyleSheet("")
+                _tint(widget, None)
                 widget.setToolTip(fields[name].help)
         self.errors = errors
         self.warnings = warnings
@@ -207,6 +207,18 @@ class RuleRow:
         if problem is not None and problem[0]:
             raise SettingError(f"[[rules]] #{index + 1} metric = {rule.metric!r}: {problem[1]}")
         return rule
+
+
+def _tint(widget: QWidget, colour: str | None) -> None:
+    """A cell's background tinted (None: as the style has it), its frame and arrows kept."""
+    palette = QApplication.palette(widget)
+    if colour is not None:
+        for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Button):
+            palette.setColor(role, QColor(colour))
+        palette.setColor(QPalette.ColorRole.Text, QColor("#202124"))  # dark text on the light tint, in a dark palette too
+        palette.setColor(QPalette.ColorRole.ButtonText, QColor("#202124"))
+    widget.setPalette(palette)
+    widget.setProperty("tint", colour or "")
 
 
 def _decimals(value: float, most: int = 6) -> int:
@@ -350,7 +362,16 @@ class SettingsDialog(QDialog):
         box = QWidget()
         column = QVBoxLayout(box)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(editor.widget)
+        if f.zero:  # what 0 means, beside the field, not only in its tooltip
+            line = QHBoxLayout()
+            line.addWidget(editor.widget, 1)
+            note = QLabel(f.zero)
+            note.setObjectName(f"{f.key}.zero")
+            note.setStyleSheet("color: #5f6368")
+            line.addWidget(note)
+            column.addLayout(line)
+        else:
+            column.addWidget(editor.widget)
         column.addWidget(editor.error)
         label = QLabel(f.label)
         label.setToolTip(f.help)
@@ -494,7 +515,22 @@ class SettingsDialog(QDialog):
         self.rules_error.setVisible(bool(problems))
         ok = ok and not problems
         self.ok_button.setEnabled(ok)
+        QTimer.singleShot(0, self._grow_to_fit)  # once the error lines are laid out
         return ok
+
+    def _grow_to_fit(self) -> None:
+        """Taller by what an error line added to the page shown, where the screen has the room:
+        an error appears beside its field, not below a scroll bar that was not there."""
+        scroll = self.tabs.currentWidget()
+        if not isinstance(scroll, QScrollArea) or scroll.widget() is None:
+            return
+        missing = scroll.widget().sizeHint().height() - scroll.viewport().height()
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if missing > 0 and screen is not None:
+            room = screen.availableGeometry().height() - self.frameGeometry().height()
+            grow = min(missing, max(room, 0))
+            if grow > 0:
+                self.resize(self.width(), self.height() + grow)
 
     def new_config(self) -> Config:
         """The settings as edited; raises SettingError if any is invalid."""
