@@ -161,6 +161,15 @@ def test_headless_runs_until_a_signal_then_flushes_and_exits_0(data_dir: Path, s
     assert proc.returncode == 0, err
     assert "stopped; every sample is on disk" in err and "Traceback" not in err
     assert (data_dir / "csv_dump" / "daily_dump.csv").read_text().endswith("\n")
+    if not Path("/dev/nvidiactl").exists():  # no GPU here: not news at every start (doctor says it)
+        assert "GPU" not in err, err
+
+
+def test_doctor_says_when_there_is_no_gpu(data_dir: Path) -> None:
+    if Path("/dev/nvidiactl").exists():
+        pytest.skip("this machine has an NVIDIA GPU")
+    done = run_cli("--data-dir", str(data_dir), "doctor")
+    assert "no NVIDIA GPU readable" in done.stdout + done.stderr
 
 
 def test_a_second_writer_says_so_and_exits(data_dir: Path) -> None:

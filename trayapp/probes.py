@@ -306,10 +306,12 @@ def open_gpu_backend(choice: str) -> GpuBackend:
                 return GputilBackend()
         except Exception as exc:  # each backend fails in its own way: no library, no driver, no GPU
             reasons.append(f"{name}: {_short(exc)}")
+    # "auto" on a machine without an NVIDIA GPU is the usual case, not news at every start:
+    # `trayapp doctor` says it; a backend asked for by name that does not work is a warning
     say_once(
         "gpu:none",
         "GPU: no NVIDIA GPU readable (" + "; ".join(reasons) + "); GPU columns stay empty",
-        logging.INFO if choice == "auto" else logging.WARNING,
+        logging.DEBUG if choice == "auto" else logging.WARNING,
     )
     return NoGpu()
 
