@@ -1,7 +1,8 @@
-"""The history window: a live view (last 10 minutes, from memory) and 36 h / 7 d / 30 d from disk.
+"""The history window: a live view (last 10 minutes, from memory) and 36 h / 7 d / 30 d / 1 y from disk.
 
-Imports Qt, pyqtgraph, numpy and the core; never pyarrow (history is read by a child process and
-binned there). Every plot item is made once and updated in place: the window stays open for months.
+Imports Qt, pyqtgraph, numpy and the core. In the recorder's process it reads through
+``history.prepare_history`` with the recorder's minute bins and rows file, which never loads
+pyarrow or pandas. Every plot item is made once and updated in place: the window stays open for months.
 """
 
 from __future__ import annotations
@@ -612,7 +613,7 @@ class HistoryWindow(QWidget):
     """One plot per metric with linked time axes, a hover readout, zoom that can be undone."""
 
     range_loaded = Signal(object)  # Series, once drawn (tests and the benchmark wait on it)
-    first_paint = Signal(float)  # the rule metrics were drawn from memory, before the disk read
+    first_paint = Signal(float)  # a window that is not the recorder's drew the rule metrics from memory before its first read
 
     def __init__(
         self,
@@ -658,7 +659,7 @@ class HistoryWindow(QWidget):
         self._placed = False
         self.metric_plots: dict[str, MetricPlot] = {}
         self._mean_period = "hourly"  # daily for a range read from the hour tier (a year)
-        self._read_once = False  # until the first read has drawn, ranges are painted from memory first
+        self._read_once = False  # until the first read has drawn (see ``show_range``)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
@@ -932,10 +933,13 @@ class HistoryWindow(QWidget):
             return
         self.status.setText(LOADING)
         self._read(span)
+        # In the recorder's own window (minute bins at hand) a read takes tens of milliseconds:
+        # one read, one paint. Only a window that is not the recorder's, whose first read parses
+        # the CSV with Arrow, paints the rule metrics from memory while it waits.
         if self._read_once or self.quick is None or self._minutes() is not None:
-            return  # a read from the tiers takes tens of ms: painting twice would only delay it
+            return
         recent = self.quick(span)
-        if recent:  # the first read loads Arrow: the rule metrics, in memory already, are painted meanwhile
+        if recent:
             self._draw(series_from_memory(recent, span, time.time()))
             self.first_paint.emit(span)
 
