@@ -130,3 +130,39 @@ def test_hovering_puts_each_value_beside_its_plot_s_title(qtbot, window: History
     assert "50.0 %" in window.metric_plots["swap_percent"].plot.titleLabel.text
     window.hover_at(None)
     assert "50.0" not in window.metric_plots["swap_percent"].plot.titleLabel.text
+
+
+def test_a_person_hides_and_orders_plots_and_the_config_keeps_it(qtbot, window: HistoryWindow, tmp_path: Path) -> None:
+    from trayapp.settings import load, save
+
+    said: list = []
+    window.layout_changed.connect(lambda hidden, order: said.append((hidden, order)))
+    window.hide_plot("swap_percent")
+    assert "swap_percent" not in window.metric_plots and said[-1][0] == "swap_percent"
+    for _ in range(len(window.metric_plots)):  # up to the top, past CPU, busiest core and load
+        window.move_plot("memory_percent", -1)
+    assert list(window.metric_plots)[:2] == ["memory_percent", "cpu_percent"]
+    # the time still follows one plot: the new first one drives the others and the pinned axis
+    assert window.time_axis.axis.linkedView() is window.metric_plots["memory_percent"].plot.vb
+    window.metric_plots["disk_percent"].plot.setXRange(time.time() - 7200, time.time() - 3600, padding=0)
+    assert view(window) == pytest.approx((time.time() - 7200, time.time() - 3600), abs=5)
+    hidden, order = said[-1]
+    path = tmp_path / "config.toml"
+    save(Config().with_values(window_hidden_plots=hidden, window_plot_order=order), path)
+    again = HistoryWindow(window.data_dir, LiveBuffer(), load(path).config)  # a restart
+    qtbot.addWidget(again)
+    with qtbot.waitSignal(again.range_loaded, timeout=20000):
+        again.show()
+    assert "swap_percent" not in again.metric_plots and list(again.metric_plots)[:2] == ["memory_percent", "cpu_percent"]
+    again.show_plot("swap_percent")
+    assert "swap_percent" in again.metric_plots and again.metric_plots["swap_percent"].drawn()["lo"][0].size
+    again.shutdown()
+
+
+def test_a_rule_on_a_metric_this_machine_lacks_gets_no_empty_plot(qtbot, data_dir: Path) -> None:
+    from trayapp.rules import Rule
+
+    w = HistoryWindow(data_dir, LiveBuffer(), Config(rules=(Rule("cpu_percent"), Rule("gpu0_util_percent", 3600, 50, 70, 600))))
+    qtbot.addWidget(w)
+    assert "gpu0_util_percent" not in w.metric_plots
+    w.shutdown()

@@ -99,6 +99,11 @@ FIELDS: tuple[Field, ...] = (
           "The address to listen on; the default answers this machine only."),
     Field("prometheus", "port", "int", 9101, "Prometheus port", "The port to listen on.",
           minimum=1, maximum=65535),
+    # set from the history window's menu (Hide, Move up/down), not from the dialog
+    Field("window", "hidden_plots", "str", "", "Hidden plots",
+          "Metrics whose plot the history window leaves out, comma-separated (its menu: Hide, Show)."),
+    Field("window", "plot_order", "str", "", "Plot order",
+          "The history window's plots in this order, comma-separated; the others follow in the usual order."),
 )
 
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
@@ -151,6 +156,8 @@ class Config:
     prometheus_enabled: bool = False
     prometheus_address: str = "127.0.0.1"
     prometheus_port: int = 9101
+    window_hidden_plots: str = ""
+    window_plot_order: str = ""
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
 
     def get(self, key: str) -> Any:

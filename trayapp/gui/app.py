@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,7 @@ from trayapp.instance import ALREADY_RUNNING, instance_name, socket_path, truste
 from trayapp.logfile import LOG_BACKUPS, LOG_BYTES, note_start, note_stop, start_log_file  # noqa: F401 - where they were
 from trayapp.model import MACHINE_COLUMNS, Level, RuleResult, Sample, Transition, format_value, metric_label, metric_unit
 from trayapp.rules import BELOW, Projection, Rule, first_verdict_in, human_duration, project_recent
-from trayapp.settings import Config, Loaded, default_data_dir, default_log_path
+from trayapp.settings import Config, Loaded, default_data_dir, default_log_path, save
 from trayapp.slack import snooze, snooze_channels, snooze_end, snoozed_until
 
 log = logging.getLogger(__name__)
@@ -502,6 +503,7 @@ class TrayApp(QObject):
 
             self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes,
                                         starting=self.sampler.starting, rows=self.sampler.rows)
+            self.window.layout_changed.connect(self._save_plot_layout)
             self.window.setWindowIcon(self.tray.icon())
             if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
                 # a fresh install: 36 h of nothing but a sliver at the right edge says little;
@@ -544,6 +546,8 @@ class TrayApp(QObject):
         if self.window is not None:
             self.window.data_dir = folder
             self.window.config = config
+            if (old.window_hidden_plots, old.window_plot_order) != (config.window_hidden_plots, config.window_plot_order):
+                self.window.set_layout(config.window_hidden_plots, config.window_plot_order)
         self._label_snooze_menu()
         self._refresh_tooltip()
         if old.app_start_at_login != config.app_start_at_login:
@@ -556,6 +560,20 @@ class TrayApp(QObject):
                 self.exporter = None
             if config.prometheus_enabled:
                 self._start_prometheus()
+
+    def _save_plot_layout(self, hidden: str, order: str) -> None:
+        """The plots a person hid or moved in the history window, kept in the config file
+        (``[window]``), written off this thread (a save may ask the keyring)."""
+        self.config = self.config.with_values(window_hidden_plots=hidden, window_plot_order=order)
+        config, path = self.config, self.config_path
+
+        def save_it() -> None:
+            try:
+                save(config, path)
+            except (OSError, ValueError) as exc:
+                log.warning("could not keep the plots' layout in %s: %s", path, exc)
+
+        threading.Thread(target=save_it, name="trayapp-save-layout", daemon=True).start()
 
     def _set_autostart(self, enabled: bool) -> None:
         from trayapp.autostart import set_autostart

@@ -559,6 +559,11 @@ def _settings_flag(key: str) -> bool:
     return value in (True, "true", "1", 1)
 
 
+def names_in(text: str) -> list[str]:
+    """``"cpu_percent, swap_percent"`` → its metric names, in order, once each."""
+    return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
 class StatusLine(QLabel):
     """A line for what a person should know now (loading, an empty range, an export's outcome);
     it takes no room while it has nothing to say."""
@@ -613,6 +618,7 @@ class HistoryWindow(QWidget):
     """One plot per metric with linked time axes, a hover readout, zoom that can be undone."""
 
     range_loaded = Signal(object)  # Series, once drawn (tests and the benchmark wait on it)
+    layout_changed = Signal(str, str)  # hidden plots and plot order, as the config's [window] keys say them
     first_paint = Signal(float)  # a window that is not the recorder's drew the rule metrics from memory before its first read
 
     def __init__(
@@ -657,7 +663,11 @@ class HistoryWindow(QWidget):
         self._note = ""  # the status line's note on how the range on screen was read
         self._zoomed = False
         self._placed = False
-        self.metric_plots: dict[str, MetricPlot] = {}
+        self.metric_plots: dict[str, MetricPlot] = {}  # the plots shown, in their order
+        self._parked: dict[str, MetricPlot] = {}  # plots a person hid, kept to show again
+        self._master: MetricPlot | None = None  # the plot the others' time axes follow (the first shown)
+        self.hidden = set(names_in(config.window_hidden_plots))
+        self.preferred = names_in(config.window_plot_order)
         self._mean_period = "hourly"  # daily for a range read from the hour tier (a year)
         self._read_once = False  # until the first read has drawn (see ``show_range``)
 
@@ -741,8 +751,9 @@ class HistoryWindow(QWidget):
                             ("Right", lambda: self.pan_by(PAN_STEP)), ("0", self.reset_view)):
             QShortcut(QKeySequence(key), self, action)
         self._restyle()
-        # plots for every metric known now, so none arrive later and push the others around
-        for name in plotted_columns(self.live.measured() + [r.metric for r in config.rules]):
+        # plots for every metric measured now, so none arrive later and push the others around; a
+        # rule's metric this machine does not measure gets a plot only if the range has data of it
+        for name in plotted_columns(self.live.measured()):
             self._plot_for(name)
 
     # --- plots
@@ -751,25 +762,32 @@ class HistoryWindow(QWidget):
     def plots(self) -> dict[str, LitePlot]:
         return {name: mp.plot for name, mp in self.metric_plots.items()}
 
-    def _plot_for(self, name: str) -> MetricPlot:
+    def _plot_for(self, name: str) -> MetricPlot | None:
+        """The plot of ``name``, made (or shown again) where it belongs; None for one a person hid."""
         if name in self.metric_plots:
             return self.metric_plots[name]
-        mp = MetricPlot(self, name, len(self.metric_plots))
-        mp.plot.getAxis("bottom").setStyle(showValues=False)  # its grid only: the pinned axis says the time
-        if self.metric_plots:
-            first = next(iter(self.metric_plots.values()))
-            mp.plot.setXLink(first.plot)
+        if name in self.hidden:
+            return None
+        mp = self._parked.pop(name, None)
+        if mp is None:
+            mp = MetricPlot(self, name, len(self.metric_plots))
+            mp.plot.getAxis("bottom").setStyle(showValues=False)  # its grid only: the pinned axis says the time
         else:
-            mp.plot.sigXRangeChanged.connect(self._x_range_changed)
-            self.time_axis.link(mp.plot.vb)
+            self.graphics.addItem(mp.plot, row=len(self.metric_plots), col=0)
         self.metric_plots[name] = mp
-        order = plotted_columns(list(self.metric_plots))
+        order = self._ordered(list(self.metric_plots))
         if list(self.metric_plots) != order:  # a metric that came up late (a sensor, a rate): in its place
             self._relayout(order)
+        self._relink()
         self._fit_readout()
         self._fit_plots()
         self._sync_rules()
         return mp
+
+    def _ordered(self, names: list[str]) -> list[str]:
+        """``names`` in the order a person chose, then the usual order (CPU, memory, disk, …)."""
+        chosen = [n for n in self.preferred if n in names]
+        return chosen + [n for n in plotted_columns(names) if n not in chosen] + [n for n in names if n not in chosen and n not in plotted_columns(names)]
 
     def _relayout(self, order: list[str]) -> None:
         """The plots again in ``order``."""
@@ -778,6 +796,80 @@ class HistoryWindow(QWidget):
         self.metric_plots = {name: self.metric_plots[name] for name in order}
         for row, mp in enumerate(self.metric_plots.values()):
             self.graphics.addItem(mp.plot, row=row, col=0)
+        self._relink()
+
+    def _relink(self) -> None:
+        """Every plot's time follows the first one shown; it drives the pinned axis and the window."""
+        plots = list(self.metric_plots.values())
+        if not plots:
+            return
+        master = plots[0]
+        if master is not self._master:
+            if self._master is not None:
+                try:
+                    self._master.plot.sigXRangeChanged.disconnect(self._x_range_changed)
+                except (RuntimeError, TypeError):  # never connected
+                    pass
+            master.plot.vb.setXLink(None)
+            master.plot.sigXRangeChanged.connect(self._x_range_changed)
+            self.time_axis.link(master.plot.vb)
+            self._master = master
+        for mp in plots[1:]:
+            if mp.plot.vb.linkedView(0) is not master.plot.vb:
+                mp.plot.setXLink(master.plot)
+
+    # --- a person's choice of plots
+
+    def hide_plot(self, name: str) -> None:
+        mp = self.metric_plots.get(name)
+        if mp is None or len(self.metric_plots) == 1:
+            return  # the last plot stays: a window of none shows nothing to bring them back from
+        self.hidden.add(name)
+        mp.cross.setVisible(False)
+        self.graphics.removeItem(mp.plot)
+        self._parked[name] = self.metric_plots.pop(name)
+        self._relayout(list(self.metric_plots))
+        self._fit_plots()
+        self._say_layout()
+
+    def show_plot(self, name: str) -> None:
+        """A hidden plot back in its place, with the range on screen drawn in it."""
+        self.hidden.discard(name)
+        mp = self._plot_for(name)
+        if mp is not None:
+            if self.shown_series is not None:
+                mp.show_series(self.shown_series)
+            elif self.span == LIVE_SECONDS:
+                self.refresh_live()
+        self._say_layout()
+
+    def move_plot(self, name: str, step: int) -> None:
+        """``name`` one place up (-1) or down (+1) among the plots shown."""
+        order = list(self.metric_plots)
+        if name not in order:
+            return
+        i = order.index(name)
+        j = min(max(i + step, 0), len(order) - 1)
+        if i == j:
+            return
+        order.insert(j, order.pop(i))
+        self.preferred = order + [n for n in self.preferred if n not in order]
+        self._relayout(order)
+        self._say_layout()
+
+    def set_layout(self, hidden: str, order: str) -> None:
+        """The plots hidden and their order as the settings say them now (the dialog's OK)."""
+        wanted = set(names_in(hidden))
+        self.preferred = names_in(order)
+        for name in [n for n in self.metric_plots if n in wanted]:
+            self.hide_plot(name)
+        for name in [n for n in self.hidden if n not in wanted]:
+            self.show_plot(name)
+        self.hidden = wanted
+        self._relayout(self._ordered(list(self.metric_plots)))
+
+    def _say_layout(self) -> None:
+        self.layout_changed.emit(", ".join(sorted(self.hidden)), ", ".join(self.preferred))
 
     def _sync_rules(self) -> None:
         cpu = next((r for r in self.config.rules if r.metric == "cpu_percent" and r.direction == "above"), None)
@@ -1175,6 +1267,19 @@ class HistoryWindow(QWidget):
 
     def _context_menu(self, pos: QPoint) -> None:
         menu = QMenu(self)
+        here = self.graphics.mapToScene(pos)
+        name = next((n for n, mp in self.metric_plots.items() if mp.plot.sceneBoundingRect().contains(here)), None)
+        if name is not None:
+            order = list(self.metric_plots)
+            hide = menu.addAction(f"Hide {metric_label(name)}", lambda: self.hide_plot(name))
+            hide.setEnabled(len(order) > 1)
+            menu.addAction("Move up", lambda: self.move_plot(name, -1)).setEnabled(order.index(name) > 0)
+            menu.addAction("Move down", lambda: self.move_plot(name, 1)).setEnabled(order.index(name) < len(order) - 1)
+        if self.hidden:
+            shown = menu.addMenu("Show hidden plot")
+            for hidden in sorted(self.hidden, key=metric_label):
+                shown.addAction(metric_label(hidden), lambda h=hidden: self.show_plot(h))
+        menu.addSeparator()
         menu.addAction("Reset view", self.reset_view)
         menu.addSeparator()
         menu.addAction("Export this range as CSV…", lambda: self.export_range("csv"))

@@ -38,7 +38,7 @@ from trayapp.rules import Rule, format_duration, parse_duration
 from trayapp.settings import FIELDS, RULE_FIELDS, Config, Field, SettingError, check, check_rule, known_metric, save
 
 SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus"}
-TABS = (("General", ("sampling", "storage", "alerts", "app")), ("Rules", ()), ("Slack", ("slack",)), ("Fleet", ("prometheus",)))
+TABS = (("General", ("sampling", "storage", "alerts", "app", "window")), ("Rules", ()), ("Slack", ("slack",)), ("Fleet", ("prometheus",)))
 ERROR_STYLE = "color: #d93025"
 CELL_ERROR = "#fce8e6"  # a cell in error or warning is tinted through its palette: a style sheet there
 CELL_WARNING = "#fef7e0"  # takes a spin box's arrows away
