@@ -133,3 +133,23 @@ def test_an_altered_tiers_json_is_not_trusted(twin: tuple[Path, Path], caplog: p
     with caplog.at_level(logging.WARNING):
         assert rollups.ensure(a) == 0
     assert "does not match its checksum" in caplog.text
+
+
+def test_tiers_from_an_earlier_trayapp_are_rebuilt_once_quietly_not_set_aside(twin: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
+    # an upgrade: every tier file lacks the checksum this version writes; none is damaged
+    a, _ = twin
+    tiers = sorted(p for p in (a / "Rollups").rglob("*.parquet") if not p.name.startswith("."))
+    assert {p.parts[-4] if "minute" in p.parts else p.parts[-3] for p in tiers} == {"minute", "hour"}
+    for path in tiers:
+        table = pq.read_table(path)
+        meta = json.loads(table.schema.metadata[rollups.META_KEY])
+        meta.pop("crc")
+        pq.write_table(table.replace_schema_metadata({rollups.META_KEY: json.dumps(meta)}), path, compression="zstd")
+    (a / "Rollups" / ".window" / "tiers.json").unlink(missing_ok=True)
+    with caplog.at_level(logging.INFO, logger="trayapp"):
+        rollups.ensure(a)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text  # an upgrade is not a fault
+    assert caplog.text.count("rebuilt once") == 1
+    assert not list((a / "Rollups").rglob(".*unreadable*"))  # nothing set aside
+    for path in tiers:
+        assert "crc" in json.loads(pq.read_schema(path).metadata[rollups.META_KEY])  # each rebuilt with its checksum

@@ -120,6 +120,30 @@ class Altered(ValueError):
     """A tier file's content does not match the CRC-32 its footer records of it."""
 
 
+class OlderTier(Altered):
+    """A tier file written by a trayapp from before tiers had a checksum: not damaged, only
+    older; it is rebuilt in place, quietly, once."""
+
+
+def _put_aside_unless_older(path: Path, exc: BaseException) -> None:
+    """A tier file that failed to read: set aside with one warning, unless it is only older
+    (then the rebuild writes over it, and one line says so for all of them)."""
+    if isinstance(exc, OlderTier):
+        _say_older_once()
+    else:
+        _set_aside(path, str(exc)[:120])
+
+
+_older_said = False
+
+
+def _say_older_once() -> None:
+    global _older_said
+    if not _older_said:
+        _older_said = True
+        log.info("tier files from an earlier trayapp are rebuilt once, with a checksum of their content")
+
+
 def _read_file(path: Path, metrics: list[str] | None = None) -> pa.Table:
     """The tier file's columns (all, or ``metrics``'), each checked against the CRC-32 its
     footer holds; raises ``Altered`` for a mismatch, ``NotRegular`` for what is not a file of
@@ -144,7 +168,7 @@ def _check(table: pa.Table) -> None:
     meta = json.loads((table.schema.metadata or {})[META_KEY])
     crcs = meta.get("crc") if isinstance(meta, dict) else None
     if not isinstance(crcs, dict):
-        raise Altered("no checksum of its content (written before tiers had one)")
+        raise OlderTier("no checksum of its content (written before tiers had one)")
     for name in table.column_names:
         column = table.column(name)
         if name == TIMESTAMP:
@@ -162,6 +186,9 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
     match its checksum (read whole: this is asked only of a file not seen before as it is)."""
     try:
         return json.loads((_read_file(path).schema.metadata or {})[META_KEY])
+    except OlderTier:  # sound but older: rebuilt over, not set aside
+        _say_older_once()
+        return {"older": True}
     except Exception:  # noqa: BLE001 - any bytes may be there: the tier is unreadable
         return None
 
@@ -293,7 +320,7 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
             table = _read_file(path)
             meta = json.loads((table.schema.metadata or {})[META_KEY])
         except Exception as exc:  # noqa: BLE001 - any bytes may be there: the day file is the truth
-            _set_aside(path, str(exc)[:120])
+            _put_aside_unless_older(path, exc)
             table = _read_day(day_path(data_dir, day)) if day_path(data_dir, day).exists() else None
             if table is None or not build_day(data_dir, day, table, hours=False):
                 continue
@@ -401,7 +428,7 @@ def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[st
     try:
         bins, stats = _from_table(_read_file(path))
     except Exception as exc:  # noqa: BLE001 - any bytes may be there: rebuilt from the day files
-        _set_aside(path, str(exc)[:120])
+        _put_aside_unless_older(path, exc)
         return False
     _copy_for_window(data_dir, tier, key, bins, stats, sources)
     return True
@@ -479,6 +506,8 @@ def _read_or_warn(path: Path, metrics: list[str] | None) -> tuple[pa.Table | Non
             return None, None
         table = _read_file(path, metrics)
         sources = json.loads((table.schema.metadata or {})[META_KEY]).get("sources", {})
+    except OlderTier:  # an earlier trayapp's: the writer's next start rebuilds it; nothing to warn of
+        return None, None
     except Exception as exc:  # noqa: BLE001 - ensure() mends it at the next start
         _warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); read from its day files instead")
         return None, None
