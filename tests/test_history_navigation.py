@@ -166,3 +166,27 @@ def test_a_rule_on_a_metric_this_machine_lacks_gets_no_empty_plot(qtbot, data_di
     qtbot.addWidget(w)
     assert "gpu0_util_percent" not in w.metric_plots
     w.shutdown()
+
+
+@pytest.mark.parametrize("size, at_least", [((683, 354), 3), ((1100, 972), 6)])  # 1366×768 at 2×; 1920×1080 at 1×
+def test_plots_shown_at_once_on_a_small_and_a_large_screen(qtbot, data_dir: Path, size: tuple[int, int], at_least: int) -> None:
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now, 120, {**SIX, "net_recv_bytes_per_s": 1000.0, "net_sent_bytes_per_s": 10.0})
+    w = HistoryWindow(data_dir, LiveBuffer(), Config())
+    qtbot.addWidget(w)
+    w.resize(*size)
+    with qtbot.waitSignal(w.range_loaded, timeout=20000):
+        w.show()
+    qtbot.wait(100)
+    assert len(w.metric_plots) >= 8  # more than fit: the page scrolls
+    viewport = w.scroll.viewport()
+    top = viewport.mapToGlobal(QPoint(0, 0)).y()
+    bottom = top + viewport.height()
+    whole = 0
+    for mp in w.metric_plots.values():
+        rect = w.graphics.mapFromScene(mp.plot.sceneBoundingRect()).boundingRect()
+        a = w.graphics.viewport().mapToGlobal(rect.topLeft()).y()
+        if a >= top - 1 and a + rect.height() <= bottom + 1:
+            whole += 1
+    assert whole >= at_least, f"{whole} plots whole in a {size} window"
+    w.shutdown()

@@ -941,7 +941,7 @@ class HistoryWindow(QWidget):
         shorter than ``PLOT_MIN_HEIGHT``: more plots than fit scroll."""
         n = max(1, len(self.metric_plots))
         room = self.scroll.viewport().height()
-        per = int(min(PLOT_MAX_HEIGHT, max(PLOT_MIN_HEIGHT, room / min(n, PLOTS_IN_VIEW))))
+        per = int(min(PLOT_MAX_HEIGHT, max(PLOT_MIN_HEIGHT, room / min(n, PLOTS_IN_VIEW) - 4)))  # the layout spaces them a little
         if self.graphics.minimumHeight() != per * n:
             self.graphics.setMinimumHeight(per * n)
 
