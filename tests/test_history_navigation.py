@@ -16,6 +16,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent, QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from trayapp.gui.history import HistoryWindow, span_text  # noqa: E402
 from trayapp.gui.live import LiveBuffer  # noqa: E402
 from trayapp.settings import Config  # noqa: E402
@@ -39,7 +41,7 @@ def window(qtbot, data_dir: Path):
 
 
 def view(w: HistoryWindow) -> tuple[float, float]:
-    return tuple(w.metric_plots["cpu_percent"].plot.viewRange()[0])
+    return tuple(next(iter(w.metric_plots.values())).plot.viewRange()[0])
 
 
 def plot_point(w: HistoryWindow, name: str, share: float) -> QPoint:
@@ -83,7 +85,7 @@ def test_a_drag_across_a_stretch_zooms_to_it(qtbot, window: HistoryWindow) -> No
     width = want[1] - want[0]
     assert got[0] == pytest.approx(want[0], abs=0.03 * width) and got[1] == pytest.approx(want[1], abs=0.03 * width)
     assert window.reset_button.isEnabled() and not any(b.isChecked() for b in window.buttons.buttons())
-    assert "zoomed in from 36 h" in window.span_label.text()
+    assert "zoomed from 36 h" in window.span_label.text()
     assert span_text(*got) in window.span_label.text().replace("&nbsp;", " ")
 
 
@@ -190,3 +192,36 @@ def test_plots_shown_at_once_on_a_small_and_a_large_screen(qtbot, data_dir: Path
             whole += 1
     assert whole >= at_least, f"{whole} plots whole in a {size} window"
     w.shutdown()
+
+
+def test_zooming_out_after_a_fine_zoom_draws_the_data_of_the_wider_view(qtbot, window: HistoryWindow) -> None:
+    end = time.time() - 600
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):
+        window.metric_plots["cpu_percent"].plot.setXRange(end - 3600, end, padding=0)  # an hour: finer data
+    assert window.shown_series.end - window.shown_series.start < 2 * 3600
+    window.metric_plots["cpu_percent"].plot.setXRange(end - 20 * 3600, end, padding=0)  # out to 20 h
+    qtbot.waitUntil(lambda: window.shown_series is window._shown, timeout=3000)  # the range's own read again: no new read
+    x, y = window.metric_plots["cpu_percent"].drawn()["lo"]
+    x = x[np.isfinite(y)]
+    assert x.min() < end - 19 * 3600 and x.max() > end - 3600  # drawn across the view, not only its last hour
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):  # past the range read (36 h): read for the view
+        window.metric_plots["cpu_percent"].plot.setXRange(end - 50 * 3600, end - 10 * 3600, padding=0)
+    assert window.shown_series.start <= end - 50 * 3600 + 60
+
+
+def test_the_live_view_zooms_out_no_further_than_its_ten_minutes(qtbot, window: HistoryWindow) -> None:
+    window.show_range(600)
+    qtbot.keyClick(window, Qt.Key.Key_Minus)
+    start, end = view(window)
+    assert end - start == pytest.approx(600, abs=1)
+
+
+def test_showing_again_a_hidden_first_plot_keeps_the_view_on_screen(qtbot, window: HistoryWindow) -> None:
+    window.hide_plot("cpu_percent")
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):
+        window.show_range(7 * 86400)
+    before = view(window)
+    window.show_plot("cpu_percent")
+    assert list(window.metric_plots)[0] == "cpu_percent"
+    assert view(window) == pytest.approx(before, abs=1)  # still 7 d, not the 36 h CPU last showed
+    assert window.metric_plots["memory_percent"].plot.viewRange()[0] == pytest.approx(before, abs=1)

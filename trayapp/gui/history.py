@@ -811,6 +811,12 @@ class HistoryWindow(QWidget):
                 except (RuntimeError, TypeError):  # never connected
                     pass
             master.plot.vb.setXLink(None)
+            if self._view is not None:  # a plot shown again keeps no view of its own: the one on screen
+                master.plot.vb.blockSignals(True)
+                try:
+                    master.plot.setXRange(*self._view, padding=0)
+                finally:
+                    master.plot.vb.blockSignals(False)
             master.plot.sigXRangeChanged.connect(self._x_range_changed)
             self.time_axis.link(master.plot.vb)
             self._master = master
@@ -1053,7 +1059,10 @@ class HistoryWindow(QWidget):
             return
         self._waiting = None
         rows = self.rows(self.data_dir) if self.rows is not None else None
-        future = self._pool.submit(self._load, self.data_dir, span, start, end, self._minutes(), rows)
+        try:
+            future = self._pool.submit(self._load, self.data_dir, span, start, end, self._minutes(), rows)
+        except RuntimeError:  # shut down already (the app is quitting)
+            return
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
 
     def recorder_ready(self) -> None:
@@ -1146,15 +1155,19 @@ class HistoryWindow(QWidget):
 
     _programmatic = False
     _expected: tuple[float, float] | None = None  # the range the window set last
+    _view: tuple[float, float] | None = None  # the time on screen, whichever plot drives it
 
     def _say_span(self, start: float, end: float) -> None:
         label = next((lbl for lbl, s in RANGES if s == self.span), "")
         text = html.escape(span_text(start, end))
-        self.span_label.setText(f"<b>{text}</b> · zoomed in from {label}; Reset goes back" if self._zoomed else f"<b>{text}</b> · {label}")
+        self.span_label.setText(f"<b>{text}</b> · zoomed from {label}; Reset goes back" if self._zoomed else f"<b>{text}</b> · {label}")
 
     def _x_range_changed(self, _plot, view: tuple[float, float]) -> None:
         start, end = view
         now = time.time()
+        self._view = (start, end)
+        if self.readout.text() != HINT and not start <= next(iter(self.metric_plots.values())).cross.value() <= end:
+            self.hover_at(None)  # the moment the readout names has left the view
         expected = self._expected
         # before the window set a range, and when a resize re-emits the one it set: not a person's zoom
         same = expected is None or abs(start - expected[0]) + abs(end - expected[1]) <= 1e-6 * max(end - start, 1.0)
@@ -1166,6 +1179,9 @@ class HistoryWindow(QWidget):
                 self._zoom_timer.start()
             if end > now + 1:  # a view never runs into the future: the same width, ending now
                 self._set_x(max(TIME_MIN, start - (end - now)), now)
+                return
+            if self.span == LIVE_SECONDS and end - start > LIVE_SECONDS + 1:  # the live view holds ten minutes
+                self._set_x(end - LIVE_SECONDS, end)
                 return
         self._say_span(start, min(end, now))
 
@@ -1195,13 +1211,28 @@ class HistoryWindow(QWidget):
             next(iter(self.metric_plots.values())).plot.setXRange(start, end, padding=0)
 
     def _zoom_read(self) -> None:
+        """After a zoom or pan: the data that fits the view. Finer data for a view much narrower
+        than what is drawn; the range's own read again, or a wider one, for a view that reaches
+        past what is drawn (a zoom out after a fine zoom would show gaps where there is data)."""
         shown = self._shown
         if shown is None or self.span == LIVE_SECONDS or not self._zoomed:
             return
-        start, end = next(iter(self.metric_plots.values())).plot.viewRange()[0]
-        if end - start < ZOOM_REREAD * (shown.end - shown.start):
-            self.status.setText(LOADING_FINER)
-            self._read(self.span, max(start, shown.start - self.span), min(end, time.time()))
+        start, end = self.visible_range()
+        drawn = self.shown_series or shown
+        slack = (drawn.end - drawn.start) / 1000  # a bin's width: not worth a read
+        covered = drawn.start - slack <= start and end <= drawn.end + slack
+        if covered and end - start >= ZOOM_REREAD * (drawn.end - drawn.start):
+            return  # what is drawn fits the view
+        if drawn is not shown and shown.start - slack <= start and end <= shown.end + slack \
+                and end - start >= ZOOM_REREAD * (shown.end - shown.start):
+            self._request += 1  # back within the range's own read: drawn again from it, no read
+            self._draw(shown, keep_view=True)
+            if self.status.text() == self._note:
+                self._note = f"Shown as {shown.note}." if shown.note else ""
+                self.status.setText(self._note)
+            return
+        self.status.setText(LOADING_FINER)
+        self._read(self.span, max(start, TIME_MIN), min(end, time.time()))
 
     def reset_view(self) -> None:
         self._zoomed = False
@@ -1374,5 +1405,6 @@ class HistoryWindow(QWidget):
             pass
 
     def shutdown(self) -> None:
+        self._zoom_timer.stop()
         self.now.shutdown()
         self._pool.shutdown(wait=False, cancel_futures=True)
