@@ -254,6 +254,8 @@ if OLD_WAY:  # the control: the window does not wait for the recorder
 real_init = window_module.HistoryWindow.__init__
 def init(self, *args, **kwargs):
     real_init(self, *args, **kwargs)
+    if OLD_WAY:  # and it may read with Arrow, as it did
+        self.arrow = True
     self.range_loaded.connect(lambda series: print("LOADED " + json.dumps(
         {"rows": series.rows, "arrow": "pyarrow" in sys.modules}), flush=True))
 window_module.HistoryWindow.__init__ = init

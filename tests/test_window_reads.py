@@ -354,3 +354,62 @@ def test_a_rows_file_changed_in_place_is_not_shown_minutes_are(data_dir: Path, c
         assert np.nanmax(series.curves["cpu_percent"][1]) < 100  # the CSV's values, through the minute bins
     finally:
         store.close()
+
+
+def test_the_tray_app_s_window_never_loads_arrow_even_when_the_recorder_has_no_minute_bins(recent_history: tuple[Path, datetime]) -> None:
+    # the recorder's start-up child failed (killed, out of memory): no minute bins, no rows file;
+    # the window leaves today out and says so, rather than parse the CSV with Arrow in the app
+    data_dir, _ = recent_history
+    code = textwrap.dedent(f"""
+        import os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from pathlib import Path
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from trayapp.gui.history import HistoryWindow
+        from trayapp.gui.live import LiveBuffer
+        from trayapp.settings import Config
+        arrow = sys.argv[1] == "control"
+        w = HistoryWindow(Path({str(data_dir)!r}), LiveBuffer(), Config(), minutes=lambda d: None, arrow=arrow)
+        got = []
+        w.range_loaded.connect(got.append)
+        w.show()
+        while not got:
+            app.processEvents()
+        print("ARROW", "pyarrow" in sys.modules, "ROWS", got[0].rows > 0, "NOTE", "today's samples left out" in got[0].note)
+        w.shutdown()
+    """)
+    for args, want in ((["app"], "ARROW False ROWS True NOTE True"), (["control"], "ARROW True ROWS True NOTE False")):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert [line for line in done.stdout.splitlines() if line.startswith("ARROW")] == [want]
+
+
+def test_a_rows_file_replaced_under_a_read_is_no_fault_and_draws_no_wrong_rows(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # the recorder puts a new rows file in place by a rename (at midnight, when a GPU appears)
+    import logging
+
+    store, ten = zoom_recorder(data_dir, 1.0, 30)
+    try:
+        end = ten + timedelta(minutes=20)
+        start = end - timedelta(minutes=10)
+        span = (int(start.timestamp() * 1e6) + 1, int(end.timestamp() * 1e6) + 1)
+        view = store.rows.view()
+        reader = history._rows_reader(view, *span)  # open, checked
+        original = view.path.read_bytes()
+
+        def replace_with_half() -> None:
+            fresh = view.path.with_name(".fresh")
+            fresh.write_bytes(original[: len(original) // 2])
+            os.replace(fresh, view.path)
+
+        replace_with_half()  # renamed in while the read holds the file: it reads what it checked
+        t, _ = reader.arrays()
+        reader.close()
+        assert len(t) == 600
+        with caplog.at_level(logging.WARNING):  # renamed in after the view was taken: minutes, and no fault
+            series = history.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=view)
+        assert "is not what the recorder wrote" not in caplog.text
+        assert series.rows > 0 and "minute bins" in series.note
+    finally:
+        store.close()

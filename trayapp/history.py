@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -234,6 +235,27 @@ def _writer_read(series: Series, data_dir: Path, start: datetime, end: datetime,
     end_us = int(end.timestamp() * 1e6) + 1
     missing: list[date] = []
     raw = _rows_reader(rows, start_us + 1, end_us) if series.tier == "raw" else None  # (start, end], as `read`
+    try:
+        _draw_read(series, data_dir, start_us, end_us, minutes, raw, missing)
+    except OSError as exc:  # the rows file failed half way: minutes, as when it cannot be read at all
+        log.warning("the rows file could not be read (%s); minute bins are shown instead", exc)
+        series.curves.clear()
+        series.means.clear()
+        series.binned.clear()
+        series.tier, series.rows = "raw", 0
+        _draw_read(series, data_dir, start_us, end_us, minutes, None, missing)
+    finally:
+        if raw is not None:
+            raw.close()
+    if missing:
+        days = sorted(set(missing))
+        series.note = "; ".join(filter(None, [series.note, f"{len(days)} day(s) not shown yet ({days[0]:%d %b}"
+                                              + (f"–{days[-1]:%d %b}" if len(days) > 1 else "") + "): their copies are rebuilt at the next start"]))
+
+
+def _draw_read(series: Series, data_dir: Path, start_us: int, end_us: int, minutes: MinuteBins, raw: "_RowsReader | None",
+               missing: list[date]) -> None:
+    """``_writer_read``'s curves: from minute bins and tiers, or raw rows and the minutes before them."""
     if raw is None:
         tier = "minute" if series.tier == "raw" else series.tier
         if series.tier == "raw":  # no raw copy to be trusted: minutes, and the screen says so
@@ -253,19 +275,18 @@ def _writer_read(series: Series, data_dir: Path, start: datetime, end: datetime,
                 add_curve(series, name, t, values)
         else:
             add_tier_curves(series, [*before, *raw.parts()], 60.0 if before else 1.0)
-            if before:
+            if before and raw.count:
                 series.tier = "minute+raw"
-                series.note = f"minute bins before {clock_or_day(raw.first_us / 1e6)}, raw samples from then on"
-    if missing:
-        days = sorted(set(missing))
-        series.note = "; ".join(filter(None, [series.note, f"{len(days)} day(s) not shown yet ({days[0]:%d %b}"
-                                              + (f"–{days[-1]:%d %b}" if len(days) > 1 else "") + "): their copies are rebuilt at the next start"]))
+                series.note = f"minute bins before {clock_or_day(raw.first_us / 1e6, day=True)}, raw samples from then on"
+            elif before:
+                series.tier = "minute"
+                series.note = "minute bins (raw samples are kept for today only)"
 
 
-def clock_or_day(moment: float) -> str:
-    """``14:02`` today, ``Sat 28 Nov 23:58`` another day (local time)."""
+def clock_or_day(moment: float, day: bool = False) -> str:
+    """``14:02`` today, ``Sat 28 Nov 23:58`` another day (local time); ``day``: the day always."""
     local = datetime.fromtimestamp(moment)
-    return local.strftime("%H:%M" if local.date() == datetime.now().date() else "%a %d %b %H:%M")
+    return local.strftime("%H:%M" if local.date() == datetime.now().date() and not day else "%a %d %b %H:%M")
 
 
 class _RowsReader:
@@ -277,18 +298,30 @@ class _RowsReader:
         self.width = 1 + len(view.names)
         self.first_us = end_us
         self.count = 0
+        self._file: Any = None  # opened once: the recorder may put another file in its place (a rename) meanwhile
+
+    def open(self) -> bool:
+        """False when the file is no longer the one the view is of (replaced since)."""
+        self._file = open_own(self.view.path, self.view.count * self.width * 8 + (1 << 30))
+        return not self.view.inode or os.fstat(self._file.fileno()).st_ino == self.view.inode
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def _blocks(self) -> Iterator[np.ndarray]:
         buffer = np.empty((ROWS_CHUNK, self.width))
         left = self.view.count
-        with open_own(self.view.path, self.view.count * self.width * 8 + (1 << 30)) as f:
-            while left:
-                n = min(ROWS_CHUNK, left)
-                view = buffer[:n]
-                if f.readinto(memoryview(view).cast("B")) != view.nbytes:
-                    raise OSError("shorter than its rows")
-                left -= n
-                yield view
+        f = self._file
+        f.seek(0)
+        while left:
+            n = min(ROWS_CHUNK, left)
+            view = buffer[:n]
+            if f.readinto(memoryview(view).cast("B")) != view.nbytes:
+                raise OSError("shorter than its rows")
+            left -= n
+            yield view
 
     def check(self) -> bool:
         """True when the file's first ``count`` rows are what the writer wrote; notes the first
@@ -336,11 +369,16 @@ def _rows_reader(view: RowsView | None, start_us: int, end_us: int) -> _RowsRead
         return None
     reader = _RowsReader(view, start_us, end_us)
     try:
+        if not reader.open():  # the recorder put a new one in its place a moment ago: not a fault
+            reader.close()
+            return None
         if reader.check():
             return reader
     except (OSError, ValueError) as exc:
+        reader.close()
         log.warning("the rows file %s could not be read (%s); minute bins are shown instead", view.path, exc)
         return None
+    reader.close()
     log.warning("the rows file %s is not what the recorder wrote to it; minute bins are shown instead", view.path)
     return None
 

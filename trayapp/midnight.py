@@ -129,6 +129,7 @@ class RowsView:
     names: tuple[str, ...]
     count: int
     rows_crc: int
+    inode: int = 0  # the file these rows are in: one put in its place since (midnight, a GPU appearing) is another
 
 
 class DayRows:
@@ -145,7 +146,9 @@ class DayRows:
         self._view = self._make_view()
 
     def _make_view(self) -> RowsView:
-        return RowsView(self.path, tuple(self.names), self.count, self.rows_crc)
+        if self._fd is not None and getattr(self, "_inode_of", None) != self._fd:  # once per file opened, not per row
+            self._inode, self._inode_of = os.fstat(self._fd).st_ino, self._fd
+        return RowsView(self.path, tuple(self.names), self.count, self.rows_crc, getattr(self, "_inode", 0))
 
     def view(self) -> RowsView | None:
         """The rows a reader on another thread may use now (one object, replaced whole as rows

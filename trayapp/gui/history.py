@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from trayapp import self_command
-from trayapp.bins import median
+from trayapp.bins import MinuteBins, median
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.history import Series, clock_or_day, plotted_columns, prepare_history, release_memory, series_from_memory
@@ -630,6 +630,7 @@ class HistoryWindow(QWidget):
         minutes: Callable[[Path], Any] | None = None,
         starting: Callable[[Path], bool] | None = None,
         rows: Callable[[Path], Any] | None = None,
+        arrow: bool = True,
     ) -> None:
         """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows).
         ``minutes(data_dir)``: the recorder's minute bins of its CSV for that folder, or None
@@ -638,7 +639,9 @@ class HistoryWindow(QWidget):
         recorder for that folder is still opening it (no minute bins yet): a read waits for
         ``recorder_ready`` rather than parse the CSV with Arrow, which the app would keep.
         ``rows(data_dir)``: the recorder's rows file for that folder (``DayRows.view``), or None:
-        a zoom short enough for raw samples reads today's from it."""
+        a zoom short enough for raw samples reads today's from it. ``arrow=False`` (the tray
+        app): never read with Arrow, even when the recorder has no minute bins to give (its
+        start-up failed): today is then left out, and the window says so."""
         super().__init__()
         pg.setConfigOptions(antialias=True)
         self.setWindowTitle("trayapp — history")
@@ -650,6 +653,7 @@ class HistoryWindow(QWidget):
         self.minutes = minutes
         self.starting = starting
         self.rows = rows
+        self.arrow = arrow
         self._waiting: tuple[float, float | None, float | None] | None = None  # a read held until the recorder is up
         self.span = RANGES[1][1]
         self.theme = Theme.from_palette(self.palette())
@@ -1059,8 +1063,12 @@ class HistoryWindow(QWidget):
             return
         self._waiting = None
         rows = self.rows(self.data_dir) if self.rows is not None else None
+        minutes = self._minutes()
+        without_today = minutes is None and not self.arrow
+        if without_today:  # no minute bins of today to read, and Arrow is not to be loaded here
+            minutes = MinuteBins()
         try:
-            future = self._pool.submit(self._load, self.data_dir, span, start, end, self._minutes(), rows)
+            future = self._pool.submit(self._load, self.data_dir, span, start, end, minutes, rows, without_today)
         except RuntimeError:  # shut down already (the app is quitting)
             return
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
@@ -1076,10 +1084,13 @@ class HistoryWindow(QWidget):
         return self.minutes(self.data_dir) if self.minutes is not None else None
 
     @staticmethod
-    def _load(data_dir: Path, span: float, start: float | None, end: float | None, minutes: Any = None, rows: Any = None) -> Series:
+    def _load(data_dir: Path, span: float, start: float | None, end: float | None, minutes: Any = None, rows: Any = None,
+              without_today: bool = False) -> Series:
         """On the worker thread: the range from the tier that fits it (``history``)."""
         moment = {k: None if v is None else datetime.fromtimestamp(v, timezone.utc) for k, v in (("start", start), ("end", end))}
         series = prepare_history(data_dir, span, now=moment["end"], start=moment["start"], minutes=minutes, rows=rows)
+        if without_today:
+            series.note = "; ".join(filter(None, [series.note, "today's samples left out (the recorder could not prepare them at start; see its log)"]))
         release_memory()  # a read's buffers (and, the first time, what importing Arrow cached) go back now
         return series
 
