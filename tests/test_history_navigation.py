@@ -225,3 +225,12 @@ def test_showing_again_a_hidden_first_plot_keeps_the_view_on_screen(qtbot, windo
     assert list(window.metric_plots)[0] == "cpu_percent"
     assert view(window) == pytest.approx(before, abs=1)  # still 7 d, not the 36 h CPU last showed
     assert window.metric_plots["memory_percent"].plot.viewRange()[0] == pytest.approx(before, abs=1)
+
+
+def test_a_zoom_too_short_for_two_whole_hours_draws_no_mean_and_says_none(qtbot, window: HistoryWindow) -> None:
+    assert "hourly mean" in window.legend.text()  # 36 h: the hourly means are drawn
+    end = time.time() - 3 * 3600
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):
+        window.metric_plots["cpu_percent"].plot.setXRange(end - 5400, end, padding=0)  # 1.5 h
+    assert not window.metric_plots["cpu_percent"].mean.isVisible()
+    assert "mean" not in window.legend.text()

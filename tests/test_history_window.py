@@ -145,6 +145,11 @@ def test_time_axis_labels_say_the_day() -> None:
     assert day_labels([six, six + 6 * 3600, midnight + 86400], 6 * 3600) == ["Tue 24 06:00", "12:00", "Wed 25"]
     assert day_labels([six, six + 60], 60) == ["06:00", "06:01"]
     assert day_labels([six + 30], 10) == ["06:00:30"]
+    first = datetime(2026, 12, 1).timestamp()
+    assert day_labels([first], 31 * 86400, 365 * 86400) == ["Dec"]  # months in a year's view
+    assert day_labels([datetime(2027, 1, 1).timestamp()], 31 * 86400, 365 * 86400) == ["Jan 2027"]  # the year where it turns
+    assert day_labels([first], 31 * 86400, 7 * 86400) == ["Tue 01"]  # in a week's view, a day like the others
+    assert day_labels([datetime(2027, 1, 1).timestamp()], 365 * 86400, 3 * 365 * 86400) == ["2027"]
     this_year = datetime.now().year == 2026
     year = "" if this_year else " 2026"
     assert span_text(six, six + 3600) == f"Tue 24 Nov{year} 06:00 – 07:00 (1 h)"

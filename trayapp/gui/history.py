@@ -96,14 +96,18 @@ class DayAxis(pg.DateAxisItem):
     """A time axis that says which day it is: ``Mon 24``, ``Tue 25 06:00``, ``14:30``."""
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
-        return day_labels(values, spacing)
+        low, high = self.range
+        return day_labels(values, spacing, high - low)
 
 
-def day_labels(values, spacing: float) -> list[str]:
-    """Labels for ticks at ``values`` (epoch seconds), ``spacing`` seconds apart, in local time.
+def day_labels(values, spacing: float, shown: float = 0.0) -> list[str]:
+    """Labels for ticks at ``values`` (epoch seconds), ``spacing`` seconds apart, in local time,
+    on an axis showing ``shown`` seconds.
 
-    Day ticks say the day; finer ticks say the time, and the day as well at midnight and on the
-    first tick, so every view tells which day it shows."""
+    Month ticks say the month (and the year in January), year ticks the year; in a view of a few
+    weeks a month's tick is a day like the others (``Tue 01``). Day ticks say the day; finer ticks
+    say the time, and the day as well at midnight and on the first tick, so every view tells which
+    day it shows."""
     out = []
     for i, value in enumerate(values):
         try:
@@ -111,8 +115,12 @@ def day_labels(values, spacing: float) -> list[str]:
         except (OverflowError, OSError, ValueError):
             out.append("")
             continue
-        if spacing >= 28 * 86400:
-            out.append(moment.strftime("%b %Y"))
+        if spacing >= 28 * 86400 and shown and shown < 60 * 86400:
+            out.append(moment.strftime("%a %d"))
+        elif spacing >= 365 * 86400:
+            out.append(moment.strftime("%Y"))
+        elif spacing >= 28 * 86400:
+            out.append(moment.strftime("%b %Y" if moment.month == 1 else "%b"))
         elif spacing >= 86400:
             out.append(moment.strftime("%a %d"))
         elif (moment.hour, moment.minute, moment.second) == (0, 0, 0):
@@ -386,6 +394,9 @@ class MetricPlot:
         if self.unit == "%":
             plot.setYRange(0, 105, padding=0)
             plot.setLimits(yMin=-5, yMax=110)
+            # 0, 50 and 100 labelled, a grid line every 25: a 64 px plot had 20, 40, 60, 80 on top of each other
+            plot.getAxis("left").setTickSpacing(levels=[(50.0, 0.0), (25.0, 0.0)])
+            plot.getAxis("left").setStyle(maxTextLevel=0)
         else:  # rates, °C, RPM, W: scaled to what is shown (rates from 0)
             plot.enableAutoRange(axis="y")
             if self.unit in ("B/s", "RPM", "W"):
@@ -477,7 +488,8 @@ class MetricPlot:
         self.line.setData(lx, ly, connect="finite")
         mx, my = mean if mean is not None else (empty, empty)
         self.mean.setData(mx, my, connect="finite")
-        self.mean.setVisible(mean is not None)
+        # one whole hour in a short zoom is a single point, which a line does not draw: no mean then
+        self.mean.setVisible(mean is not None and int(np.isfinite(np.asarray(my, dtype=float)).sum()) >= 2)
 
     def drawn(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The data of every item that draws samples, as it is on screen now (tests read it)."""
@@ -931,7 +943,8 @@ class HistoryWindow(QWidget):
         """What the lines are; the live view draws no means (ten minutes have no hourly mean)."""
         theme = self.theme
         band = "rgba({},{},{},{})".format(*theme.band_edge)
-        mean = "" if self.span == LIVE_SECONDS else f"<span style='color:{theme.mean}'><b>━</b></span> {self._mean_period} mean &nbsp; "
+        means = self.span != LIVE_SECONDS and any(mp.mean.isVisible() for mp in self.metric_plots.values())
+        mean = f"<span style='color:{theme.mean}'><b>━</b></span> {self._mean_period} mean &nbsp; " if means else ""
         self.legend.setText(
             f"<span style='color:{band}'>■</span> min–max &nbsp; "
             f"<span style='color:{theme.line}'>━</span> samples &nbsp; " + mean
@@ -1130,6 +1143,7 @@ class HistoryWindow(QWidget):
         self.shown_series = series
         for mp in self.metric_plots.values():
             mp.show_series(series)
+        self._legend()  # the mean line only where one is drawn
         if not keep_view:
             self._set_x(series.start, series.end)
 
