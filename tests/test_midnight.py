@@ -360,6 +360,7 @@ def _until(predicate: Any, rng: Any) -> None:
         time.sleep(0.0002)
 
 
+@pytest.mark.slow  # a kill -9 series
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path) -> None:
     rng = random.Random(20261129)
@@ -421,6 +422,7 @@ def test_a_clock_far_off_goes_to_the_child_which_keeps_its_rows_aside(tmp_path: 
 # ------------------------------------------------------------ a real recorder, a real midnight
 
 
+@pytest.mark.slow  # a real midnight
 @pytest.mark.skipif(shutil.which("zic") is None, reason="needs zic (Debian's libc-bin) to make a zone whose midnight is a minute away")
 def test_run_headless_crosses_a_real_midnight_by_itself(tmp_path: Path) -> None:
     # A zone (compiled with zic) whose local midnight falls 20-80 s from now: the real

@@ -175,6 +175,7 @@ def query(base: str, expr: str) -> list[dict]:
     return answer["data"]["result"]
 
 
+@pytest.mark.slow  # a real Prometheus server
 def test_a_real_prometheus_scrapes_the_recorder_and_the_36h_alert_fires(data_dir: Path, tmp_path: Path) -> None:
     prometheus = tool("prometheus")
     now = datetime.now(timezone.utc)
