@@ -183,7 +183,7 @@ def test_a_real_prometheus_scrapes_the_recorder_and_the_36h_alert_fires(data_dir
     port, prom_port = free_port(), free_port()
     config = tmp_path / "config.toml"
     config.write_text(f"[prometheus]\nenabled = true\nport = {port}\n")
-    # the README's example config, pointed at this recorder and scraping every second
+    # the example config (docs/prometheus.md), pointed at this recorder and scraping every second
     example = EXAMPLE.read_text()
     for old, new in (('"localhost:9101"', f'"127.0.0.1:{port}"'), ("scrape_interval: 15s", "scrape_interval: 1s"),
                      ("evaluation_interval: 15s", "evaluation_interval: 1s")):
