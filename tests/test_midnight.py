@@ -101,6 +101,7 @@ def assert_tiers_equal(a: Path, b: Path) -> None:
     (date(2026, 3, 29), 0, False),  # 23 hours
     (date(2026, 10, 31), 21, False),  # the last of a month: the next rows start another month
 ])
+@pytest.mark.slow  # whole days, both ways, file by file
 def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog: pytest.LogCaptureFixture, day: date, start_hour: int, history: bool) -> None:
     if history:
         a, b = twin(tmp_path)
@@ -190,6 +191,7 @@ print(store.rows is not None, "pyarrow" in sys.modules, "pandas" in sys.modules,
     assert done.stdout.split() == ["True", "False", "False", "True"], done.stderr[-2000:]
 
 
+@pytest.mark.slow  # a child rollover per case
 def test_what_midnight_in_the_app_cannot_take_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     a = tmp_path / "data"
     history_before(a)
@@ -212,6 +214,7 @@ def test_what_midnight_in_the_app_cannot_take_goes_to_the_child(tmp_path: Path, 
     store.close()
 
 
+@pytest.mark.slow  # a whole day through the child
 def test_a_csv_changed_behind_the_app_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     a = tmp_path / "data"
     history_before(a)

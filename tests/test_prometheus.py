@@ -272,6 +272,7 @@ def test_more_of_the_machine_by_prometheus_conventions_and_null_dropped(exporter
         assert (done.returncode, done.stdout + done.stderr) == (0, ""), text
 
 
+@pytest.mark.slow  # a flood of connections held for a while
 def test_a_flood_of_idle_connections_neither_stops_scrapes_nor_grows_threads(exporter) -> None:
     import socket
     import threading
