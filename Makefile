@@ -30,7 +30,7 @@ LANE_TESTS ?= tests/test_rules.py tests/test_settings.py tests/test_store.py tes
               tests/test_history_draws_only_data.py tests/test_history_navigation.py
 # `make test` leaves out the tests marked slow (soaks, kill -9 series, the PyInstaller build, a real
 # Prometheus, real midnights, anything over a few seconds) and those under Xvfb: the unit and
-# integration tests, in about two minutes. `make test-all` runs them all, as CI does.
+# integration tests. `make test-all` runs them all, as CI does.
 FAST_LANE = -m "not slow and not xvfb"
 
 .PHONY: run headless test test-all test-lane bench package clean
