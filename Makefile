@@ -1,4 +1,5 @@
-# trayapp: `make run` starts the app, `make test` runs every test (both create a venv first).
+# trayapp: `make run` starts the app, `make test` the fast lane of tests, `make test-all` every test
+# (CI's; each creates a venv first).
 # PYTHON picks the Python (3.11, 3.12 or 3.13): `make run PYTHON=python3.12`. Its venv is .venv for
 # python3 and .venv-3.X for any other; a venv that holds another Python is made again.
 PYTHON ?= python3
@@ -27,8 +28,12 @@ LANE_TESTS ?= tests/test_rules.py tests/test_settings.py tests/test_store.py tes
               tests/test_probes.py tests/test_slack.py tests/test_packaging_files.py \
               tests/test_history_refcount.py tests/test_history_window.py tests/test_soak_xvfb.py \
               tests/test_history_draws_only_data.py tests/test_history_navigation.py
+# `make test` leaves out the tests marked slow (soaks, kill -9 series, the PyInstaller build, a real
+# Prometheus, real midnights, anything over a few seconds) and those under Xvfb: the unit and
+# integration tests. `make test-all` runs them all, as CI does.
+FAST_LANE = -m "not slow and not xvfb"
 
-.PHONY: run headless test test-lane bench package clean
+.PHONY: run headless test test-all test-lane bench package clean
 
 $(VENV_PYTHON):
 	@if [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$(PY_VERSION)" ]; then \
@@ -62,6 +67,9 @@ headless: $(VENV)/.installed
 	$(BIN)/trayapp run --headless
 
 test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest $(FAST_LANE) $(PYTEST_ARGS)
+
+test-all: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-lane: $(VENV)/.test-installed

@@ -759,7 +759,7 @@ def ensure_nothing_to_do(data_dir: Path) -> dict:
 
 
 def table(r: dict) -> list[str]:
-    """The README's rows for this benchmark (Markdown)."""
+    """The rows of docs/benchmarks.md for this benchmark (Markdown)."""
     rows = ["| with 1 year of 1 s history on disk | trayapp, in the tray app | a reader process | today's way (raw samples), same run | target |",
             "| --- | --- | --- | --- | --- |"]
     ranges_ = r["ranges"]

@@ -1,10 +1,16 @@
-"""Print bench/results/*.json as the README's Markdown table: `python -m bench.report`."""
+"""The benchmarks' results (bench/results/*.json) as Markdown: `python -m bench.report` prints the
+tables, `python -m bench.report --write` regenerates docs/benchmarks.md with the command of each."""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
+from pathlib import Path
 
 from bench.common import RESULTS
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def load(name: str) -> dict:
@@ -12,9 +18,21 @@ def load(name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def main() -> None:
+COMMANDS = {name: f"python -m bench.run_all {arg}" for name, arg in
+            (("cpu_headless", "cpu"), ("averages", "averages"), ("rollover", "rollover"), ("gui", "gui"), ("year", "year"))}
+# The first table's rows by the start of their first cell: which result file (and bench) each is from.
+SOURCES = (("CPU, `run --headless`", "cpu_headless"), ("36 h averages", "averages"), ("rule evaluation", "rollover"),
+           ("rollover", "rollover"), ("", "gui"))
+
+
+def _source(what: str) -> str:
+    return next(name for start, name in SOURCES if what.startswith(start))
+
+
+def machine_rows() -> list[tuple[str, ...]]:
+    """The rows of the first table: (what, trayapp, baseline, target, the command that measures it)."""
     cpu, avg, roll, gui = load("cpu_headless"), load("averages"), load("rollover"), load("gui")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     if cpu:
         rows.append(("CPU, `run --headless`, 1 s sampling", f"{cpu['trayapp_percent_of_core']} % of a core",
                      f"notebook loop {cpu['notebook_percent_of_core']} % (×{cpu['ratio_trayapp_over_notebook']})", "≤ 0.1 %"))
@@ -46,16 +64,114 @@ def main() -> None:
             rows.append(("resident memory, tray app idle, 80 s after start (pyqtgraph preloaded at 15 s)", f"{gui['gui_rss_mb_after_window_s']} MB", "—", "≤ 150 MB"))
         rows.append(("resident memory after opening/closing the history window 10×", f"{gui['rss_mb_after_10_opens']} MB",
                      f"highest while open {gui.get('rss_mb_window_open_max', '—')} MB (no reader child any more)", "—"))
+    return [(*row, COMMANDS[_source(row[0])]) for row in rows]
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--write"]:
+        DOC.write_text(document(DOC.read_text() if DOC.exists() else ""))
+        print(f"wrote {DOC}")
+        return
     print("| what | trayapp | baseline, same run | target |")
     print("| --- | --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    for row in machine_rows():
+        print("| " + " | ".join(row[:4]) + " |")
     year = load("year")
     if year:
         from bench.bench_year import table
 
         print()
         print("\n".join(table(year)))
+
+
+METHOD = """\
+Each number is a median of several runs, with a baseline measured in the same run on the same
+machine. `make bench` runs every benchmark in `bench/` and writes `bench/results/*.json`;
+`python -m bench.run_all NAME` runs one (`averages`, `cpu`, `rollover`, `gui`, `rollups`, `year`);
+`python -m bench.report --write` rewrites this file from the results (a table whose results are not
+in `bench/results/` is kept as this file has it, with the date it was measured). Peak memory is each
+process's own `VmHWM` (`wait4`'s `ru_maxrss` counts the parent's size at the fork). CPU is read from
+`/proc/<pid>/task/*/schedstat` in nanoseconds (`cpu_times()` counts 10 ms ticks, too coarse for a
+process using a tenth of a percent). On a shared machine, runs of the same code differ by up to
+×1.5; the baselines move with them, so compare ratios within a run, not figures across runs."""
+
+YEAR = """\
+365 days of 1 s samples before today (31,536,000 rows: three base metrics and one GPU's three),
+built once a day into `bench/.cache/`, plus today so far in the CSV; the page cache is warm. "In
+the tray app" reads as the app's window does: in a process that records (its start-up child has
+seeded the CSV's minute bins), timed from the read's import to the binned series; "first open" is
+that process's first read, "warm" the median of 5 more. "A reader process" is a script that does
+not record (the CSV parsed with Arrow, whose import is most of its first open). "Raw samples"
+reads and bins every row of the range."""
+
+
+NOTES = """\
+## What the figures rest on
+
+- **CPU.** trayapp does more per tick than the notebook's loop (rule windows, the alert tracker,
+  the Slack outbox check); the rest is what any Python process pays to wake once a second and read
+  `/proc`. `/proc/stat`, `/proc/net/dev` and `/proc/diskstats` are kept open and re-read, and
+  sensors are read every 10 s: with psutil's own calls each second the extra metrics cost far more.
+- **No Arrow, no pandas in the long-running processes.** A process that imports pyarrow keeps it
+  for good, and pyarrow imports pandas on its own (from `to_numpy`, `pa.array`, `pa.scalar`,
+  `Statistics.min`, a numpy mask). So the recorder's start-up rollover, tiers and seeding run in a
+  one-shot child (`trayapp/dataset_jobs.py`), the usual midnight is `trayapp/midnight.py` with
+  `trayapp/parquet.py`, and the window reads today from the recorder's minute bins and the rest
+  from the tiers' numpy copies (docs/storage.md). For data in trayapp's own format, readers load
+  neither `pyarrow.compute` nor `numpy.ma`, and Arrow reads without its thread pool
+  (`tests/test_hot_paths_without_pandas.py`).
+- **Smaller imports.** The writer lock is `flock` from the standard library (`filelock` imports
+  `secrets`, and with it OpenSSL); the socket name's SHA-1 comes from CPython's `_sha1`; pynvml is
+  imported only where the NVIDIA library loads; `keyring` (and `cryptography`) only when a secret
+  may be in it. The window's plots are pyqtgraph view boxes and axes without `PlotItem`'s option
+  panel, and a read folds one day's copy at a time into the drawn bins. PySide6's import hook
+  (PYSIDE-2029) caches the source of every module imported after it; the app clears that cache
+  after loading pyqtgraph and after reads. The long-running commands use two malloc arenas
+  (`M_ARENA_MAX`), and `malloc_trim` runs after reads.
+- **Where a target is not met, and why.** A midnight the recorder cannot do itself (a CSV changed
+  behind it, a day file to merge into, a stale copy of the month, a clock far off) runs the Arrow
+  child beside the app for under a second. A wide day's midnight (25 metrics) is mostly sorting
+  each column chunk for its dictionary, once a day on the sampler thread. A process that does not
+  record pays Arrow's import on its first read; the window never is one. "To painted" includes
+  painting a dozen plots under Xvfb; the read is a small part of it.
+- GPU sampling is measured with `tools/gpu_check.py` on a machine with a GPU; the H100 capture in
+  `tests/fixtures/gpu/h100-probe.json` holds NVML's and GPUtil's timings there."""
+
+
+def _section(previous: str, key: str) -> str | None:
+    """The table ``key`` as ``previous`` (the file as it is) has it, markers included."""
+    found = re.search(rf"<!-- table {key} -->\n.*?<!-- end {key} -->", previous, re.S)
+    return found.group(0) if found else None
+
+
+def _when(*names: str) -> str:
+    dates = sorted({load(n)["when"][:10] for n in names if load(n).get("when")})
+    return ", ".join(dates)
+
+
+def document(previous: str) -> str:
+    """docs/benchmarks.md: the method, then each table with its command, from bench/results/."""
+    out = ["# Benchmarks", "", "<!-- written by `python -m bench.report --write`; edit bench/report.py, not this file -->", "", METHOD, ""]
+    out += ["## The machine, the recorder and the window", ""]
+    rows = machine_rows()
+    if rows:
+        names = sorted({_source(r[0]) for r in rows})
+        out += ["<!-- table machine -->", f"Measured {_when(*names)}.", "",
+                "| what | trayapp | baseline, same run | target | command |", "| --- | --- | --- | --- | --- |"]
+        out += ["| " + " | ".join((*r[:4], f"`{r[4]}`")) + " |" for r in rows]
+        out += ["<!-- end machine -->"]
+    else:
+        out += [_section(previous, "machine") or "No results yet: `make bench`."]
+    out += ["", "## With a year of history", "", YEAR, ""]
+    year = load("year")
+    if year:
+        from bench.bench_year import table
+
+        out += ["<!-- table year -->", f"`{COMMANDS['year']}`, measured {_when('year')}.", "", *table(year), "<!-- end year -->"]
+    else:
+        out += [_section(previous, "year") or f"No results yet: `{COMMANDS['year']}`."]
+    out += ["", NOTES]
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

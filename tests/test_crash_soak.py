@@ -90,6 +90,7 @@ def _start(data_dir: Path, err: Path) -> subprocess.Popen[bytes]:
                                 stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
 
 
+@pytest.mark.slow  # a kill -9 series
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path) -> None:
     rng = random.Random(20261129)
@@ -141,6 +142,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(data_dir: Path, tmp_
 GUI_KILLS = 6
 
 
+@pytest.mark.slow  # a kill -9 series
 @pytest.mark.xvfb
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 def test_kill_9_the_tray_app_with_its_window_open_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -210,6 +211,7 @@ def _lines(data: bytes) -> list[bytes]:
 # ----------------------------------------------------------------- the store, in-process
 
 
+@pytest.mark.slow  # many generated CSVs
 @CHEAP
 @given(data=st.data())
 def test_any_csv_reads_and_rolls_over_without_losing_a_good_row_or_a_byte(data: st.DataObject) -> None:
@@ -251,6 +253,7 @@ def test_any_csv_reads_and_rolls_over_without_losing_a_good_row_or_a_byte(data: 
         assert len(list(csv.parent.glob(".rejected-*.csv"))) <= 2  # the first start's, and a torn tail's
 
 
+@pytest.mark.slow  # many generated damages
 @CHEAP
 @given(how=damages)
 def test_a_damaged_day_file_never_stops_a_reader_or_takes_rows_with_it(how: tuple[str, int, list[int]]) -> None:
@@ -302,6 +305,7 @@ def _run(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(trayapp_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # real processes on many generated folders
 @PROCESSES
 @given(data=st.data(), config=toml_configs(keep_history=True), how=damages, state=st.lists(json_blobs, min_size=4, max_size=4))
 def test_the_commands_survive_any_data_folder(data: st.DataObject, config: bytes, how: tuple[str, int, list[int]], state: list[bytes]) -> None:

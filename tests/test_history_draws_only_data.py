@@ -121,6 +121,7 @@ def zoom(qtbot, window: HistoryWindow) -> None:
 SPANS = [seconds for _, seconds in RANGES]
 
 
+@pytest.mark.slow  # every pair of ranges
 def test_every_pair_of_ranges_draws_only_the_second_one_s_data(qtbot, window: HistoryWindow) -> None:
     for a, b in itertools.permutations(SPANS, 2):
         go(qtbot, window, a)

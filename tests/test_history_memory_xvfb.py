@@ -26,7 +26,7 @@ from trayapp.synthetic import write_history
 
 skip_without_x()
 
-pytestmark = pytest.mark.xvfb
+pytestmark = [pytest.mark.xvfb, pytest.mark.slow]  # slow: a soak
 
 SOAK_SECONDS = float(os.environ.get("TRAYAPP_SOAK_SECONDS", "120"))
 BUDGET = 150 * 2**20

@@ -76,6 +76,7 @@ class NoneWatch:
         assert lost < self.LOST, f"{lost} references to None lost after {done}"
 
 
+@pytest.mark.slow  # thousands of updates
 def test_the_update_path_loses_no_reference_to_none(qtbot, window: HistoryWindow) -> None:
     series = window.loaded_series
     assert series.rows > 1000 and window.plots  # a real range view, with data and labels

@@ -108,6 +108,7 @@ def test_a_missing_tier_folder_still_draws_every_sample(dst_week: tuple[Path, da
         np.testing.assert_allclose(with_tiers.means[name][1], without.means[name][1], rtol=1e-12)
 
 
+@pytest.mark.slow  # a year of history
 def test_a_year_from_hours_with_daily_means(data_dir: Path) -> None:
     end = datetime(2026, 11, 20, 12, tzinfo=BERLIN)
     write_history(data_dir, end - timedelta(days=365), end, 300, {"cpu_percent": wobble}, today_in_csv=False)

@@ -4,10 +4,8 @@ Arrow, pandas and DuckDB, and every case it cannot take goes to the child with n
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -103,6 +101,7 @@ def assert_tiers_equal(a: Path, b: Path) -> None:
     (date(2026, 3, 29), 0, False),  # 23 hours
     (date(2026, 10, 31), 21, False),  # the last of a month: the next rows start another month
 ])
+@pytest.mark.slow  # whole days, both ways, file by file
 def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog: pytest.LogCaptureFixture, day: date, start_hour: int, history: bool) -> None:
     if history:
         a, b = twin(tmp_path)
@@ -192,6 +191,7 @@ print(store.rows is not None, "pyarrow" in sys.modules, "pandas" in sys.modules,
     assert done.stdout.split() == ["True", "False", "False", "True"], done.stderr[-2000:]
 
 
+@pytest.mark.slow  # a child rollover per case
 def test_what_midnight_in_the_app_cannot_take_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     a = tmp_path / "data"
     history_before(a)
@@ -214,6 +214,7 @@ def test_what_midnight_in_the_app_cannot_take_goes_to_the_child(tmp_path: Path, 
     store.close()
 
 
+@pytest.mark.slow  # a whole day through the child
 def test_a_csv_changed_behind_the_app_goes_to_the_child(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     a = tmp_path / "data"
     history_before(a)
@@ -307,95 +308,6 @@ def test_the_rows_kept_are_found_from_the_end_of_the_csv(tmp_path: Path, keep: i
         midnight.last_lines(path, 5001)
 
 
-# ------------------------------------------------------------ the writer itself
-
-
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 70_000])
-def test_the_writer_round_trips_through_arrow_and_duckdb(tmp_path: Path, n: int) -> None:
-    rng = np.random.default_rng(n)
-    ts = 1_764_000_000_000_000 + np.cumsum(rng.integers(1, 3_000_000, n)).astype(np.int64)
-    some = np.round(rng.random(n) * 100, 1)
-    some[rng.random(n) < 0.3] = np.nan
-    none = np.full(n, np.nan)
-    full = rng.normal(size=n) * 1e300
-    count = rng.integers(-(2**62), 2**62, n)
-    columns = [("timestamp", parquet.TIMESTAMP_US), ("some", parquet.FLOAT64), ("none", parquet.FLOAT64), ("full", parquet.FLOAT64), ("count", parquet.INT64)]
-    path = tmp_path / "x.parquet"
-    path.write_bytes(parquet.write_bytes(columns, [ts, some, none, full, count], {"k": "v é"}, row_group=4096))
-    table = pq.read_table(path)
-    assert table.schema.metadata == {b"k": "v é".encode()}
-    expected = pa.table({
-        "timestamp": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "some": pa.array(some, from_pandas=True), "none": pa.array(none, pa.float64(), from_pandas=True),
-        "full": pa.array(full), "count": pa.array(count),
-    })
-    assert table.replace_schema_metadata(None).equals(expected)
-    meta = pq.ParquetFile(path).metadata
-    for g in range(meta.num_row_groups):  # statistics readers prune with
-        rows = slice(g * 4096, (g + 1) * 4096)
-        stats = meta.row_group(g).column(1).statistics
-        values = some[rows][~np.isnan(some[rows])]
-        assert stats.null_count == int(np.isnan(some[rows]).sum())
-        if len(values):
-            assert (stats.min, stats.max) == (values.min(), values.max())
-        assert meta.row_group(g).column(0).statistics.min == expected.column(0)[g * 4096].as_py()
-    got = duckdb.sql(f"select count(*), count(\"some\"), sum(\"count\"::hugeint), sum(\"some\"), max(timestamp) from read_parquet('{path}')").fetchall()[0]
-    assert got[:3] == (n, int((~np.isnan(some)).sum()), int(count.sum(dtype=object)) if n else None)
-    assert got[3] == (pytest.approx(float(np.nansum(some)), rel=1e-9) if n and not np.isnan(some).all() else None)  # values, not only counts
-
-
-@pytest.mark.parametrize("distinct", [1, 2, 3, 255, 256, 257, parquet.DICTIONARY_MAX, parquet.DICTIONARY_MAX + 1])
-def test_dictionary_pages_read_back_bit_for_bit(tmp_path: Path, distinct: int) -> None:
-    # a dictionary per column chunk where values repeat (a percentage to one decimal): each index
-    # width, the largest dictionary, one value past it (plain then); -0.0 and 0.0 are two values
-    rng = np.random.default_rng(distinct)
-    pool = np.concatenate([[-0.0, 0.0], np.arange(distinct) * 0.1 + 1])[:distinct]
-    values = np.concatenate([pool, pool[rng.integers(0, distinct, 3 * parquet.DICTIONARY_MAX)]])  # each value at least once
-    values = np.insert(values, np.arange(0, len(values), 10), np.nan)[rng.permutation(len(values) + (len(values) + 9) // 10)]
-    path = tmp_path / "d.parquet"
-    path.write_bytes(parquet.write_bytes([("v", parquet.FLOAT64)], [values], row_group=len(values)))
-    meta = pq.ParquetFile(path).metadata.row_group(0).column(0)
-    assert meta.has_dictionary_page == (distinct <= parquet.DICTIONARY_MAX)
-    back = pq.read_table(path).column("v").to_numpy(zero_copy_only=False)
-    np.testing.assert_array_equal(np.signbit(back), np.signbit(values))
-    np.testing.assert_array_equal(back, values)  # NaN where null
-    got = duckdb.sql(f"select count(v), sum(v) from read_parquet('{path}')").fetchall()[0]
-    assert got[0] == int((~np.isnan(values)).sum()) and got[1] == pytest.approx(float(np.nansum(values)), rel=1e-12)
-
-
-def test_read_back_decodes_the_times_and_refuses_a_dictionary_column(tmp_path: Path) -> None:
-    path = tmp_path / "r.parquet"
-    ts = np.arange(40_000, dtype=np.int64) * 1_000_000
-    with open(path, "wb") as sink:
-        writer = parquet.Writer(sink, [("timestamp", parquet.TIMESTAMP_US), ("v", parquet.FLOAT64)])
-        for a in range(0, len(ts), 8192):
-            writer.add_row_group([ts[a:a + 8192], np.full(len(ts[a:a + 8192]), 5.5)])
-        writer.finish()
-    np.testing.assert_array_equal(parquet.read_back(path, writer, 0), ts)
-    with pytest.raises(ValueError, match="dictionary"):
-        parquet.read_back(path, writer, 1)  # its pages hold indices, not values
-    with open(path, "r+b") as f:  # a byte of the last page's compressed body flipped on disk
-        offset, head, size, _ = writer.pages[0][-1]
-        f.seek(offset + head + size // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    try:
-        back = parquet.read_back(path, writer, 0)
-    except ValueError:  # zstd's frame check
-        back = None
-    assert back is None or not np.array_equal(back, ts)  # never taken for the rows written
-
-
-def test_the_writer_refuses_what_it_does_not_write() -> None:
-    with pytest.raises(ValueError):
-        parquet.Writer(io.BytesIO(), [("a", "string")])
-    with pytest.raises(ValueError):
-        parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64), ("a", parquet.FLOAT64)])
-    with pytest.raises(ValueError):
-        parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64)]).add_row_group([np.zeros(3), np.zeros(3)])
-
-
 # ------------------------------------------------------------ kill -9 during midnight in the app
 
 _RECORDER = r"""
@@ -451,6 +363,7 @@ def _until(predicate: Any, rng: Any) -> None:
         time.sleep(0.0002)
 
 
+@pytest.mark.slow  # a kill -9 series
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path) -> None:
     rng = random.Random(20261129)
@@ -494,19 +407,6 @@ def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: P
     assert not list(data_dir.rglob("*.tmp"))
 
 
-def test_zero_statistics_are_written_as_the_spec_says(tmp_path: Path) -> None:
-    # a zero min is -0.0 and a zero max +0.0 whichever zeros the page holds (readers compare with them)
-    for values in ([-0.0, -0.0], [0.0, 0.0], [-1.0, -0.0], [0.0, 2.0]):
-        path = tmp_path / "z.parquet"
-        path.write_bytes(parquet.write_bytes([("v", parquet.FLOAT64)], [np.array(values)]))
-        stats = pq.ParquetFile(path).metadata.row_group(0).column(0).statistics
-        arrow = tmp_path / "a.parquet"
-        pq.write_table(pa.table({"v": pa.array(values)}), arrow)
-        expected = pq.ParquetFile(arrow).metadata.row_group(0).column(0).statistics
-        assert (math.copysign(1, stats.min), stats.min, math.copysign(1, stats.max), stats.max) == (
-            math.copysign(1, expected.min), expected.min, math.copysign(1, expected.max), expected.max), values
-
-
 @pytest.mark.parametrize("first, then", [
     (datetime(1969, 12, 31, 12, tzinfo=timezone.utc), datetime(1970, 1, 2, 12, tzinfo=timezone.utc)),
     (datetime(2200, 1, 1, 12, tzinfo=timezone.utc), datetime(2200, 1, 2, 12, tzinfo=timezone.utc)),
@@ -525,6 +425,7 @@ def test_a_clock_far_off_goes_to_the_child_which_keeps_its_rows_aside(tmp_path: 
 # ------------------------------------------------------------ a real recorder, a real midnight
 
 
+@pytest.mark.slow  # a real midnight
 @pytest.mark.skipif(shutil.which("zic") is None, reason="needs zic (Debian's libc-bin) to make a zone whose midnight is a minute away")
 def test_run_headless_crosses_a_real_midnight_by_itself(tmp_path: Path) -> None:
     # A zone (compiled with zic) whose local midnight falls 20-80 s from now: the real

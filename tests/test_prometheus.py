@@ -175,6 +175,7 @@ def query(base: str, expr: str) -> list[dict]:
     return answer["data"]["result"]
 
 
+@pytest.mark.slow  # a real Prometheus server
 def test_a_real_prometheus_scrapes_the_recorder_and_the_36h_alert_fires(data_dir: Path, tmp_path: Path) -> None:
     prometheus = tool("prometheus")
     now = datetime.now(timezone.utc)
@@ -182,7 +183,7 @@ def test_a_real_prometheus_scrapes_the_recorder_and_the_36h_alert_fires(data_dir
     port, prom_port = free_port(), free_port()
     config = tmp_path / "config.toml"
     config.write_text(f"[prometheus]\nenabled = true\nport = {port}\n")
-    # the README's example config, pointed at this recorder and scraping every second
+    # the example config (docs/prometheus.md), pointed at this recorder and scraping every second
     example = EXAMPLE.read_text()
     for old, new in (('"localhost:9101"', f'"127.0.0.1:{port}"'), ("scrape_interval: 15s", "scrape_interval: 1s"),
                      ("evaluation_interval: 15s", "evaluation_interval: 1s")):
@@ -271,6 +272,7 @@ def test_more_of_the_machine_by_prometheus_conventions_and_null_dropped(exporter
         assert (done.returncode, done.stdout + done.stderr) == (0, ""), text
 
 
+@pytest.mark.slow  # a flood of connections held for a while
 def test_a_flood_of_idle_connections_neither_stops_scrapes_nor_grows_threads(exporter) -> None:
     import socket
     import threading

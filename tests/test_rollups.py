@@ -314,6 +314,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # a kill -9 series
 def test_kill_9_during_tier_writing_loses_nothing_and_leaves_no_half_tier(data_dir: Path) -> None:
     dst_history(data_dir)
     raw_hash = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (data_dir / "Monitoring").rglob("*.parquet")}

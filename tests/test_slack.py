@@ -250,6 +250,7 @@ def test_resolved_is_not_sent_when_turned_off(slack: FakeSlack, data_dir: Path) 
 # ----------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow  # kill -9 and an outage in real processes
 def test_end_to_end_one_red_message_no_repeat_after_kill_9_and_delivery_after_an_outage(slack: FakeSlack, data_dir: Path, tmp_path: Path) -> None:
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": 95.0, "memory_percent": 30.0, "disk_percent": 40.0})

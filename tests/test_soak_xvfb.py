@@ -28,7 +28,7 @@ from trayapp.synthetic import write_history
 
 skip_without_x()
 
-pytestmark = pytest.mark.xvfb
+pytestmark = [pytest.mark.xvfb, pytest.mark.slow]  # slow: a soak
 
 SOAK_SECONDS = float(os.environ.get("TRAYAPP_SOAK_SECONDS", "180"))
 VIEWS = ("live", "36h", "7d", "30d")

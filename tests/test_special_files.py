@@ -19,7 +19,7 @@ from tests.conftest import trayapp_cmd
 from trayapp import bins, rollups
 from trayapp.synthetic import write_history
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX")
+pytestmark = [pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX"), pytest.mark.slow]  # slow: every path, replaced in turn, in real processes
 
 NOW = datetime.now(timezone.utc)
 YESTERDAY = (NOW.astimezone() - timedelta(days=1)).date()

@@ -1,11 +1,13 @@
-"""A small Parquet writer in numpy, for the one writing a long-running tray app does itself.
+"""A small Parquet writer in numpy, of narrow scope: flat columns of float64 (NaN = null), int64
+and UTC timestamps in microseconds, and nothing else (no nesting, no strings, no other types).
 
-The tray app rolls a day over at midnight. Arrow writes Parquet, but a process that imports it
-keeps ~40 MB for good, and a child that does holds ~110 MB beside the app: more than the app's
-whole budget. This writes the few shapes trayapp needs (flat columns of float64, int64 and UTC
-timestamps in microseconds) with what the app has loaded already: numpy, plus ``zstandard``
-(~0.4 MB) for the same codec as Arrow's files. Everything else (merging into a day file that is
-there, other people's files, reading) stays Arrow's.
+It is for the writing a long-running tray app does itself: the day file at midnight and every
+rollup tier. Arrow writes Parquet, but a process that imports it keeps it for good, and a child
+that does holds more beside the app than the app's whole memory budget. This writes with what the
+app has loaded already: numpy, plus ``zstandard`` for the same codec as Arrow's files. Everything
+else (merging into a day file that is there, other people's files, reading) stays Arrow's.
+``tests/test_parquet_writer.py`` reads what it writes with pyarrow, DuckDB and polars, bit for
+bit and statistics included, random tables of every float64, int64 and time value among them.
 
 What it writes, and what Arrow, DuckDB and pandas read from it like from Arrow's own files:
 - format version 1 files, one data page (v1, PLAIN, zstd) per column chunk, row groups as given;

@@ -172,6 +172,7 @@ def test_a_first_start_slower_than_the_wait_shows_the_app_and_records_after(qtbo
         row.startswith(_yesterday_rows(1)[0][:10]) for row in csv.read_text().splitlines()[1:])
 
 
+@pytest.mark.slow  # two real app processes
 def test_a_second_click_while_the_first_is_still_starting_brings_the_first_forward(tmp_path: Path) -> None:
     """The first ``trayapp gui`` holds the folder with its start-up child at work (4 s here) and
     has no Qt yet to answer on its socket; the second waits for it to answer instead of failing

@@ -350,6 +350,7 @@ def test_per_core_list_is_not_a_column() -> None:
 # --- the real recorder and export
 
 
+@pytest.mark.slow  # a real recorder, export and status
 def test_headless_records_the_new_columns_and_export_and_status_show_them(data_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[[rules]]\nmetric = "net_recv_bytes_per_s"\nwindow = "1h"\norange = 50e6\nred = 100e6\nmin_coverage = "0"\n'
