@@ -74,11 +74,25 @@ def test_the_file_rotates(log_file) -> None:
 
 
 def test_an_unwritable_log_folder_is_one_line_and_no_handler(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    assert start_log_file(blocker / "trayapp.log") is None
+    # a folder that cannot be made, even by root: /proc takes no new folders
+    assert start_log_file(Path("/proc/trayapp-no-such/log/trayapp.log")) is None
     err = capsys.readouterr().err
     assert err.startswith("trayapp: cannot write the log file") and err.count("\n") == 1
+
+
+def test_a_file_where_the_log_folder_goes_is_set_aside_and_the_log_written(tmp_path: Path) -> None:
+    import logging
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    handler = start_log_file(blocker / "trayapp.log")
+    try:
+        assert handler is not None and blocker.is_dir()
+        assert [p.read_text() for p in tmp_path.glob(".file*")] == ["not a folder"]  # kept, beside
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def test_doctor_names_the_log_file(tmp_path: Path) -> None:

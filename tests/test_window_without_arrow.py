@@ -369,3 +369,23 @@ def test_a_rows_file_replaced_under_a_read_is_no_fault_and_draws_no_wrong_rows(d
         assert series.rows > 0 and "minute bins" in series.note
     finally:
         store.close()
+
+
+def test_the_rows_file_is_read_after_the_recorder_widened_it(data_dir: Path) -> None:
+    # a GPU appears: the recorder rewrites the rows file wider and opens it again, often under the
+    # same descriptor number; the view must name the new file, not be taken for a replaced one
+    from trayapp.model import GpuReading
+
+    store, ten = zoom_recorder(data_dir, 1.0, 10)
+    try:
+        t = ten + timedelta(minutes=10)
+        store.append(Sample(t, 50.0, 40.0, 55.0, (GpuReading(0, "H100", 97.0, 50.0, 60.0),)))
+        view = store.rows.view()
+        assert "gpu0_util_percent" in view.names
+        reader = history._rows_reader(view, int((ten - timedelta(minutes=1)).timestamp() * 1e6), int(t.timestamp() * 1e6) + 1)
+        assert reader is not None
+        got, columns = reader.arrays()
+        reader.close()
+        assert len(got) == 601 and columns["gpu0_util_percent"][-1] == 97.0
+    finally:
+        store.close()

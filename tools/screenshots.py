@@ -108,7 +108,13 @@ steps = [
     lambda: shoot("history-1y.png", t.window),
     lambda: (app.setPalette(dark), t.window.show_range(36 * 3600)),
     lambda: shoot("history-dark.png", t.window),
-    lambda: (app.setPalette(light), t.window.show_range(600)),
+    lambda: (app.setPalette(light), t.window.show_range(36 * 3600)),
+    lambda: [t.window.zoom_by(1 / 1.5) for _ in range(3)],  # +++: 10.7 h, raw samples
+    lambda: t.window.pan_by(-0.5),
+    lambda: shoot("history-zoom.png", t.window),
+    lambda: t.window.show_range(30 * 86400),
+    lambda: t.window.show_range(365 * 86400),
+    lambda: t.window.show_range(600),  # the live view after other ranges: only its own samples
     lambda: shoot("history-live.png", t.window),
     lambda: (t.window.hide(), t.show_settings(), t.dialog.move(300, 120), t.dialog.tabs.setCurrentIndex(1)),
     lambda: shoot("settings-rules.png", t.dialog),
@@ -122,10 +128,36 @@ for i, f in enumerate(steps):
 app.exec()
 """
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=180)
+        small_screen(data_dir, Path(tmp))
     subprocess.run(["convert", str(OUT / "tray.png"), "-crop", "600x110+680+0", "+repage", str(OUT / "tray.png")], check=True)
     print("\n".join(str(p) for p in sorted(OUT.glob("*.png"))))
 
 
+
+
+def small_screen(data_dir: Path, tmp: Path) -> None:
+    """The window on a 1366×768 screen at 2× (a laptop's HiDPI setting): history-2x.png."""
+    with XSession(1366, 768) as x:
+        env = {**x.env, "TRAYAPP_DATA_DIR": str(data_dir), "TRAYAPP_CONFIG": str(tmp / "c.toml"), "TRAYAPP_NO_KEYRING": "1",
+               "QT_SCALE_FACTOR": "2"}
+        code = f"""
+import sys, subprocess
+sys.path.insert(0, {str(ROOT)!r})
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
+from trayapp.gui.app import TrayApp
+from trayapp.settings import Loaded, Config
+app = QApplication([])
+app.setQuitOnLastWindowClosed(False)
+t = TrayApp(Loaded(Config(sampling_interval_seconds=1.0), Path({str(tmp / 'c.toml')!r}), []), Path({str(data_dir)!r}), Path({str(tmp / 'c.toml')!r}))
+t.start()
+steps = [lambda: t.show_history(36 * 3600), lambda: subprocess.run(["import", "-window", "root", {str(OUT / "history-2x.png")!r}], check=True), t.quit]
+for i, f in enumerate(steps):
+    QTimer.singleShot(5000 + 3000 * i, f)
+app.exec()
+"""
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
 
 
 if __name__ == "__main__":

@@ -238,6 +238,7 @@ class DayRows:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            self._inode_of = None  # the next file opened may get the same descriptor number
 
     def matches(self, csv_path: Path) -> bool:
         """The CSV is byte for byte what these rows were made from."""
