@@ -24,6 +24,7 @@ import json
 import os
 import threading
 import zlib
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -412,6 +413,18 @@ def remove_cache(data_dir: str | os.PathLike[str], tier: str, key: Any) -> None:
 
 
 # ------------------------------------------------------------ the CSV's rows, as minutes
+
+
+@dataclass(frozen=True)
+class RowsView:
+    """What a reader of the rows file may trust, taken at one moment: its first ``count`` rows of
+    ``names`` (after the time), whose bytes have CRC-32 ``rows_crc``."""
+
+    path: Path
+    names: tuple[str, ...]
+    count: int
+    rows_crc: int
+    inode: int = 0  # the file these rows are in: one put in its place since (midnight, a GPU appearing) is another
 
 
 class MinuteBins:

@@ -21,14 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.bins import TIERS, MinuteBins, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
+from trayapp.bins import TIERS, MinuteBins, RowsView, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
 from trayapp.files import (
     CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
     read_day_file, release_memory, unique_sorted, utc_offsets,
 )
 from trayapp.jsonfile import open_own
-from trayapp.midnight import CHUNK as ROWS_CHUNK
-from trayapp.midnight import RowsView
 from trayapp.model import GPU_FIELDS
 
 log = logging.getLogger(__name__)
@@ -287,6 +285,9 @@ def clock_or_day(moment: float, day: bool = False) -> str:
     """``14:02`` today, ``Sat 28 Nov 23:58`` another day (local time); ``day``: the day always."""
     local = datetime.fromtimestamp(moment)
     return local.strftime("%H:%M" if local.date() == datetime.now().date() and not day else "%a %d %b %H:%M")
+
+
+ROWS_CHUNK = 8192  # rows to one read of the rows file (~1.2 MB for 18 columns)
 
 
 class _RowsReader:

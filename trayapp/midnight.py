@@ -29,7 +29,6 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from trayapp import bins, parquet
+from trayapp.bins import RowsView
 from trayapp.files import _EARLIEST_US, _LATEST_US, EARLIEST, TIMESTAMP, _micros, day_path
 from trayapp.jsonfile import atomically, remove_quietly, replace_atomically
 
@@ -118,18 +118,6 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
 
 def _open_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
-
-
-@dataclass(frozen=True)
-class RowsView:
-    """What a reader of the rows file may trust, taken at one moment: its first ``count`` rows of
-    ``names`` (after the time), whose bytes have CRC-32 ``rows_crc``."""
-
-    path: Path
-    names: tuple[str, ...]
-    count: int
-    rows_crc: int
-    inode: int = 0  # the file these rows are in: one put in its place since (midnight, a GPU appearing) is another
 
 
 class DayRows:

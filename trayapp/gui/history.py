@@ -7,11 +7,11 @@ pyarrow or pandas. Every plot item is made once and updated in place: the window
 
 from __future__ import annotations
 
-import hashlib
 import html
 import logging
 import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1393,7 +1393,7 @@ class HistoryWindow(QWidget):
     @property
     def _geometry_key(self) -> str:
         """Where the window was, per data folder: one folder's maximised window does not open another's so."""
-        folder = hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+        folder = f"{zlib.crc32(str(self.data_dir.resolve()).encode()):08x}"  # not hashlib: it loads OpenSSL (~3.5 MB) for a name
         return f"history/geometry-{folder}"
 
     def _place(self) -> None:
