@@ -170,6 +170,18 @@ def document(previous: str) -> str:
         out += ["<!-- table year -->", f"`{COMMANDS['year']}`, measured {_when('year')}.", "", *table(year), "<!-- end year -->"]
     else:
         out += [_section(previous, "year") or f"No results yet: `{COMMANDS['year']}`."]
+    out += ["", "## A zoom in the history window", ""]
+    zoom = load("zoom")
+    if zoom:
+        out += ["<!-- table zoom -->", f"`python -m bench.bench_zoom`, measured {_when('zoom')}, median of {zoom['runs']} reads each: "
+                "23 h of 1 s samples recorded today by a real writer, and a day before. The tray app reads today's raw samples "
+                "from the recorder's rows file and the minutes before them from the tier copies, never with Arrow; the "
+                "baseline is the raw read with Arrow the window did before, in the same run. Target: at most "
+                f"{zoom['target_ms']} ms.", "", "| zoom | tray app | Arrow raw read | ratio |", "| --- | --- | --- | --- |"]
+        out += [f"| {label} | {v['app']} ms | {v['arrow']} ms | ×{v['ratio']} |" for label, v in zoom["median_ms"].items()]
+        out += ["<!-- end zoom -->"]
+    else:
+        out += [_section(previous, "zoom") or "No results yet: `python -m bench.bench_zoom`."]
     out += ["", NOTES]
     return "\n".join(out) + "\n"
 
