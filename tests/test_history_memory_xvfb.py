@@ -21,7 +21,7 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.xsession import XSession, skip_without_x
+from tests.xsession import XSession, skip_without_x, stop_app
 from trayapp.synthetic import write_history
 
 skip_without_x()
@@ -131,15 +131,7 @@ def test_the_window_in_use_stays_within_150_mb_and_never_loads_arrow(tmp_path: P
         finally:
             watch.stop.set()
             watch.join(5)
-            app.terminate()
-            try:
-                app.wait(30)
-            except subprocess.TimeoutExpired:
-                app.kill()
-                app.wait()
-        err.seek(0)
-        stderr = err.read()
-        err.close()
+            stderr = stop_app(app, err)
     assert watch.looks > 50
     assert not watch.heavy, f"Arrow or pandas loaded into the tray app during {watch.heavy[0]}: {watch.heavy[1:]}"
     assert watch.peak <= BUDGET, f"{watch.peak / 2**20:.1f} MB with its children during {watch.peak_at}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.xsession import XSession, skip_without_x
+from tests.xsession import XSession, skip_without_x, stop_app
 from trayapp.synthetic import write_history
 
 skip_without_x()
@@ -98,15 +98,7 @@ def test_the_tray_app_with_its_history_window_open_stays_up(tmp_path: Path) -> N
             settled = rss[min(len(VIEWS), len(rss) - 1)]
             assert rss[-1] - settled < 60 * 2**20, [r // 2**20 for r in rss]
         finally:
-            app.terminate()
-            try:
-                app.wait(30)
-            except subprocess.TimeoutExpired:
-                app.kill()
-                app.wait()
-        err_file.seek(0)
-        err = err_file.read()
-        err_file.close()
+            err = stop_app(app, err_file)
     assert app.returncode == 0, err
     assert "Traceback" not in err and "Fatal" not in err, err
     # it kept sampling every second the whole time, with the window open

@@ -67,6 +67,21 @@ class XSession:
         self.close()
 
 
+def stop_app(app: subprocess.Popen, stderr: Any) -> str:
+    """SIGTERM to a real app under test (SIGKILL if it does not stop in 30 s); what it wrote to
+    ``stderr`` (an open file), which is then closed."""
+    app.terminate()
+    try:
+        app.wait(30)
+    except subprocess.TimeoutExpired:
+        app.kill()
+        app.wait()
+    stderr.seek(0)
+    text = stderr.read()
+    stderr.close()
+    return text
+
+
 def available() -> str | None:
     """None when Xvfb, trayer, xdpyinfo and import are all installed, else what is missing."""
     missing = [tool for tool in ("Xvfb", "trayer", "xdpyinfo", "import") if shutil.which(tool) is None]
