@@ -462,6 +462,9 @@ def test_the_year_range_reads_hours_and_says_daily_means(qtbot, history_window, 
     window = history_window(data_dir, LiveBuffer(), Config())
     with qtbot.waitSignal(window.range_loaded, timeout=20000):
         window.show()
+    assert " mean" not in window.legend.text()  # 36 h: nothing recorded in it, no mean line drawn or named
+    with qtbot.waitSignal(window.range_loaded, timeout=20000):
+        window.buttons.button(2).click()  # 7 d
     assert "hourly mean" in window.legend.text()
     assert [label for label, _ in RANGES][-1] == "1 y"
     with qtbot.waitSignal(window.range_loaded, timeout=20000) as blocker:
