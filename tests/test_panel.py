@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QImage, QPainter  # noqa: E402
 from PySide6.QtWidgets import QSystemTrayIcon  # noqa: E402
 
 from trayapp.gui import panel as panel_mod  # noqa: E402
-from trayapp.gui.panel import GRAPH_STEPS, Panel, PanelItem, graph_buckets, render_graph, render_number, short_text  # noqa: E402
+from trayapp.gui.panel import GRAPH_STEPS, Panel, PanelItem, graph_heights, render_graph, render_number, short_text  # noqa: E402
 from trayapp.model import Level, RuleResult  # noqa: E402
 from trayapp.settings import Config, Loaded, load, parse_panel, save  # noqa: E402
 
@@ -38,13 +38,13 @@ def _result(metric: str, level: Level, average: float = 85.0) -> RuleResult:
     ("cpu_percent", None, "–"),
     ("gpu0_temperature_c", 61.2, "61"),
     ("net_recv_bytes_per_s", 512.0, "512"),
-    ("net_recv_bytes_per_s", 1234.0, "1.2K"),
+    ("net_recv_bytes_per_s", 1234.0, "1K"),
     ("net_recv_bytes_per_s", 12_300_000.0, "12M"),
     ("disk_write_bytes_per_s", 740_000.0, "740K"),
     ("disk_write_bytes_per_s", 3_000_000_000.0, "3G"),
     ("gpu0_power_w", 350.4, "350"),
-    ("gpu0_power_w", 1200.0, "1.2K"),
-    ("fan_rpm", 1850.0, "1.9K"),
+    ("gpu0_power_w", 1200.0, "1K"),
+    ("fan_rpm", 1850.0, "2K"),
     ("battery_plugged", 1.0, "AC"),
 ])
 def test_short_text(metric: str, value: float | None, text: str) -> None:
@@ -62,14 +62,21 @@ def test_the_colour_comes_only_from_a_rule_on_that_metric() -> None:
 def test_a_graph_is_two_minutes_in_15_second_buckets_of_their_peaks() -> None:
     from collections import deque
 
-    now = T0.timestamp()
-    points = deque((now - 119 + i, 50.0) for i in range(120))
-    points.append((now, 100.0))
-    heights = graph_buckets(points, now, "cpu_percent")
-    assert len(heights) == 8 and heights[-1] == GRAPH_STEPS and set(heights[1:-1]) == {GRAPH_STEPS // 2}
-    rates = deque([(now - 60, 1000.0), (now, 4000.0)])
-    assert graph_buckets(rates, now, "net_recv_bytes_per_s")[-1] == GRAPH_STEPS  # scaled to its peak
-    assert graph_buckets(deque(), now, "cpu_percent") == (None,) * 8  # no data: nothing drawn, not zeros
+    now = 1_800_000_000.0 + 14  # the last second of a 15 s bucket
+    peaks: deque = deque()
+    for i in range(200):  # 200 s of 50 %, then one spike
+        panel_mod.add_peak(peaks, now - 200 + i, 50.0)
+    panel_mod.add_peak(peaks, now, 100.0)
+    assert len(peaks) == 8  # older buckets are dropped as they leave the graph
+    heights = graph_heights(peaks, now, "cpu_percent")
+    assert heights == (GRAPH_STEPS // 2,) * 7 + (GRAPH_STEPS,)
+    assert graph_heights(peaks, now + 30, "cpu_percent") == (GRAPH_STEPS // 2,) * 5 + (GRAPH_STEPS, None, None)  # no data: no bar
+    rates: deque = deque()
+    panel_mod.add_peak(rates, now - 60, 1000.0)
+    panel_mod.add_peak(rates, now, 4000.0)
+    assert graph_heights(rates, now, "net_recv_bytes_per_s")[-1] == GRAPH_STEPS  # scaled to its peak
+    assert graph_heights(rates, now, "net_recv_bytes_per_s")[3] == GRAPH_STEPS // 4
+    assert graph_heights(deque(), now, "cpu_percent") == (None,) * 8  # no data: nothing drawn, not zeros
 
 
 # --------------------------------------------------------------- pixels
@@ -145,10 +152,16 @@ def test_an_item_is_redrawn_only_when_its_pixels_change(qapp) -> None:
     for i, value in enumerate((34.2, 33.8, 34.4, 34.0)):  # all "34"
         item.update({"cpu_percent": value}, (), T0 + timedelta(seconds=i))
     assert item.redraws == start + 1
+    item.tray.icon().pixmap(22, 22)  # as a tray asks for it: drawn at that size, once
     before = panel_mod.renders
+    item.tray.icon().pixmap(22, 22)
+    assert panel_mod.renders == before  # asked again: not drawn again
     item.update({"cpu_percent": 35.0}, (), T0 + timedelta(seconds=5))
+    item.tray.icon().pixmap(22, 22)
+    assert panel_mod.renders == before + 1
     item.update({"cpu_percent": 34.0}, (), T0 + timedelta(seconds=6))  # drawn before: from the cache
-    assert item.redraws == start + 3 and panel_mod.renders <= before + 1
+    item.tray.icon().pixmap(22, 22)
+    assert item.redraws == start + 3 and panel_mod.renders == before + 1
     item.update({"cpu_percent": 34.0}, (_result("cpu_percent", Level.ORANGE),), T0 + timedelta(seconds=7))
     assert item.redraws == start + 4  # a level is a change
 

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPainterPath, QPen, QPixmap, QPolygonF, QTransform
+from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QIcon, QIconEngine, QImage, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSystemTrayIcon
 
+from trayapp.engine import describe
 from trayapp.gui.icon import COLORS, EDGE, GLYPH_LIGHT
 from trayapp.model import Level, RuleResult, format_value, metric_label, metric_unit
 
@@ -35,17 +36,16 @@ GRAPH_BUCKETS = 8  # bars (or line points) in a graph: 15 s each, 2 px a bar at 
 GRAPH_STEPS = 16  # heights a bar can take: the graph is redrawn only when one moves a step
 _SUFFIXES = ("", "K", "M", "G", "T")
 
-renders = 0  # icons drawn since start (every tray size of one key counts once): tests count redraws
+renders = 0  # item images drawn since start (one key at one size each): tests count them
 
 
 def short_number(value: float) -> str:
-    """A number in at most four characters: ``7``, ``512``, ``1.2K``, ``12M``, ``740K``."""
+    """A number in at most four characters, whole (a decimal point does not read at 16 px; the
+    tooltip has the exact value): ``7``, ``512``, ``1K``, ``12M``, ``740K``."""
     for suffix in _SUFFIXES:
         if abs(value) < 999.5 or suffix == _SUFFIXES[-1]:
             break
         value /= 1000.0
-    if suffix and abs(value) < 9.95 and round(value, 1) != round(value):
-        return f"{value:.1f}{suffix}"
     return f"{value:.0f}{suffix}"
 
 
@@ -64,44 +64,68 @@ def metric_level(metric: str, results: tuple[RuleResult, ...]) -> Level | None:
     return level if level in (Level.ORANGE, Level.RED) else None
 
 
-def graph_buckets(points: "deque[tuple[float, float]]", now: float, metric: str) -> tuple[int | None, ...]:
+def add_peak(peaks: "deque[tuple[int, float]]", at: float, value: float) -> None:
+    """Keep each 15-second bucket's highest value (a spike stays visible), the last
+    ``GRAPH_BUCKETS`` of them, buckets on the clock's steps so that a graph moves a bucket at a
+    time: O(1) a sample."""
+    bucket = int(at // (GRAPH_SECONDS / GRAPH_BUCKETS))
+    if peaks and bucket < peaks[-1][0]:
+        peaks.clear()  # the clock went back: start again rather than draw the future
+    if peaks and peaks[-1][0] == bucket:
+        if value > peaks[-1][1]:
+            peaks[-1] = (bucket, value)
+    else:
+        peaks.append((bucket, value))
+    while peaks[0][0] <= bucket - GRAPH_BUCKETS:
+        peaks.popleft()
+
+
+def graph_heights(peaks: "deque[tuple[int, float]]", now: float, metric: str) -> tuple[int | None, ...]:
     """The last ``GRAPH_SECONDS`` as ``GRAPH_BUCKETS`` heights from 0 to ``GRAPH_STEPS`` (None: no
-    data then), each bucket's highest value (a spike stays visible), on the clock's 15-second
-    steps so that the graph moves a bucket at a time; shares on 0–100, anything else on 0–its peak."""
-    width = GRAPH_SECONDS / GRAPH_BUCKETS
-    end = math.floor(now / width) * width + width  # the bucket ``now`` falls in is the last one
-    start = end - GRAPH_SECONDS
-    peaks: list[float | None] = [None] * GRAPH_BUCKETS
-    for t, v in points:
-        if t < start or t >= end:
-            continue
-        i = int((t - start) // width)
-        peaks[i] = v if peaks[i] is None else max(peaks[i], v)  # type: ignore[type-var]
-    top = 100.0 if metric_unit(metric) == "%" else max([p for p in peaks if p is not None] + [0.0])
+    data then); shares on 0–100, anything else on 0–its peak in the graph."""
+    last = int(now // (GRAPH_SECONDS / GRAPH_BUCKETS))
+    slots: list[float | None] = [None] * GRAPH_BUCKETS
+    for bucket, peak in peaks:
+        i = bucket - last + GRAPH_BUCKETS - 1
+        if 0 <= i < GRAPH_BUCKETS:
+            slots[i] = peak
+    top = 100.0 if metric_unit(metric) == "%" else max([p for p in slots if p is not None] + [0.0])
     if top <= 0:
-        return tuple(None if p is None else 0 for p in peaks)
-    return tuple(None if p is None else max(0, min(GRAPH_STEPS, round(p / top * GRAPH_STEPS))) for p in peaks)
+        return tuple(None if p is None else 0 for p in slots)
+    return tuple(None if p is None else max(0, min(GRAPH_STEPS, round(p / top * GRAPH_STEPS))) for p in slots)
 
 
 # --------------------------------------------------------------------------- drawing
 
 
-def _text_path(text: str, box: QRectF) -> QPainterPath:
-    """``text`` in bold, scaled to fill ``box`` (its width or its height, whichever binds), centred."""
+@lru_cache(maxsize=512)
+def _fitted(text: str, width: float, height: float) -> tuple[QFont, QPointF]:
+    """A bold font that makes ``text`` fill a ``width`` × ``height`` box (whichever binds), and
+    where to draw it from for its ink to be centred there."""
     font = QFont()
     font.setBold(True)
     font.setPixelSize(100)
-    path = QPainterPath()
-    path.addText(0, 0, font, text)
-    bounds = path.boundingRect()
-    if bounds.isEmpty():
-        return path
-    scale = min(box.width() / bounds.width(), box.height() / bounds.height())
-    transform = QTransform()
-    transform.translate(box.center().x(), box.center().y())
-    transform.scale(scale, scale)
-    transform.translate(-bounds.center().x(), -bounds.center().y())
-    return transform.map(path)
+    ink = QFontMetricsF(font).tightBoundingRect(text)
+    if ink.isEmpty():
+        return font, QPointF(0, 0)
+    font.setPixelSize(max(5, int(100 * min(width / ink.width(), height / ink.height()))))
+    ink = QFontMetricsF(font).tightBoundingRect(text)
+    return font, QPointF((width - ink.width()) / 2 - ink.left(), (height - ink.height()) / 2 - ink.top())
+
+
+def _text(p: QPainter, text: str, box: QRectF, colour: QColor, halo: float = 0.0) -> None:
+    """``text`` filling ``box``, in ``colour``, inside a dark ``halo`` px wide (the text drawn in
+    the edge colour at 12 points round it first: far cheaper than stroking the glyphs' outline)."""
+    font, at = _fitted(text, box.width(), box.height())
+    at = at + box.topLeft()
+    p.setFont(font)
+    if halo > 0:
+        p.setPen(EDGE)
+        for k in range(12):
+            angle = 2 * math.pi * k / 12
+            p.drawText(at + QPointF(halo * math.cos(angle), halo * math.sin(angle)), text)
+    p.setPen(colour)
+    p.drawText(at, text)
 
 
 def _plate(p: QPainter, s: float, colour: QColor, border: QColor | None = None) -> QRectF:
@@ -127,18 +151,12 @@ def render_number(text: str, level: Level | None, size: int) -> QImage:
     height = s * (0.7 if len(text) <= 2 else 0.6)
     if level is Level.RED:
         _plate(p, s, COLORS[Level.RED], EDGE)
-        box = QRectF(s * 0.12, (s - height) / 2, s * 0.76, height)
-        p.fillPath(_text_path(text, box), GLYPH_LIGHT)
+        _text(p, text, QRectF(s * 0.12, (s - height) / 2, s * 0.76, height), GLYPH_LIGHT)
     else:
         bar = max(2.0, round(s / 8)) if level is Level.ORANGE else 0.0
         top = (s - bar - height) / 2 if bar else (s - height) / 2
-        box = QRectF(halo, top, s - 2 * halo, height)
-        glyphs = _text_path(text, box)
-        p.setPen(QPen(EDGE, 2 * halo, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.drawPath(glyphs)
         colour = COLORS[Level.ORANGE] if level is Level.ORANGE else GLYPH_LIGHT
-        p.fillPath(glyphs, colour)
+        _text(p, text, QRectF(halo, top, s - 2 * halo, height), colour, halo)
         if bar:  # the underline: the shape that says "orange" without the hue
             line = QRectF(halo, s - bar - halo / 2, s - 2 * halo, bar)
             p.setPen(QPen(EDGE, halo))
@@ -190,16 +208,63 @@ def render_graph(heights: tuple[int | None, ...], kind: str, level: Level | None
     return image
 
 
-@lru_cache(maxsize=128)
+class _ItemEngine(QIconEngine):
+    """Draws one key's icon at the size the tray asks for, when it asks, once per size: a tray
+    that shows 22 px at 1x costs one small drawing per new key, not one at every tray size."""
+
+    def __init__(self, key: tuple, images: "dict[int, QImage] | None" = None) -> None:
+        super().__init__()
+        self.key = key
+        self.images = images if images is not None else {}
+
+    def image(self, side: int) -> QImage:
+        side = max(1, side)
+        image = self.images.get(side)
+        if image is None:
+            global renders
+            renders += 1
+            kind, shown, level = self.key
+            image = render_number(shown, level, side) if kind == "number" else render_graph(shown, kind, level, side)
+            self.images[side] = image
+        return image
+
+    def paint(self, painter: QPainter, rect, mode, state) -> None:  # noqa: ANN001 - Qt's signature
+        ratio = painter.device().devicePixelRatio() if painter.device() is not None else 1.0
+        side = round(min(rect.width(), rect.height()) * ratio)
+        image = self.image(side)
+        target = QRectF(rect.x() + (rect.width() - side / ratio) / 2, rect.y() + (rect.height() - side / ratio) / 2,
+                        side / ratio, side / ratio)
+        painter.drawImage(target, image)
+
+    def pixmap(self, size: QSize, mode, state) -> QPixmap:  # noqa: ANN001
+        return QPixmap.fromImage(self.image(min(size.width(), size.height())))
+
+    def scaledPixmap(self, size: QSize, mode, state, scale: float) -> QPixmap:  # noqa: ANN001, N802 - Qt's name
+        pixmap = QPixmap.fromImage(self.image(round(min(size.width(), size.height()) * scale)))
+        pixmap.setDevicePixelRatio(scale)
+        return pixmap
+
+    def availableSizes(self, mode=None, state=None) -> list[QSize]:  # noqa: ANN001, N802 - Qt's name
+        return [QSize(side, side) for side in SIZES]
+
+    def actualSize(self, size: QSize, mode, state) -> QSize:  # noqa: ANN001, N802 - Qt's name
+        side = min(size.width(), size.height())
+        return QSize(side, side)
+
+    def clone(self) -> "QIconEngine":
+        return _ItemEngine(self.key, self.images)
+
+
+@lru_cache(maxsize=384)
+def _item_icon(kind: str, shown: "str | tuple[int | None, ...]", level: Level | None) -> tuple[QIcon, _ItemEngine]:
+    engine = _ItemEngine((kind, shown, level))
+    return QIcon(engine), engine  # the engine kept alive beside its icon
+
+
 def item_icon(kind: str, shown: "str | tuple[int | None, ...]", level: Level | None) -> QIcon:
-    """The icon for one key, every tray size drawn crisp, cached (a number that comes back costs nothing)."""
-    global renders
-    renders += 1
-    result = QIcon()
-    for size in SIZES:
-        image = render_number(shown, level, size) if kind == "number" else render_graph(shown, kind, level, size)  # type: ignore[arg-type]
-        result.addPixmap(QPixmap.fromImage(image))
-    return result
+    """The icon for one key, drawn at each size when a tray first asks for it, cached (a number
+    that comes back costs nothing)."""
+    return _item_icon(kind, shown, level)[0]
 
 
 # --------------------------------------------------------------------------- the items
@@ -213,7 +278,7 @@ class PanelItem:
         self.kind = kind
         self.key: tuple | None = None
         self.redraws = 0  # setIcon calls: at most one a tick, none when nothing changed
-        self.points: deque[tuple[float, float]] = deque()
+        self.peaks: deque[tuple[int, float]] = deque()  # the graph's buckets: (bucket number, highest value)
         self.value: float | None = None  # as last sampled, for a redraw when the kind changes
         self.level: Level | None = None
         self.tray = QSystemTrayIcon(parent)
@@ -229,7 +294,7 @@ class PanelItem:
     def _key(self, value: float | None, level: Level | None, now: float) -> tuple:
         if self.kind == "number":
             return ("number", short_text(self.metric, value), level)
-        return (self.kind, graph_buckets(self.points, now, self.metric), level)
+        return (self.kind, graph_heights(self.peaks, now, self.metric), level)
 
     def _draw(self, key: tuple) -> None:
         if key == self.key:
@@ -242,21 +307,19 @@ class PanelItem:
         now = at.timestamp()
         value = values.get(self.metric)
         if value is not None and math.isfinite(value):
-            self.points.append((now, value))
-        while self.points and self.points[0][0] <= now - GRAPH_SECONDS - GRAPH_SECONDS / GRAPH_BUCKETS:
-            self.points.popleft()
+            add_peak(self.peaks, now, value)
         level = metric_level(self.metric, results)
         self.value, self.level = value, level
         self._draw(self._key(value, level, now))
-        self.tray.setToolTip(self.tooltip(value, results, at))
+        tip = self.tooltip(value, results, at)
+        if tip != self.tray.toolTip():
+            self.tray.setToolTip(tip)
 
     def tooltip(self, value: float | None, results: tuple[RuleResult, ...], at: datetime) -> str:
-        from trayapp.engine import describe
-
         label = metric_label(self.metric)
         lines = [f"{label[:1].upper()}{label[1:]} {format_value(self.metric, value)}"]
         lines += [describe(r, for_people=True) for r in results if r.metric == self.metric]
-        lines.append(f"at {at.astimezone().strftime('%H:%M:%S')}; click for its history")
+        lines.append(f"at {time.strftime('%H:%M:%S', time.localtime(at.timestamp()))}; click for its history")
         return "\n".join(lines)
 
 
