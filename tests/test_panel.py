@@ -152,16 +152,11 @@ def test_an_item_is_redrawn_only_when_its_pixels_change(qapp) -> None:
     for i, value in enumerate((34.2, 33.8, 34.4, 34.0)):  # all "34"
         item.update({"cpu_percent": value}, (), T0 + timedelta(seconds=i))
     assert item.redraws == start + 1
-    item.tray.icon().pixmap(22, 22)  # as a tray asks for it: drawn at that size, once
     before = panel_mod.renders
-    item.tray.icon().pixmap(22, 22)
-    assert panel_mod.renders == before  # asked again: not drawn again
     item.update({"cpu_percent": 35.0}, (), T0 + timedelta(seconds=5))
-    item.tray.icon().pixmap(22, 22)
-    assert panel_mod.renders == before + 1
+    assert panel_mod.renders == before + len(panel_mod.SIZES)  # no tray here to say its size: every size
     item.update({"cpu_percent": 34.0}, (), T0 + timedelta(seconds=6))  # drawn before: from the cache
-    item.tray.icon().pixmap(22, 22)
-    assert item.redraws == start + 3 and panel_mod.renders == before + 1
+    assert item.redraws == start + 3 and panel_mod.renders == before + len(panel_mod.SIZES)
     item.update({"cpu_percent": 34.0}, (_result("cpu_percent", Level.ORANGE),), T0 + timedelta(seconds=7))
     assert item.redraws == start + 4  # a level is a change
 
@@ -307,3 +302,15 @@ def test_show_metric_scrolls_to_that_plot(qtbot, data_dir: Path) -> None:
     assert not in_view(first)
     window.show_metric(first)
     qtbot.waitUntil(lambda: in_view(first), timeout=3000)
+
+
+def test_the_tooltip_follows_each_redraw_and_is_at_most_ten_seconds_old(qapp) -> None:
+    item = PanelItem("cpu_percent", "number", lambda _m: None, None)
+    clock = lambda t: t.astimezone().strftime("%H:%M:%S")  # noqa: E731
+    item.update({"cpu_percent": 34.0}, (), T0)
+    item.update({"cpu_percent": 34.1}, (), T0 + timedelta(seconds=1))  # the same "34": nothing set
+    assert clock(T0) in item.tray.toolTip()
+    item.update({"cpu_percent": 50.0}, (), T0 + timedelta(seconds=2))  # redrawn: the tooltip with it
+    assert item.tray.toolTip().startswith("CPU 50 %") and clock(T0 + timedelta(seconds=2)) in item.tray.toolTip()
+    item.update({"cpu_percent": 50.2}, (), T0 + timedelta(seconds=12))
+    assert clock(T0 + timedelta(seconds=12)) in item.tray.toolTip()

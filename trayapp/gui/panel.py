@@ -22,8 +22,8 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 
-from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QIcon, QIconEngine, QImage, QPainter, QPen, QPixmap, QPolygonF
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QGuiApplication, QIcon, QImage, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from trayapp.engine import describe
@@ -34,6 +34,7 @@ SIZES = (16, 22, 24, 32, 44, 48)  # 32, 44 and 48 are 16, 22 and 24 at a 2x devi
 GRAPH_SECONDS = 120.0  # what a mini graph spans
 GRAPH_BUCKETS = 8  # bars (or line points) in a graph: 15 s each, 2 px a bar at 16 px
 GRAPH_STEPS = 16  # heights a bar can take: the graph is redrawn only when one moves a step
+TOOLTIP_EVERY = 10.0  # seconds: an item's tooltip is set with each redraw, and at least this often
 _SUFFIXES = ("", "K", "M", "G", "T")
 
 renders = 0  # item images drawn since start (one key at one size each): tests count them
@@ -64,20 +65,22 @@ def metric_level(metric: str, results: tuple[RuleResult, ...]) -> Level | None:
     return level if level in (Level.ORANGE, Level.RED) else None
 
 
-def add_peak(peaks: "deque[tuple[int, float]]", at: float, value: float) -> None:
+def add_peak(peaks: "deque[tuple[int, float]]", at: float, value: float) -> bool:
     """Keep each 15-second bucket's highest value (a spike stays visible), the last
     ``GRAPH_BUCKETS`` of them, buckets on the clock's steps so that a graph moves a bucket at a
-    time: O(1) a sample."""
+    time: O(1) a sample. True when a peak changed or a bucket began."""
     bucket = int(at // (GRAPH_SECONDS / GRAPH_BUCKETS))
     if peaks and bucket < peaks[-1][0]:
         peaks.clear()  # the clock went back: start again rather than draw the future
     if peaks and peaks[-1][0] == bucket:
-        if value > peaks[-1][1]:
-            peaks[-1] = (bucket, value)
+        if value <= peaks[-1][1]:
+            return False
+        peaks[-1] = (bucket, value)
     else:
         peaks.append((bucket, value))
     while peaks[0][0] <= bucket - GRAPH_BUCKETS:
         peaks.popleft()
+    return True
 
 
 def graph_heights(peaks: "deque[tuple[int, float]]", now: float, metric: str) -> tuple[int | None, ...]:
@@ -114,16 +117,27 @@ def _fitted(text: str, width: float, height: float) -> tuple[QFont, QPointF]:
 
 
 def _text(p: QPainter, text: str, box: QRectF, colour: QColor, halo: float = 0.0) -> None:
-    """``text`` filling ``box``, in ``colour``, inside a dark ``halo`` px wide (the text drawn in
-    the edge colour at 12 points round it first: far cheaper than stroking the glyphs' outline)."""
+    """``text`` filling ``box``, in ``colour``, inside a dark ``halo`` px wide: the text drawn
+    once in the edge colour and that image laid 12 times round it (far cheaper than stroking
+    the glyphs' outline or drawing the text 12 times)."""
     font, at = _fitted(text, box.width(), box.height())
     at = at + box.topLeft()
-    p.setFont(font)
     if halo > 0:
-        p.setPen(EDGE)
+        device = p.device()
+        edge = QImage(device.width(), device.height(), QImage.Format.Format_ARGB32_Premultiplied)
+        edge.fill(Qt.GlobalColor.transparent)
+        q = QPainter(edge)
+        q.setFont(font)
+        q.setPen(EDGE)
+        q.drawText(at, text)
+        q.end()
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         for k in range(12):
             angle = 2 * math.pi * k / 12
-            p.drawText(at + QPointF(halo * math.cos(angle), halo * math.sin(angle)), text)
+            p.drawImage(QPointF(halo * math.cos(angle), halo * math.sin(angle)), edge)
+        p.restore()
+    p.setFont(font)
     p.setPen(colour)
     p.drawText(at, text)
 
@@ -208,63 +222,17 @@ def render_graph(heights: tuple[int | None, ...], kind: str, level: Level | None
     return image
 
 
-class _ItemEngine(QIconEngine):
-    """Draws one key's icon at the size the tray asks for, when it asks, once per size: a tray
-    that shows 22 px at 1x costs one small drawing per new key, not one at every tray size."""
-
-    def __init__(self, key: tuple, images: "dict[int, QImage] | None" = None) -> None:
-        super().__init__()
-        self.key = key
-        self.images = images if images is not None else {}
-
-    def image(self, side: int) -> QImage:
-        side = max(1, side)
-        image = self.images.get(side)
-        if image is None:
-            global renders
-            renders += 1
-            kind, shown, level = self.key
-            image = render_number(shown, level, side) if kind == "number" else render_graph(shown, kind, level, side)
-            self.images[side] = image
-        return image
-
-    def paint(self, painter: QPainter, rect, mode, state) -> None:  # noqa: ANN001 - Qt's signature
-        ratio = painter.device().devicePixelRatio() if painter.device() is not None else 1.0
-        side = round(min(rect.width(), rect.height()) * ratio)
-        image = self.image(side)
-        target = QRectF(rect.x() + (rect.width() - side / ratio) / 2, rect.y() + (rect.height() - side / ratio) / 2,
-                        side / ratio, side / ratio)
-        painter.drawImage(target, image)
-
-    def pixmap(self, size: QSize, mode, state) -> QPixmap:  # noqa: ANN001
-        return QPixmap.fromImage(self.image(min(size.width(), size.height())))
-
-    def scaledPixmap(self, size: QSize, mode, state, scale: float) -> QPixmap:  # noqa: ANN001, N802 - Qt's name
-        pixmap = QPixmap.fromImage(self.image(round(min(size.width(), size.height()) * scale)))
-        pixmap.setDevicePixelRatio(scale)
-        return pixmap
-
-    def availableSizes(self, mode=None, state=None) -> list[QSize]:  # noqa: ANN001, N802 - Qt's name
-        return [QSize(side, side) for side in SIZES]
-
-    def actualSize(self, size: QSize, mode, state) -> QSize:  # noqa: ANN001, N802 - Qt's name
-        side = min(size.width(), size.height())
-        return QSize(side, side)
-
-    def clone(self) -> "QIconEngine":
-        return _ItemEngine(self.key, self.images)
-
-
 @lru_cache(maxsize=384)
-def _item_icon(kind: str, shown: "str | tuple[int | None, ...]", level: Level | None) -> tuple[QIcon, _ItemEngine]:
-    engine = _ItemEngine((kind, shown, level))
-    return QIcon(engine), engine  # the engine kept alive beside its icon
-
-
-def item_icon(kind: str, shown: "str | tuple[int | None, ...]", level: Level | None) -> QIcon:
-    """The icon for one key, drawn at each size when a tray first asks for it, cached (a number
-    that comes back costs nothing)."""
-    return _item_icon(kind, shown, level)[0]
+def item_icon(kind: str, shown: "str | tuple[int | None, ...]", level: Level | None, sides: tuple[int, ...] = SIZES) -> QIcon:
+    """The icon for one key, drawn at ``sides`` (the tray's own size once it is known, every tray
+    size until then), cached: a number that comes back costs nothing."""
+    global renders
+    result = QIcon()
+    for side in sides:
+        renders += 1
+        image = render_number(shown, level, side) if kind == "number" else render_graph(shown, kind, level, side)  # type: ignore[arg-type]
+        result.addPixmap(QPixmap.fromImage(image))
+    return result
 
 
 # --------------------------------------------------------------------------- the items
@@ -279,6 +247,8 @@ class PanelItem:
         self.key: tuple | None = None
         self.redraws = 0  # setIcon calls: at most one a tick, none when nothing changed
         self.peaks: deque[tuple[int, float]] = deque()  # the graph's buckets: (bucket number, highest value)
+        self._bucket = 0  # the graph bucket of the last sample
+        self._tipped = -math.inf  # when the tooltip was last set
         self.value: float | None = None  # as last sampled, for a redraw when the kind changes
         self.level: Level | None = None
         self.tray = QSystemTrayIcon(parent)
@@ -301,19 +271,38 @@ class PanelItem:
             return  # the same pixels: nothing to do
         self.key = key
         self.redraws += 1
-        self.tray.setIcon(item_icon(*key))
+        self.tray.setIcon(item_icon(*key, self._sides()))
+
+    def _sides(self) -> tuple[int, ...]:
+        """The size in pixels the tray shows this item at (one drawing, no scaling), where the
+        tray says; every tray size where it does not (not shown yet, some StatusNotifier hosts)."""
+        area = self.tray.geometry()
+        if area.isEmpty():
+            return SIZES
+        screen = QGuiApplication.primaryScreen()
+        return (round(min(area.width(), area.height()) * (screen.devicePixelRatio() if screen is not None else 1.0)),)
 
     def update(self, values: dict[str, float | None], results: tuple[RuleResult, ...], at: datetime) -> None:
+        """One sample: the icon redrawn if what it shows changed; the tooltip with it, and at
+        least every ``TOOLTIP_EVERY`` seconds (it says the time of its reading)."""
         now = at.timestamp()
         value = values.get(self.metric)
-        if value is not None and math.isfinite(value):
-            add_peak(self.peaks, now, value)
         level = metric_level(self.metric, results)
+        if self.kind == "number":
+            key = ("number", short_text(self.metric, value), level)
+        else:  # the heights are worked out again only when a peak or the buckets moved
+            moved = value is not None and math.isfinite(value) and add_peak(self.peaks, now, value)
+            bucket = int(now // (GRAPH_SECONDS / GRAPH_BUCKETS))
+            if moved or bucket != self._bucket or level != self.level or self.key is None or self.key[0] != self.kind:
+                key = self._key(value, level, now)
+            else:
+                key = self.key
+            self._bucket = bucket
         self.value, self.level = value, level
-        self._draw(self._key(value, level, now))
-        tip = self.tooltip(value, results, at)
-        if tip != self.tray.toolTip():
-            self.tray.setToolTip(tip)
+        if key != self.key or not self._tipped <= now < self._tipped + TOOLTIP_EVERY:
+            self._draw(key)
+            self._tipped = now
+            self.tray.setToolTip(self.tooltip(value, results, at))
 
     def tooltip(self, value: float | None, results: tuple[RuleResult, ...], at: datetime) -> str:
         label = metric_label(self.metric)
