@@ -314,3 +314,17 @@ def test_the_tooltip_follows_each_redraw_and_is_at_most_ten_seconds_old(qapp) ->
     assert item.tray.toolTip().startswith("CPU 50 %") and clock(T0 + timedelta(seconds=2)) in item.tray.toolTip()
     item.update({"cpu_percent": 50.2}, (), T0 + timedelta(seconds=12))
     assert clock(T0 + timedelta(seconds=12)) in item.tray.toolTip()
+
+
+def test_a_new_graph_starts_from_the_samples_in_memory(qapp) -> None:
+    from trayapp.model import Sample
+
+    base = 1_800_000_000.0
+    memory = [Sample(datetime.fromtimestamp(base + i, timezone.utc), 10.0 + i / 2, 50.0, 40.0) for i in range(0, 180, 2)]
+    panel = Panel(lambda _m: None, recent=lambda: memory)
+    panel.set_items((("cpu_percent", "bars"),))
+    now = datetime.fromtimestamp(base + 180, timezone.utc)
+    panel.on_tick({"cpu_percent": 100.0}, (), now)
+    heights = panel.items[0].key[1]
+    assert None not in heights  # 2 minutes of bars at once, not one
+    assert list(heights[:-1]) == sorted(heights[:-1]) and heights[-1] == GRAPH_STEPS  # the rising load, then the spike

@@ -45,7 +45,7 @@ def shoot(tmp: Path, scale: int, panel: str) -> Path:
                "QT_SCALE_FACTOR": str(scale)}
         app = subprocess.Popen([sys.executable, "-m", "trayapp.cli"], env=env, stderr=subprocess.DEVNULL)
         try:
-            time.sleep(8)  # start-up, then a few samples for the graphs
+            time.sleep(45)  # start-up, then three 15-second buckets for the graphs
             shot = x.screenshot(tmp / f"screen-{scale}-{panel}.png")
         finally:
             app.terminate()

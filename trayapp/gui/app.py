@@ -265,7 +265,7 @@ class TrayApp(QObject):
 
         from trayapp.gui.panel import Panel  # the metrics picked for the panel, each its own tray item
 
-        self.panel = Panel(self.show_metric, self)
+        self.panel = Panel(self.show_metric, self, recent=lambda: self.live.samples)
         self.panel.apply(self.config.panel)
 
         self.sampler = Sampler(self.config, self.folder, early=early)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
 
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import QSystemTrayIcon
 
 from trayapp.engine import describe
 from trayapp.gui.icon import COLORS, EDGE, GLYPH_LIGHT
-from trayapp.model import Level, RuleResult, format_value, metric_label, metric_unit
+from trayapp.model import Level, RuleResult, Sample, format_value, metric_label, metric_unit
 
 SIZES = (16, 22, 24, 32, 44, 48)  # 32, 44 and 48 are 16, 22 and 24 at a 2x device pixel ratio
 GRAPH_SECONDS = 120.0  # what a mini graph spans
@@ -248,6 +248,7 @@ class PanelItem:
         self.redraws = 0  # setIcon calls: at most one a tick, none when nothing changed
         self.peaks: deque[tuple[int, float]] = deque()  # the graph's buckets: (bucket number, highest value)
         self._bucket = 0  # the graph bucket of the last sample
+        self.seeded = False  # a graph's 2 minutes filled from memory (once)
         self._tipped = -math.inf  # when the tooltip was last set
         self.value: float | None = None  # as last sampled, for a redraw when the kind changes
         self.level: Level | None = None
@@ -282,6 +283,15 @@ class PanelItem:
         screen = QGuiApplication.primaryScreen()
         return (round(min(area.width(), area.height()) * (screen.devicePixelRatio() if screen is not None else 1.0)),)
 
+    def seed(self, samples: "Iterable[Sample]") -> None:
+        """A graph's last 2 minutes from samples already in memory (the live view's), so that a
+        graph added in Settings, or shown at start, is not empty for 2 minutes."""
+        for sample in samples:
+            value = sample.values().get(self.metric)
+            if value is not None and math.isfinite(value):
+                add_peak(self.peaks, sample.timestamp.timestamp(), value)
+        self.seeded = True
+
     def update(self, values: dict[str, float | None], results: tuple[RuleResult, ...], at: datetime) -> None:
         """One sample: the icon redrawn if what it shows changed; the tooltip with it, and at
         least every ``TOOLTIP_EVERY`` seconds (it says the time of its reading)."""
@@ -315,9 +325,12 @@ class PanelItem:
 class Panel(QObject):
     """The panel items in the order asked, shown while the tray is; fed each tick."""
 
-    def __init__(self, on_click: Callable[[str], None], parent: QObject | None = None) -> None:
+    def __init__(self, on_click: Callable[[str], None], parent: QObject | None = None,
+                 recent: "Callable[[], Iterable[Sample]] | None" = None) -> None:
+        """``recent``: the samples in memory (oldest first), that a new graph starts from."""
         super().__init__(parent)
         self.on_click = on_click
+        self.recent = recent
         self.items: list[PanelItem] = []
         self.shown = False
 
@@ -353,6 +366,9 @@ class Panel(QObject):
 
     def on_tick(self, values: dict[str, float | None], results: tuple[RuleResult, ...], at: datetime) -> None:
         for item in self.items:
+            if item.kind != "number" and not item.seeded and self.recent is not None:
+                start = at.timestamp() - GRAPH_SECONDS
+                item.seed(s for s in self.recent() if s.timestamp.timestamp() > start)
             item.update(values, results, at)
 
     def show(self) -> None:
