@@ -103,7 +103,8 @@ def last_rows(data: Path, n: int = 6) -> list[dict[str, str]]:
 
 def shown_value(image, metric: str, data: Path) -> str:
     """Which of the sampler's recent values for ``metric`` the item shows: the one whose rendering
-    matches its pixels closely, and better than any other number's."""
+    matches its pixels closely, and better than any other number's. (The disk and the CPU differ
+    by far more than the margin here, so an item showing the other metric's number fails.)"""
     from trayapp.gui.panel import short_text
 
     candidates = {short_text(metric, float(row[metric])) for row in last_rows(data)}
@@ -156,6 +157,15 @@ def test_three_items_in_order_show_the_sampled_values_change_and_go(qapp, tmp_pa
             items = [w for _, w in reversed(windows)][1:]
             assert shown_value(grab(x, items[0], tmp_path / "disk2.png"), "disk_percent", data)
             assert shown_value(grab(x, items[1], tmp_path / "cpu3.png"), "cpu_percent", data)
+
+            app.stdin.write("apply cpu_percent, disk_percent\n")  # reordered: each shown again, in the new order
+            app.stdin.flush()
+            assert app.stdout.readline().strip() == "ok"
+            moved = wait_for(lambda: len(docked(x)) == 3 and [w for _, w in docked(x)] != [w for _, w in windows] and docked(x),
+                             what="the items to be shown again")
+            items = [w for _, w in reversed(moved)][1:]
+            assert shown_value(grab(x, items[0], tmp_path / "cpu5.png"), "cpu_percent", data)
+            assert shown_value(grab(x, items[1], tmp_path / "disk4.png"), "disk_percent", data)
 
             # the tray goes away: nothing of ours is left on the screen; it comes back: so do we, in order
             trayer = x.procs.pop()
