@@ -63,6 +63,13 @@ def docked(x: XSession) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def settled(x: XSession) -> list[tuple[int, str]]:
+    """``docked`` once it holds still (two looks 0.3 s apart agree): not halfway through a change."""
+    first = docked(x)
+    time.sleep(0.3)
+    return first if docked(x) == first else []
+
+
 def grab(x: XSession, window: str, path: Path):
     from PySide6.QtGui import QImage
 
@@ -139,7 +146,7 @@ def test_three_items_in_order_show_the_sampled_values_change_and_go(qapp, tmp_pa
             # the level icon and three items: trayer packs each new icon on the left of those
             # before, so from the right: the level icon, then the items in the order asked
             wait_for(lambda: (data / "csv_dump" / "daily_dump.csv").exists() and len(last_rows(data)) >= 3, what="samples")
-            windows = wait_for(lambda: len(docked(x)) == 4 and docked(x), what="four docked icons")
+            windows = wait_for(lambda: len(w := settled(x)) == 4 and w, what="four docked icons")
             items = [w for _, w in reversed(windows)][1:]  # nearest the level icon first
             assert shown_value(grab(x, items[0], tmp_path / "disk.png"), "disk_percent", data)
             assert shown_value(grab(x, items[1], tmp_path / "memory.png"), "memory_percent", data)
@@ -153,7 +160,7 @@ def test_three_items_in_order_show_the_sampled_values_change_and_go(qapp, tmp_pa
             app.stdin.write("apply disk_percent, cpu_percent\n")  # memory removed
             app.stdin.flush()
             assert app.stdout.readline().strip() == "ok"
-            windows = wait_for(lambda: len(docked(x)) == 3 and docked(x), what="the removed item to go")
+            windows = wait_for(lambda: len(w := settled(x)) == 3 and w, what="the removed item to go")
             items = [w for _, w in reversed(windows)][1:]
             assert shown_value(grab(x, items[0], tmp_path / "disk2.png"), "disk_percent", data)
             assert shown_value(grab(x, items[1], tmp_path / "cpu3.png"), "cpu_percent", data)
@@ -161,7 +168,8 @@ def test_three_items_in_order_show_the_sampled_values_change_and_go(qapp, tmp_pa
             app.stdin.write("apply cpu_percent, disk_percent\n")  # reordered: each shown again, in the new order
             app.stdin.flush()
             assert app.stdout.readline().strip() == "ok"
-            moved = wait_for(lambda: len(docked(x)) == 3 and [w for _, w in docked(x)] != [w for _, w in windows] and docked(x),
+            before = {w for _, w in windows[:-1]}  # the items' windows (the level icon is the rightmost)
+            moved = wait_for(lambda: len(w := settled(x)) == 3 and not before & {i for _, i in w} and w,
                              what="the items to be shown again")
             items = [w for _, w in reversed(moved)][1:]
             assert shown_value(grab(x, items[0], tmp_path / "cpu5.png"), "cpu_percent", data)
@@ -173,7 +181,7 @@ def test_three_items_in_order_show_the_sampled_values_change_and_go(qapp, tmp_pa
             trayer.wait(10)
             wait_for(lambda: not docked(x) and not mapped_strays(x), what="the icons to go with the tray")
             x.procs.append(subprocess.Popen(TRAYER, env=x.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            windows = wait_for(lambda: len(docked(x)) == 3 and docked(x), timeout=30, what="the icons to come back")
+            windows = wait_for(lambda: len(w := settled(x)) == 3 and w, timeout=30, what="the icons to come back")
             items = [w for _, w in reversed(windows)][1:]
             assert shown_value(grab(x, items[0], tmp_path / "disk3.png"), "disk_percent", data)
             assert shown_value(grab(x, items[1], tmp_path / "cpu4.png"), "cpu_percent", data)
