@@ -114,7 +114,7 @@ def shown_value(image, metric: str, data: Path) -> str:
     by far more than the margin here, so an item showing the other metric's number fails.)"""
     from trayapp.gui.panel import short_text
 
-    candidates = {short_text(metric, float(row[metric])) for row in last_rows(data)}
+    candidates = {short_text(metric, float(row[metric]) if row[metric] else None) for row in last_rows(data)}
     scores = {text: difference(image, rendered(text, image)) for text in candidates}
     best = min(scores, key=scores.get)
     assert scores[best] < 6, f"{metric}: the item matches none of {sorted(scores)} ({scores})"
@@ -197,7 +197,8 @@ def test_three_items_in_order_show_the_sampled_values_change_and_go(qapp, tmp_pa
 def short_text_cpu(data: Path) -> str:
     from trayapp.gui.panel import short_text
 
-    return short_text("cpu_percent", float(last_rows(data, 1)[0]["cpu_percent"]))
+    value = last_rows(data, 1)[0]["cpu_percent"]
+    return short_text("cpu_percent", float(value) if value else None)
 
 
 def mapped_strays(x: XSession) -> list[str]:

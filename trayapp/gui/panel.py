@@ -35,6 +35,7 @@ GRAPH_SECONDS = 120.0  # what a mini graph spans
 GRAPH_BUCKETS = 8  # bars (or line points) in a graph: 15 s each, 2 px a bar at 16 px
 GRAPH_STEPS = 16  # heights a bar can take: the graph is redrawn only when one moves a step
 TOOLTIP_EVERY = 10.0  # seconds: an item's tooltip is set with each redraw, and at least this often
+SIZE_EVERY = 60.0  # seconds: how long the tray's size for an item is taken as known
 _SUFFIXES = ("", "K", "M", "G", "T")
 
 renders = 0  # item images drawn since start (one key at one size each): tests count them
@@ -248,6 +249,8 @@ class PanelItem:
         self.redraws = 0  # setIcon calls: at most one a tick, none when nothing changed
         self.peaks: deque[tuple[int, float]] = deque()  # the graph's buckets: (bucket number, highest value)
         self._bucket = 0  # the graph bucket of the last sample
+        self._sides_known: tuple[int, ...] | None = None  # the tray's size for this item, once it says
+        self._sized_at = 0.0
         self.seeded = False  # a graph's 2 minutes filled from memory (once)
         self._tipped = -math.inf  # when the tooltip was last set
         self.value: float | None = None  # as last sampled, for a redraw when the kind changes
@@ -276,12 +279,17 @@ class PanelItem:
 
     def _sides(self) -> tuple[int, ...]:
         """The size in pixels the tray shows this item at (one drawing, no scaling), where the
-        tray says; every tray size where it does not (not shown yet, some StatusNotifier hosts)."""
+        tray says; every tray size where it does not (not shown yet, some StatusNotifier hosts).
+        Asked of the tray at most every ``SIZE_EVERY`` seconds: on X11 it is a round trip."""
+        now = time.monotonic()
+        if self._sides_known is not None and now < self._sized_at + SIZE_EVERY:
+            return self._sides_known
         area = self.tray.geometry()
-        if area.isEmpty():
-            return SIZES
         screen = QGuiApplication.primaryScreen()
-        return (round(min(area.width(), area.height()) * (screen.devicePixelRatio() if screen is not None else 1.0)),)
+        ratio = screen.devicePixelRatio() if screen is not None else 1.0
+        self._sides_known = None if area.isEmpty() else (round(min(area.width(), area.height()) * ratio),)
+        self._sized_at = now
+        return self._sides_known or SIZES
 
     def seed(self, samples: "Iterable[Sample]") -> None:
         """A graph's last 2 minutes from samples already in memory (the live view's), so that a
