@@ -5,9 +5,10 @@ Imports Qt, ``model``, ``engine.describe`` and the level icon's colours; never t
 
 # One QSystemTrayIcon per metric is the portable way to put several items in a panel (XEmbed trays,
 # StatusNotifier hosts, Windows, macOS all show one icon per QSystemTrayIcon, in the order they were
-# shown). An item's icon is a function of a small key (the short text or the graph's bucketed
-# heights, its level), drawn once per key at every tray size and cached, and set only when the key
-# changes: an item costs nothing on a tick where what it shows stays the same.
+# shown; trayer packs each new one on the left of those before). An item's icon is a function of a
+# small key (the short text or the graph's bucketed heights, its level), drawn once per key at the
+# size the tray shows it (every tray size until the tray says) and cached, and set only when the
+# key changes: on a tick where what an item shows stays the same it costs a few comparisons.
 #
 # Legibility on any panel: light glyphs inside a dark halo (numbers) or on a dark plate (graphs).
 # A metric with a rule at orange shows orange glyphs underlined (number) or framed (graph); at red,
