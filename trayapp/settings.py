@@ -42,7 +42,7 @@ class Field:
 
     section: str
     name: str
-    kind: str  # float | int | bool | str | choice | duration | secret | path
+    kind: str  # float | int | bool | str | choice | duration | secret | path | panel
     default: Any
     label: str
     help: str
@@ -104,6 +104,9 @@ FIELDS: tuple[Field, ...] = (
           "Metrics whose plot the history window leaves out, comma-separated (its menu: Hide, Show)."),
     Field("window", "plot_order", "str", "", "Plot order",
           "The history window's plots in this order, comma-separated; the others follow in the usual order."),
+    Field("panel", "items", "panel", "", "Panel items",
+          "Metrics shown in the panel beside the level icon, in order, each as a number or a 2-minute graph: "
+          "\"cpu_percent:number, gpu0_util_percent:bars\" (number, bars or line); empty shows the level icon only."),
 )
 
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
@@ -135,6 +138,33 @@ def known_metric(column: str) -> bool:
     return column in BASE_COLUMNS or column in MACHINE_COLUMNS or bool(_GPU_METRIC.match(column))
 
 
+PANEL_KINDS = ("number", "bars", "line")  # how a panel item shows its metric: the value, or 2 minutes of it
+
+
+def parse_panel(text: str) -> tuple[tuple[str, str], ...]:
+    """``"cpu_percent:number, memory_percent:bars"`` → ``(("cpu_percent", "number"), ("memory_percent", "bars"))``;
+    a metric without a kind is a number; ValueError naming the first entry that cannot be used."""
+    items: list[tuple[str, str]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        metric, _, kind = (piece.strip() for piece in entry.partition(":"))
+        kind = kind or "number"
+        if not _METRIC.match(metric) or not known_metric(metric):
+            raise ValueError(f"{metric!r} is not a metric trayapp measures")
+        if kind not in PANEL_KINDS:
+            raise ValueError(f"{entry!r}: the kind must be one of {', '.join(PANEL_KINDS)}")
+        if any(metric == seen for seen, _ in items):
+            raise ValueError(f"{metric!r} is listed twice")
+        items.append((metric, kind))
+    return tuple(items)
+
+
+def panel_text(items: "tuple[tuple[str, str], ...] | list[tuple[str, str]]") -> str:
+    """The ``[panel] items`` text for ``items``, the form ``parse_panel`` reads."""
+    return ", ".join(f"{metric}:{kind}" for metric, kind in items)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The settings in force. Built only through ``validate``/``load``, so always valid."""
@@ -158,6 +188,7 @@ class Config:
     prometheus_port: int = 9101
     window_hidden_plots: str = ""
     window_plot_order: str = ""
+    panel_items: str = ""
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
 
     def get(self, key: str) -> Any:
@@ -165,6 +196,11 @@ class Config:
 
     def with_values(self, **changes: Any) -> "Config":
         return replace(self, **changes)
+
+    @property
+    def panel(self) -> tuple[tuple[str, str], ...]:
+        """The panel items in force: (metric, number | bars | line), in order."""
+        return parse_panel(self.panel_items)
 
     @property
     def slack_configured(self) -> bool:
@@ -208,6 +244,13 @@ def check(f: Field, value: Any) -> Any:
         if f.least_if_set is not None and 0 < seconds < f.least_if_set:
             raise SettingError(f"{shown}: must be 0 (never) or at least {format_duration(f.least_if_set)}")
         return str(value).strip() if isinstance(value, str) else format_duration(seconds)
+    if kind == "panel":
+        if not isinstance(value, str):
+            raise SettingError(f"{shown}: must be text in quotes, like \"cpu_percent:number, memory_percent:bars\"")
+        try:
+            return panel_text(parse_panel(value))
+        except ValueError as exc:
+            raise SettingError(f"{shown}: {exc}") from None
     if kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SettingError(f"{shown}: must be a number")

@@ -263,6 +263,11 @@ class TrayApp(QObject):
         # a click on a notification opens the history (QSystemTrayIcon messages carry no buttons)
         self.tray.messageClicked.connect(lambda: self.show_history())
 
+        from trayapp.gui.panel import Panel  # the metrics picked for the panel, each its own tray item
+
+        self.panel = Panel(self.show_metric, self, recent=lambda: self.live.samples)
+        self.panel.apply(self.config.panel)
+
         self.sampler = Sampler(self.config, self.folder, early=early)
         self.sampler.ticked.connect(self.on_tick)
         self.sampler.failed.connect(self.on_failed)
@@ -278,6 +283,7 @@ class TrayApp(QObject):
     def start(self) -> None:
         if self.use_tray:
             self.tray.show()  # the icon first; history is seeded on the sampler thread
+            self.panel.show()  # then the panel items, beside it in order
             self._open_notifier()
             if self.config_warnings:
                 self.tray.showMessage(
@@ -326,6 +332,7 @@ class TrayApp(QObject):
             self.exporter = None
         if self.window is not None:
             self.window.shutdown()
+        self.panel.shutdown()
         self.tray.hide()
 
     def quit(self) -> None:
@@ -411,6 +418,7 @@ class TrayApp(QObject):
         self.last = tick
         self.live.add(tick.sample)
         self._set_icon(tick.level, tray_icon.bucket(tick.sample.cpu_percent))
+        self.panel.on_tick(tick.sample.values(), tick.results, tick.sample.timestamp)
         self._project(tick)
         if self.snoozed is not None and not self.is_snoozed():  # it ran out: the badge goes
             self.snoozed = None
@@ -520,6 +528,11 @@ class TrayApp(QObject):
         self.window.raise_()
         self.window.activateWindow()
 
+    def show_metric(self, metric: str) -> None:
+        """A panel item was clicked: the history window, scrolled to that metric's plot."""
+        self.show_history()
+        self.window.show_metric(metric)
+
     def show_settings(self) -> None:
         from trayapp.gui.settings_dialog import SettingsDialog
 
@@ -550,6 +563,7 @@ class TrayApp(QObject):
                 self.window.set_layout(config.window_hidden_plots, config.window_plot_order)
         self._label_snooze_menu()
         self._refresh_tooltip()
+        self.panel.apply(config.panel)
         if old.app_start_at_login != config.app_start_at_login:
             self._set_autostart(config.app_start_at_login)
         if (old.prometheus_enabled, old.prometheus_address, old.prometheus_port) != (

@@ -778,6 +778,19 @@ class HistoryWindow(QWidget):
     def plots(self) -> dict[str, LitePlot]:
         return {name: mp.plot for name, mp in self.metric_plots.items()}
 
+    def show_metric(self, name: str) -> None:
+        """Scroll the plots to ``name``'s (a panel item was clicked), once the layout has placed it;
+        a plot the person hid stays hidden."""
+        mp = self._plot_for(name)
+        if mp is None:
+            return
+
+        def scroll() -> None:
+            rect = self.graphics.mapFromScene(mp.plot.sceneBoundingRect()).boundingRect()
+            self.scroll.ensureVisible(rect.center().x(), rect.center().y(), 0, rect.height() // 2)
+
+        QTimer.singleShot(0, scroll)
+
     def _plot_for(self, name: str) -> MetricPlot | None:
         """The plot of ``name``, made (or shown again) where it belongs; None for one a person hid."""
         if name in self.metric_plots:

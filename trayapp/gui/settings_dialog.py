@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QPushButton,
     QTableWidget,
+    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -35,10 +36,26 @@ from PySide6.QtWidgets import (
 
 from trayapp.model import BASE_COLUMNS, metric_label, metric_range, metric_unit
 from trayapp.rules import Rule, format_duration, parse_duration
-from trayapp.settings import FIELDS, RULE_FIELDS, Config, Field, SettingError, check, check_rule, known_metric, save
+from trayapp.settings import (
+    FIELD_BY_KEY,
+    FIELDS,
+    PANEL_KINDS,
+    RULE_FIELDS,
+    Config,
+    Field,
+    SettingError,
+    check,
+    check_rule,
+    known_metric,
+    panel_text,
+    parse_panel,
+    save,
+)
 
 SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus"}
-TABS = (("General", ("sampling", "storage", "alerts", "app", "window")), ("Rules", ()), ("Slack", ("slack",)), ("Fleet", ("prometheus",)))
+TABS = (("General", ("sampling", "storage", "alerts", "app", "window")), ("Rules", ()), ("Panel", ()), ("Slack", ("slack",)),
+        ("Fleet", ("prometheus",)))
+PANEL_WORDS = {"number": "number", "bars": "graph (bars)", "line": "graph (line)"}  # a panel item's kind, as offered
 ERROR_STYLE = "color: #d93025"
 CELL_ERROR = "#fce8e6"  # a cell in error or warning is tinted through its palette: a style sheet there
 CELL_WARNING = "#fef7e0"  # takes a spin box's arrows away
@@ -229,6 +246,116 @@ def _decimals(value: float, most: int = 6) -> int:
     return min(most, len(text.split(".", 1)[1].rstrip("0")))
 
 
+class PanelEditor:
+    """The ``[panel] items`` setting: which metrics sit in the panel, in which order, each a number
+    or a graph. A table of the items, a drop-down of the metrics to add, Add, Remove, Up, Down."""
+
+    def __init__(self, text: str, available: tuple[str, ...], on_change) -> None:
+        self.field = FIELD_BY_KEY["panel.items"]
+        self.available = available
+        self.on_change = on_change
+        try:
+            self.items = list(parse_panel(text))
+        except ValueError:
+            self.items = []
+        self.widget = QWidget()
+        column = QVBoxLayout(self.widget)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.table = QTableWidget(0, 2)
+        self.table.setObjectName("panel.items")
+        self.table.setHorizontalHeaderLabels(["Metric", "Shown as"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(140)
+        column.addWidget(self.table)
+        row = QHBoxLayout()
+        self.metric = QComboBox()
+        self.metric.setObjectName("panel.metric")
+        for name in available:
+            self.metric.addItem(friendly_metric(name), name)
+        row.addWidget(self.metric, 1)
+        self.buttons: dict[str, QPushButton] = {}
+        for word, action in (("Add", self.add), ("Remove", self.remove), ("Up", lambda: self.move(-1)), ("Down", lambda: self.move(1))):
+            button = QPushButton(word)
+            button.setObjectName(f"panel.{word.lower()}")
+            button.clicked.connect(action)
+            row.addWidget(button)
+            self.buttons[word] = button
+        column.addLayout(row)
+        self.error = QLabel("")
+        self.error.setStyleSheet(ERROR_STYLE)
+        self.error.setWordWrap(True)
+        self.error.hide()
+        column.addWidget(self.error)
+        self._fill()
+
+    def _fill(self, selected: int | None = None) -> None:
+        self.table.setRowCount(len(self.items))
+        for i, (metric, kind) in enumerate(self.items):
+            label = friendly_metric(metric) if metric in self.available else f"{friendly_metric(metric)}, not seen here"
+            self.table.setItem(i, 0, QTableWidgetItem(label))
+            box = QComboBox()
+            for data in PANEL_KINDS:
+                box.addItem(PANEL_WORDS[data], data)
+            box.setCurrentIndex(box.findData(kind))
+            box.currentIndexChanged.connect(lambda _i, m=metric, b=box: self.set_kind(m, b.currentData()))
+            self.table.setCellWidget(i, 1, box)
+        if selected is not None and 0 <= selected < len(self.items):
+            self.table.selectRow(selected)
+        self.on_change()
+
+    def selected(self) -> int | None:
+        rows = {index.row() for index in self.table.selectedIndexes()}
+        return min(rows) if rows else None
+
+    def add(self, metric: str | None = None, kind: str = "number") -> None:
+        metric = metric or self.metric.currentData()
+        if not metric:
+            return
+        if any(m == metric for m, _ in self.items):  # once only: select the one there
+            self._fill(next(i for i, (m, _) in enumerate(self.items) if m == metric))
+            return
+        self.items.append((metric, kind))
+        self._fill(len(self.items) - 1)
+
+    def remove(self) -> None:
+        row = self.selected()
+        if row is None and self.items:
+            row = len(self.items) - 1
+        if row is not None:
+            del self.items[row]
+            self._fill(min(row, len(self.items) - 1) if self.items else None)
+
+    def move(self, step: int) -> None:
+        row = self.selected()
+        if row is None or not 0 <= row + step < len(self.items):
+            return
+        self.items[row], self.items[row + step] = self.items[row + step], self.items[row]
+        self._fill(row + step)
+
+    def set_kind(self, metric: str, kind: str) -> None:
+        self.items = [(m, kind if m == metric else k) for m, k in self.items]
+        self.on_change()
+
+    def raw(self) -> str:
+        return panel_text(self.items)
+
+    def value(self) -> str:
+        return check(self.field, self.raw())
+
+    def validate(self) -> bool:
+        try:
+            self.value()
+        except SettingError as exc:
+            self.error.setText(str(exc).split(": ", 1)[-1])
+            self.error.show()
+            return False
+        self.error.hide()
+        return True
+
+
 class _Bridge(QObject):
     answered = Signal(bool, str)
 
@@ -331,6 +458,8 @@ class SettingsDialog(QDialog):
             scroll.setWidget(page)
             if title == "Rules":
                 self._build_rules(form)
+            if title == "Panel":
+                self._build_panel(form)
             for section in sections:
                 for f in (f for f in FIELDS if f.section == section):
                     self._add_field(form, f)
@@ -444,6 +573,17 @@ class SettingsDialog(QDialog):
         form.addRow(self.rules_error)
         hint = QLabel("Rises above: orange when orange ≤ average ≤ red, red above red. Falls below: orange when "
                       "red ≤ average ≤ orange, red below red. Unknown with less data than the minimum.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #5f6368")
+        form.addRow(hint)
+
+    def _build_panel(self, form: QFormLayout) -> None:
+        self.panel = PanelEditor(self.config.panel_items, self.metrics, self.validate)
+        self.editors[self.panel.field.key] = self.panel  # checked and saved with the other settings
+        form.addRow(self.panel.widget)
+        hint = QLabel("Each metric becomes its own item in the panel, beside the level icon, in this order: a number "
+                      "(the unit is on hover) or a graph of the last 2 minutes. It turns orange or red only when a rule "
+                      "on that metric is. A click opens its history.")
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #5f6368")
         form.addRow(hint)
