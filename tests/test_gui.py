@@ -483,7 +483,7 @@ def test_the_year_range_reads_hours_and_says_daily_means(qtbot, history_window, 
     assert 360 <= np.count_nonzero(~np.isnan(means)) <= 366  # one mean per local day, not per hour
     assert 0 <= np.nanmin(means) and np.nanmax(means) <= 99
     with qtbot.waitSignal(window.range_loaded, timeout=20000):
-        window.buttons.button(1).click()  # back to 36 h: minutes, hourly means
+        window.buttons.button(2).click()  # back to 7 d: minutes, hourly means
     assert "hourly mean" in window.legend.text()
 
 
