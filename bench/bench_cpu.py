@@ -13,7 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from bench.common import save
@@ -77,36 +79,47 @@ def notebook(tmp: Path) -> Contender:
                      dict(os.environ), folder / "daily_dump.csv")
 
 
-def has_a_sample(path: Path) -> bool:
+def has_a_sample_since(path: Path, since: datetime) -> bool:
+    """The file's last row was sampled at or after ``since`` (rows seeded before do not count)."""
     try:
-        return path.read_bytes().count(b"\n") >= 2  # header and one row
-    except OSError:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        stamp = datetime.fromisoformat(last.split(b",", 1)[0].decode())
+    except (OSError, ValueError, UnicodeDecodeError):
         return False
+    return stamp.astimezone() >= since  # naive (the notebook's): local time
 
 
-def side_by_side(contenders: list[Contender], seconds: float) -> dict[str, float]:
-    """Start every contender at once; once each has written a sample and SETTLE seconds passed,
-    measure each one's CPU over ``seconds``, as % of one core. Stops them all after."""
+def side_by_side(contenders: list[Contender], seconds: float, settle: float = SETTLE,
+                 after: Callable[[], object] | None = None) -> dict[str, float]:
+    """Start every contender at once; once each has written a sample and ``settle`` seconds
+    passed, measure each one's CPU over ``seconds``, as % of one core; call ``after`` while
+    they still run, then stop them all."""
+    launched = datetime.now().astimezone()
     for c in contenders:
         c.proc = subprocess.Popen(c.argv, env=c.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not all(has_a_sample(c.first_sample) for c in contenders):
+        while not all(has_a_sample_since(c.first_sample, launched) for c in contenders):
             late = [c.name for c in contenders if c.proc.poll() is not None or time.monotonic() > deadline]
             if late:
                 raise RuntimeError(f"{', '.join(late)} did not start recording")
             time.sleep(0.2)
-        time.sleep(SETTLE)
+        time.sleep(settle)
         before = {c.name: thread_cpu_ns(c.proc.pid) for c in contenders}
         t0 = time.monotonic()
         time.sleep(seconds)
         elapsed = time.monotonic() - t0
-        after = {c.name: thread_cpu_ns(c.proc.pid) for c in contenders}
+        end = {c.name: thread_cpu_ns(c.proc.pid) for c in contenders}
+        if after is not None:
+            after()
     finally:
-        for c in contenders:
+        started = [c for c in contenders if c.proc is not None]
+        for c in started:
             if c.proc.poll() is None:
                 c.proc.send_signal(signal.SIGTERM)
-        for c in contenders:
+        for c in started:
             try:
                 c.proc.wait(20)
             except subprocess.TimeoutExpired:
@@ -114,7 +127,7 @@ def side_by_side(contenders: list[Contender], seconds: float) -> dict[str, float
                 c.proc.wait()
     out = {}
     for c in contenders:
-        used, ended = cpu_between(before[c.name], after[c.name])
+        used, ended = cpu_between(before[c.name], end[c.name])
         if ended:
             print(f"  ({c.name}: {ended} thread(s) ended in the window; their CPU is not counted)", file=sys.stderr)
         out[c.name] = 100 * used / elapsed
