@@ -123,3 +123,105 @@ def test_without_proc_meminfo_the_probe_asks_psutil(monkeypatch: pytest.MonkeyPa
     value = reader.memory()
     assert asked == [1] and value is not None and 0 <= value <= 100
     reader.close()
+
+
+def test_the_csv_fields_and_numbers_are_format_values_and_what_it_reads_back() -> None:
+    from trayapp.store import _fields, format_value
+
+    values = [None, 0.0, -0.0, 1.0, 12.34565, 99.99995, 1e-9, -3.25, 1234567890123.456789, 2**60, True, 7,
+              float("nan"), float("inf"), -float("inf"), 0.1 + 0.2, 5e-05, 4.99995e-05]
+    rng = random.Random(29)
+    values += [rng.uniform(-1e6, 1e6) for _ in range(500)] + [rng.random() / 1000 for _ in range(200)]
+    names = tuple(f"c{i}" for i in range(len(values))) + ("not_in_the_sample",)
+    fields, numbers = _fields(dict(zip(names, values)), names)
+    assert fields == [format_value(v) for v in values] + [""]
+    assert numbers == [float(f) if f else None for f in fields]
+    assert [str(n) for n in numbers] == [str(float(f)) if f else "None" for f in fields]  # -0.0 stays -0.0
+
+
+# --- the snooze file: looked at when a tick needs it, not on every tick
+
+
+def _courier_tick(at: datetime, transitions=(), results=()):
+    from trayapp.engine import Tick
+    from trayapp.model import Level, Sample
+
+    return Tick(Sample(at, 1.0, 1.0, 1.0), tuple(results), Level.RED, tuple(transitions), True)
+
+
+def _outside_snooze(data_dir: Path, until: datetime | None, held: int = 0) -> None:
+    """snooze.json as another process (``trayapp snooze``) writes it: not through this process's write_snooze."""
+    (data_dir / "state").mkdir(parents=True, exist_ok=True)
+    path = data_dir / "state" / "snooze.json"
+    path.write_text(json.dumps({"until": until.isoformat() if until else None, "held": held}))
+    stamp = path.stat().st_mtime_ns + 1_000_000  # a later mtime, however coarse the file system's clock
+    os.utime(path, ns=(stamp, stamp))
+
+
+@pytest.fixture
+def courier(data_dir: Path):
+    from trayapp.settings import Config
+    from trayapp.slack import Courier
+
+    data_dir.mkdir(parents=True)
+    config = Config(slack_webhook_url="http://127.0.0.1:9/hook")  # nothing is delivered: no thread started
+    return Courier(data_dir, lambda: config)
+
+
+def test_a_snooze_from_outside_holds_the_next_alert_though_quiet_ticks_did_not_look(courier, data_dir: Path) -> None:
+    from tests.test_slack import red_change
+
+    courier.SNOOZE_LOOK_EVERY = 3600.0
+    now = datetime.now(timezone.utc)
+    courier.on_tick(_courier_tick(now))  # the first tick looks
+    _outside_snooze(data_dir, now + timedelta(hours=1))
+    courier.on_tick(_courier_tick(now + timedelta(seconds=1)))
+    assert courier.snoozed is None  # a tick with nothing to send does not look again yet
+    courier.on_tick(_courier_tick(now + timedelta(seconds=2), (red_change(now + timedelta(seconds=2)),)))
+    assert courier.outbox.pending() == []  # held: a tick with an alert looks first
+    assert courier.snoozed is not None
+    assert json.loads((data_dir / "state" / "snooze.json").read_text())["held"] == 1
+
+
+def test_a_snooze_from_outside_is_seen_by_quiet_ticks_within_the_period(courier, data_dir: Path) -> None:
+    courier.SNOOZE_LOOK_EVERY = 0.0
+    now = datetime.now(timezone.utc)
+    courier.on_tick(_courier_tick(now))
+    _outside_snooze(data_dir, now + timedelta(hours=1))
+    courier.on_tick(_courier_tick(now + timedelta(seconds=1)))
+    assert courier.snoozed == now + timedelta(hours=1)
+    _outside_snooze(data_dir, None, held=0)  # 'trayapp snooze off'
+    courier.on_tick(_courier_tick(now + timedelta(seconds=2)))
+    assert courier.snoozed is None
+
+
+def test_a_snooze_that_ran_out_ends_without_reading_the_file(courier, data_dir: Path) -> None:
+    from tests.test_slack import red_change
+
+    courier.SNOOZE_LOOK_EVERY = 3600.0
+    now = datetime.now(timezone.utc)
+    _outside_snooze(data_dir, now + timedelta(seconds=30))
+    courier.on_tick(_courier_tick(now, (red_change(now),)))  # held
+    assert courier.snoozed is not None and courier.outbox.pending() == []
+    result = red_change(now).result
+    courier.on_tick(_courier_tick(now + timedelta(seconds=31), (), (result,)))  # ran out: the summary, once
+    (path,) = courier.outbox.pending()
+    assert json.loads(path.read_text())["text"].startswith(":red_circle: Snooze over on")
+    assert courier.snoozed is None
+    assert json.loads((data_dir / "state" / "snooze.json").read_text()) == {"until": None, "held": 0}
+
+
+def test_a_new_snooze_from_outside_is_not_overwritten_when_the_old_one_runs_out(courier, data_dir: Path) -> None:
+    from tests.test_slack import red_change
+
+    courier.SNOOZE_LOOK_EVERY = 3600.0
+    now = datetime.now(timezone.utc)
+    _outside_snooze(data_dir, now + timedelta(seconds=30))
+    courier.on_tick(_courier_tick(now, (red_change(now),)))  # held: 1
+    courier.on_tick(_courier_tick(now + timedelta(seconds=1)))  # sees its own write; the next looks in an hour
+    later = now + timedelta(seconds=31)
+    _outside_snooze(data_dir, later + timedelta(hours=8), held=1)  # snoozed again just as it ran out
+    courier.on_tick(_courier_tick(later, (), (red_change(now).result,)))
+    assert courier.outbox.pending() == []  # no summary: the file says snoozed
+    assert json.loads((data_dir / "state" / "snooze.json").read_text())["held"] == 1
+    assert courier.snoozed == later + timedelta(hours=8)
