@@ -56,6 +56,7 @@ class Contender:
     argv: list[str]
     env: dict[str, str]
     first_sample: Path
+    cwd: Path | None = None
     proc: subprocess.Popen | None = None
     percents: list[float] = field(default_factory=list)
 
@@ -70,7 +71,8 @@ def recorder(name: str, tree: Path, tmp: Path, extra_env: dict[str, str] | None 
     argv = [sys.executable, "-m", "trayapp.cli", "--data-dir", str(folder / "data")]
     if not gui:
         argv += ["run", "--headless", "--interval", "1"]
-    return Contender(name, argv, env, folder / "data" / "csv_dump" / "daily_dump.csv")
+    # -m puts the working folder first on sys.path: run in the tree, or another tree's code is measured
+    return Contender(name, argv, env, folder / "data" / "csv_dump" / "daily_dump.csv", cwd=tree)
 
 
 def notebook(tmp: Path) -> Contender:
@@ -98,7 +100,7 @@ def side_by_side(contenders: list[Contender], seconds: float, settle: float = SE
     they still run, then stop them all."""
     launched = datetime.now().astimezone()
     for c in contenders:
-        c.proc = subprocess.Popen(c.argv, env=c.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        c.proc = subprocess.Popen(c.argv, env=c.env, cwd=c.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not all(has_a_sample_since(c.first_sample, launched) for c in contenders):
