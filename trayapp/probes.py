@@ -5,6 +5,7 @@ Imports only ``model``; a missing GPU, sensor, battery, driver or field is a nor
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -469,10 +470,17 @@ def netdev_counters(text: bytes) -> dict[str, tuple[int, int]]:
         name, sep, rest = line.partition(b":")
         fields = rest.split()
         if sep and len(fields) >= 9:
-            iface = name.strip().decode(errors="replace")
-            if not is_loopback(iface):
+            iface = _interface(name)
+            if iface is not None:
                 out[iface] = (int(fields[0]), int(fields[8]))
     return out
+
+
+@functools.lru_cache(maxsize=256)  # bounded: containers come and go with new interface names
+def _interface(field: bytes) -> str | None:
+    """An interface's name from its ``/proc/net/dev`` field, decided once a name; None for loopback."""
+    name = field.strip().decode(errors="replace")
+    return None if is_loopback(name) else name
 
 
 def diskstats_bytes(text: bytes | str, device: str) -> tuple[int, int] | None:
