@@ -43,33 +43,42 @@ def history_36h_1s(data_dir: Path) -> None:
 
 def cpu_window_closed(x: XSession) -> dict:
     """The tray app, its window never opened, beside `run --headless`, both at 1 s on the same
-    36 h of history, side by side in each of BENCH_RUNS runs: CPU after start-up, ratio per run."""
+    36 h of history, side by side in each of BENCH_RUNS runs: CPU after start-up, ratio per run.
+    BENCH_COMPARE_TREE=<a checkout> runs that tree's pair in the same runs too."""
+    compare = os.environ.get("BENCH_COMPARE_TREE")
+    trees = {"": ROOT, **({" (compare tree)": Path(compare).resolve()} if compare else {})}
     runs, rss = [], []
     for _ in range(RUNS):
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
-            gui = recorder("tray app", ROOT, tmp, extra_env=x.env, gui=True)
-            headless = recorder("headless", ROOT, tmp)
-            for c in (gui, headless):
+            contenders = []
+            for suffix, tree in trees.items():
+                contenders += [recorder(f"tray app{suffix}", tree, tmp, extra_env=x.env, gui=True),
+                               recorder(f"headless{suffix}", tree, tmp)]
+            for c in contenders:
                 history_36h_1s(c.first_sample.parent.parent)
             # start-up and the pyqtgraph preload (15 s after start) are not the steady state
-            result = side_by_side([gui, headless], SECONDS, settle=20.0, after=lambda: rss.append(
-                {c.name: psutil.Process(c.proc.pid).memory_info().rss for c in (gui, headless)}))
+            result = side_by_side(contenders, SECONDS, settle=20.0, after=lambda: rss.append(
+                {c.name: psutil.Process(c.proc.pid).memory_info().rss for c in contenders}))
         runs.append(result)
-        print(f"tray app {result['tray app']:.3f} %  headless {result['headless']:.3f} %  ×{result['tray app'] / result['headless']:.2f}",
-              file=sys.stderr)
-    ratios = [r["tray app"] / r["headless"] for r in runs]
-    return {
-        "cpu_runs": RUNS,
-        "gui_percent_of_core": round(statistics.median(r["tray app"] for r in runs), 3),
-        "headless_percent_of_core": round(statistics.median(r["headless"] for r in runs), 3),
-        "gui_percent_of_core_runs": [round(r["tray app"], 3) for r in runs],
-        "headless_percent_of_core_runs": [round(r["headless"], 3) for r in runs],
-        "ratio_gui_over_headless_runs": [round(x, 2) for x in ratios],
-        "ratio_gui_over_headless_median": round(statistics.median(ratios), 2),
-        "gui_rss_mb_after_window_s": round(statistics.median(r["tray app"] for r in rss) / 2**20, 1),
-        "headless_rss_mb": round(statistics.median(r["headless"] for r in rss) / 2**20, 1),
-    }
+        print("  ".join(f"tray app{s} {result[f'tray app{s}']:.3f} %  headless{s} {result[f'headless{s}']:.3f} %  "
+                        f"×{result[f'tray app{s}'] / result[f'headless{s}']:.2f}" for s in trees), file=sys.stderr)
+    out: dict = {"cpu_runs": RUNS}
+    for suffix in trees:
+        key = suffix.strip(" ()").replace(" ", "_")
+        key = f"_{key}" if key else ""
+        ratios = [r[f"tray app{suffix}"] / r[f"headless{suffix}"] for r in runs]
+        out.update({
+            f"gui_percent_of_core{key}": round(statistics.median(r[f"tray app{suffix}"] for r in runs), 3),
+            f"headless_percent_of_core{key}": round(statistics.median(r[f"headless{suffix}"] for r in runs), 3),
+            f"gui_percent_of_core_runs{key}": [round(r[f"tray app{suffix}"], 3) for r in runs],
+            f"headless_percent_of_core_runs{key}": [round(r[f"headless{suffix}"], 3) for r in runs],
+            f"ratio_gui_over_headless_runs{key}": [round(x, 2) for x in ratios],
+            f"ratio_gui_over_headless_median{key}": round(statistics.median(ratios), 2),
+        })
+    out["gui_rss_mb_after_window_s"] = round(statistics.median(r["tray app"] for r in rss) / 2**20, 1)
+    out["headless_rss_mb"] = round(statistics.median(r["headless"] for r in rss) / 2**20, 1)
+    return out
 
 
 WINDOW_SCRIPT = r"""
