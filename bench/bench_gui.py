@@ -63,7 +63,7 @@ def cpu_window_closed(x: XSession) -> dict:
         runs.append(result)
         print("  ".join(f"tray app{s} {result[f'tray app{s}']:.3f} %  headless{s} {result[f'headless{s}']:.3f} %  "
                         f"×{result[f'tray app{s}'] / result[f'headless{s}']:.2f}" for s in trees), file=sys.stderr)
-    out: dict = {"cpu_runs": RUNS}
+    out: dict = {"cpu_runs": RUNS, **({"compare_tree": compare} if compare else {})}
     for suffix in trees:
         key = suffix.strip(" ()").replace(" ", "_")
         key = f"_{key}" if key else ""
