@@ -1,13 +1,13 @@
-"""The desktop app: CPU with the window closed (beside headless, same run), resident memory after
+"""The desktop app: CPU with the window closed (beside headless, same runs), resident memory after
 start and after opening/closing the history window ten times, and the time to open a 36-hour
 window of 1-second data (beside plotting the raw samples with pyqtgraph, the naive way).
-Runs under Xvfb with trayer (a real tray). Targets: <= 0.3 % of a core, <= 150 MB, <= 300 ms."""
+Runs under Xvfb with trayer (a real tray). Targets: <= x2 headless's CPU, <= 150 MB, <= 300 ms."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +20,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_cpu import cpu_seconds  # noqa: E402
+from bench.bench_cpu import RUNS, recorder, side_by_side  # noqa: E402
 from bench.common import save  # noqa: E402
 from tests.xsession import XSession  # noqa: E402
 
@@ -41,39 +41,44 @@ def history_36h_1s(data_dir: Path) -> None:
     })
 
 
-def cpu_window_closed(x: XSession, tmp: Path) -> dict:
-    data_dir = tmp / "data"
-    history_36h_1s(data_dir)
-    config = tmp / "config.toml"
-    config.write_text("[sampling]\ninterval_seconds = 1.0\n")
-    env = {**x.env, "TRAYAPP_CONFIG": str(config), "TRAYAPP_NO_KEYRING": "1"}
-    gui = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--data-dir", str(data_dir)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    plain = {k: v for k, v in env.items() if k != "TRAYAPP_NO_KEYRING"}  # as a server runs it: keyring importable
-    headless = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--data-dir", str(tmp / "data2"), "run", "--headless"],
-                                env=plain, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(20)  # start-up and the pyqtgraph preload (at 15 s) are not the steady state
-        pg, ph = psutil.Process(gui.pid), psutil.Process(headless.pid)
-        rss_start = pg.memory_info().rss
-        g0, h0, t0 = cpu_seconds(pg), cpu_seconds(ph), time.monotonic()
-        time.sleep(SECONDS)
-        elapsed = time.monotonic() - t0
-        g1, h1 = cpu_seconds(pg), cpu_seconds(ph)
-        rss_after = pg.memory_info().rss
-        headless_rss = ph.memory_info().rss
-    finally:
-        for p in (gui, headless):
-            p.send_signal(signal.SIGTERM)
-        for p in (gui, headless):
-            p.wait(20)
-    return {
-        "gui_percent_of_core": round(100 * (g1 - g0) / elapsed, 3),
-        "headless_percent_of_core": round(100 * (h1 - h0) / elapsed, 3),
-        "gui_rss_mb_after_start": round(rss_start / 2**20, 1),
-        "gui_rss_mb_after_window_s": round(rss_after / 2**20, 1),
-        "headless_rss_mb": round(headless_rss / 2**20, 1),
-    }
+def cpu_window_closed(x: XSession) -> dict:
+    """The tray app, its window never opened, beside `run --headless`, both at 1 s on the same
+    36 h of history, side by side in each of BENCH_RUNS runs: CPU after start-up, ratio per run.
+    BENCH_COMPARE_TREE=<a checkout> runs that tree's pair in the same runs too."""
+    compare = os.environ.get("BENCH_COMPARE_TREE")
+    trees = {"": ROOT, **({" (compare tree)": Path(compare).resolve()} if compare else {})}
+    runs, rss = [], []
+    for _ in range(RUNS):
+        with tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            contenders = []
+            for suffix, tree in trees.items():
+                contenders += [recorder(f"tray app{suffix}", tree, tmp, extra_env=x.env, gui=True),
+                               recorder(f"headless{suffix}", tree, tmp)]
+            for c in contenders:
+                history_36h_1s(c.first_sample.parent.parent)
+            # start-up and the pyqtgraph preload (15 s after start) are not the steady state
+            result = side_by_side(contenders, SECONDS, settle=20.0, after=lambda: rss.append(
+                {c.name: psutil.Process(c.proc.pid).memory_info().rss for c in contenders}))
+        runs.append(result)
+        print("  ".join(f"tray app{s} {result[f'tray app{s}']:.3f} %  headless{s} {result[f'headless{s}']:.3f} %  "
+                        f"×{result[f'tray app{s}'] / result[f'headless{s}']:.2f}" for s in trees), file=sys.stderr)
+    out: dict = {"cpu_runs": RUNS, **({"compare_tree": compare} if compare else {})}
+    for suffix in trees:
+        key = suffix.strip(" ()").replace(" ", "_")
+        key = f"_{key}" if key else ""
+        ratios = [r[f"tray app{suffix}"] / r[f"headless{suffix}"] for r in runs]
+        out.update({
+            f"gui_percent_of_core{key}": round(statistics.median(r[f"tray app{suffix}"] for r in runs), 3),
+            f"headless_percent_of_core{key}": round(statistics.median(r[f"headless{suffix}"] for r in runs), 3),
+            f"gui_percent_of_core_runs{key}": [round(r[f"tray app{suffix}"], 3) for r in runs],
+            f"headless_percent_of_core_runs{key}": [round(r[f"headless{suffix}"], 3) for r in runs],
+            f"ratio_gui_over_headless_runs{key}": [round(x, 2) for x in ratios],
+            f"ratio_gui_over_headless_median{key}": round(statistics.median(ratios), 2),
+        })
+    out["gui_rss_mb_after_window_s"] = round(statistics.median(r["tray app"] for r in rss) / 2**20, 1)
+    out["headless_rss_mb"] = round(statistics.median(r["headless"] for r in rss) / 2**20, 1)
+    return out
 
 
 WINDOW_SCRIPT = r"""
@@ -160,7 +165,7 @@ def window_numbers(x: XSession, tmp: Path) -> dict:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, XSession() as x:
-        result = {"window_s": SECONDS, **cpu_window_closed(x, Path(tmp)), **window_numbers(x, Path(tmp))}
+        result = {"window_s": SECONDS, **cpu_window_closed(x), **window_numbers(x, Path(tmp))}
     result["open_speedup_vs_naive"] = round(result["naive_open_ms"] / result["open_warm_ms"], 1)
     save("gui", result)
 

@@ -160,9 +160,9 @@ class Engine:
         with self._lock:
             if sample is None:
                 sample = self.probe.read()
-            written = self.store.append(sample)
-            t = sample.timestamp.timestamp()
             values = sample.values()
+            written = self.store.append(sample, values)
+            t = sample.timestamp.timestamp()
             results = []
             transitions = []
             for key, state in zip(self.keys, self.states):

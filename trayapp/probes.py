@@ -5,6 +5,7 @@ Imports only ``model``; a missing GPU, sensor, battery, driver or field is a nor
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import psutil
 
@@ -469,10 +470,17 @@ def netdev_counters(text: bytes) -> dict[str, tuple[int, int]]:
         name, sep, rest = line.partition(b":")
         fields = rest.split()
         if sep and len(fields) >= 9:
-            iface = name.strip().decode(errors="replace")
-            if not is_loopback(iface):
+            iface = _interface(name)
+            if iface is not None:
                 out[iface] = (int(fields[0]), int(fields[8]))
     return out
+
+
+@functools.lru_cache(maxsize=256)  # bounded: containers come and go with new interface names
+def _interface(field: bytes) -> str | None:
+    """An interface's name from its ``/proc/net/dev`` field, decided once a name; None for loopback."""
+    name = field.strip().decode(errors="replace")
+    return None if is_loopback(name) else name
 
 
 def diskstats_bytes(text: bytes | str, device: str) -> tuple[int, int] | None:
@@ -496,6 +504,60 @@ def diskstats_bytes(text: bytes | str, device: str) -> tuple[int, int] | None:
         except ValueError:
             return None
     return None
+
+
+def meminfo_bytes(text: bytes, name: bytes) -> int | None:
+    """One field of Linux's ``/proc/meminfo`` (``name`` as ``b"MemTotal:"``) in bytes, as psutil
+    reads it (the kB figure × 1024); ``None`` where the line is not there."""
+    if text.startswith(name):
+        start = 0
+    else:
+        start = text.find(b"\n" + name)
+        if start < 0:
+            return None
+        start += 1
+    end = text.find(b"\n", start)
+    fields = text[start : end if end >= 0 else len(text)].split()
+    try:
+        return int(fields[1]) * 1024
+    except (IndexError, ValueError):
+        return None
+
+
+def _usage_percent(used: int, total: int) -> float:
+    """psutil's ``usage_percent(used, total, round_=1)``, the same float operations."""
+    return round((float(used) / total) * 100, 1) if total else 0.0
+
+
+def meminfo_memory_percent(text: bytes) -> float | None:
+    """``virtual_memory().percent`` from the text of ``/proc/meminfo``, computed as psutil does:
+    (total − available) / total, with MemFree as available where MemAvailable exceeds the total
+    (a container). ``None`` where psutil would estimate it instead (no MemAvailable, or 0)."""
+    total = meminfo_bytes(text, b"MemTotal:")
+    available = meminfo_bytes(text, b"MemAvailable:")
+    if total is None or not available or available < 0:
+        return None
+    if available > total:
+        available = meminfo_bytes(text, b"MemFree:")
+        if available is None:
+            return None
+    return _usage_percent(total - available, total)
+
+
+class SwapUse(NamedTuple):
+    """The fields of psutil's ``swap_memory()`` that ``parse_swap`` reads."""
+
+    total: int
+    percent: float
+
+
+def meminfo_swap(text: bytes) -> SwapUse | None:
+    """SwapTotal and psutil's swap ``percent`` from ``/proc/meminfo``; ``None`` without those lines."""
+    total = meminfo_bytes(text, b"SwapTotal:")
+    free = meminfo_bytes(text, b"SwapFree:")
+    if total is None or free is None:
+        return None
+    return SwapUse(total, _usage_percent(total - free, total))
 
 
 _CPU_CHIPS = ("coretemp", "k10temp", "zenpower", "cpu_thermal", "cpu-thermal", "soc_thermal", "thinkpad")
@@ -620,7 +682,11 @@ def _busy_total(times: Any) -> tuple[float, float]:
 
 
 class MachineReader:
-    """Everything but CPU total, memory, disk space and GPUs, read in the sampler's tick.
+    """Everything but disk space and GPUs, read in the sampler's tick.
+
+    On Linux the ``/proc`` files (stat, meminfo, net/dev, diskstats) are kept open and re-read
+    with one ``pread`` each and parsed for the few fields used, by psutil's own formulas; psutil
+    itself is the fallback elsewhere (macOS, Windows, BSD) and where a file is missing.
 
     Rates (network, disk I/O) and per-core CPU need two readings: the first tick has ``None``.
     Sensors, battery and swap change slowly and cost the most on some laptops (sysfs walks), so
@@ -639,12 +705,13 @@ class MachineReader:
         self._device_known = False
         self._netdev, self._diskstats = ProcFile("/proc/net/dev"), ProcFile("/proc/diskstats")
         self._stat = ProcFile("/proc/stat")
+        self._meminfo = ProcFile("/proc/meminfo")
         self._absent: dict[str, float] = {}  # a sensor kind this machine showed none of: when to look again
         self._cpu_times = self._core_times()
 
-    def _guard(self, key: str, what: str, fn: Callable[[], Any]) -> Any:
+    def _guard(self, key: str, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            return fn()
+            return fn(*args)
         except Exception as exc:  # a sensor driver or /proc file that fails must not stop sampling
             say_once(f"machine:{key}", f"{what}: cannot read ({_short(exc)}); shown as n/a")
             return None
@@ -660,11 +727,20 @@ class MachineReader:
     def _core_times(self) -> list[tuple[float, float]] | None:
         text = self._stat.read() if _LINUX else None
         if text is not None:
-            cores = self._guard("cpu", "CPU", lambda: proc_stat_cores(text))
+            cores = self._guard("cpu", "CPU", proc_stat_cores, text)
             if cores:
                 return cores
         times = self._guard("cpu", "CPU", lambda: psutil.cpu_times(percpu=True))
         return [_busy_total(t) for t in times] if times else None
+
+    def memory(self) -> float | None:
+        """RAM in use, % (``virtual_memory().percent``): on Linux from ``/proc/meminfo`` kept
+        open, by psutil's formula; psutil where that file is not there or lacks MemAvailable."""
+        text = self._meminfo.read() if _LINUX else None
+        percent = meminfo_memory_percent(text) if text is not None else None
+        if percent is None:
+            percent = psutil.virtual_memory().percent
+        return _finite(percent)
 
     def read(self, at: float | None = None) -> dict[str, float | None]:
         at = time.monotonic() if at is None else at
@@ -683,7 +759,7 @@ class MachineReader:
     def _net_counters(self) -> dict[str, tuple[int, int]]:
         text = self._netdev.read() if _LINUX else None
         if text is not None:
-            return self._guard("net", "network", lambda: netdev_counters(text)) or {}
+            return self._guard("net", "network", netdev_counters, text) or {}
         # nowrap=False: CounterRates drops a counter that went backwards; psutil's own fix-up costs 25 %
         pernic = self._guard("net", "network", lambda: psutil.net_io_counters(pernic=True, nowrap=False))
         return net_counters(pernic) if pernic else {}
@@ -703,7 +779,7 @@ class MachineReader:
             return None, None
         text = self._diskstats.read() if _LINUX else None
         if text is not None:
-            counters = self._guard("diskio", "disk I/O", lambda: diskstats_bytes(text, device))
+            counters = self._guard("diskio", "disk I/O", diskstats_bytes, text, device)
         else:
             perdisk = self._guard("diskio", "disk I/O", lambda: psutil.disk_io_counters(perdisk=True, nowrap=False)) or {}
             c = perdisk.get(device)
@@ -715,7 +791,7 @@ class MachineReader:
         return self._disk.update({device: counters}, at)[:2]
 
     def close(self) -> None:
-        for proc_file in (self._netdev, self._diskstats, self._stat):
+        for proc_file in (self._netdev, self._diskstats, self._stat, self._meminfo):
             proc_file.close()
 
     def _sensor(self, kind: str, what: str, at: float) -> Any:
@@ -728,13 +804,20 @@ class MachineReader:
             self._absent[kind] = at + ABSENT_RECHECK_S
         return found
 
+    def _swap(self) -> float | None:
+        """Swap used % (``swap_memory().percent``), from ``/proc/meminfo`` on Linux: psutil's
+        call also reads ``/proc/vmstat`` for swap-in/out counts this column does not use."""
+        text = self._meminfo.read() if _LINUX else None
+        swap = meminfo_swap(text) if text is not None else None
+        return parse_swap(swap if swap is not None else psutil.swap_memory())
+
     def _read_slow(self, at: float) -> dict[str, float | None]:
         row: dict[str, float | None] = {}
         cpu, hottest = parse_temperatures(self._sensor("temperatures", "temperatures", at))
         row["cpu_temperature_c"], row["hottest_temperature_c"] = cpu, hottest
         row["fan_rpm"] = parse_fans(self._sensor("fans", "fans", at))
         row["battery_percent"], row["battery_plugged"] = parse_battery(self._sensor("battery", "battery", at))
-        row["swap_percent"] = parse_swap(self._guard("swap", "swap", psutil.swap_memory))
+        row["swap_percent"] = self._guard("swap", "swap", self._swap)
         return row
 
 
@@ -750,7 +833,7 @@ class Probe:
         timestamp = now or datetime.now(timezone.utc)
         cpu, cores = self.machine.cpu()  # one read of the per-core times gives the total and each core
         try:
-            memory = _finite(psutil.virtual_memory().percent)
+            memory = self.machine.memory()
         except (OSError, psutil.Error) as exc:
             say_once("mem", f"memory: cannot read ({exc}); shown as n/a")
             memory = None

@@ -390,9 +390,16 @@ def snooze(folder: Path, until: datetime | None) -> None:
     write_snooze(folder, {"until": until.isoformat() if until else None, "held": held})
 
 
+_snooze_writes = 0  # snooze files written by this process: a courier here looks again at once
+
+
 def write_snooze(folder: Path, state: dict[str, Any]) -> None:
+    global _snooze_writes
     make_private(folder)
-    jsonfile.write(_snooze_path(folder), state)
+    try:
+        jsonfile.write(_snooze_path(folder), state)
+    finally:
+        _snooze_writes += 1
 
 
 def make_private(folder: Path) -> None:
@@ -424,6 +431,8 @@ def snoozed_until(folder: Path, now: datetime | None = None, state: dict[str, An
 
 # ------------------------------------------------------------------- courier
 
+_LONG_AGO = datetime(1, 1, 2, tzinfo=timezone.utc)  # before any snooze's end: snoozed_until then only parses
+
 
 class Courier:
     """Turns ticks into outbox messages and delivers them on its own thread, in order.
@@ -437,6 +446,7 @@ class Courier:
     """
 
     MEMORY_LIMIT = 10_000  # messages held in memory while the disk refuses them
+    SNOOZE_LOOK_EVERY = 10.0  # seconds between looks at snooze.json when no tick needs it sooner
 
     def __init__(self, folder: Path, config: Callable[[], Config], on_status: Callable[[str], None] | None = None) -> None:
         self.folder = Path(folder)
@@ -446,9 +456,13 @@ class Courier:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._snooze_file = str(_snooze_path(self.folder))
         self._snooze_stamp: int | None = None
+        self._snooze_looked_at: float | None = None  # monotonic
+        self._snooze_writes_seen = -1
         self._snoozed: datetime | None = None
         self._snooze_cache: dict[str, Any] = {}
+        self._snooze_end: datetime | None = None  # the cache's "until", parsed once
         self.backoff = 1.0
         self.min_backoff = 1.0
         self.max_backoff = MAX_BACKOFF
@@ -463,15 +477,18 @@ class Courier:
 
     def on_tick(self, tick: Any) -> None:
         config = self._config()
-        snooze_state = self._snooze_state()
-        until = snoozed_until(self.folder, tick.sample.timestamp, snooze_state)
+        now = tick.sample.timestamp
+        snooze_state = self._snooze_state(look=bool(tick.transitions))  # an alert to send or hold: as the file says now
+        until = self._snooze_end if self._snooze_end is not None and self._snooze_end > now else None
+        if until is None and snooze_state.get("held"):  # about to send the summary and clear it: the file as it is now
+            snooze_state = self._snooze_state(look=True)
+            until = self._snooze_end if self._snooze_end is not None and self._snooze_end > now else None
         if until != self._snoozed:  # tell the tray: it reads nothing from disk itself
             self._snoozed = until
             self._report()
         if until is not None:
             if tick.transitions:  # held back; the state is sent once when the snooze ends
-                snooze_state["held"] = held_count(snooze_state) + len(tick.transitions)
-                self._write_snooze(snooze_state)
+                self._write_snooze({**snooze_state, "held": held_count(snooze_state) + len(tick.transitions)})
             return
         if snooze_state.get("held"):
             if config.slack_configured:
@@ -491,16 +508,27 @@ class Courier:
                     processes = None
             self.enqueue(build_message(change, processes=processes))
 
-    def _snooze_state(self) -> dict[str, Any]:
-        """snooze.json, re-read only when it changed (the CLI may write it from outside)."""
+    def _snooze_state(self, look: bool = False) -> dict[str, Any]:
+        """snooze.json as last seen (not to be changed in place). Looked at (one ``stat``, read
+        only when it changed) when ``look``, when this process wrote one since, and else every
+        ``SNOOZE_LOOK_EVERY`` seconds: ``trayapp snooze`` from outside is seen within that."""
+        moment = time.monotonic()
+        last = self._snooze_looked_at
+        if not (look or _snooze_writes != self._snooze_writes_seen or last is None
+                or not 0 <= moment - last < self.SNOOZE_LOOK_EVERY):
+            return self._snooze_cache
+        self._snooze_looked_at = moment
+        written_here = _snooze_writes != self._snooze_writes_seen
+        self._snooze_writes_seen = _snooze_writes
         try:
-            stamp = _snooze_path(self.folder).stat().st_mtime_ns
+            stamp: int | None = os.stat(self._snooze_file).st_mtime_ns
         except OSError:
-            return {}
-        if stamp != self._snooze_stamp:
-            self._snooze_cache = _read_snooze(self.folder)
+            stamp = None
+        if stamp != self._snooze_stamp or written_here:  # a write within the clock's tick keeps the stamp
+            self._snooze_cache = _read_snooze(self.folder) if stamp is not None else {}
             self._snooze_stamp = stamp
-        return dict(self._snooze_cache)
+            self._snooze_end = snoozed_until(self.folder, _LONG_AGO, self._snooze_cache)
+        return self._snooze_cache
 
     def _current(self, tick: Any) -> list[tuple[str, RuleResult, Level]]:
         from trayapp.engine import rule_keys

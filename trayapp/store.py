@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -75,6 +76,8 @@ class Store:
         self.retention_days = retention_days
         self._fd: int | None = None
         self._header: list[str] = []
+        self._names: tuple[str, ...] = ()  # the header's metric columns (after the timestamp), in order
+        self._columns: frozenset[str] = frozenset()  # the same, to see at once whether a sample fits
         self._size = 0
         self._min_day: date | None = None
         self._lock: Any = None
@@ -251,35 +254,37 @@ class Store:
         if hasattr(os, "set_blocking"):
             os.set_blocking(self._fd, True)
         self._size = os.fstat(self._fd).st_size
-        self._header = []
+        self._set_header([])
         if self._size:
             with open(self.csv_path, "rb") as f:
-                self._header = _header_names(f.readline())
+                self._set_header(_header_names(f.readline()))
 
-    def append(self, sample: Sample) -> bool:
+    def append(self, sample: Sample, values: dict[str, float | None] | None = None) -> bool:
         """Write one sample to the CSV day file; roll earlier days over first when one ends.
+        ``values``: ``sample.values()`` where the caller has it already.
 
         Returns False (after one warning) when the sample could not be written, e.g. a full
         disk; the file is left as it was, so nothing written before is harmed.
         """
         if self._fd is None:
             raise StoreError("the store is not open for writing")
-        day = sample.timestamp.astimezone(self._tz).date()
+        local = sample.timestamp.astimezone(self._tz)
+        day = local.date()
         if self._min_day is not None and day > self._min_day and time.monotonic() >= self._retry_rollover_at:
             self._roll(day)
-        values = sample.values()
-        missing = [name for name in values if name not in self._header]
+            local = sample.timestamp.astimezone(self._tz)  # a rollover reads the zone afresh
+        if values is None:
+            values = sample.values()
         try:
-            if not self._header or missing:
+            if not self._header or not values.keys() <= self._columns:
+                missing = [name for name in values if name not in self._columns]
                 self._widen([*self._header, *column_order(missing)] if self._header else [TIMESTAMP, *column_order(values)])
-            stamp = sample.timestamp.astimezone(self._tz).isoformat(timespec="microseconds")
-            fields = [format_value(values.get(name)) for name in self._header[1:]]
-            line = (",".join([stamp, *fields]) + "\n").encode()
+            fields, numbers = _fields(values, self._names)
+            line = (",".join([local.isoformat(timespec="microseconds"), *fields]) + "\n").encode()
             self._write(line)
-            numbers = [float(f) if f else None for f in fields]  # the values as the CSV has them (rounded), None for empty
             t_us = _micros(sample.timestamp)
             if self.minutes is not None:
-                self.minutes.add(t_us, dict(zip(self._header[1:], numbers)))
+                self.minutes.add(t_us, dict(zip(self._names, numbers)))
             if self.rows is not None and not self.rows.add(line, t_us, numbers):
                 self.rows = None  # midnight goes to the child, as before
         except OSError as exc:
@@ -353,6 +358,11 @@ class Store:
             raise
         self._size += len(data)
 
+    def _set_header(self, header: list[str]) -> None:
+        self._header = header
+        self._names = tuple(header[1:])
+        self._columns = frozenset(self._names)
+
     def _widen(self, header: list[str]) -> None:
         """Start the file, or add columns (a GPU appeared): older rows get empty fields."""
         if not self._header:
@@ -360,7 +370,7 @@ class Store:
                 raise StoreError("CSV has rows but no header")
             line = (",".join(header) + "\n").encode()
             self._write(line)
-            self._header = header  # only once written: a full disk here must not leave rows without a header
+            self._set_header(header)  # only once written: a full disk here must not leave rows without a header
             if self.rows is not None and not self.rows.begin(line, header[1:]):
                 self.rows = None
             return
@@ -373,7 +383,7 @@ class Store:
         content = (",".join(header) + "\n").encode() + padded
         del rows, padded
         self._replace_csv(content)
-        self._header = header
+        self._set_header(header)
         if day_rows is not None:  # the rows file widened the same way: midnight stays in this process
             try:
                 day_rows.widen(header[1:], content)
@@ -540,6 +550,25 @@ class Store:
         if self.jobs is None:
             return self.arrays(start, end, metrics)
         return seed_result(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
+
+
+def _fields(values: dict[str, float | None], names: tuple[str, ...]) -> tuple[list[str], list[float | None]]:
+    """Each column's CSV field as ``format_value`` writes it, and the number the field holds
+    (rounded to 4 places, as it reads back; None where the field is empty), in one pass."""
+    fields: list[str] = []
+    numbers: list[float | None] = []
+    for name in names:
+        value = values.get(name)
+        if value is not None:
+            value = float(value)
+            if math.isfinite(value):
+                value = round(value, 4)
+                fields.append(repr(value))
+                numbers.append(value)
+                continue
+        fields.append("")
+        numbers.append(None)
+    return fields, numbers
 
 
 def _only_a_file(path: Path, max_bytes: int = 1 << 40) -> None:
