@@ -246,7 +246,32 @@ def _decimals(value: float, most: int = 6) -> int:
     return min(most, len(text.split(".", 1)[1].rstrip("0")))
 
 
-class PanelEditor:
+class CheckedEditor:
+    """An editor of one declared setting (``field``): its text as the person left it (``raw``),
+    checked by the core's ``check``, the reason beside it (``error``) when it is wrong."""
+
+    field: Field
+    error: QLabel
+
+    def raw(self) -> object:
+        raise NotImplementedError
+
+    def value(self) -> object:
+        """The checked value; raises SettingError."""
+        return check(self.field, self.raw())
+
+    def validate(self) -> bool:
+        try:
+            self.value()
+        except SettingError as exc:
+            self.error.setText(str(exc).split(": ", 1)[-1])
+            self.error.show()
+            return False
+        self.error.hide()
+        return True
+
+
+class PanelEditor(CheckedEditor):
     """The ``[panel] items`` setting: which metrics sit in the panel, in which order, each a number
     or a graph. A table of the items, a drop-down of the metrics to add, Add, Remove, Up, Down."""
 
@@ -342,18 +367,6 @@ class PanelEditor:
     def raw(self) -> str:
         return panel_text(self.items)
 
-    def value(self) -> str:
-        return check(self.field, self.raw())
-
-    def validate(self) -> bool:
-        try:
-            self.value()
-        except SettingError as exc:
-            self.error.setText(str(exc).split(": ", 1)[-1])
-            self.error.show()
-            return False
-        self.error.hide()
-        return True
 
 
 class _Bridge(QObject):
@@ -366,7 +379,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-class FieldEditor:
+class FieldEditor(CheckedEditor):
     """One setting: its widget, its error label, and the value the core's ``check`` accepts."""
 
     def __init__(self, field: Field, value: object, on_change) -> None:
@@ -409,19 +422,6 @@ class FieldEditor:
             return int(number) if f.kind == "int" and number.is_integer() else number
         return text
 
-    def value(self) -> object:
-        """The checked value; raises SettingError."""
-        return check(self.field, self.raw())
-
-    def validate(self) -> bool:
-        try:
-            self.value()
-        except SettingError as exc:
-            self.error.setText(str(exc).split(": ", 1)[-1])
-            self.error.show()
-            return False
-        self.error.hide()
-        return True
 
 
 class SettingsDialog(QDialog):
