@@ -24,6 +24,7 @@ import json
 import os
 import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -425,6 +426,26 @@ class RowsView:
     count: int
     rows_crc: int
     inode: int = 0  # the file these rows are in: one put in its place since (midnight, a GPU appearing) is another
+
+
+ROWS_CHUNK = 8192  # rows to one read of a rows file (~1.2 MB for 18 columns)
+
+
+def row_blocks(f: Any, start: int, stop: int, width: int, name: Any = "the rows file") -> Iterator[tuple[int, np.ndarray]]:
+    """Rows ``start:stop`` of an open rows file (``width`` float64 a row), ``ROWS_CHUNK`` at a
+    time: (first row, (rows, width) view). One buffer serves every block: the next overwrites it.
+    Raises OSError where the file is shorter than its rows."""
+    buffer = np.empty((ROWS_CHUNK, width))
+    f.seek(start * width * 8)
+    for a in range(start, stop, ROWS_CHUNK):
+        view = buffer[: min(ROWS_CHUNK, stop - a)]
+        into, done = memoryview(view).cast("B"), 0
+        while done < len(into):  # a read may return less than asked
+            n = f.readinto(into[done:])
+            if not n:
+                raise OSError(f"{name} is shorter than its rows")
+            done += n
+        yield a, view
 
 
 class MinuteBins:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.bins import TIERS, MinuteBins, RowsView, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
+from trayapp.bins import TIERS, MinuteBins, RowsView, row_blocks, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
 from trayapp.files import (
     CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
     read_day_file, release_memory, unique_sorted, utc_offsets,
@@ -287,9 +287,6 @@ def clock_or_day(moment: float, day: bool = False) -> str:
     return local.strftime("%H:%M" if local.date() == datetime.now().date() and not day else "%a %d %b %H:%M")
 
 
-ROWS_CHUNK = 8192  # rows to one read of the rows file (~1.2 MB for 18 columns)
-
-
 class _RowsReader:
     """The rows of a writer's rows file in ``[start_us, end_us)``, once its bytes are checked
     against the CRC-32 the writer kept: read through one block buffer, never whole."""
@@ -312,17 +309,8 @@ class _RowsReader:
             self._file = None
 
     def _blocks(self) -> Iterator[np.ndarray]:
-        buffer = np.empty((ROWS_CHUNK, self.width))
-        left = self.view.count
-        f = self._file
-        f.seek(0)
-        while left:
-            n = min(ROWS_CHUNK, left)
-            view = buffer[:n]
-            if f.readinto(memoryview(view).cast("B")) != view.nbytes:
-                raise OSError("shorter than its rows")
-            left -= n
-            yield view
+        for _, block in row_blocks(self._file, 0, self.view.count, self.width, self.view.path):
+            yield block
 
     def check(self) -> bool:
         """True when the file's first ``count`` rows are what the writer wrote; notes the first

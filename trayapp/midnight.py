@@ -43,7 +43,7 @@ from trayapp.jsonfile import atomically, remove_quietly, replace_atomically
 log = logging.getLogger("trayapp.store")
 
 ROWS_NAME = ".daily_dump.rows"
-CHUNK = 8192  # rows to a row group (and to a read of the rows file): ~1.7 MB for 25 metrics
+CHUNK = bins.ROWS_CHUNK  # rows to a row group (and to a read of the rows file): ~1.7 MB for 25 metrics
 _READ = 1 << 16
 
 
@@ -61,17 +61,6 @@ def crc_of(path: Path) -> tuple[int, int]:
             crc = zlib.crc32(view[:n], crc)
             size += n
     return crc, size
-
-
-def _fill(f: Any, view: memoryview) -> bool:
-    """Fill ``view`` from ``f`` (a read may return less than asked); False at the end of the file."""
-    done = 0
-    while done < len(view):
-        n = f.readinto(view[done:])
-        if not n:
-            return False
-        done += n
-    return True
 
 
 # ------------------------------------------------------------ the rows beside the CSV
@@ -246,15 +235,8 @@ class DayRows:
     def blocks(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
         """Rows ``start:stop`` a block of up to ``CHUNK`` at a time: (first row, (rows, width)
         float64 view). One buffer serves every block: it is overwritten by the next."""
-        buffer = np.empty((CHUNK, self.width))
         with open(self.path, "rb", buffering=0) as f:
-            f.seek(start * self.width * 8)
-            for a in range(start, stop, CHUNK):
-                n = min(CHUNK, stop - a)
-                view = buffer[:n]
-                if not _fill(f, memoryview(view).cast("B")):
-                    raise OSError(f"{self.path} is shorter than its rows")
-                yield a, view
+            yield from bins.row_blocks(f, start, stop, self.width, self.path)
 
     def times(self) -> np.ndarray:
         out = np.empty(self.count, dtype=np.int64)
