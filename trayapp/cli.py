@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import __version__, privacy
+from trayapp.heap import hold_little
 from trayapp.settings import FIELD_BY_KEY, Config, Loaded, SettingError, check, config_path, data_dir, load
 
 log = logging.getLogger("trayapp")
@@ -188,6 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_headless(config: Config, folder: Path) -> int:
+    hold_little()  # before the recorder's threads and first reads: it runs for months
     from trayapp.engine import Engine, run_loop
     from trayapp.slack import Courier
     from trayapp.store import DataDirBusy, StoreError
@@ -618,6 +620,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     missing = [name for name in ("PySide6", "pyqtgraph") if importlib.util.find_spec(name) is None]
     if missing:  # said before the data folder is opened; the import below says what else is wrong
         raise UserError(f"the tray app needs PySide6 and pyqtgraph (no module named {missing[0]!r}); 'trayapp run --headless' works without")
+    hold_little()  # before Qt's threads and the first reads: the tray app runs for months
     loaded, folder = load_config(args)
     history = getattr(args, "history", None)
     from trayapp.instance import ALREADY_RUNNING, ask_running, holder_is_tray_app, instance_name, wait_for_running
