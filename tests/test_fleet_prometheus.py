@@ -1,0 +1,460 @@
+"""The fleet through Prometheus: a real Prometheus scraping three real recorders on 127.0.0.1 (slow),
+and a tiny real HTTP server on 127.0.0.1 that answers as a broken, locked or slow Prometheus would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.conftest import ROOT, debian_tool, trayapp_cmd
+from trayapp.fleet import (
+    SCOPE_FLEET,
+    SCOPE_THIS_MACHINE,
+    FleetReader,
+    FleetState,
+    Health,
+    Machine,
+    changes,
+    merged_level,
+    notification,
+    table,
+)
+from trayapp.model import Level
+from trayapp.settings import load, save, validate
+
+SECRET = "s3cret-Pa55word-xyz"
+TOKEN = "tok-0123456789abcdef"
+
+
+# ------------------------------------------------------------------- level merging, a truth table
+
+
+def state(*levels: Health, error: str = "") -> FleetState:
+    machines = tuple(Machine(f"m{i}:9101", f"m{i}", lv, "", None) for i, lv in enumerate(levels))
+    return FleetState("http://127.0.0.1:9090", machines, error)
+
+
+@pytest.mark.parametrize(("local", "fleet", "scope", "shown", "remote"), [
+    (Level.OK, (Health.RED, Health.OK), SCOPE_FLEET, Level.RED, True),
+    (Level.OK, (Health.RED,), SCOPE_THIS_MACHINE, Level.OK, False),  # this machine only: the fleet is listed, not shown
+    (Level.RED, (Health.RED,), SCOPE_FLEET, Level.RED, False),  # as bad here: this machine is the cause
+    (Level.RED, (Health.ORANGE,), SCOPE_FLEET, Level.RED, False),
+    (Level.OK, (Health.DOWN,), SCOPE_FLEET, Level.ORANGE, True),  # down is never ok
+    (Level.OK, (Health.STALE, Health.OK), SCOPE_FLEET, Level.ORANGE, True),  # nor is stopped reporting
+    (Level.UNKNOWN, (Health.OK,), SCOPE_FLEET, Level.OK, True),
+    (Level.OK, (Health.UNKNOWN,), SCOPE_FLEET, Level.OK, False),
+    (Level.ORANGE, (Health.DOWN,), SCOPE_FLEET, Level.ORANGE, False),
+    (Level.OK, (), SCOPE_FLEET, Level.OK, False),
+])
+def test_the_icon_shows_the_worst_of_this_machine_and_the_fleet(local, fleet, scope, shown, remote) -> None:
+    assert merged_level(local, state(*fleet), scope) == (shown, remote)
+
+
+def test_a_fleet_that_cannot_be_read_adds_nothing_to_the_icon_and_says_one_line() -> None:
+    broken = state(Health.RED, error="cannot reach Prometheus at http://127.0.0.1:9: connection refused (is it running?)")
+    assert merged_level(Level.OK, broken, SCOPE_FLEET) == (Level.OK, False)
+    assert broken.lines() == ["fleet: cannot reach Prometheus at http://127.0.0.1:9: connection refused (is it running?)"]
+    assert merged_level(Level.ORANGE, None, SCOPE_FLEET) == (Level.ORANGE, False)
+
+
+def test_worst_is_red_then_down_then_stale_then_orange() -> None:
+    assert state(Health.OK, Health.ORANGE, Health.STALE).worst is Health.STALE
+    assert state(Health.ORANGE, Health.DOWN, Health.STALE).worst is Health.DOWN
+    assert state(Health.DOWN, Health.RED).worst is Health.RED
+    assert state(Health.UNKNOWN, Health.OK).worst is Health.OK
+    assert state().worst is None
+
+
+def test_a_change_of_a_remote_machine_is_news_once_and_a_failed_poll_is_none() -> None:
+    first = state(Health.OK, Health.RED)
+    found = changes({}, first)
+    assert [(c.machine.name, c.previous) for c in found] == [("m1", None)]  # first seen at ok: no news
+    before = {m.instance: m.level for m in first.machines}
+    assert changes(before, first) == []  # nothing changed: nothing said again
+    assert changes(before, state(Health.OK, Health.RED, error="down")) == []
+    later = state(Health.DOWN, Health.OK)
+    found = changes(before, later)
+    assert [(c.machine.level, c.previous, c.better) for c in found] == [(Health.DOWN, Health.OK, False), (Health.OK, Health.RED, True)]
+    title, _text = notification(found)
+    assert title == "m0 down, m1 back to ok"
+
+
+# ------------------------------------------------------------------- a tiny real server on 127.0.0.1
+
+
+class Answers:
+    """What the server says next: a status, a body, a delay, and the login it wants."""
+
+    def __init__(self) -> None:
+        self.status, self.body, self.delay = 200, b"{}", 0.0
+        self.headers: dict[str, str] = {}
+        self.wanted_auth: str | None = None
+        self.seen_auth: list[str | None] = []
+        self.queries: list[str] = []
+        self.by_query: dict[str, Any] = {}
+
+
+@pytest.fixture
+def server():
+    answers = Answers()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            answers.seen_auth.append(self.headers.get("Authorization"))
+            query = parse_qs(urlsplit(self.path).query).get("query", [""])[0]
+            answers.queries.append(query)
+            if answers.delay:
+                time.sleep(answers.delay)
+            status, body = answers.status, answers.body
+            if answers.wanted_auth is not None and self.headers.get("Authorization") != answers.wanted_auth:
+                status, body = 401, b"Unauthorized\n"
+            elif answers.by_query:
+                key = "recent" if query.startswith("last_over_time") else "now"
+                body = json.dumps(answers.by_query[key]).encode()
+            try:
+                self.send_response(status)
+                for name, value in answers.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:  # the client gave up (the timeout test)
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    answers.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield answers
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def vector(now: float, *series: tuple[dict[str, str], float]) -> dict[str, Any]:
+    return {"status": "success", "data": {"resultType": "vector",
+                                          "result": [{"metric": labels, "value": [now, repr(value)]} for labels, value in series]}}
+
+
+def rule_series(instance: str, metric: str, level: int, ratio: float | None, window: str = "36h") -> list[tuple[dict[str, str], float]]:
+    base = {"job": "trayapp", "instance": instance, "metric": metric, "window": window}
+    out = [({**base, "__name__": "trayapp_rule_level"}, level)]
+    if ratio is not None:
+        out.append(({**base, "__name__": "trayapp_rule_average_ratio"}, ratio))
+    return out
+
+
+def up(instance: str, value: float) -> tuple[dict[str, str], float]:
+    return {"__name__": "up", "job": "trayapp", "instance": instance}, value
+
+
+def test_each_machine_gets_its_level_worst_rule_and_down_or_stale_of_its_own(server) -> None:
+    now = time.time()
+    server.by_query = {
+        "now": vector(now, up("gpu-3:9101", 1), up("laptop:9101", 1), up("box:9101", 0), up("paused:9101", 1),
+                      *rule_series("gpu-3:9101", "gpu0_util_percent", 2, 0.94),
+                      *rule_series("gpu-3:9101", "cpu_percent", 1, 0.85),
+                      *rule_series("laptop:9101", "cpu_percent", 0, 0.31),
+                      *rule_series("laptop:9101", "memory_percent", -1, None),
+                      *rule_series("paused:9101", "cpu_percent", 0, 0.2)),
+        "recent": vector(now, *[({"job": "trayapp", "instance": i}, t) for i, t in
+                                (("gpu-3:9101", now - 1), ("laptop:9101", now - 2), ("box:9101", now - 600),
+                                 ("paused:9101", now - 3600), ("gone:9101", now - 1200))]),
+    }
+    reader = FleetReader(server.url)
+    got = reader.poll()
+    assert got.error == ""
+    levels = {m.name: m.level for m in got.machines}
+    assert levels == {"gpu-3": Health.RED, "laptop": Health.OK, "box": Health.DOWN, "paused": Health.STALE, "gone": Health.STALE}
+    assert got.worst is Health.RED
+    assert got.machines[0].line() == "gpu-3: red — 36 h avg GPU 0 util 94 %"
+    assert [m.name for m in got.machines] == ["gpu-3", "box", "gone", "paused", "laptop"]  # worst first
+    by_name = {m.name: m for m in got.machines}
+    assert by_name["laptop"].reason == "36 h avg CPU 31 %"
+    assert by_name["box"].reason.startswith("down: Prometheus cannot scrape its recorder (last sample 10 min ago")
+    assert "no longer among Prometheus' targets" in by_name["gone"].reason
+    assert "stopped reporting" in by_name["paused"].reason
+    assert by_name["gpu-3"].last_seen == datetime.fromtimestamp(now - 1, timezone.utc)
+    assert 'job="trayapp"' in server.queries[0]
+    printed = table(got, now=datetime.fromtimestamp(now, timezone.utc))
+    assert printed.splitlines()[0].startswith("fleet: red   (5 machines via http://127.0.0.1:")
+    assert printed.splitlines()[1].split() == ["machine", "level", "worst", "rule", "last", "seen"]
+    assert printed.splitlines()[2].split() == ["gpu-3", "red", "36", "h", "avg", "GPU", "0", "util", "94", "%", "1", "s", "ago"]
+    # the gone machine falls out of last_over_time's hour: still listed, from what the reader saw
+    server.by_query["recent"] = vector(now, ({"job": "trayapp", "instance": "gpu-3:9101"}, now))
+    again = {m.name: m.level for m in reader.poll().machines}
+    assert again["gone"] is Health.STALE and again["paused"] is Health.STALE
+
+
+def test_hosts_shared_by_several_recorders_keep_their_ports(server) -> None:
+    now = time.time()
+    server.by_query = {"now": vector(now, up("127.0.0.1:9101", 1), up("127.0.0.1:9102", 1), up("gpu-1:9101", 1)),
+                       "recent": vector(now)}
+    names = sorted(m.name for m in FleetReader(server.url).poll().machines)
+    assert names == ["127.0.0.1:9101", "127.0.0.1:9102", "gpu-1"]
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "said"), [
+    (200, b"<html>Grafana</html>", {}, "did not answer as Prometheus' API does (not JSON"),
+    (200, b'{"hello": "world"}', {}, "did not answer as Prometheus' API does (no status"),
+    (200, b'{"status": "success", "data": {"resultType": "matrix", "result": []}}', {}, "something other than a vector"),
+    (200, b"\xff\xfe\x00garbage", {}, "not JSON"),
+    (400, b'{"status":"error","errorType":"bad_data","error":"parse error at char 3"}', {}, "refused the query (HTTP 400): parse error at char 3"),
+    (200, b'{"status":"error","error":"query timed out in expression evaluation"}', {}, "refused the query: query timed out"),
+    (401, b"", {}, "refused the login (HTTP 401)"),
+    (403, b"forbidden", {}, "refused the login (HTTP 403)"),
+    (404, b"404 page not found", {}, "has no Prometheus API (HTTP 404)"),
+    (502, b"Bad Gateway", {}, "answered HTTP 502"),
+    (302, b"", {"Location": "http://127.0.0.1:1/login"}, "redirects to http://127.0.0.1:1/login (HTTP 302)"),
+])
+def test_a_broken_answer_is_one_line_never_a_traceback(server, caplog, status, body, headers, said) -> None:
+    server.status, server.body, server.headers = status, body, headers
+    reader = FleetReader(server.url, token=TOKEN)
+    with caplog.at_level(logging.INFO, logger="trayapp.fleet"):
+        first, second = reader.poll(), reader.poll()
+    assert said in first.error and "\n" not in first.error
+    assert first.machines == () and first.lines() == [f"fleet: {first.error}"]
+    assert second.error == first.error
+    assert [r.getMessage() for r in caplog.records] == [f"fleet: {first.error}"]  # logged once, not per poll
+    assert TOKEN not in first.error and TOKEN not in caplog.text
+    if status == 302:
+        assert len(server.queries) == 2  # the redirect was not followed with the login
+
+
+def test_basic_auth_and_bearer_token_are_sent_and_a_wrong_one_is_refused(server, caplog) -> None:
+    now = time.time()
+    server.by_query = {"now": vector(now, up("gpu-1:9101", 1), *rule_series("gpu-1:9101", "cpu_percent", 0, 0.1)),
+                       "recent": vector(now, ({"job": "trayapp", "instance": "gpu-1:9101"}, now))}
+    server.wanted_auth = "Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    with caplog.at_level(logging.DEBUG):
+        assert FleetReader(server.url, user="alice", password=SECRET).poll().worst is Health.OK
+        refused = FleetReader(server.url, user="alice", password="wrong-password").poll()
+        assert "refused the login (HTTP 401)" in refused.error
+        server.wanted_auth = f"Bearer {TOKEN}"
+        assert FleetReader(server.url, token=TOKEN).poll().worst is Health.OK
+        assert "refused the login" in FleetReader(server.url).poll().error
+    assert server.seen_auth[-1] is None  # no login set: none sent
+    assert SECRET not in caplog.text and TOKEN not in caplog.text and "wrong-password" not in caplog.text
+
+
+def test_a_slow_server_times_out_and_a_closed_port_is_refused(server) -> None:
+    server.delay = 3.0
+    slow = FleetReader(server.url, timeout=0.5).poll()
+    assert slow.error == f"{server.url} did not answer within 0.5 s"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    closed = FleetReader(f"http://127.0.0.1:{port}").poll()
+    assert closed.error == f"cannot reach Prometheus at http://127.0.0.1:{port}: connection refused (is it running?)"
+
+
+def test_a_server_that_hangs_up_mid_answer_is_one_line() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"status\": \"succ")
+        conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    got = FleetReader(f"http://127.0.0.1:{listener.getsockname()[1]}").poll()
+    listener.close()
+    assert got.error and "\n" not in got.error and got.machines == ()
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("prometheus:9090", "must start with http:// or https://"),
+    ("ftp://prometheus", "must start with http:// or https://"),
+    ("http://alice:pw@prometheus:9090", "holds a user or password"),
+    ("http://", "names no host"),
+    ("http://prometheus:port", "not a URL"),
+    ("http://prometheus:9090/?query=up", "without ?query"),
+])
+def test_a_wrong_url_is_one_line_in_the_settings_and_in_the_reader(url: str, said: str) -> None:
+    warnings: list[str] = []
+    config = validate({"fleet": {"url": url}}, warnings)
+    assert config.fleet_url == ""  # not used: the default, this machine only
+    assert len(warnings) == 1 and said in warnings[0] and warnings[0].startswith("config: [fleet] url")
+    got = FleetReader(url).poll()
+    assert said in got.error and got.machines == ()
+    if "pw@" in url:
+        assert "pw" not in warnings[0].split("url", 1)[1].split(":", 1)[0]
+
+
+def test_fleet_settings_are_checked_and_secrets_stay_out_of_the_file_in_the_clear(tmp_path: Path, monkeypatch) -> None:
+    warnings: list[str] = []
+    config = validate({"fleet": {"url": "https://prom.example:9090/", "interval": "0.2s", "scope": "everything",
+                                 "token": TOKEN, "user": "alice", "verify_tls": False}}, warnings)
+    assert config.fleet_url == "https://prom.example:9090"
+    assert (config.fleet_interval, config.fleet_scope, config.fleet_token) == ("30s", "fleet too", TOKEN)
+    assert any("[fleet] interval = '0.2s': must be at least 1s" in w for w in warnings)
+    assert any("[fleet] scope = 'everything': must be one of this machine, fleet too" in w for w in warnings)
+    assert any("both a token and a user" in w for w in warnings)
+    assert any("verify_tls = false" in w for w in warnings)
+    assert not any(TOKEN in w for w in warnings)
+    monkeypatch.setenv("TRAYAPP_NO_KEYRING", "1")  # no keyring here: the file holds it, 0600
+    path = tmp_path / "config.toml"
+    save(config.with_values(fleet_password=SECRET, fleet_user="", fleet_token=""), path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    back = load(path).config
+    assert (back.fleet_url, back.fleet_password, back.fleet_verify_tls) == ("https://prom.example:9090", SECRET, False)
+
+
+# ------------------------------------------------------------------- a real Prometheus, three real recorders
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Fleet:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.recorders: dict[str, subprocess.Popen] = {}
+        self.ports: dict[str, int] = {}
+        self.server: subprocess.Popen | None = None
+        self.url = ""
+
+    def start_recorder(self, name: str, cpu: float) -> None:
+        folder = self.tmp / name
+        now = datetime.now(timezone.utc)
+        from trayapp.synthetic import write_history
+
+        write_history(folder / "data", now - timedelta(hours=36), now, 60, {"cpu_percent": cpu, "memory_percent": 30.0, "disk_percent": 40.0})
+        port = free_port()
+        (folder / "config.toml").write_text(f"[prometheus]\nenabled = true\nport = {port}\n")
+        self.ports[name] = port
+        with open(folder / "stderr.txt", "w") as stderr:  # the child keeps its own copy: a pipe nobody reads would fill
+            self.recorders[name] = subprocess.Popen(
+                trayapp_cmd("--config", str(folder / "config.toml"), "--data-dir", str(folder / "data"), "run", "--headless", "--interval", "1"),
+                stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def start_prometheus(self) -> None:
+        prom_dir = self.tmp / "prom"
+        prom_dir.mkdir()
+        targets = ", ".join(f'"127.0.0.1:{p}"' for p in self.ports.values())
+        (prom_dir / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}\n"
+            f"scrape_configs:\n  - job_name: trayapp\n    static_configs:\n      - targets: [{targets}]\n")
+        port = free_port()
+        self.server = subprocess.Popen([debian_tool("prometheus", "prometheus"), f"--config.file={prom_dir / 'prometheus.yml'}",
+                                        f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                       cwd=prom_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self, proc: subprocess.Popen | None) -> None:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def name(self, recorder: str) -> str:
+        return f"127.0.0.1:{self.ports[recorder]}"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    debian_tool("prometheus", "prometheus")
+    pytest.importorskip("prometheus_client")
+    running = Fleet(tmp_path_factory.mktemp("fleet"))
+    try:
+        for name, cpu in (("ok", 30.0), ("orange", 85.0), ("red", 95.0)):
+            running.start_recorder(name, cpu)
+        running.start_prometheus()
+        yield running
+    finally:
+        running.stop(running.server)
+        for proc in running.recorders.values():
+            running.stop(proc)
+
+
+def wait_for(reader: FleetReader, wanted, seconds: float = 60.0) -> FleetState:
+    deadline = time.monotonic() + seconds
+    got = reader.poll()
+    while not wanted(got) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = reader.poll()
+    return got
+
+
+def levels(got: FleetState) -> dict[str, Health]:
+    return {m.name: m.level for m in got.machines}
+
+
+@pytest.mark.slow  # a real Prometheus server and three recorders
+def test_a_real_prometheus_shows_three_recorders_at_ok_orange_and_red(fleet: Fleet, tmp_path: Path) -> None:
+    reader = FleetReader(fleet.url)
+    wanted = {fleet.name("ok"): Health.OK, fleet.name("orange"): Health.ORANGE, fleet.name("red"): Health.RED}
+    got = wait_for(reader, lambda g: levels(g) == wanted)
+    assert levels(got) == wanted, (got, [p.poll() for p in fleet.recorders.values()])
+    assert got.worst is Health.RED
+    red = got.machines[0]
+    assert red.name == fleet.name("red") and red.reason.startswith("36 h avg CPU 9") and red.reason.endswith(" %")
+    assert red.last_seen is not None and abs((datetime.now(timezone.utc) - red.last_seen).total_seconds()) < 120
+    # the command line prints the same table, and the JSON of it
+    config = tmp_path / "config.toml"
+    config.write_text(f'[fleet]\nurl = "{fleet.url}"\n')
+    shown = subprocess.run(trayapp_cmd("--config", str(config), "status", "--fleet"), capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"fleet: red   (3 machines via {fleet.url})")
+    assert lines[1].split() == ["machine", "level", "worst", "rule", "last", "seen"]
+    assert lines[2].split()[:2] == [fleet.name("red"), "red"] and lines[4].split()[:2] == [fleet.name("ok"), "ok"]
+    as_json = subprocess.run(trayapp_cmd("--config", str(config), "status", "--fleet", "--json", "--exit-code"),
+                             capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 2, as_json.stderr  # red, as a Nagios plugin says it
+    answer = json.loads(as_json.stdout)
+    assert answer["level"] == "red" and {m["machine"]: m["level"] for m in answer["machines"]} == {k: v.value for k, v in wanted.items()}
+    assert answer["machines"][0]["rules"][0]["metric"] == "cpu_percent"
+
+
+@pytest.mark.slow  # a real Prometheus server and three recorders
+def test_a_killed_recorder_is_down_within_two_polls_and_a_stopped_prometheus_is_one_line(fleet: Fleet, caplog) -> None:
+    reader = FleetReader(fleet.url)
+    got = wait_for(reader, lambda g: len(g.machines) == 3 and all(m.level is not Health.UNKNOWN for m in g.machines))
+    assert len(got.machines) == 3, got
+    fleet.recorders["ok"].kill()  # kill -9: no goodbye
+    fleet.recorders["ok"].wait()
+    scrape_interval = 1.0
+    polls = []
+    for _ in range(2):  # two polls at the scrape interval (the tray app polls at 30 s, scrapes come every 15 s)
+        time.sleep(scrape_interval * 2)
+        polls.append(reader.poll())
+    assert levels(polls[-1])[fleet.name("ok")] is Health.DOWN, polls
+    assert levels(polls[-1])[fleet.name("red")] is Health.RED
+    down = next(m for m in polls[-1].machines if m.name == fleet.name("ok"))
+    assert down.line().startswith(f"{fleet.name('ok')}: down — down: Prometheus cannot scrape its recorder")
+    fleet.stop(fleet.server)
+    with caplog.at_level(logging.INFO, logger="trayapp.fleet"):
+        gone = [reader.poll() for _ in range(3)]
+    assert gone[0].error == f"cannot reach Prometheus at {fleet.url}: connection refused (is it running?)"
+    assert [r.getMessage() for r in caplog.records] == [f"fleet: {gone[0].error}"]
+    # a recorder kept recording all along: local monitoring does not depend on Prometheus
+    assert fleet.recorders["red"].poll() is None
