@@ -435,6 +435,92 @@ def test_a_real_prometheus_shows_three_recorders_at_ok_orange_and_red(fleet: Fle
     assert answer["machines"][0]["rules"][0]["metric"] == "cpu_percent"
 
 
+# ------------------------------------------------------------------- the tray app
+
+
+def start_app(qtbot, tmp_path: Path, url: str, cpu: float = 30.0, scope: str = SCOPE_FLEET):
+    from trayapp.gui.app import TrayApp
+    from trayapp.settings import Config, Loaded
+    from trayapp.synthetic import write_history
+
+    data_dir = tmp_path / "local"
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=36), now, 60, {"cpu_percent": cpu, "memory_percent": 30.0, "disk_percent": 40.0})
+    config = Config(sampling_interval_seconds=0.2, fleet_url=url, fleet_interval="1s", fleet_scope=scope)
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), data_dir, tmp_path / "config.toml")
+    shown: list[tuple[str, str]] = []
+    app.tray.showMessage = lambda title, text, *rest: shown.append((title, text))
+    with qtbot.waitSignal(app.tick_shown, timeout=20000):
+        app.start()
+    app.notifier = None  # Qt's tray messages, recorded above, whatever the desktop offers
+    return app, shown
+
+
+def test_the_tray_app_shows_a_remote_red_with_a_badge_notifies_once_and_goes_on_without_prometheus(qtbot, server, tmp_path: Path) -> None:
+    now = time.time()
+    server.by_query = {"now": vector(now, up("gpu-3:9101", 1), up("laptop:9101", 1),
+                                     *rule_series("gpu-3:9101", "gpu0_util_percent", 2, 0.94),
+                                     *rule_series("laptop:9101", "cpu_percent", 0, 0.31)),
+                       "recent": vector(now, ({"job": "trayapp", "instance": "gpu-3:9101"}, now), ({"job": "trayapp", "instance": "laptop:9101"}, now))}
+    app, shown = start_app(qtbot, tmp_path, server.url)
+    try:
+        qtbot.waitUntil(lambda: app.fleet_state is not None and not app.fleet_state.error, timeout=10000)
+        assert app.last.level is Level.OK  # this machine
+        assert app._icon_key[4:] == (Level.RED, True)  # the icon: red, badged as another machine's
+        tip = app.tray.toolTip()
+        assert "gpu-3: red — 36 h avg GPU 0 util 94 %" in tip and "laptop: ok — 36 h avg CPU 31 %" in tip
+        assert tip.startswith("trayapp — ok")
+        polls = len(server.queries)
+        qtbot.waitUntil(lambda: len(server.queries) >= polls + 4, timeout=10000)  # two more polls: no news, no notification
+        assert [title for title, _ in shown] == ["gpu-3 red"]
+        server.by_query["now"]["data"]["result"] = [r for r in server.by_query["now"]["data"]["result"]
+                                                    if r["metric"].get("instance") != "gpu-3:9101" or r["metric"]["__name__"] == "up"]
+        server.by_query["now"]["data"]["result"] += [{"metric": {"__name__": "trayapp_rule_level", "job": "trayapp", "instance": "gpu-3:9101",
+                                                                 "metric": "gpu0_util_percent", "window": "36h"}, "value": [now, "0"]}]
+        qtbot.waitUntil(lambda: len(shown) == 2, timeout=10000)
+        assert shown[1][0] == "gpu-3 back to ok"
+        qtbot.waitUntil(lambda: app._icon_key[4:] == (Level.OK, False), timeout=5000)
+        # a server that answers slowly holds only the poller: the samples keep coming
+        server.delay = 4.0
+        for _ in range(5):
+            qtbot.waitSignal(app.tick_shown, timeout=5000).wait()
+        server.delay = 0.0
+        # Prometheus gone: one line in the tooltip, this machine's monitoring as before
+        server.by_query = {}
+        server.status, server.body = 503, b"Service Unavailable"
+        qtbot.waitUntil(lambda: app.fleet_state is not None and bool(app.fleet_state.error), timeout=15000)
+        with qtbot.waitSignal(app.tick_shown, timeout=5000):
+            pass
+        tip = app.tray.toolTip()
+        assert tip.splitlines()[-1] == f"fleet: {server.url} answered HTTP 503 Service Unavailable"
+        assert "gpu-3" not in tip and tip.startswith("trayapp — ok")
+        assert app._icon_key[4:] == (Level.OK, False) and len(shown) == 2
+        # this machine only: the fleet is listed but does not colour the icon
+        app.apply(app.config.with_values(fleet_scope=SCOPE_THIS_MACHINE))
+        assert app.fleet.running
+        app.apply(app.config.with_values(fleet_url=""))
+        assert not app.fleet.running and app.fleet_state is None and "fleet" not in app.tray.toolTip()
+    finally:
+        app.shutdown()
+
+
+@pytest.mark.slow  # a real Prometheus server and three recorders
+def test_the_tray_app_pointed_at_a_real_prometheus_shows_red_with_all_three(qtbot, fleet: Fleet, tmp_path: Path) -> None:
+    app, shown = start_app(qtbot, tmp_path, fleet.url)
+    try:
+        qtbot.waitUntil(lambda: app.fleet_state is not None and len(app.fleet_state.machines) == 3
+                        and {m.level for m in app.fleet_state.machines} == {Health.OK, Health.ORANGE, Health.RED}, timeout=60000)
+        assert app._icon_key[4:] == (Level.RED, True)
+        tip = app.tray.toolTip().splitlines()
+        assert tip[-3].startswith(f"{fleet.name('red')}: red — 36 h avg CPU 9")
+        assert tip[-2].startswith(f"{fleet.name('orange')}: orange — 36 h avg CPU 8")
+        assert tip[-1].startswith(f"{fleet.name('ok')}: ok — 36 h avg CPU ")
+        assert [title.split(", ") for title, _ in shown][-1] == [f"{fleet.name('red')} red", f"{fleet.name('orange')} orange"]
+    finally:
+        app.shutdown()
+
+
+# the last of the real fleet's tests: it kills a recorder and stops the server
 @pytest.mark.slow  # a real Prometheus server and three recorders
 def test_a_killed_recorder_is_down_within_two_polls_and_a_stopped_prometheus_is_one_line(fleet: Fleet, caplog) -> None:
     reader = FleetReader(fleet.url)
