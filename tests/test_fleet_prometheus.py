@@ -544,3 +544,69 @@ def test_a_killed_recorder_is_down_within_two_polls_and_a_stopped_prometheus_is_
     assert [r.getMessage() for r in caplog.records] == [f"fleet: {gone[0].error}"]
     # a recorder kept recording all along: local monitoring does not depend on Prometheus
     assert fleet.recorders["red"].poll() is None
+
+
+# ------------------------------------------------------------------- the icon, the dialog, the command line
+
+
+def test_the_remote_badge_sits_bottom_right_and_leaves_the_rest(qapp) -> None:
+    import numpy as np
+
+    from trayapp.gui import icon as tray_icon
+
+    def pixels(**kw) -> "np.ndarray":
+        image = tray_icon.render(Level.RED, size=48, **kw)
+        return np.frombuffer(bytes(image.constBits()), dtype=np.uint8).reshape(48, 48, 4).astype(int)
+
+    plain, remote = pixels(), pixels(remote=True)
+    assert np.abs(plain[24:, 24:] - remote[24:, 24:]).mean() > 20  # a badge bottom right
+    assert np.array_equal(plain[:24], remote[:24]) and np.array_equal(plain[:, :24], remote[:, :24])
+    assert tray_icon.icon(Level.RED, None, remote=True) is not tray_icon.icon(Level.RED, None)
+
+
+def test_the_machines_tab_checks_the_url_warns_about_tls_and_saves(qtbot, tmp_path: Path) -> None:
+    from trayapp.gui.settings_dialog import SettingsDialog
+    from trayapp.settings import Config
+
+    path = tmp_path / "config.toml"
+    dialog = SettingsDialog(Config(), path, tmp_path / "data")
+    qtbot.addWidget(dialog)
+    tabs = [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())]
+    assert "Machines" in tabs
+    url, tls = dialog.editors["fleet.url"].widget, dialog.editors["fleet.verify_tls"].widget
+    assert dialog.editors["fleet.password"].widget.echoMode() == dialog.editors["fleet.password"].widget.EchoMode.Password
+    url.setText("http://alice:pw@prom:9090")
+    assert not dialog.ok_button.isEnabled()
+    assert "holds a user or password" in dialog.editors["fleet.url"].error.text()
+    url.setText("https://prom.example:9090")
+    tls.setChecked(False)
+    assert not dialog.tls_warning.isHidden()  # verification off for an https URL: said beside the box
+    tls.setChecked(True)
+    assert dialog.tls_warning.isHidden()
+    dialog.editors["fleet.scope"].widget.setCurrentText("this machine")
+    dialog.editors["fleet.token"].widget.setText(TOKEN)
+    dialog.editors["fleet.interval"].widget.setText("10s")
+    assert dialog.ok_button.isEnabled()
+    with qtbot.waitSignal(dialog.applied) as applied:
+        dialog.accept()
+    config = applied.args[0]
+    assert (config.fleet_url, config.fleet_scope, config.fleet_token, config.fleet_interval) == (
+        "https://prom.example:9090", "this machine", TOKEN, "10s")
+    back = load(path)
+    assert back.warnings == [] and back.config.fleet_token == TOKEN and back.config.fleet_url == "https://prom.example:9090"
+
+
+def test_status_fleet_says_one_line_without_a_server_or_when_it_fails(server, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    none = subprocess.run(trayapp_cmd("--config", str(config), "status", "--fleet"), capture_output=True, text=True, timeout=60)
+    assert (none.returncode, none.stdout) == (1, "")
+    assert none.stderr == "trayapp: no Prometheus server to ask: set [fleet] url in the config (or Settings → Machines)\n"
+    config.write_text(f'[fleet]\nurl = "{server.url}"\ntoken = "{TOKEN}"\n')
+    server.status, server.body = 401, b"no"
+    refused = subprocess.run(trayapp_cmd("--config", str(config), "status", "--fleet", "--json", "--exit-code"),
+                             capture_output=True, text=True, timeout=60)
+    assert (refused.returncode, refused.stdout) == (3, "")  # --exit-code: "could not tell"
+    assert refused.stderr.startswith(f"trayapp: fleet: {server.url} refused the login (HTTP 401)")
+    assert len(refused.stderr.splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert server.seen_auth[-1] == f"Bearer {TOKEN}" and TOKEN not in refused.stderr

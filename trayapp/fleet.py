@@ -1,6 +1,6 @@
 """The machines a Prometheus server scrapes, read through its HTTP API: each one's level and worst rule.
 
-Stdlib, ``model``, ``rules`` and ``metrics``' unit table only; never Qt, pyarrow or pandas (the tray app polls it).
+Stdlib, ``model``, ``rules``, ``privacy`` and ``metrics``' unit table only; never Qt, pyarrow or pandas (the tray app polls it).
 """
 
 # Two GETs of ``/api/v1/query`` a poll: the rule levels, rule averages and ``up`` of the job in one
@@ -351,23 +351,29 @@ class FleetReader:
     once when it starts, changes or ends."""
 
     def __init__(self, url: str, user: str = "", password: str = "", token: str = "", verify_tls: bool = True,
-                 job: str = "trayapp", timeout: float = TIMEOUT_S) -> None:
+                 job: str = "trayapp", timeout: float = TIMEOUT_S, log_faults: bool = True) -> None:
+        """``log_faults``: log a fault when it starts, changes or ends (the tray app); False where
+        the caller says it itself (``status --fleet``)."""
+        from trayapp import privacy
+
+        privacy.remember([password, token])  # typed into the dialog, not loaded: redacted from every log line too
         self.url = url.strip()
         self.job = job
         self.seen: dict[str, float] = {}  # instance → the last sample time seen (server clock)
         self.logged = ""  # the fault last logged ("" none)
+        self.log_faults = log_faults
         try:
             self.server: Prometheus | None = Prometheus(url, user, password, token, verify_tls, timeout)
             self.setup_error = ""
         except ValueError as exc:
             self.server, self.setup_error = None, f"[fleet] url {self.url!r}: {exc}"
-        if self.server is not None and not verify_tls and self.server.url.startswith("https:"):
+        if log_faults and self.server is not None and not verify_tls and self.server.url.startswith("https:"):
             log.warning("fleet: TLS certificates of %s are not verified (turned off in the settings)", self.server.url)
 
     @classmethod
-    def from_config(cls, config: Any) -> "FleetReader":
+    def from_config(cls, config: Any, log_faults: bool = True) -> "FleetReader":
         return cls(config.fleet_url, config.fleet_user, config.fleet_password, config.fleet_token,
-                   config.fleet_verify_tls, config.fleet_job)
+                   config.fleet_verify_tls, config.fleet_job, log_faults=log_faults)
 
     def poll(self) -> FleetState:
         shown_url = self.server.url if self.server is not None else self.url
@@ -379,7 +385,7 @@ class FleetReader:
             state = FleetState(shown_url, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback, monitoring goes on
             state = FleetState(shown_url, error=f"reading {shown_url} failed: {type(exc).__name__}: {_short(exc, 100)}")
-        if state.error != self.logged:
+        if state.error != self.logged and self.log_faults:
             if state.error:
                 log.warning("fleet: %s", state.error)
             else:
