@@ -610,3 +610,54 @@ def test_status_fleet_says_one_line_without_a_server_or_when_it_fails(server, tm
     assert refused.stderr.startswith(f"trayapp: fleet: {server.url} refused the login (HTTP 401)")
     assert len(refused.stderr.splitlines()) == 1 and "Traceback" not in refused.stderr
     assert server.seen_auth[-1] == f"Bearer {TOKEN}" and TOKEN not in refused.stderr
+
+
+def test_a_self_signed_certificate_is_refused_unless_verification_is_off_for_that_url(server, tmp_path: Path, caplog) -> None:
+    import ssl
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    now = time.time()
+    server.by_query = {"now": vector(now, up("gpu-1:9101", 1), *rule_series("gpu-1:9101", "cpu_percent", 1, 0.85)),
+                       "recent": vector(now, ({"job": "trayapp", "instance": "gpu-1:9101"}, now))}
+    # the same answers over TLS: a second listener wrapping the fixture's handler
+    from http.server import ThreadingHTTPServer as Server
+
+    plain_port = int(server.url.rsplit(":", 1)[1])
+
+    class Relay(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            import urllib.request
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{plain_port}{self.path}", timeout=10) as answer:
+                body = answer.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    tls = Server(("127.0.0.1", 0), Relay)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.socket = context.wrap_socket(tls.socket, server_side=True)
+    thread = threading.Thread(target=tls.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{tls.server_address[1]}"
+    try:
+        refused = FleetReader(url, token=TOKEN).poll()
+        assert refused.error.startswith(f"{url}: its TLS certificate is not trusted (")
+        assert "turn TLS verification off for this URL" in refused.error
+        with caplog.at_level(logging.WARNING, logger="trayapp.fleet"):
+            trusted = FleetReader(url, token=TOKEN, verify_tls=False).poll()
+        assert trusted.error == "" and trusted.worst is Health.ORANGE
+        assert f"fleet: TLS certificates of {url} are not verified (turned off in the settings)" in caplog.text
+    finally:
+        tls.shutdown()
+        tls.server_close()
