@@ -661,3 +661,11 @@ def test_a_self_signed_certificate_is_refused_unless_verification_is_off_for_tha
     finally:
         tls.shutdown()
         tls.server_close()
+
+
+def test_a_large_fleet_stays_a_readable_tooltip_and_notification() -> None:
+    big = state(*([Health.RED] * 2 + [Health.OK] * 20))
+    lines = big.lines()
+    assert len(lines) == 13 and lines[-1] == "… and 10 more: trayapp status --fleet"
+    title, text = notification(changes({}, state(*([Health.DOWN] * 5))))
+    assert title == "m0 down, m1 down, m2 down, 2 more" and len(text.splitlines()) == 5

@@ -38,6 +38,7 @@ STALE_AFTER = 300.0  # seconds since a scraped recorder's last sample before it 
 SEEN_WITHIN = "1h"  # how far back a machine that left the targets is still listed
 MAX_ANSWER_BYTES = 32 << 20  # a fleet's rules are a few KB; more is not Prometheus' API answering
 USER_AGENT = "trayapp-fleet"
+NOTIFIED_MOST = 3  # machines named in a notification's title; the text lists a few more
 
 
 class Health(enum.Enum):
@@ -132,13 +133,16 @@ class FleetState:
             return None
         return max((m.level for m in self.machines), key=lambda h: h.severity)
 
-    def lines(self) -> list[str]:
-        """For the tooltip: one line per machine, worst first, or the fault."""
+    def lines(self, most: int = 12) -> list[str]:
+        """For the tooltip: one line per machine, worst first (the first ``most``), or the fault."""
         if self.error:
             return [f"fleet: {self.error}"]
         if not self.machines:
             return ["fleet: Prometheus scrapes no trayapp recorder (job and targets?)"]
-        return [m.line() for m in self.machines]
+        lines = [m.line() for m in self.machines[:most]]
+        if len(self.machines) > most:
+            lines.append(f"… and {len(self.machines) - most} more: trayapp status --fleet")
+        return lines
 
     def as_json(self) -> dict[str, Any]:
         worst = self.worst
@@ -187,10 +191,12 @@ def changes(before: dict[str, Health], state: FleetState) -> list[Change]:
 def notification(found: list[Change]) -> tuple[str, str]:
     """One notification for a poll's changes: title and text."""
     titles = []
-    for change in found:
+    for change in found[:NOTIFIED_MOST]:
         m = change.machine
         titles.append(f"{m.name} back to ok" if m.level is Health.OK and change.previous is not None else f"{m.name} {m.level.value}")
-    return ", ".join(titles), "\n".join(c.machine.line() for c in found)
+    if len(found) > NOTIFIED_MOST:
+        titles.append(f"{len(found) - NOTIFIED_MOST} more")
+    return ", ".join(titles), "\n".join(c.machine.line() for c in found[:NOTIFIED_MOST * 3])
 
 
 # ------------------------------------------------------------------- the server
