@@ -520,6 +520,32 @@ def test_the_tray_app_pointed_at_a_real_prometheus_shows_red_with_all_three(qtbo
         app.shutdown()
 
 
+@pytest.mark.slow  # a real Prometheus server and three recorders
+def test_a_remote_machines_samples_from_query_range_are_its_own_exported_samples(fleet: Fleet) -> None:
+    from trayapp.fleet import Prometheus, remote_samples
+
+    server = Prometheus(fleet.url)
+    instance = fleet.name("red")
+    end = time.time()
+    stamps, columns = remote_samples(server, instance, "trayapp", end - 600, end)
+    deadline = time.monotonic() + 30
+    while len(stamps) < 5 and time.monotonic() < deadline:  # a fresh server: a few scrapes first
+        time.sleep(1)
+        end = time.time()
+        stamps, columns = remote_samples(server, instance, "trayapp", end - 600, end)
+    assert len(stamps) >= 5, (stamps, columns)
+    assert {"cpu_percent", "memory_percent", "disk_percent"} <= set(columns)
+    exported = subprocess.run(trayapp_cmd("--config", str(fleet.tmp / "red" / "config.toml"), "--data-dir", str(fleet.tmp / "red" / "data"),
+                                          "export", "--since", "15m", "--format", "json"), capture_output=True, text=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    rows = {round(datetime.fromisoformat(r["timestamp"]).timestamp(), 6): r for r in json.loads(exported.stdout)}
+    for i, stamp in enumerate(stamps):
+        row = rows[round(stamp, 6)]  # every step shows a sample the machine recorded, at its own time
+        for column in ("cpu_percent", "memory_percent", "disk_percent"):
+            assert columns[column][i] == pytest.approx(row[column], rel=1e-9, abs=1e-9), (column, stamp)
+    assert stamps == sorted(set(stamps))
+
+
 # the last of the real fleet's tests: it kills a recorder and stops the server
 @pytest.mark.slow  # a real Prometheus server and three recorders
 def test_a_killed_recorder_is_down_within_two_polls_and_a_stopped_prometheus_is_one_line(fleet: Fleet, caplog) -> None:

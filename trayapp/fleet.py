@@ -478,6 +478,66 @@ def _display_names(instances: list[str]) -> dict[str, str]:
     return {i: (h if hosts.count(h) == 1 else i) for i, h in zip(instances, hosts)}
 
 
+# ------------------------------------------------------------------- one machine's samples
+
+
+def _columns_by_name() -> tuple[dict[str, str], dict[str, str]]:
+    """Prometheus name → dataset column (base and machine series), and → GPU field (``gpuN_`` + field)."""
+    from trayapp.metrics import _BASE, _GPU
+
+    return {name: column for column, (name, _) in _BASE.items()}, {name: field for field, (name, _) in _GPU.items()}
+
+
+def remote_samples(server: Prometheus, instance: str, job: str, start: float, end: float,
+                   most: int = 10_000) -> tuple[list[float], dict[str, list[float | None]]]:
+    """A remote machine's samples in ``[start, end]`` as its recorder took them, from
+    ``query_range``: (the samples' own timestamps, column → values in the dataset's units), the
+    columns named as in its dataset (``cpu_percent``, ``gpu0_util_percent``). Each step is placed
+    at the time of the sample it shows (``trayapp_last_sample_timestamp_seconds``), and a sample
+    seen by several steps counts once, so what comes back is a subset of the machine's own
+    ``trayapp export``: the samples Prometheus scraped, at most ``most`` steps. FleetError."""
+    step = max(1.0, (end - start) / most)
+    selector = (f'{{__name__=~"trayapp_.+",__name__!~"trayapp_(rule_.+|level|build_info)",'
+                f'instance={promql_string(instance)},job={promql_string(job)}}}')
+    series = server.query_range(selector, start, end, step)
+    base, gpu = _columns_by_name()
+    taken: dict[float, float] = {}  # step time → the time of the sample it shows
+    for item in series:
+        if (item.get("metric") or {}).get("__name__") == "trayapp_last_sample_timestamp_seconds":
+            for t, v in _points(item):
+                taken[t] = v
+    stamps = sorted(set(taken.values()))
+    where = {stamp: i for i, stamp in enumerate(stamps)}
+    columns: dict[str, list[float | None]] = {}
+    for item in series:
+        labels = item.get("metric") or {}
+        name = labels.get("__name__", "")
+        if name in base:
+            column = base[name]
+        elif name in gpu and str(labels.get("gpu", "")).isdigit():
+            column = f"gpu{labels['gpu']}_{gpu[name]}"
+        else:
+            continue
+        divisor = unit_of(column)[1]
+        values = columns.setdefault(column, [None] * len(stamps))
+        for t, v in _points(item):
+            if t in taken:
+                values[where[taken[t]]] = v * divisor
+    return stamps, columns
+
+
+def _points(item: dict[str, Any]) -> list[tuple[float, float]]:
+    out = []
+    for pair in item.get("values") or ():
+        try:
+            t, v = float(pair[0]), float(pair[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if math.isfinite(t) and math.isfinite(v):
+            out.append((t, v))
+    return out
+
+
 # ------------------------------------------------------------------- the command line
 
 
