@@ -605,7 +605,7 @@ class TrayApp(QObject):
         if old.app_start_at_login != config.app_start_at_login:
             self._set_autostart(config.app_start_at_login)
         self.fleet.apply(config)
-        if not config.fleet_url:
+        if (old.fleet_url, old.fleet_job) != (config.fleet_url, config.fleet_job):  # another fleet, or none: nothing of the old one stays
             self.fleet_state, self._fleet_levels = None, {}
         if self._icon_key is not None:
             self._set_icon(*self._icon_key[:2])  # a new scope shows at once
