@@ -202,6 +202,12 @@ def test_each_machine_gets_its_level_worst_rule_and_down_or_stale_of_its_own(ser
     server.by_query["recent"] = vector(now, ({"job": "trayapp", "instance": "gpu-3:9101"}, now))
     again = {m.name: m.level for m in reader.poll().machines}
     assert again["gone"] is Health.STALE and again["paused"] is Health.STALE
+    # a day later (the server's clock): the machine that left the targets is forgotten, the others stay
+    later = now + 86400 + 1300
+    server.by_query = {"now": vector(later, *[(labels, value) for labels, value in
+                                              ((r["metric"], float(r["value"][1])) for r in server.by_query["now"]["data"]["result"])]),
+                       "recent": vector(later, ({"job": "trayapp", "instance": "gpu-3:9101"}, later))}
+    assert {m.name for m in reader.poll().machines} == {"gpu-3", "laptop", "box", "paused"}
 
 
 def test_hosts_shared_by_several_recorders_keep_their_ports(server) -> None:

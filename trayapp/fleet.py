@@ -4,7 +4,7 @@ Stdlib, ``model``, ``rules``, ``privacy`` and ``metrics``' unit table only; neve
 """
 
 # Two GETs of ``/api/v1/query`` a poll: the rule levels, rule averages and ``up`` of the job in one
-# instant query, and ``last_over_time`` of each recorder's last-sample time over an hour (machines
+# instant query, and ``last_over_time`` of each recorder's last-sample time over a day (machines
 # that went away recently, and when each was last seen). A machine is "down" when its scrape fails
 # (``up == 0``) and "stale" when it stopped reporting: gone from the targets, or scraped but with a
 # last sample older than ``STALE_AFTER``. Neither is ever ok. Every fault (a wrong URL, a refused
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0  # one request; the poll never takes longer than two of these
 STALE_AFTER = 300.0  # seconds since a scraped recorder's last sample before it counts as stopped
-SEEN_WITHIN = "1h"  # how far back a machine that left the targets is still listed
+SEEN_WITHIN = "1d"  # a machine that left the targets is listed (stale) this long after its last sample, then forgotten
+FORGET_AFTER = 86400.0  # the same, in seconds, for what the reader remembers
 MAX_ANSWER_BYTES = 32 << 20  # a fleet's rules are a few KB; more is not Prometheus' API answering
 USER_AGENT = "trayapp-fleet"
 NOTIFIED_MOST = 3  # machines named in a notification's title; the text lists a few more
@@ -353,7 +354,7 @@ def _sample(item: dict[str, Any]) -> tuple[float | None, float | None]:
 
 class FleetReader:
     """Polls a server for the job's machines; remembers what it saw, so a machine that left the
-    targets stays listed as stale. ``poll`` never raises: a fault is ``FleetState.error``, logged
+    targets stays listed as stale (for a day). ``poll`` never raises: a fault is ``FleetState.error``, logged
     once when it starts, changes or ends."""
 
     def __init__(self, url: str, user: str = "", password: str = "", token: str = "", verify_tls: bool = True,
@@ -429,6 +430,8 @@ class FleetReader:
                 self.seen[instance] = max(value, self.seen.get(instance, 0.0))
         for instance in up:
             self.seen.setdefault(instance, 0.0)
+        for instance in [i for i, t in self.seen.items() if i not in up and i not in last_sample and now - t > FORGET_AFTER]:
+            del self.seen[instance]  # gone from the targets a day ago: a machine retired, not one to watch
         names = _display_names(list(self.seen))
         machines = []
         for instance in self.seen:
