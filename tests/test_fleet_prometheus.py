@@ -701,3 +701,23 @@ def test_a_large_fleet_stays_a_readable_tooltip_and_notification() -> None:
     assert len(lines) == 13 and lines[-1] == "… and 10 more: trayapp status --fleet"
     title, text = notification(changes({}, state(*([Health.DOWN] * 5))))
     assert title == "m0 down, m1 down, m2 down, 2 more" and len(text.splitlines()) == 5
+
+
+def test_doctor_says_whether_the_fleet_can_be_read(server, tmp_path: Path) -> None:
+    now = time.time()
+    server.by_query = {"now": vector(now, up("gpu-1:9101", 1), *rule_series("gpu-1:9101", "cpu_percent", 2, 0.95)),
+                       "recent": vector(now, ({"job": "trayapp", "instance": "gpu-1:9101"}, now))}
+    config = tmp_path / "config.toml"
+
+    def doctor() -> list[str]:
+        done = subprocess.run(trayapp_cmd("--config", str(config), "--data-dir", str(tmp_path / "data"), "doctor"),
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "DISPLAY": ""})
+        return [line for line in done.stdout.splitlines() if line[5:].startswith("fleet")]
+
+    config.write_text("")
+    assert doctor() == ["--   fleet      off (no [fleet] url: the tray shows this machine only)"]
+    config.write_text(f'[fleet]\nurl = "{server.url}"\n')
+    assert doctor() == [f"ok   fleet      1 machine via {server.url} (job 'trayapp'), the worst red"]
+    server.by_query, server.status, server.body = {}, 403, b"no"
+    (line,) = doctor()
+    assert line.startswith(f"FAIL fleet      {server.url} refused the login (HTTP 403)")

@@ -459,6 +459,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     gui_log = default_log_path()
     line(None, "log", f"{gui_log} (the tray app's log{'' if gui_log.exists() else '; not written yet'})")
     line(*_doctor_slack(config, folder))
+    from trayapp.fleet import doctor_line
+
+    line(*doctor_line(config))
     print("all good" if not problems else f"{problems} problem(s) above")
     return EXIT_OK if not problems else EXIT_FAIL
 

@@ -560,3 +560,15 @@ def table(state: FleetState, now: datetime | None = None) -> str:
     head = f"fleet: {worst.value if worst else 'no machines'}   ({len(state.machines)} machine{'s' if len(state.machines) != 1 else ''} via {state.url})"
     lines = [head] + ["  " + "  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def doctor_line(config: Any) -> tuple[bool | None, str, str]:
+    """``trayapp doctor``'s fleet line: off, the fault, or how many machines and the worst."""
+    if not config.fleet_url:
+        return None, "fleet", "off (no [fleet] url: the tray shows this machine only)"
+    state = FleetReader.from_config(config, log_faults=False).poll()
+    if state.error:
+        return False, "fleet", state.error
+    worst = state.worst
+    count = f"{len(state.machines)} machine{'s' if len(state.machines) != 1 else ''}"
+    return True, "fleet", f"{count} via {state.url} (job {config.fleet_job!r}){f', the worst {worst.value}' if worst else ''}"
