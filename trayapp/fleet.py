@@ -12,17 +12,10 @@ Stdlib, ``model``, ``rules``, ``privacy`` and ``metrics``' unit table only; neve
 
 from __future__ import annotations
 
-import base64
 import enum
-import http.client
 import json
 import logging
 import math
-import socket
-import ssl
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -205,6 +198,8 @@ def notification(found: list[Change]) -> tuple[str, str]:
 
 def check_url(url: str) -> str:
     """The server's base URL, stripped; ValueError saying what is wrong with it."""
+    import urllib.parse
+
     url = url.strip()
     try:
         parts = urllib.parse.urlsplit(url)
@@ -227,19 +222,29 @@ def promql_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=True)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is reported, not followed: the login must not travel to another address."""
+def _no_redirect() -> Any:
+    """A redirect handler that reports a redirect rather than follow it: the login must not travel to another address."""
+    import urllib.request
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        raise FleetError(f"{req.full_url.split('/api/', 1)[0]} redirects to {newurl.split('/api/', 1)[0]} "
-                         f"(HTTP {code}); set the URL to where it points")
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+            raise FleetError(f"{req.full_url.split('/api/', 1)[0]} redirects to {newurl.split('/api/', 1)[0]} "
+                             f"(HTTP {code}); set the URL to where it points")
+
+    return NoRedirect()
 
 
 class Prometheus:
-    """A client of the two endpoints trayapp reads: ``/api/v1/query`` and ``/api/v1/query_range``."""
+    """A client of the two endpoints trayapp reads: ``/api/v1/query`` and ``/api/v1/query_range``.
+    The network modules (ssl, urllib) are imported here, not with the module: the tray app
+    imports this module for its levels whether or not a server is set."""
 
     def __init__(self, url: str, user: str = "", password: str = "", token: str = "", verify_tls: bool = True,
                  timeout: float = TIMEOUT_S) -> None:
+        import base64
+        import ssl
+        import urllib.request
+
         self.url = check_url(url)
         self.timeout = timeout
         self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -252,7 +257,7 @@ class Prometheus:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         self.verify_tls = verify_tls
-        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect())
+        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _no_redirect())
 
     def query(self, expr: str) -> tuple[float, list[dict[str, Any]]]:
         """An instant query: (the server's evaluation time, the result vector); FleetError."""
@@ -272,6 +277,12 @@ class Prometheus:
         return [item for item in data["result"] if isinstance(item, dict)]
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
+        import http.client
+        import socket
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
         request = urllib.request.Request(f"{self.url}{path}?{urllib.parse.urlencode(params)}", headers=self._headers)
         where = self.url
         try:
@@ -305,7 +316,8 @@ def _short(value: Any, most: int = 160) -> str:
     return text if len(text) <= most else text[: most - 1] + "…"
 
 
-def _http_error(where: str, exc: urllib.error.HTTPError) -> str:
+def _http_error(where: str, exc: Any) -> str:
+    """One line for an ``urllib.error.HTTPError``."""
     if exc.code in (401, 403):
         return f"{where} refused the login (HTTP {exc.code}); check the user and password or the token in Settings → Machines"
     if exc.code == 404:
@@ -321,6 +333,10 @@ def _http_error(where: str, exc: urllib.error.HTTPError) -> str:
 
 
 def _reach_error(where: str, reason: Any, timeout: float) -> str:
+    """One line for why a connection failed (``URLError.reason``)."""
+    import socket
+    import ssl
+
     if isinstance(reason, (TimeoutError, socket.timeout)):
         return f"{where} did not answer within {timeout:g} s"
     if isinstance(reason, ssl.SSLCertVerificationError):

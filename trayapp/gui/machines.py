@@ -44,10 +44,9 @@ class FleetWatcher(QObject):
         self._key = key
         if not config.fleet_url:
             return
-        reader = FleetReader.from_config(config)  # no I/O: the first request is on the thread
         self._stop = stop = threading.Event()
         generation = self._generation
-        threading.Thread(target=self._poll, args=(reader, stop, generation), name="trayapp-fleet", daemon=True).start()
+        threading.Thread(target=self._poll, args=(config, stop, generation), name="trayapp-fleet", daemon=True).start()
 
     def stop(self) -> None:
         """Stop polling; returns at once (a request under way ends by its timeout, unheard)."""
@@ -57,7 +56,8 @@ class FleetWatcher(QObject):
         self._generation += 1
         self._key = None
 
-    def _poll(self, reader: FleetReader, stop: threading.Event, generation: int) -> None:
+    def _poll(self, config, stop: threading.Event, generation: int) -> None:  # noqa: ANN001 - settings.Config
+        reader = FleetReader.from_config(config)  # here: its TLS context reads the system's certificates
         while not stop.is_set():
             state = reader.poll()  # never raises: a fault is state.error
             if stop.is_set():
