@@ -721,3 +721,15 @@ def test_doctor_says_whether_the_fleet_can_be_read(server, tmp_path: Path) -> No
     server.by_query, server.status, server.body = {}, 403, b"no"
     (line,) = doctor()
     assert line.startswith(f"FAIL fleet      {server.url} refused the login (HTTP 403)")
+
+
+def test_polling_the_fleet_loads_neither_arrow_nor_pandas(server) -> None:
+    now = time.time()
+    server.by_query = {"now": vector(now, up("gpu-1:9101", 1), *rule_series("gpu-1:9101", "cpu_percent", 2, 0.95)),
+                       "recent": vector(now, ({"job": "trayapp", "instance": "gpu-1:9101"}, now))}
+    code = ("import sys\nfrom trayapp.fleet import FleetReader, remote_samples, Prometheus\nimport trayapp.gui.machines\n"
+            f"state = FleetReader({server.url!r}).poll()\nassert state.worst.value == 'red', state\n"
+            "print(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules))\n")
+    done = subprocess.run([*trayapp_cmd()[:1], "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
