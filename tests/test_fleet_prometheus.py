@@ -124,8 +124,8 @@ def server():
             if answers.wanted_auth is not None and self.headers.get("Authorization") != answers.wanted_auth:
                 status, body = 401, b"Unauthorized\n"
             elif answers.by_query:
-                key = "recent" if query.startswith("last_over_time") else "now"
-                body = json.dumps(answers.by_query[key]).encode()
+                key = "recent" if query.startswith("last_over_time") else "pace" if query.startswith("changes") else "now"
+                body = json.dumps(answers.by_query.get(key, vector(time.time()))).encode()
             try:
                 self.send_response(status)
                 for name, value in answers.headers.items():
@@ -733,3 +733,17 @@ def test_polling_the_fleet_loads_neither_arrow_nor_pandas(server) -> None:
     done = subprocess.run([*trayapp_cmd()[:1], "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
+
+
+def test_a_recorder_that_samples_slowly_is_stale_only_after_three_of_its_intervals(server) -> None:
+    now = time.time()
+    machines = {"slow:9101": now - 900, "slower:9101": now - 2400, "paused:9101": now - 400}
+    server.by_query = {
+        "now": vector(now, *[up(i, 1) for i in machines], *[s for i in machines for s in rule_series(i, "cpu_percent", 0, 0.2)]),
+        "recent": vector(now, *[({"job": "trayapp", "instance": i}, t) for i, t in machines.items()]),
+        # over 6 hours: 36 new samples (every 10 min) for two of them; none for the one paused 6 h ago
+        "pace": vector(now, ({"job": "trayapp", "instance": "slow:9101"}, 36), ({"job": "trayapp", "instance": "slower:9101"}, 36),
+                       ({"job": "trayapp", "instance": "paused:9101"}, 0)),
+    }
+    got = levels(FleetReader(server.url).poll())
+    assert got == {"slow": Health.OK, "slower": Health.STALE, "paused": Health.STALE}

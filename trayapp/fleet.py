@@ -3,11 +3,12 @@
 Stdlib, ``model``, ``rules``, ``privacy`` and ``metrics``' unit table only; never Qt, pyarrow or pandas (the tray app polls it).
 """
 
-# Two GETs of ``/api/v1/query`` a poll: the rule levels, rule averages and ``up`` of the job in one
-# instant query, and ``last_over_time`` of each recorder's last-sample time over a day (machines
-# that went away recently, and when each was last seen). A machine is "down" when its scrape fails
-# (``up == 0``) and "stale" when it stopped reporting: gone from the targets, or scraped but with a
-# last sample older than ``STALE_AFTER``. Neither is ever ok. Every fault (a wrong URL, a refused
+# Three GETs of ``/api/v1/query`` a poll: the rule levels, rule averages and ``up`` of the job in one
+# instant query; ``last_over_time`` of each recorder's last-sample time over a day (machines that
+# went away recently, and when each was last seen); and how often that time changed over 6 hours
+# (the recorder's pace). A machine is "down" when its scrape fails (``up == 0``) and "stale" when it
+# stopped reporting: gone from the targets, or scraped but with a last sample older than
+# ``STALE_AFTER`` or three of its own sampling intervals, whichever is longer. Neither is ever ok. Every fault (a wrong URL, a refused
 # login, a server that is down, slow or answers garbage) is one line in ``FleetState.error``.
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from trayapp.rules import human_duration, parse_duration
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0  # one request; the poll never takes longer than two of these
-STALE_AFTER = 300.0  # seconds since a scraped recorder's last sample before it counts as stopped
+STALE_AFTER = 300.0  # seconds since a scraped recorder's last sample before it counts as stopped (or 3 of its intervals)
+PACE_OVER = 6 * 3600  # seconds over which a recorder's sampling pace is read
 SEEN_WITHIN = "1d"  # a machine that left the targets is listed (stale) this long after its last sample, then forgotten
 FORGET_AFTER = 86400.0  # the same, in seconds, for what the reader remembers
 MAX_ANSWER_BYTES = 32 << 20  # a fleet's rules are a few KB; more is not Prometheus' API answering
@@ -420,6 +422,13 @@ class FleetReader:
         job = f"job={promql_string(self.job)}"
         now, current = server.query(f'{{__name__=~"up|trayapp_rule_level|trayapp_rule_average_.+",{job}}}')
         _, recent = server.query(f"last_over_time(trayapp_last_sample_timestamp_seconds{{{job}}}[{SEEN_WITHIN}])")
+        _, paces = server.query(f"changes(trayapp_last_sample_timestamp_seconds{{{job}}}[{PACE_OVER}s])")
+        stale_after: dict[str, float] = {}  # a recorder sampling every 10 min is not stale after 5
+        for item in paces:
+            labels = item.get("metric") if isinstance(item.get("metric"), dict) else {}
+            instance, changed = labels.get("instance"), _sample(item)[1]
+            if isinstance(instance, str) and changed:
+                stale_after[instance] = max(STALE_AFTER, 3 * PACE_OVER / changed)
         up: dict[str, float | None] = {}
         rules: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
         for item in current:
@@ -456,14 +465,14 @@ class FleetReader:
             found = tuple(sorted((RemoteRule(metric, window, _RULE_LEVELS.get(int(slot["level"]) if slot.get("level") is not None else -1, Health.UNKNOWN),
                                              slot.get("average")) for (metric, window), slot in rules.get(instance, {}).items()),
                                  key=lambda r: (-r.level.severity, r.metric, r.window)))
-            level, reason = _verdict(instance, up, last_sample, found, now, seen)
+            level, reason = _verdict(instance, up, last_sample, found, now, seen, stale_after.get(instance, STALE_AFTER))
             machines.append(Machine(instance, names[instance], level, reason, last, found))
         machines.sort(key=lambda m: (-m.level.severity, m.name))
         return tuple(machines)
 
 
 def _verdict(instance: str, up: dict[str, float | None], last_sample: dict[str, float], rules: tuple[RemoteRule, ...],
-             now: float, seen: float) -> tuple[Health, str]:
+             now: float, seen: float, stale_after: float = STALE_AFTER) -> tuple[Health, str]:
     if instance not in up:
         return Health.STALE, "stopped reporting: no longer among Prometheus' targets" + _ago(now, seen)
     if up[instance] != 1:
@@ -471,7 +480,7 @@ def _verdict(instance: str, up: dict[str, float | None], last_sample: dict[str, 
     last = last_sample.get(instance, seen)  # gone from the hour's samples: the last one this reader saw
     if not last:
         return Health.UNKNOWN, "no sample yet (starting, or the recorder serves no samples)"
-    if now - last > STALE_AFTER:
+    if now - last > stale_after:
         return Health.STALE, "stopped reporting: sampling paused or stuck" + _ago(now, last)
     if not rules:
         return Health.UNKNOWN, "no rules"
