@@ -747,3 +747,28 @@ def test_a_recorder_that_samples_slowly_is_stale_only_after_three_of_its_interva
     }
     got = levels(FleetReader(server.url).poll())
     assert got == {"slow": Health.OK, "slower": Health.STALE, "paused": Health.STALE}
+
+
+def test_the_fleet_password_and_token_go_to_the_os_keyring_as_the_slack_secrets_do(tmp_path: Path, monkeypatch) -> None:
+    import keyring
+
+    from tests.test_settings import MemoryKeyring
+    from trayapp.settings import Config
+
+    ring = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(ring)
+    monkeypatch.delenv("TRAYAPP_NO_KEYRING")
+    try:
+        path = tmp_path / "config.toml"
+        config = Config(fleet_url="https://prom.example:9090", fleet_user="alice", fleet_password=SECRET)
+        save(config, path)
+        text = path.read_text()
+        assert SECRET not in text and 'user = "alice"' in text
+        assert ring.items[("trayapp", "fleet.password")] == SECRET
+        assert load(path).config == config  # read back from the keyring
+        save(config.with_values(fleet_password="", fleet_token=TOKEN), path)
+        assert ("trayapp", "fleet.password") not in ring.items and ring.items[("trayapp", "fleet.token")] == TOKEN
+        assert TOKEN not in path.read_text() and load(path).config.fleet_token == TOKEN
+    finally:
+        keyring.set_keyring(previous)
