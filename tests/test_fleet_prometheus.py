@@ -320,6 +320,9 @@ def test_fleet_settings_are_checked_and_secrets_stay_out_of_the_file_in_the_clea
     assert any("both a token and a user" in w for w in warnings)
     assert any("verify_tls = false" in w for w in warnings)
     assert not any(TOKEN in w for w in warnings)
+    spaced = validate({"fleet": {"password": "correct horse battery", "token": "two\nlines"}}, warnings := [])
+    assert spaced.fleet_password == "correct horse battery" and spaced.fleet_token == ""  # a passphrase is fine, a newline is not
+    assert warnings == ["config: [fleet] token (a text, not shown): must be one line of printable characters; using ''"]
     monkeypatch.setenv("TRAYAPP_NO_KEYRING", "1")  # no keyring here: the file holds it, 0600
     path = tmp_path / "config.toml"
     save(config.with_values(fleet_password=SECRET, fleet_user="", fleet_token=""), path)

@@ -249,8 +249,10 @@ def check(f: Field, value: Any) -> Any:
     if kind in ("str", "path", "secret"):
         if not isinstance(value, str):
             raise SettingError(f"{shown}: must be text in quotes")
-        if kind == "secret" and any(ch.isspace() or not ch.isprintable() for ch in value.strip()):
-            raise SettingError(f"{shown}: must be one line with no spaces" + (" (Slack would refuse it)" if f.section == "slack" else ""))
+        if kind == "secret" and f.section == "slack" and any(ch.isspace() or not ch.isprintable() for ch in value.strip()):
+            raise SettingError(f"{shown}: must be one line with no spaces (Slack would refuse it)")
+        if kind == "secret" and any(not ch.isprintable() for ch in value.strip()):  # a password may hold a space
+            raise SettingError(f"{shown}: must be one line of printable characters")
         return value.strip()
     if kind == "url":  # a server's address, or empty for none
         if not isinstance(value, str):
