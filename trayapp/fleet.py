@@ -8,8 +8,9 @@ Stdlib, ``model``, ``rules``, ``privacy`` and ``metrics``' unit table only; neve
 # went away recently, and when each was last seen); and how often that time changed over 6 hours
 # (the recorder's pace). A machine is "down" when its scrape fails (``up == 0``) and "stale" when it
 # stopped reporting: gone from the targets, or scraped but with a last sample older than
-# ``STALE_AFTER`` or three of its own sampling intervals, whichever is longer. Neither is ever ok. Every fault (a wrong URL, a refused
-# login, a server that is down, slow or answers garbage) is one line in ``FleetState.error``.
+# ``STALE_AFTER`` or three of its own sampling intervals, whichever is longer. Neither is ever ok.
+# Every fault (a wrong URL, a refused login, a server that is down, slow or answers garbage) is one
+# line in ``FleetState.error``.
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from trayapp.rules import human_duration, parse_duration
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_S = 10.0  # one request; the poll never takes longer than two of these
+TIMEOUT_S = 10.0  # one request; a poll takes at most three of these
 STALE_AFTER = 300.0  # seconds since a scraped recorder's last sample before it counts as stopped (or 3 of its intervals)
 PACE_OVER = 6 * 3600  # seconds over which a recorder's sampling pace is read
 SEEN_WITHIN = "1d"  # a machine that left the targets is listed (stale) this long after its last sample, then forgotten
