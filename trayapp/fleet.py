@@ -572,14 +572,12 @@ def _points(item: dict[str, Any]) -> list[tuple[float, float]]:
 
 def table(state: FleetState, now: datetime | None = None) -> str:
     """``trayapp status --fleet``: machine, level, worst rule, last seen."""
-    from trayapp.rules import human_duration as ago
-
     if state.error:
         return f"fleet: {state.error}"
     now = now or datetime.now(timezone.utc)
     rows = [("machine", "level", "worst rule", "last seen")]
     for m in state.machines:
-        seen = "never" if m.last_seen is None else f"{ago(max((now - m.last_seen).total_seconds(), 1.0))} ago"
+        seen = "never" if m.last_seen is None else f"{human_duration(max((now - m.last_seen).total_seconds(), 1.0))} ago"
         rows.append((m.name, m.level.value, m.reason, seen))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     worst = state.worst
