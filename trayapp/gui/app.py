@@ -494,6 +494,8 @@ class TrayApp(QObject):
                 self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
         self._set_icon(*(self._icon_key[:2] if self._icon_key is not None else (Level.UNKNOWN, None)))
         self._refresh_tooltip()
+        if self.window is not None:
+            self.window.set_fleet(state, self.config)  # the machine picker
 
     def _project(self, tick: Tick) -> None:
         """Where each rule's average heads at the current load: from the rule windows in memory
@@ -551,6 +553,7 @@ class TrayApp(QObject):
                                         starting=self.sampler.starting, rows=self.sampler.rows, arrow=False)
             self.window.layout_changed.connect(self._save_plot_layout)
             self.window.setWindowIcon(self.tray.icon())
+            self.window.set_fleet(self.fleet_state, self.config)
             if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
                 # a fresh install: 36 h of nothing but a sliver at the right edge says little;
                 # the live view shows what is being recorded (the buttons switch to history)
@@ -607,6 +610,8 @@ class TrayApp(QObject):
         self.fleet.apply(config)
         if (old.fleet_url, old.fleet_job) != (config.fleet_url, config.fleet_job):  # another fleet, or none: nothing of the old one stays
             self.fleet_state, self._fleet_levels = None, {}
+        if self.window is not None:
+            self.window.set_fleet(self.fleet_state, config)
         if self._icon_key is not None:
             self._set_icon(*self._icon_key[:2])  # a new scope shows at once
         self._refresh_tooltip()

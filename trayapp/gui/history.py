@@ -26,6 +26,7 @@ from PySide6.QtGui import QFontMetrics, QKeySequence, QPainterPath, QPalette, QS
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
+    QComboBox,
     QFileDialog,
     QGraphicsItem,
     QGraphicsPathItem,
@@ -62,6 +63,8 @@ LEFT_WIDTH = 40  # the value axes: at least this wide
 MARGIN_WIDTH = 96  # the right margin's labels (thresholds, a rule's average): at least this wide
 NOW_MIN_HEIGHT = 560  # a window shorter than this hides the Now panel: the plots need the room
 FEW = 0.02  # a range whose first sample is this share of it from its end says how little it holds
+REMOTE_LIVE_EVERY = 5.0  # seconds between reads of a remote machine's live view (Prometheus scrapes every 15 s by default)
+THIS_MACHINE = "This machine"
 HINT = "Hover for values · drag across a stretch, Ctrl+wheel or +/− zoom · Shift+drag or ←/→ pan · double-click resets"
 ZOOM_STEP = 1.5  # +/− and a wheel notch with Ctrl zoom time by this factor
 PAN_STEP = 0.25  # ←/→ move the view by this share of its width
@@ -670,6 +673,17 @@ class HistoryWindow(QWidget):
         self.span = RANGES[1][1]
         self.theme = Theme.from_palette(self.palette())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-history")
+        # a remote machine's reads wait on Prometheus: a thread of their own, so a slow server never holds a local read
+        self._remote_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trayapp-remote-history")
+        self.machine: str | None = None  # the remote machine shown (its Prometheus instance), None for this machine
+        self.machine_name = ""
+        self._fleet_key: tuple | None = None  # the [fleet] settings the remote reads use
+        self._server: Any = None  # fleet.Prometheus for those settings, made on the remote thread
+        self._remote_rules: tuple[Rule, ...] = ()
+        self._remote_results: tuple[RuleResult, ...] = ()
+        self._remote_busy = False  # a remote live read under way
+        self._remote_read_at = 0.0  # monotonic time of the last remote live read
+        self._local_notes: list[str] | None = None
         self._bridge = _Bridge()
         self._bridge.loaded.connect(self._draw_history)
         self._bridge.exported.connect(self._exported)
@@ -691,6 +705,13 @@ class HistoryWindow(QWidget):
         layout.setContentsMargins(8, 6, 8, 6)
         layout.setSpacing(3)
         top = QHBoxLayout()
+        self.picker = QComboBox()  # this machine or one that the [fleet] Prometheus scrapes; shown only with a fleet
+        self.picker.setToolTip("Whose history: this machine, or a machine that the Prometheus server in Settings → Machines scrapes")
+        self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.picker.addItem(THIS_MACHINE, None)
+        self.picker.setVisible(False)
+        self.picker.activated.connect(lambda i: self.choose_machine(self.picker.itemData(i)))
+        top.addWidget(self.picker)
         self.span_label = QLabel("")  # the stretch on screen in words, on every zoom and pan
         self.span_label.setTextFormat(Qt.TextFormat.RichText)
         self.span_label.setWordWrap(True)
@@ -909,8 +930,13 @@ class HistoryWindow(QWidget):
     def _sync_rules(self) -> None:
         cpu = next((r for r in self.config.rules if r.metric == "cpu_percent" and r.direction == "above"), None)
         self.now.bars.thresholds = (cpu.orange, cpu.red) if cpu is not None else None  # a core is coloured only past these
-        rules = dict(zip(rule_keys(self.config.rules), self.config.rules))
-        results = dict(zip(rule_keys(self.config.rules), self._results_by_rule(rules)))
+        if self.machine is not None:  # the remote machine's own rules, as its recorder serves them
+            keys = rule_keys(self._remote_rules)
+            rules = dict(zip(keys, self._remote_rules))
+            results = dict(zip(keys, self._remote_results))
+        else:
+            rules = dict(zip(rule_keys(self.config.rules), self.config.rules))
+            results = dict(zip(rule_keys(self.config.rules), self._results_by_rule(rules)))
         now = time.time()
         for mp in self.metric_plots.values():
             mp.sync_rules(rules, results, self.span == LIVE_SECONDS, now)
@@ -1032,6 +1058,15 @@ class HistoryWindow(QWidget):
             self.config = config
         changed = results != self.results or config is not None
         self.results = results
+        self._local_notes = notes
+        if self.machine is not None:
+            return  # the summary and thresholds are the remote machine's until "This machine" is chosen again
+        self._summarise(results, notes)
+        if changed:
+            self._sync_rules()
+
+    def _summarise(self, results: tuple[RuleResult, ...], notes: list[str] | None = None) -> None:
+        """The summary line: each rule's window average and level."""
         parts = []
         for i, r in enumerate(results):
             avg = "n/a" if r.average is None else f"{r.average:.1f} {metric_unit(r.metric)}"
@@ -1044,8 +1079,6 @@ class HistoryWindow(QWidget):
                 f"{metric_label(r.metric)} <b>{nb(avg)}</b> — {note}"
             )
         self.summary.setText("<br>".join(parts) or "no rules")
-        if changed:
-            self._sync_rules()
 
     def show_range(self, span: float) -> None:
         self.span = span
@@ -1057,6 +1090,9 @@ class HistoryWindow(QWidget):
         if span == LIVE_SECONDS:
             self._request += 1  # a read in flight is no longer wanted
             self.status.setText("")
+            if self.machine is not None:  # the remote machine's last ten minutes: read now, then polled
+                self._remote_busy, self._remote_read_at = False, 0.0
+                self.status.setText(LOADING)
             self.refresh_live()
             return
         self.status.setText(LOADING)
@@ -1064,12 +1100,91 @@ class HistoryWindow(QWidget):
         # In the recorder's own window (minute bins at hand) a read takes tens of milliseconds:
         # one read, one paint. Only a window that is not the recorder's, whose first read parses
         # the CSV with Arrow, paints the rule metrics from memory while it waits.
-        if self._read_once or self.quick is None or self._minutes() is not None:
+        if self._read_once or self.quick is None or self._minutes() is not None or self.machine is not None:
             return
         recent = self.quick(span)
         if recent:
             self._draw(series_from_memory(recent, span, time.time()))
             self.first_paint.emit(span)
+
+    # --- whose history
+
+    def set_fleet(self, state: Any, config: Config) -> None:
+        """The machines the ``[fleet]`` Prometheus scrapes (a ``fleet.FleetState``, None without
+        one) in the picker, after "This machine"; a poll that failed leaves the list as it was.
+        Other fleet settings, or none, bring the window back to this machine."""
+        key = ((config.fleet_url, config.fleet_user, config.fleet_password, config.fleet_token, config.fleet_verify_tls, config.fleet_job)
+               if config.fleet_url else None)
+        if key != self._fleet_key:
+            self._fleet_key = key
+            if self.machine is not None:
+                self.choose_machine(None)
+            self._fill_picker([])
+        if key is None or state is None or state.error:
+            return
+        self._fill_picker([(m.name, m.instance, m.level.value) for m in state.machines])
+
+    def _fill_picker(self, machines: list[tuple[str, str, str]]) -> None:
+        """The picker's items: this machine, then each machine with its level; the machine shown stays chosen."""
+        self.picker.blockSignals(True)
+        try:
+            self.picker.clear()
+            self.picker.addItem(THIS_MACHINE, None)
+            for name, instance, level in machines:
+                self.picker.addItem(f"{name} — {level}", instance)
+                self.picker.setItemData(self.picker.count() - 1, name, Qt.ItemDataRole.UserRole + 1)
+            if self.machine is not None and self.picker.findData(self.machine) < 0:  # gone from this poll: still shown
+                self.picker.addItem(self.machine_name, self.machine)
+                self.picker.setItemData(self.picker.count() - 1, self.machine_name, Qt.ItemDataRole.UserRole + 1)
+            self.picker.setCurrentIndex(max(0, self.picker.findData(self.machine)) if self.machine is not None else 0)
+        finally:
+            self.picker.blockSignals(False)
+        self.picker.setVisible(self.picker.count() > 1)
+
+    def choose_machine(self, instance: str | None) -> None:
+        """Show ``instance``'s history (a machine the fleet's Prometheus scrapes), or this
+        machine's (None): every range, the rules' thresholds and averages, the Now panel."""
+        if instance == self.machine:
+            return
+        index = self.picker.findData(instance) if instance is not None else 0
+        if instance is not None and (index < 0 or self._fleet_key is None):
+            return  # not a machine of this fleet
+        self.machine = instance
+        self.machine_name = str(self.picker.itemData(index, Qt.ItemDataRole.UserRole + 1) or instance) if instance is not None else ""
+        self.picker.setCurrentIndex(index)
+        self._request += 1  # what was read for the other machine is not drawn
+        self._remote_rules, self._remote_results = (), ()
+        self._remote_read_at = 0.0
+        self._shown = self.shown_series = None
+        self._note = ""
+        self.setWindowTitle(f"trayapp — history of {self.machine_name}" if instance is not None else "trayapp — history")
+        self.now.show_machine(self.machine_name if instance is not None else None)
+        now = time.time()
+        self._draw(Series(self.span, now - self.span, now))  # nothing of the other machine stays on screen
+        if instance is None:
+            self._park_all_but(set(plotted_columns(self.live.measured())))
+            self._summarise(self.results, self._local_notes)
+            if self.live.samples:
+                self.now.show_sample(self.live.samples[-1])
+            if self.now.isVisible():
+                self.now.start()
+        else:
+            self.summary.setText(f"Reading {html.escape(self.machine_name)}'s rules from Prometheus…")
+        self.show_range(self.span)
+
+    def _park_all_but(self, names: set[str]) -> None:
+        """Plots of other metrics than ``names`` put away (another machine measures other
+        things); kept to show again, and not counted as hidden by a person."""
+        park = [n for n in self.metric_plots if n not in names]
+        if not park or len(park) == len(self.metric_plots):
+            return
+        for name in park:
+            mp = self.metric_plots.pop(name)
+            mp.cross.setVisible(False)
+            self.graphics.removeItem(mp.plot)
+            self._parked[name] = mp
+        self._relayout(list(self.metric_plots))
+        self._fit_plots()
 
     def _mark_range(self, span: float | None) -> None:
         """The range shown: its button checked and in bold, which every palette and style shows
@@ -1084,6 +1199,9 @@ class HistoryWindow(QWidget):
     def _read(self, span: float, start: float | None = None, end: float | None = None) -> None:
         self._request += 1
         request = self._request
+        if self.machine is not None:
+            self._read_remote(request, span, start, end)
+            return
         if self.starting is not None and self.starting(self.data_dir):
             self._waiting = (span, start, end)  # the latest wins; ``recorder_ready`` reads it
             return
@@ -1098,6 +1216,30 @@ class HistoryWindow(QWidget):
         except RuntimeError:  # shut down already (the app is quitting)
             return
         future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, start is not None)))
+
+    def _read_remote(self, request: int, span: float, start: float | None, end: float | None) -> None:
+        """The remote machine's range (or zoom) from Prometheus, on the remote thread."""
+        until = end if end is not None else time.time()
+        since = start if start is not None else until - span
+        zoom = start is not None or (span == LIVE_SECONDS and self._zoomed)  # a live poll keeps a person's zoom
+        try:
+            future = self._remote_pool.submit(self._load_remote, self._fleet_key, self.machine, span, since, until)
+        except RuntimeError:  # shut down already (the app is quitting)
+            return
+        self._remote_busy = True
+        self._remote_read_at = time.monotonic()
+        future.add_done_callback(lambda f: self._bridge.loaded.emit((request, f, zoom, True)))
+
+    def _load_remote(self, key: tuple, instance: str, span: float, start: float, end: float) -> Any:
+        """On the remote thread: the machine's range, rules and latest sample (``remote_history``).
+        The client is made here too: its TLS context reads the system's certificates."""
+        from trayapp import remote_history
+        from trayapp.fleet import Prometheus
+
+        url, user, password, token, verify_tls, job = key
+        if self._server is None or self._server[0] != key:
+            self._server = (key, Prometheus(url, user, password, token, verify_tls))  # ValueError: a URL that is not one
+        return remote_history.read_machine(self._server[1], instance, job, span, start, end)
 
     def recorder_ready(self) -> None:
         """The recorder has opened the folder (or given up): a read held for it goes now, unless
@@ -1121,14 +1263,35 @@ class HistoryWindow(QWidget):
         return series
 
     def _draw_history(self, item: tuple) -> None:
-        request, future, zoom = item
+        request, future, zoom, *remote_read = item
+        remote = bool(remote_read)  # a remote machine's read (``_read_remote``)
+        if remote:
+            self._remote_busy = False
         if request != self._request:
             return  # a newer range was asked for meanwhile
         try:
-            series: Series = future.result()
+            result = future.result()
         except Exception as exc:  # a read that failed: say so, keep the window
-            self.status.setText(f"Could not read history: {exc}")
+            if remote:  # Prometheus down, slow, refusing, or answering garbage: one line, the window stays usable
+                why = " ".join(str(exc).split()) or type(exc).__name__
+                if self._note != f"Could not read {self.machine_name} from Prometheus: {why}":
+                    log.warning("history of %s: %s", self.machine_name, why)  # once, not at every live poll
+                self._note = f"Could not read {self.machine_name} from Prometheus: {why}"  # the next read that works replaces it
+                self.status.setText(self._note)
+            else:
+                self.status.setText(f"Could not read history: {exc}")
             return
+        if remote:
+            series: Series = result.series
+            self._remote_rules, self._remote_results = result.rules, result.results
+            self._summarise(result.results)
+            self._sync_rules()
+            if result.sample is not None:
+                self.now.show_sample(result.sample)
+            if not zoom and series.curves:
+                self._park_all_but(set(series.curves))
+        else:
+            series = result
         self._draw(series, keep_view=zoom)
         self._read_once = True
         self._release_later()  # what building and drawing the plots freed goes back too
@@ -1136,8 +1299,15 @@ class HistoryWindow(QWidget):
             self._shown = series
         label = next((lbl for lbl, s in RANGES if s == series.span), "")
         since = recorded_since(series)
-        if not series.rows:
+        if not series.rows and remote:
+            self._note = (f"Prometheus holds no samples of {self.machine_name} in the last {label}." if not zoom
+                          else f"Prometheus holds no samples of {self.machine_name} in this stretch.")
+            self.status.setText(self._note)
+        elif not series.rows:
             self.status.setText(f"Nothing recorded in the last {label} yet." if not zoom else "Nothing recorded in this stretch.")
+        elif remote and not zoom and since is not None and series.end - since < FEW * series.span:
+            self._note = f"Prometheus holds samples of {self.machine_name} only since {clock_or_day(since)} (its scrapes and retention)."
+            self.status.setText(self._note)
         elif not zoom and since is not None and series.end - since < FEW * series.span:
             self.status.setText(  # a first run: a sliver at the right edge that no one would see
                 f"Recorded only since {'about ' if series.binned else ''}{clock_or_day(since)}:"
@@ -1172,11 +1342,17 @@ class HistoryWindow(QWidget):
 
     def show_now(self, sample) -> None:
         """This tick's sample in the Now panel (called on each tick while the window is shown)."""
-        self.now.show_sample(sample)
+        if self.machine is None:
+            self.now.show_sample(sample)
 
     def refresh_live(self) -> None:
-        """Redraw the live view from memory (called on each tick while it is shown)."""
+        """Redraw the live view from memory (called on each tick while it is shown); a remote
+        machine's from Prometheus, every ``REMOTE_LIVE_EVERY`` seconds, one read at a time."""
         if self.span != LIVE_SECONDS:
+            return
+        if self.machine is not None:
+            if not self._remote_busy and time.monotonic() - self._remote_read_at >= REMOTE_LIVE_EVERY:
+                self._read(LIVE_SECONDS)
             return
         self.shown_series = None
         t, columns = self.live.arrays()
@@ -1198,7 +1374,8 @@ class HistoryWindow(QWidget):
     def _say_span(self, start: float, end: float) -> None:
         label = next((lbl for lbl, s in RANGES if s == self.span), "")
         text = html.escape(span_text(start, end))
-        self.span_label.setText(f"<b>{text}</b> · zoomed from {label}; Reset goes back" if self._zoomed else f"<b>{text}</b> · {label}")
+        whose = f" · <b>{html.escape(self.machine_name)}</b> (from Prometheus)" if self.machine is not None else ""
+        self.span_label.setText(f"<b>{text}</b> · zoomed from {label}; Reset goes back{whose}" if self._zoomed else f"<b>{text}</b> · {label}{whose}")
 
     def _x_range_changed(self, _plot, view: tuple[float, float]) -> None:
         start, end = view
@@ -1351,8 +1528,9 @@ class HistoryWindow(QWidget):
         menu.addSeparator()
         menu.addAction("Reset view", self.reset_view)
         menu.addSeparator()
-        menu.addAction("Export this range as CSV…", lambda: self.export_range("csv"))
-        menu.addAction("Export this range as Parquet…", lambda: self.export_range("parquet"))
+        for text, fmt in (("Export this range as CSV…", "csv"), ("Export this range as Parquet…", "parquet")):
+            # this machine's data folder: a remote machine's own ``trayapp export`` writes its samples
+            menu.addAction(text, lambda f=fmt: self.export_range(f)).setEnabled(self.machine is None)
         menu.exec(self.graphics.mapToGlobal(pos))
 
     def visible_range(self) -> tuple[float, float]:
@@ -1397,7 +1575,7 @@ class HistoryWindow(QWidget):
             self._placed = True
             self._place()
         super().showEvent(event)
-        if self.live.samples:
+        if self.live.samples and self.machine is None:
             self.now.show_sample(self.live.samples[-1])
         if self.now.isVisibleTo(self):
             self.now.start()  # the process list is read only while the panel is shown
@@ -1446,3 +1624,4 @@ class HistoryWindow(QWidget):
         self._zoom_timer.stop()
         self.now.shutdown()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._remote_pool.shutdown(wait=False, cancel_futures=True)

@@ -191,6 +191,24 @@ class NowPanel(QFrame):
         self._second.setSingleShot(True)
         self._second.setInterval(1000)
         self._second.timeout.connect(self.refresh_processes)
+        self.remote: str | None = None  # the remote machine whose latest numbers are shown; None: this machine
+
+    def show_machine(self, name: str | None) -> None:
+        """Whose numbers: this machine's (None: each tick's, and its top processes) or a remote
+        machine's latest sample, as Prometheus last scraped it (no process list: that is this
+        machine's). The numbers of the machine shown before go."""
+        self.remote = name
+        for widget in self._cells.values():
+            self.numbers.removeWidget(widget)
+            widget.deleteLater()
+        self._cells.clear()
+        self.values.clear()
+        self._titles.clear()
+        self.bars.set_cores(())
+        self.bars.setVisible(False)
+        if name is not None:
+            self.stop()
+        self._fit(place=True)
 
     # --- the numbers
 
@@ -254,7 +272,7 @@ class NowPanel(QFrame):
         numbers take fewer columns, so none is cut ('busiest co', '1.8 \'')."""
         narrow = self.width() < LISTS_MIN_WIDTH
         for label in (self.top_cpu, self.top_memory):
-            label.setVisible(not narrow)
+            label.setVisible(not narrow and self.remote is None)
         room = self.width() - 24 if narrow else (self.width() - 24) * 5 // 9  # the numbers' share beside the lists (5 : 2 : 2)
         columns = max(2, min(5, (room + 14) // (self._number_width() + 14)))
         if columns != self._columns or place:
@@ -273,7 +291,7 @@ class NowPanel(QFrame):
     # --- the processes
 
     def start(self) -> None:
-        if not self.timer.isActive():
+        if not self.timer.isActive() and self.remote is None:
             self._primed = False
             self.refresh_processes()  # CPU shares need two scans: this one only starts the clock
             self._second.start()
