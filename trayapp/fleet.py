@@ -294,7 +294,11 @@ class Prometheus:
         except FleetError:
             raise
         except urllib.error.HTTPError as exc:
-            raise FleetError(_http_error(where, exc)) from None
+            try:
+                message = _http_error(where, exc)
+            finally:
+                exc.close()  # its connection: closed now, not whenever the error is collected
+            raise FleetError(message) from None
         except urllib.error.URLError as exc:
             raise FleetError(_reach_error(where, exc.reason, self.timeout)) from None
         except (TimeoutError, socket.timeout):
