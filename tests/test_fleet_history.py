@@ -44,7 +44,11 @@ class History(Fleet):
         write_samples(folder / "data", stamps, columns)
         port = free_port()
         self.ports["remote"] = port
-        # what Prometheus would hold had it scraped the recorder all along: each sample at its own time
+        (folder / "config.toml").write_text(f"[prometheus]\nenabled = true\nport = {port}\n")
+        # what Prometheus would hold had it scraped the recorder all along: each sample it keeps (its
+        # own export: today's CSV day file rounds a value), at its own time
+        stamps, kept = exported(self)
+        columns = {**kept, "disk_percent": np.full(len(stamps), 40.0)}
         lines = []
         for column, values in columns.items():
             name = _BASE[column][0]
@@ -56,7 +60,6 @@ class History(Fleet):
         made = subprocess.run([debian_tool("promtool", "prometheus"), "tsdb", "create-blocks-from", "openmetrics",
                                str(self.tmp / "history.om"), str(prom_dir / "data")], capture_output=True, text=True, timeout=300)
         assert made.returncode == 0, made.stderr
-        (folder / "config.toml").write_text(f"[prometheus]\nenabled = true\nport = {port}\n")
         with open(folder / "stderr.txt", "w") as stderr:
             self.recorders["remote"] = subprocess.Popen(
                 trayapp_cmd("--config", str(folder / "config.toml"), "--data-dir", str(folder / "data"), "run", "--headless", "--interval", "1"),
@@ -167,6 +170,21 @@ def test_the_window_on_a_remote_machine_draws_its_own_history_binned_and_goes_ba
         x = float(centres[len(centres) // 2])
         window.hover_at(x)
         assert "CPU" in window.readout.text()
+        # a zoom reads again with a finer step: 6 hours of the history in 15 s bins
+        zoom_end = remote.history_end - 3600
+        with qtbot.waitSignal(window.range_loaded, timeout=30000) as zoomed:
+            window._move_to(zoom_end - 6 * 3600, zoom_end)  # as a person's drag across a stretch
+        fine = nice_step(6 * 3600)
+        assert zoomed.args[0].tier == f"prometheus {fine} s" and fine < step
+        centres, lo = window.metric_plots["cpu_percent"].drawn()["lo"]
+        _, hi = window.metric_plots["cpu_percent"].drawn()["hi"]
+        compared = 0
+        for c, low, high in zip(centres, lo, hi):
+            inside = (t >= c - fine / 2) & (t <= c + fine / 2)
+            if inside.any():  # bins between two samples a minute apart are bridged, as a local range's are
+                assert low == pytest.approx(columns["cpu_percent"][inside].min(), rel=1e-9) and high == pytest.approx(columns["cpu_percent"][inside].max(), rel=1e-9)
+                compared += 1
+        assert compared >= 6 * 60 - 2, compared
         # Live: the last ten minutes from the samples Prometheus scraped, read again as they come
         with qtbot.waitSignal(window.range_loaded, timeout=30000) as live:
             window.show_range(600)
