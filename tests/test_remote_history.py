@@ -156,7 +156,12 @@ def test_the_latest_sample_of_a_remote_machine_has_its_gpus_and_its_time() -> No
 
 
 def test_reading_a_remote_machine_loads_neither_arrow_nor_pandas() -> None:
-    code = "import sys\nimport trayapp.remote_history\nprint(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules))\n"
+    code = ("import sys, time\nfrom trayapp.remote_history import series_from_bins, SERIES_LABEL\n"
+            "end = time.time()\nanswers = {f: [{'metric': {SERIES_LABEL: 'trayapp_cpu_usage_ratio'}, 'values': [[end - 90 * i, '0.5']]}"
+            " for i in range(1, 100)] for f in ('min', 'max', 'sum')}\n"
+            "answers['count'] = [{'metric': {SERIES_LABEL: 'trayapp_cpu_usage_ratio'}, 'values': [[end - 90 * i, '1'] for i in range(1, 100)]}]\n"
+            "series = series_from_bins(36 * 3600, end - 36 * 3600, end, 90, answers)\nassert 'cpu_percent' in series.means, series\n"
+            "print(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules))\n")
     done = subprocess.run([*trayapp_cmd()[:1], "-c", code], capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
 
