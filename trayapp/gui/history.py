@@ -1,4 +1,4 @@
-"""The history window: a live view (last 10 minutes, from memory) and 36 h / 7 d / 30 d / 1 y from disk.
+"""The history window: a live view (last 10 minutes, from memory) and 36 h / 7 d / 30 d / 1 y from disk; a remote machine's from Prometheus.
 
 Imports Qt, pyqtgraph, numpy and the core. In the recorder's process it reads through
 ``history.prepare_history`` with the recorder's minute bins and rows file, which never loads
@@ -1300,7 +1300,8 @@ class HistoryWindow(QWidget):
         label = next((lbl for lbl, s in RANGES if s == series.span), "")
         since = recorded_since(series)
         if not series.rows and remote:
-            self._note = (f"Prometheus holds no samples of {self.machine_name} in the last {label}." if not zoom
+            last = label if series.span != LIVE_SECONDS else "10 minutes"
+            self._note = (f"Prometheus holds no samples of {self.machine_name} in the last {last}." if not zoom
                           else f"Prometheus holds no samples of {self.machine_name} in this stretch.")
             self.status.setText(self._note)
         elif not series.rows:
