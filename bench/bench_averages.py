@@ -13,7 +13,7 @@ from bench.common import make_history, median_time, save
 def trayapp_status(data_dir: Path):
     from trayapp.engine import evaluate_from_disk
     from trayapp.rules import DEFAULT_RULES
-    from trayapp.store import Store
+    from trayapp.storage.writer import Store
 
     return lambda: evaluate_from_disk(Store(data_dir), DEFAULT_RULES)
 

@@ -13,7 +13,7 @@ from bench.common import day_table, median_time, save
 
 
 def write_day_csv(path: Path, step: float) -> datetime:
-    from trayapp.store import format_value, local_zone
+    from trayapp.storage.writer import format_value, local_zone
 
     zone = local_zone()
     day = (datetime.now(timezone.utc).astimezone(zone) - timedelta(days=1)).date()
@@ -29,7 +29,7 @@ def write_day_csv(path: Path, step: float) -> datetime:
 
 
 def trayapp_rollover(src: Path, work: Path):
-    from trayapp.store import Store, local_zone
+    from trayapp.storage.writer import Store, local_zone
 
     def run():
         shutil.rmtree(work, ignore_errors=True)

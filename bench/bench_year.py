@@ -49,7 +49,7 @@ def _prime_bytecode() -> None:
 
 
 def _today():
-    from trayapp.files import local_zone
+    from trayapp.storage.day_files import local_zone
 
     zone = local_zone()
     return zone, datetime.now(timezone.utc).astimezone(zone).date()
@@ -59,7 +59,7 @@ def _csv_lines(t, seed: int) -> list[str]:
     """CSV lines for epoch seconds ``t``, columns in the order the store writes them."""
     import numpy as np
 
-    from trayapp.files import column_order, format_value, local_zone
+    from trayapp.storage.day_files import column_order, format_value, local_zone
 
     zone = local_zone()
     rng = np.random.default_rng(seed)
@@ -79,7 +79,7 @@ def _csv_lines(t, seed: int) -> list[str]:
 
 
 def _csv_header() -> str:
-    from trayapp.files import column_order
+    from trayapp.storage.day_files import column_order
 
     return ",".join(column_order(["timestamp", *METRICS]))
 
@@ -88,8 +88,8 @@ def _build(data_dir: Path) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from trayapp import rollups
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import tier_builder as rollups
+    from trayapp.storage.day_files import CSV_DIR, CSV_NAME, day_path
 
     zone, today = _today()
     t0 = time.perf_counter()
@@ -121,7 +121,7 @@ def _top_up_csv(data_dir: Path) -> int:
     """Today's CSV carries on to now (the cache was built earlier today): 1 s rows since its last."""
     import numpy as np
 
-    from trayapp.files import CSV_DIR, CSV_NAME
+    from trayapp.storage.day_files import CSV_DIR, CSV_NAME
 
     csv = data_dir / CSV_DIR / CSV_NAME
     with open(csv, "rb") as f:
@@ -150,7 +150,7 @@ def dataset() -> tuple[Path, dict]:
         meta_path.write_text(json.dumps(meta))
     meta = json.loads(meta_path.read_text())
     _top_up_csv(data_dir)
-    from trayapp.files import CSV_DIR, CSV_NAME
+    from trayapp.storage.day_files import CSV_DIR, CSV_NAME
 
     with open(data_dir / CSV_DIR / CSV_NAME, "rb") as f:
         meta["csv_rows_today"] = sum(1 for _ in f) - 1  # grows through the day: up to 86,400 (its read is in every range)
@@ -176,7 +176,7 @@ def _link_copy(src: Path, dst: Path) -> None:
 
 
 def _has_tiers_keyword() -> bool:
-    from trayapp.history import prepare_history
+    from trayapp.storage.ranges import prepare_history
 
     return "tiers" in inspect.signature(prepare_history).parameters
 
@@ -190,8 +190,8 @@ sys.path.insert(0, ROOT)
 from pathlib import Path
 kw = dict(KW)
 if WRITER:
-    from trayapp.dataset_jobs import run
-    from trayapp.store import Store
+    from trayapp.storage.child_job import run
+    from trayapp.storage.writer import Store
     store = Store(Path(DATA), jobs=run, minutes=True)
     store.open_writer()
     kw["minutes"] = store.minutes
@@ -203,7 +203,7 @@ t0 = time.perf_counter()
 """ + OPEN_WRITER + r"""
 if WRITER:
     t0 = time.perf_counter()  # the recorder was running before the window opened
-from trayapp.history import prepare_history
+from trayapp.storage.ranges import prepare_history
 t1 = time.perf_counter()
 series = prepare_history(Path(DATA), SPAN, **kw)
 t2 = time.perf_counter()
@@ -216,7 +216,7 @@ print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1000, "read_ms": (t2 - t1
 WARM = r"""
 import json, statistics, sys, time
 """ + OPEN_WRITER + r"""
-from trayapp.history import prepare_history
+from trayapp.storage.ranges import prepare_history
 out = {}
 for label, span, repeat, warmup in SPANS:
     for _ in range(warmup):
@@ -530,7 +530,7 @@ def status(data_dirs: dict[str, Path]) -> dict:
 def _short_copy(data_dir: Path, dst: Path, days: int) -> Path:
     """The last ``days`` day files of the year (hard links) and today's CSV: the same recent data,
     without the year behind it."""
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage.day_files import CSV_DIR, CSV_NAME, day_path
 
     _, today = _today()
     for back in range(days, 0, -1):
@@ -546,10 +546,10 @@ def _short_copy(data_dir: Path, dst: Path, days: int) -> Path:
 def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, repeat: int = 5) -> float:
     """``bench_rollups.rollover_ms`` with the year on disk: yesterday's CSV rolled into a folder that
     holds the other 364 days and their tiers, so the month's hour tier is rebuilt from its days."""
-    from trayapp import rollups
-    from trayapp import store as store_module
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path, local_zone
-    from trayapp.store import Store
+    from trayapp.storage import tier_builder as rollups
+    from trayapp.storage import writer as store_module
+    from trayapp.storage.day_files import CSV_DIR, CSV_NAME, day_path, local_zone
+    from trayapp.storage.writer import Store
 
     _, today = _today()
     yesterday = today - timedelta(days=1)
@@ -582,8 +582,8 @@ def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, rep
 def _midnights(src: Path, data_dir: Path, work: Path, repeat: int):
     """``repeat`` times: ``work`` (a copy of the year) as it is just before midnight, with ``src``
     as yesterday's CSV and no day file or minute tier for yesterday; yields yesterday."""
-    from trayapp import rollups
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import tier_builder as rollups
+    from trayapp.storage.day_files import CSV_DIR, CSV_NAME, day_path
 
     _, today = _today()
     yesterday = today - timedelta(days=1)
@@ -599,8 +599,8 @@ def midnight_child(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> di
     """A midnight the recorder hands to the one-shot dataset child: yesterday's CSV rolled over
     with the job ``Store._roll`` sends then, beside the year. Its peak RSS (its own VmHWM) and
     wall time."""
-    from trayapp.dataset_jobs import child_command
-    from trayapp.files import day_path
+    from trayapp.storage.child_job import child_command
+    from trayapp.storage.day_files import day_path
 
     _, today = _today()
     job = json.dumps({"job": "maintain", "data_dir": str(work), "retention_days": 0, "today": today.isoformat(), "minutes": True, "rows": True}).encode()
@@ -620,7 +620,7 @@ def _wide_day_csv(path: Path) -> None:
     and fan empty, as on a desktop): the widest CSV the midnight handles."""
     import numpy as np
 
-    from trayapp.files import column_order, format_value
+    from trayapp.storage.day_files import column_order, format_value
     from trayapp.model import GpuReading, Sample
 
     zone, today = _today()
@@ -652,10 +652,10 @@ import gc, json, sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
 import trayapp.gui.app, trayapp.gui.history  # noqa: F401 - what the tray app has loaded
-from trayapp import dataset_jobs
-from trayapp.files import local_zone, release_memory
+from trayapp.storage import child_job as dataset_jobs
+from trayapp.storage.day_files import local_zone, release_memory
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -683,7 +683,7 @@ print(json.dumps({"ms": took * 1000, "before_mb": before, "added_mb": peak - bef
 
 
 def midnight_in_app(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> dict:
-    """The tray app's midnight as it is done now (``trayapp.midnight``, in the app), on ``src``
+    """The tray app's midnight as it is done now (``trayapp.storage.midnight``, in the app), on ``src``
     beside the year: what it adds to the app's resident memory at its peak, and its time."""
     _, today = _today()
     added, walls = [], []
@@ -741,7 +741,7 @@ def averages(data_dirs: dict[str, Path]) -> dict:
 def ensure_nothing_to_do(data_dir: Path) -> dict:
     """``rollups.ensure`` on the cached year: nothing to do, unless trayapp changed the tiers since
     the cache was built (then it rebuilds them first, timed, and the next call is the figure)."""
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     out = {}
     for _ in range(2):
@@ -799,7 +799,7 @@ def table(r: dict) -> list[str]:
                 f"without tiers {ro['year_on_disk']['without_tiers_ms']} ms; into an empty folder {ro['empty_folder']['with_tiers_ms']} ms | ≤ 150 ms |")
     narrow = (night or {}).get("narrow")
     if narrow:
-        rows.append(f"| … the same day at midnight in the tray app or `run --headless` (no Arrow: `trayapp/midnight.py`) | {narrow['ms']} ms, +{narrow['added_mb']} MB | "
+        rows.append(f"| … the same day at midnight in the tray app or `run --headless` (no Arrow: `trayapp/storage/midnight.py`) | {narrow['ms']} ms, +{narrow['added_mb']} MB | "
                     f"25 metrics: {night['ms']} ms | ≤ 150 ms{'' if narrow['ms'] <= 150 else ' (not met)'} |")
     av = r["averages_36h"]
     rows.append(f"| 36 h averages from disk | {av['1 year']['ms']} ms | 2 days on disk: {av['2 days']['ms']} ms (×{av['flatness_year_vs_2_days']}) | ≤ 20 ms, flat |")

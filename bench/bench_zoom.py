@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import runs, save
-from trayapp import dataset_jobs, history, rollups
-from trayapp.files import local_zone
+from trayapp.storage import child_job as dataset_jobs, ranges as history, tier_builder as rollups
+from trayapp.storage.day_files import local_zone
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 from trayapp.synthetic import write_history
 
 ZOOMS = (("10 min", 600), ("1 h", 3600), ("6 h", 6 * 3600), ("20 h", 20 * 3600))

@@ -54,7 +54,7 @@ def make_history(data_dir: Path, days: int, step: float = 2.0, today_hours: floa
     """``days`` full days of Parquet day files before today, and today so far in the CSV."""
     import pyarrow.parquet as pq
 
-    from trayapp.store import Store, format_value, local_zone
+    from trayapp.storage.writer import Store, format_value, local_zone
 
     zone = local_zone()
     store = Store(data_dir)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_midnight import D, assert_tiers_equal, at, feed, history_before, recorder
-from trayapp import bins, history, rollups
+from trayapp.storage import bins, ranges as history, tier_builder as rollups
 
 DAY = D - timedelta(days=2)  # a day with a day file, tiers and copies before the test's midnight
 

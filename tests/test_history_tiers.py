@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from trayapp import history, rollups
+from trayapp.storage import ranges as history, tier_builder as rollups
 from trayapp.synthetic import write_history
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -234,7 +234,7 @@ def test_rows_both_in_the_csv_and_an_untiered_day_file_count_once(data_dir: Path
 
 def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # midnight: the sampler's rollover runs while the window's worker reads
-    from trayapp.store import Store
+    from trayapp.storage.writer import Store
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     midnight = local_midnight(now)
@@ -269,7 +269,7 @@ def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_di
 def test_hourly_means_are_of_local_clock_hours_across_offset_changes(zone: str, start: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
     from zoneinfo import ZoneInfo
 
-    from trayapp import history
+    from trayapp.storage import ranges as history
 
     tz = ZoneInfo(zone)
     monkeypatch.setattr(history, "local_zone", lambda: tz)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp.store import local_zone
+from trayapp.storage.writer import local_zone
 from trayapp.synthetic import write_history
 
 STEP = 10  # seconds between samples
@@ -109,7 +109,7 @@ def test_rollover_of_the_csv_day_without_pandas(history: History, tmp_path: Path
     shutil.copytree(history.dir, data)
     later = history.end + timedelta(days=2)
     lines = _child(
-        "from datetime import datetime\nfrom trayapp.store import Store\n"
+        "from datetime import datetime\nfrom trayapp.storage.writer import Store\n"
         f"store = Store({str(data)!r})\nstore.open_writer(datetime.fromisoformat({later.isoformat()!r}))\nstore.close()"
     )
     assert lines[-1] == "False", "pandas was imported by the rollover"
@@ -162,7 +162,7 @@ def test_broken_lines_in_the_csv_are_skipped_without_pandas(tmp_path: Path) -> N
         b"\n"
     )
     lines = _child(
-        "from datetime import datetime, timezone\nfrom trayapp import history\nfrom trayapp.store import Store\n"
+        "from datetime import datetime, timezone\nfrom trayapp import history\nfrom trayapp.storage.writer import Store\n"
         f"t = history.read({str(data)!r})\n"
         "print(t.column('timestamp').cast('int64').to_pylist(), t.column('cpu_percent').to_pylist(), t.column('disk_percent').to_pylist())\n"
         f"store = Store({str(data)!r})\nstore.open_writer(datetime(2026, 4, 1, tzinfo=timezone.utc))\nstore.close()"

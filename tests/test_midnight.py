@@ -1,4 +1,4 @@
-"""Midnight in the tray app itself (``trayapp.midnight``), without Arrow or a child: what it
+"""Midnight in the tray app itself (``trayapp.storage.midnight``), without Arrow or a child: what it
 writes equals what the child's rollover writes from the same samples, every file is read by
 Arrow, pandas and DuckDB, and every case it cannot take goes to the child with nothing lost."""
 
@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import bins, dataset_jobs, midnight, parquet
-from trayapp.files import day_path
+from trayapp.storage import bins, child_job as dataset_jobs, midnight, parquet_writer as parquet
+from trayapp.storage.day_files import day_path
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TODAY = datetime.now(BERLIN).date()
@@ -110,7 +110,7 @@ def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog
     D = day
     here, child = recorder(a, at(D, start_hour)), recorder(b, at(D, start_hour))
     assert here.rows is not None  # the start-up child wrote the rows file for the CSV it left
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage.writer"):
         feed(here, at(D, start_hour), at(D + timedelta(days=1), 0, 10), 1)
         feed(child, at(D, start_hour), at(D + timedelta(days=1), 0, 10), 1, child=True)
     assert "goes to a child" not in caplog.text and "stopped" not in caplog.text
@@ -161,7 +161,7 @@ def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog
     here.close()
     child.close()
     # the next start finds every tier fresh: nothing rebuilt
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     assert rollups.ensure(a) == 0
 
@@ -175,9 +175,9 @@ def test_a_recorder_never_loads_arrow_nor_starts_a_child_at_midnight(tmp_path: P
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from trayapp import dataset_jobs
+from trayapp.storage import child_job as dataset_jobs
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 store = Store(Path({str(a)!r}), jobs=dataset_jobs.run, minutes={minutes})  # as the tray app (minutes) and run --headless make it
 store.open_writer(datetime.fromisoformat({start.isoformat()!r}))  # the start-up child
 dataset_jobs.child_command = lambda: [sys.executable, "-c", "raise SystemExit('a child was started')"]
@@ -205,7 +205,7 @@ def test_what_midnight_in_the_app_cannot_take_goes_to_the_child(tmp_path: Path, 
     recorder(other, at(D + timedelta(days=1))).close()  # its start-up rolls D over
     day_path(a, D).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(day_path(other, D), day_path(a, D))
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage.writer"):
         feed(store, at(D, 23, 30), at(D + timedelta(days=1), 0, 1), 10)
     assert "goes to a child: " in caplog.text and "has a day file to merge into" in caplog.text
     ts = read(day_path(a, D)).column("timestamp").to_pylist()
@@ -222,7 +222,7 @@ def test_a_csv_changed_behind_the_app_goes_to_the_child(tmp_path: Path, caplog: 
     feed(store, at(D, 23), at(D, 23, 59), 60)
     with open(store.csv_path, "ab") as f:  # another program appends a line of its own
         f.write(at(D, 23, 59, 30).astimezone(BERLIN).isoformat(timespec="microseconds").encode() + b",1,2,3" + b"," * 12 + b"\n")
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage.writer"):
         feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 60)
     assert "the CSV is not what the rows file was made from" in caplog.text
     table = read(day_path(a, D))
@@ -240,7 +240,7 @@ def test_a_failure_half_way_loses_and_doubles_nothing(tmp_path: Path, monkeypatc
         raise ValueError("not a Parquet file")
 
     monkeypatch.setattr(parquet, "read_back", torn)
-    with caplog.at_level(logging.WARNING, logger="trayapp.store"):
+    with caplog.at_level(logging.WARNING, logger="trayapp.storage.writer"):
         feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 0, 5), 1)
     assert "midnight rollover in the app stopped" in caplog.text
     monkeypatch.undo()
@@ -259,7 +259,7 @@ def test_a_gpu_that_appears_mid_day_widens_the_rows_and_midnight_stays_in_the_ap
     a, b = twin(tmp_path)
     stores = {"here": recorder(a, at(D, 23)), "child": recorder(b, at(D, 23))}
     gpu = (GpuReading(0, "H100", 50.0, 10.0, 1000.0, 80000.0, 40.0, 300.0),)
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage.writer"):
         for name, store in stores.items():
             feed(store, at(D, 23), at(D, 23, 30), 60, child=name == "child")
             assert store.append(Sample(at(D, 23, 45), 1.0, 2.0, 3.0, gpus=gpu))  # a GPU appeared: the CSV gets its columns
@@ -314,9 +314,9 @@ _RECORDER = r"""
 import sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
-from trayapp import dataset_jobs
+from trayapp.storage import child_job as dataset_jobs
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 data_dir, midnight = Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
 store = Store(data_dir, jobs=dataset_jobs.run, minutes=True)
 store.open_writer(midnight - timedelta(seconds=1))
@@ -413,7 +413,7 @@ def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: P
 ])
 def test_a_clock_far_off_goes_to_the_child_which_keeps_its_rows_aside(tmp_path: Path, first: datetime, then: datetime, caplog: pytest.LogCaptureFixture) -> None:
     store = recorder(tmp_path, first)
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage.writer"):
         for t in (first, first + timedelta(seconds=1), then):
             assert store.append(Sample(t, 1.0, 2.0, 3.0))
     assert "before 1970 or after 2199" in caplog.text
@@ -491,7 +491,7 @@ def test_a_rows_file_changed_in_place_is_not_used_and_the_day_has_the_csv_values
         rows[:, 2] = np.nan  # memory_percent gone
     with open(store.rows.path, "r+b") as f:  # in place, as another program would
         f.write(rows.tobytes())
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage.writer"):
         feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 10)
         feed(truth, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 10, child=True)
     assert "the rows file is not what was written to it" in caplog.text

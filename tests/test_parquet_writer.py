@@ -1,4 +1,4 @@
-"""The small Parquet writer (``trayapp.parquet``) read by others: what it writes, pyarrow, DuckDB
+"""The small Parquet writer (``trayapp.storage.parquet_writer``) read by others: what it writes, pyarrow, DuckDB
 and polars read back bit for bit, statistics included, for fixed cases and for random tables
 (hypothesis) of every value a float64, int64 or UTC-timestamp column can hold."""
 
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trayapp import parquet
-from trayapp.midnight import CHUNK
+from trayapp.storage import parquet_writer as parquet
+from trayapp.storage.midnight import CHUNK
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 70_000])
 def test_the_writer_round_trips_through_arrow_and_duckdb(tmp_path: Path, n: int) -> None:

@@ -126,7 +126,7 @@ def test_without_proc_meminfo_the_probe_asks_psutil(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_csv_fields_and_numbers_are_format_values_and_what_it_reads_back() -> None:
-    from trayapp.store import _fields, format_value
+    from trayapp.storage.writer import _fields, format_value
 
     values = [None, 0.0, -0.0, 1.0, 12.34565, 99.99995, 1e-9, -3.25, 1234567890123.456789, 2**60, True, 7,
               float("nan"), float("inf"), -float("inf"), 0.1 + 0.2, 5e-05, 4.99995e-05]

@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import dataset_jobs, history, rollups
+from trayapp.storage import child_job as dataset_jobs, ranges as history, tier_builder as rollups
 from trayapp.model import Sample
-from trayapp.store import Store, read_csv, read_day_file
+from trayapp.storage.writer import Store, read_csv, read_day_file
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MIN, HOUR = 60_000_000, 3_600_000_000
@@ -287,7 +287,7 @@ def test_tier_building_and_reading_never_imports_pandas(data_dir: Path) -> None:
     code = (
         "import sys\n"
         "from datetime import date\n"
-        "import trayapp.rollups as r\n"
+        "import trayapp.storage.tier_builder as r\n"
         f"d = {str(data_dir)!r}\n"
         "assert r.ensure(d) == 3\n"
         "assert r.build_day(d, date(2026, 3, 29))\n"
@@ -304,7 +304,7 @@ def test_tier_building_and_reading_never_imports_pandas(data_dir: Path) -> None:
 KILL_LOOP = """
 import random, sys
 from datetime import date
-import trayapp.rollups as r
+import trayapp.storage.tier_builder as r
 d = sys.argv[1]
 days = [date(2026, 3, n) for n in (28, 29, 30)]
 print("ready", flush=True)
@@ -385,7 +385,7 @@ def test_start_up_in_a_child_process_builds_the_tiers(data_dir: Path) -> None:
 
 
 def test_the_window_reader_adds_the_csv_rows_once(data_dir: Path) -> None:
-    from trayapp.store import format_value
+    from trayapp.storage.writer import format_value
 
     dst_history(data_dir)
     rollups.ensure(data_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import trayapp_cmd
-from trayapp import bins, rollups
+from trayapp.storage import bins, tier_builder as rollups
 from trayapp.synthetic import write_history
 
 pytestmark = [pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX"), pytest.mark.slow]  # slow: every path, replaced in turn, in real processes

@@ -35,7 +35,7 @@ GUI = r"""
 import json, sys
 if PRELOAD_QT:
     import PySide6.QtWidgets
-from trayapp import dataset_jobs
+from trayapp.storage import child_job as dataset_jobs
 real = dataset_jobs.run
 def noted(job, *args, **kwargs):
     before = "PySide6.QtCore" in sys.modules
@@ -121,7 +121,7 @@ def test_control_qt_loaded_first_is_seen(tmp_path: Path) -> None:
 def test_a_busy_folder_found_early_is_said_and_the_app_quits(qtbot, data_dir: Path, tmp_path: Path) -> None:
     from trayapp.cli import open_early
     from trayapp.gui.app import TrayApp
-    from trayapp.store import Store
+    from trayapp.storage.writer import Store
 
     holder = Store(data_dir)
     holder.open_writer()
@@ -143,7 +143,7 @@ def test_a_busy_folder_found_early_is_said_and_the_app_quits(qtbot, data_dir: Pa
 
 def test_a_first_start_slower_than_the_wait_shows_the_app_and_records_after(qtbot, data_dir: Path, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from trayapp import dataset_jobs
+    from trayapp.storage import child_job as dataset_jobs
     from trayapp.cli import open_early
     from trayapp.gui.app import TrayApp
 
@@ -197,7 +197,7 @@ def test_a_second_click_while_the_first_is_still_starting_brings_the_first_forwa
 
 PARENT = r"""
 import os, subprocess, sys, time
-from trayapp.dataset_jobs import PARENT_ENV, child_command
+from trayapp.storage.child_job import PARENT_ENV, child_command
 env = dict(os.environ)
 if NAMED:
     env[PARENT_ENV] = str(os.getpid())  # as dataset_jobs.run passes it

@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import bins, history, rollups
-from trayapp.files import day_path, local_zone
+from trayapp.storage import bins, ranges as history, tier_builder as rollups
+from trayapp.storage.day_files import day_path, local_zone
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 from trayapp.synthetic import write_history
 
 DAY = 86400
@@ -209,9 +209,9 @@ def test_the_window_read_in_a_writer_never_loads_arrow(recent_history: tuple[Pat
     code = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from trayapp.dataset_jobs import run
-        from trayapp.history import prepare_history
-        from trayapp.store import Store
+        from trayapp.storage.child_job import run
+        from trayapp.storage.ranges import prepare_history
+        from trayapp.storage.writer import Store
         store = Store(Path({str(data_dir)!r}), jobs=run, minutes=True)
         store.open_writer()
         assert store.minutes is not None and len(store.minutes.snapshot()[0]) > 0
@@ -246,7 +246,7 @@ def zoom_recorder(data_dir: Path, step: float, minutes: int) -> tuple[Store, dat
     write_history(data_dir, midnight - timedelta(days=1), midnight - timedelta(seconds=1), 30, {"cpu_percent": 7.0, "memory_percent": 8.0},
                   today_in_csv=False)
     rollups.ensure(data_dir)
-    store = Store(data_dir, jobs=__import__("trayapp.dataset_jobs", fromlist=["run"]).run, minutes=True)
+    store = Store(data_dir, jobs=__import__("trayapp.storage.child_job", fromlist=["run"]).run, minutes=True)
     store.open_writer(ten)
     n = int(minutes * 60 / step)
     for k in range(n):

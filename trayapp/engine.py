@@ -18,7 +18,7 @@ from trayapp import jsonfile
 from trayapp.model import Level, RuleResult, Sample, Transition
 from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, parse_duration, with_projection
 from trayapp.settings import Config
-from trayapp.store import Store, release_memory
+from trayapp.storage.writer import Store, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Engine:
         self.data_dir = Path(data_dir)
         jobs = None
         if dataset_in_child:
-            from trayapp.dataset_jobs import run_unless_loaded as jobs
+            from trayapp.storage.child_job import run_unless_loaded as jobs
         self.store = Store(self.data_dir, config.storage_retention_days, jobs=jobs, minutes=keep_minutes)
         self._probe_factory = probe_factory or _default_probe
         self.probe: Any = None
@@ -212,7 +212,7 @@ def window_request(rules: tuple[Rule, ...], now: datetime) -> "tuple[datetime, d
     """What the rules' windows need from disk: (start, end, metrics) over the longest window."""
     if not rules:
         return None
-    from trayapp.store import EARLIEST
+    from trayapp.storage.writer import EARLIEST
 
     longest = max(rule.window_seconds for rule in rules)
     # a window longer than the data can be (99999999d) reaches back to the earliest time a

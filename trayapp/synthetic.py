@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trayapp.store import TIMESTAMP, Store, column_order, format_value, local_zone
+from trayapp.storage.writer import TIMESTAMP, Store, column_order, format_value, local_zone
 
 Values = dict[str, float | Callable[["object"], "object"]]
 

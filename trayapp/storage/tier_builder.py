@@ -19,17 +19,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trayapp.bins import (  # noqa: F401 - minute_path, hour_path: this module's names before bins had them
+from trayapp.storage.bins import (  # noqa: F401 - minute_path, hour_path: this module's names before bins had them
     CACHE_DIR, ROLLUPS_DIR, TIER_KEY, TIERS, hour_path, minute_files as _minute_files, minute_path, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
     MAX_META_BYTES, column_crc, prune_caches, read_cache, remove_cache, write_copy, write_tier,
 )
-from trayapp.bins import stamp as _stamp
-from trayapp.files import (
+from trayapp.storage.bins import stamp as _stamp
+from trayapp.storage.day_files import (
     DAY_FILE_MAX, _EARLIEST_US, _LATEST_US, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
 )
 from trayapp.jsonfile import NotRegular, open_own, read_own, remove_quietly, replace_atomically, warn_once
 
-log = logging.getLogger("trayapp.rollups")
+log = logging.getLogger("trayapp.storage.tier_builder")
 
 STATS = ("min", "mean", "max", "count")
 META_KEY = TIER_KEY.encode()

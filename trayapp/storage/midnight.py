@@ -10,7 +10,7 @@ appends a row, it also appends the row's numbers, as float64, to ``csv_dump/.dai
 - the CSV must be byte for byte what those rows were made from (its size and CRC-32, kept as it
   was written), its rows in strictly rising time, and no day file there yet for the days that
   leave it (a merge is Arrow's work); else ``roll`` says so and the child does it, as before;
-- the rows go to the day file through ``trayapp.parquet`` in row groups of ``CHUNK`` rows,
+- the rows go to the day file through ``trayapp.storage.parquet_writer`` in row groups of ``CHUNK`` rows,
   written atomically and read back (its timestamps decoded from the disk's bytes), then to the
   day's minute tier and its month's hour tier (from the window's numpy copies of the month's
   other days), then the CSV is rewritten with today's rows; so a crash at any moment leaves
@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from trayapp import bins, parquet
-from trayapp.bins import RowsView
-from trayapp.files import _EARLIEST_US, _LATEST_US, EARLIEST, TIMESTAMP, _micros, day_path
+from trayapp.storage import bins, parquet_writer as parquet
+from trayapp.storage.bins import RowsView
+from trayapp.storage.day_files import _EARLIEST_US, _LATEST_US, EARLIEST, TIMESTAMP, _micros, day_path
 from trayapp.jsonfile import atomically, remove_quietly, replace_atomically
 
-log = logging.getLogger("trayapp.store")
+log = logging.getLogger("trayapp.storage.writer")
 
 ROWS_NAME = ".daily_dump.rows"
 CHUNK = bins.ROWS_CHUNK  # rows to a row group (and to a read of the rows file): ~1.7 MB for 25 metrics
@@ -70,7 +70,7 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
     """In the child that read the CSV (``files.parse_csv``'s content): the rows file for it,
     when every line is a row read in full, in strictly rising time; returns what the parent
     needs to take it over (``DayRows.adopt``), else None (and no file)."""
-    from trayapp.files import floats, stamps_us
+    from trayapp.storage.day_files import floats, stamps_us
 
     path = rows_path(csv_path)
     remove_quietly(path)

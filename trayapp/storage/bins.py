@@ -210,8 +210,8 @@ TIER_KEY = "trayapp.rollup"  # the tier file's key/value metadata: {"tier": ...,
 def tier_file(bins_us: np.ndarray, stats: dict[str, Stats], meta: dict[str, Any]) -> bytes:
     """A tier file's bytes: ``timestamp`` (the bin starts, UTC µs), then ``<metric>_min``,
     ``_mean``, ``_max`` (null where the bin had no value) and ``_count`` of each metric; ``meta``
-    as JSON under ``TIER_KEY``. Written by ``trayapp.parquet``: no Arrow in the writer's process."""
-    from trayapp import parquet
+    as JSON under ``TIER_KEY``. Written by ``trayapp.storage.parquet_writer``: no Arrow in the writer's process."""
+    from trayapp.storage import parquet_writer as parquet
 
     columns = [("timestamp", parquet.TIMESTAMP_US)]
     arrays = [np.asarray(bins_us, dtype=np.int64)]

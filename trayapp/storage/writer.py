@@ -19,13 +19,13 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trayapp.files import (  # noqa: F401 - re-exported: the names this module had before ``files``
+from trayapp.storage.day_files import (  # noqa: F401 - re-exported: the names this module had before ``files``
     CSV_DIR, CSV_MAX, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
     _from_day_number, _header_names, _local_days, _mask, _micros, _no_samples, _np, _read_text, _warn_once, _warned,
     aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
     parse_timestamps, read_csv, read_day_file, release_memory, stamps_us, take_rows, unique_sorted,
 )
-from trayapp.bins import MinuteBins, from_table
+from trayapp.storage.bins import MinuteBins, from_table
 from trayapp.jsonfile import is_regular_or_missing, make_folder, remove_quietly, replace_atomically, set_aside
 from trayapp.model import Sample
 
@@ -160,7 +160,7 @@ class Store:
         assert self.jobs is not None
         self._close_csv()
         self._drop_rows()  # the child writes it afresh
-        from trayapp.midnight import rows_path
+        from trayapp.storage.midnight import rows_path
 
         _only_a_file(rows_path(self.csv_path))  # a folder there would fail every rollover
         job: dict[str, Any] = {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
@@ -180,7 +180,7 @@ class Store:
     def _adopt_rows(self) -> None:
         """Take over the rows file the child wrote beside the CSV (``midnight``), if it is whole."""
         if self._rows_info is not None:
-            from trayapp.midnight import DayRows
+            from trayapp.storage.midnight import DayRows
 
             self.rows = DayRows.adopt(self.csv_path, self._rows_info, self._header)
             self._rows_info = None
@@ -194,7 +194,7 @@ class Store:
         """``minutes`` afresh from the CSV, read here (a writer that does its Arrow work itself)."""
         if not self.keep_minutes:
             return
-        from trayapp.history import csv_minutes
+        from trayapp.storage.ranges import csv_minutes
 
         self.minutes = MinuteBins()
         self.minutes.seed(*csv_minutes(self.data_dir))
@@ -326,7 +326,7 @@ class Store:
         to do it (it then also finishes whatever this began)."""
         if self.rows is None:
             return False
-        from trayapp import midnight
+        from trayapp.storage import midnight
 
         try:
             midnight.roll(self, today)
@@ -535,13 +535,13 @@ class Store:
 
     def read(self, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None) -> "pa.Table":
         """``history.read`` of this folder: samples with ``start < timestamp <= end``."""
-        from trayapp import history
+        from trayapp.storage import ranges as history
 
         return history.read(self.data_dir, start, end, columns)
 
     def arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
         """``history.samples`` of this folder: epoch seconds and one float64 array per metric."""
-        from trayapp import history
+        from trayapp.storage import ranges as history
 
         return history.samples(self.data_dir, start, end, metrics)
 
@@ -649,7 +649,7 @@ def seed_result(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dic
 def _rollup_day(data_dir: Path, day: date, table: "pa.Table") -> None:
     """The day's rollup tiers from the rows just written; a failure never fails the rollover."""
     try:
-        from trayapp import rollups
+        from trayapp.storage import tier_builder as rollups
 
         rollups.build_day(data_dir, day, table)
     except Exception as exc:  # noqa: BLE001 - tiers are rebuilt from the day file at the next start
@@ -659,7 +659,7 @@ def _rollup_day(data_dir: Path, day: date, table: "pa.Table") -> None:
 def _rollup_ensure(data_dir: Path) -> None:
     """Start-up: tiers for every day file that lacks a fresh one; a failure never stops recording."""
     try:
-        from trayapp import rollups
+        from trayapp.storage import tier_builder as rollups
 
         rollups.ensure(data_dir)
     except Exception as exc:  # noqa: BLE001

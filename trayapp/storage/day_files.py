@@ -28,7 +28,7 @@ from trayapp.model import BASE_COLUMNS, MACHINE_COLUMNS
 if TYPE_CHECKING:
     import pyarrow as pa
 
-log = logging.getLogger("trayapp.store")
+log = logging.getLogger("trayapp.storage.writer")
 
 
 DATASET_DIR = "Monitoring"

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.bins import TIERS, MinuteBins, RowsView, row_blocks, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
-from trayapp.files import (
+from trayapp.storage.bins import TIERS, MinuteBins, RowsView, row_blocks, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
+from trayapp.storage.day_files import (
     CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
     read_day_file, release_memory, unique_sorted, utc_offsets,
 )
@@ -485,7 +485,7 @@ def _parts_after_recent(
 def csv_minutes(data_dir: str | Path, csv_table: Any = None) -> tuple[np.ndarray, dict]:
     """The CSV's rows as minute bins (bin starts in µs): what a writer's ``MinuteBins`` starts from.
     ``csv_table``: the CSV as ``read_csv`` gave it, when the caller read it already."""
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     table = read_csv(Path(data_dir) / CSV_DIR / CSV_NAME) if csv_table is None else csv_table
     if table is None:
@@ -495,7 +495,7 @@ def csv_minutes(data_dir: str | Path, csv_table: Any = None) -> tuple[np.ndarray
 
 def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics: list[str] | None, csv_table: Any) -> tuple[np.ndarray, dict]:
     """The raw rows in ``[start_us, end_us)`` (the CSV, already read, and the day files), binned."""
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     def moment(us: int) -> datetime:
         return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
@@ -544,7 +544,7 @@ def _tier_zone(
 def _parquet_zone(
     data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, groups: dict[Any, list[date]], stamps: dict[date, Any]
 ) -> list[tuple[np.ndarray, dict]]:
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     keys = list(groups)
     paths = [rollups.minute_path(data_dir, k) if tier == "minute" else rollups.hour_path(data_dir, *k) for k in keys]
@@ -569,7 +569,7 @@ def _parquet_zone(
 def _binned_day(data_dir: Path, tier: str, day: date, stamp: Any, metrics: list[str] | None) -> tuple[np.ndarray, dict] | None:
     """One day the tier does not cover, binned to ``tier`` (bin starts in µs): from its minute
     tier when that matches its day file (an hour tier month not rebuilt), else from the day file."""
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     width = rollups.TIERS[tier]
     if tier == "hour":

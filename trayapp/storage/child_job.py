@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.files import parse_csv
-from trayapp.store import JobFailed, Store
+from trayapp.storage.day_files import parse_csv
+from trayapp.storage.writer import JobFailed, Store
 
-log = logging.getLogger("trayapp.store")
+log = logging.getLogger("trayapp.storage.writer")
 
 
 def child_command() -> list[str]:
@@ -62,7 +62,7 @@ def run_unless_loaded(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np
     except Exception as exc:  # the same one line a child would give
         raise JobFailed(f"dataset job failed: {type(exc).__name__}: {exc}") from None
     finally:
-        from trayapp.files import release_memory
+        from trayapp.storage.day_files import release_memory
 
         release_memory()  # a day's rollover and tiers read a lot: none of it stays with the app
 
@@ -78,14 +78,14 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
     arrays: dict[str, np.ndarray] = {}
     if not (job.get("minutes") or job.get("seed") or job.get("rows")):
         return meta, arrays
-    from trayapp import bins, history
+    from trayapp.storage import bins, ranges as history
 
     content = parse_csv(store.csv_path, keep_lines=True)  # the CSV left after the rollover, parsed once for all
     csv_table = content.table if content is not None else None
     if job.get("minutes"):  # as minute bins (``Store.minutes``)
         meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"], csv_table))
     if job.get("rows"):  # and as the rows file for a midnight without Arrow
-        from trayapp.midnight import write_rows
+        from trayapp.storage.midnight import write_rows
 
         meta["rows"] = write_rows(store.csv_path, content)
     if not job.get("seed"):
@@ -96,7 +96,7 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The rule windows' samples; ``csv_table``: the CSV, when ``_maintain`` read it already."""
-    from trayapp import history
+    from trayapp.storage import ranges as history
 
     t, columns = history.samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table)
     return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
