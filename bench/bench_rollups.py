@@ -32,15 +32,15 @@ def rollover_ms(src: Path, work: Path, tiers: bool, repeat: int = 5) -> float:
 
 
 def read_ms(data_dir: Path, span_h: float, repeat: int = 5) -> dict:
-    from trayapp.storage import tier_builder as rollups
-    from trayapp.storage.writer import Store
+    from tests.tier_reads import read_tier_files
+    from trayapp.storage import Store
 
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=span_h)
     metrics = ["cpu_percent", "memory_percent", "disk_percent"]
 
     def tier() -> int:
-        t, _ = rollups.read_tier(data_dir, "minute", start, end, metrics)
+        t, _ = read_tier_files(data_dir, "minute", start, end, metrics)
         return len(t)
 
     def raw() -> int:

@@ -19,7 +19,7 @@ from trayapp.engine import Tick  # noqa: E402
 from trayapp.gui import icon as tray_icon  # noqa: E402
 from trayapp.gui.app import TrayApp, notification_text, tooltip_text  # noqa: E402
 from trayapp.gui.history import RANGES, HistoryWindow  # noqa: E402
-from trayapp.storage.ranges import peaks  # noqa: E402
+from trayapp.storage.window_series import peaks# noqa: E402
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer  # noqa: E402
 from trayapp.gui.settings_dialog import SettingsDialog  # noqa: E402
 from trayapp.model import GpuReading, Level, RuleResult, Sample, Transition  # noqa: E402

@@ -16,7 +16,9 @@ import pytest
 
 from trayapp.storage import child_job as dataset_jobs
 from trayapp.model import GpuReading, Sample
-from trayapp.storage.writer import DataDirBusy, Store, read_csv
+from trayapp.storage.writer_lock import DataDirBusy
+from trayapp.storage.writer import Store
+from trayapp.storage.csv_file import read_csv
 from trayapp.synthetic import write_history
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -378,7 +380,7 @@ def test_in_child_rollover_and_seeding_match_in_process(data_dir: Path, tmp_path
     everything = all_rows(Store(data_dir))
     shutil.rmtree(data_dir / "Monitoring")
     _write_csv(Store(data_dir), everything)
-    store = Store(data_dir, jobs=dataset_jobs.run)
+    store = Store(data_dir, jobs=dataset_jobs.run_job)
     store.open_writer(local(2026, 3, 10, 12))  # a child rolls the 8th and 9th over
     assert (data_dir / "Monitoring" / "Year=2026" / "Month=3" / "9.parquet").exists()
     assert store._min_day == date(2026, 3, 10)
@@ -400,7 +402,7 @@ def test_a_failing_child_rollover_keeps_recording(data_dir: Path, monkeypatch: p
 
     from trayapp.storage import child_job as dataset_jobs
 
-    store = Store(data_dir, jobs=dataset_jobs.run)
+    store = Store(data_dir, jobs=dataset_jobs.run_job)
     store.open_writer(local(2026, 3, 10, 23))
     store.append(sample(local(2026, 3, 10, 23)))
     store._drop_rows()  # a midnight the recorder cannot do itself (trayapp.storage.midnight): the child's
@@ -751,7 +753,7 @@ def test_a_failing_start_up_rollover_still_records(data_dir: Path, monkeypatch: 
     with open(store.csv_path, "ab") as f:
         f.write(b"2026-03-10T23:00:01.000000+01:00,1")  # and a torn line, mended by the parent
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(1)"])
-    store = Store(data_dir, jobs=dataset_jobs.run)
+    store = Store(data_dir, jobs=dataset_jobs.run_job)
     with caplog.at_level(logging.WARNING):
         stamps, columns = store.open_writer(local(2026, 3, 11, 9), seed=(local(2026, 3, 10), local(2026, 3, 11, 9), ["cpu_percent"]))
     assert "recording anyway" in caplog.text and len(stamps) == 0 and len(columns["cpu_percent"]) == 0

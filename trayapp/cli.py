@@ -190,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_headless(config: Config, folder: Path) -> int:
     from trayapp.engine import Engine, run_loop
     from trayapp.slack import Courier
-    from trayapp.storage.writer import DataDirBusy, StoreError
+    from trayapp.storage import DataDirBusy, StoreError
 
     stop = threading.Event()
 
@@ -255,7 +255,7 @@ def _start_prometheus(config: Config, engine: Any) -> Any:
 def cmd_status(args: argparse.Namespace) -> int:
     from trayapp.engine import describe
     from trayapp.model import Level
-    from trayapp.storage.writer import Store
+    from trayapp.storage import Store
 
     loaded, folder = load_config(args)
     config = loaded.config
@@ -308,7 +308,7 @@ def _observed_interval(stamps: Any) -> float | None:
     None with too few."""
     import numpy as np
 
-    from trayapp.storage.bins import median
+    from trayapp.storage import median
     from trayapp.rules import CURRENT_LOAD_SPAN
 
     recent = np.asarray(stamps[-600:], dtype="float64")
@@ -340,7 +340,7 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
     if text is None:
         return None
     from trayapp.rules import parse_duration
-    from trayapp.storage.writer import EARLIEST, LATEST  # no sample lies outside these
+    from trayapp.storage import EARLIEST, LATEST  # no sample lies outside these
 
     try:
         seconds = parse_duration(text)
@@ -367,7 +367,7 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from trayapp.storage.writer import Store
+    from trayapp.storage import Store
 
     _, folder = load_config(args)
     now = datetime.now(timezone.utc)
@@ -445,7 +445,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _doctor_data(folder: Path) -> tuple[bool | None, str, str]:
-    from trayapp.storage.writer import Store
+    from trayapp.storage import Store
 
     store = Store(folder)
     if not folder.exists():  # doctor looks, it does not create: the recorder makes the folder
@@ -485,7 +485,7 @@ def _recorder_pid(folder: Path) -> int | None:
     tells it (Linux's /proc/locks); else ``.writer.pid``, if that process is a trayapp: a crash
     leaves the file behind, and its number may belong to another program by now."""
     from trayapp.instance import writer_process
-    from trayapp.storage.writer import LOCK_NAME
+    from trayapp.storage import LOCK_NAME
 
     known, holder = _flock_holder(folder / LOCK_NAME)
     if known:
@@ -622,7 +622,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     history = getattr(args, "history", None)
     from trayapp.instance import ALREADY_RUNNING, ask_running, holder_is_tray_app, instance_name, wait_for_running
     from trayapp.logfile import note_start, start_log_file
-    from trayapp.storage.writer import DataDirBusy
+    from trayapp.storage import DataDirBusy
 
     name = instance_name(folder)
     if ask_running(name, history):  # before the folder is opened: a second click only brings the first forward
@@ -665,7 +665,7 @@ def cmd_tray_check(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_job(args: argparse.Namespace) -> int:
-    from trayapp.storage.child_job import main as job
+    from trayapp.storage import child_main as job
 
     return job()
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePol
 
 from trayapp import privacy
 
-from trayapp.storage.ranges import plotted_columns
+from trayapp.storage import plotted_columns
 from trayapp.model import Sample, format_value, metric_label, metric_range, metric_unit
 
 PROCESS_EVERY_MS = 3000

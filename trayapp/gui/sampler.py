@@ -16,7 +16,7 @@ from PySide6.QtCore import QThread, Signal
 from trayapp.engine import EarlyOpen, Engine
 from trayapp.settings import Config
 from trayapp.slack import Courier
-from trayapp.storage.writer import StoreError
+from trayapp.storage import StoreError
 
 log = logging.getLogger(__name__)
 

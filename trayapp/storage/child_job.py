@@ -12,10 +12,12 @@ plus a ``meta`` JSON); a failure is one line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from datetime import date, datetime
@@ -23,19 +25,23 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.storage.day_files import parse_csv
+from trayapp import self_command
+
+from trayapp.memory import release_memory
+from trayapp.storage.bins import stack_bins
+from trayapp.storage.csv_file import parse_csv
+from trayapp.storage.ranges import csv_minutes, samples
+from trayapp.storage.rows_file import write_rows
 from trayapp.storage.writer import JobFailed, Store
 
-log = logging.getLogger("trayapp.storage.writer")
+log = logging.getLogger("trayapp.storage")
 
 
 def child_command() -> list[str]:
-    from trayapp import self_command
-
     return [*self_command(), "dataset-job"]
 
 
-def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run_job(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one job in a child; returns (meta, arrays). Raises JobFailed."""
     env = {**os.environ, PARENT_ENV: str(os.getpid())}
     try:
@@ -52,17 +58,16 @@ def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], di
     return meta, arrays
 
 
-def run_unless_loaded(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run_job_unless_loaded(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``run``, or the job right here when this process has Arrow loaded already (the tray app
     once its window has read history): a child would only add its ~70 MB beside it."""
     if "pyarrow.parquet" not in sys.modules:
-        return run(job)
+        return run_job(job)
     try:
         return JOBS[job["job"]](job)
     except Exception as exc:  # the same one line a child would give
         raise JobFailed(f"dataset job failed: {type(exc).__name__}: {exc}") from None
     finally:
-        from trayapp.storage.day_files import release_memory
 
         release_memory()  # a day's rollover and tiers read a lot: none of it stays with the app
 
@@ -78,14 +83,12 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
     arrays: dict[str, np.ndarray] = {}
     if not (job.get("minutes") or job.get("seed") or job.get("rows")):
         return meta, arrays
-    from trayapp.storage import bins, ranges as history
 
     content = parse_csv(store.csv_path, keep_lines=True)  # the CSV left after the rollover, parsed once for all
     csv_table = content.table if content is not None else None
     if job.get("minutes"):  # as minute bins (``Store.minutes``)
-        meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"], csv_table))
+        meta["minute_names"], arrays["minutes"] = stack_bins(*csv_minutes(job["data_dir"], csv_table))
     if job.get("rows"):  # and as the rows file for a midnight without Arrow
-        from trayapp.storage.midnight import write_rows
 
         meta["rows"] = write_rows(store.csv_path, content)
     if not job.get("seed"):
@@ -96,9 +99,8 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The rule windows' samples; ``csv_table``: the CSV, when ``_maintain`` read it already."""
-    from trayapp.storage import ranges as history
 
-    t, columns = history.samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table)
+    t, columns = samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table)
     return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
 
 
@@ -128,8 +130,6 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux") or not parent.isdigit():
         return
     try:
-        import ctypes
-        import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -138,10 +138,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def main() -> int:
+def child_main() -> int:
     """The child: one job from stdin, the answer to stdout; a failure is one line on stderr."""
     _die_with_parent()
-    import logging
 
     logging.basicConfig(level=logging.WARNING, format="trayapp: %(message)s", stream=sys.stderr)
     try:
