@@ -16,7 +16,7 @@ import trayapp
 from trayapp.storage import child_job as dataset_jobs, ranges as history
 from trayapp.storage.writer import JobFailed
 from trayapp.storage.child_job import run_job as run
-from trayapp.storage.writer import seed_result
+from trayapp.storage.writer import unpack_samples
 from trayapp.synthetic import write_history
 from trayapp.storage import writer
 
@@ -26,7 +26,7 @@ def test_a_seed_from_the_child_equals_reading_here(data_dir: Path) -> None:
     write_history(data_dir, now - timedelta(hours=3), now, 10, {"cpu_percent": lambda t: t % 100, "memory_percent": 50.0})
     start, end = now - timedelta(hours=2), now
     job = {"job": "seed", "data_dir": str(data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": ["cpu_percent", "gpu0_util_percent"]}
-    t_child, cols_child = seed_result(*run(job))
+    t_child, cols_child = unpack_samples(*run(job))
     t_here, cols_here = history.samples(data_dir, start, end, ["cpu_percent", "gpu0_util_percent"])
     assert len(t_here) == 720
     np.testing.assert_array_equal(t_child, t_here)
@@ -92,7 +92,7 @@ def test_a_process_with_arrow_loaded_does_the_job_itself(data_dir: Path, monkeyp
     write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 5.0})
     job = {"job": "seed", "data_dir": str(data_dir), "start": (now - timedelta(hours=1)).isoformat(), "end": now.isoformat(), "metrics": ["cpu_percent"]}
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "raise SystemExit(1)"])
-    t, cols = seed_result(*dataset_jobs.run_job_unless_loaded(job))  # no child was asked
+    t, cols = unpack_samples(*dataset_jobs.run_job_unless_loaded(job))  # no child was asked
     assert len(t) == 360 and set(cols["cpu_percent"]) == {5.0}
     with pytest.raises(JobFailed, match="dataset job failed: ValueError"):
         dataset_jobs.run_job_unless_loaded({**job, "start": "not a time"})

@@ -14,8 +14,8 @@ import sys
 def release_memory() -> None:
     """Hand memory freed after a big read back to the OS (glibc keeps it otherwise), and drop
     the source lines PySide6 caches: its import hook (PYSIDE-2029) reads the source of every
-    module imported after it into ``linecache`` (~17 MB once pyqtgraph and pyarrow are in), a
-    cache that only tracebacks use and that refills itself lazily."""
+    module imported after it into ``linecache``, a cache that only tracebacks use and that
+    refills itself lazily."""
     linecache.clearcache()
     if sys.platform.startswith("linux"):
         try:

@@ -1,21 +1,11 @@
-"""Binned statistics in numpy, with no Arrow: the maths of the rollup tiers, the window's numpy
-copies of the tier files, and the minute bins a recorder keeps of its CSV as it writes.
+"""Binned statistics in numpy: min / mean / max / count per UTC-aligned bin, how bins combine
+(means exactly, through their counts), and the minute bins a recorder keeps of its CSV as it writes.
 
-- ``aggregate``, ``combine``, ``merge_parts``: min / mean / max / count per UTC-aligned bin; means
-  combine exactly through their counts. ``rollups`` builds the Parquet tiers with them.
-- The copies (``Rollups/.window/minute/<day>.npz``, ``Rollups/.window/hour/<year>-<month>.npz``):
-  whoever writes a tier file writes the same bins here, uncompressed, with the same record of
-  the day files they came from. numpy loads one in well under a millisecond, where reading the
-  Parquet tier first costs the process pyarrow (~40 MB it keeps for good, ~80 ms to import). A
-  copy is used only while those day files are as they were and its content matches the CRC-32
-  its ``.json`` holds (``checksum``: the metric names, the record and every value); anything else
-  is read from the Parquet tier or the day file, with one warning. Minute copies are kept for the last ``MINUTE_DAYS``
-  (the window reads minutes up to 62 days), hour copies for every month. They are disposable:
-  the next start rebuilds what is missing.
+Imports numpy and the standard library only: the tray app's window and its midnight bin here.
+- ``aggregate``, ``combine``, ``merge_parts``, ``in_range``: the maths of the rollup tiers.
+- ``stack_bins`` / ``unstack_bins``: bins as one float64 array (a copy's content, a child's answer).
 - ``MinuteBins``: the CSV's rows as minute bins, kept by the writer as it appends (RRDtool's
   consolidation at write time), so the window reads today without parsing the CSV.
-
-Imports numpy and the standard library only: the tray app's window reads through here.
 """
 
 from __future__ import annotations
@@ -34,8 +24,8 @@ Stats = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # min, mean, max 
 
 
 def median(values: Any) -> float:
-    """The median of a non-empty array without NaN. ``np.median`` imports numpy.ma (~12 ms and
-    ~2 MB, for a check this code never needs) in every process that calls it."""
+    """The median of a non-empty array without NaN. ``np.median`` imports numpy.ma (for a check
+    this code never needs) in every process that calls it."""
     values = np.asarray(values, dtype=np.float64)
     half = len(values) // 2
     if len(values) % 2:
@@ -132,10 +122,7 @@ def in_range(bins: np.ndarray, stats: dict[str, Stats], start_us: int, end_us: i
     return bins[keep], {n: tuple(a[keep] for a in s) for n, s in stats.items()}  # type: ignore[misc]
 
 
-# ------------------------------------------------------------ the tier files
-
-
-# ------------------------------------------------------------ the window's copies of the tiers
+# ------------------------------------------------------------ bins as one array
 
 
 def stack_bins(bins_us: np.ndarray, stats: dict[str, Stats]) -> tuple[list[str], np.ndarray]:
@@ -151,7 +138,7 @@ def stack_bins(bins_us: np.ndarray, stats: dict[str, Stats]) -> tuple[list[str],
 
 
 def unstack_bins(table: np.ndarray, names: list[str], metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
-    """``to_table`` undone (views, no copy, but the counts); a metric not there is all NaN."""
+    """``stack_bins`` undone (views, no copy, but the counts); a metric not there is all NaN."""
     bins = table[0].astype(np.int64)
     index = {name: i for i, name in enumerate(names)}
     stats: dict[str, Stats] = {}
@@ -171,7 +158,7 @@ def unstack_bins(table: np.ndarray, names: list[str], metrics: list[str] | None 
 class MinuteBins:
     """The rows a writer has in its CSV, as minute bins per metric, kept as it appends: the
     window reads today from here instead of parsing the CSV. Thread-safe: the sampler adds,
-    the window's reader takes a ``snapshot``. A day of 20 metrics is ~1 MB."""
+    the window's reader takes a ``snapshot``."""
 
     WIDTH = TIERS["minute"]
     _EMPTY = (np.inf, 0.0, -np.inf, 0.0)  # min, sum, max, count of a bin with no value

@@ -1,9 +1,9 @@
-"""Dataset work for a long-running recorder, done in a short-lived child process.
+"""The dataset work a long-running recorder hands to a short-lived child process (start-up,
+seeding the rule windows, a midnight it cannot do itself), and the child's side of it.
 
-Imports numpy, the store (no Arrow at import) and the standard library here; the child loads
-pyarrow. A process keeps Arrow (~40 MB) for good once loaded; a recorder needs it only at start-up
-(rollover, tiers, seeding the rule windows) and at midnight, so it hands that work to a child (a
-second or so each time) and stays small. ``Store(..., jobs=run)`` is how it does.
+Imports the writer and the readers (no Arrow at import) and the standard library; the child loads
+pyarrow. A process keeps Arrow for good once it is loaded; a recorder needs it only at start-up and
+at some midnights, so it hands that work to a child and stays small: ``Store(..., jobs=run_job)``.
 
 The parent holds the data folder's writer lock and has closed its CSV handle while a job runs.
 A job goes to the child as JSON on stdin; the answer comes back as an ``.npz`` on stdout (arrays
@@ -32,7 +32,7 @@ from trayapp.storage.bins import stack_bins
 from trayapp.storage.csv_file import parse_csv
 from trayapp.storage.ranges import csv_minutes, samples
 from trayapp.storage.rows_file import write_rows
-from trayapp.storage.writer import JobFailed, Store
+from trayapp.storage.writer import JobFailed, Store, pack_samples
 
 log = logging.getLogger("trayapp.storage")
 
@@ -60,7 +60,7 @@ def run_job(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any]
 
 def run_job_unless_loaded(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``run``, or the job right here when this process has Arrow loaded already (the tray app
-    once its window has read history): a child would only add its ~70 MB beside it."""
+    once its window has read history): a child would only add its own Arrow beside it."""
     if "pyarrow.parquet" not in sys.modules:
         return run_job(job)
     try:
@@ -99,12 +99,10 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The rule windows' samples; ``csv_table``: the CSV, when ``_maintain`` read it already."""
-
-    t, columns = samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table)
-    return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
+    return pack_samples(*samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table))
 
 
-JOBS = {"maintain": _maintain, "seed": _seed}  # store.seed_result unpacks a seed
+JOBS = {"maintain": _maintain, "seed": _seed}
 
 
 def _encode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:

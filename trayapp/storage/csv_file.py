@@ -21,7 +21,7 @@ from trayapp.storage.layout import CSV_MAX, EARLIEST_US, LATEST_US, TIMESTAMP
 from trayapp.storage.tables import arrow_array, non_finite_as_null, numpy_of, parse_timestamps, valid_mask, with_columns
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
 _TAIL_STEP = 1 << 16  # bytes read at a time, back from the end of the CSV
 
@@ -115,8 +115,8 @@ def parse_csv(path: Path, columns: list[str] | None = None, keep_lines: bool = F
 def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_lines: bool) -> CsvContent | None:
     """pyarrow's reader, when every line is UTF-8, has the header's width and converts; None
     otherwise (the careful pass then reads what it can)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
+    import pyarrow.csv as pacsv  # lazy: Arrow, only when a file is read with it
 
     if len(set(header)) != len(header) or not all(header):
         return None
@@ -166,7 +166,7 @@ def _parse_fast(data: bytes, header: list[str], include: list[str] | None, keep_
 
 class _Lines:
     """The data lines of a CSV (after the header, without their newline), sliced on demand:
-    a day of 1 s samples is 86,400 lines, and a rollover needs only the few it keeps."""
+    a day of samples is many lines, and a rollover needs only the few it keeps."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -184,7 +184,7 @@ _NOT_A_NUMBER = {"", "nan", "-nan", "+nan", "na", "n/a", "null", "none"}
 
 def _parse_lines(data: bytes, header: list[str], include: list[str] | None) -> CsvContent:
     """Every line on its own: the ones that cannot be read are listed, the rest read."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     names = list(dict.fromkeys(n for n in (include if include is not None else header) if n))  # a repeated name: its first column
     position: dict[str, int] = {}
@@ -247,8 +247,8 @@ def _cells_strictly(cells: dict[str, list[str]], values: list[str]) -> "Cells | 
     """The careful pass's cells through pyarrow's CSV reader when every one is a time with an
     offset, a plain number or empty (broken lines already taken out): the usual case after a
     crash or a column added, read without pandas. None when any cell needs lenient reading."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
+    import pyarrow.csv as pacsv  # lazy: Arrow, only when a file is read with it
 
     stamps = cells.get(TIMESTAMP, [])
     if not stamps:
@@ -284,7 +284,7 @@ def _cells_strictly(cells: dict[str, list[str]], values: list[str]) -> "Cells | 
 def _cells_leniently(cells: dict[str, list[str]], values: list[str]) -> "Cells":
     """The same with pandas: any time pandas reads (naive ones local), numbers with spaces or
     words; a value that is not a number is NaN and marked unreadable unless it says "none"."""
-    import pandas as pd
+    import pandas as pd  # lazy: only for text times and values the fast path cannot read
 
     stamps = parse_timestamps(pd.Series(cells.get(TIMESTAMP, []), dtype="object"))
     has_time = stamps.notna().to_numpy(dtype=bool)

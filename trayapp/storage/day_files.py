@@ -21,7 +21,7 @@ from trayapp.storage.layout import DAY_FILE_MAX, EARLIEST_US, LATEST_US, TIMESTA
 from trayapp.storage.tables import localize, non_finite_as_null, numpy_of, parse_timestamps, take_rows, text_as_floats, valid_mask, with_columns
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
 def read_day_file(
     path: Path, columns: list[str] | None, start: datetime | None = None, end: datetime | None = None
@@ -43,7 +43,7 @@ def load_day_file(
     path: Path, columns: list[str] | None, start: datetime | None = None, end: datetime | None = None
 ) -> "tuple[pa.Table | None, list[str]]":
     """``read_day_file`` without the warning: (what could be read or None, what could not)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: Arrow, only when a file is read with it
 
     try:
         open_own(path, DAY_FILE_MAX).close()  # a FIFO or a device is refused here, never waited on by Arrow
@@ -67,7 +67,7 @@ def load_day_file(
 
 def _outside(parquet: Any, names: list[str], start: datetime | None, end: datetime | None) -> bool:
     """True when the file's UTC timestamp statistics put every row outside ``(start, end]``."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     if (start is None and end is None) or TIMESTAMP not in names:
         return False
@@ -106,7 +106,7 @@ def normalise(table: "pa.Table", with_problems: bool = False) -> Any:
     """timestamp[us, UTC] and float64 columns from what a day file holds (ours, the notebook's
     text or naive times). Rows without a readable time and columns of types that are not numbers
     are left out; NaN and ±inf become null. With ``with_problems``: (table, what was left out)."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     problems: list[str] = []
     ts = table.column(TIMESTAMP)

@@ -23,20 +23,10 @@ from trayapp.jsonfile import warn_once
 from trayapp.model import BASE_COLUMNS, MACHINE_COLUMNS
 
 DATASET_DIR = "Monitoring"
-
-
 CSV_DIR = "csv_dump"
-
-
 CSV_NAME = "daily_dump.csv"
-
-
 TIMESTAMP = "timestamp"
-
-
 CSV_MAX = 1 << 30  # a day of samples at the fastest interval with every GPU column is far less
-
-
 DAY_FILE_MAX = 1 << 40  # Arrow reads a day file's footer first: any size is safe to open
 
 
@@ -89,14 +79,8 @@ def column_order(names: Iterable[str]) -> list[str]:
 # Timestamps outside these years are a broken clock or broken bytes: such a row is not read (it is
 # kept aside at rollover). The bounds keep every later step (local days, pandas, Parquet) safe.
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
-
-
 EARLIEST_US = int(EARLIEST.timestamp()) * 1_000_000
-
-
 LATEST_US = int(LATEST.timestamp()) * 1_000_000
 
 
@@ -122,7 +106,7 @@ def utc_offsets(seconds: Any, tz: tzinfo) -> Any:
 
     Offsets change on quarter hours, and rarely: each UTC day is looked up at its first and last
     distinct quarter hour, and only a day whose two differ (a DST change) quarter by quarter, so
-    a day of samples costs two look-ups and a year of hours ~730, not one per row."""
+    a day of samples costs two look-ups and a year of hours two a day, not one per row."""
 
     if not len(seconds):
         return np.zeros(0, dtype=np.int64)

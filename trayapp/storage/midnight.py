@@ -1,24 +1,24 @@
 """Midnight's rollover done by the recorder itself (the tray app, ``run --headless``), with no
 Arrow and no child process.
 
-The store's rollover reads the CSV with Arrow, which a process keeps (~40 MB) once loaded; so a
-long-running recorder hands it to a one-shot child, which holds 110-180 MB for half a second beside
-it. For the usual midnight that is not needed: the recorder wrote every row of the CSV. So, as it
+The writer's rollover reads the CSV with Arrow, which a process keeps once loaded; so a
+long-running recorder hands it to a one-shot child, which holds far more than the recorder for a
+moment beside it. For the usual midnight that is not needed: the recorder wrote every row of the CSV. So, as it
 appends a row, it also appends the row's numbers, as float64, to ``csv_dump/.daily_dump.rows``
 (``RowsFile``; the start-up child writes the file for the rows that were there). At midnight:
 
 - the CSV must be byte for byte what those rows were made from (its size and CRC-32, kept as it
   was written), its rows in strictly rising time, and no day file there yet for the days that
-  leave it (a merge is Arrow's work); else ``roll`` says so and the child does it, as before;
-- the rows go to the day file through ``trayapp.storage.parquet_writer`` in row groups of ``CHUNK`` rows,
+  leave it (a merge is Arrow's work); else ``roll`` raises ``LeftToChild`` and the child does it;
+- the rows go to the day file through ``trayapp.storage.parquet_writer`` in row groups of ``ROWS_CHUNK`` rows,
   written atomically and read back (its timestamps decoded from the disk's bytes), then to the
   day's minute tier and its month's hour tier (from the window's numpy copies of the month's
   other days), then the CSV is rewritten with today's rows; so a crash at any moment leaves
   what the child's rollover mends (the CSV is cut last, and merging is idempotent);
-- memory: a row group's block (~3 MB for 25 metrics) and the compressed file, not the day.
+- memory: a row group's block and the compressed file, never the whole day.
 
-Imports numpy, zstandard (through ``parquet``) and the standard library: never Arrow, never Qt.
-The store calls it with itself (``Store._roll_here``); this module does not import the store.
+Imports numpy, the rows file, the tiers and ``parquet_writer`` (zstandard): never Arrow, never Qt,
+never the writer, which calls ``roll`` and ``retention`` with what they need.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ from trayapp.storage.rows_file import RowsFile
 from trayapp.storage.tiers import cache_intact, cache_path, hour_path, minute_files, minute_path, read_cache, remove_cache, stamp, write_copy, write_tier
 
 log = logging.getLogger("trayapp.storage")
-
-# ------------------------------------------------------------ midnight
 
 
 def _local_day(us: int, tz: tzinfo) -> date:

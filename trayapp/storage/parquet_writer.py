@@ -236,7 +236,7 @@ class ParquetWriter:
     ``FLOAT64`` (NaN = null) or ``INT64``. ``metadata``: the file's key/value pairs."""
 
     def __init__(self, sink: BinaryIO, columns: list[tuple[str, str]], metadata: dict[str, str] | None = None, level: int = 1) -> None:
-        import zstandard
+        import zstandard  # lazy: loaded with the first file written, not at start-up
 
         self.columns = [Column(name, kind) for name, kind in columns]
         if len({c.name for c in self.columns}) != len(self.columns):
@@ -296,7 +296,7 @@ def read_back(path: str | os.PathLike[str], writer: ParquetWriter, column: int) 
     pages and decoded: the check that what is on disk holds the rows, reading only that column.
     Nulls are left out. Raises ValueError when the bytes there are not what was written, or the
     column has dictionary pages (the times and counts never do)."""
-    import zstandard
+    import zstandard  # lazy: loaded with the first file written, not at start-up
 
     kind = writer.columns[column].kind
     if any(dictionary for *_, dictionary in writer.pages[column]):

@@ -1,9 +1,8 @@
-"""Reading history, for whoever asks: raw samples (``read``, ``samples``) for the rule windows,
-``status`` and export, and for the window a ``Series`` read from the tier that fits the range
-(raw samples, or the minute or hour rollups), binned and averaged, ready to draw. No Qt.
+"""Reading a range, for whoever asks: raw samples (``read``, ``samples``) for the rule windows,
+``status`` and export, and a tier's bins over a range (``iter_tier_parts``) for the window.
 
-Imports ``files`` and ``rollups`` (numpy, pyarrow; never pandas on these paths) and nothing that
-imports this module back: the store's writer and the dataset jobs call in here, not the reverse.
+Imports the readers of the CSV, the day files and the tiers' copies (no Arrow at import);
+``tier_builder`` only where a tier must be read from Parquet. Nothing it imports imports it back.
 """
 
 from __future__ import annotations
@@ -79,7 +78,7 @@ def _paths_for(data_dir: Path, start: datetime | None, end: datetime | None) -> 
     return paths
 
 
-# ----------------------------------------------------------------- the window
+# ----------------------------------------------------------------- a tier over a range
 
 
 def iter_tier_parts(
@@ -128,7 +127,7 @@ def parts_after_minutes(
     data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, recent: tuple[np.ndarray, dict],
     missing: list[date] | None = None,
 ) -> Iterator[tuple[np.ndarray, dict]]:
-    """``tier_parts`` with the CSV's rows given as minute bins (no CSV read, no Arrow when the
+    """``iter_tier_parts`` with the CSV's rows given as minute bins (no CSV read, no Arrow when the
     tiers' numpy copies are fresh; with ``missing``, never: a day whose copy is missing or stale is
     added to it instead of being read from Parquet)."""
     bins, stats = in_range(*recent, start_us, end_us)

@@ -26,9 +26,8 @@ from trayapp.storage.tables import floats, stamps_us
 log = logging.getLogger("trayapp.storage")
 
 ROWS_NAME = ".daily_dump.rows"
-
-
-_READ = 1 << 16
+ROWS_CHUNK = 8192  # rows to one read of a rows file, and to a row group of a day file written at midnight
+_READ = 1 << 16  # bytes to one read of a file whose CRC-32 is taken
 
 
 def rows_path(csv_path: Path) -> Path:
@@ -48,7 +47,7 @@ def crc_of(path: Path) -> tuple[int, int]:
 
 
 def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
-    """In the child that read the CSV (``files.parse_csv``'s content): the rows file for it,
+    """In the child that read the CSV (``csv_file.parse_csv``'s content): the rows file for it,
     when every line is a row read in full, in strictly rising time; returns what the parent
     needs to take it over (``RowsFile.adopt``), else None (and no file)."""
 
@@ -72,7 +71,7 @@ def write_rows(csv_path: Path, content: Any) -> dict[str, Any] | None:
     columns = [floats(table.column(name)) for name in names]
     crc, size = crc_of(csv_path)
     rows_crc = 0
-    with atomically(path, durable=False) as f:  # a block at a time: a day of 25 metrics is 18 MB as one
+    with atomically(path, durable=False) as f:  # a block at a time, never the day as one array
         block = np.empty((ROWS_CHUNK, 1 + len(names)))
         for a in range(0, len(ts), ROWS_CHUNK):
             n = min(ROWS_CHUNK, len(ts) - a)
@@ -253,8 +252,6 @@ class RowsView:
     rows_crc: int
     inode: int = 0  # the file these rows are in: one put in its place since (midnight, a GPU appearing) is another
 
-
-ROWS_CHUNK = 8192  # rows to one read of a rows file (~1.2 MB for 18 columns)
 
 
 def row_blocks(f: Any, start: int, stop: int, width: int, name: Any = "the rows file") -> Iterator[tuple[int, np.ndarray]]:

@@ -18,11 +18,11 @@ from trayapp.model import BASE_COLUMNS
 from trayapp.storage.layout import TIMESTAMP, column_order, local_zone, micros
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
 def numpy_of(col: Any, dtype: Any) -> Any:
     """A fixed-width Arrow column as numpy; nulls become NaN (floats) or 0 (integers)."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     parts = []
@@ -39,11 +39,13 @@ def numpy_of(col: Any, dtype: Any) -> Any:
         parts.append(values)
     return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
+_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")  # a time with its offset (else it is naive: local)
+
 
 def stamps_us(col: Any) -> Any:
     """A timestamp (or int64) column as numpy int64 epoch µs, straight from its buffers when it is
-    in µs already (ours always are): a ``cast`` would load pyarrow.compute (~30 ms, ~9 MB)."""
-    import pyarrow as pa
+    in µs already (ours always are): a ``cast`` would load pyarrow.compute."""
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     if not ((pa.types.is_timestamp(col.type) and col.type.unit == "us") or col.type == pa.int64()):
         col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
@@ -52,14 +54,14 @@ def stamps_us(col: Any) -> Any:
 
 def floats(col: Any) -> Any:
     """A number column as numpy float64 (NaN for null), without a cast when it is float64."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     return numpy_of(col if col.type == pa.float64() else col.cast(pa.float64()), np.float64)
 
 
 def valid_mask(col: Any) -> Any:
     """Which rows of an Arrow column are not null, as a numpy bool array."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     parts = []
     for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
@@ -75,7 +77,7 @@ def valid_mask(col: Any) -> Any:
 def arrow_array(values: Any, type_: "pa.DataType", none: Any = None) -> "pa.Array":
     """numpy float64 (for ``float64``) or int64 (for any other fixed-width 64-bit type) as an
     Arrow array; ``none``: a mask of the rows that are null."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     values = np.ascontiguousarray(values, dtype=np.float64 if type_ == pa.float64() else np.int64)
     validity = None
@@ -88,7 +90,7 @@ def arrow_array(values: Any, type_: "pa.DataType", none: Any = None) -> "pa.Arra
 
 def arrow_mask(keep: Any) -> "pa.Array":
     """A numpy bool array as an Arrow boolean array (for ``filter``)."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     keep = np.asarray(keep, dtype=bool)
     return pa.Array.from_buffers(pa.bool_(), len(keep), [None, pa.py_buffer(np.packbits(keep, bitorder="little"))])
@@ -114,7 +116,7 @@ def as_numpy(table: "pa.Table", metrics: Iterable[str]) -> "tuple[Any, dict[str,
 
 def non_finite_as_null(table: "pa.Table") -> "pa.Table":
     """NaN and ±inf in value columns become null: "not available", as everywhere else."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     for i, name in enumerate(table.column_names):
         col = table.column(i)
@@ -122,7 +124,7 @@ def non_finite_as_null(table: "pa.Table") -> "pa.Table":
             continue
         if col.type == pa.float64() and (np.isfinite(numpy_of(col, np.float64)) | ~valid_mask(col)).all():
             continue  # the usual case, seen through the buffers: pyarrow.compute stays unloaded
-        import pyarrow.compute as pc
+        import pyarrow.compute as pc  # lazy: only for data not in trayapp's own format
 
         finite = pc.is_finite(col)  # null stays null
         if pc.any(pc.invert(finite)).as_py():
@@ -132,7 +134,7 @@ def non_finite_as_null(table: "pa.Table") -> "pa.Table":
 
 def parse_timestamps(values: Any) -> Any:
     """Strings (ISO-8601, with or without an offset) to UTC; naive ones are local time."""
-    import pandas as pd
+    import pandas as pd  # lazy: only for text times and values the fast path cannot read
 
     text = pd.Series(values, dtype="string").str.strip()
     has_offset = text.str.contains(_HAS_OFFSET, na=False)
@@ -148,7 +150,7 @@ def parse_timestamps(values: Any) -> Any:
 
 def localize(naive: Any) -> Any:
     """Naive local timestamps (the notebook's) to UTC, DST-aware."""
-    import pandas as pd
+    import pandas as pd  # lazy: only for text times and values the fast path cannot read
 
     series = pd.Series(naive)
     zone = local_zone()
@@ -160,15 +162,15 @@ def localize(naive: Any) -> Any:
 
 
 def text_as_floats(col: Any) -> Any:
-    import pandas as pd
-    import pyarrow as pa
+    import pandas as pd  # lazy: only for text times and values the fast path cannot read
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     return pa.array(pd.to_numeric(col.to_pandas(), errors="coerce"), type=pa.float64())
 
 
 def with_columns(table: "pa.Table", columns: list[str] | None) -> "pa.Table":
     """Asked-for columns a file lacks read as null (a GPU column added mid-history)."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     if columns is None:
         return table
@@ -179,14 +181,14 @@ def with_columns(table: "pa.Table", columns: list[str] | None) -> "pa.Table":
 
 
 def empty_table(columns: list[str] | None = None) -> "pa.Table":
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     names = columns or [TIMESTAMP, *BASE_COLUMNS]
     return pa.table({n: pa.nulls(0, pa.timestamp("us", tz="UTC") if n == TIMESTAMP else pa.float64()) for n in names})
 
 
 def concat(parts: list["pa.Table"], columns: list[str] | None = None) -> "pa.Table":
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
 
     parts = [p for p in parts if p.num_rows]
     if not parts:
@@ -227,7 +229,7 @@ def unique_sorted(table: "pa.Table") -> "pa.Table":
     stamps = stamps_us(table.column(TIMESTAMP))
     if bool(np.all(stamps[1:] > stamps[:-1])):
         return table
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # lazy: only for data not in trayapp's own format
 
     order = pc.sort_indices(table.column(TIMESTAMP))  # stable: the first row seen stays first
     table = table.take(order)
@@ -237,8 +239,6 @@ def unique_sorted(table: "pa.Table") -> "pa.Table":
     np.not_equal(stamps[1:], stamps[:-1], out=keep[1:])
     return table if keep.all() else table.filter(arrow_mask(keep))
 
-
-_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 
 def sample_arrays(table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -1,6 +1,8 @@
-"""Rollup tiers beside the dataset (``Rollups/minute``, ``Rollups/hour``): building, mending, reading.
+"""The rollup tiers built, mended and read with Arrow: from the day files at a rollover and at
+start-up (``ensure``), and read from their Parquet files where no fresh numpy copy is there.
 
-Imports ``files``, numpy and pyarrow (never pandas, never PySide6); raw day files are read by ``files``' reader.
+Imports numpy and pyarrow at the top (never pandas, never Qt): only the child, one-shot readers and
+a window that already loaded Arrow import it, each where it is needed.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _hour_files(data_dir: Path) -> dict[tuple[int, int], Path]:
 
 
 # pyarrow imports pandas from pa.array, pa.scalar and to_numpy: arrays go in and out of Arrow
-# here through their buffers only (``files.numpy_of``, ``files.arrow_array``).
+# here through their buffers only (``tables.numpy_of``, ``tables.stamps_us``).
 
 
 def _read_day(source: Path) -> pa.Table | None:
@@ -116,7 +118,7 @@ def _put_aside_unless_older(path: Path, exc: BaseException) -> None:
     if isinstance(exc, OlderTier):
         _say_older_once()
     else:
-        _set_aside(path, str(exc)[:120])
+        _set_tier_aside(path, str(exc)[:120])
 
 
 _older_said = False
@@ -149,7 +151,7 @@ def read_own_file(path: Path) -> Any:
 
 
 def _check(table: pa.Table) -> None:
-    """Every column of ``table`` against the CRC-32 its footer records (``bins.column_crc``)."""
+    """Every column of ``table`` against the CRC-32 its footer records (``tiers.column_crc``)."""
     meta = json.loads((table.schema.metadata or {})[META_KEY])
     crcs = meta.get("crc") if isinstance(meta, dict) else None
     if not isinstance(crcs, dict):
@@ -190,9 +192,8 @@ def _well_formed(meta: Any) -> bool:
 class _Footers:
     """What ``ensure`` read from each tier file's footer, kept in ``Rollups/.window/tiers.json``
     with the file's size and mtime: a tier file that has neither changed since is not opened
-    again. A year is 377 footers, ~150 ms and ~7 MB of a start-up child; their stats cost ~5 ms.
-    Disposable like the copies beside it: missing, torn or of another version, every footer is
-    read as before."""
+    again. Disposable like the copies beside it: missing, torn or of another version, every
+    footer is read."""
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / ROLLUPS_DIR
@@ -243,7 +244,7 @@ def _index_crc(files: dict[str, Any]) -> int:
     return zlib.crc32(json.dumps(files, sort_keys=True).encode())
 
 
-def _set_aside(path: Path, why: str) -> None:
+def _set_tier_aside(path: Path, why: str) -> None:
     aside = aside_path(path)
     try:
         os.replace(path, aside)
@@ -296,7 +297,7 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
             parts.append(fresh[day])
             sources[day.isoformat()] = stamp(day_path(data_dir, day))
             continue
-        copy = read_cache(cache_path(data_dir, "minute", day))  # the same bins, read ~5× faster than Parquet
+        copy = read_cache(cache_path(data_dir, "minute", day))  # the same bins, read faster than from Parquet
         if copy is not None and copy[2].get(day.isoformat()) == stamp(day_path(data_dir, day)):
             parts.append(copy[:2])
             sources.update(copy[2])
@@ -327,7 +328,7 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
 
 
 def _copy_for_window(data_dir: Path, tier: str, key: Any, bins: np.ndarray, stats: dict[str, Stats], sources: dict[str, Any]) -> None:
-    """The tier file's numpy copy (``bins``), when the window reads that tier for ``key``; a
+    """The tier file's numpy copy (``tiers``), when the window reads that tier for ``key``; a
     failure costs the window speed, never data (it reads the Parquet tier instead)."""
     try:
         write_copy(data_dir, tier, key, bins, stats, sources)
@@ -368,7 +369,7 @@ def _ensure(data_dir: Path) -> int:
         if path is not None:
             meta = footers.meta(path)
             if meta is None:
-                _set_aside(path, "its footer cannot be read, or its content does not match its checksum")
+                _set_tier_aside(path, "its footer cannot be read, or its content does not match its checksum")
             elif meta.get("sources", {}).get(day.isoformat()) == stamps[day]:
                 if _mend_copy(data_dir, "minute", day, path, meta["sources"]):
                     continue
@@ -391,7 +392,7 @@ def _ensure(data_dir: Path) -> int:
         if path is not None and key not in months_touched:
             meta = footers.meta(path)
             if meta is None:
-                _set_aside(path, "its footer cannot be read, or its content does not match its checksum")
+                _set_tier_aside(path, "its footer cannot be read, or its content does not match its checksum")
             elif meta.get("sources") == sources:
                 if _mend_copy(data_dir, "hour", key, path, sources):
                     continue

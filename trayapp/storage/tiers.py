@@ -21,25 +21,15 @@ from trayapp.storage.bins import Stats, unstack_bins
 from trayapp.storage.parquet_writer import FLOAT64, INT64, TIMESTAMP_US, write_bytes
 
 ROLLUPS_DIR = "Rollups"
-
-
 CACHE_DIR = ".window"
-
-
 CACHE_VERSION = 2  # 2: the copy's ``.json`` holds the CRC-32 of its content
-
-
 MAX_BINS = 1500  # a tier file's bins: a day of minutes is at most 1500 (25 h), a month of hours 745
-
-
 MAX_META_BYTES = 4_000_000  # a copy's ``.json``, or ``tiers.json``: names and day-file records
-
-
 MINUTE_DAYS = 63  # minute copies kept this many days back: the window reads minutes up to 62 days
 
 
 def minute_path(data_dir: str | os.PathLike[str], day: date) -> Path:
-    """A day's minute tier file (``rollups`` builds it; the tray app's midnight too)."""
+    """A day's minute tier file (``tier_builder`` builds it; the recorder's midnight too)."""
     return Path(data_dir) / ROLLUPS_DIR / "minute" / f"Year={day.year}" / f"Month={day.month}" / f"{day.day}.parquet"
 
 

@@ -141,7 +141,7 @@ def prepare_history(
     ``minutes``: the writer's minute bins of its CSV (``Store.minutes``), when this process is the
     writer. Then nothing is read with Arrow: a tiered range reads today from the minute bins and
     the rest from the tiers' numpy copies; a range short enough for raw samples reads them from
-    ``rows`` (the writer's rows file, ``DayRows.view``) where it holds them, and minute bins
+    ``rows`` (the writer's rows file, ``RowsFile.view``) where it holds them, and minute bins
     before that (the series says so in ``note``). A day whose copy is missing or stale is left
     out, and ``note`` says that too; the recorder's next start rebuilds it."""
     t0 = time.perf_counter()

@@ -1,10 +1,8 @@
-"""The dataset's writer: today's CSV day file, its rollover into the Parquet day files and their
-rollup tiers, and retention.
+"""The dataset's writer (``Store``): today's CSV, its rollover into the day files and their tiers
+(with Arrow, here or in the child), the recorder's midnight without Arrow, retention.
 
-Imports ``files`` (the layout and the tolerant readers), ``model`` and ``jsonfile``; pyarrow and the
-rollups only inside the rollover; never Qt, never pandas. Reading history is ``history``'s.
-Layout (kept from the notebook, so its data still reads):
-``<data_dir>/Monitoring/Year=YYYY/Month=M/D.parquet`` and ``<data_dir>/csv_dump/daily_dump.csv``.
+Imports the storage modules that load no Arrow at import (never ``tier_builder`` at the top, never
+``child_job``: the caller hands it a ``JobRunner``), ``model`` and ``jsonfile``; never Qt.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trayapp.jsonfile import make_folder, remove_quietly, replace_atomically, warn_once
+from trayapp.jsonfile import make_folder, remove_quietly, replace_atomically
 from trayapp.memory import release_memory
 from trayapp.model import Sample
 from trayapp.storage.bins import MinuteBins, unstack_bins
@@ -30,7 +28,7 @@ from trayapp.storage.midnight import LeftToChild, retention, roll
 from trayapp.storage.ranges import csv_minutes, read, samples
 from trayapp.storage.rows_file import RowsFile, rows_path
 from trayapp.storage.tables import concat, stamps_us, take_rows, unique_sorted
-from trayapp.storage.writer_lock import LOCK_NAME, PID_NAME, DataDirBusy, WriterLock, only_a_file, read_pid
+from trayapp.storage.writer_lock import WriterLock, only_a_file, take_writer_lock
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,7 +37,7 @@ log = logging.getLogger("trayapp.storage")
 
 
 class JobFailed(StoreError):
-    """A dataset job run elsewhere (``dataset_jobs``: a child process) could not be done; the
+    """A dataset job run elsewhere (``child_job``: a child process) could not be done; the
     message is its one line."""
 
 
@@ -54,7 +52,7 @@ class Store:
 
     def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, jobs: JobRunner | None = None, minutes: bool = False) -> None:
         """``jobs``: a long-running writer hands its Arrow work (rollover, seeding) to this runner
-        (``dataset_jobs.run``, a short-lived child), so it never loads pyarrow itself.
+        (``child_job.run_job``, a short-lived child), so it never loads pyarrow itself.
 
         ``minutes``: the writer keeps its CSV's rows as minute bins in ``self.minutes`` (the tray
         app's window reads today from there); None until the writer opens, and whenever they are
@@ -72,7 +70,7 @@ class Store:
         self._columns: frozenset[str] = frozenset()  # the same, to see at once whether a sample fits
         self._size = 0
         self._min_day: date | None = None
-        self._lock: Any = None
+        self._lock: WriterLock | None = None
         self._retry_rollover_at = 0.0
         self._tz: tzinfo = timezone.utc
         self._lost = 0  # samples not written since the CSV last took one (a full disk)
@@ -100,20 +98,7 @@ class Store:
         after the rollover (by the same child, when this store keeps Arrow out)."""
         for folder in (self.data_dir, self.csv_path.parent, self.dataset_dir):
             make_folder(folder, self.data_dir)  # a file where a folder goes is set aside
-        for path in (self.data_dir / LOCK_NAME, self.data_dir / PID_NAME):
-            only_a_file(path)
-        lock = WriterLock(self.data_dir / LOCK_NAME)
-        if not lock.acquire():
-            pid = read_pid(self.data_dir / PID_NAME) or "unknown"
-            raise DataDirBusy(
-                f"another trayapp (pid {pid}) is already recording into {self.data_dir}; "
-                "only one may write a data folder at a time"
-            ) from None
-        self._lock = lock
-        try:
-            replace_atomically(self.data_dir / PID_NAME, str(os.getpid()).encode(), durable=False)
-        except OSError as exc:  # only a courtesy to whoever asks who records here
-            warn_once(f"pid:{self.data_dir}", f"cannot write {self.data_dir / PID_NAME} ({exc.strerror or exc})")
+        self._lock = take_writer_lock(self.data_dir)
         self._tz = local_zone()
         now = now or datetime.now(timezone.utc)
         if self.jobs is not None:
@@ -159,17 +144,17 @@ class Store:
             job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
         if self.keep_minutes:
             job["minutes"] = True
-        job["rows"] = True  # the rows file: midnight without Arrow, in this process (``midnight``)
+        job["rows"] = True  # the rows file: midnight without Arrow, in this process (``midnight.roll``)
         meta, arrays = self.jobs(job)
         self._rows_info = meta.get("rows")
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
         if self.keep_minutes:
             self.minutes = MinuteBins()
             self.minutes.seed(*unstack_bins(arrays["minutes"], meta["minute_names"]))
-        return seed_result(meta, arrays) if seed else None
+        return unpack_samples(meta, arrays) if seed else None
 
     def _adopt_rows(self) -> None:
-        """Take over the rows file the child wrote beside the CSV (``midnight``), if it is whole."""
+        """Take over the rows file the child wrote beside the CSV (``rows_file``), if it is whole."""
         if self._rows_info is not None:
 
             self.rows = RowsFile.adopt(self.csv_path, self._rows_info, self._header)
@@ -461,8 +446,8 @@ class Store:
         column of a type it cannot read) is never merged into or overwritten: it is renamed to
         ``.D.parquet.unreadable-<time>`` with one warning, and the new day file holds what could
         be read from it plus ``rows``."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
+        import pyarrow.parquet as pq  # lazy: Arrow, only when a file is read with it
 
         path = self.day_path(day)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -497,27 +482,24 @@ class Store:
             remove_days_before(self.data_dir, today - timedelta(days=self.retention_days))
 
     def close(self) -> None:
+        """Close the CSV and the rows file and let go of the writer lock; idempotent."""
         self._close_csv()
-        if self.rows is not None:
-            self.rows.close()
-            self.rows = None
-        if self._lock is not None:
-            try:
-                (self.data_dir / PID_NAME).unlink(missing_ok=True)
-            except OSError:
-                pass
-            self._lock.release()
-            self._lock = None
+        rows, self.rows = self.rows, None
+        if rows is not None:
+            rows.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # ----------------------------------------------------------------- reader
 
     def read(self, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None) -> "pa.Table":
-        """``history.read`` of this folder: samples with ``start < timestamp <= end``."""
+        """``ranges.read`` of this folder: samples with ``start < timestamp <= end``."""
 
         return read(self.data_dir, start, end, columns)
 
     def arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
-        """``history.samples`` of this folder: epoch seconds and one float64 array per metric."""
+        """``ranges.samples`` of this folder: epoch seconds and one float64 array per metric."""
 
         return samples(self.data_dir, start, end, metrics)
 
@@ -525,11 +507,16 @@ class Store:
         """``arrays``, read by the job runner when this store keeps Arrow out of its process."""
         if self.jobs is None:
             return self.arrays(start, end, metrics)
-        return seed_result(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
+        return unpack_samples(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
 
 
-def seed_result(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dict[str, Any]]":
-    """The (epoch seconds, {metric: values}) a seed job sent back (``dataset_jobs`` packs them)."""
+def pack_samples(t: Any, columns: dict[str, Any]) -> "tuple[dict[str, Any], dict[str, Any]]":
+    """A seed job's answer (``child_job``): epoch seconds and one array per metric as (meta, arrays)."""
+    return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
+
+
+def unpack_samples(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dict[str, Any]]":
+    """``pack_samples`` undone: the (epoch seconds, {metric: values}) a seed job sent back."""
     return arrays["t"], {name: arrays[f"m_{name}"] for name in meta["metrics"]}
 
 

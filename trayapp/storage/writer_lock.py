@@ -11,13 +11,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trayapp.jsonfile import is_regular_or_missing, read_own, set_aside, warn_once
+from trayapp.jsonfile import is_regular_or_missing, read_own, replace_atomically, set_aside, warn_once
 from trayapp.storage.layout import StoreError
 
+try:
+    import fcntl
+except ImportError:  # Windows: filelock instead
+    fcntl = None  # type: ignore[assignment]
+
+
 LOCK_NAME = ".writer.lock"
-
-
-PID_NAME = ".writer.pid"
+PID_NAME = ".writer.pid"  # the holder's process id, a courtesy to whoever asks who records here
 
 
 def only_a_file(path: Path, max_bytes: int = 1 << 40) -> None:
@@ -36,19 +40,17 @@ def only_a_file(path: Path, max_bytes: int = 1 << 40) -> None:
 class WriterLock:
     """The data folder's writer lock: an OS lock on ``.writer.lock``, let go when the process
     ends however it ends. POSIX: ``flock`` from the standard library (filelock imports
-    ``secrets``, which loads OpenSSL: ~4 MB resident for a recorder that never needs it);
-    elsewhere filelock."""
+    ``secrets``, which loads OpenSSL, for a recorder that never needs it); elsewhere filelock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pid_path: Path | None = None) -> None:
         self.path = path
+        self.pid_path = pid_path  # removed on release, when the holder wrote it
         self._fd: int | None = None
         self._other: Any = None
 
     def acquire(self) -> bool:
         """True when taken; False when another process holds it."""
-        try:
-            import fcntl
-        except ImportError:  # Windows
+        if fcntl is None:  # Windows
             return self._acquire_filelock()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -69,7 +71,7 @@ class WriterLock:
         return True
 
     def _acquire_filelock(self) -> bool:
-        import filelock
+        import filelock  # lazy: only where flock is missing (it imports secrets, which loads OpenSSL)
 
         self._other = filelock.FileLock(str(self.path))
         try:
@@ -79,6 +81,11 @@ class WriterLock:
         return True
 
     def release(self) -> None:
+        if self.pid_path is not None:
+            try:
+                self.pid_path.unlink(missing_ok=True)
+            except OSError:
+                pass
         if self._other is not None:
             self._other.release()
             self._other = None
@@ -97,3 +104,23 @@ def read_pid(path: Path) -> str | None:
 
 class DataDirBusy(StoreError):
     """Another process already writes to this data folder."""
+
+
+def take_writer_lock(data_dir: Path) -> WriterLock:
+    """The folder's writer lock, with this process's id written beside it; raises ``DataDirBusy``
+    (naming the holder's process id) when another process holds it."""
+    for path in (data_dir / LOCK_NAME, data_dir / PID_NAME):
+        only_a_file(path)
+    lock = WriterLock(data_dir / LOCK_NAME)
+    if not lock.acquire():
+        pid = read_pid(data_dir / PID_NAME) or "unknown"
+        raise DataDirBusy(
+            f"another trayapp (pid {pid}) is already recording into {data_dir}; "
+            "only one may write a data folder at a time"
+        ) from None
+    lock.pid_path = data_dir / PID_NAME
+    try:
+        replace_atomically(lock.pid_path, str(os.getpid()).encode(), durable=False)
+    except OSError as exc:  # only a courtesy to whoever asks who records here
+        warn_once(f"pid:{data_dir}", f"cannot write {lock.pid_path} ({exc.strerror or exc})")
+    return lock
