@@ -745,7 +745,7 @@ def averages(data_dirs: dict[str, Path]) -> dict:
 
 
 def ensure_nothing_to_do(data_dir: Path) -> dict:
-    """``rollups.ensure`` on the cached year: nothing to do, unless trayapp changed the tiers since
+    """``tier_builder.ensure`` on the cached year: nothing to do, unless trayapp changed the tiers since
     the cache was built (then it rebuilds them first, timed, and the next call is the figure)."""
     from trayapp.storage import tier_builder as rollups
 
@@ -810,7 +810,7 @@ def table(r: dict) -> list[str]:
     av = r["averages_36h"]
     rows.append(f"| 36 h averages from disk | {av['1 year']['ms']} ms | 2 days on disk: {av['2 days']['ms']} ms (×{av['flatness_year_vs_2_days']}) | ≤ 20 ms, flat |")
     ds = r["dataset"]
-    rows.append(f"| rollup tiers of the year built from scratch (`rollups.ensure`, {ds['rows_in_day_files']:,} rows) | "
+    rows.append(f"| rollup tiers of the year built from scratch (`tier_builder.ensure`, {ds['rows_in_day_files']:,} rows) | "
                 f"{ds['ensure_from_scratch']['s']} s | nothing to do: {r['ensure_nothing_to_do']['ms']} ms | — |")
     return rows
 
