@@ -14,7 +14,7 @@ from bench.common import day_table, median_time, save
 
 def write_day_csv(path: Path, step: float) -> datetime:
     from trayapp.storage import csv_field
-    from trayapp.storage.layout import local_zone
+    from trayapp.storage import local_zone
 
     zone = local_zone()
     day = (datetime.now(timezone.utc).astimezone(zone) - timedelta(days=1)).date()
@@ -30,8 +30,8 @@ def write_day_csv(path: Path, step: float) -> datetime:
 
 
 def trayapp_rollover(src: Path, work: Path):
-    from trayapp.storage.writer import Store
-    from trayapp.storage.layout import local_zone
+    from trayapp.storage import Store
+    from trayapp.storage import local_zone
 
     def run():
         shutil.rmtree(work, ignore_errors=True)

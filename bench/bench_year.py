@@ -49,7 +49,7 @@ def _prime_bytecode() -> None:
 
 
 def _today():
-    from trayapp.storage.layout import local_zone
+    from trayapp.storage import local_zone
 
     zone = local_zone()
     return zone, datetime.now(timezone.utc).astimezone(zone).date()
@@ -59,7 +59,7 @@ def _csv_lines(t, seed: int) -> list[str]:
     """CSV lines for epoch seconds ``t``, columns in the order the store writes them."""
     import numpy as np
 
-    from trayapp.storage.layout import column_order, local_zone
+    from trayapp.storage import column_order, local_zone
     from trayapp.storage import csv_field
 
     zone = local_zone()
@@ -80,7 +80,7 @@ def _csv_lines(t, seed: int) -> list[str]:
 
 
 def _csv_header() -> str:
-    from trayapp.storage.layout import column_order
+    from trayapp.storage import column_order
 
     return ",".join(column_order(["timestamp", *METRICS]))
 
@@ -90,7 +90,7 @@ def _build(data_dir: Path) -> dict:
     import pyarrow.parquet as pq
 
     from trayapp.storage import tier_builder as rollups
-    from trayapp.storage.layout import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path
     from trayapp.storage.tiers import ROLLUPS_DIR
 
     zone, today = _today()
@@ -123,7 +123,7 @@ def _top_up_csv(data_dir: Path) -> int:
     """Today's CSV carries on to now (the cache was built earlier today): 1 s rows since its last."""
     import numpy as np
 
-    from trayapp.storage.layout import CSV_DIR, CSV_NAME
+    from trayapp.storage import CSV_DIR, CSV_NAME
 
     csv = data_dir / CSV_DIR / CSV_NAME
     with open(csv, "rb") as f:
@@ -152,7 +152,7 @@ def dataset() -> tuple[Path, dict]:
         meta_path.write_text(json.dumps(meta))
     meta = json.loads(meta_path.read_text())
     _top_up_csv(data_dir)
-    from trayapp.storage.layout import CSV_DIR, CSV_NAME
+    from trayapp.storage import CSV_DIR, CSV_NAME
 
     with open(data_dir / CSV_DIR / CSV_NAME, "rb") as f:
         meta["csv_rows_today"] = sum(1 for _ in f) - 1  # grows through the day: up to 86,400 (its read is in every range)
@@ -178,7 +178,7 @@ def _link_copy(src: Path, dst: Path) -> None:
 
 
 def _has_tiers_keyword() -> bool:
-    from trayapp.storage.window_series import prepare_history
+    from trayapp.storage import prepare_history
 
     return "tiers" in inspect.signature(prepare_history).parameters
 
@@ -192,8 +192,8 @@ sys.path.insert(0, ROOT)
 from pathlib import Path
 kw = dict(KW)
 if WRITER:
-    from trayapp.storage.child_job import run_job as run
-    from trayapp.storage.writer import Store
+    from trayapp.storage import run_job as run
+    from trayapp.storage import Store
     store = Store(Path(DATA), jobs=run, minutes=True)
     store.open_writer()
     kw["minutes"] = store.minutes
@@ -205,7 +205,7 @@ t0 = time.perf_counter()
 """ + OPEN_WRITER + r"""
 if WRITER:
     t0 = time.perf_counter()  # the recorder was running before the window opened
-from trayapp.storage.window_series import prepare_history
+from trayapp.storage import prepare_history
 t1 = time.perf_counter()
 series = prepare_history(Path(DATA), SPAN, **kw)
 t2 = time.perf_counter()
@@ -218,7 +218,7 @@ print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1000, "read_ms": (t2 - t1
 WARM = r"""
 import json, statistics, sys, time
 """ + OPEN_WRITER + r"""
-from trayapp.storage.window_series import prepare_history
+from trayapp.storage import prepare_history
 out = {}
 for label, span, repeat, warmup in SPANS:
     for _ in range(warmup):
@@ -532,7 +532,7 @@ def status(data_dirs: dict[str, Path]) -> dict:
 def _short_copy(data_dir: Path, dst: Path, days: int) -> Path:
     """The last ``days`` day files of the year (hard links) and today's CSV: the same recent data,
     without the year behind it."""
-    from trayapp.storage.layout import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path
 
     _, today = _today()
     for back in range(days, 0, -1):
@@ -550,9 +550,9 @@ def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, rep
     holds the other 364 days and their tiers, so the month's hour tier is rebuilt from its days."""
     from trayapp.storage import tier_builder as rollups
     from trayapp.storage import writer as store_module
-    from trayapp.storage.layout import CSV_DIR, CSV_NAME, day_path, local_zone
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path, local_zone
     from trayapp.storage.tiers import minute_path
-    from trayapp.storage.writer import Store
+    from trayapp.storage import Store
 
     _, today = _today()
     yesterday = today - timedelta(days=1)
@@ -586,7 +586,7 @@ def _midnights(src: Path, data_dir: Path, work: Path, repeat: int):
     """``repeat`` times: ``work`` (a copy of the year) as it is just before midnight, with ``src``
     as yesterday's CSV and no day file or minute tier for yesterday; yields yesterday."""
     from trayapp.storage import tier_builder as rollups
-    from trayapp.storage.layout import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path
     from trayapp.storage.tiers import minute_path
 
     _, today = _today()
@@ -604,7 +604,7 @@ def midnight_child(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> di
     with the job ``Store._roll`` sends then, beside the year. Its peak RSS (its own VmHWM) and
     wall time."""
     from trayapp.storage.child_job import child_command
-    from trayapp.storage.layout import day_path
+    from trayapp.storage import day_path
 
     _, today = _today()
     job = json.dumps({"job": "maintain", "data_dir": str(work), "retention_days": 0, "today": today.isoformat(), "minutes": True, "rows": True}).encode()
@@ -624,7 +624,7 @@ def _wide_day_csv(path: Path) -> None:
     and fan empty, as on a desktop): the widest CSV the midnight handles."""
     import numpy as np
 
-    from trayapp.storage.layout import column_order
+    from trayapp.storage import column_order
     from trayapp.storage import csv_field
     from trayapp.model import GpuReading, Sample
 
@@ -658,10 +658,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 import trayapp.gui.app, trayapp.gui.history  # noqa: F401 - what the tray app has loaded
 from trayapp.storage import child_job as dataset_jobs
-from trayapp.storage.layout import local_zone
+from trayapp.storage import local_zone
 from trayapp.memory import release_memory
 from trayapp.model import Sample
-from trayapp.storage.writer import Store
+from trayapp.storage import Store
 
 def status(key):
     for line in open("/proc/self/status"):

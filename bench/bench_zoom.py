@@ -20,9 +20,9 @@ import numpy as np
 
 from bench.common import runs, save
 from trayapp.storage import child_job as dataset_jobs, ranges as history, tier_builder as rollups
-from trayapp.storage.layout import local_zone
+from trayapp.storage import local_zone
 from trayapp.model import Sample
-from trayapp.storage.writer import Store
+from trayapp.storage import Store
 from trayapp.synthetic import write_history
 from trayapp.storage import window_series
 

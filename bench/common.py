@@ -54,9 +54,9 @@ def make_history(data_dir: Path, days: int, step: float = 2.0, today_hours: floa
     """``days`` full days of Parquet day files before today, and today so far in the CSV."""
     import pyarrow.parquet as pq
 
-    from trayapp.storage.writer import Store
+    from trayapp.storage import Store
     from trayapp.storage import csv_field
-    from trayapp.storage.layout import local_zone
+    from trayapp.storage import local_zone
 
     zone = local_zone()
     store = Store(data_dir)
