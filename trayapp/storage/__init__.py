@@ -8,9 +8,13 @@ recorder import this. ``tier_builder`` (Arrow) is imported where a tier is built
 from trayapp.storage.bins import MinuteBins, median
 from trayapp.storage.child_job import child_main, run_job, run_job_unless_loaded
 from trayapp.storage.csv_file import csv_field
-from trayapp.storage.layout import CSV_DIR, CSV_NAME, EARLIEST, LATEST, TIMESTAMP, StoreError, column_order, day_path, local_zone
+from trayapp.storage.layout import (
+    CSV_DIR, CSV_NAME, EARLIEST, LATEST, TIMESTAMP, StoreError, column_order, day_path, local_zone,
+)
 from trayapp.storage.ranges import read, samples
-from trayapp.storage.window_series import Series, break_gaps, clock_or_day, plotted_columns, prepare_history, series_from_memory
+from trayapp.storage.window_series import (
+    Series, break_gaps, clock_or_day, plotted_columns, prepare_history, series_from_memory,
+)
 from trayapp.storage.writer import JobFailed, JobRunner, Store
 from trayapp.storage.writer_lock import LOCK_NAME, DataDirBusy
 

@@ -99,7 +99,8 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The rule windows' samples; ``csv_table``: the CSV, when ``_maintain`` read it already."""
-    return pack_samples(*samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table))
+    start, end = datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"])
+    return pack_samples(*samples(job["data_dir"], start, end, job["metrics"], csv_table))
 
 
 JOBS = {"maintain": _maintain, "seed": _seed}

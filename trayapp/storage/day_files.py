@@ -18,7 +18,10 @@ import numpy as np
 
 from trayapp.jsonfile import open_own, warn_once
 from trayapp.storage.layout import DAY_FILE_MAX, EARLIEST_US, LATEST_US, TIMESTAMP, day_files, micros
-from trayapp.storage.tables import localize, non_finite_as_null, numpy_of, parse_timestamps, take_rows, text_as_floats, valid_mask, with_columns
+from trayapp.storage.tables import (
+    localize, non_finite_as_null, numpy_of, parse_timestamps, take_rows, text_as_floats, valid_mask,
+    with_columns,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow

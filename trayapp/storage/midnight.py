@@ -3,14 +3,15 @@ Arrow and no child process.
 
 The writer's rollover reads the CSV with Arrow, which a process keeps once loaded; so a
 long-running recorder hands it to a one-shot child, which holds far more than the recorder for a
-moment beside it. For the usual midnight that is not needed: the recorder wrote every row of the CSV. So, as it
-appends a row, it also appends the row's numbers, as float64, to ``csv_dump/.daily_dump.rows``
-(``RowsFile``; the start-up child writes the file for the rows that were there). At midnight:
+moment beside it. For the usual midnight that is not needed: the recorder wrote every row of the
+CSV. So, as it appends a row, it also appends the row's numbers, as float64, to
+``csv_dump/.daily_dump.rows`` (``rows_file.RowsFile``; the start-up child writes the file for the
+rows that were there). At midnight:
 
 - the CSV must be byte for byte what those rows were made from (its size and CRC-32, kept as it
   was written), its rows in strictly rising time, and no day file there yet for the days that
   leave it (a merge is Arrow's work); else ``roll`` raises ``LeftToChild`` and the child does it;
-- the rows go to the day file through ``trayapp.storage.parquet_writer`` in row groups of ``ROWS_CHUNK`` rows,
+- the rows go to the day file through ``parquet_writer`` in row groups of ``ROWS_CHUNK`` rows,
   written atomically and read back (its timestamps decoded from the disk's bytes), then to the
   day's minute tier and its month's hour tier (from the window's numpy copies of the month's
   other days), then the CSV is rewritten with today's rows; so a crash at any moment leaves
@@ -39,7 +40,10 @@ from trayapp.storage.day_files import remove_days_before
 from trayapp.storage.layout import EARLIEST, EARLIEST_US, LATEST_US, TIMESTAMP, day_files, day_path, micros
 from trayapp.storage.parquet_writer import FLOAT64, TIMESTAMP_US, ParquetWriter, read_back
 from trayapp.storage.rows_file import RowsFile
-from trayapp.storage.tiers import cache_intact, cache_path, hour_path, minute_files, minute_path, read_cache, remove_cache, stamp, write_copy, write_tier
+from trayapp.storage.tiers import (
+    cache_intact, cache_path, hour_path, minute_files, minute_path, read_cache, remove_cache, stamp, write_copy,
+    write_tier,
+)
 
 log = logging.getLogger("trayapp.storage")
 

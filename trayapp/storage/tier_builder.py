@@ -26,7 +26,10 @@ from trayapp.storage.bins import TIERS, Stats, aggregate, combine, concat_parts,
 from trayapp.storage.day_files import read_day_file
 from trayapp.storage.layout import DAY_FILE_MAX, EARLIEST_US, LATEST_US, TIMESTAMP, aside_path, day_files, day_path
 from trayapp.storage.tables import floats, numpy_of, sample_arrays, stamps_us
-from trayapp.storage.tiers import CACHE_DIR, MAX_META_BYTES, ROLLUPS_DIR, TIER_KEY, cache_intact, cache_path, cache_wanted, column_crc, hour_path, minute_files, minute_path, prune_caches, read_cache, remove_cache, stamp, write_copy, write_tier
+from trayapp.storage.tiers import (
+    CACHE_DIR, MAX_META_BYTES, ROLLUPS_DIR, TIER_KEY, cache_intact, cache_path, cache_wanted, column_crc,
+    hour_path, minute_files, minute_path, prune_caches, read_cache, remove_cache, stamp, write_copy, write_tier,
+)
 
 log = logging.getLogger("trayapp.storage")
 

@@ -23,7 +23,10 @@ from trayapp.model import Sample
 from trayapp.storage.bins import MinuteBins, unstack_bins
 from trayapp.storage.csv_file import csv_fields, header_names, parse_csv
 from trayapp.storage.day_files import load_day_file, remove_days_before
-from trayapp.storage.layout import CSV_DIR, CSV_MAX, CSV_NAME, DATASET_DIR, TIMESTAMP, StoreError, aside_path, column_order, day_files, day_number, day_of_number, day_path, local_day_numbers, local_zone, micros
+from trayapp.storage.layout import (
+    CSV_DIR, CSV_MAX, CSV_NAME, DATASET_DIR, TIMESTAMP, StoreError, aside_path, column_order, day_files,
+    day_number, day_of_number, day_path, local_day_numbers, local_zone, micros,
+)
 from trayapp.storage.midnight import LeftToChild, retention, roll
 from trayapp.storage.ranges import csv_minutes, read, samples
 from trayapp.storage.rows_file import RowsFile, rows_path
