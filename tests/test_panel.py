@@ -216,7 +216,7 @@ def test_the_panel_tab_picks_orders_and_kinds_the_items(qtbot, tmp_path: Path) -
     metrics = ("cpu_percent", "memory_percent", "disk_percent", "gpu0_util_percent", "net_recv_bytes_per_s")
     dialog = SettingsDialog(Config(), tmp_path / "config.toml", tmp_path / "data", metrics=metrics)
     qtbot.addWidget(dialog)
-    assert [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())] == ["General", "Rules", "Panel", "Slack", "Fleet"]
+    assert [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())] == ["General", "Rules", "Panel", "Slack", "Fleet", "Machines"]
     editor = dialog.panel
     assert [editor.metric.itemData(i) for i in range(editor.metric.count())] == list(metrics)  # every metric there is
     for metric in ("cpu_percent", "gpu0_util_percent", "net_recv_bytes_per_s"):

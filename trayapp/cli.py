@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import __version__, privacy
+from trayapp.heap import hold_little
 from trayapp.settings import FIELD_BY_KEY, Config, Loaded, SettingError, check, config_path, data_dir, load
 
 log = logging.getLogger("trayapp")
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--exit-code", action="store_true",
                         help="exit as a Nagios plugin does: 0 ok, 1 orange, 2 red, 3 unknown or could not tell")
+    status.add_argument("--fleet", action="store_true", help="the machines the Prometheus server of [fleet] url scrapes")
 
     export = command("export", help="write a time range as CSV, Parquet or JSON")
     export.add_argument("--since", help="start: ISO time (local if no offset) or a duration back from now, e.g. 36h")
@@ -188,6 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_headless(config: Config, folder: Path) -> int:
+    hold_little()  # before the recorder's threads and first reads: it runs for months
     from trayapp.engine import Engine, run_loop
     from trayapp.slack import Courier
     from trayapp.storage import DataDirBusy, StoreError
@@ -253,6 +256,8 @@ def _start_prometheus(config: Config, engine: Any) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.fleet:
+        return status_fleet(args)
     from trayapp.engine import describe
     from trayapp.model import Level
     from trayapp.storage import Store
@@ -299,6 +304,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         what = snooze_channels(config) or "neither Slack nor desktop notifications are on"
         print(f"  alerts snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')} ({what})")
     return code
+
+
+def status_fleet(args: argparse.Namespace) -> int:
+    """``status --fleet``: each machine's level, worst rule and last sample, read from Prometheus."""
+    from trayapp.fleet import FleetReader, table
+    from trayapp.model import Level
+
+    config = load_config(args)[0].config
+    if not config.fleet_url:
+        raise UserError("no Prometheus server to ask: set [fleet] url in the config (or Settings → Machines)")
+    state = FleetReader.from_config(config, log_faults=False).poll()  # a fault is the one line below
+    if state.error:
+        raise UserError(f"fleet: {state.error}")
+    level = state.worst.icon_level if state.worst else Level.UNKNOWN
+    print(json.dumps(state.as_json()) if args.json else table(state))
+    return {Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}.get(level, EXIT_STATUS_UNKNOWN) if args.exit_code else EXIT_OK
 
 
 def _observed_interval(stamps: Any) -> float | None:
@@ -440,6 +461,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     gui_log = default_log_path()
     line(None, "log", f"{gui_log} (the tray app's log{'' if gui_log.exists() else '; not written yet'})")
     line(*_doctor_slack(config, folder))
+    from trayapp.fleet import doctor_line
+
+    line(*doctor_line(config))
     print("all good" if not problems else f"{problems} problem(s) above")
     return EXIT_OK if not problems else EXIT_FAIL
 
@@ -618,6 +642,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     missing = [name for name in ("PySide6", "pyqtgraph") if importlib.util.find_spec(name) is None]
     if missing:  # said before the data folder is opened; the import below says what else is wrong
         raise UserError(f"the tray app needs PySide6 and pyqtgraph (no module named {missing[0]!r}); 'trayapp run --headless' works without")
+    hold_little()  # before Qt's threads and the first reads: the tray app runs for months
     loaded, folder = load_config(args)
     history = getattr(args, "history", None)
     from trayapp.instance import ALREADY_RUNNING, ask_running, holder_is_tray_app, instance_name, wait_for_running

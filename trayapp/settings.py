@@ -42,7 +42,7 @@ class Field:
 
     section: str
     name: str
-    kind: str  # float | int | bool | str | choice | duration | secret | path | panel
+    kind: str  # float | int | bool | str | choice | duration | secret | path | panel | url
     default: Any
     label: str
     help: str
@@ -99,6 +99,19 @@ FIELDS: tuple[Field, ...] = (
           "The address to listen on; the default answers this machine only."),
     Field("prometheus", "port", "int", 9101, "Prometheus port", "The port to listen on.",
           minimum=1, maximum=65535),
+    Field("fleet", "url", "url", "", "Prometheus URL",
+          "A Prometheus server that scrapes trayapp recorders, e.g. http://prometheus:9090; empty: this machine only."),
+    Field("fleet", "job", "str", "trayapp", "Job", "The scrape job of the recorders (the shipped prometheus.yml calls it trayapp)."),
+    Field("fleet", "user", "str", "", "User", "For basic auth; empty: no login, or the token below."),
+    Field("fleet", "password", "secret", "", "Password", "The basic auth password (kept in the OS keyring where there is one)."),
+    Field("fleet", "token", "secret", "", "Bearer token", "Or a bearer token (kept in the OS keyring where there is one)."),
+    Field("fleet", "interval", "duration", "30s", "Ask every", "How often Prometheus is asked for the machines.",
+          minimum=1.0, maximum=86400.0),
+    Field("fleet", "scope", "choice", "fleet too", "Icon shows",
+          "this machine: the icon is this machine's level; fleet too: the worst of this machine and the fleet.",
+          choices=("this machine", "fleet too")),
+    Field("fleet", "verify_tls", "bool", True, "Verify TLS",
+          "Check the server's certificate; off only for a server with a self-signed one (a warning is logged)."),
     # set from the history window's menu (Hide, Move up/down), not from the dialog
     Field("window", "hidden_plots", "str", "", "Hidden plots",
           "Metrics whose plot the history window leaves out, comma-separated (its menu: Hide, Show)."),
@@ -186,6 +199,14 @@ class Config:
     prometheus_enabled: bool = False
     prometheus_address: str = "127.0.0.1"
     prometheus_port: int = 9101
+    fleet_url: str = ""
+    fleet_job: str = "trayapp"
+    fleet_user: str = ""
+    fleet_password: str = ""
+    fleet_token: str = ""
+    fleet_interval: str = "30s"
+    fleet_scope: str = "fleet too"
+    fleet_verify_tls: bool = True
     window_hidden_plots: str = ""
     window_plot_order: str = ""
     panel_items: str = ""
@@ -228,9 +249,22 @@ def check(f: Field, value: Any) -> Any:
     if kind in ("str", "path", "secret"):
         if not isinstance(value, str):
             raise SettingError(f"{shown}: must be text in quotes")
-        if kind == "secret" and any(ch.isspace() or not ch.isprintable() for ch in value.strip()):
+        if kind == "secret" and f.section == "slack" and any(ch.isspace() or not ch.isprintable() for ch in value.strip()):
             raise SettingError(f"{shown}: must be one line with no spaces (Slack would refuse it)")
+        if kind == "secret" and any(not ch.isprintable() for ch in value.strip()):  # a password may hold a space
+            raise SettingError(f"{shown}: must be one line of printable characters")
         return value.strip()
+    if kind == "url":  # a server's address, or empty for none
+        if not isinstance(value, str):
+            raise SettingError(f"{shown}: must be text in quotes")
+        if not value.strip():
+            return ""
+        from trayapp.fleet import check_url
+
+        try:
+            return check_url(value)
+        except ValueError as exc:
+            raise SettingError(f"{shown}: {exc}") from None
     if kind == "choice":
         if value in f.choices:
             return value
@@ -450,7 +484,20 @@ def validate(doc: dict[str, Any], warnings: list[str]) -> Config:
         if needed and _plain_http(config.get(f.key)):
             warnings.append(f"config: [{f.section}] {f.name} is http://, not https://: messages and the secret in it "
                             "travel unencrypted (Slack itself accepts only https)")
+    warnings += _fleet_warnings(config)
     return config
+
+
+def _fleet_warnings(config: Config) -> list[str]:
+    """Settings of ``[fleet]`` that work but may not do what was meant."""
+    out = []
+    if config.fleet_token and (config.fleet_user or config.fleet_password):
+        out.append("config: [fleet] has both a token and a user or password; the token is used")
+    if (config.fleet_password or config.fleet_token) and _plain_http(config.fleet_url):
+        out.append("config: [fleet] url is http://, not https://: the password or token travels unencrypted")
+    if not config.fleet_verify_tls and config.fleet_url.lower().startswith("https://"):
+        out.append(f"config: [fleet] verify_tls = false: the certificate of {config.fleet_url} is not checked")
+    return out
 
 
 def _raised_to_least(f: Field, value: Any) -> str | None:

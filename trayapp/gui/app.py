@@ -241,6 +241,8 @@ class TrayApp(QObject):
         self.live = LiveBuffer()
         self.last: Tick | None = None
         self.slack_line = ""
+        self.fleet_state = None  # the last fleet.FleetState, None while no Prometheus server is set
+        self._fleet_levels: dict = {}  # instance → fleet.Health, for the remote machines' notifications
         # when the snooze ends: one set before a restart is still in force (the courier holds
         # Slack back by the same file), and the badge and the tooltip say so from the start
         self.snoozed: datetime | None = snoozed_until(self.folder)
@@ -277,6 +279,10 @@ class TrayApp(QObject):
         self.exporter = None
         if self.config.prometheus_enabled:
             self._start_prometheus()
+        from trayapp.gui.machines import FleetWatcher  # the machines a Prometheus server scrapes ([fleet])
+
+        self.fleet = FleetWatcher(self)
+        self.fleet.updated.connect(self.on_fleet)
 
     # --- start and stop
 
@@ -292,6 +298,7 @@ class TrayApp(QObject):
                     QSystemTrayIcon.MessageIcon.Warning, 15000,
                 )
         self.sampler.start()
+        self.fleet.apply(self.config)
         # Load pyqtgraph once the app has settled (~30 MB, ~0.3 s): the first click on the icon
         # then paints the rule metrics in a few hundred milliseconds instead of twice that.
         QTimer.singleShot(PRELOAD_AFTER_MS, self._preload_history)
@@ -323,6 +330,7 @@ class TrayApp(QObject):
     def shutdown(self) -> None:
         """Stop the sampler (the store is flushed), the window's reader thread and the endpoint; idempotent."""
         self.sampler.stop()
+        self.fleet.stop()
         self._collector.stop()
         if self.notifier is not None:
             self.notifier.close()
@@ -441,21 +449,51 @@ class TrayApp(QObject):
         self.tick_shown.emit(tick)
 
     def _set_icon(self, level: Level, load: int | None) -> None:
+        """``level``: this machine's; the icon shows the worst of it and the fleet's when ``[fleet] scope`` says so."""
+        from trayapp.fleet import merged_level
+
         paused = self.sampler.paused if hasattr(self, "sampler") else False
-        key = (level, load, paused, self.is_snoozed())
+        shown, remote = merged_level(level, self.fleet_state, self.config.fleet_scope)
+        key = (level, load, paused, self.is_snoozed(), shown, remote)
         if key == self._icon_key:
             return  # redraw only when what it shows changes
         self._icon_key = key
-        self.tray.setIcon(tray_icon.icon(level, None if paused else load, paused=paused, snoozed=key[3]))
+        self.tray.setIcon(tray_icon.icon(shown, None if paused else load, paused=paused, snoozed=key[3], remote=remote))
         if self.window is not None:
             self.window.setWindowIcon(self.tray.icon())
 
     def _refresh_tooltip(self) -> None:
-        self.tray.setToolTip(tooltip_text(
+        text = tooltip_text(
             self.last, self.sampler.paused, self.slack_line, paused_since=self.paused_since,
             snoozed=self.snoozed if self.is_snoozed() else None, snoozing=snooze_channels(self.config),
             rules=self.config.rules, projections=self.projections, hysteresis=self.config.alerts_hysteresis,
-        ))
+        )
+        if self.fleet_state is not None:  # each machine with its level and worst rule, or the one line of a fault
+            text += "\n" + "\n".join(self.fleet_state.lines())
+        self.tray.setToolTip(text)
+
+    def on_fleet(self, state) -> None:  # noqa: ANN001 - fleet.FleetState, from the fleet poller
+        """A poll of the fleet: the icon, the tooltip, and one desktop notification for the
+        machines whose level changed (each recorder sends its own Slack messages: none here)."""
+        from trayapp.fleet import SCOPE_FLEET, changes, notification
+
+        found = changes(self._fleet_levels, state)
+        if not state.error:
+            self._fleet_levels = {m.instance: m.level for m in state.machines}
+        self.fleet_state = state
+        for change in found:
+            log.info("fleet: %s (was %s)", change.machine.line(), change.previous.value if change.previous else "not seen")
+        if (found and self.config.fleet_scope == SCOPE_FLEET and self.config.alerts_desktop_notifications and self.use_tray
+                and not self.is_snoozed()):
+            title, text = notification(found)
+            worst = max((c.machine.level.icon_level for c in found if not c.better), key=lambda lv: lv.severity, default=None)
+            if self.notifier is not None:
+                self.notifier.notify(title, text, urgency={Level.RED: 2, Level.ORANGE: 1}.get(worst, 0))
+            else:
+                kinds = {Level.RED: QSystemTrayIcon.MessageIcon.Critical, Level.ORANGE: QSystemTrayIcon.MessageIcon.Warning}
+                self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
+        self._set_icon(*(self._icon_key[:2] if self._icon_key is not None else (Level.UNKNOWN, None)))
+        self._refresh_tooltip()
 
     def _project(self, tick: Tick) -> None:
         """Where each rule's average heads at the current load: from the rule windows in memory
@@ -566,6 +604,12 @@ class TrayApp(QObject):
         self.panel.apply(config.panel)
         if old.app_start_at_login != config.app_start_at_login:
             self._set_autostart(config.app_start_at_login)
+        self.fleet.apply(config)
+        if (old.fleet_url, old.fleet_job) != (config.fleet_url, config.fleet_job):  # another fleet, or none: nothing of the old one stays
+            self.fleet_state, self._fleet_levels = None, {}
+        if self._icon_key is not None:
+            self._set_icon(*self._icon_key[:2])  # a new scope shows at once
+        self._refresh_tooltip()
         if (old.prometheus_enabled, old.prometheus_address, old.prometheus_port) != (
             config.prometheus_enabled, config.prometheus_address, config.prometheus_port
         ):

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics, QKeySequence, QPainterPath, QPalette, QShortcut
 from PySide6.QtWidgets import (
@@ -48,6 +47,9 @@ from trayapp.memory import release_memory
 from trayapp.model import Level, RuleResult, format_value, metric_label, metric_range, metric_unit
 from trayapp.rules import Rule, human_duration
 from trayapp.settings import Config
+from trayapp.gui.plotlib import import_pyqtgraph
+
+pg = import_pyqtgraph()  # Qt's classes created as used, not all at once (plotlib)
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ Imports Qt and ``model`` only; never the engine, the store or Slack.
 # enough data yet): a ring of dots. The colours are the contract (``COLORS``); the shapes say the
 # same to someone who cannot tell them apart. Below the shape (20 px and up) a horizontal bar
 # shows the CPU load; badges in the top corners say "sampling paused" (two bars, top right) and
-# "alerts snoozed" (a "z", top left). A dark edge on the filled shapes and a light glyph keep it
+# "alerts snoozed" (a "z", top left); bottom right, "a remote machine is the cause" (two stacked
+# bars, a rack of servers). A dark edge on the filled shapes and a light glyph keep it
 # readable on light and dark panels. The app icon for packaging is ``resources/trayapp.svg``.
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def _load_bar(p: QPainter, s: float, top: float, height: float, load: int) -> No
 
 
 def _badge(p: QPainter, cx: float, cy: float, radius: float, kind: str) -> None:
-    """A dark disc with a thin light rim in a corner: "paused" (two bars) or "snoozed" (a z),
+    """A dark disc with a thin light rim in a corner: "paused" (two bars), "remote" (two stacked bars) or "snoozed" (a z),
     the glyph as large and as thick as the disc allows, so it reads at 22 px."""
     rim = max(0.75, radius * 0.12)
     p.setPen(QPen(GLYPH_LIGHT, rim))
@@ -150,6 +151,9 @@ def _badge(p: QPainter, cx: float, cy: float, radius: float, kind: str) -> None:
     if kind == "paused":
         for dx in (-inner * 0.55, inner * 0.55):
             p.drawLine(QPointF(cx + dx, cy - inner), QPointF(cx + dx, cy + inner))
+    elif kind == "remote":
+        for dy in (-inner * 0.55, inner * 0.55):
+            p.drawLine(QPointF(cx - inner, cy + dy), QPointF(cx + inner, cy + dy))
     else:
         z = QPainterPath(QPointF(cx - inner, cy - inner))
         z.lineTo(QPointF(cx + inner, cy - inner))
@@ -158,9 +162,10 @@ def _badge(p: QPainter, cx: float, cy: float, radius: float, kind: str) -> None:
         p.drawPath(z)
 
 
-def render(level: Level, load: int | None = None, size: int = 64, paused: bool = False, snoozed: bool = False) -> QImage:
+def render(level: Level, load: int | None = None, size: int = 64, paused: bool = False, snoozed: bool = False,
+           remote: bool = False) -> QImage:
     """The icon at ``size`` px. ``load`` is the CPU load as a ``bucket`` (None: no bar);
-    ``paused``/``snoozed`` add their badges."""
+    ``paused``/``snoozed``/``remote`` (the level is another machine's) add their badges."""
     image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
     image.fill(Qt.GlobalColor.transparent)
     p = QPainter(image)
@@ -178,14 +183,16 @@ def render(level: Level, load: int | None = None, size: int = 64, paused: bool =
         _badge(p, s - radius, radius, radius, "paused")
     if snoozed:
         _badge(p, radius, radius, radius, "snoozed")
+    if remote:
+        _badge(p, s - radius, s - radius, radius, "remote")
     p.end()
     return image
 
 
 @lru_cache(maxsize=256)
-def icon(level: Level, load: int | None = None, paused: bool = False, snoozed: bool = False) -> QIcon:
+def icon(level: Level, load: int | None = None, paused: bool = False, snoozed: bool = False, remote: bool = False) -> QIcon:
     """A QIcon with every tray size drawn crisp, cached per (level, load bucket, badges)."""
     result = QIcon()
     for size in SIZES:
-        result.addPixmap(QPixmap.fromImage(render(level, load, size, paused, snoozed)))
+        result.addPixmap(QPixmap.fromImage(render(level, load, size, paused, snoozed, remote)))
     return result

@@ -54,7 +54,7 @@ from trayapp.settings import (
 
 SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus"}
 TABS = (("General", ("sampling", "storage", "alerts", "app", "window")), ("Rules", ()), ("Panel", ()), ("Slack", ("slack",)),
-        ("Fleet", ("prometheus",)))
+        ("Fleet", ("prometheus",)), ("Machines", ("fleet",)))
 PANEL_WORDS = {"number": "number", "bars": "graph (bars)", "line": "graph (line)"}  # a panel item's kind, as offered
 ERROR_STYLE = "color: #d93025"
 CELL_ERROR = "#fce8e6"  # a cell in error or warning is tinted through its palette: a style sheet there
@@ -468,6 +468,13 @@ class SettingsDialog(QDialog):
                         self._add_open_folder(form)
                     if f.key == "slack.api_url":
                         self._add_slack_test(form, slack_status)
+                    if f.key == "fleet.verify_tls":
+                        self.tls_warning = QLabel("The server's certificate is not checked: anyone on the way can read the "
+                                                  "password or token and forge the machines' levels.")
+                        self.tls_warning.setObjectName("fleet.verify_tls.warning")
+                        self.tls_warning.setWordWrap(True)
+                        self.tls_warning.setStyleSheet(ERROR_STYLE)
+                        form.addRow("", self.tls_warning)
             self.tabs.addTab(scroll, title)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
@@ -654,6 +661,9 @@ class SettingsDialog(QDialog):
         self.rules_error.setText("\n".join(problems))
         self.rules_error.setVisible(bool(problems))
         ok = ok and not problems
+        if hasattr(self, "tls_warning"):  # TLS verification off for an https URL: said beside the box
+            url = self.editors["fleet.url"].raw()
+            self.tls_warning.setVisible(not self.editors["fleet.verify_tls"].raw() and str(url).lower().startswith("https://"))
         self.ok_button.setEnabled(ok)
         QTimer.singleShot(0, self._grow_to_fit)  # once the error lines are laid out
         return ok

@@ -9,6 +9,7 @@ copies are fresh is drawn without it.
 from __future__ import annotations
 
 import logging
+import itertools
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -212,7 +213,7 @@ def _draw_read(series: Series, data_dir: Path, start_us: int, end_us: int, minut
             for name, values in columns.items():
                 add_curve(series, name, t, values)
         else:
-            add_tier_curves(series, [*before, *raw.parts()], 60.0 if before else 1.0)
+            add_tier_curves(series, itertools.chain(before, raw.parts()), 60.0 if before else 1.0)  # block by block: never the whole range at once
             if before and raw.count:
                 series.tier = "minute+raw"
                 series.note = f"minute bins before {clock_or_day(raw.first_us / 1e6, day=True)}, raw samples from then on"
