@@ -659,7 +659,7 @@ from pathlib import Path
 import trayapp.gui.app, trayapp.gui.history  # noqa: F401 - what the tray app has loaded
 from trayapp.storage import child_job as dataset_jobs
 from trayapp.storage import local_zone
-from trayapp.memory import release_memory
+from trayapp.heap import release_memory
 from trayapp.model import Sample
 from trayapp.storage import Store
 

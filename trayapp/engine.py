@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import jsonfile
+from trayapp.heap import release_memory
 from trayapp.model import Level, RuleResult, Sample, Transition
 from trayapp.rules import AlertTracker, Rule, RuleState, parse_duration, with_projection
 from trayapp.settings import Config
-from trayapp.memory import release_memory
 from trayapp.storage import EARLIEST, Store, run_job_unless_loaded
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import numpy as np
 
 from trayapp import self_command
 
-from trayapp.memory import release_memory
+from trayapp.heap import release_memory
 from trayapp.storage.bins import stack_bins
 from trayapp.storage.csv_file import parse_csv
 from trayapp.storage.ranges import csv_minutes, samples

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.memory import release_memory
+from trayapp.heap import release_memory
 from trayapp.model import GPU_FIELDS
 from trayapp.storage.bins import TIERS, MinuteBins, median
 from trayapp.storage.layout import TIMESTAMP, local_zone, utc_offsets

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trayapp.jsonfile import make_folder, remove_quietly, replace_atomically
-from trayapp.memory import release_memory
+from trayapp.heap import release_memory
 from trayapp.model import Sample
 from trayapp.storage.bins import MinuteBins, unstack_bins
 from trayapp.storage.csv_file import csv_fields, header_names, parse_csv
