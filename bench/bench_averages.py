@@ -10,10 +10,24 @@ from pathlib import Path
 from bench.common import make_history, median_time, save
 
 
+def evaluate_from_disk(store, rules, now=None):
+    """Each rule's result from what is on disk now: no state, no hysteresis."""
+    from datetime import datetime, timezone
+
+    from trayapp.engine import window_request
+    from trayapp.rules import evaluate_arrays
+
+    now = now or datetime.now(timezone.utc)
+    request = window_request(rules, now)
+    if request is None:
+        return []
+    stamps, columns = store.arrays(*request)
+    return [evaluate_arrays(rule, stamps, columns[rule.metric], now.timestamp()) for rule in rules]
+
+
 def trayapp_status(data_dir: Path):
-    from trayapp.engine import evaluate_from_disk
     from trayapp.rules import DEFAULT_RULES
-    from trayapp.store import Store
+    from trayapp.storage import Store
 
     return lambda: evaluate_from_disk(Store(data_dir), DEFAULT_RULES)
 

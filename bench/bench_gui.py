@@ -131,7 +131,7 @@ out["first_paint_warm_ms"] = sorted(firsts[1:])[len(firsts[1:]) // 2] * 1000
 out["open_warm_ms"] = sorted(opens[1:])[len(opens[1:]) // 2] * 1000
 # the naive way, same process, same data: every raw sample handed to pyqtgraph
 import pyqtgraph as pg
-from trayapp import history
+from trayapp.storage import ranges as history
 from datetime import datetime, timedelta, timezone
 naive = []
 for i in range(3):

@@ -13,7 +13,8 @@ from bench.common import day_table, median_time, save
 
 
 def write_day_csv(path: Path, step: float) -> datetime:
-    from trayapp.store import format_value, local_zone
+    from trayapp.storage import csv_field
+    from trayapp.storage import local_zone
 
     zone = local_zone()
     day = (datetime.now(timezone.utc).astimezone(zone) - timedelta(days=1)).date()
@@ -24,12 +25,13 @@ def write_day_csv(path: Path, step: float) -> datetime:
     with open(path, "w") as f:
         f.write("timestamp,cpu_percent,memory_percent,disk_percent\n")
         for i, ts in enumerate(stamps):
-            f.write(",".join([ts.astimezone(zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)]) + "\n")
+            f.write(",".join([ts.astimezone(zone).isoformat(timespec="microseconds"), *(csv_field(c[i]) for c in cols)]) + "\n")
     return datetime.now(timezone.utc)
 
 
 def trayapp_rollover(src: Path, work: Path):
-    from trayapp.store import Store, local_zone
+    from trayapp.storage import Store
+    from trayapp.storage import local_zone
 
     def run():
         shutil.rmtree(work, ignore_errors=True)

@@ -15,7 +15,7 @@ from bench.common import make_history, save
 
 
 def rollover_ms(src: Path, work: Path, tiers: bool, repeat: int = 5) -> float:
-    from trayapp import store as store_module
+    from trayapp.storage import writer as store_module
 
     original = store_module._rollup_day
     if not tiers:
@@ -32,15 +32,15 @@ def rollover_ms(src: Path, work: Path, tiers: bool, repeat: int = 5) -> float:
 
 
 def read_ms(data_dir: Path, span_h: float, repeat: int = 5) -> dict:
-    from trayapp import rollups
-    from trayapp.store import Store
+    from tests.tier_reads import read_tier_files
+    from trayapp.storage import Store
 
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=span_h)
     metrics = ["cpu_percent", "memory_percent", "disk_percent"]
 
     def tier() -> int:
-        t, _ = rollups.read_tier(data_dir, "minute", start, end, metrics)
+        t, _ = read_tier_files(data_dir, "minute", start, end, metrics)
         return len(t)
 
     def raw() -> int:
@@ -60,7 +60,7 @@ def read_ms(data_dir: Path, span_h: float, repeat: int = 5) -> dict:
 
 
 def main() -> None:
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:

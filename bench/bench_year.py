@@ -49,7 +49,7 @@ def _prime_bytecode() -> None:
 
 
 def _today():
-    from trayapp.files import local_zone
+    from trayapp.storage import local_zone
 
     zone = local_zone()
     return zone, datetime.now(timezone.utc).astimezone(zone).date()
@@ -59,7 +59,8 @@ def _csv_lines(t, seed: int) -> list[str]:
     """CSV lines for epoch seconds ``t``, columns in the order the store writes them."""
     import numpy as np
 
-    from trayapp.files import column_order, format_value, local_zone
+    from trayapp.storage import column_order, local_zone
+    from trayapp.storage import csv_field
 
     zone = local_zone()
     rng = np.random.default_rng(seed)
@@ -74,12 +75,12 @@ def _csv_lines(t, seed: int) -> list[str]:
     }
     names = [c for c in column_order(["timestamp", *METRICS]) if c != "timestamp"]
     cols = [values[name].tolist() for name in names]
-    return [",".join([datetime.fromtimestamp(float(t[i]), zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)])
+    return [",".join([datetime.fromtimestamp(float(t[i]), zone).isoformat(timespec="microseconds"), *(csv_field(c[i]) for c in cols)])
             for i in range(n)]
 
 
 def _csv_header() -> str:
-    from trayapp.files import column_order
+    from trayapp.storage import column_order
 
     return ",".join(column_order(["timestamp", *METRICS]))
 
@@ -88,8 +89,9 @@ def _build(data_dir: Path) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from trayapp import rollups
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import tier_builder as rollups
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage.tiers import ROLLUPS_DIR
 
     zone, today = _today()
     t0 = time.perf_counter()
@@ -111,9 +113,9 @@ def _build(data_dir: Path) -> dict:
     built = rollups.ensure(data_dir)
     ensure_s = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in (data_dir / "Monitoring").rglob("*.parquet"))
-    tiers = sum(p.stat().st_size for p in (data_dir / rollups.ROLLUPS_DIR).rglob("*.parquet"))
+    tier_bytes = sum(p.stat().st_size for p in (data_dir / ROLLUPS_DIR).rglob("*.parquet"))
     return {"day_files": DAYS, "rows_in_day_files": rows, "day_files_mb": round(size / 2**20, 1),
-            "rollups_mb": round(tiers / 2**20, 1), "generate_s": round(written, 1),
+            "rollups_mb": round(tier_bytes / 2**20, 1), "generate_s": round(written, 1),
             "ensure_from_scratch": {"days_built": built, "s": round(ensure_s, 2)}}
 
 
@@ -121,7 +123,7 @@ def _top_up_csv(data_dir: Path) -> int:
     """Today's CSV carries on to now (the cache was built earlier today): 1 s rows since its last."""
     import numpy as np
 
-    from trayapp.files import CSV_DIR, CSV_NAME
+    from trayapp.storage import CSV_DIR, CSV_NAME
 
     csv = data_dir / CSV_DIR / CSV_NAME
     with open(csv, "rb") as f:
@@ -150,7 +152,7 @@ def dataset() -> tuple[Path, dict]:
         meta_path.write_text(json.dumps(meta))
     meta = json.loads(meta_path.read_text())
     _top_up_csv(data_dir)
-    from trayapp.files import CSV_DIR, CSV_NAME
+    from trayapp.storage import CSV_DIR, CSV_NAME
 
     with open(data_dir / CSV_DIR / CSV_NAME, "rb") as f:
         meta["csv_rows_today"] = sum(1 for _ in f) - 1  # grows through the day: up to 86,400 (its read is in every range)
@@ -176,7 +178,7 @@ def _link_copy(src: Path, dst: Path) -> None:
 
 
 def _has_tiers_keyword() -> bool:
-    from trayapp.history import prepare_history
+    from trayapp.storage import prepare_history
 
     return "tiers" in inspect.signature(prepare_history).parameters
 
@@ -190,8 +192,8 @@ sys.path.insert(0, ROOT)
 from pathlib import Path
 kw = dict(KW)
 if WRITER:
-    from trayapp.dataset_jobs import run
-    from trayapp.store import Store
+    from trayapp.storage import run_job as run
+    from trayapp.storage import Store
     store = Store(Path(DATA), jobs=run, minutes=True)
     store.open_writer()
     kw["minutes"] = store.minutes
@@ -203,7 +205,7 @@ t0 = time.perf_counter()
 """ + OPEN_WRITER + r"""
 if WRITER:
     t0 = time.perf_counter()  # the recorder was running before the window opened
-from trayapp.history import prepare_history
+from trayapp.storage import prepare_history
 t1 = time.perf_counter()
 series = prepare_history(Path(DATA), SPAN, **kw)
 t2 = time.perf_counter()
@@ -216,7 +218,7 @@ print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1000, "read_ms": (t2 - t1
 WARM = r"""
 import json, statistics, sys, time
 """ + OPEN_WRITER + r"""
-from trayapp.history import prepare_history
+from trayapp.storage import prepare_history
 out = {}
 for label, span, repeat, warmup in SPANS:
     for _ in range(warmup):
@@ -530,7 +532,7 @@ def status(data_dirs: dict[str, Path]) -> dict:
 def _short_copy(data_dir: Path, dst: Path, days: int) -> Path:
     """The last ``days`` day files of the year (hard links) and today's CSV: the same recent data,
     without the year behind it."""
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path
 
     _, today = _today()
     for back in range(days, 0, -1):
@@ -546,15 +548,16 @@ def _short_copy(data_dir: Path, dst: Path, days: int) -> Path:
 def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, repeat: int = 5) -> float:
     """``bench_rollups.rollover_ms`` with the year on disk: yesterday's CSV rolled into a folder that
     holds the other 364 days and their tiers, so the month's hour tier is rebuilt from its days."""
-    from trayapp import rollups
-    from trayapp import store as store_module
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path, local_zone
-    from trayapp.store import Store
+    from trayapp.storage import tier_builder as rollups
+    from trayapp.storage import writer as store_module
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path, local_zone
+    from trayapp.storage.tiers import minute_path
+    from trayapp.storage import Store
 
     _, today = _today()
     yesterday = today - timedelta(days=1)
     _link_copy(data_dir, work)
-    fresh = [day_path(work, yesterday), rollups.minute_path(work, yesterday)]
+    fresh = [day_path(work, yesterday), minute_path(work, yesterday)]
     original = store_module._rollup_day
     if not tiers:
         store_module._rollup_day = lambda *args, **kwargs: None
@@ -575,22 +578,23 @@ def rollover_beside_year(src: Path, data_dir: Path, work: Path, tiers: bool, rep
     finally:
         store_module._rollup_day = original
     if tiers:  # the tier of the day rolled over was written
-        assert rollups.minute_path(work, yesterday).exists()
+        assert minute_path(work, yesterday).exists()
     return statistics.median(took[1:]) * 1000
 
 
 def _midnights(src: Path, data_dir: Path, work: Path, repeat: int):
     """``repeat`` times: ``work`` (a copy of the year) as it is just before midnight, with ``src``
     as yesterday's CSV and no day file or minute tier for yesterday; yields yesterday."""
-    from trayapp import rollups
-    from trayapp.files import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage import tier_builder as rollups
+    from trayapp.storage import CSV_DIR, CSV_NAME, day_path
+    from trayapp.storage.tiers import minute_path
 
     _, today = _today()
     yesterday = today - timedelta(days=1)
     _link_copy(data_dir, work)
     for _ in range(repeat):
         day_path(work, yesterday).unlink(missing_ok=True)
-        rollups.minute_path(work, yesterday).unlink(missing_ok=True)
+        minute_path(work, yesterday).unlink(missing_ok=True)
         shutil.copy(src, work / CSV_DIR / CSV_NAME)
         yield yesterday
 
@@ -599,8 +603,8 @@ def midnight_child(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> di
     """A midnight the recorder hands to the one-shot dataset child: yesterday's CSV rolled over
     with the job ``Store._roll`` sends then, beside the year. Its peak RSS (its own VmHWM) and
     wall time."""
-    from trayapp.dataset_jobs import child_command
-    from trayapp.files import day_path
+    from trayapp.storage.child_job import child_command
+    from trayapp.storage import day_path
 
     _, today = _today()
     job = json.dumps({"job": "maintain", "data_dir": str(work), "retention_days": 0, "today": today.isoformat(), "minutes": True, "rows": True}).encode()
@@ -620,7 +624,8 @@ def _wide_day_csv(path: Path) -> None:
     and fan empty, as on a desktop): the widest CSV the midnight handles."""
     import numpy as np
 
-    from trayapp.files import column_order, format_value
+    from trayapp.storage import column_order
+    from trayapp.storage import csv_field
     from trayapp.model import GpuReading, Sample
 
     zone, today = _today()
@@ -640,7 +645,7 @@ def _wide_day_csv(path: Path) -> None:
     with open(path, "w") as f:
         f.write(",".join(["timestamp", *names]) + "\n")
         for i in range(len(t)):
-            f.write(",".join([datetime.fromtimestamp(float(t[i]), zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)]) + "\n")
+            f.write(",".join([datetime.fromtimestamp(float(t[i]), zone).isoformat(timespec="microseconds"), *(csv_field(c[i]) for c in cols)]) + "\n")
 
 
 # In a process holding what the tray app holds (Qt, pyqtgraph, numpy, its window's modules), a
@@ -652,10 +657,11 @@ import gc, json, sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
 import trayapp.gui.app, trayapp.gui.history  # noqa: F401 - what the tray app has loaded
-from trayapp import dataset_jobs
-from trayapp.files import local_zone, release_memory
+from trayapp.storage import child_job as dataset_jobs
+from trayapp.storage import local_zone
+from trayapp.heap import release_memory
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage import Store
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -665,7 +671,7 @@ def status(key):
 work, today = Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
 zone = local_zone()
 midnight = datetime(today.year, today.month, today.day, tzinfo=zone)
-store = Store(work, jobs=dataset_jobs.run, minutes=True)
+store = Store(work, jobs=dataset_jobs.run_job, minutes=True)
 store.open_writer(midnight - timedelta(seconds=1))
 assert store.rows is not None, "no rows file"
 gc.collect()
@@ -683,7 +689,7 @@ print(json.dumps({"ms": took * 1000, "before_mb": before, "added_mb": peak - bef
 
 
 def midnight_in_app(src: Path, data_dir: Path, work: Path, repeat: int = 3) -> dict:
-    """The tray app's midnight as it is done now (``trayapp.midnight``, in the app), on ``src``
+    """The tray app's midnight as it is done now (``trayapp.storage.midnight``, in the app), on ``src``
     beside the year: what it adds to the app's resident memory at its peak, and its time."""
     _, today = _today()
     added, walls = [], []
@@ -739,9 +745,9 @@ def averages(data_dirs: dict[str, Path]) -> dict:
 
 
 def ensure_nothing_to_do(data_dir: Path) -> dict:
-    """``rollups.ensure`` on the cached year: nothing to do, unless trayapp changed the tiers since
+    """``tier_builder.ensure`` on the cached year: nothing to do, unless trayapp changed the tiers since
     the cache was built (then it rebuilds them first, timed, and the next call is the figure)."""
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     out = {}
     for _ in range(2):
@@ -799,12 +805,12 @@ def table(r: dict) -> list[str]:
                 f"without tiers {ro['year_on_disk']['without_tiers_ms']} ms; into an empty folder {ro['empty_folder']['with_tiers_ms']} ms | ≤ 150 ms |")
     narrow = (night or {}).get("narrow")
     if narrow:
-        rows.append(f"| … the same day at midnight in the tray app or `run --headless` (no Arrow: `trayapp/midnight.py`) | {narrow['ms']} ms, +{narrow['added_mb']} MB | "
+        rows.append(f"| … the same day at midnight in the tray app or `run --headless` (no Arrow: `trayapp/storage/midnight.py`) | {narrow['ms']} ms, +{narrow['added_mb']} MB | "
                     f"25 metrics: {night['ms']} ms | ≤ 150 ms{'' if narrow['ms'] <= 150 else ' (not met)'} |")
     av = r["averages_36h"]
     rows.append(f"| 36 h averages from disk | {av['1 year']['ms']} ms | 2 days on disk: {av['2 days']['ms']} ms (×{av['flatness_year_vs_2_days']}) | ≤ 20 ms, flat |")
     ds = r["dataset"]
-    rows.append(f"| rollup tiers of the year built from scratch (`rollups.ensure`, {ds['rows_in_day_files']:,} rows) | "
+    rows.append(f"| rollup tiers of the year built from scratch (`tier_builder.ensure`, {ds['rows_in_day_files']:,} rows) | "
                 f"{ds['ensure_from_scratch']['s']} s | nothing to do: {r['ensure_nothing_to_do']['ms']} ms | — |")
     return rows
 

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import runs, save
-from trayapp import dataset_jobs, history, rollups
-from trayapp.files import local_zone
+from trayapp.storage import child_job as dataset_jobs, ranges as history, tier_builder as rollups
+from trayapp.storage import local_zone
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage import Store
 from trayapp.synthetic import write_history
+from trayapp.storage import window_series
 
 ZOOMS = (("10 min", 600), ("1 h", 3600), ("6 h", 6 * 3600), ("20 h", 20 * 3600))
 
@@ -38,7 +39,7 @@ def recorder(data_dir: Path) -> tuple[Store, datetime]:
     write_history(data_dir, midnight - timedelta(days=1), midnight - timedelta(seconds=1), 1,
                   {"cpu_percent": wobble, "memory_percent": wobble, "disk_percent": 60.0}, today_in_csv=False)
     rollups.ensure(data_dir)
-    store = Store(data_dir, jobs=dataset_jobs.run, minutes=True)
+    store = Store(data_dir, jobs=dataset_jobs.run_job, minutes=True)
     store.open_writer(midnight)
     values = wobble(np.arange(23 * 3600, dtype=float))
     for k in range(23 * 3600):
@@ -55,8 +56,8 @@ def main() -> None:
             for label, span in ZOOMS:
                 start = end - timedelta(seconds=span)
                 for name, read in (
-                    ("app", lambda: history.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=store.rows.view())),
-                    ("arrow", lambda: history.prepare_history(data_dir, 36 * 3600, now=end, start=start)),
+                    ("app", lambda: window_series.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=store.rows.view())),
+                    ("arrow", lambda: window_series.prepare_history(data_dir, 36 * 3600, now=end, start=start)),
                 ):
                     read()  # warm: the page cache, and for Arrow its import
                     times = []

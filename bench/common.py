@@ -54,7 +54,9 @@ def make_history(data_dir: Path, days: int, step: float = 2.0, today_hours: floa
     """``days`` full days of Parquet day files before today, and today so far in the CSV."""
     import pyarrow.parquet as pq
 
-    from trayapp.store import Store, format_value, local_zone
+    from trayapp.storage import Store
+    from trayapp.storage import csv_field
+    from trayapp.storage import local_zone
 
     zone = local_zone()
     store = Store(data_dir)
@@ -77,7 +79,7 @@ def make_history(data_dir: Path, days: int, step: float = 2.0, today_hours: floa
         for i, ts in enumerate(stamps):
             if ts > now:
                 break
-            f.write(",".join([ts.astimezone(zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)]) + "\n")
+            f.write(",".join([ts.astimezone(zone).isoformat(timespec="microseconds"), *(csv_field(c[i]) for c in cols)]) + "\n")
             rows += 1
     return rows
 

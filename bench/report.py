@@ -136,8 +136,8 @@ NOTES = """\
 - **No Arrow, no pandas in the long-running processes.** A process that imports pyarrow keeps it
   for good, and pyarrow imports pandas on its own (from `to_numpy`, `pa.array`, `pa.scalar`,
   `Statistics.min`, a numpy mask). So the recorder's start-up rollover, tiers and seeding run in a
-  one-shot child (`trayapp/dataset_jobs.py`), the usual midnight is `trayapp/midnight.py` with
-  `trayapp/parquet.py`, and the window reads today from the recorder's minute bins and the rest
+  one-shot child (`trayapp/storage/child_job.py`), the usual midnight is `trayapp/storage/midnight.py` with
+  `trayapp/storage/parquet_writer.py`, and the window reads today from the recorder's minute bins and the rest
   from the tiers' numpy copies (docs/storage.md). For data in trayapp's own format, readers load
   neither `pyarrow.compute` nor `numpy.ma`, and Arrow reads without its thread pool
   (`tests/test_hot_paths_without_pandas.py`).

@@ -29,10 +29,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRAYAPP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    from trayapp import probes, store
+    from trayapp import jsonfile, probes
 
     probes._said.clear()
-    store._warned.clear()
+    jsonfile._said.clear()
     if "PySide6.QtCore" in sys.modules:  # Qt read XDG_CONFIG_HOME once: a window's saved geometry stays per test
         from PySide6.QtCore import QSettings
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ROOT, trayapp_cmd
 from trayapp.rules import RollingWindow, Rule, average_over_time, evaluate_arrays
-from trayapp.store import local_zone
+from trayapp.storage.layout import local_zone
 from trayapp.synthetic import write_samples
 
 H = 3600.0

@@ -221,8 +221,8 @@ def test_doctor_names_the_process_holding_the_writer_lock_not_a_stale_pid_file(d
         assert "; no recorder running" in done.stdout, done.stdout
         # a recorder holds the lock (and wrote no pid file yet): it is the one named
         (data_dir / ".writer.pid").unlink()
-        holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom trayapp.store import _WriterLock\n"
-                                   "assert _WriterLock(Path(sys.argv[1]) / '.writer.lock').acquire()\nprint('held', flush=True)\ntime.sleep(60)",
+        holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom trayapp.storage.writer import WriterLock\n"
+                                   "assert WriterLock(Path(sys.argv[1]) / '.writer.lock').acquire()\nprint('held', flush=True)\ntime.sleep(60)",
                                    str(data_dir)], stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "held"
         done = run_cli("--data-dir", str(data_dir), "doctor", env={"DISPLAY": ""})
@@ -250,7 +250,7 @@ def test_version() -> None:
 
 def test_the_core_imports_without_qt() -> None:
     code = (
-        "import sys, trayapp.cli, trayapp.engine, trayapp.store, trayapp.rules, trayapp.settings, "
+        "import sys, trayapp.cli, trayapp.engine, trayapp.storage.writer, trayapp.rules, trayapp.settings, "
         "trayapp.slack, trayapp.probes, trayapp.model, trayapp.synthetic\n"
         "bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'shiboken6'))]\n"
         "print(bad); sys.exit(1 if bad else 0)"

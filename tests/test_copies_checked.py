@@ -16,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_midnight import D, assert_tiers_equal, at, feed, history_before, recorder
-from trayapp import bins, history, rollups
+from trayapp.storage import bins, ranges as history, tier_builder as rollups
+from trayapp.storage import tiers
+from tests import tier_reads
 
 DAY = D - timedelta(days=2)  # a day with a day file, tiers and copies before the test's midnight
 
@@ -45,7 +47,7 @@ def tamper_copy(path: Path, how: str) -> None:
 
 def truth(data_dir: Path, tier: str) -> tuple[np.ndarray, dict]:
     """The tier's bins as read with no copies and no tier files: from the day files."""
-    return history.read_tier(data_dir, tier, at(DAY - timedelta(days=1)), at(D), ["cpu_percent", "memory_percent", "load_percent"])
+    return tier_reads.read_tier(data_dir, tier, at(DAY - timedelta(days=1)), at(D), ["cpu_percent", "memory_percent", "load_percent"])
 
 
 def same(a: tuple[np.ndarray, dict], b: tuple[np.ndarray, dict]) -> None:
@@ -70,17 +72,17 @@ def twin(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("tier", ["minute", "hour"])
 def test_an_altered_window_copy_is_read_as_the_truth_with_one_warning(twin: tuple[Path, Path], tier: str, how: str, caplog: pytest.LogCaptureFixture) -> None:
     a, b = twin
-    path = bins.cache_path(a, tier, DAY if tier == "minute" else (DAY.year, DAY.month))
-    assert bins.read_cache(path) is not None
+    path = tiers.cache_path(a, tier, DAY if tier == "minute" else (DAY.year, DAY.month))
+    assert tiers.read_cache(path) is not None
     tamper_copy(path, how)
     with caplog.at_level(logging.WARNING):
-        assert bins.read_cache(path) is None
-        assert bins.cache_intact(path) is None
-        same(history.read_tier(a, tier, at(DAY - timedelta(days=1)), at(D), ["cpu_percent", "memory_percent", "load_percent"]), truth(b, tier))
-        same(history.read_tier(a, tier, at(DAY - timedelta(days=1)), at(D), ["cpu_percent", "memory_percent", "load_percent"]), truth(b, tier))
+        assert tiers.read_cache(path) is None
+        assert tiers.cache_intact(path) is None
+        same(tier_reads.read_tier(a, tier, at(DAY - timedelta(days=1)), at(D), ["cpu_percent", "memory_percent", "load_percent"]), truth(b, tier))
+        same(tier_reads.read_tier(a, tier, at(DAY - timedelta(days=1)), at(D), ["cpu_percent", "memory_percent", "load_percent"]), truth(b, tier))
     assert caplog.text.count(str(path)) == 1  # said once, not at every read
     assert rollups.ensure(a) == 0  # the tier files are fine: only the copy is made again
-    assert bins.read_cache(path) is not None
+    assert tiers.read_cache(path) is not None
 
 
 @pytest.mark.parametrize("how", ["values", "nan", "names", "times"])
@@ -90,34 +92,34 @@ def test_a_midnight_after_a_copy_was_altered_writes_the_truth(tmp_path: Path, ho
     b = tmp_path / "child"
     shutil.copytree(a, b)
     here, child = recorder(a, at(D, 20)), recorder(b, at(D, 20))
-    tamper_copy(bins.cache_path(a, "minute", DAY), how)  # after the start: the midnight meets it
+    tamper_copy(tiers.cache_path(a, "minute", DAY), how)  # after the start: the midnight meets it
     feed(here, at(D, 20), at(D + timedelta(days=1), 0, 10), 10)
     feed(child, at(D, 20), at(D + timedelta(days=1), 0, 10), 10, child=True)
     here.close()
     child.close()
     for day in (DAY, D - timedelta(days=1), D):
-        assert_tiers_equal(bins.minute_path(a, day), bins.minute_path(b, day))
-    assert_tiers_equal(bins.hour_path(a, D.year, D.month), bins.hour_path(b, D.year, D.month))  # every value, as the child made it
-    copy = bins.read_cache(bins.cache_path(a, "minute", DAY))  # made again from the tier
+        assert_tiers_equal(tiers.minute_path(a, day), tiers.minute_path(b, day))
+    assert_tiers_equal(tiers.hour_path(a, D.year, D.month), tiers.hour_path(b, D.year, D.month))  # every value, as the child made it
+    copy = tiers.read_cache(tiers.cache_path(a, "minute", DAY))  # made again from the tier
     assert copy is not None
-    same(copy[:2], bins.read_cache(bins.cache_path(b, "minute", DAY))[:2])
+    same(copy[:2], tiers.read_cache(tiers.cache_path(b, "minute", DAY))[:2])
 
 
 def test_an_altered_tier_file_is_read_from_the_day_files_and_rebuilt(twin: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
     a, b = twin
-    path = bins.minute_path(a, DAY)
+    path = tiers.minute_path(a, DAY)
     table = pq.read_table(path)
     i = table.column_names.index("cpu_percent_mean")
     values = table.column(i).to_numpy(zero_copy_only=False).copy()
     values[:50] = 99.0
     altered = table.set_column(i, "cpu_percent_mean", pa.array(values))  # the footer's checksum stays as it was
     pq.write_table(altered.replace_schema_metadata(table.schema.metadata), path, compression="zstd")
-    bins.remove_cache(a, "minute", DAY)  # the Parquet tier is read
+    tiers.remove_cache(a, "minute", DAY)  # the Parquet tier is read
     with caplog.at_level(logging.WARNING):
         same(truth(a, "minute"), truth(b, "minute"))
     assert "does not match its checksum" in caplog.text
     assert rollups.ensure(a) >= 1  # set aside and rebuilt from the day file
-    rebuilt = pq.read_table(bins.minute_path(a, DAY)).column("cpu_percent_mean").to_pylist()
+    rebuilt = pq.read_table(tiers.minute_path(a, DAY)).column("cpu_percent_mean").to_pylist()
     assert rebuilt == pytest.approx(table.column("cpu_percent_mean").to_pylist(), rel=1e-12)
     assert list(path.parent.glob(f".{path.name}.unreadable-*"))
 

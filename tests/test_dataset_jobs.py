@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 
 import trayapp
-from trayapp import dataset_jobs, history
-from trayapp.dataset_jobs import JobFailed, run
-from trayapp.store import seed_result
+from trayapp.storage import child_job as dataset_jobs, ranges as history
+from trayapp.storage.writer import JobFailed
+from trayapp.storage.child_job import run_job as run
+from trayapp.storage.writer import unpack_samples
 from trayapp.synthetic import write_history
+from trayapp.storage import writer
 
 
 def test_a_seed_from_the_child_equals_reading_here(data_dir: Path) -> None:
@@ -24,7 +26,7 @@ def test_a_seed_from_the_child_equals_reading_here(data_dir: Path) -> None:
     write_history(data_dir, now - timedelta(hours=3), now, 10, {"cpu_percent": lambda t: t % 100, "memory_percent": 50.0})
     start, end = now - timedelta(hours=2), now
     job = {"job": "seed", "data_dir": str(data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": ["cpu_percent", "gpu0_util_percent"]}
-    t_child, cols_child = seed_result(*run(job))
+    t_child, cols_child = unpack_samples(*run(job))
     t_here, cols_here = history.samples(data_dir, start, end, ["cpu_percent", "gpu0_util_percent"])
     assert len(t_here) == 720
     np.testing.assert_array_equal(t_child, t_here)
@@ -58,7 +60,7 @@ def test_no_module_imports_back_one_that_imports_it() -> None:
     root = Path(trayapp.__file__).parent
     modules = {".".join(("trayapp", *p.relative_to(root).with_suffix("").parts)).removesuffix(".__init__"): p for p in root.rglob("*.py")}
     graph = {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
-    assert graph["trayapp.history"] >= {"trayapp.files", "trayapp.rollups"}  # the check sees lazy imports too
+    assert graph["trayapp.storage.ranges"] >= {"trayapp.storage.day_files", "trayapp.storage.tier_builder"}  # the check sees lazy imports too
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -84,23 +86,23 @@ def test_a_process_with_arrow_loaded_does_the_job_itself(data_dir: Path, monkeyp
     import sys
 
     import pyarrow.parquet  # noqa: F401 - loaded, as in the app after a read
-    from trayapp import dataset_jobs
+    from trayapp.storage import child_job as dataset_jobs
 
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 5.0})
     job = {"job": "seed", "data_dir": str(data_dir), "start": (now - timedelta(hours=1)).isoformat(), "end": now.isoformat(), "metrics": ["cpu_percent"]}
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "raise SystemExit(1)"])
-    t, cols = seed_result(*dataset_jobs.run_unless_loaded(job))  # no child was asked
+    t, cols = unpack_samples(*dataset_jobs.run_job_unless_loaded(job))  # no child was asked
     assert len(t) == 360 and set(cols["cpu_percent"]) == {5.0}
     with pytest.raises(JobFailed, match="dataset job failed: ValueError"):
-        dataset_jobs.run_unless_loaded({**job, "start": "not a time"})
+        dataset_jobs.run_job_unless_loaded({**job, "start": "not a time"})
     # a process without Arrow (the recorder) hands the job to a child: a failing child shows
     code = (
         "import sys, json\n"
-        "from trayapp import dataset_jobs\n"
+        "from trayapp.storage import child_job as dataset_jobs\n"
         "dataset_jobs.child_command = lambda: [sys.executable, '-c', 'import sys; print(\"from the child\", file=sys.stderr); sys.exit(1)']\n"
         f"job = json.loads({json.dumps(json.dumps(job))})\n"
-        "try:\n    dataset_jobs.run_unless_loaded(job)\nexcept dataset_jobs.JobFailed as exc:\n    print(exc)\n"
+        "try:\n    dataset_jobs.run_job_unless_loaded(job)\nexcept dataset_jobs.JobFailed as exc:\n    print(exc)\n"
         "print('pyarrow' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.split("\n")
@@ -117,7 +119,7 @@ def test_a_child_started_beside_a_clone_named_trayapp_still_runs(tmp_path: Path,
     data_dir = tmp_path / "data"
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=2), now, 60, {"cpu_percent": 1.0})
-    meta, _ = dataset_jobs.run({"job": "maintain", "data_dir": str(data_dir), "retention_days": 0, "today": date.today().isoformat()})
+    meta, _ = dataset_jobs.run_job({"job": "maintain", "data_dir": str(data_dir), "retention_days": 0, "today": date.today().isoformat()})
     assert "min_day" in meta
     without = [a for a in dataset_jobs.child_command() if a != "-P"]  # the control: the old command fails here
     done = subprocess.run(without, input=b"{}", capture_output=True, timeout=60)

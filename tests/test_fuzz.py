@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import trayapp_cmd, wait_for
 from trayapp.model import Sample
-from trayapp.store import CSV_DIR, CSV_NAME, Store, read_day_file
+from trayapp.storage.layout import CSV_DIR, CSV_NAME
+from trayapp.storage.writer import Store
+from trayapp.storage.day_files import read_day_file
 
 HEADER = b"timestamp,cpu_percent,memory_percent,disk_percent"
 
@@ -190,7 +192,7 @@ def _write_day_file(data_dir: Path, day_start: datetime, n: int, cpu: float) -> 
 def _moment(line: bytes) -> datetime | None:
     """The time a CSV line starts with, as Python reads ISO-8601 or else as the store does
     (pandas reads '2000-1-1T00'); naive times are local."""
-    from trayapp.store import parse_timestamps
+    from trayapp.storage.tables import parse_timestamps
 
     try:
         text = line.split(b",")[0].decode()
@@ -272,7 +274,7 @@ def test_a_damaged_day_file_never_stops_a_reader_or_takes_rows_with_it(how: tupl
         csv = data_dir / CSV_DIR / CSV_NAME
         late = _good_rows(midnight - timedelta(days=2) + timedelta(hours=20), range(5, 0, -1), 3.0)
         csv.write_bytes(HEADER + b"\n" + b"".join(line + b"\n" for line in late))
-        from trayapp.store import load_day_file
+        from trayapp.storage.day_files import load_day_file
 
         _, problems = load_day_file(damaged, None)
         store = Store(data_dir)

@@ -19,7 +19,7 @@ from trayapp.engine import Tick  # noqa: E402
 from trayapp.gui import icon as tray_icon  # noqa: E402
 from trayapp.gui.app import TrayApp, notification_text, tooltip_text  # noqa: E402
 from trayapp.gui.history import RANGES, HistoryWindow  # noqa: E402
-from trayapp.history import peaks  # noqa: E402
+from trayapp.storage.window_series import peaks# noqa: E402
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer  # noqa: E402
 from trayapp.gui.settings_dialog import SettingsDialog  # noqa: E402
 from trayapp.model import GpuReading, Level, RuleResult, Sample, Transition  # noqa: E402
@@ -453,7 +453,7 @@ def test_a_fresh_install_opens_the_live_view_and_history_otherwise(qtbot, data_d
 
 
 def test_the_year_range_reads_hours_and_says_daily_means(qtbot, history_window, data_dir: Path) -> None:
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     now = datetime.now(timezone.utc)
     day_value = lambda t: (t // 86400) % 100  # noqa: E731

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
 
-from trayapp import rollups  # noqa: E402
+from trayapp.storage import tier_builder as rollups  # noqa: E402
 from trayapp.gui.history import RANGES, HistoryWindow  # noqa: E402
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer  # noqa: E402
 from trayapp.model import Sample  # noqa: E402

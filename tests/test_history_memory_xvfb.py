@@ -1,11 +1,9 @@
 """The history window used as a person uses it, in the real tray app under Xvfb + trayer: every
 range, zooms in to raw samples and out again, pans, resets, for minutes, with a year of history
 and days of 1 s samples. Arrow and pandas are never loaded into the app, and the app with any
-child grows by at most GROWTH over what it held with the window open, at every moment it is looked
-at (five times a second). The absolute figure is in the failure message and in docs/benchmarks.md:
-it is ~127-147 MB here with the window open, but the same code and packages measure ~20 MB apart
-depending on how the kernel holds the shared libraries' pages (a freshly pip-installed venv maps
-more of them than a copied one), so the 150 MB line is reported, not asserted.
+child stays within BUDGET at every moment it is looked at (five times a second), and grows by at
+most GROWTH over what it held with the window open. A failure says where the memory was: the
+app's own pages (anonymous) or the shared libraries' pages mapped from files.
 
 TRAYAPP_SOAK_SECONDS sets the length of the use (default 120 s).
 """
@@ -33,9 +31,10 @@ skip_without_x()
 pytestmark = [pytest.mark.xvfb, pytest.mark.slow]  # slow: a soak
 
 SOAK_SECONDS = float(os.environ.get("TRAYAPP_SOAK_SECONDS", "120"))
-# the window's own use: up to ~32 MB seen, briefly, while zooming in the 30 d view (not yet explained);
-# a window that read with Arrow grew by ~75 MB here (217 MB from ~140), and the maps check catches that alone
-GROWTH = 45 * 2**20
+BUDGET = 150 * 2**20  # the README's promise for the tray app and any child together
+# the window's own use: ~10 MB seen at most here (a zoom's read, a rule's projection once a minute);
+# a window that read with Arrow grew by ~75 MB (217 MB from ~140), and the maps check catches that alone
+GROWTH = 30 * 2**20
 HEAVY = ("libarrow", "/pyarrow/", "/pandas/_libs/")  # what a process that loaded pyarrow or pandas has mapped
 
 
@@ -48,6 +47,16 @@ def ask(data_dir: Path, view: str, timeout: float = 30.0) -> None:
         s.connect(instance_name(data_dir))
         s.sendall(f"show {view}\n".encode())
         assert s.recv(16) == b"ok\n"
+
+
+def pages(pid: int) -> str:
+    """The app's resident pages by kind, in MB: its own and those mapped from files (libraries)."""
+    try:
+        rollup = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+    except OSError:
+        return "?"
+    kb = {k: int(v.split()[0]) for k, v in rollup.items()}
+    return f"app: {kb['Anonymous'] / 1024:.0f} MB anonymous, {(kb['Rss'] - kb['Anonymous']) / 1024:.0f} MB from files"
 
 
 def total_rss(pid: int) -> int:
@@ -78,7 +87,7 @@ class Watch(threading.Thread):
                 continue
             self.looks += 1
             if total > self.peak:
-                self.peak, self.peak_at = total, self.doing
+                self.peak, self.peak_at = total, f"{self.doing} ({pages(self.app.pid)})"
             found = [line.split()[-1] for line in maps.splitlines() if any(h in line for h in HEAVY)]
             if found and not self.heavy:
                 self.heavy = [self.doing, *sorted(set(found))[:3]]
@@ -158,6 +167,8 @@ def test_the_window_in_use_never_loads_arrow_nor_grows(tmp_path: Path) -> None:
             stderr = stop_app(app, err)
     assert watch.looks > 50
     assert not watch.heavy, f"Arrow or pandas loaded into the tray app during {watch.heavy[0]}: {watch.heavy[1:]}"
+    assert watch.peak <= BUDGET, (
+        f"{watch.peak / 2**20:.1f} MB with its children during {watch.peak_at}, {opened / 2**20:.1f} MB with the window just open")
     assert watch.peak - opened <= GROWTH, (
         f"{watch.peak / 2**20:.1f} MB with its children during {watch.peak_at}, {opened / 2**20:.1f} MB with the window just open")
     assert app.returncode == 0, stderr[-3000:]

@@ -12,8 +12,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from trayapp import history, rollups
+from trayapp.storage import ranges as history, tier_builder as rollups
 from trayapp.synthetic import write_history
+from trayapp.storage import bins
+from trayapp.storage import tiers
+from trayapp.storage import window_series
+from tests import tier_reads
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY = 86400
@@ -24,7 +28,7 @@ def wobble(t: np.ndarray) -> np.ndarray:
     return np.round(50 + 40 * np.sin(t / 977.0) + (t % 7), 3)
 
 
-def brute(data_dir: Path, series: history.Series, name: str, width: float) -> tuple[np.ndarray, np.ndarray, dict]:
+def brute(data_dir: Path, series: window_series.Series, name: str, width: float) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per drawn bin, the min and max of the raw samples in it, and per local period the mean:
     computed here from every raw row, independently of the tiers."""
     x, _ = series.curves[name]
@@ -52,7 +56,7 @@ def brute(data_dir: Path, series: history.Series, name: str, width: float) -> tu
     return lo, hi, means
 
 
-def check(data_dir: Path, series: history.Series, name: str, width: float) -> None:
+def check(data_dir: Path, series: window_series.Series, name: str, width: float) -> None:
     x, y = series.curves[name]
     lo, hi, means = brute(data_dir, series, name, width)
     np.testing.assert_array_equal(y[0::2], lo)
@@ -63,12 +67,12 @@ def check(data_dir: Path, series: history.Series, name: str, width: float) -> No
 
 
 def test_each_range_reads_the_tier_that_fits_it() -> None:
-    assert history.pick_tier(600) == "raw"  # the live view, and a zoom
-    assert history.pick_tier(6 * 3600) == "raw"
-    assert history.pick_tier(36 * 3600) == "minute"
-    assert history.pick_tier(30 * DAY) == "minute"
-    assert history.pick_tier(90 * DAY) == "hour"
-    assert history.pick_tier(365 * DAY) == "hour"
+    assert window_series.pick_tier(600) == "raw"  # the live view, and a zoom
+    assert window_series.pick_tier(6 * 3600) == "raw"
+    assert window_series.pick_tier(36 * 3600) == "minute"
+    assert window_series.pick_tier(30 * DAY) == "minute"
+    assert window_series.pick_tier(90 * DAY) == "hour"
+    assert window_series.pick_tier(365 * DAY) == "hour"
 
 
 @pytest.fixture
@@ -86,22 +90,22 @@ def dst_week(data_dir: Path) -> tuple[Path, datetime]:
 def test_a_week_from_minutes_equals_the_raw_rows_binned(dst_week: tuple[Path, datetime]) -> None:
     data_dir, end = dst_week
     rollups.ensure(data_dir)
-    series = history.prepare_history(data_dir, 7 * DAY, now=end)
+    series = window_series.prepare_history(data_dir, 7 * DAY, now=end)
     assert series.tier == "minute" and series.mean_period == "hourly"
     for name in ("cpu_percent", "gpu0_util_percent"):
         check(data_dir, series, name, 60)
     lo = series.curves["cpu_percent"][1][0::2]
     assert np.isnan(lo).sum() >= 5 * 60 // 7 - 2  # the 5 h gap stays a gap (bins of 7 min)
-    raw = history.prepare_history(data_dir, 7 * DAY, now=end, tiers=False)
+    raw = window_series.prepare_history(data_dir, 7 * DAY, now=end, tiers=False)
     assert series.rows == raw.rows  # every sample counted once
 
 
 def test_a_missing_tier_folder_still_draws_every_sample(dst_week: tuple[Path, datetime]) -> None:
     data_dir, end = dst_week
     rollups.ensure(data_dir)
-    with_tiers = history.prepare_history(data_dir, 7 * DAY, now=end)
+    with_tiers = window_series.prepare_history(data_dir, 7 * DAY, now=end)
     shutil.rmtree(data_dir / "Rollups")  # a reader never writes tiers: it bins the day files itself
-    without = history.prepare_history(data_dir, 7 * DAY, now=end)
+    without = window_series.prepare_history(data_dir, 7 * DAY, now=end)
     assert not (data_dir / "Rollups").exists()
     for name in with_tiers.curves:
         np.testing.assert_array_equal(with_tiers.curves[name][1], without.curves[name][1])
@@ -113,14 +117,14 @@ def test_a_year_from_hours_with_daily_means(data_dir: Path) -> None:
     end = datetime(2026, 11, 20, 12, tzinfo=BERLIN)
     write_history(data_dir, end - timedelta(days=365), end, 300, {"cpu_percent": wobble}, today_in_csv=False)
     rollups.ensure(data_dir)
-    series = history.prepare_history(data_dir, 365 * DAY, now=end)
+    series = window_series.prepare_history(data_dir, 365 * DAY, now=end)
     assert series.tier == "hour" and series.mean_period == "daily"
-    assert len(series.curves["cpu_percent"][0]) <= 2 * history.BINS
+    assert len(series.curves["cpu_percent"][0]) <= 2 * window_series.BINS
     check(data_dir, series, "cpu_percent", 3600)
     # a month whose hour file is gone is read from its minute tier, the same numbers
     (hour_file,) = [p for p in (data_dir / "Rollups" / "hour").rglob("*.parquet") if p.name == "3.parquet"]
     hour_file.unlink()
-    again = history.prepare_history(data_dir, 365 * DAY, now=end)
+    again = window_series.prepare_history(data_dir, 365 * DAY, now=end)
     np.testing.assert_array_equal(again.curves["cpu_percent"][1], series.curves["cpu_percent"][1])
 
 
@@ -128,12 +132,12 @@ def test_today_comes_from_the_csv_and_a_zoom_from_raw_rows(data_dir: Path) -> No
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=40), now, 5, {"cpu_percent": wobble})  # today's rows in the CSV
     rollups.ensure(data_dir)
-    series = history.prepare_history(data_dir, 36 * 3600, now=now)
+    series = window_series.prepare_history(data_dir, 36 * 3600, now=now)
     assert series.tier == "minute"
     check(data_dir, series, "cpu_percent", 60)
     x, y = series.curves["cpu_percent"]
     assert not np.isnan(y[-4:]).all()  # the last minutes, only in the CSV, are there
-    zoom = history.prepare_history(data_dir, 36 * 3600, now=now - timedelta(hours=1), start=now - timedelta(hours=3))
+    zoom = window_series.prepare_history(data_dir, 36 * 3600, now=now - timedelta(hours=1), start=now - timedelta(hours=3))
     assert zoom.tier == "raw" and zoom.rows == 2 * 3600 / 5
 
 
@@ -143,7 +147,7 @@ def test_samples_sparser_than_the_bins_still_make_a_band_and_a_gap_stays_a_gap(d
     write_history(data_dir, end - timedelta(days=7), end - timedelta(days=3), 600, {"cpu_percent": wobble}, today_in_csv=False)
     write_history(data_dir, end - timedelta(days=3) + timedelta(hours=6), end, 600, {"cpu_percent": wobble}, today_in_csv=False)
     rollups.ensure(data_dir)
-    series = history.prepare_history(data_dir, 7 * DAY, now=end)
+    series = window_series.prepare_history(data_dir, 7 * DAY, now=end)
     x, y = series.curves["cpu_percent"]
     lo, hi = y[0::2], y[1::2]
     centres = (x[0::2] + x[1::2]) / 2
@@ -162,8 +166,8 @@ def test_samples_sparser_than_the_bins_still_make_a_band_and_a_gap_stays_a_gap(d
 
 def totals(data_dir: Path, tier: str, start: datetime, end: datetime) -> tuple[tuple[int, float], tuple[int, float]]:
     """(samples, their sum) per the tier read, and per every raw row in the same bins."""
-    width = rollups.TIERS[tier]
-    _, stats = history.read_tier(data_dir, tier, start, end, ["cpu_percent"])
+    width = bins.TIERS[tier]
+    _, stats = tier_reads.read_tier(data_dir, tier, start, end, ["cpu_percent"])
     _, mean, _, count = stats["cpu_percent"]
     ok = count > 0
     table = history.read(data_dir, None, None, ["cpu_percent"])
@@ -234,7 +238,7 @@ def test_rows_both_in_the_csv_and_an_untiered_day_file_count_once(data_dir: Path
 
 def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # midnight: the sampler's rollover runs while the window's worker reads
-    from trayapp.store import Store
+    from trayapp.storage.writer import Store
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     midnight = local_midnight(now)
@@ -248,7 +252,7 @@ def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_di
     _append_csv(data_dir / "csv_dump" / "daily_dump.csv", rows, ["cpu_percent"], BERLIN)  # yesterday not rolled over yet
     # from before yesterday whatever the hour now (36 h back reaches it only before noon): a tier is read
     before = totals(data_dir, "minute", now - timedelta(days=3), now)
-    read_cache = history.read_cache
+    read_cache = tiers.read_cache
     rolled = []
 
     def rollover_first(path, metrics=None):  # the first tier read (the numpy copies come first)
@@ -269,13 +273,13 @@ def test_a_rollover_between_the_csv_read_and_the_tier_read_loses_nothing(data_di
 def test_hourly_means_are_of_local_clock_hours_across_offset_changes(zone: str, start: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
     from zoneinfo import ZoneInfo
 
-    from trayapp import history
+    from trayapp.storage import ranges as history
 
     tz = ZoneInfo(zone)
-    monkeypatch.setattr(history, "local_zone", lambda: tz)
+    monkeypatch.setattr(window_series, "local_zone", lambda: tz)
     t = start.timestamp() + np.arange(0, 8 * 3600, 50.0)
     v = (np.arange(len(t)) % 97).astype(float)
-    x, means = history.hourly_means(t, v)
+    x, means = window_series.hourly_means(t, v)
     # the truth, sample by sample: the local clock hour it fell in, told apart by its offset
     truth: dict = {}
     for s, value in zip(t, v):
@@ -297,7 +301,7 @@ def test_the_mean_line_holds_whole_hours_only_never_an_hour_cut_by_the_range(dat
     write_history(data_dir, now - timedelta(hours=40), top - timedelta(seconds=10), 10, {"cpu_percent": saw})
     whole = np.mean(np.arange(0, 3600, 10) / 36)
     for start, end in ((None, None), (now - timedelta(hours=20, minutes=23), now - timedelta(hours=4, minutes=37))):
-        series = history.prepare_history(data_dir, 36 * 3600, now=end, start=start, tiers=not raw)
+        series = window_series.prepare_history(data_dir, 36 * 3600, now=end, start=start, tiers=not raw)
         _, means = series.means["cpu_percent"]
         shown = means[np.isfinite(means)]
         assert len(shown) >= 14 and np.allclose(shown, whole, atol=0.05), (start, shown)  # no cut hour at either end
@@ -306,12 +310,12 @@ def test_the_mean_line_holds_whole_hours_only_never_an_hour_cut_by_the_range(dat
 def test_a_zoom_ending_inside_the_hour_under_way_keeps_no_partial_mean() -> None:
     now = datetime.now(timezone.utc).timestamp()
     hour = now - now % 3600  # the start of this UTC hour (a Berlin hour too)
-    series = history.Series(3 * 3600, hour - 2 * 3600, hour + 1)  # a zoom that ends one second into this hour
+    series = window_series.Series(3 * 3600, hour - 2 * 3600, hour + 1)  # a zoom that ends one second into this hour
     x = np.array([hour - 5400, hour - 1800, hour + 1800])
     series.means["cpu_percent"] = (x, np.array([30.0, 30.0, 99.0]))  # the last: one second's mean
-    history.whole_periods_only(series, max(now, hour + 1))
-    assert list(np.isnan(series.means["cpu_percent"][1])) == [False, False, now - (hour + 1) > history.ENDS_NOW]
-    ending_now = history.Series(3 * 3600, now - 3 * 3600, now)  # the range that ends now keeps its hour so far
+    window_series.whole_periods_only(series, max(now, hour + 1))
+    assert list(np.isnan(series.means["cpu_percent"][1])) == [False, False, now - (hour + 1) > window_series.ENDS_NOW]
+    ending_now = window_series.Series(3 * 3600, now - 3 * 3600, now)  # the range that ends now keeps its hour so far
     ending_now.means["cpu_percent"] = (np.array([hour + 1800]), np.array([99.0]))
-    history.whole_periods_only(ending_now, now)
+    window_series.whole_periods_only(ending_now, now)
     assert not np.isnan(ending_now.means["cpu_percent"][1][0])

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp.store import local_zone
+from trayapp.storage.layout import local_zone
 from trayapp.synthetic import write_history
 
 STEP = 10  # seconds between samples
@@ -89,7 +89,7 @@ def test_seeding_36_hours_without_pandas(history: History, tmp_path: Path) -> No
     start = end - timedelta(hours=36)
     out = tmp_path / "seed.npz"
     lines = _child(
-        "from datetime import datetime\nimport numpy as np\nfrom trayapp import history\n"
+        "from datetime import datetime\nimport numpy as np\nfrom trayapp.storage import ranges as history\n"
         f"t, cols = history.samples({str(history.dir)!r}, datetime.fromisoformat({start.isoformat()!r}), "
         f"datetime.fromisoformat({end.isoformat()!r}), ['cpu_percent', 'disk_percent'])\n"
         f"np.savez({str(out)!r}, t=t, cpu=cols['cpu_percent'], disk=cols['disk_percent'])"
@@ -109,7 +109,7 @@ def test_rollover_of_the_csv_day_without_pandas(history: History, tmp_path: Path
     shutil.copytree(history.dir, data)
     later = history.end + timedelta(days=2)
     lines = _child(
-        "from datetime import datetime\nfrom trayapp.store import Store\n"
+        "from datetime import datetime\nfrom trayapp.storage.writer import Store\n"
         f"store = Store({str(data)!r})\nstore.open_writer(datetime.fromisoformat({later.isoformat()!r}))\nstore.close()"
     )
     assert lines[-1] == "False", "pandas was imported by the rollover"
@@ -131,7 +131,7 @@ def test_history_read_of_a_range_without_pandas(history: History, tmp_path: Path
     start = end - timedelta(days=2, minutes=17)  # two day files and the CSV, with day files outside the range
     out = tmp_path / "read.parquet"
     lines = _child(
-        "from datetime import datetime\nimport pyarrow.parquet as pq\nfrom trayapp import history\n"
+        "from datetime import datetime\nimport pyarrow.parquet as pq\nfrom trayapp.storage import ranges as history\n"
         f"table = history.read({str(history.dir)!r}, datetime.fromisoformat({start.isoformat()!r}), "
         f"datetime.fromisoformat({end.isoformat()!r}))\npq.write_table(table, {str(out)!r})"
     )
@@ -162,7 +162,7 @@ def test_broken_lines_in_the_csv_are_skipped_without_pandas(tmp_path: Path) -> N
         b"\n"
     )
     lines = _child(
-        "from datetime import datetime, timezone\nfrom trayapp import history\nfrom trayapp.store import Store\n"
+        "from datetime import datetime, timezone\nfrom trayapp.storage import ranges as history\nfrom trayapp.storage.writer import Store\n"
         f"t = history.read({str(data)!r})\n"
         "print(t.column('timestamp').cast('int64').to_pylist(), t.column('cpu_percent').to_pylist(), t.column('disk_percent').to_pylist())\n"
         f"store = Store({str(data)!r})\nstore.open_writer(datetime(2026, 4, 1, tzinfo=timezone.utc))\nstore.close()"
@@ -188,7 +188,7 @@ def test_the_notebooks_naive_local_times_still_use_pandas(tmp_path: Path) -> Non
         "2026-03-29 01:59:59.500000,10.0,20.0,30.0\n"
         "2026-03-29 03:00:00.250000,11.0,21.0,31.0\n"
     )
-    lines = _child(f"from trayapp import history\nt = history.read({str(data)!r})\n"
+    lines = _child(f"from trayapp.storage import ranges as history\nt = history.read({str(data)!r})\n"
                    "print(t.column('timestamp').cast('int64').to_pylist(), t.column('cpu_percent').to_pylist())")
     assert lines[-1] == "True", "the notebook's naive times are read without pandas: this check shows nothing"
     assert "pyarrow.compute" in lines[-2], "naive times are cast through pyarrow.compute: this check of it shows nothing"

@@ -1,4 +1,4 @@
-"""Midnight in the tray app itself (``trayapp.midnight``), without Arrow or a child: what it
+"""Midnight in the tray app itself (``trayapp.storage.midnight``), without Arrow or a child: what it
 writes equals what the child's rollover writes from the same samples, every file is read by
 Arrow, pandas and DuckDB, and every case it cannot take goes to the child with nothing lost."""
 
@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import bins, dataset_jobs, midnight, parquet
-from trayapp.files import day_path
+from trayapp.storage import bins, child_job as dataset_jobs, csv_file, midnight, parquet_writer as parquet, tiers
+from trayapp.storage.layout import day_path
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TODAY = datetime.now(BERLIN).date()
@@ -47,7 +47,7 @@ def sample(t: datetime, i: int) -> Sample:
 
 
 def recorder(data_dir: Path, start: datetime, retention_days: int = 0) -> Store:
-    store = Store(data_dir, retention_days, jobs=dataset_jobs.run, minutes=True)
+    store = Store(data_dir, retention_days, jobs=dataset_jobs.run_job, minutes=True)
     store.open_writer(start)
     return store
 
@@ -110,7 +110,7 @@ def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog
     D = day
     here, child = recorder(a, at(D, start_hour)), recorder(b, at(D, start_hour))
     assert here.rows is not None  # the start-up child wrote the rows file for the CSV it left
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage"):
         feed(here, at(D, start_hour), at(D + timedelta(days=1), 0, 10), 1)
         feed(child, at(D, start_hour), at(D + timedelta(days=1), 0, 10), 1, child=True)
     assert "goes to a child" not in caplog.text and "stopped" not in caplog.text
@@ -132,18 +132,18 @@ def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog
     # and through trayapp's own reader (status, export, the rules' seed), the day files of both writers together
     assert Store(a).read(None, None).equals(Store(b).read(None, None))
     # the tiers and the window's copies of them
-    assert_tiers_equal(bins.minute_path(a, D), bins.minute_path(b, D))
-    assert_tiers_equal(bins.hour_path(a, D.year, D.month), bins.hour_path(b, D.year, D.month))
+    assert_tiers_equal(tiers.minute_path(a, D), tiers.minute_path(b, D))
+    assert_tiers_equal(tiers.hour_path(a, D.year, D.month), tiers.hour_path(b, D.year, D.month))
     for tier, key in (("minute", D), ("hour", (D.year, D.month))):
-        ca, cb = (bins.read_cache(bins.cache_path(x, tier, key)) for x in (a, b))
-        if tier == "minute" and not bins.cache_wanted("minute", D):
+        ca, cb = (tiers.read_cache(tiers.cache_path(x, tier, key)) for x in (a, b))
+        if tier == "minute" and not tiers.cache_wanted("minute", D):
             assert ca is None and cb is None  # older than the window reads minutes of
             continue
         assert ca is not None and cb is not None
         np.testing.assert_array_equal(ca[0], cb[0])
         for name in cb[1]:
             np.testing.assert_allclose(np.vstack(ca[1][name]), np.vstack(cb[1][name]), rtol=1e-12, equal_nan=True)
-        assert ca[2] == {k: bins.stamp(day_path(a, date.fromisoformat(k))) for k in ca[2]}
+        assert ca[2] == {k: tiers.stamp(day_path(a, date.fromisoformat(k))) for k in ca[2]}
     # the CSV keeps today's rows, byte for byte; the window's minutes forget yesterday
     assert here.csv_path.read_bytes() == child.csv_path.read_bytes()
     assert here._min_day == child._min_day == D + timedelta(days=1)
@@ -161,7 +161,7 @@ def test_midnight_in_the_app_writes_what_the_child_writes(tmp_path: Path, caplog
     here.close()
     child.close()
     # the next start finds every tier fresh: nothing rebuilt
-    from trayapp import rollups
+    from trayapp.storage import tier_builder as rollups
 
     assert rollups.ensure(a) == 0
 
@@ -175,10 +175,10 @@ def test_a_recorder_never_loads_arrow_nor_starts_a_child_at_midnight(tmp_path: P
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from trayapp import dataset_jobs
+from trayapp.storage import child_job as dataset_jobs
 from trayapp.model import Sample
-from trayapp.store import Store
-store = Store(Path({str(a)!r}), jobs=dataset_jobs.run, minutes={minutes})  # as the tray app (minutes) and run --headless make it
+from trayapp.storage.writer import Store
+store = Store(Path({str(a)!r}), jobs=dataset_jobs.run_job, minutes={minutes})  # as the tray app (minutes) and run --headless make it
 store.open_writer(datetime.fromisoformat({start.isoformat()!r}))  # the start-up child
 dataset_jobs.child_command = lambda: [sys.executable, "-c", "raise SystemExit('a child was started')"]
 t = datetime.fromisoformat({start.isoformat()!r})
@@ -205,7 +205,7 @@ def test_what_midnight_in_the_app_cannot_take_goes_to_the_child(tmp_path: Path, 
     recorder(other, at(D + timedelta(days=1))).close()  # its start-up rolls D over
     day_path(a, D).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(day_path(other, D), day_path(a, D))
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage"):
         feed(store, at(D, 23, 30), at(D + timedelta(days=1), 0, 1), 10)
     assert "goes to a child: " in caplog.text and "has a day file to merge into" in caplog.text
     ts = read(day_path(a, D)).column("timestamp").to_pylist()
@@ -222,7 +222,7 @@ def test_a_csv_changed_behind_the_app_goes_to_the_child(tmp_path: Path, caplog: 
     feed(store, at(D, 23), at(D, 23, 59), 60)
     with open(store.csv_path, "ab") as f:  # another program appends a line of its own
         f.write(at(D, 23, 59, 30).astimezone(BERLIN).isoformat(timespec="microseconds").encode() + b",1,2,3" + b"," * 12 + b"\n")
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage"):
         feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 60)
     assert "the CSV is not what the rows file was made from" in caplog.text
     table = read(day_path(a, D))
@@ -239,8 +239,8 @@ def test_a_failure_half_way_loses_and_doubles_nothing(tmp_path: Path, monkeypatc
     def torn(*args: object) -> np.ndarray:  # the day file is written; its read-back finds it wrong
         raise ValueError("not a Parquet file")
 
-    monkeypatch.setattr(parquet, "read_back", torn)
-    with caplog.at_level(logging.WARNING, logger="trayapp.store"):
+    monkeypatch.setattr(midnight, "read_back", torn)  # the name midnight reads back with
+    with caplog.at_level(logging.WARNING, logger="trayapp.storage"):
         feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 0, 5), 1)
     assert "midnight rollover in the app stopped" in caplog.text
     monkeypatch.undo()
@@ -259,7 +259,7 @@ def test_a_gpu_that_appears_mid_day_widens_the_rows_and_midnight_stays_in_the_ap
     a, b = twin(tmp_path)
     stores = {"here": recorder(a, at(D, 23)), "child": recorder(b, at(D, 23))}
     gpu = (GpuReading(0, "H100", 50.0, 10.0, 1000.0, 80000.0, 40.0, 300.0),)
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage"):
         for name, store in stores.items():
             feed(store, at(D, 23), at(D, 23, 30), 60, child=name == "child")
             assert store.append(Sample(at(D, 23, 45), 1.0, 2.0, 3.0, gpus=gpu))  # a GPU appeared: the CSV gets its columns
@@ -283,15 +283,15 @@ def test_retention_in_the_app_removes_the_days_tiers_as_ensure_does(tmp_path: Pa
     feed(child, at(D, 23), at(D + timedelta(days=1), 0, 1), 60, child=True)
     gone = D - timedelta(days=2)
     for x in (a, b):
-        assert not day_path(x, gone).exists() and not bins.minute_path(x, gone).exists()
-        assert bins.read_cache(bins.cache_path(x, "minute", gone)) is None
+        assert not day_path(x, gone).exists() and not tiers.minute_path(x, gone).exists()
+        assert tiers.read_cache(tiers.cache_path(x, "minute", gone)) is None
     months = {(d.year, d.month) for d in (gone, D)}
     for key in months:
-        pa_, pb = bins.hour_path(a, *key), bins.hour_path(b, *key)
+        pa_, pb = tiers.hour_path(a, *key), tiers.hour_path(b, *key)
         assert pa_.exists() == pb.exists()
         if pb.exists():
             assert_tiers_equal(pa_, pb)
-            ca, cb = (bins.read_cache(bins.cache_path(x, "hour", key)) for x in (a, b))
+            ca, cb = (tiers.read_cache(tiers.cache_path(x, "hour", key)) for x in (a, b))
             np.testing.assert_array_equal(ca[0], cb[0])
             assert ca[2].keys() == cb[2].keys()
     here.close()
@@ -303,9 +303,9 @@ def test_the_rows_kept_are_found_from_the_end_of_the_csv(tmp_path: Path, keep: i
     lines = [f"2026-11-28T00:00:{i:06d}+01:00,{i},,{'x' * (i % 97)}\n".encode() for i in range(5000)]  # lines of every length
     path = tmp_path / "daily_dump.csv"
     path.write_bytes(b"timestamp,a,b,c\n" + b"".join(lines))
-    assert midnight.last_lines(path, keep) == b"timestamp,a,b,c\n" + b"".join(lines[len(lines) - keep:] if keep else [])
+    assert csv_file.last_lines(path, keep) == b"timestamp,a,b,c\n" + b"".join(lines[len(lines) - keep:] if keep else [])
     with pytest.raises(OSError, match="fewer lines"):
-        midnight.last_lines(path, 5001)
+        csv_file.last_lines(path, 5001)
 
 
 # ------------------------------------------------------------ kill -9 during midnight in the app
@@ -314,11 +314,11 @@ _RECORDER = r"""
 import sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
-from trayapp import dataset_jobs
+from trayapp.storage import child_job as dataset_jobs
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 data_dir, midnight = Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
-store = Store(data_dir, jobs=dataset_jobs.run, minutes=True)
+store = Store(data_dir, jobs=dataset_jobs.run_job, minutes=True)
 store.open_writer(midnight - timedelta(seconds=1))
 print("ready" if store.rows is not None else "no rows file", flush=True)
 sys.stdin.readline()
@@ -371,7 +371,7 @@ def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: P
     signs = [  # kill the moment midnight is at each of its steps (tens of milliseconds in all), or at random
         lambda day: lambda: any(n.startswith(f".{day.day}.parquet.") for n in _names(folder(day))),  # the day file half written
         lambda day: lambda: day_path(data_dir, day).exists(),  # the day file in place, the CSV not cut yet
-        lambda day: lambda: bins.minute_path(data_dir, day).exists(),  # its minute tier in place
+        lambda day: lambda: tiers.minute_path(data_dir, day).exists(),  # its minute tier in place
         lambda day: None,
     ]
     expected: set[int] = set()
@@ -402,7 +402,7 @@ def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: P
         assert not expected - seen, f"round {k}: {len(expected - seen)} row(s) lost after the restart"
         assert rows == len(seen), f"round {k}: {rows - len(seen)} row(s) doubled in the day files"
         # the day's tiers count exactly its rows: no half tier, none stale
-        tier = pq.read_table(bins.minute_path(data_dir, day), columns=["cpu_percent_count"])
+        tier = pq.read_table(tiers.minute_path(data_dir, day), columns=["cpu_percent_count"])
         assert sum(tier.column(0).to_pylist()) == pq.read_metadata(day_path(data_dir, day)).num_rows == 43_199
     assert not list(data_dir.rglob("*.tmp"))
 
@@ -413,7 +413,7 @@ def test_kill_9_during_midnight_in_the_app_loses_and_doubles_nothing(data_dir: P
 ])
 def test_a_clock_far_off_goes_to_the_child_which_keeps_its_rows_aside(tmp_path: Path, first: datetime, then: datetime, caplog: pytest.LogCaptureFixture) -> None:
     store = recorder(tmp_path, first)
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage"):
         for t in (first, first + timedelta(seconds=1), then):
             assert store.append(Sample(t, 1.0, 2.0, 3.0))
     assert "before 1970 or after 2199" in caplog.text
@@ -457,7 +457,7 @@ def test_run_headless_crosses_a_real_midnight_by_itself(tmp_path: Path) -> None:
     assert pq.ParquetFile(day_file).metadata.created_by == parquet.CREATED_BY  # the recorder's own midnight
     assert "goes to a child" not in err and "stopped (" not in err
     assert peak_kb / 1024 <= 45  # the run --headless target, midnight included (Arrow in-process alone is ~40 MB more)
-    assert bins.minute_path(data, day_file_date(day_file)).exists()  # and its tier
+    assert tiers.minute_path(data, day_file_date(day_file)).exists()  # and its tier
     stamps = [r[0] for r in duckdb.sql(f"select epoch_us(timestamp) from read_parquet('{day_file}')").fetchall()]
     csv = (data / "csv_dump" / "daily_dump.csv").read_text().splitlines()[1:]
     later = [round(datetime.fromisoformat(line.split(",")[0]).timestamp() * 1e6) for line in csv]
@@ -491,7 +491,7 @@ def test_a_rows_file_changed_in_place_is_not_used_and_the_day_has_the_csv_values
         rows[:, 2] = np.nan  # memory_percent gone
     with open(store.rows.path, "r+b") as f:  # in place, as another program would
         f.write(rows.tobytes())
-    with caplog.at_level(logging.INFO, logger="trayapp.store"):
+    with caplog.at_level(logging.INFO, logger="trayapp.storage"):
         feed(store, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 10)
         feed(truth, at(D + timedelta(days=1)), at(D + timedelta(days=1), 0, 1), 10, child=True)
     assert "the rows file is not what was written to it" in caplog.text

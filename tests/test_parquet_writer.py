@@ -1,4 +1,4 @@
-"""The small Parquet writer (``trayapp.parquet``) read by others: what it writes, pyarrow, DuckDB
+"""The small Parquet writer (``trayapp.storage.parquet_writer``) read by others: what it writes, pyarrow, DuckDB
 and polars read back bit for bit, statistics included, for fixed cases and for random tables
 (hypothesis) of every value a float64, int64 or UTC-timestamp column can hold."""
 
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trayapp import parquet
-from trayapp.midnight import CHUNK
+from trayapp.storage import parquet_writer as parquet
+from trayapp.storage.rows_file import ROWS_CHUNK as CHUNK
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 70_000])
 def test_the_writer_round_trips_through_arrow_and_duckdb(tmp_path: Path, n: int) -> None:
@@ -78,7 +78,7 @@ def test_read_back_decodes_the_times_and_refuses_a_dictionary_column(tmp_path: P
     path = tmp_path / "r.parquet"
     ts = np.arange(40_000, dtype=np.int64) * 1_000_000
     with open(path, "wb") as sink:
-        writer = parquet.Writer(sink, [("timestamp", parquet.TIMESTAMP_US), ("v", parquet.FLOAT64)])
+        writer = parquet.ParquetWriter(sink, [("timestamp", parquet.TIMESTAMP_US), ("v", parquet.FLOAT64)])
         for a in range(0, len(ts), 8192):
             writer.add_row_group([ts[a:a + 8192], np.full(len(ts[a:a + 8192]), 5.5)])
         writer.finish()
@@ -100,11 +100,11 @@ def test_read_back_decodes_the_times_and_refuses_a_dictionary_column(tmp_path: P
 
 def test_the_writer_refuses_what_it_does_not_write() -> None:
     with pytest.raises(ValueError):
-        parquet.Writer(io.BytesIO(), [("a", "string")])
+        parquet.ParquetWriter(io.BytesIO(), [("a", "string")])
     with pytest.raises(ValueError):
-        parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64), ("a", parquet.FLOAT64)])
+        parquet.ParquetWriter(io.BytesIO(), [("a", parquet.FLOAT64), ("a", parquet.FLOAT64)])
     with pytest.raises(ValueError):
-        parquet.Writer(io.BytesIO(), [("a", parquet.FLOAT64)]).add_row_group([np.zeros(3), np.zeros(3)])
+        parquet.ParquetWriter(io.BytesIO(), [("a", parquet.FLOAT64)]).add_row_group([np.zeros(3), np.zeros(3)])
 
 
 

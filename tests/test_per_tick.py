@@ -126,7 +126,8 @@ def test_without_proc_meminfo_the_probe_asks_psutil(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_csv_fields_and_numbers_are_format_values_and_what_it_reads_back() -> None:
-    from trayapp.store import _fields, format_value
+    from trayapp.storage.csv_file import csv_fields as _fields
+    from trayapp.storage import csv_field
 
     values = [None, 0.0, -0.0, 1.0, 12.34565, 99.99995, 1e-9, -3.25, 1234567890123.456789, 2**60, True, 7,
               float("nan"), float("inf"), -float("inf"), 0.1 + 0.2, 5e-05, 4.99995e-05]
@@ -134,7 +135,7 @@ def test_the_csv_fields_and_numbers_are_format_values_and_what_it_reads_back() -
     values += [rng.uniform(-1e6, 1e6) for _ in range(500)] + [rng.random() / 1000 for _ in range(200)]
     names = tuple(f"c{i}" for i in range(len(values))) + ("not_in_the_sample",)
     fields, numbers = _fields(dict(zip(names, values)), names)
-    assert fields == [format_value(v) for v in values] + [""]
+    assert fields == [csv_field(v) for v in values] + [""]
     assert numbers == [float(f) if f else None for f in fields]
     assert [str(n) for n in numbers] == [str(float(f)) if f else "None" for f in fields]  # -0.0 stays -0.0
 

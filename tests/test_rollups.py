@@ -22,9 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import dataset_jobs, history, rollups
+from trayapp.storage import child_job as dataset_jobs, ranges as history, tier_builder as rollups
 from trayapp.model import Sample
-from trayapp.store import Store, read_csv, read_day_file
+from trayapp.storage.writer import Store
+from trayapp.storage.csv_file import read_csv
+from trayapp.storage.day_files import read_day_file
+from trayapp.storage import tiers
+from tests import tier_reads
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MIN, HOUR = 60_000_000, 3_600_000_000
@@ -111,19 +115,19 @@ def test_tiers_equal_brute_force_across_a_dst_day_gaps_nulls_and_a_new_gpu(data_
     assert rollups.ensure(data_dir) == 3
     raw = raw_rows(data_dir)
     start, end = local(2026, 3, 28), local(2026, 3, 31)
-    assert_equal(*rollups.read_tier(data_dir, "minute", start, end), brute(raw, MIN))
-    assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw, HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "minute", start, end), brute(raw, MIN))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", start, end), brute(raw, HOUR))
     # the 29th alone: 23 local hours, its file holds exactly its own minutes
-    day = pq.read_table(rollups.minute_path(data_dir, date(2026, 3, 29)))
+    day = pq.read_table(tiers.minute_path(data_dir, date(2026, 3, 29)))
     ts = day.column("timestamp").cast(pa.int64()).to_numpy()
     assert ts.min() >= us(local(2026, 3, 29)) and ts.max() < us(local(2026, 3, 30))
     assert us(local(2026, 3, 30)) - us(local(2026, 3, 29)) == 23 * HOUR
     assert day.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     assert day.schema.field("cpu_percent_count").type == pa.int64()
     assert "gpu0_util_percent_mean" in day.column_names
-    assert "gpu0_util_percent_mean" not in pq.read_schema(rollups.minute_path(data_dir, date(2026, 3, 28))).names
+    assert "gpu0_util_percent_mean" not in pq.read_schema(tiers.minute_path(data_dir, date(2026, 3, 28))).names
     # a sub-window, some metrics only
-    t, stats = rollups.read_tier(data_dir, "minute", local(2026, 3, 29, 11, 30), local(2026, 3, 29, 12, 30), ["gpu0_util_percent"])
+    t, stats = tier_reads.read_tier_files(data_dir, "minute", local(2026, 3, 29, 11, 30), local(2026, 3, 29, 12, 30), ["gpu0_util_percent"])
     assert len(t) and list(stats) == ["gpu0_util_percent"]
     assert_equal(t, stats, {b: {"gpu0_util_percent": v["gpu0_util_percent"]} for b, v in brute(raw, MIN).items()
                             if us(local(2026, 3, 29, 11, 30)) <= b < us(local(2026, 3, 29, 12, 30))})
@@ -141,12 +145,12 @@ def test_notebook_era_files_get_tiers_on_first_start(data_dir: Path) -> None:
     store = Store(data_dir)
     store.open_writer(local(2026, 3, 10, 12))  # start-up maintenance
     store.close()
-    assert rollups.minute_path(data_dir, date(2018, 5, 15)).exists()
+    assert tiers.minute_path(data_dir, date(2018, 5, 15)).exists()
     raw = Store(data_dir).read(None, None, columns=["cpu_percent", "memory_percent", "disk_percent"])
     assert raw.num_rows == 800
     start, end = local(2018, 5, 15), local(2018, 5, 17)
-    assert_equal(*rollups.read_tier(data_dir, "minute", start, end), brute(raw, MIN))
-    assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw, HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "minute", start, end), brute(raw, MIN))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", start, end), brute(raw, HOUR))
 
 
 def test_rollover_writes_the_days_tiers(data_dir: Path) -> None:
@@ -155,18 +159,18 @@ def test_rollover_writes_the_days_tiers(data_dir: Path) -> None:
     t = local(2026, 10, 25).timestamp()
     for i in range(0, 25 * 3600, 97):  # the 25th: 25 local hours (DST ends)
         store.append(Sample(timestamp=datetime.fromtimestamp(t + i, timezone.utc), cpu_percent=float(i % 101), memory_percent=50.0, disk_percent=1.0))
-    assert not rollups.minute_path(data_dir, date(2026, 10, 25)).exists()
+    assert not tiers.minute_path(data_dir, date(2026, 10, 25)).exists()
     store.append(Sample(timestamp=local(2026, 10, 26, 0, 0, 5), cpu_percent=1.0, memory_percent=50.0, disk_percent=1.0))
     store.close()
-    assert rollups.minute_path(data_dir, date(2026, 10, 25)).exists()
-    assert rollups.hour_path(data_dir, 2026, 10).exists()
+    assert tiers.minute_path(data_dir, date(2026, 10, 25)).exists()
+    assert tiers.hour_path(data_dir, 2026, 10).exists()
     raw = read_day_file(Store(data_dir).day_path(date(2026, 10, 25)), ["timestamp", "cpu_percent", "memory_percent", "disk_percent"])
     assert raw.num_rows == len(range(0, 25 * 3600, 97))
-    assert_equal(*rollups.read_tier(data_dir, "minute", local(2026, 10, 25), local(2026, 10, 26)), brute(raw, MIN))
-    assert_equal(*rollups.read_tier(data_dir, "hour", local(2026, 10, 25), local(2026, 10, 26)), brute(raw, HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "minute", local(2026, 10, 25), local(2026, 10, 26)), brute(raw, MIN))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", local(2026, 10, 25), local(2026, 10, 26)), brute(raw, HOUR))
     assert rollups.ensure(data_dir) == 0  # fresh: nothing to do
     # today's CSV rows are folded in by the window's reader
-    t2, stats = history.read_tier(data_dir, "minute", local(2026, 10, 25, 23), local(2026, 10, 26, 1))
+    t2, stats = tier_reads.read_tier(data_dir, "minute", local(2026, 10, 25, 23), local(2026, 10, 26, 1))
     assert t2[-1] == local(2026, 10, 26, 0, 0).timestamp() and stats["cpu_percent"][3][-1] == 1
     late = sum(1 for i in range(0, 25 * 3600, 97) if t + i >= local(2026, 10, 25, 23).timestamp())
     assert int(stats["cpu_percent"][3].sum()) == late + 1
@@ -189,7 +193,7 @@ def test_deleting_the_rollups_folder_rebuilds_it_identically(data_dir: Path) -> 
 def test_stale_and_unreadable_tiers_are_rebuilt_and_bad_ones_kept_aside(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     dst_history(data_dir)
     rollups.ensure(data_dir)
-    minute28 = rollups.minute_path(data_dir, date(2026, 3, 28))
+    minute28 = tiers.minute_path(data_dir, date(2026, 3, 28))
     minute28.write_bytes(b"not parquet")
     # the 30th's raw file changes (a later merge): its tier and the month's hours are stale
     t = np.arange(us(local(2026, 3, 30)), us(local(2026, 3, 30, 1)), 1_000_000, dtype=np.int64)
@@ -200,13 +204,13 @@ def test_stale_and_unreadable_tiers_are_rebuilt_and_bad_ones_kept_aside(data_dir
     assert list(minute28.parent.glob(".28.parquet.unreadable-*"))
     raw = raw_rows(data_dir)
     start, end = local(2026, 3, 28), local(2026, 3, 31)
-    assert_equal(*rollups.read_tier(data_dir, "minute", start, end), brute(raw, MIN))
-    assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw, HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "minute", start, end), brute(raw, MIN))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", start, end), brute(raw, HOUR))
     # a day file deleted (retention): its tiers go too
     Store(data_dir).day_path(date(2026, 3, 28)).unlink()
     rollups.ensure(data_dir)
     assert not minute28.exists()
-    assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw_rows(data_dir), HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", start, end), brute(raw_rows(data_dir), HOUR))
 
 
 def test_a_start_with_nothing_to_do_reads_no_tier_footers_unless_a_tier_file_changed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,7 +223,7 @@ def test_a_start_with_nothing_to_do_reads_no_tier_footers_unless_a_tier_file_cha
     assert rollups.ensure(data_dir) == 0 and len(read) == 4  # three days and a month, read once...
     read.clear()
     assert rollups.ensure(data_dir) == 0 and read == []  # ...and then known
-    minute29 = rollups.minute_path(data_dir, date(2026, 3, 29))
+    minute29 = tiers.minute_path(data_dir, date(2026, 3, 29))
     st = minute29.stat()
     os.utime(minute29, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000))  # touched, same bytes
     assert rollups.ensure(data_dir) == 0 and read == [minute29]
@@ -243,8 +247,8 @@ def test_a_start_with_nothing_to_do_reads_no_tier_footers_unless_a_tier_file_cha
     write_day(data_dir, date(2026, 3, 30), t, {"cpu_percent": np.full(len(t), 3.0)})
     assert rollups.ensure(data_dir) == 1
     start, end = local(2026, 3, 28), local(2026, 3, 31)
-    assert_equal(*rollups.read_tier(data_dir, "minute", start, end), brute(raw_rows(data_dir), MIN))
-    assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw_rows(data_dir), HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "minute", start, end), brute(raw_rows(data_dir), MIN))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", start, end), brute(raw_rows(data_dir), HOUR))
 
 
 def test_an_unreadable_day_file_gets_no_tier_and_no_crash(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -253,9 +257,9 @@ def test_an_unreadable_day_file_gets_no_tier_and_no_crash(data_dir: Path, caplog
     with caplog.at_level(logging.WARNING):
         assert rollups.ensure(data_dir) == 2
     assert caplog.text.count("29.parquet") >= 1
-    assert not rollups.minute_path(data_dir, date(2026, 3, 29)).exists()
+    assert not tiers.minute_path(data_dir, date(2026, 3, 29)).exists()
     raw = raw_rows(data_dir)
-    assert_equal(*rollups.read_tier(data_dir, "hour", local(2026, 3, 28), local(2026, 3, 31)), brute(raw, HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", local(2026, 3, 28), local(2026, 3, 31)), brute(raw, HOUR))
 
 
 def test_duckdb_reads_the_tiers_and_its_hourly_fold_of_minutes_equals_the_hour_tier(data_dir: Path) -> None:
@@ -287,12 +291,13 @@ def test_tier_building_and_reading_never_imports_pandas(data_dir: Path) -> None:
     code = (
         "import sys\n"
         "from datetime import date\n"
-        "import trayapp.rollups as r\n"
+        "import trayapp.storage.tier_builder as r\n"
+        "from tests import tier_reads\n"
         f"d = {str(data_dir)!r}\n"
         "assert r.ensure(d) == 3\n"
         "assert r.build_day(d, date(2026, 3, 29))\n"
-        "t, s = r.read_tier(d, 'minute', 0, 2e9)\n"
-        "t2, s2 = r.read_tier(d, 'hour', 0, 2e9, ['cpu_percent'])\n"
+        "t, s = tier_reads.read_tier_files(d, 'minute', 0, 2e9)\n"
+        "t2, s2 = tier_reads.read_tier_files(d, 'hour', 0, 2e9, ['cpu_percent'])\n"
         "assert len(t) > 3000 and len(t2) > 50\n"
         "print('pandas' in sys.modules)\n"
     )
@@ -304,7 +309,7 @@ def test_tier_building_and_reading_never_imports_pandas(data_dir: Path) -> None:
 KILL_LOOP = """
 import random, sys
 from datetime import date
-import trayapp.rollups as r
+import trayapp.storage.tier_builder as r
 d = sys.argv[1]
 days = [date(2026, 3, n) for n in (28, 29, 30)]
 print("ready", flush=True)
@@ -329,7 +334,7 @@ def test_kill_9_during_tier_writing_loses_nothing_and_leaves_no_half_tier(data_d
         for path in (data_dir / "Rollups").rglob("*.parquet"):  # every tier there is whole
             pq.read_table(path)
         if i % 3 == 0:  # and sometimes a tier goes missing between kills
-            victim = rollups.minute_path(data_dir, date(2026, 3, 28 + i % 3))
+            victim = tiers.minute_path(data_dir, date(2026, 3, 28 + i % 3))
             victim.unlink(missing_ok=True)
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (data_dir / "Monitoring").rglob("*.parquet")} == raw_hash
     rollups.ensure(data_dir)
@@ -337,8 +342,8 @@ def test_kill_9_during_tier_writing_loses_nothing_and_leaves_no_half_tier(data_d
     assert not list((data_dir / "Rollups").rglob(".*unreadable*"))
     raw = raw_rows(data_dir)
     start, end = local(2026, 3, 28), local(2026, 3, 31)
-    assert_equal(*rollups.read_tier(data_dir, "minute", start, end), brute(raw, MIN))
-    assert_equal(*rollups.read_tier(data_dir, "hour", start, end), brute(raw, HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "minute", start, end), brute(raw, MIN))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", start, end), brute(raw, HOUR))
 
 
 def test_a_half_hour_zone_hour_shared_by_two_months_reads_whole(data_dir: Path) -> None:
@@ -353,10 +358,10 @@ def test_a_half_hour_zone_hour_shared_by_two_months_reads_whole(data_dir: Path) 
     rollups.ensure(data_dir)
     shared = int(datetime(2026, 3, 31, 18, tzinfo=timezone.utc).timestamp()) * 1_000_000
     for month in (3, 4):
-        hours = pq.read_table(rollups.hour_path(data_dir, 2026, month)).column("timestamp").cast(pa.int64()).to_pylist()
+        hours = pq.read_table(tiers.hour_path(data_dir, 2026, month)).column("timestamp").cast(pa.int64()).to_pylist()
         assert shared in hours
     raw = Store(data_dir).read(None, None, columns=["cpu_percent"])
-    t, stats = rollups.read_tier(data_dir, "hour", datetime(2026, 3, 30, tzinfo=timezone.utc), datetime(2026, 4, 3, tzinfo=timezone.utc))
+    t, stats = tier_reads.read_tier_files(data_dir, "hour", datetime(2026, 3, 30, tzinfo=timezone.utc), datetime(2026, 4, 3, tzinfo=timezone.utc))
     assert_equal(t, stats, brute(raw, HOUR))
 
 
@@ -377,15 +382,15 @@ def test_a_tier_that_cannot_be_written_never_fails_the_rollover(data_dir: Path, 
 
 def test_start_up_in_a_child_process_builds_the_tiers(data_dir: Path) -> None:
     dst_history(data_dir)
-    store = Store(data_dir, jobs=dataset_jobs.run)  # as the tray app runs: dataset work in dataset_jobs' child
+    store = Store(data_dir, jobs=dataset_jobs.run_job)  # as the tray app runs: dataset work in dataset_jobs' child
     store.open_writer(local(2026, 4, 2, 12))
     store.close()
     raw = raw_rows(data_dir)
-    assert_equal(*rollups.read_tier(data_dir, "hour", local(2026, 3, 28), local(2026, 3, 31)), brute(raw, HOUR))
+    assert_equal(*tier_reads.read_tier_files(data_dir, "hour", local(2026, 3, 28), local(2026, 3, 31)), brute(raw, HOUR))
 
 
 def test_the_window_reader_adds_the_csv_rows_once(data_dir: Path) -> None:
-    from trayapp.store import format_value
+    from trayapp.storage import csv_field
 
     dst_history(data_dir)
     rollups.ensure(data_dir)
@@ -395,11 +400,11 @@ def test_the_window_reader_adds_the_csv_rows_once(data_dir: Path) -> None:
     lines = ["timestamp,cpu_percent,memory_percent"]
     for stamp, cpu, memory in zip(*(raw30.column(n).to_pylist() for n in ("timestamp", "cpu_percent", "memory_percent"))):
         if stamp >= local(2026, 3, 30, 23, 59):  # left behind by a failed trim: rows the day file has too
-            lines.append(f"{stamp.astimezone(BERLIN).isoformat()},{format_value(cpu)},{format_value(memory)}")
+            lines.append(f"{stamp.astimezone(BERLIN).isoformat()},{csv_field(cpu)},{csv_field(memory)}")
     assert len(lines) > 5
     lines += [f"{local(2026, 3, 31, 0, m, 30).isoformat()},{m}.5,2.0" for m in range(5)]
     csv.write_text("\n".join(lines) + "\n")
-    t, stats = history.read_tier(data_dir, "minute", local(2026, 3, 30, 23), local(2026, 3, 31, 1), ["cpu_percent", "memory_percent"])
+    t, stats = tier_reads.read_tier(data_dir, "minute", local(2026, 3, 30, 23), local(2026, 3, 31, 1), ["cpu_percent", "memory_percent"])
     truth = brute(raw30, MIN)
     truth = {b: v for b, v in truth.items() if b >= us(local(2026, 3, 30, 23))}
     for m in range(5):

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import trayapp_cmd
-from trayapp import bins, rollups
+from trayapp.storage import bins, tier_builder as rollups
 from trayapp.synthetic import write_history
+from trayapp.storage import tiers
 
 pytestmark = [pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX"), pytest.mark.slow]  # slow: every path, replaced in turn, in real processes
 
@@ -45,10 +46,10 @@ KINDS = ["fifo", "folder", "devzero", "huge", "random"]
 
 
 def _real(rel: str) -> str:
-    copy = bins.cache_path(Path("data"), "minute", YESTERDAY)
+    copy = tiers.cache_path(Path("data"), "minute", YESTERDAY)
     return (rel.replace("Monitoring/DAY", f"Monitoring/Year={YESTERDAY.year}/Month={YESTERDAY.month}/{YESTERDAY.day}.parquet")
-               .replace("Rollups/MINUTE", str(bins.minute_path(Path(""), YESTERDAY)).lstrip("/"))
-               .replace("Rollups/HOUR", str(bins.hour_path(Path(""), YESTERDAY.year, YESTERDAY.month)).lstrip("/"))
+               .replace("Rollups/MINUTE", str(tiers.minute_path(Path(""), YESTERDAY)).lstrip("/"))
+               .replace("Rollups/HOUR", str(tiers.hour_path(Path(""), YESTERDAY.year, YESTERDAY.month)).lstrip("/"))
                .replace("Rollups/.window/COPY", str(copy.with_suffix("")).removeprefix("data/")))
 
 

@@ -35,8 +35,8 @@ GUI = r"""
 import json, sys
 if PRELOAD_QT:
     import PySide6.QtWidgets
-from trayapp import dataset_jobs
-real = dataset_jobs.run
+from trayapp.storage import child_job as dataset_jobs
+real = dataset_jobs.run_job
 def noted(job, *args, **kwargs):
     before = "PySide6.QtCore" in sys.modules
     if SLOW:
@@ -44,7 +44,7 @@ def noted(job, *args, **kwargs):
     answer = real(job, *args, **kwargs)
     print("JOB " + json.dumps({"job": job["job"], "qt": before or "PySide6.QtCore" in sys.modules}), flush=True)
     return answer
-dataset_jobs.run = noted
+dataset_jobs.run_job = noted
 from trayapp.cli import main
 sys.exit(main(["--data-dir", DATA, "--config", CONFIG, "gui"]))
 """
@@ -121,7 +121,7 @@ def test_control_qt_loaded_first_is_seen(tmp_path: Path) -> None:
 def test_a_busy_folder_found_early_is_said_and_the_app_quits(qtbot, data_dir: Path, tmp_path: Path) -> None:
     from trayapp.cli import open_early
     from trayapp.gui.app import TrayApp
-    from trayapp.store import Store
+    from trayapp.storage.writer import Store
 
     holder = Store(data_dir)
     holder.open_writer()
@@ -143,17 +143,17 @@ def test_a_busy_folder_found_early_is_said_and_the_app_quits(qtbot, data_dir: Pa
 
 def test_a_first_start_slower_than_the_wait_shows_the_app_and_records_after(qtbot, data_dir: Path, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from trayapp import dataset_jobs
+    from trayapp import engine
     from trayapp.cli import open_early
     from trayapp.gui.app import TrayApp
 
-    real = dataset_jobs.run_unless_loaded  # what the engine's store calls (in-process here: this process has Arrow)
+    real = engine.run_job_unless_loaded  # what the engine's store calls (in-process here: this process has Arrow)
 
     def slow(job, *args, **kwargs):
         time.sleep(2.0)  # a notebook-era history getting its tiers, say
         return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(dataset_jobs, "run_unless_loaded", slow)
+    monkeypatch.setattr(engine, "run_job_unless_loaded", slow)
     csv = data_dir / "csv_dump" / "daily_dump.csv"
     csv.parent.mkdir(parents=True)
     csv.write_text(HEADER + "\n" + "\n".join(_yesterday_rows(30)) + "\n")
@@ -197,10 +197,10 @@ def test_a_second_click_while_the_first_is_still_starting_brings_the_first_forwa
 
 PARENT = r"""
 import os, subprocess, sys, time
-from trayapp.dataset_jobs import PARENT_ENV, child_command
+from trayapp.storage.child_job import PARENT_ENV, child_command
 env = dict(os.environ)
 if NAMED:
-    env[PARENT_ENV] = str(os.getpid())  # as dataset_jobs.run passes it
+    env[PARENT_ENV] = str(os.getpid())  # as dataset_jobs.run_job passes it
 job = open(FIFO, "rb")  # its writer is the test: the child never sees the end of its input
 child = subprocess.Popen(child_command(), stdin=job, env=env)
 print(child.pid, flush=True)

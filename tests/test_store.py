@@ -14,9 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import dataset_jobs
+from trayapp.storage import child_job as dataset_jobs
 from trayapp.model import GpuReading, Sample
-from trayapp.store import DataDirBusy, Store, read_csv
+from trayapp.storage.writer_lock import DataDirBusy
+from trayapp.storage.writer import Store
+from trayapp.storage.csv_file import read_csv
 from trayapp.synthetic import write_history
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -378,12 +380,12 @@ def test_in_child_rollover_and_seeding_match_in_process(data_dir: Path, tmp_path
     everything = all_rows(Store(data_dir))
     shutil.rmtree(data_dir / "Monitoring")
     _write_csv(Store(data_dir), everything)
-    store = Store(data_dir, jobs=dataset_jobs.run)
+    store = Store(data_dir, jobs=dataset_jobs.run_job)
     store.open_writer(local(2026, 3, 10, 12))  # a child rolls the 8th and 9th over
     assert (data_dir / "Monitoring" / "Year=2026" / "Month=3" / "9.parquet").exists()
     assert store._min_day == date(2026, 3, 10)
     store.append(sample(local(2026, 3, 10, 12)))
-    store.append(sample(local(2026, 3, 11, 0, 1)))  # midnight: the recorder rolls the 10th over itself (trayapp.midnight)
+    store.append(sample(local(2026, 3, 11, 0, 1)))  # midnight: the recorder rolls the 10th over itself (trayapp.storage.midnight)
     assert pq.read_table(data_dir / "Monitoring" / "Year=2026" / "Month=3" / "10.parquet").num_rows == 62
     store.append(sample(local(2026, 3, 11, 0, 2)))  # and the parent appends to the new CSV
     assert read_csv(store.csv_path).num_rows == 2
@@ -398,12 +400,12 @@ def test_in_child_rollover_and_seeding_match_in_process(data_dir: Path, tmp_path
 def test_a_failing_child_rollover_keeps_recording(data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import sys
 
-    from trayapp import dataset_jobs
+    from trayapp.storage import child_job as dataset_jobs
 
-    store = Store(data_dir, jobs=dataset_jobs.run)
+    store = Store(data_dir, jobs=dataset_jobs.run_job)
     store.open_writer(local(2026, 3, 10, 23))
     store.append(sample(local(2026, 3, 10, 23)))
-    store._drop_rows()  # a midnight the recorder cannot do itself (trayapp.midnight): the child's
+    store._drop_rows()  # a midnight the recorder cannot do itself (trayapp.storage.midnight): the child's
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('no space left', file=sys.stderr); sys.exit(1)"])
     with caplog.at_level(logging.WARNING):
         assert store.append(sample(local(2026, 3, 11, 0, 1)))
@@ -436,7 +438,7 @@ def test_a_recorder_never_loads_arrow_itself(data_dir: Path) -> None:
 
 
 def test_a_day_file_wholly_outside_the_range_is_skipped_by_its_statistics(data_dir: Path) -> None:
-    from trayapp.files import _outside
+    from trayapp.storage.day_files import _outside
 
     write_history(data_dir, local(2026, 3, 8), local(2026, 3, 9), 600, {"cpu_percent": 1.0}, today_in_csv=False)
     path = data_dir / "Monitoring" / "Year=2026" / "Month=3" / "8.parquet"
@@ -743,7 +745,7 @@ def test_a_failing_start_up_rollover_still_records(data_dir: Path, monkeypatch: 
     # person edited the file. Whatever makes the child fail, the recorder records.
     import sys
 
-    from trayapp import dataset_jobs
+    from trayapp.storage import child_job as dataset_jobs
 
     store = opened(data_dir, local(2026, 3, 10, 23))
     store.append(sample(local(2026, 3, 10, 23)))
@@ -751,7 +753,7 @@ def test_a_failing_start_up_rollover_still_records(data_dir: Path, monkeypatch: 
     with open(store.csv_path, "ab") as f:
         f.write(b"2026-03-10T23:00:01.000000+01:00,1")  # and a torn line, mended by the parent
     monkeypatch.setattr(dataset_jobs, "child_command", lambda: [sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(1)"])
-    store = Store(data_dir, jobs=dataset_jobs.run)
+    store = Store(data_dir, jobs=dataset_jobs.run_job)
     with caplog.at_level(logging.WARNING):
         stamps, columns = store.open_writer(local(2026, 3, 11, 9), seed=(local(2026, 3, 10), local(2026, 3, 11, 9), ["cpu_percent"]))
     assert "recording anyway" in caplog.text and len(stamps) == 0 and len(columns["cpu_percent"]) == 0
@@ -762,7 +764,7 @@ def test_a_failing_start_up_rollover_still_records(data_dir: Path, monkeypatch: 
 
 def test_an_unforeseen_error_in_rollover_keeps_the_csv(data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # a stand-in for a bug or a file no test foresaw: a real fault is hard to make on purpose
-    from trayapp import store as store_module
+    from trayapp.storage import writer as store_module
 
     store = opened(data_dir, local(2026, 3, 10, 23))
     store.append(sample(local(2026, 3, 10, 23)))

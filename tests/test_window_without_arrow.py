@@ -17,11 +17,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from trayapp import bins, history, rollups
-from trayapp.files import day_path, local_zone
+from trayapp.storage import bins, ranges as history, tier_builder as rollups
+from trayapp.storage.layout import day_path, local_zone
 from trayapp.model import Sample
-from trayapp.store import Store
+from trayapp.storage.writer import Store
 from trayapp.synthetic import write_history
+from trayapp.storage import rows_file
+from trayapp.storage import tiers
+from trayapp.storage import window_series
+from tests import tier_reads
 
 DAY = 86400
 
@@ -63,26 +67,26 @@ def test_each_copy_holds_what_its_parquet_tier_holds(recent_history: tuple[Path,
     assert len(minute_copies) >= 10 and hour_copies
     for path in minute_copies:
         day = date.fromisoformat(path.stem)
-        copy = bins.read_cache(path)
-        parquet = pq.read_table(rollups.minute_path(data_dir, day))
-        same(copy[:2], rollups._from_table(parquet))
+        copy = tiers.read_cache(path)
+        parquet = pq.read_table(tiers.minute_path(data_dir, day))
+        same(copy[:2], rollups._bins_of_tier_table(parquet))
         assert copy[2] == json.loads(parquet.schema.metadata[rollups.META_KEY])["sources"]
     for path in hour_copies:
         year, month = map(int, path.stem.split("-"))
-        same(bins.read_cache(path)[:2], rollups._from_table(pq.read_table(rollups.hour_path(data_dir, year, month))))
+        same(tiers.read_cache(path)[:2], rollups._bins_of_tier_table(pq.read_table(tiers.hour_path(data_dir, year, month))))
 
 
 def test_an_hour_tier_built_from_the_copies_equals_one_built_from_parquet(recent_history: tuple[Path, datetime]) -> None:
     # a rollover rebuilds its month's hours from the days' minute copies (~5x faster than Parquet)
     data_dir, now = recent_history
     local = now.astimezone(local_zone())
-    path = rollups.hour_path(data_dir, local.year, local.month)
+    path = tiers.hour_path(data_dir, local.year, local.month)
     rollups.build_month(data_dir, local.year, local.month)
     from_copies = pq.read_table(path)
     shutil.rmtree(data_dir / "Rollups" / ".window")
     rollups.build_month(data_dir, local.year, local.month)
     from_parquet = pq.read_table(path)
-    same(rollups._from_table(from_copies), rollups._from_table(from_parquet))
+    same(rollups._bins_of_tier_table(from_copies), rollups._bins_of_tier_table(from_parquet))
     assert from_copies.schema.metadata == from_parquet.schema.metadata  # the same record of the day files
     assert from_copies.num_rows > 24
 
@@ -90,10 +94,10 @@ def test_an_hour_tier_built_from_the_copies_equals_one_built_from_parquet(recent
 def test_a_read_from_the_copies_equals_one_from_parquet(recent_history: tuple[Path, datetime]) -> None:
     data_dir, now = recent_history
     for tier, span in (("minute", 7 * DAY), ("hour", 365 * DAY)):
-        with_copies = history.read_tier(data_dir, tier, now - timedelta(seconds=span), now)
+        with_copies = tier_reads.read_tier(data_dir, tier, now - timedelta(seconds=span), now)
         os.rename(data_dir / "Rollups" / ".window", data_dir / "window-aside")
         try:
-            without = history.read_tier(data_dir, tier, now - timedelta(seconds=span), now)
+            without = tier_reads.read_tier(data_dir, tier, now - timedelta(seconds=span), now)
         finally:
             os.rename(data_dir / "window-aside", data_dir / "Rollups" / ".window")
         same(with_copies, without)
@@ -103,31 +107,31 @@ def test_a_read_from_the_copies_equals_one_from_parquet(recent_history: tuple[Pa
 def test_a_stale_or_torn_copy_is_not_used_and_the_next_start_mends_it(recent_history: tuple[Path, datetime]) -> None:
     data_dir, now = recent_history
     day = (now - timedelta(days=3)).astimezone(local_zone()).date()
-    before = history.read_tier(data_dir, "minute", now - timedelta(days=7), now)
+    before = tier_reads.read_tier(data_dir, "minute", now - timedelta(days=7), now)
     # the day file changes behind the tiers' back (another tool rewrote it): its copy is stale
     path = day_path(data_dir, day)
     table = pq.read_table(path)
     table = table.set_column(table.schema.get_field_index("cpu_percent"), "cpu_percent", pq.read_table(path).column("memory_percent"))
     pq.write_table(table, path)
-    after = history.read_tier(data_dir, "minute", now - timedelta(days=7), now)
+    after = tier_reads.read_tier(data_dir, "minute", now - timedelta(days=7), now)
     midday = datetime.combine(day, datetime.min.time(), local_zone()).replace(hour=12).timestamp()
     i = int(np.searchsorted(after[0], midday))
     assert after[1]["cpu_percent"][1][i] == 40.0 != before[1]["cpu_percent"][1][i]  # the new values, not the copy's
     # torn copies: garbage values, a torn record
-    copy = bins.cache_path(data_dir, "minute", day - timedelta(days=1))
+    copy = tiers.cache_path(data_dir, "minute", day - timedelta(days=1))
     copy.write_bytes(b"\x93NUMPY garbage")
-    bins.cache_path(data_dir, "minute", day - timedelta(days=2)).with_suffix(".json").write_text("{not json")
-    cut = bins.cache_path(data_dir, "minute", day - timedelta(days=3))  # a whole header, half the values
+    tiers.cache_path(data_dir, "minute", day - timedelta(days=2)).with_suffix(".json").write_text("{not json")
+    cut = tiers.cache_path(data_dir, "minute", day - timedelta(days=3))  # a whole header, half the values
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
-    assert bins.cache_intact(cut) is None and bins.read_cache(cut) is None
-    again = history.read_tier(data_dir, "minute", now - timedelta(days=7), now)
+    assert tiers.cache_intact(cut) is None and tiers.read_cache(cut) is None
+    again = tier_reads.read_tier(data_dir, "minute", now - timedelta(days=7), now)
     same(again, after)
     rollups.ensure(data_dir)  # the next start: every copy fresh again
     for d in (day, day - timedelta(days=1), day - timedelta(days=2), day - timedelta(days=3)):
-        got = bins.read_cache(bins.cache_path(data_dir, "minute", d))
-        assert got is not None and got[2] == {d.isoformat(): bins.stamp(day_path(data_dir, d))}
-        assert bins.cache_intact(bins.cache_path(data_dir, "minute", d)) == got[2]
-    same(history.read_tier(data_dir, "minute", now - timedelta(days=7), now), after)
+        got = tiers.read_cache(tiers.cache_path(data_dir, "minute", d))
+        assert got is not None and got[2] == {d.isoformat(): tiers.stamp(day_path(data_dir, d))}
+        assert tiers.cache_intact(tiers.cache_path(data_dir, "minute", d)) == got[2]
+    same(tier_reads.read_tier(data_dir, "minute", now - timedelta(days=7), now), after)
 
 
 def test_copies_are_kept_only_as_long_as_the_window_reads_minutes(data_dir: Path) -> None:
@@ -135,7 +139,7 @@ def test_copies_are_kept_only_as_long_as_the_window_reads_minutes(data_dir: Path
     write_history(data_dir, now - timedelta(days=70), now - timedelta(days=60), 600, {"cpu_percent": 5.0}, today_in_csv=False)
     rollups.ensure(data_dir)
     days = sorted(date.fromisoformat(p.stem) for p in (data_dir / "Rollups" / ".window" / "minute").glob("*.npy"))
-    assert days and min(days) >= date.today() - timedelta(days=bins.MINUTE_DAYS)
+    assert days and min(days) >= date.today() - timedelta(days=tiers.MINUTE_DAYS)
     assert len(list((data_dir / "Rollups" / "minute").rglob("*.parquet"))) >= 10  # the Parquet tiers stay
 
 
@@ -193,8 +197,8 @@ def test_the_writers_minutes_follow_its_csv_through_a_midnight(data_dir: Path) -
         # the window's read through the minutes equals the one through the CSV
         for span in (36 * 3600, 7 * DAY, 365 * DAY):
             end = start + timedelta(seconds=3590)
-            a = history.prepare_history(data_dir, span, now=end, minutes=store.minutes)
-            b = history.prepare_history(data_dir, span, now=end)
+            a = window_series.prepare_history(data_dir, span, now=end, minutes=store.minutes)
+            b = window_series.prepare_history(data_dir, span, now=end)
             assert a.rows == b.rows > 0 and set(a.curves) == set(b.curves)
             for name in a.curves:
                 np.testing.assert_allclose(a.curves[name][1], b.curves[name][1], equal_nan=True, err_msg=f"{span} {name}")
@@ -209,9 +213,9 @@ def test_the_window_read_in_a_writer_never_loads_arrow(recent_history: tuple[Pat
     code = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from trayapp.dataset_jobs import run
-        from trayapp.history import prepare_history
-        from trayapp.store import Store
+        from trayapp.storage.child_job import run_job as run
+        from trayapp.storage.window_series import prepare_history
+        from trayapp.storage.writer import Store
         store = Store(Path({str(data_dir)!r}), jobs=run, minutes=True)
         store.open_writer()
         assert store.minutes is not None and len(store.minutes.snapshot()[0]) > 0
@@ -246,7 +250,7 @@ def zoom_recorder(data_dir: Path, step: float, minutes: int) -> tuple[Store, dat
     write_history(data_dir, midnight - timedelta(days=1), midnight - timedelta(seconds=1), 30, {"cpu_percent": 7.0, "memory_percent": 8.0},
                   today_in_csv=False)
     rollups.ensure(data_dir)
-    store = Store(data_dir, jobs=__import__("trayapp.dataset_jobs", fromlist=["run"]).run, minutes=True)
+    store = Store(data_dir, jobs=__import__("trayapp.storage", fromlist=["run_job"]).run_job, minutes=True)
     store.open_writer(ten)
     n = int(minutes * 60 / step)
     for k in range(n):
@@ -263,8 +267,8 @@ def test_a_zoom_in_the_writer_reads_raw_samples_from_the_rows_file(data_dir: Pat
     try:
         end = ten + timedelta(minutes=minutes - 5)
         start = end - timedelta(minutes=zoom_minutes)
-        here = history.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=store.rows.view())
-        arrow = history.prepare_history(data_dir, 36 * 3600, now=end, start=start)
+        here = window_series.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=store.rows.view())
+        arrow = window_series.prepare_history(data_dir, 36 * 3600, now=end, start=start)
         assert here.note == "" and here.rows == arrow.rows == int(zoom_minutes * 60 / step)
         assert here.binned == arrow.binned and set(here.curves) == set(arrow.curves) == {"cpu_percent", "memory_percent", "disk_percent"}
         for name in arrow.curves:
@@ -285,7 +289,7 @@ def test_a_zoom_across_midnight_shows_minutes_before_and_raw_after_and_says_so(d
     store, ten = zoom_recorder(data_dir, 1.0, 30)
     try:
         end = ten + timedelta(minutes=20)
-        series = history.prepare_history(data_dir, 36 * 3600, now=end, start=end - timedelta(hours=14), minutes=store.minutes,
+        series = window_series.prepare_history(data_dir, 36 * 3600, now=end, start=end - timedelta(hours=14), minutes=store.minutes,
                                          rows=store.rows.view())
         assert series.tier == "minute+raw" and series.note.startswith("minute bins before ")
         x, y = series.curves["cpu_percent"]
@@ -304,7 +308,7 @@ def test_a_rows_file_changed_in_place_is_not_shown_minutes_are(data_dir: Path, c
         table[::2, 1] = 1e9  # cpu_percent, in place, the same size
         table.tofile(view.path)
         end = ten + timedelta(minutes=20)
-        series = history.prepare_history(data_dir, 36 * 3600, now=end, start=end - timedelta(minutes=10), minutes=store.minutes, rows=view)
+        series = window_series.prepare_history(data_dir, 36 * 3600, now=end, start=end - timedelta(minutes=10), minutes=store.minutes, rows=view)
         assert "minute bins" in series.note and "could not be read" in series.note
         assert "is not what the recorder wrote" in caplog.text
         assert np.nanmax(series.curves["cpu_percent"][1]) < 100  # the CSV's values, through the minute bins
@@ -351,7 +355,7 @@ def test_a_rows_file_replaced_under_a_read_is_no_fault_and_draws_no_wrong_rows(d
         start = end - timedelta(minutes=10)
         span = (int(start.timestamp() * 1e6) + 1, int(end.timestamp() * 1e6) + 1)
         view = store.rows.view()
-        reader = history._rows_reader(view, *span)  # open, checked
+        reader = rows_file.rows_reader(view, *span)  # open, checked
         original = view.path.read_bytes()
 
         def replace_with_half() -> None:
@@ -364,7 +368,7 @@ def test_a_rows_file_replaced_under_a_read_is_no_fault_and_draws_no_wrong_rows(d
         reader.close()
         assert len(t) == 600
         with caplog.at_level(logging.WARNING):  # renamed in after the view was taken: minutes, and no fault
-            series = history.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=view)
+            series = window_series.prepare_history(data_dir, 36 * 3600, now=end, start=start, minutes=store.minutes, rows=view)
         assert "is not what the recorder wrote" not in caplog.text
         assert series.rows > 0 and "minute bins" in series.note
     finally:
@@ -382,7 +386,7 @@ def test_the_rows_file_is_read_after_the_recorder_widened_it(data_dir: Path) -> 
         store.append(Sample(t, 50.0, 40.0, 55.0, (GpuReading(0, "H100", 97.0, 50.0, 60.0),)))
         view = store.rows.view()
         assert "gpu0_util_percent" in view.names
-        reader = history._rows_reader(view, int((ten - timedelta(minutes=1)).timestamp() * 1e6), int(t.timestamp() * 1e6) + 1)
+        reader = rows_file.rows_reader(view, int((ten - timedelta(minutes=1)).timestamp() * 1e6), int(t.timestamp() * 1e6) + 1)
         assert reader is not None
         got, columns = reader.arrays()
         reader.close()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from trayapp.store import DataDirBusy, Store
+from trayapp.storage.writer_lock import DataDirBusy
+from trayapp.storage.writer import Store
 
 
 def test_a_writer_of_an_older_version_still_keeps_the_folder_to_itself(data_dir: Path) -> None:

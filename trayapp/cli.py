@@ -193,7 +193,7 @@ def run_headless(config: Config, folder: Path) -> int:
     hold_little()  # before the recorder's threads and first reads: it runs for months
     from trayapp.engine import Engine, run_loop
     from trayapp.slack import Courier
-    from trayapp.store import DataDirBusy, StoreError
+    from trayapp.storage import DataDirBusy, StoreError
 
     stop = threading.Event()
 
@@ -260,7 +260,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return status_fleet(args)
     from trayapp.engine import describe
     from trayapp.model import Level
-    from trayapp.store import Store
+    from trayapp.storage import Store
 
     loaded, folder = load_config(args)
     config = loaded.config
@@ -329,7 +329,7 @@ def _observed_interval(stamps: Any) -> float | None:
     None with too few."""
     import numpy as np
 
-    from trayapp.bins import median
+    from trayapp.storage import median
     from trayapp.rules import CURRENT_LOAD_SPAN
 
     recent = np.asarray(stamps[-600:], dtype="float64")
@@ -361,7 +361,7 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
     if text is None:
         return None
     from trayapp.rules import parse_duration
-    from trayapp.store import EARLIEST, LATEST  # no sample lies outside these
+    from trayapp.storage import EARLIEST, LATEST  # no sample lies outside these
 
     try:
         seconds = parse_duration(text)
@@ -388,7 +388,7 @@ def parse_moment(text: str | None, now: datetime) -> datetime | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from trayapp.store import Store
+    from trayapp.storage import Store
 
     _, folder = load_config(args)
     now = datetime.now(timezone.utc)
@@ -469,7 +469,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _doctor_data(folder: Path) -> tuple[bool | None, str, str]:
-    from trayapp.store import Store
+    from trayapp.storage import Store
 
     store = Store(folder)
     if not folder.exists():  # doctor looks, it does not create: the recorder makes the folder
@@ -492,7 +492,7 @@ def _doctor_data(folder: Path) -> tuple[bool | None, str, str]:
 
 
 def _doctor_midnight() -> tuple[bool | None, str, str]:
-    """Whether a recorder can roll a day over itself (``trayapp.midnight``): its Parquet writer
+    """Whether a recorder can roll a day over itself (``trayapp.storage.midnight``): its Parquet writer
     needs zstandard; without it every midnight is a child's with Arrow, as before."""
     try:
         import zstandard
@@ -509,7 +509,7 @@ def _recorder_pid(folder: Path) -> int | None:
     tells it (Linux's /proc/locks); else ``.writer.pid``, if that process is a trayapp: a crash
     leaves the file behind, and its number may belong to another program by now."""
     from trayapp.instance import writer_process
-    from trayapp.store import LOCK_NAME
+    from trayapp.storage import LOCK_NAME
 
     known, holder = _flock_holder(folder / LOCK_NAME)
     if known:
@@ -647,7 +647,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     history = getattr(args, "history", None)
     from trayapp.instance import ALREADY_RUNNING, ask_running, holder_is_tray_app, instance_name, wait_for_running
     from trayapp.logfile import note_start, start_log_file
-    from trayapp.store import DataDirBusy
+    from trayapp.storage import DataDirBusy
 
     name = instance_name(folder)
     if ask_running(name, history):  # before the folder is opened: a second click only brings the first forward
@@ -690,7 +690,7 @@ def cmd_tray_check(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_job(args: argparse.Namespace) -> int:
-    from trayapp.dataset_jobs import main as job
+    from trayapp.storage import child_main as job
 
     return job()
 

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import jsonfile
+from trayapp.heap import release_memory
 from trayapp.model import Level, RuleResult, Sample, Transition
-from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, parse_duration, with_projection
+from trayapp.rules import AlertTracker, Rule, RuleState, parse_duration, with_projection
 from trayapp.settings import Config
-from trayapp.store import Store, release_memory
+from trayapp.storage import EARLIEST, Store, run_job_unless_loaded
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,12 @@ class Engine:
         keep_minutes: bool = False,
     ) -> None:
         """``dataset_in_child``: for long-running recorders, keep Arrow out of this process
-        (see ``dataset_jobs``): the windows are seeded and days rolled over by a child, unless
+        (see ``storage.child_job``): the windows are seeded and days rolled over by a child, unless
         this process has Arrow loaded already. ``keep_minutes``: the store keeps its CSV as
         minute bins (``Store.minutes``), for a history window in this process."""
         self.config = config
         self.data_dir = Path(data_dir)
-        jobs = None
-        if dataset_in_child:
-            from trayapp.dataset_jobs import run_unless_loaded as jobs
+        jobs = run_job_unless_loaded if dataset_in_child else None
         self.store = Store(self.data_dir, config.storage_retention_days, jobs=jobs, minutes=keep_minutes)
         self._probe_factory = probe_factory or _default_probe
         self.probe: Any = None
@@ -212,23 +211,11 @@ def window_request(rules: tuple[Rule, ...], now: datetime) -> "tuple[datetime, d
     """What the rules' windows need from disk: (start, end, metrics) over the longest window."""
     if not rules:
         return None
-    from trayapp.store import EARLIEST
-
     longest = max(rule.window_seconds for rule in rules)
     # a window longer than the data can be (99999999d) reaches back to the earliest time a
     # store keeps, not past datetime's range
     start = now - timedelta(seconds=longest) if longest < (now - EARLIEST).total_seconds() else EARLIEST
     return start, now, sorted({rule.metric for rule in rules})
-
-
-def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | None = None) -> list[RuleResult]:
-    """Each rule's result from what is on disk now (``trayapp status``): no state, no hysteresis."""
-    now = now or datetime.now(timezone.utc)
-    request = window_request(rules, now)
-    if request is None:
-        return []
-    stamps, columns = store.arrays(*request)
-    return [evaluate_arrays(rule, stamps, columns[rule.metric], now.timestamp()) for rule in rules]
 
 
 def transition_line(change: Transition) -> str:

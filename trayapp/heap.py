@@ -1,6 +1,7 @@
-"""How the long-running processes (the tray app, ``run --headless``) ask glibc to hold memory.
+"""How the long-running processes (the tray app, ``run --headless``) ask glibc to hold memory, and
+hand back what a big read freed.
 
-Imports nothing of trayapp's; only ctypes, and only on Linux with glibc.
+Imports nothing of trayapp's; only ctypes and linecache, and glibc only on Linux.
 
 glibc's defaults suit short programs: a freed block of a few hundred KB stays in the heap (the
 mmap threshold rises to the size of the last big block freed), and each thread that allocates
@@ -12,6 +13,7 @@ the OS the moment they are freed, and keep the arenas few.
 from __future__ import annotations
 
 import ctypes
+import linecache
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -36,3 +38,16 @@ def hold_little() -> bool:
     mallopt.restype = ctypes.c_int
     return all(mallopt(param, value) == 1 for param, value in
                ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_ARENA_MAX, ARENA_MAX)))
+
+
+def release_memory() -> None:
+    """Hand memory freed after a big read back to the OS (glibc keeps it otherwise), and drop
+    the source lines PySide6 caches: its import hook (PYSIDE-2029) reads the source of every
+    module imported after it into ``linecache``, a cache that only tracebacks use and that
+    refills itself lazily."""
+    linecache.clearcache()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+            pass

@@ -862,7 +862,8 @@ def _keyring_may_hold(doc: Any) -> bool:
 def _with_keyring(config: Config, doc: Any, warnings: list[str]) -> Config:
     """The secrets the file does not hold, from the OS keyring — asked, and ``keyring`` imported,
     only when the file says they are there (or is a version-1 file that may have them unsaid)."""
-    wanted = [f for f in SECRET_FIELDS if not getattr(config, f.attr)]
+    # a fleet secret is wanted only with a fleet to log in to
+    wanted = [f for f in SECRET_FIELDS if not getattr(config, f.attr) and (f.section != "fleet" or config.fleet_url)]
     if not wanted or not _keyring_may_hold(doc):
         return config
     ring = _keyring()

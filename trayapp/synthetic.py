@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trayapp.store import TIMESTAMP, Store, column_order, format_value, local_zone
+from trayapp.storage import TIMESTAMP, Store, column_order, csv_field, local_zone
 
 Values = dict[str, float | Callable[["object"], "object"]]
 
@@ -77,4 +77,4 @@ def _append_csv(path: Path, table: "object", names: list[str], zone: object) -> 
         if new:
             f.write(",".join([TIMESTAMP, *names]) + "\n")
         for i, stamp in enumerate(stamps):
-            f.write(",".join([stamp.astimezone(zone).isoformat(timespec="microseconds"), *(format_value(c[i]) for c in cols)]) + "\n")
+            f.write(",".join([stamp.astimezone(zone).isoformat(timespec="microseconds"), *(csv_field(c[i]) for c in cols)]) + "\n")

@@ -323,7 +323,7 @@ class TrayApp(QObject):
 
     def _preload_history(self) -> None:
         import trayapp.gui.history  # noqa: F401  (loading it is the point)
-        from trayapp.files import release_memory
+        from trayapp.heap import release_memory
 
         release_memory()  # the source text PySide6's import hook cached for each pyqtgraph module
 

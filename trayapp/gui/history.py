@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics, QKeySequence, QPainterPath, QPalette, QShortcut
 from PySide6.QtWidgets import (
@@ -41,14 +40,17 @@ from PySide6.QtWidgets import (
 )
 
 from trayapp import self_command
-from trayapp.bins import MinuteBins, median
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
-from trayapp.history import Series, clock_or_day, plotted_columns, prepare_history, release_memory, series_from_memory
+from trayapp.storage import MinuteBins, Series, clock_or_day, median, plotted_columns, prepare_history, series_from_memory
 from trayapp.gui.now import NowPanel
+from trayapp.heap import release_memory
 from trayapp.model import Level, RuleResult, format_value, metric_label, metric_range, metric_unit
 from trayapp.rules import Rule, human_duration
 from trayapp.settings import Config
+from trayapp.gui.plotlib import import_pyqtgraph
+
+pg = import_pyqtgraph()  # Qt's classes created as used, not all at once (plotlib)
 
 log = logging.getLogger(__name__)
 

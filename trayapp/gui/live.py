@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from trayapp.history import break_gaps
+from trayapp.storage import break_gaps
 from trayapp.model import BASE_COLUMNS, Sample
 
 LIVE_SECONDS = 600

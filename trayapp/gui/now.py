@@ -1,6 +1,6 @@
 """The history window's "Now" panel: big current numbers, per-core bars, the top processes.
 
-Imports Qt, psutil, ``model`` and ``history`` (the plots' order). Fed each tick's sample by the
+Imports Qt, psutil, ``model`` and ``storage`` (the plots' order). Fed each tick's sample by the
 window; the process list is read on a worker thread every few seconds, and only while the panel is
 visible (nothing runs when closed).
 """
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePol
 
 from trayapp import privacy
 
-from trayapp.history import plotted_columns
+from trayapp.storage import plotted_columns
 from trayapp.model import Sample, format_value, metric_label, metric_range, metric_unit
 
 PROCESS_EVERY_MS = 3000

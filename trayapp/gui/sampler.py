@@ -16,7 +16,7 @@ from PySide6.QtCore import QThread, Signal
 from trayapp.engine import EarlyOpen, Engine
 from trayapp.settings import Config
 from trayapp.slack import Courier
-from trayapp.store import StoreError
+from trayapp.storage import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Sampler(QThread):
         return engine.store.minutes
 
     def rows(self, data_dir: Path):
-        """The store's rows file of its CSV (``DayRows.view``) when it records into ``data_dir``,
+        """The store's rows file of its CSV (``RowsFile.view``) when it records into ``data_dir``,
         else None: a zoom reads today's raw samples from it."""
         engine = self.engine
         if engine is None or engine.data_dir.resolve() != Path(data_dir).resolve():

@@ -228,7 +228,7 @@ def _chunk(column: Column, values: np.ndarray, compressor: Any, offset: int) -> 
 # ------------------------------------------------------------ files
 
 
-class Writer:
+class ParquetWriter:
     """A Parquet file written to ``sink`` (a binary file) a row group at a time: a day's pages
     go to the file as they are made, never held together.
 
@@ -236,7 +236,7 @@ class Writer:
     ``FLOAT64`` (NaN = null) or ``INT64``. ``metadata``: the file's key/value pairs."""
 
     def __init__(self, sink: BinaryIO, columns: list[tuple[str, str]], metadata: dict[str, str] | None = None, level: int = 1) -> None:
-        import zstandard
+        import zstandard  # lazy: loaded with the first file written, not at start-up
 
         self.columns = [Column(name, kind) for name, kind in columns]
         if len({c.name for c in self.columns}) != len(self.columns):
@@ -291,12 +291,12 @@ class Writer:
         self.size = self._offset + len(footer) + 8
 
 
-def read_back(path: str | os.PathLike[str], writer: Writer, column: int) -> np.ndarray:
+def read_back(path: str | os.PathLike[str], writer: ParquetWriter, column: int) -> np.ndarray:
     """A column of the file ``writer`` wrote, read from disk at the places the writer put its
     pages and decoded: the check that what is on disk holds the rows, reading only that column.
     Nulls are left out. Raises ValueError when the bytes there are not what was written, or the
     column has dictionary pages (the times and counts never do)."""
-    import zstandard
+    import zstandard  # lazy: loaded with the first file written, not at start-up
 
     kind = writer.columns[column].kind
     if any(dictionary for *_, dictionary in writer.pages[column]):
@@ -323,7 +323,7 @@ def read_back(path: str | os.PathLike[str], writer: Writer, column: int) -> np.n
 def write_bytes(columns: list[tuple[str, str]], arrays: list[np.ndarray], metadata: dict[str, str] | None = None, row_group: int = 65536) -> bytes:
     """A whole file from whole columns, ``row_group`` rows to a group, in memory."""
     sink = io.BytesIO()
-    writer = Writer(sink, columns, metadata)
+    writer = ParquetWriter(sink, columns, metadata)
     n = len(arrays[0]) if arrays else 0
     for start in range(0, n, row_group):
         writer.add_row_group([a[start:start + row_group] for a in arrays])

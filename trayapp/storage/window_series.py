@@ -1,9 +1,9 @@
-"""Reading history, for whoever asks: raw samples (``read``, ``samples``) for the rule windows,
-``status`` and export, and for the window a ``Series`` read from the tier that fits the range
-(raw samples, or the minute or hour rollups), binned and averaged, ready to draw. No Qt.
+"""What the history window draws, read from storage: a ``Series`` of the range, from the tier that
+fits it (raw samples, minute or hour bins), binned to the plot's width with min/max bands and
+hourly or daily means. No Qt.
 
-Imports ``files`` and ``rollups`` (numpy, pyarrow; never pandas on these paths) and nothing that
-imports this module back: the store's writer and the dataset jobs call in here, not the reverse.
+Imports numpy, ``ranges`` (the reading) and ``bins``; never Arrow itself: a range whose numpy
+copies are fresh is drawn without it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 import itertools
 import math
-import os
 import time
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -22,75 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.bins import TIERS, MinuteBins, RowsView, row_blocks, cache_path, in_range, median, merge_parts, nan_stats, read_cache, stamp
-from trayapp.files import (
-    CSV_DIR, CSV_NAME, TIMESTAMP, _fill_columns, _in_range, _local_date, as_numpy, concat, day_files, day_path, local_zone, read_csv,
-    read_day_file, release_memory, unique_sorted, utc_offsets,
-)
-from trayapp.jsonfile import open_own
+from trayapp.heap import release_memory
 from trayapp.model import GPU_FIELDS
+from trayapp.storage.bins import TIERS, MinuteBins, median
+from trayapp.storage.layout import TIMESTAMP, local_zone, utc_offsets
+from trayapp.storage.ranges import iter_tier_parts, parts_after_minutes, read, tier_zone_parts
+from trayapp.storage.rows_file import RowsReader, RowsView, rows_reader
+from trayapp.storage.tables import as_numpy
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trayapp.storage")
 
 BINS = 1500  # min/max pairs per curve: enough for any screen, cheap to draw
-
-
-# ----------------------------------------------------------------- raw samples
-
-
-def read(
-    data_dir: str | Path, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None, csv_table: Any = None
-) -> Any:
-    """Samples with ``start < timestamp <= end`` from Parquet and the CSV together (a pyarrow Table).
-
-    Only the day files the range needs are opened, so the cost follows the range, not the
-    history. Unreadable files and lines are skipped with one warning each. The result is
-    sorted by time, with one row per timestamp, and ``timestamp`` as ``timestamp[us, UTC]``.
-    ``csv_table``: the CSV day file as ``read_csv`` gave it, when the caller read it already.
-    """
-    data_dir = Path(data_dir)
-    wanted = None if columns is None else [TIMESTAMP, *[c for c in columns if c != TIMESTAMP]]
-    # The CSV first: a rollover writes the day file before it trims the CSV, so reading in
-    # this order can see a row twice (dropped below) but never miss one.
-    if csv_table is None:
-        csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME, wanted)
-    elif wanted is not None:  # the columns asked for, null where the CSV has none
-        csv_table = _fill_columns(csv_table.select([c for c in wanted if c in csv_table.column_names]), wanted)
-    parts = []
-    for path in _paths_for(data_dir, start, end):
-        table = read_day_file(path, wanted, start, end)
-        if table is not None:
-            parts.append(_in_range(table, start, end))
-    if csv_table is not None:
-        parts.append(_in_range(csv_table, start, end))  # today's rows come last in time
-    return unique_sorted(concat(parts, wanted))
-
-
-def samples(
-    data_dir: str | Path, start: datetime, end: datetime, metrics: list[str], csv_table: Any = None
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``read`` as numpy: epoch seconds and one float64 array (NaN for null) per metric."""
-    return as_numpy(read(data_dir, start, end, columns=metrics, csv_table=csv_table), metrics)  # not to_numpy: it imports pandas
-
-
-def _paths_for(data_dir: Path, start: datetime | None, end: datetime | None) -> list[Path]:
-    if start is None:
-        return [path for day, path in sorted(day_files(data_dir)) if end is None or day <= _local_date(end) + timedelta(days=1)]
-    # one day of margin each side: a row's file is its local day when written, and the
-    # zone may have changed since (travel, DST rules)
-    first = _local_date(start) - timedelta(days=1)
-    last = _local_date(end or datetime.now(timezone.utc)) + timedelta(days=1)
-    paths = []
-    day = first
-    while day <= last:
-        path = day_path(data_dir, day)
-        if path.exists():
-            paths.append(path)
-        day += timedelta(days=1)
-    return paths
-
-
-# ----------------------------------------------------------------- the window
 
 
 def break_gaps(t: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -202,7 +142,7 @@ def prepare_history(
     ``minutes``: the writer's minute bins of its CSV (``Store.minutes``), when this process is the
     writer. Then nothing is read with Arrow: a tiered range reads today from the minute bins and
     the rest from the tiers' numpy copies; a range short enough for raw samples reads them from
-    ``rows`` (the writer's rows file, ``DayRows.view``) where it holds them, and minute bins
+    ``rows`` (the writer's rows file, ``RowsFile.view``) where it holds them, and minute bins
     before that (the series says so in ``note``). A day whose copy is missing or stale is left
     out, and ``note`` says that too; the recorder's next start rebuilds it."""
     t0 = time.perf_counter()
@@ -233,7 +173,7 @@ def _writer_read(series: Series, data_dir: Path, start: datetime, end: datetime,
     start_us = int(start.timestamp() * 1e6)
     end_us = int(end.timestamp() * 1e6) + 1
     missing: list[date] = []
-    raw = _rows_reader(rows, start_us + 1, end_us) if series.tier == "raw" else None  # (start, end], as `read`
+    raw = rows_reader(rows, start_us + 1, end_us) if series.tier == "raw" else None  # (start, end], as `read`
     try:
         _draw_read(series, data_dir, start_us, end_us, minutes, raw, missing)
     except OSError as exc:  # the rows file failed half way: minutes, as when it cannot be read at all
@@ -252,7 +192,7 @@ def _writer_read(series: Series, data_dir: Path, start: datetime, end: datetime,
                                               + (f"–{days[-1]:%d %b}" if len(days) > 1 else "") + "): their copies are rebuilt at the next start"]))
 
 
-def _draw_read(series: Series, data_dir: Path, start_us: int, end_us: int, minutes: MinuteBins, raw: "_RowsReader | None",
+def _draw_read(series: Series, data_dir: Path, start_us: int, end_us: int, minutes: MinuteBins, raw: "RowsReader | None",
                missing: list[date]) -> None:
     """``_writer_read``'s curves: from minute bins and tiers, or raw rows and the minutes before them."""
     if raw is None:
@@ -260,13 +200,13 @@ def _draw_read(series: Series, data_dir: Path, start_us: int, end_us: int, minut
         if series.tier == "raw":  # no raw copy to be trusted: minutes, and the screen says so
             series.note = "minute bins (today's raw samples could not be read)"
         recent = minutes.snapshot()
-        add_tier_curves(series, _parts_after_recent(data_dir, tier, start_us // TIERS[tier] * TIERS[tier], end_us, None, recent, missing),
+        add_tier_curves(series, parts_after_minutes(data_dir, tier, start_us // TIERS[tier] * TIERS[tier], end_us, None, recent, missing),
                         TIER_SECONDS[tier])
         series.tier = tier
     else:
         before = []  # the minutes before the rows file's first row, from the minute tier's copies
         if start_us < raw.first_us:
-            before = list(_tier_zone(data_dir, "minute", start_us // TIERS["minute"] * TIERS["minute"], raw.first_us, None, missing))
+            before = list(tier_zone_parts(data_dir, "minute", start_us // TIERS["minute"] * TIERS["minute"], raw.first_us, None, missing))
         if not before and raw.count <= 2 * BINS:  # few samples: the line through each of them
             t, columns = raw.arrays()
             series.rows = len(t)
@@ -286,91 +226,6 @@ def clock_or_day(moment: float, day: bool = False) -> str:
     """``14:02`` today, ``Sat 28 Nov 23:58`` another day (local time); ``day``: the day always."""
     local = datetime.fromtimestamp(moment)
     return local.strftime("%H:%M" if local.date() == datetime.now().date() and not day else "%a %d %b %H:%M")
-
-
-class _RowsReader:
-    """The rows of a writer's rows file in ``[start_us, end_us)``, once its bytes are checked
-    against the CRC-32 the writer kept: read through one block buffer, never whole."""
-
-    def __init__(self, view: RowsView, start_us: int, end_us: int) -> None:
-        self.view, self.start_us, self.end_us = view, start_us, end_us
-        self.width = 1 + len(view.names)
-        self.first_us = end_us
-        self.count = 0
-        self._file: Any = None  # opened once: the recorder may put another file in its place (a rename) meanwhile
-
-    def open(self) -> bool:
-        """False when the file is no longer the one the view is of (replaced since)."""
-        self._file = open_own(self.view.path, self.view.count * self.width * 8 + (1 << 30))
-        return not self.view.inode or os.fstat(self._file.fileno()).st_ino == self.view.inode
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def _blocks(self) -> Iterator[np.ndarray]:
-        for _, block in row_blocks(self._file, 0, self.view.count, self.width, self.view.path):
-            yield block
-
-    def check(self) -> bool:
-        """True when the file's first ``count`` rows are what the writer wrote; notes the first
-        row's time and how many rows fall in the range."""
-        crc = 0
-        first = np.inf
-        count = 0
-        for block in self._blocks():
-            crc = zlib.crc32(block.data, crc)
-            t = block[:, 0]
-            if len(t):
-                first = min(first, float(t.min()))
-            count += int(np.count_nonzero((t >= self.start_us) & (t < self.end_us)))
-        if crc != self.view.rows_crc:
-            return False
-        self.first_us = int(first) if np.isfinite(first) else self.end_us
-        self.count = count
-        return True
-
-    def parts(self) -> Iterator[tuple[np.ndarray, dict]]:
-        """Each block's rows in the range as bins of one sample: (epoch seconds, {metric: (value,
-        value, value, 1 or 0)}), for ``add_tier_curves``."""
-        for block in self._blocks():
-            inside = block[(block[:, 0] >= self.start_us) & (block[:, 0] < self.end_us)]
-            if not len(inside):
-                continue
-            stats = {}
-            for i, name in enumerate(self.view.names):
-                v = inside[:, 1 + i].copy()
-                stats[name] = (v, v, v, np.isfinite(v).astype(np.int64))
-            yield inside[:, 0] / 1e6, stats
-
-    def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The rows in the range as arrays, sorted by time (only for a few of them)."""
-        kept = [block[(block[:, 0] >= self.start_us) & (block[:, 0] < self.end_us)].copy() for block in self._blocks()]
-        table = np.concatenate(kept) if kept else np.empty((0, self.width))
-        table = table[np.argsort(table[:, 0], kind="stable")]
-        return table[:, 0] / 1e6, {name: table[:, 1 + i] for i, name in enumerate(self.view.names)}
-
-
-def _rows_reader(view: RowsView | None, start_us: int, end_us: int) -> _RowsReader | None:
-    """A reader of the rows file for the range, or None when there is none or it is not what the
-    writer wrote (changed in place, cut short): then minutes are read instead."""
-    if view is None:
-        return None
-    reader = _RowsReader(view, start_us, end_us)
-    try:
-        if not reader.open():  # the recorder put a new one in its place a moment ago: not a fault
-            reader.close()
-            return None
-        if reader.check():
-            return reader
-    except (OSError, ValueError) as exc:
-        reader.close()
-        log.warning("the rows file %s could not be read (%s); minute bins are shown instead", view.path, exc)
-        return None
-    reader.close()
-    log.warning("the rows file %s is not what the recorder wrote to it; minute bins are shown instead", view.path)
-    return None
 
 
 ENDS_NOW = 120.0  # seconds: a range ending this close to now ends now (its read took a moment)
@@ -403,189 +258,7 @@ def whole_periods_only(series: Series, now: float) -> None:
             series.means[name] = (x, means)
 
 
-def read_tier(data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None) -> tuple[np.ndarray, dict]:
-    """``tier_parts`` merged: (epoch seconds, {metric: (min, mean, max, count)}), in order, a bin
-    two parts share combined."""
-    parts = tier_parts(data_dir, tier, start, end, metrics)
-    names = list(dict.fromkeys(n for _, stats in parts for n in stats)) if metrics is None else list(metrics)
-    us = [(np.round(b * 1e6).astype(np.int64), {n: st.get(n) or nan_stats(len(b)) for n in names}) for b, st in parts]
-    return merge_parts(us, names, TIERS[tier])
-
-
-def tier_parts(
-    data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None, recent: tuple[np.ndarray, dict] | None = None
-) -> list[tuple[np.ndarray, dict]]:
-    """``iter_tier_parts`` as a list."""
-    return list(iter_tier_parts(data_dir, tier, start, end, metrics, recent))
-
-
-def iter_tier_parts(
-    data_dir: str | Path, tier: str, start: datetime, end: datetime, metrics: list[str] | None = None, recent: tuple[np.ndarray, dict] | None = None
-) -> Iterator[tuple[np.ndarray, dict]]:
-    """The ``tier``'s bins that start in ``[start, end)`` (the bin holding ``start`` included), in
-    parts that are drawn together without being merged (a month of minutes is not copied again):
-
-    - from the CSV's first row in the range on (today, normally), the raw rows, binned here: the
-      CSV and any day file there, each row once, whatever happened to the clock, the zone or a
-      rollover meanwhile (the CSV is read first: a rollover after that is read in the day files);
-    - before that, the tier files, each used only if it was built from the day files as they are
-      now (their size and mtime); a day whose tier is missing, unreadable or stale is binned here
-      from its minute tier (for hours) or its raw day file, and the writer's next start mends it.
-
-    With ``recent`` (the writer's minute bins of its CSV: ``MinuteBins.snapshot``), the CSV's rows
-    come from there instead, at minute resolution, and the tiers cover what comes before them (for
-    hours, the hour the CSV starts in is read from that day's minutes).
-
-    Each part: (bin starts in epoch seconds, {metric: (min, mean, max, count)}), read when it is
-    asked for (one day's copy at a time: a month costs a day's memory)."""
-    data_dir = Path(data_dir)
-    width = TIERS[tier]
-    start_us = int(start.timestamp() * 1e6) // width * width
-    end_us = int(end.timestamp() * 1e6) + 1
-    if recent is not None:
-        yield from _parts_after_recent(data_dir, tier, start_us, end_us, metrics, recent)
-        return
-    csv_table = read_csv(data_dir / CSV_DIR / CSV_NAME)
-    raw_from = end_us
-    if csv_table is not None and csv_table.num_rows:
-        ts = np.round(as_numpy(csv_table, [])[0] * 1e6).astype(np.int64)
-        ts = ts[(ts >= start_us) & (ts < end_us)]
-        if len(ts):
-            raw_from = max(start_us, int(ts.min()) // width * width)
-    if raw_from < end_us:
-        part = _raw_binned(data_dir, raw_from, end_us, width, metrics, csv_table)
-        del csv_table
-        if len(part[0]):
-            yield part
-    if start_us < raw_from:
-        yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics)
-
-
-def _parts_after_recent(
-    data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, recent: tuple[np.ndarray, dict],
-    missing: list[date] | None = None,
-) -> Iterator[tuple[np.ndarray, dict]]:
-    """``tier_parts`` with the CSV's rows given as minute bins (no CSV read, no Arrow when the
-    tiers' numpy copies are fresh; with ``missing``, never: a day whose copy is missing or stale is
-    added to it instead of being read from Parquet)."""
-    bins, stats = in_range(*recent, start_us, end_us)
-    if metrics is not None:
-        stats = {n: stats[n] if n in stats else nan_stats(len(bins)) for n in metrics}
-    raw_from = int(bins[0]) if len(bins) else end_us
-    if len(bins):
-        yield bins / 1e6, stats
-    if tier == "hour" and raw_from < end_us:
-        hour_from = max(start_us, raw_from // TIERS["hour"] * TIERS["hour"])
-        if hour_from < raw_from:  # the hour the CSV starts in: its earlier minutes are in the day files
-            yield from _tier_zone(data_dir, "minute", hour_from, raw_from, metrics, missing)
-        raw_from = hour_from
-    if start_us < raw_from:
-        yield from _tier_zone(data_dir, tier, start_us, raw_from, metrics, missing)
-
-
-def csv_minutes(data_dir: str | Path, csv_table: Any = None) -> tuple[np.ndarray, dict]:
-    """The CSV's rows as minute bins (bin starts in µs): what a writer's ``MinuteBins`` starts from.
-    ``csv_table``: the CSV as ``read_csv`` gave it, when the caller read it already."""
-    from trayapp import rollups
-
-    table = read_csv(Path(data_dir) / CSV_DIR / CSV_NAME) if csv_table is None else csv_table
-    if table is None:
-        return np.empty(0, dtype=np.int64), {}
-    return rollups.aggregate(*rollups._table_arrays(table), TIERS["minute"])
-
-
-def _raw_binned(data_dir: Path, start_us: int, end_us: int, width: int, metrics: list[str] | None, csv_table: Any) -> tuple[np.ndarray, dict]:
-    """The raw rows in ``[start_us, end_us)`` (the CSV, already read, and the day files), binned."""
-    from trayapp import rollups
-
-    def moment(us: int) -> datetime:
-        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
-
-    table = read(data_dir, moment(start_us - 1), moment(end_us - 1), metrics, csv_table=csv_table)
-    bins, stats = rollups.aggregate(*rollups._table_arrays(table), width)
-    return bins / 1e6, stats
-
-
-def _tier_zone(
-    data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, missing: list[date] | None = None
-) -> Iterator[tuple[np.ndarray, dict]]:
-    """Bins in ``[start_us, end_us)`` from the tier's numpy copies (one part each, read as asked
-    for), else its Parquet files, that match their day files, and the days they do not cover
-    binned here; with ``missing``, the days without a fresh copy go there instead (no Arrow).
-    Non-empty parts only."""
-    first = _local_date(datetime.fromtimestamp(start_us / 1e6, timezone.utc)) - timedelta(days=1)
-    last = _local_date(datetime.fromtimestamp(end_us / 1e6, timezone.utc)) + timedelta(days=1)
-    stamps: dict[date, Any] = {}
-    day = first
-    while day <= last:
-        found = stamp(day_path(data_dir, day))
-        if found is not None:
-            stamps[day] = found
-        day += timedelta(days=1)
-    groups: dict[Any, list[date]] = {}
-    for day in stamps:
-        groups.setdefault(day if tier == "minute" else (day.year, day.month), []).append(day)
-    uncopied = []
-    for key, days in groups.items():
-        copy = read_cache(cache_path(data_dir, tier, key), metrics)
-        if copy is not None and all(copy[2].get(d.isoformat()) == stamps[d] for d in days):
-            bins, stats = in_range(copy[0], copy[1], start_us, end_us)
-            if len(bins):
-                yield bins / 1e6, stats
-        else:
-            uncopied.append(key)
-        del copy
-    if uncopied and missing is not None:
-        missing.extend(day for key in uncopied for day in groups[key])
-    elif uncopied:  # Parquet: loads Arrow
-        parts = _parquet_zone(data_dir, tier, start_us, end_us, metrics, {k: groups[k] for k in uncopied}, stamps)
-        yield from (p for p in parts if len(p[0]))
-
-
-def _parquet_zone(
-    data_dir: Path, tier: str, start_us: int, end_us: int, metrics: list[str] | None, groups: dict[Any, list[date]], stamps: dict[date, Any]
-) -> list[tuple[np.ndarray, dict]]:
-    from trayapp import rollups
-
-    keys = list(groups)
-    paths = [rollups.minute_path(data_dir, k) if tier == "minute" else rollups.hour_path(data_dir, *k) for k in keys]
-    fresh, stale = [], []
-    for key, (table, sources) in zip(keys, rollups.read_files(paths, metrics)):
-        if table is not None and all((sources or {}).get(d.isoformat()) == stamps[d] for d in groups[key]):
-            fresh.append(table)
-        else:
-            stale.extend(groups[key])
-    parts = []
-    if fresh:
-        bins, stats = rollups.join(fresh, tier, start_us, end_us, metrics)
-        parts.append((bins, stats))
-    for day in stale:
-        part = _binned_day(data_dir, tier, day, stamps[day], metrics)
-        if part is not None:
-            b, st = in_range(*part, start_us, end_us)
-            parts.append((b / 1e6, st))
-    return parts
-
-
-def _binned_day(data_dir: Path, tier: str, day: date, stamp: Any, metrics: list[str] | None) -> tuple[np.ndarray, dict] | None:
-    """One day the tier does not cover, binned to ``tier`` (bin starts in µs): from its minute
-    tier when that matches its day file (an hour tier month not rebuilt), else from the day file."""
-    from trayapp import rollups
-
-    width = rollups.TIERS[tier]
-    if tier == "hour":
-        ((table, sources),) = rollups.read_files([rollups.minute_path(data_dir, day)], metrics)
-        if table is not None and (sources or {}).get(day.isoformat()) == stamp:
-            bins, stats = rollups.join([table], "minute", rollups._EARLIEST_US, rollups._LATEST_US, metrics)
-            return rollups.combine(np.round(bins * 1e6).astype(np.int64), stats, width)
-    table = read_day_file(day_path(data_dir, day), None if metrics is None else [TIMESTAMP, *metrics])
-    if table is None or not table.num_rows:
-        return None
-    ts, values = rollups._table_arrays(table)
-    return rollups.aggregate(ts, values, width)
-
-
-class _Folded:
+class _MetricFold:
     """One metric's drawn bins and local periods, folded in part by part."""
 
     def __init__(self, n: int, periods: int) -> None:
@@ -615,7 +288,7 @@ def add_tier_curves(series: Series, parts: Iterable[tuple[np.ndarray, dict]], wi
     zone = local_zone()
     first_period = math.floor((origin - 86400) / period)  # local periods of any bin drawn, with a day's margin for the zone
     periods = math.ceil((origin + n * step + 86400) / period) - first_period + 1
-    folded: dict[str, _Folded] = {}
+    folded: dict[str, _MetricFold] = {}
     for bins, stats in parts:
         idx = ((bins - origin) // step).astype(np.int64)
         inside = (idx >= 0) & (idx < n)
@@ -624,7 +297,7 @@ def add_tier_curves(series: Series, parts: Iterable[tuple[np.ndarray, dict]], wi
             ok = inside & (count > 0)
             if not ok.any():
                 continue
-            f = folded.get(name) or folded.setdefault(name, _Folded(n, periods))
+            f = folded.get(name) or folded.setdefault(name, _MetricFold(n, periods))
             np.fmin.at(f.lo, idx[ok], low[ok])
             np.fmax.at(f.hi, idx[ok], high[ok])
             b, lp, c = bins[ok], local[ok], count[ok]
@@ -667,7 +340,7 @@ def _bridge(lo: np.ndarray, hi: np.ndarray, spacing: float, step: float) -> None
     hi[empty] = np.interp(empty, filled, hi[filled])
 
 
-def _period_means(f: _Folded, width: float) -> tuple[np.ndarray, np.ndarray]:
+def _period_means(f: _MetricFold, width: float) -> tuple[np.ndarray, np.ndarray]:
     """The count-weighted mean of each local period that has data, at the middle of its bins; a
     period with no data between two that have some is NaN, so the line breaks there."""
     have = np.nonzero(f.counts > 0)[0]

@@ -1,9 +1,9 @@
-"""Dataset work for a long-running recorder, done in a short-lived child process.
+"""The dataset work a long-running recorder hands to a short-lived child process (start-up,
+seeding the rule windows, a midnight it cannot do itself), and the child's side of it.
 
-Imports numpy, the store (no Arrow at import) and the standard library here; the child loads
-pyarrow. A process keeps Arrow (~40 MB) for good once loaded; a recorder needs it only at start-up
-(rollover, tiers, seeding the rule windows) and at midnight, so it hands that work to a child (a
-second or so each time) and stays small. ``Store(..., jobs=run)`` is how it does.
+Imports the writer and the readers (no Arrow at import) and the standard library; the child loads
+pyarrow. A process keeps Arrow for good once it is loaded; a recorder needs it only at start-up and
+at some midnights, so it hands that work to a child and stays small: ``Store(..., jobs=run_job)``.
 
 The parent holds the data folder's writer lock and has closed its CSV handle while a job runs.
 A job goes to the child as JSON on stdin; the answer comes back as an ``.npz`` on stdout (arrays
@@ -12,10 +12,12 @@ plus a ``meta`` JSON); a failure is one line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from datetime import date, datetime
@@ -23,19 +25,23 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.files import parse_csv
-from trayapp.store import JobFailed, Store
+from trayapp import self_command
 
-log = logging.getLogger("trayapp.store")
+from trayapp.heap import release_memory
+from trayapp.storage.bins import stack_bins
+from trayapp.storage.csv_file import parse_csv
+from trayapp.storage.ranges import csv_minutes, samples
+from trayapp.storage.rows_file import write_rows
+from trayapp.storage.writer import JobFailed, Store, pack_samples
+
+log = logging.getLogger("trayapp.storage")
 
 
 def child_command() -> list[str]:
-    from trayapp import self_command
-
     return [*self_command(), "dataset-job"]
 
 
-def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run_job(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one job in a child; returns (meta, arrays). Raises JobFailed."""
     env = {**os.environ, PARENT_ENV: str(os.getpid())}
     try:
@@ -52,17 +58,16 @@ def run(job: dict[str, Any], timeout: float = 600.0) -> tuple[dict[str, Any], di
     return meta, arrays
 
 
-def run_unless_loaded(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run_job_unless_loaded(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``run``, or the job right here when this process has Arrow loaded already (the tray app
-    once its window has read history): a child would only add its ~70 MB beside it."""
+    once its window has read history): a child would only add its own Arrow beside it."""
     if "pyarrow.parquet" not in sys.modules:
-        return run(job)
+        return run_job(job)
     try:
         return JOBS[job["job"]](job)
     except Exception as exc:  # the same one line a child would give
         raise JobFailed(f"dataset job failed: {type(exc).__name__}: {exc}") from None
     finally:
-        from trayapp.files import release_memory
 
         release_memory()  # a day's rollover and tiers read a lot: none of it stays with the app
 
@@ -78,14 +83,12 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
     arrays: dict[str, np.ndarray] = {}
     if not (job.get("minutes") or job.get("seed") or job.get("rows")):
         return meta, arrays
-    from trayapp import bins, history
 
     content = parse_csv(store.csv_path, keep_lines=True)  # the CSV left after the rollover, parsed once for all
     csv_table = content.table if content is not None else None
     if job.get("minutes"):  # as minute bins (``Store.minutes``)
-        meta["minute_names"], arrays["minutes"] = bins.to_table(*history.csv_minutes(job["data_dir"], csv_table))
+        meta["minute_names"], arrays["minutes"] = stack_bins(*csv_minutes(job["data_dir"], csv_table))
     if job.get("rows"):  # and as the rows file for a midnight without Arrow
-        from trayapp.midnight import write_rows
 
         meta["rows"] = write_rows(store.csv_path, content)
     if not job.get("seed"):
@@ -96,13 +99,11 @@ def _maintain(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The rule windows' samples; ``csv_table``: the CSV, when ``_maintain`` read it already."""
-    from trayapp import history
-
-    t, columns = history.samples(job["data_dir"], datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"]), job["metrics"], csv_table)
-    return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
+    start, end = datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"])
+    return pack_samples(*samples(job["data_dir"], start, end, job["metrics"], csv_table))
 
 
-JOBS = {"maintain": _maintain, "seed": _seed}  # store.seed_result unpacks a seed
+JOBS = {"maintain": _maintain, "seed": _seed}
 
 
 def _encode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
@@ -128,8 +129,6 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux") or not parent.isdigit():
         return
     try:
-        import ctypes
-        import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -138,10 +137,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def main() -> int:
+def child_main() -> int:
     """The child: one job from stdin, the answer to stdout; a failure is one line on stderr."""
     _die_with_parent()
-    import logging
 
     logging.basicConfig(level=logging.WARNING, format="trayapp: %(message)s", stream=sys.stderr)
     try:

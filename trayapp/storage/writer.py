@@ -1,17 +1,13 @@
-"""The dataset's writer: today's CSV day file, its rollover into the Parquet day files and their
-rollup tiers, and retention.
+"""The dataset's writer (``Store``): today's CSV, its rollover into the day files and their tiers
+(with Arrow, here or in the child), the recorder's midnight without Arrow, retention.
 
-Imports ``files`` (the layout and the tolerant readers), ``model`` and ``jsonfile``; pyarrow and the
-rollups only inside the rollover; never Qt, never pandas. Reading history is ``history``'s.
-Layout (kept from the notebook, so its data still reads):
-``<data_dir>/Monitoring/Year=YYYY/Month=M/D.parquet`` and ``<data_dir>/csv_dump/daily_dump.csv``.
+Imports the storage modules that load no Arrow at import (never ``tier_builder`` at the top, never
+``child_job``: the caller hands it a ``JobRunner``), ``model`` and ``jsonfile``; never Qt.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,35 +15,32 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trayapp.files import (  # noqa: F401 - re-exported: the names this module had before ``files``
-    CSV_DIR, CSV_MAX, CSV_NAME, DATASET_DIR, EARLIEST, LATEST, TIMESTAMP, _day_number,
-    _from_day_number, _header_names, _local_days, _mask, _micros, _no_samples, _np, _read_text, _warn_once, _warned,
-    aside_path, column_order, concat, day_files, day_path, format_value, load_day_file, local_zone, parse_csv,
-    parse_timestamps, read_csv, read_day_file, release_memory, stamps_us, take_rows, unique_sorted,
-)
-from trayapp.bins import MinuteBins, from_table
-from trayapp.jsonfile import is_regular_or_missing, make_folder, remove_quietly, replace_atomically, set_aside
+import numpy as np
+
+from trayapp.jsonfile import make_folder, remove_quietly, replace_atomically
+from trayapp.heap import release_memory
 from trayapp.model import Sample
+from trayapp.storage.bins import MinuteBins, unstack_bins
+from trayapp.storage.csv_file import csv_fields, header_names, parse_csv
+from trayapp.storage.day_files import load_day_file, remove_days_before
+from trayapp.storage.layout import (
+    CSV_DIR, CSV_MAX, CSV_NAME, DATASET_DIR, TIMESTAMP, StoreError, aside_path, column_order, day_files,
+    day_number, day_of_number, day_path, local_day_numbers, local_zone, micros,
+)
+from trayapp.storage.midnight import LeftToChild, retention, roll
+from trayapp.storage.ranges import csv_minutes, read, samples
+from trayapp.storage.rows_file import RowsFile, rows_path
+from trayapp.storage.tables import concat, stamps_us, take_rows, unique_sorted
+from trayapp.storage.writer_lock import WriterLock, only_a_file, take_writer_lock
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-log = logging.getLogger(__name__)
-
-LOCK_NAME = ".writer.lock"
-PID_NAME = ".writer.pid"
-
-
-class StoreError(Exception):
-    """A problem with the data folder that the user must hear about in one line."""
-
-
-class DataDirBusy(StoreError):
-    """Another process already writes to this data folder."""
+log = logging.getLogger("trayapp.storage")
 
 
 class JobFailed(StoreError):
-    """A dataset job run elsewhere (``dataset_jobs``: a child process) could not be done; the
+    """A dataset job run elsewhere (``child_job``: a child process) could not be done; the
     message is its one line."""
 
 
@@ -62,7 +55,7 @@ class Store:
 
     def __init__(self, data_dir: str | os.PathLike[str], retention_days: int = 0, jobs: JobRunner | None = None, minutes: bool = False) -> None:
         """``jobs``: a long-running writer hands its Arrow work (rollover, seeding) to this runner
-        (``dataset_jobs.run``, a short-lived child), so it never loads pyarrow itself.
+        (``child_job.run_job``, a short-lived child), so it never loads pyarrow itself.
 
         ``minutes``: the writer keeps its CSV's rows as minute bins in ``self.minutes`` (the tray
         app's window reads today from there); None until the writer opens, and whenever they are
@@ -80,14 +73,14 @@ class Store:
         self._columns: frozenset[str] = frozenset()  # the same, to see at once whether a sample fits
         self._size = 0
         self._min_day: date | None = None
-        self._lock: Any = None
+        self._lock: WriterLock | None = None
         self._retry_rollover_at = 0.0
         self._tz: tzinfo = timezone.utc
         self._lost = 0  # samples not written since the CSV last took one (a full disk)
         self._lost_unsaid = 0  # samples lost in outages not yet reported
         self._lost_said = False  # this outage was said
         self._lost_said_at: float | None = None
-        self.rows: Any = None  # midnight.DayRows: the CSV's rows as numbers, for midnight in this process
+        self.rows: RowsFile | None = None  # the CSV's rows as numbers, for midnight in this process
         self._rows_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ paths
@@ -108,20 +101,7 @@ class Store:
         after the rollover (by the same child, when this store keeps Arrow out)."""
         for folder in (self.data_dir, self.csv_path.parent, self.dataset_dir):
             make_folder(folder, self.data_dir)  # a file where a folder goes is set aside
-        for path in (self.data_dir / LOCK_NAME, self.data_dir / PID_NAME):
-            _only_a_file(path)
-        lock = _WriterLock(self.data_dir / LOCK_NAME)
-        if not lock.acquire():
-            pid = _read_text(self.data_dir / PID_NAME) or "unknown"
-            raise DataDirBusy(
-                f"another trayapp (pid {pid}) is already recording into {self.data_dir}; "
-                "only one may write a data folder at a time"
-            ) from None
-        self._lock = lock
-        try:
-            replace_atomically(self.data_dir / PID_NAME, str(os.getpid()).encode(), durable=False)
-        except OSError as exc:  # only a courtesy to whoever asks who records here
-            _warn_once(f"pid:{self.data_dir}", f"cannot write {self.data_dir / PID_NAME} ({exc.strerror or exc})")
+        self._lock = take_writer_lock(self.data_dir)
         self._tz = local_zone()
         now = now or datetime.now(timezone.utc)
         if self.jobs is not None:
@@ -160,29 +140,27 @@ class Store:
         assert self.jobs is not None
         self._close_csv()
         self._drop_rows()  # the child writes it afresh
-        from trayapp.midnight import rows_path
 
-        _only_a_file(rows_path(self.csv_path))  # a folder there would fail every rollover
+        only_a_file(rows_path(self.csv_path))  # a folder there would fail every rollover
         job: dict[str, Any] = {"job": "maintain", "data_dir": str(self.data_dir), "retention_days": self.retention_days, "today": today.isoformat()}
         if seed:
             job["seed"] = {"start": seed[0].isoformat(), "end": seed[1].isoformat(), "metrics": seed[2]}
         if self.keep_minutes:
             job["minutes"] = True
-        job["rows"] = True  # the rows file: midnight without Arrow, in this process (``midnight``)
+        job["rows"] = True  # the rows file: midnight without Arrow, in this process (``midnight.roll``)
         meta, arrays = self.jobs(job)
         self._rows_info = meta.get("rows")
         self._min_day = date.fromisoformat(meta["min_day"]) if meta.get("min_day") else None
         if self.keep_minutes:
             self.minutes = MinuteBins()
-            self.minutes.seed(*from_table(arrays["minutes"], meta["minute_names"]))
-        return seed_result(meta, arrays) if seed else None
+            self.minutes.seed(*unstack_bins(arrays["minutes"], meta["minute_names"]))
+        return unpack_samples(meta, arrays) if seed else None
 
     def _adopt_rows(self) -> None:
-        """Take over the rows file the child wrote beside the CSV (``midnight``), if it is whole."""
+        """Take over the rows file the child wrote beside the CSV (``rows_file``), if it is whole."""
         if self._rows_info is not None:
-            from trayapp.midnight import DayRows
 
-            self.rows = DayRows.adopt(self.csv_path, self._rows_info, self._header)
+            self.rows = RowsFile.adopt(self.csv_path, self._rows_info, self._header)
             self._rows_info = None
 
     def _drop_rows(self) -> None:
@@ -194,7 +172,6 @@ class Store:
         """``minutes`` afresh from the CSV, read here (a writer that does its Arrow work itself)."""
         if not self.keep_minutes:
             return
-        from trayapp.history import csv_minutes
 
         self.minutes = MinuteBins()
         self.minutes.seed(*csv_minutes(self.data_dir))
@@ -209,14 +186,14 @@ class Store:
         """Cut a torn last line (a crash mid-write) off, keeping its bytes aside; set aside a
         file that is not our CSV (its first field is not ``timestamp``)."""
         path = self.csv_path
-        _only_a_file(path, CSV_MAX)
+        only_a_file(path, CSV_MAX)
         if not path.exists():
             return
         with open(path, "rb+") as f:
             data = f.read()
             if not data:
                 return
-            if _header_names(data[: data.find(b"\n") if b"\n" in data else len(data)])[:1] != [TIMESTAMP]:
+            if header_names(data[: data.find(b"\n") if b"\n" in data else len(data)])[:1] != [TIMESTAMP]:
                 aside = path.with_name(f"{CSV_NAME}.unreadable-{int(time.time())}")
                 f.close()
                 os.replace(path, aside)
@@ -248,7 +225,7 @@ class Store:
 
     def _open_csv(self) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-        _only_a_file(self.csv_path, CSV_MAX)
+        only_a_file(self.csv_path, CSV_MAX)
         make_folder(self.csv_path.parent, self.data_dir)
         self._fd = os.open(self.csv_path, flags, 0o644)  # without blocking: a FIFO put there since fails, never waits
         if hasattr(os, "set_blocking"):
@@ -257,7 +234,7 @@ class Store:
         self._set_header([])
         if self._size:
             with open(self.csv_path, "rb") as f:
-                self._set_header(_header_names(f.readline()))
+                self._set_header(header_names(f.readline()))
 
     def append(self, sample: Sample, values: dict[str, float | None] | None = None) -> bool:
         """Write one sample to the CSV day file; roll earlier days over first when one ends.
@@ -279,14 +256,14 @@ class Store:
             if not self._header or not values.keys() <= self._columns:
                 missing = [name for name in values if name not in self._columns]
                 self._widen([*self._header, *column_order(missing)] if self._header else [TIMESTAMP, *column_order(values)])
-            fields, numbers = _fields(values, self._names)
+            fields, numbers = csv_fields(values, self._names)
             line = (",".join([local.isoformat(timespec="microseconds"), *fields]) + "\n").encode()
             self._write(line)
-            t_us = _micros(sample.timestamp)
+            t_us = micros(sample.timestamp)
             if self.minutes is not None:
                 self.minutes.add(t_us, dict(zip(self._names, numbers)))
             if self.rows is not None and not self.rows.add(line, t_us, numbers):
-                self.rows = None  # midnight goes to the child, as before
+                self.rows = None  # the next midnight is the child's
         except OSError as exc:
             # once an outage, and not again within LOST_SAY_EVERY: a disk hovering at full would
             # otherwise fill the log with pairs of lines, pushing out what is worth keeping
@@ -326,12 +303,12 @@ class Store:
         to do it (it then also finishes whatever this began)."""
         if self.rows is None:
             return False
-        from trayapp import midnight
-
         try:
-            midnight.roll(self, today)
-            midnight.retention(self, today)
-        except midnight.NotHere as exc:
+            self._min_day = roll(self.data_dir, self.csv_path, self.rows, self._tz, today, self._replace_csv, self.minutes)
+            if self.rows.dropped:
+                self.rows = None
+            retention(self.data_dir, self.retention_days, self._tz, today)
+        except LeftToChild as exc:
             log.info("midnight rollover goes to a child: %s", exc)
             return False
         except Exception as exc:  # noqa: BLE001 - the child's rollover mends whatever this left
@@ -419,7 +396,6 @@ class Store:
         the day file and its bytes to the same place. Every other line stays in the CSV, byte for
         byte. Running it twice changes nothing. Returns the number of rows moved.
         """
-        import numpy as np
 
         content = parse_csv(self.csv_path, keep_lines=True, warn=False)
         if content is None:
@@ -428,7 +404,7 @@ class Store:
             return 0
         table = content.table
         days = _local_days(table, self._tz) if table.num_rows else np.empty(0, dtype="int64")
-        first_kept = _day_number(today)
+        first_kept = day_number(today)
         leaving = np.zeros(len(content.lines), dtype=bool)  # lines that may leave the CSV
         moved = 0
         unverified = 0
@@ -437,7 +413,7 @@ class Store:
             for number in earlier[np.r_[True, earlier[1:] != earlier[:-1]]].tolist() if len(earlier) else []:
                 mask = days == number
                 rows = take_rows(table, mask)
-                if self._merge_day(_from_day_number(number), rows):
+                if self._merge_day(day_of_number(number), rows):
                     leaving[content.row_lines[mask]] = True
                     moved += rows.num_rows
                 else:
@@ -462,7 +438,7 @@ class Store:
             log.warning("rollover: %d row(s) of %s were not found in their day file after writing it; "
                         "kept them in the CSV, will try again in 10 minutes", unverified, self.csv_path)
         remaining = days[~leaving[content.row_lines]] if table.num_rows else days
-        self._min_day = _from_day_number(int(remaining.min())) if len(remaining) else None
+        self._min_day = day_of_number(int(remaining.min())) if len(remaining) else None
         self._apply_retention(today)
         return moved
 
@@ -473,9 +449,8 @@ class Store:
         column of a type it cannot read) is never merged into or overwritten: it is renamed to
         ``.D.parquet.unreadable-<time>`` with one warning, and the new day file holds what could
         be read from it plus ``rows``."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # lazy: the tray app imports this module and must not load Arrow
+        import pyarrow.parquet as pq  # lazy: Arrow, only when a file is read with it
 
         path = self.day_path(day)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -506,152 +481,57 @@ class Store:
         return bool(np.all(there[found] == wanted))
 
     def _apply_retention(self, today: date) -> None:
-        if self.retention_days <= 0:
-            return
-        cutoff = today - timedelta(days=self.retention_days)
-        for day, path in list(self.day_files()):
-            if day < cutoff:
-                try:
-                    path.unlink()
-                    if not any(path.parent.iterdir()):
-                        path.parent.rmdir()
-                except OSError as exc:
-                    _warn_once(f"retention:{path}", f"retention: cannot delete {path}: {exc}")
+        if self.retention_days > 0:
+            remove_days_before(self.data_dir, today - timedelta(days=self.retention_days))
 
     def close(self) -> None:
+        """Close the CSV and the rows file and let go of the writer lock; idempotent."""
         self._close_csv()
-        if self.rows is not None:
-            self.rows.close()
-            self.rows = None
-        if self._lock is not None:
-            try:
-                (self.data_dir / PID_NAME).unlink(missing_ok=True)
-            except OSError:
-                pass
-            self._lock.release()
-            self._lock = None
+        rows, self.rows = self.rows, None
+        if rows is not None:
+            rows.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # ----------------------------------------------------------------- reader
 
     def read(self, start: datetime | None = None, end: datetime | None = None, columns: Iterable[str] | None = None) -> "pa.Table":
-        """``history.read`` of this folder: samples with ``start < timestamp <= end``."""
-        from trayapp import history
+        """``ranges.read`` of this folder: samples with ``start < timestamp <= end``."""
 
-        return history.read(self.data_dir, start, end, columns)
+        return read(self.data_dir, start, end, columns)
 
     def arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
-        """``history.samples`` of this folder: epoch seconds and one float64 array per metric."""
-        from trayapp import history
+        """``ranges.samples`` of this folder: epoch seconds and one float64 array per metric."""
 
-        return history.samples(self.data_dir, start, end, metrics)
+        return samples(self.data_dir, start, end, metrics)
 
     def seed_arrays(self, start: datetime, end: datetime, metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
         """``arrays``, read by the job runner when this store keeps Arrow out of its process."""
         if self.jobs is None:
             return self.arrays(start, end, metrics)
-        return seed_result(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
+        return unpack_samples(*self.jobs({"job": "seed", "data_dir": str(self.data_dir), "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}))
 
 
-def _fields(values: dict[str, float | None], names: tuple[str, ...]) -> tuple[list[str], list[float | None]]:
-    """Each column's CSV field as ``format_value`` writes it, and the number the field holds
-    (rounded to 4 places, as it reads back; None where the field is empty), in one pass."""
-    fields: list[str] = []
-    numbers: list[float | None] = []
-    for name in names:
-        value = values.get(name)
-        if value is not None:
-            value = float(value)
-            if math.isfinite(value):
-                value = round(value, 4)
-                fields.append(repr(value))
-                numbers.append(value)
-                continue
-        fields.append("")
-        numbers.append(None)
-    return fields, numbers
+def pack_samples(t: Any, columns: dict[str, Any]) -> "tuple[dict[str, Any], dict[str, Any]]":
+    """A seed job's answer (``child_job``): epoch seconds and one array per metric as (meta, arrays)."""
+    return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
 
 
-def _only_a_file(path: Path, max_bytes: int = 1 << 40) -> None:
-    """Set aside whatever is at ``path`` that is not a regular file of at most ``max_bytes``
-    (a folder, a FIFO, a device, a link to one): a file of trayapp's goes there."""
-    if os.path.lexists(path) and not is_regular_or_missing(path):
-        set_aside(path, "not a regular file")
-    else:
-        try:
-            if path.stat().st_size > max_bytes:
-                set_aside(path, f"larger than a file of trayapp's ({max_bytes} bytes)")
-        except OSError:
-            pass
-
-
-class _WriterLock:
-    """The data folder's writer lock: an OS lock on ``.writer.lock``, let go when the process
-    ends however it ends. POSIX: ``flock`` from the standard library (filelock imports
-    ``secrets``, which loads OpenSSL: ~4 MB resident for a recorder that never needs it);
-    elsewhere filelock."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._other: Any = None
-
-    def acquire(self) -> bool:
-        """True when taken; False when another process holds it."""
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            return self._acquire_filelock()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # held (some filesystems say EACCES)
-                return False
-            if exc.errno in (errno.ENOSYS, errno.EOPNOTSUPP):  # no file locks on this filesystem (some FUSE mounts)
-                _warn_once(f"nolock:{self.path}", f"{self.path.parent} is on a filesystem without file locks: nothing stops "
-                           "a second trayapp from recording into it too; keep to one")
-                return True  # recording unguarded beats not recording (a lock file of our own would outlive a crash)
-            raise
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def _acquire_filelock(self) -> bool:
-        import filelock
-
-        self._other = filelock.FileLock(str(self.path))
-        try:
-            self._other.acquire(timeout=0)
-        except filelock.Timeout:
-            return False
-        return True
-
-    def release(self) -> None:
-        if self._other is not None:
-            self._other.release()
-            self._other = None
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor lets go of the flock
-            self._fd = None
-
-
-def seed_result(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dict[str, Any]]":
-    """The (epoch seconds, {metric: values}) a seed job sent back (``dataset_jobs`` packs them)."""
+def unpack_samples(meta: dict[str, Any], arrays: dict[str, Any]) -> "tuple[Any, dict[str, Any]]":
+    """``pack_samples`` undone: the (epoch seconds, {metric: values}) a seed job sent back."""
     return arrays["t"], {name: arrays[f"m_{name}"] for name in meta["metrics"]}
 
 
-# ---------------------------------------------------------------------- tables
+# ---------------------------------------------------------------------- the tiers, with Arrow
 
 
 def _rollup_day(data_dir: Path, day: date, table: "pa.Table") -> None:
     """The day's rollup tiers from the rows just written; a failure never fails the rollover."""
     try:
-        from trayapp import rollups
+        from trayapp.storage.tier_builder import build_day  # lazy: Arrow, loaded only by a rollover with Arrow
 
-        rollups.build_day(data_dir, day, table)
+        build_day(data_dir, day, table)
     except Exception as exc:  # noqa: BLE001 - tiers are rebuilt from the day file at the next start
         log.warning("rollup of %s failed (%s); it is rebuilt at the next start", day, str(exc)[:160])
 
@@ -659,10 +539,19 @@ def _rollup_day(data_dir: Path, day: date, table: "pa.Table") -> None:
 def _rollup_ensure(data_dir: Path) -> None:
     """Start-up: tiers for every day file that lacks a fresh one; a failure never stops recording."""
     try:
-        from trayapp import rollups
+        from trayapp.storage.tier_builder import ensure  # lazy: Arrow, loaded only at start-up in the child
 
-        rollups.ensure(data_dir)
+        ensure(data_dir)
     except Exception as exc:  # noqa: BLE001
         log.warning("rollups of %s could not be brought up to date (%s)", data_dir, str(exc)[:160])
 
 
+def _no_samples(metrics: list[str]) -> "tuple[Any, dict[str, Any]]":
+    """What ``arrays`` returns for no data (numpy only: no Arrow in the recorder)."""
+
+    return np.empty(0), {name: np.empty(0) for name in metrics}
+
+
+def _local_days(table: "pa.Table", tz: tzinfo) -> Any:
+    """Each row's local calendar day as a day number (numpy), DST-aware, without pandas."""
+    return local_day_numbers(stamps_us(table.column(TIMESTAMP)), tz)

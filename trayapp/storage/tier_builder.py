@@ -1,6 +1,8 @@
-"""Rollup tiers beside the dataset (``Rollups/minute``, ``Rollups/hour``): building, mending, reading.
+"""The rollup tiers built, mended and read with Arrow: from the day files at a rollover and at
+start-up (``ensure``), and read from their Parquet files where no fresh numpy copy is there.
 
-Imports ``files``, numpy and pyarrow (never pandas, never PySide6); raw day files are read by ``files``' reader.
+Imports numpy and pyarrow at the top (never pandas, never Qt): only the child, one-shot readers and
+a window that already loaded Arrow import it, each where it is needed.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ import json
 import logging
 import os
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +21,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trayapp.bins import (  # noqa: F401 - minute_path, hour_path: this module's names before bins had them
-    CACHE_DIR, ROLLUPS_DIR, TIER_KEY, TIERS, hour_path, minute_files as _minute_files, minute_path, Stats, aggregate, cache_intact, cache_path, cache_wanted, combine, concat_parts as _concat_parts, in_range, merge_parts,
-    MAX_META_BYTES, column_crc, prune_caches, read_cache, remove_cache, write_copy, write_tier,
-)
-from trayapp.bins import stamp as _stamp
-from trayapp.files import (
-    DAY_FILE_MAX, _EARLIEST_US, _LATEST_US, _micros, _np, _warn_once, aside_path, day_files, day_path, floats, read_day_file, stamps_us,
-)
 from trayapp.jsonfile import NotRegular, open_own, read_own, remove_quietly, replace_atomically, warn_once
+from trayapp.storage.bins import TIERS, Stats, aggregate, combine, concat_parts, in_range, merge_parts
+from trayapp.storage.day_files import read_day_file
+from trayapp.storage.layout import DAY_FILE_MAX, EARLIEST_US, LATEST_US, TIMESTAMP, aside_path, day_files, day_path
+from trayapp.storage.tables import floats, numpy_of, sample_arrays, stamps_us
+from trayapp.storage.tiers import (
+    CACHE_DIR, MAX_META_BYTES, ROLLUPS_DIR, TIER_KEY, cache_intact, cache_path, cache_wanted, column_crc,
+    hour_path, minute_files, minute_path, prune_caches, read_cache, remove_cache, stamp, write_copy, write_tier,
+)
 
-log = logging.getLogger("trayapp.rollups")
+log = logging.getLogger("trayapp.storage")
 
 STATS = ("min", "mean", "max", "count")
 META_KEY = TIER_KEY.encode()
-TIMESTAMP = "timestamp"
-
 
 
 # ------------------------------------------------------------------ paths
@@ -55,17 +55,7 @@ def _hour_files(data_dir: Path) -> dict[tuple[int, int], Path]:
 
 
 # pyarrow imports pandas from pa.array, pa.scalar and to_numpy: arrays go in and out of Arrow
-# here through their buffers only (``files._np``, ``files._arrow``).
-
-
-def _table_arrays(table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    ts = stamps_us(table.column(TIMESTAMP))
-    values = {}
-    for name in table.column_names:
-        if name == TIMESTAMP:
-            continue
-        values[name] = floats(table.column(name))
-    return ts, values
+# here through their buffers only (``tables.numpy_of``, ``tables.stamps_us``).
 
 
 def _read_day(source: Path) -> pa.Table | None:
@@ -84,7 +74,7 @@ def _read_day(source: Path) -> pa.Table | None:
     if table is not None:
         table = table.select([n for n in table.column_names if not n.startswith("__")])
         us = stamps_us(table.column(TIMESTAMP))
-        if table.column(TIMESTAMP).null_count == 0 and bool(np.all((us >= _EARLIEST_US) & (us < _LATEST_US))):
+        if table.column(TIMESTAMP).null_count == 0 and bool(np.all((us >= EARLIEST_US) & (us < LATEST_US))):
             return table
     return read_day_file(source, None)
 
@@ -96,7 +86,7 @@ def _metrics_of(names: Iterable[str]) -> list[str]:
     return [n[: -len("_count")] for n in names if n.endswith("_count")]
 
 
-def _from_table(table: pa.Table, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
+def _bins_of_tier_table(table: pa.Table, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
     bins = stamps_us(table.column(TIMESTAMP))
     names = _metrics_of(table.column_names) if metrics is None else metrics
     out: dict[str, Stats] = {}
@@ -108,7 +98,7 @@ def _from_table(table: pa.Table, metrics: list[str] | None = None) -> tuple[np.n
             continue
         parts = [floats(table.column(f"{name}_{stat}")) for stat in ("min", "mean", "max")]
         count = table.column(f"{name}_count")
-        parts.append(_np(count if count.type == pa.int64() else count.cast(pa.int64()), np.int64))
+        parts.append(numpy_of(count if count.type == pa.int64() else count.cast(pa.int64()), np.int64))
         out[name] = (parts[0], parts[1], parts[2], parts[3])
     return bins, out
 
@@ -131,7 +121,7 @@ def _put_aside_unless_older(path: Path, exc: BaseException) -> None:
     if isinstance(exc, OlderTier):
         _say_older_once()
     else:
-        _set_aside(path, str(exc)[:120])
+        _set_tier_aside(path, str(exc)[:120])
 
 
 _older_said = False
@@ -164,7 +154,7 @@ def read_own_file(path: Path) -> Any:
 
 
 def _check(table: pa.Table) -> None:
-    """Every column of ``table`` against the CRC-32 its footer records (``bins.column_crc``)."""
+    """Every column of ``table`` against the CRC-32 its footer records (``tiers.column_crc``)."""
     meta = json.loads((table.schema.metadata or {})[META_KEY])
     crcs = meta.get("crc") if isinstance(meta, dict) else None
     if not isinstance(crcs, dict):
@@ -174,7 +164,7 @@ def _check(table: pa.Table) -> None:
         if name == TIMESTAMP:
             values = stamps_us(column)
         elif name.endswith("_count"):
-            values = _np(column if column.type == pa.int64() else column.cast(pa.int64()), np.int64)
+            values = numpy_of(column if column.type == pa.int64() else column.cast(pa.int64()), np.int64)
         else:
             values = floats(column)
         if crcs.get(name) != column_crc(values):
@@ -205,9 +195,8 @@ def _well_formed(meta: Any) -> bool:
 class _Footers:
     """What ``ensure`` read from each tier file's footer, kept in ``Rollups/.window/tiers.json``
     with the file's size and mtime: a tier file that has neither changed since is not opened
-    again. A year is 377 footers, ~150 ms and ~7 MB of a start-up child; their stats cost ~5 ms.
-    Disposable like the copies beside it: missing, torn or of another version, every footer is
-    read as before."""
+    again. Disposable like the copies beside it: missing, torn or of another version, every
+    footer is read."""
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / ROLLUPS_DIR
@@ -231,7 +220,7 @@ class _Footers:
     def meta(self, path: Path) -> dict[str, Any] | None:
         """``_read_meta(path)``, from the index while the file is as it was when it was read."""
         key = path.relative_to(self.root).as_posix()
-        now = _stamp(path)
+        now = stamp(path)
         entry = self.known.get(key)
         if now is not None and isinstance(entry, dict) and entry.get("stamp") == now and _well_formed(entry.get("meta")):
             meta: dict[str, Any] | None = entry["meta"]
@@ -258,7 +247,7 @@ def _index_crc(files: dict[str, Any]) -> int:
     return zlib.crc32(json.dumps(files, sort_keys=True).encode())
 
 
-def _set_aside(path: Path, why: str) -> None:
+def _set_tier_aside(path: Path, why: str) -> None:
     aside = aside_path(path)
     try:
         os.replace(path, aside)
@@ -277,17 +266,17 @@ def build_day(data_dir: str | os.PathLike[str], day: date, table: pa.Table | Non
     data_dir = Path(data_dir)
     source = day_path(data_dir, day)
     try:
-        stamp = _stamp(source)  # before reading: a change after this makes the tier stale, not wrong
-        if stamp is None:
+        recorded = stamp(source)  # before reading: a change after this makes the tier stale, not wrong
+        if recorded is None:
             return False
         if table is None:
             table = _read_day(source)
             if table is None:
                 log.warning("rollup: day file %s cannot be read; no rollup for %s", source, day.isoformat())
                 return False
-        ts, values = _table_arrays(table)
+        ts, values = sample_arrays(table)
         bins, stats = aggregate(ts, values, TIERS["minute"])
-        sources = {day.isoformat(): stamp}
+        sources = {day.isoformat(): recorded}
         write_tier(data_dir, "minute", day, bins, stats, sources)
         _copy_for_window(data_dir, "minute", day, bins, stats, sources)
         if hours:
@@ -304,15 +293,15 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
     fresh = fresh or {}
     sources: dict[str, Any] = {}
     parts: list[tuple[np.ndarray, dict[str, Stats]]] = []
-    for day, path in sorted(_minute_files(data_dir).items()):
+    for day, path in sorted(minute_files(data_dir).items()):
         if (day.year, day.month) != (year, month):
             continue
         if day in fresh:
             parts.append(fresh[day])
-            sources[day.isoformat()] = _stamp(day_path(data_dir, day))
+            sources[day.isoformat()] = stamp(day_path(data_dir, day))
             continue
-        copy = read_cache(cache_path(data_dir, "minute", day))  # the same bins, read ~5× faster than Parquet
-        if copy is not None and copy[2].get(day.isoformat()) == _stamp(day_path(data_dir, day)):
+        copy = read_cache(cache_path(data_dir, "minute", day))  # the same bins, read faster than from Parquet
+        if copy is not None and copy[2].get(day.isoformat()) == stamp(day_path(data_dir, day)):
             parts.append(copy[:2])
             sources.update(copy[2])
             continue
@@ -324,11 +313,11 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
             table = _read_day(day_path(data_dir, day)) if day_path(data_dir, day).exists() else None
             if table is None or not build_day(data_dir, day, table, hours=False):
                 continue
-            ts, values = _table_arrays(table)
+            ts, values = sample_arrays(table)
             parts.append(aggregate(ts, values, TIERS["minute"]))
-            sources[day.isoformat()] = _stamp(day_path(data_dir, day))
+            sources[day.isoformat()] = stamp(day_path(data_dir, day))
             continue
-        parts.append(_from_table(table))
+        parts.append(_bins_of_tier_table(table))
         sources.update(meta.get("sources", {}))
     target = hour_path(data_dir, year, month)
     if not parts:
@@ -336,18 +325,18 @@ def build_month(data_dir: str | os.PathLike[str], year: int, month: int, fresh: 
         remove_cache(data_dir, "hour", (year, month))
         return
     names = list(dict.fromkeys(n for _, stats in parts for n in stats))
-    hb, hs = combine(*_concat_parts(parts, names), TIERS["hour"])
+    hb, hs = combine(*concat_parts(parts, names), TIERS["hour"])
     write_tier(data_dir, "hour", (year, month), hb, hs, sources)
     _copy_for_window(data_dir, "hour", (year, month), hb, hs, sources)
 
 
 def _copy_for_window(data_dir: Path, tier: str, key: Any, bins: np.ndarray, stats: dict[str, Stats], sources: dict[str, Any]) -> None:
-    """The tier file's numpy copy (``bins``), when the window reads that tier for ``key``; a
+    """The tier file's numpy copy (``tiers``), when the window reads that tier for ``key``; a
     failure costs the window speed, never data (it reads the Parquet tier instead)."""
     try:
         write_copy(data_dir, tier, key, bins, stats, sources)
     except OSError as exc:
-        _warn_once(f"cache:{exc.errno}", f"cannot write the window's copy of a rollup ({exc.strerror or exc}); it reads the Parquet tier instead")
+        warn_once(f"cache:{exc.errno}", f"cannot write the window's copy of a rollup ({exc.strerror or exc}); it reads the Parquet tier instead")
 
 
 def ensure(data_dir: str | os.PathLike[str]) -> int:
@@ -368,8 +357,8 @@ def _ensure(data_dir: Path) -> int:
     for tmp in [*root.glob("minute/Year=*/Month=*/.*.tmp"), *root.glob("hour/Year=*/.*.tmp")]:
         remove_quietly(tmp)  # left by a killed writer; only the writer-lock holder writes here
     days = _day_files(data_dir)
-    stamps = {day: _stamp(path) for day, path in days.items()}
-    minutes = _minute_files(data_dir)
+    stamps = {day: stamp(path) for day, path in days.items()}
+    minutes = minute_files(data_dir)
     footers = _Footers(data_dir)
     rebuilt = 0
     months_touched: set[tuple[int, int]] = set()
@@ -383,7 +372,7 @@ def _ensure(data_dir: Path) -> int:
         if path is not None:
             meta = footers.meta(path)
             if meta is None:
-                _set_aside(path, "its footer cannot be read, or its content does not match its checksum")
+                _set_tier_aside(path, "its footer cannot be read, or its content does not match its checksum")
             elif meta.get("sources", {}).get(day.isoformat()) == stamps[day]:
                 if _mend_copy(data_dir, "minute", day, path, meta["sources"]):
                     continue
@@ -394,7 +383,7 @@ def _ensure(data_dir: Path) -> int:
             remove_quietly(minute_path(data_dir, day))
         months_touched.add((day.year, day.month))
     wanted: dict[tuple[int, int], dict[str, Any]] = {}
-    for day, path in _minute_files(data_dir).items():
+    for day, path in minute_files(data_dir).items():
         wanted.setdefault((day.year, day.month), {})[day.isoformat()] = stamps.get(day)
     hours = _hour_files(data_dir)
     for key, path in hours.items():
@@ -406,7 +395,7 @@ def _ensure(data_dir: Path) -> int:
         if path is not None and key not in months_touched:
             meta = footers.meta(path)
             if meta is None:
-                _set_aside(path, "its footer cannot be read, or its content does not match its checksum")
+                _set_tier_aside(path, "its footer cannot be read, or its content does not match its checksum")
             elif meta.get("sources") == sources:
                 if _mend_copy(data_dir, "hour", key, path, sources):
                     continue
@@ -426,7 +415,7 @@ def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[st
     if cache_intact(cache_path(data_dir, tier, key)) == sources:
         return True
     try:
-        bins, stats = _from_table(_read_file(path))
+        bins, stats = _bins_of_tier_table(_read_file(path))
     except Exception as exc:  # noqa: BLE001 - any bytes may be there: rebuilt from the day files
         _put_aside_unless_older(path, exc)
         return False
@@ -437,43 +426,7 @@ def _mend_copy(data_dir: Path, tier: str, key: Any, path: Path, sources: dict[st
 # ------------------------------------------------------------------- read
 
 
-def _us(moment: datetime | float | int) -> int:
-    if isinstance(moment, datetime):
-        return _micros(moment)
-    return int(round(float(moment) * 1_000_000))
-
-
-def _tier_paths(data_dir: Path, tier: str, start_us: int, end_us: int) -> list[Path]:
-    first = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=start_us)).date() - timedelta(days=1)
-    last = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=end_us)).date() + timedelta(days=1)
-    if tier == "minute":
-        paths = []
-        day = first
-        while day <= last:
-            paths.append(minute_path(data_dir, day))
-            day += timedelta(days=1)
-        return paths
-    months = []
-    y, m = first.year, first.month
-    while (y, m) <= (last.year, last.month):
-        months.append(hour_path(data_dir, y, m))
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return months
-
-
-def read_tier(
-    data_dir: str | os.PathLike[str], tier: str, start: datetime | float, end: datetime | float, metrics: list[str] | None = None
-) -> tuple[np.ndarray, dict[str, Stats]]:
-    """Bins of ``tier`` ('minute' or 'hour') starting in ``[start, end)``: (bin starts as epoch
-    seconds, {metric: (min, mean, max, count)}), NaN where a bin had no sample of a metric."""
-    data_dir = Path(data_dir)
-    start_us, end_us = _us(start), _us(end)
-    paths = [p for p in _tier_paths(data_dir, tier, start_us, end_us) if p.exists()]
-    tables = [table for table, _ in read_files(paths, metrics) if table is not None]
-    return join(tables, tier, start_us, end_us, metrics)
-
-
-def read_files(paths: list[Path], metrics: list[str] | None = None) -> list[tuple[pa.Table | None, dict[str, Any] | None]]:
+def read_tier_files(paths: list[Path], metrics: list[str] | None = None) -> list[tuple[pa.Table | None, dict[str, Any] | None]]:
     """Each tier file as (table without its metadata, the day files it was built from: {day: stamp}),
     read on a few threads (Arrow lets go of the GIL); (None, None) for a file that is missing or
     cannot be read (one warning; ``ensure`` mends it at the writer's next start)."""
@@ -483,7 +436,7 @@ def read_files(paths: list[Path], metrics: list[str] | None = None) -> list[tupl
         return list(pool.map(lambda path: _read_or_warn(path, metrics), paths))
 
 
-def join(tables: list[pa.Table], tier: str, start_us: int, end_us: int, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
+def join_tier_tables(tables: list[pa.Table], tier: str, start_us: int, end_us: int, metrics: list[str] | None = None) -> tuple[np.ndarray, dict[str, Stats]]:
     """Tier files' tables as one set of bins in ``[start_us, end_us)``: joined in Arrow and made
     numpy once (a month of minute files costs one conversion, not thirty)."""
     width = TIERS[tier]
@@ -494,9 +447,9 @@ def join(tables: list[pa.Table], tier: str, start_us: int, end_us: int, metrics:
     if not tables:
         return merge_parts([], names, width)
     try:
-        parts = [_from_table(tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default"), names)]
+        parts = [_bins_of_tier_table(tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default"), names)]
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a file some other tool wrote with other types: one by one
-        parts = [_from_table(table, names) for table in tables]
+        parts = [_bins_of_tier_table(table, names) for table in tables]
     return merge_parts([in_range(bins, stats, start_us, end_us) for bins, stats in parts], names, width)
 
 
@@ -509,6 +462,6 @@ def _read_or_warn(path: Path, metrics: list[str] | None) -> tuple[pa.Table | Non
     except OlderTier:  # an earlier trayapp's: the writer's next start rebuilds it; nothing to warn of
         return None, None
     except Exception as exc:  # noqa: BLE001 - ensure() mends it at the next start
-        _warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); read from its day files instead")
+        warn_once(f"rollup:{path}", f"rollup file {path} cannot be read ({str(exc)[:120]}); read from its day files instead")
         return None, None
     return table.replace_schema_metadata(None), sources  # each file's own sources: not wanted in a join
