@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import debian_tool, trayapp_cmd
 from tests.test_fleet_prometheus import Fleet, free_port, start_app
-from trayapp.history import BINS
+from trayapp.storage.window_series import BINS
 from trayapp.metrics import _BASE
 from trayapp.remote_history import nice_step
 

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import trayapp_cmd
 from tests.test_fleet_prometheus import server  # noqa: F401 - the fixture
 from trayapp.fleet import FleetState, Health, Machine
-from trayapp.history import BINS, prepare_history
+from trayapp.storage.window_series import BINS, prepare_history
 from trayapp.metrics import _BASE
 from trayapp.model import Level
 from trayapp.remote_history import (

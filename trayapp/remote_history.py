@@ -1,15 +1,15 @@
 """A remote machine's history window, read from Prometheus: its plots (``Series``), its rules and its latest sample.
 
-Imports ``fleet`` (the HTTP client), ``history`` (the Series and its binning), ``metrics``, ``model``, ``rules``; never Qt, pyarrow or pandas.
+Imports ``fleet`` (the HTTP client), ``storage.window_series`` (the Series and its binning), ``metrics``, ``model``, ``rules``; never Qt, pyarrow or pandas.
 """
 
 # A range is read as the local window reads its tiers: bins of ``step`` seconds (a step that divides
 # an hour, or a day beyond an hour, so the bins nest in the local hours and days the means are taken
 # over), each bin's min, max, sum and count from ``min_over_time``, ``max_over_time``,
 # ``sum_over_time`` and ``count_over_time`` with the step as range, evaluated at each bin's end. The
-# bins then go through ``history.add_tier_curves``: the same bands, gap bridging and count-weighted
+# bins then go through ``window_series.add_tier_curves``: the same bands, gap bridging and count-weighted
 # hourly (daily) means as a local range. A stretch of at most ``RAW_UP_TO`` (Live, a deep zoom) shows
-# the samples themselves (``fleet.remote_samples``), through ``history.add_curve``. Prometheus holds
+# the samples themselves (``fleet.remote_samples``), through ``window_series.add_curve``. Prometheus holds
 # the samples it scraped: at its scrape interval, and as far back as its retention keeps them.
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from trayapp.fleet import FleetError, Prometheus, _points, _sample, promql_string, remote_samples
-from trayapp.history import BINS, Series, add_curve, add_tier_curves, whole_periods_only
+from trayapp.storage.window_series import BINS, Series, add_curve, add_tier_curves, whole_periods_only
 from trayapp.metrics import _BASE, _GPU, unit_of
 from trayapp.model import GpuReading, Level, RuleResult, Sample
 from trayapp.rules import Rule, parse_duration
