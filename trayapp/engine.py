@@ -16,8 +16,8 @@ from typing import Any
 
 from trayapp import jsonfile
 from trayapp.heap import release_memory
-from trayapp.model import Level, RuleResult, Sample, Transition
-from trayapp.rules import AlertTracker, Rule, RuleState, parse_duration, with_projection
+from trayapp.model import Level, RuleResult, Sample, Transition, format_value, metric_label, metric_unit
+from trayapp.rules import AlertTracker, Rule, RuleState, human_duration, parse_duration, with_projection
 from trayapp.settings import Config
 from trayapp.storage import EARLIEST, Store, run_job_unless_loaded
 
@@ -227,9 +227,6 @@ def transition_line(change: Transition) -> str:
 def describe(result: RuleResult, for_people: bool = False) -> str:
     """One line for logs: ``36 h avg cpu_percent 92.0 % — red (over 14 h of data)``; with
     ``for_people`` (tooltips, notifications): ``36 h avg CPU 92 % — red (over 14 h of data)``."""
-    from trayapp.model import format_value, metric_label, metric_unit
-    from trayapp.rules import human_duration
-
     name = metric_label(result.metric) if for_people else result.metric
     if result.average is None:
         avg = "n/a"

@@ -20,6 +20,7 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
 from trayapp.engine import EarlyOpen, Tick, describe, transition_line
+from trayapp.fleet import SCOPE_FLEET, changes, merged_level, notification
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.gui.sampler import Sampler
@@ -450,8 +451,6 @@ class TrayApp(QObject):
 
     def _set_icon(self, level: Level, load: int | None) -> None:
         """``level``: this machine's; the icon shows the worst of it and the fleet's when ``[fleet] scope`` says so."""
-        from trayapp.fleet import merged_level
-
         paused = self.sampler.paused if hasattr(self, "sampler") else False
         shown, remote = merged_level(level, self.fleet_state, self.config.fleet_scope)
         key = (level, load, paused, self.is_snoozed(), shown, remote)
@@ -475,7 +474,6 @@ class TrayApp(QObject):
     def on_fleet(self, state) -> None:  # noqa: ANN001 - fleet.FleetState, from the fleet poller
         """A poll of the fleet: the icon, the tooltip, and one desktop notification for the
         machines whose level changed (each recorder sends its own Slack messages: none here)."""
-        from trayapp.fleet import SCOPE_FLEET, changes, notification
 
         found = changes(self._fleet_levels, state)
         if not state.error:
