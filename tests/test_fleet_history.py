@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import debian_tool, trayapp_cmd
 from tests.test_fleet_prometheus import Fleet, free_port, start_app
 from trayapp.storage.window_series import BINS
-from trayapp.metrics import _BASE
+from trayapp.model import METRICS
 from trayapp.remote_history import nice_step
 
 HOURS = 36
@@ -51,7 +51,7 @@ class History(Fleet):
         columns = {**kept, "disk_percent": np.full(len(stamps), 40.0)}
         lines = []
         for column, values in columns.items():
-            name = _BASE[column][0]
+            name = METRICS[column].prometheus
             lines.append(f"# TYPE {name} gauge")
             lines += [f'{name}{{instance="127.0.0.1:{port}",job="trayapp"}} {float(v) / 100!r} {float(t):.3f}' for t, v in zip(stamps, values)]
         (self.tmp / "history.om").write_text("\n".join(lines) + "\n# EOF\n")

@@ -56,3 +56,20 @@ def test_the_rules_editor_offers_new_metrics_with_units_and_wide_spin_boxes(qtbo
     assert dialog.ok_button.isEnabled()
     swap.red.setValue(1e6)  # a percentage cannot go past 100
     assert swap.red.value() == 100.0
+
+
+def test_every_column_and_gpu_field_has_one_record_and_its_own_prometheus_series() -> None:
+    """The metric records (``model.METRICS``, ``GPU_METRICS``) cover every column the probes
+    write, in the dataset's order, and no two metrics share a Prometheus series."""
+    from trayapp.metrics import unit_of
+    from trayapp.model import BASE_COLUMNS, GPU_FIELDS, GPU_METRICS, MACHINE_COLUMNS, METRICS, metric_info
+
+    assert tuple(METRICS) == (*BASE_COLUMNS, *MACHINE_COLUMNS)
+    assert tuple(GPU_METRICS) == GPU_FIELDS
+    names = [info.prometheus for info in (*METRICS.values(), *GPU_METRICS.values())]
+    assert len(set(names)) == len(names)
+    for column, info in METRICS.items():
+        suffix = unit_of(column)[0]
+        assert info.prometheus.endswith(suffix) or info.prometheus == "trayapp_power_supply_online", column
+    assert metric_info("gpu7_power_w").label == "GPU 7 power" and metric_info("gpu7_power_w").unit == "W"
+    assert metric_info("not_a_metric") is None

@@ -18,7 +18,7 @@ from tests.conftest import trayapp_cmd
 from tests.test_fleet_prometheus import server  # noqa: F401 - the fixture
 from trayapp.fleet import FleetState, Health, Machine
 from trayapp.storage.window_series import BINS, prepare_history
-from trayapp.metrics import _BASE
+from trayapp.model import METRICS
 from trayapp.model import Level
 from trayapp.remote_history import (
     SERIES_LABEL,
@@ -48,7 +48,7 @@ def test_a_bin_query_keeps_each_series_name_and_quotes_the_machine() -> None:
         'label_replace(max_over_time(trayapp_gpu_utilization_ratio{instance="gpu-\\"3\\":9101",job="trayapp"}[90s]), '
         f'"{SERIES_LABEL}", "trayapp_gpu_utilization_ratio", "", "")',
     ]
-    assert len(bin_query("min", 90, "a:1", "trayapp").split(" or ")) == len(_BASE) + 5  # every sample series a recorder serves
+    assert len(bin_query("min", 90, "a:1", "trayapp").split(" or ")) == len(METRICS) + 5  # every sample series a recorder serves
 
 
 def answers_from_samples(t: np.ndarray, columns: dict[str, np.ndarray], start: float, end: float, step: int) -> dict:
@@ -58,7 +58,7 @@ def answers_from_samples(t: np.ndarray, columns: dict[str, np.ndarray], start: f
     n = math.floor((end - origin) / step) + 1
     out: dict[str, list] = {f: [] for f in ("min", "max", "sum", "count")}
     for column, values in columns.items():
-        name = _BASE[column][0]
+        name = METRICS[column].prometheus
         points: dict[str, list] = {f: [] for f in out}
         for i in range(n):
             at = origin + (i + 1) * step

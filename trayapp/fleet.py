@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from trayapp.metrics import unit_of
-from trayapp.model import Level, format_value, metric_label, metric_unit
+from trayapp.model import GPU_METRICS, METRICS, Level, format_value, metric_label, metric_unit
 from trayapp.rules import human_duration, parse_duration
 
 log = logging.getLogger(__name__)
@@ -516,9 +516,8 @@ def _display_names(instances: list[str]) -> dict[str, str]:
 
 def _columns_by_name() -> tuple[dict[str, str], dict[str, str]]:
     """Prometheus name → dataset column (base and machine series), and → GPU field (``gpuN_`` + field)."""
-    from trayapp.metrics import _BASE, _GPU
-
-    return {name: column for column, (name, _) in _BASE.items()}, {name: field for field, (name, _) in _GPU.items()}
+    return ({info.prometheus: column for column, info in METRICS.items()},
+            {info.prometheus: field for field, info in GPU_METRICS.items()})
 
 
 def remote_samples(server: Prometheus, instance: str, job: str, start: float, end: float,

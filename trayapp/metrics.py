@@ -18,55 +18,26 @@ from collections.abc import Iterator
 from typing import Any
 
 from trayapp import __version__
-from trayapp.model import BASE_COLUMNS, MACHINE_COLUMNS, Level
+from trayapp.model import BASE_COLUMNS, GPU_METRICS, MACHINE_COLUMNS, METRICS, Level, metric_unit
 from trayapp.rules import format_duration
 
 LEVEL_VALUES = {Level.UNKNOWN: -1, Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}
 
-# dataset column → (metric name, help); percentages are exported as ratios (÷ 100)
-_BASE = {
-    "cpu_percent": ("trayapp_cpu_usage_ratio", "Share of CPU time in use over the last sampling interval, all cores (0-1)"),
-    "memory_percent": ("trayapp_memory_usage_ratio", "Share of physical memory in use (0-1)"),
-    "disk_percent": ("trayapp_disk_usage_ratio", "Share of the watched disk's space in use (0-1)"),
-    "net_recv_bytes_per_s": ("trayapp_network_receive_bytes_per_second", "Bytes received per second, all interfaces but loopback"),
-    "net_sent_bytes_per_s": ("trayapp_network_transmit_bytes_per_second", "Bytes sent per second, all interfaces but loopback"),
-    "disk_read_bytes_per_s": ("trayapp_disk_read_bytes_per_second", "Bytes read per second from the watched disk's device"),
-    "disk_write_bytes_per_s": ("trayapp_disk_write_bytes_per_second", "Bytes written per second to the watched disk's device"),
-    "cpu_temperature_c": ("trayapp_cpu_temperature_celsius", "CPU package temperature (coretemp Package, k10temp Tdie/Tctl)"),
-    "hottest_temperature_c": ("trayapp_hottest_sensor_temperature_celsius", "The highest reading of any temperature sensor"),
-    "fan_rpm": ("trayapp_fan_speed_rpm", "The fastest fan's speed"),
-    "battery_percent": ("trayapp_battery_charge_ratio", "Battery charge (0-1)"),
-    "battery_plugged": ("trayapp_power_supply_online", "1 on AC power, 0 on battery"),
-    "swap_percent": ("trayapp_swap_usage_ratio", "Share of swap space in use (0-1)"),
-    "load_percent": ("trayapp_load_per_core_ratio", "1-minute load average divided by the logical core count"),
-    "cpu_core_max_percent": ("trayapp_cpu_core_max_usage_ratio", "The busiest logical core's share of time in use (0-1)"),
-}
-_GPU = {
-    "util_percent": ("trayapp_gpu_utilization_ratio", "Share of time a kernel ran on the GPU (0-1)"),
-    "memory_percent": ("trayapp_gpu_memory_usage_ratio", "GPU memory used / total as nvidia-smi counts it (0-1)"),
-    "temperature_c": ("trayapp_gpu_temperature_celsius", "GPU core temperature"),
-    "power_w": ("trayapp_gpu_power_watts", "GPU power draw"),
-    "memory_bandwidth_percent": ("trayapp_gpu_memory_bandwidth_utilization_ratio",
-                                 "Share of time GPU memory was being read or written (NVML utilization.memory, 0-1)"),
-}
 _GPU_LABELS = ["gpu", "name", "uuid"]
 _RULE_LABELS = ["metric", "window"]
 _LEVEL_HELP = "-1 unknown (not enough data), 0 ok, 1 orange, 2 red"
 
 
+# The unit suffix of a Prometheus series by the unit people read (MetricInfo.unit), and what the
+# stored value is divided by: percentages are exported as ratios.
+PROMETHEUS_UNITS = {"°C": ("celsius", 1.0), "W": ("watts", 1.0), "B/s": ("bytes_per_second", 1.0), "RPM": ("rpm", 1.0),
+                    "": ("ratio", 1.0), "%": ("ratio", 100.0)}
+
+
 def unit_of(column: str) -> tuple[str, float]:
-    """The Prometheus unit suffix of a dataset column, and what its stored value is divided by."""
-    if column.endswith("_c"):
-        return "celsius", 1.0
-    if column.endswith("_w"):
-        return "watts", 1.0
-    if column.endswith("_bytes_per_s"):
-        return "bytes_per_second", 1.0
-    if column.endswith("_rpm"):
-        return "rpm", 1.0
-    if column == "battery_plugged":
-        return "ratio", 1.0  # 1/0; a rule's average is the share of time on AC power
-    return "ratio", 100.0  # every other column is a percentage
+    """The Prometheus unit suffix of a dataset column (or a GPU field), and what its stored value is divided by."""
+    info = GPU_METRICS.get(column)
+    return PROMETHEUS_UNITS[info.unit if info is not None else metric_unit(column)]
 
 
 def _number(value: Any) -> float | None:
@@ -108,12 +79,12 @@ class TickCollector:
         for column in (*BASE_COLUMNS, *MACHINE_COLUMNS):
             value = _number(getattr(sample, column, None))
             if value is not None:
-                name, text = _BASE[column]
-                gauge = family(name, text)
+                info = METRICS[column]
+                gauge = family(info.prometheus, info.help)
                 gauge.add_metric([], value / unit_of(column)[1])
                 yield gauge
-        for field, (name, text) in _GPU.items():
-            gauge = family(name, text, labels=_GPU_LABELS)
+        for field, info in GPU_METRICS.items():
+            gauge = family(info.prometheus, info.help, labels=_GPU_LABELS)
             divisor = unit_of(field)[1]
             for gpu in sample.gpus:
                 value = _number(getattr(gpu, field, None))

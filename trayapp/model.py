@@ -31,72 +31,98 @@ MACHINE_COLUMNS = (
 )
 
 
-_LABELS = {
-    "cpu_percent": "CPU",
-    "memory_percent": "memory",
-    "disk_percent": "disk",
-    "net_recv_bytes_per_s": "network receive",
-    "net_sent_bytes_per_s": "network send",
-    "disk_read_bytes_per_s": "disk read",
-    "disk_write_bytes_per_s": "disk write",
-    "cpu_temperature_c": "CPU temperature",
-    "hottest_temperature_c": "hottest sensor",
-    "fan_rpm": "fan",
-    "battery_percent": "battery",
-    "battery_plugged": "on AC power",
-    "swap_percent": "swap",
-    "load_percent": "load",
-    "cpu_core_max_percent": "busiest core",
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """What trayapp says about one metric, declared once: its words for people, the unit they read
+    it in, the values a rule's thresholds may take, and its Prometheus series (name and help; a
+    percentage is exported as a ratio). The probes' columns, the window, the rules editor, the
+    panel, Prometheus and the fleet reader all look a metric up here."""
+
+    label: str
+    unit: str  # "%", "°C", "W", "B/s", "RPM", or "" for a 0/1 state
+    prometheus: str
+    help: str
+
+
+# The values a rule's thresholds may take, by unit: 0-100 for a share, wider for the rest.
+UNIT_RANGES = {"B/s": (0.0, 1e12), "RPM": (0.0, 100000.0), "W": (0.0, 100000.0), "°C": (0.0, 200.0), "": (0.0, 1.0), "%": (0.0, 100.0)}
+
+# Every machine column, in the dataset's order (BASE_COLUMNS, then MACHINE_COLUMNS).
+METRICS: dict[str, MetricInfo] = {
+    "cpu_percent": MetricInfo("CPU", "%", "trayapp_cpu_usage_ratio", "Share of CPU time in use over the last sampling interval, all cores (0-1)"),
+    "memory_percent": MetricInfo("memory", "%", "trayapp_memory_usage_ratio", "Share of physical memory in use (0-1)"),
+    "disk_percent": MetricInfo("disk", "%", "trayapp_disk_usage_ratio", "Share of the watched disk's space in use (0-1)"),
+    "net_recv_bytes_per_s": MetricInfo("network receive", "B/s", "trayapp_network_receive_bytes_per_second",
+                                       "Bytes received per second, all interfaces but loopback"),
+    "net_sent_bytes_per_s": MetricInfo("network send", "B/s", "trayapp_network_transmit_bytes_per_second",
+                                       "Bytes sent per second, all interfaces but loopback"),
+    "disk_read_bytes_per_s": MetricInfo("disk read", "B/s", "trayapp_disk_read_bytes_per_second", "Bytes read per second from the watched disk's device"),
+    "disk_write_bytes_per_s": MetricInfo("disk write", "B/s", "trayapp_disk_write_bytes_per_second", "Bytes written per second to the watched disk's device"),
+    "cpu_temperature_c": MetricInfo("CPU temperature", "°C", "trayapp_cpu_temperature_celsius",
+                                    "CPU package temperature (coretemp Package, k10temp Tdie/Tctl)"),
+    "hottest_temperature_c": MetricInfo("hottest sensor", "°C", "trayapp_hottest_sensor_temperature_celsius", "The highest reading of any temperature sensor"),
+    "fan_rpm": MetricInfo("fan", "RPM", "trayapp_fan_speed_rpm", "The fastest fan's speed"),
+    "battery_percent": MetricInfo("battery", "%", "trayapp_battery_charge_ratio", "Battery charge (0-1)"),
+    "battery_plugged": MetricInfo("on AC power", "", "trayapp_power_supply_online", "1 on AC power, 0 on battery"),
+    "swap_percent": MetricInfo("swap", "%", "trayapp_swap_usage_ratio", "Share of swap space in use (0-1)"),
+    "load_percent": MetricInfo("load", "%", "trayapp_load_per_core_ratio", "1-minute load average divided by the logical core count"),
+    "cpu_core_max_percent": MetricInfo("busiest core", "%", "trayapp_cpu_core_max_usage_ratio", "The busiest logical core's share of time in use (0-1)"),
 }
-_GPU_LABELS = {
-    "util_percent": "util",
-    "memory_percent": "memory",
-    "temperature_c": "temperature",
-    "power_w": "power",
-    "memory_bandwidth_percent": "memory bandwidth",
+# Each GPU's fields (GPU_FIELDS), a column ``gpu<N>_<field>`` each; the label is prefixed ``GPU <N>``.
+GPU_METRICS: dict[str, MetricInfo] = {
+    "util_percent": MetricInfo("util", "%", "trayapp_gpu_utilization_ratio", "Share of time a kernel ran on the GPU (0-1)"),
+    "memory_percent": MetricInfo("memory", "%", "trayapp_gpu_memory_usage_ratio", "GPU memory used / total as nvidia-smi counts it (0-1)"),
+    "temperature_c": MetricInfo("temperature", "°C", "trayapp_gpu_temperature_celsius", "GPU core temperature"),
+    "power_w": MetricInfo("power", "W", "trayapp_gpu_power_watts", "GPU power draw"),
+    "memory_bandwidth_percent": MetricInfo("memory bandwidth", "%", "trayapp_gpu_memory_bandwidth_utilization_ratio",
+                                           "Share of time GPU memory was being read or written (NVML utilization.memory, 0-1)"),
 }
+
+
+def gpu_and_field(column: str) -> tuple[int, str] | None:
+    """``gpu3_util_percent`` → ``(3, "util_percent")``; None for a column that is not a GPU's."""
+    if column.startswith("gpu") and "_" in column:
+        index, _, field_name = column[3:].partition("_")
+        if index.isdigit():
+            return int(index), field_name
+    return None
+
+
+def metric_info(column: str) -> MetricInfo | None:
+    """The record of a dataset column (a GPU's with its index in the label); None for one trayapp does not know."""
+    if column in METRICS:
+        return METRICS[column]
+    gpu = gpu_and_field(column)
+    if gpu is not None and gpu[1] in GPU_METRICS:
+        info = GPU_METRICS[gpu[1]]
+        return MetricInfo(f"GPU {gpu[0]} {info.label}", info.unit, info.prometheus, info.help)
+    return None
 
 
 def metric_label(column: str) -> str:
     """A column in a person's words: ``cpu_percent`` → ``CPU``, ``gpu0_util_percent`` → ``GPU 0 util``."""
-    if column in _LABELS:
-        return _LABELS[column]
-    if column.startswith("gpu") and "_" in column:
-        index, _, field_name = column[3:].partition("_")
-        if index.isdigit():
-            return f"GPU {index} {_GPU_LABELS.get(field_name, field_name)}"
-    return column
+    info = metric_info(column)
+    if info is not None:
+        return info.label
+    gpu = gpu_and_field(column)
+    return f"GPU {gpu[0]} {gpu[1]}" if gpu is not None else column
 
 
 def metric_unit(column: str) -> str:
-    """The unit people read a column in: ``%``, ``°C``, ``W``, ``B/s``, ``RPM``; ``""`` for a 0/1 state."""
-    if column.endswith("_c"):
-        return "°C"
-    if column.endswith("_w"):
-        return "W"
-    if column.endswith("_bytes_per_s"):
-        return "B/s"
-    if column.endswith("_rpm"):
-        return "RPM"
-    if column == "battery_plugged":
-        return ""
+    """The unit people read a column in: ``%``, ``°C``, ``W``, ``B/s``, ``RPM``; ``""`` for a 0/1 state.
+    A column trayapp does not know is read by its suffix, as the dataset names columns."""
+    info = metric_info(column)
+    if info is not None:
+        return info.unit
+    for suffix, unit in (("_c", "°C"), ("_w", "W"), ("_bytes_per_s", "B/s"), ("_rpm", "RPM")):
+        if column.endswith(suffix):
+            return unit
     return "%"
 
 
 def metric_range(column: str) -> tuple[float, float]:
     """The values a rule's thresholds may take for this column: 0–100 for a share, wider for the rest."""
-    unit = metric_unit(column)
-    if unit == "B/s":
-        return 0.0, 1e12  # up to a TB/s
-    if unit == "RPM":
-        return 0.0, 100000.0
-    if unit == "W":
-        return 0.0, 100000.0
-    if unit == "°C":
-        return 0.0, 200.0
-    if unit == "":
-        return 0.0, 1.0
-    return 0.0, 100.0
+    return UNIT_RANGES.get(metric_unit(column), (0.0, 100.0))
 
 
 def format_bytes(value: float) -> str:

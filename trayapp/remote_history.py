@@ -24,7 +24,8 @@ import numpy as np
 
 from trayapp.fleet import FleetError, Prometheus, _points, _sample, promql_string, remote_samples
 from trayapp.storage.window_series import BINS, Series, add_curve, add_tier_curves, whole_periods_only
-from trayapp.metrics import _BASE, _GPU, unit_of
+from trayapp.metrics import unit_of
+from trayapp.model import GPU_METRICS, METRICS
 from trayapp.model import GpuReading, Level, RuleResult, Sample
 from trayapp.rules import Rule, parse_duration
 
@@ -51,7 +52,7 @@ def selector(name: str, instance: str, job: str) -> str:
 
 def sample_names() -> list[str]:
     """Every sample series a recorder serves (``metrics``' table), base then GPU."""
-    return [name for name, _ in _BASE.values()] + [name for name, _ in _GPU.values()]
+    return [info.prometheus for info in METRICS.values()] + [info.prometheus for info in GPU_METRICS.values()]
 
 
 def bin_query(function: str, step: int, instance: str, job: str, names: list[str] | None = None) -> str:
@@ -64,8 +65,8 @@ def bin_query(function: str, step: int, instance: str, job: str, names: list[str
 
 def _column(labels: dict[str, Any], name: str) -> str | None:
     """The dataset column of a series: ``cpu_percent``, ``gpu0_util_percent``; None for another."""
-    base = {n: column for column, (n, _) in _BASE.items()}
-    gpu = {n: field for field, (n, _) in _GPU.items()}
+    base = {info.prometheus: column for column, info in METRICS.items()}
+    gpu = {info.prometheus: field for field, info in GPU_METRICS.items()}
     if name in base:
         return base[name]
     if name in gpu and str(labels.get("gpu", "")).isdigit():
@@ -173,8 +174,8 @@ def sample_from_vector(result: list[dict[str, Any]]) -> Sample | None:
     values: dict[str, float] = {}
     gpus: dict[int, dict[str, Any]] = {}
     stamp = None
-    base = {n: column for column, (n, _) in _BASE.items()}
-    gpu_fields = {n: field for field, (n, _) in _GPU.items()}
+    base = {info.prometheus: column for column, info in METRICS.items()}
+    gpu_fields = {info.prometheus: field for field, info in GPU_METRICS.items()}
     for item in result:
         labels = item.get("metric") if isinstance(item.get("metric"), dict) else {}
         name = labels.get("__name__", "")
