@@ -150,4 +150,8 @@ def child_main() -> int:
         return 1
     sys.stdout.buffer.write(answer)
     sys.stdout.buffer.flush()
-    return 0
+    # The answer is out whole: leave now. Python's teardown with Arrow's thread pools still about
+    # can abort the process ("terminate called without an active exception", SIGABRT) after a
+    # job that succeeded, and the parent would read that as a failure.
+    sys.stderr.flush()
+    os._exit(0)
