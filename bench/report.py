@@ -119,6 +119,34 @@ not record (the CSV parsed with Arrow, whose import is most of its first open). 
 reads and bins every row of the range."""
 
 
+# Runs that compare this tree with an earlier one (BENCH_COMPARE_TREE), kept as measured.
+CPU_RUNS = """\
+**CPU per sample (issue 29), 6 Dec 2026**, this machine (2 cores, shared): `BENCH_COMPARE_TREE=<a
+checkout of main> python -m bench.run_all cpu` (then `gui`), 60 s after start-up, 4 runs, every
+process side by side in each run. `run --headless` against the seed notebook's loop, ratio per run:
+before (main at dd4a903) ×1.47, ×1.56, ×1.58, ×1.46 (median ×1.51); after ×1.05, ×1.21, ×1.20,
+×1.20 (median ×1.20; 0.078 % of a core against 0.098 % before). The tray app with its window closed
+against headless of the same code: before ×2.96, ×3.00, ×2.99, ×2.72 (median ×2.97); after ×3.35,
+×3.11, ×3.22, ×3.18 (median ×3.20): the tray app itself went from 0.287 % to 0.245 %, less than
+headless did, so its ratio rose. The ×2 target is not met, before or after: the tray app's GUI
+thread takes ~0.45 ms a second (tooltip, icon) and once a minute ~35 ms per rule for the
+projection over a 36 h window of 1 s samples, and its sampler feeds the window's minute bins
+(~0.1 ms a tick), none of it in the recorder's tick.
+
+**The tray app's once-a-minute projection, 6 Dec 2026 (later the same day).** Each rule's
+projection kept every new sample to come beside the old ones: over 36 h of 1 s samples ~200 ms
+and ~27 MB on the GUI thread once a minute. It now keeps one new sample a minute (the others do
+not move the average) and checks instants a block at a time: 11-44 ms and ~8 MB, the same answers
+(`tests/test_projection.py` replays every instant). The tray app with its window closed against
+headless, same history (36 h of 1 s samples), 3 runs side by side with main before this change
+(e6369f1) in the same runs (`BENCH_RUNS=3 BENCH_COMPARE_TREE=<e6369f1> python -m bench.run_all gui`):
+now ×3.05, ×2.70, ×2.84 (median ×2.84; 0.19 % of a core beside 0.068 %); before ×3.21, ×3.56,
+×3.38 (median ×3.38; 0.217 %). The ×2 target is still not met: what remains is the GUI thread's
+per-tick work (the tooltip text set each tick, the icon when its bar moves) and the cross-thread
+delivery of each tick.
+"""
+
+
 NOTES = """\
 ## What the figures rest on
 
@@ -183,6 +211,7 @@ def document(previous: str) -> str:
         out += ["<!-- end machine -->"]
     else:
         out += [_section(previous, "machine") or "No results yet: `make bench`."]
+    out += ["", CPU_RUNS.rstrip()]
     out += ["", "## With a year of history", "", YEAR, ""]
     year = load("year")
     if year:
