@@ -102,7 +102,13 @@ def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], d
     return {"metrics": list(columns)}, {"t": t, **{f"m_{name}": v for name, v in columns.items()}}
 
 
-JOBS = {"maintain": _maintain, "seed": _seed}  # store.seed_result unpacks a seed
+def _processes(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    from trayapp import attribution_days
+
+    return attribution_days.job(job)
+
+
+JOBS = {"maintain": _maintain, "seed": _seed, "processes": _processes}  # store.seed_result unpacks a seed
 
 
 def _encode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:

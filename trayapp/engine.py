@@ -9,12 +9,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from trayapp import jsonfile
+from trayapp.attribution import Attributor, RuleContributors
 from trayapp.model import Level, RuleResult, Sample, Transition
 from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, parse_duration, with_projection
 from trayapp.settings import Config
@@ -80,6 +81,11 @@ class Engine:
         self.last: Tick | None = None
         self._lock = threading.Lock()
         self._opened: tuple[datetime, Any] | None = None  # (when, seed) from open_store, for start
+        self._dataset_in_child = dataset_in_child
+        self.attribution: Attributor | None = None  # who made each average (``attribution``)
+        self._contributors: list[RuleContributors] = []
+        self._process_records: list[Any] = []  # earlier minutes read with the store, for start
+        self._process_day: Any = None
 
     @property
     def state_path(self) -> Path:
@@ -91,6 +97,7 @@ class Engine:
         long-running recorder)."""
         now = now or datetime.now(timezone.utc)
         self._opened = (now, self.store.open_writer(now, seed=window_request(self.config.rules, now)))
+        self._process_records = self._process_job(now, seed=True) if self.config.processes_attribution else []
 
     def start(self, now: datetime | None = None) -> None:
         """Take the data folder (raises DataDirBusy), roll over, and seed every rule from disk
@@ -102,11 +109,45 @@ class Engine:
         self._opened = None
         self.probe = self._probe_factory(self.config)
         self._build_rules(opened_at, seeded)
+        if self.config.processes_attribution:
+            self._start_attribution(opened_at)
+
+    def _longest_window(self) -> float:
+        return max((rule.window_seconds for rule in self.config.rules), default=3600.0)
+
+    def _process_job(self, now: datetime, seed: bool) -> list[Any]:
+        """The process records' dataset job (finished days to Parquet, retention) and, with
+        ``seed``, the minutes of the longest rule window; in a child for a long-running recorder."""
+        from trayapp import attribution_days
+
+        job = attribution_days.request(self.data_dir, now, self._longest_window(), self.config.storage_retention_days)
+        if not seed:
+            job.pop("start")
+        try:
+            if self._dataset_in_child:
+                from trayapp.dataset_jobs import run_unless_loaded
+
+                _meta, arrays = run_unless_loaded(job)
+            else:
+                _meta, arrays = attribution_days.job(job)
+            return attribution_days.records_of(arrays)
+        except Exception as exc:  # noqa: BLE001 - never refuse to record: contributors then start from now
+            log.warning("process records on disk could not be read (%s); contributors count from now", str(exc)[:200])
+            return []
+
+    def _start_attribution(self, now: datetime) -> None:
+        self.attribution = Attributor(self.data_dir, self.config.processes_command_lines, self._longest_window())
+        self.attribution.seed(self._process_records, now.timestamp())
+        self._process_records = []
+        log.info("process attribution on: %d minute(s) of records from disk", len(self.attribution.records))
 
     def _build_rules(self, now: datetime | None = None, seeded: Any = None) -> None:
         config = self.config
         self.keys = rule_keys(config.rules)
         self.states = [RuleState(rule) for rule in config.rules]
+        self._contributors = [RuleContributors(rule.metric) for rule in config.rules]
+        if self.attribution is not None:
+            self.attribution.keep_seconds = self._longest_window()
         saved = jsonfile.read_dict(self.state_path, warn=True)
         self.tracker = AlertTracker(
             hysteresis=config.alerts_hysteresis,
@@ -140,6 +181,13 @@ class Engine:
                 self.probe = self._probe_factory(config)
             if (config.rules, config.alerts_hysteresis, config.slack_repeat_every) != (old.rules, old.alerts_hysteresis, old.slack_repeat_every):
                 self._build_rules()
+            if not config.processes_attribution and self.attribution is not None:
+                self.attribution.close()
+                self.attribution = None
+            elif config.processes_attribution and self.attribution is None and self.states:
+                self._start_attribution(datetime.now(timezone.utc))
+            if self.attribution is not None:
+                self.attribution.command_lines = config.processes_command_lines
 
     def recent(self, span: float, wait: float = 0.05) -> dict[str, tuple[Any, Any]]:
         """Samples of each rule metric whose window covers ``span`` seconds, copied from the
@@ -158,16 +206,25 @@ class Engine:
 
     def tick(self, sample: Sample | None = None) -> Tick:
         with self._lock:
-            if sample is None:
+            measured = sample is None  # a sample handed in (a test, a replay) is not of this moment's processes
+            if measured:
                 sample = self.probe.read()
             values = sample.values()
             written = self.store.append(sample, values)
             t = sample.timestamp.timestamp()
+            attributor = self.attribution
+            if attributor is not None and measured:
+                self._attribute(attributor, t)
             results = []
             transitions = []
-            for key, state in zip(self.keys, self.states):
+            for index, (key, state) in enumerate(zip(self.keys, self.states)):
                 state.window.add(t, values.get(state.rule.metric))
                 result = state.result(self.tracker.alert.get(key), self.tracker.hysteresis)
+                if attributor is not None:
+                    found = self._contributors[index].result(attributor, state.window, result.average,
+                                                             self.config.processes_command_lines)
+                    if found:
+                        result = replace(result, contributors=found)
                 results.append(result)
                 change = self.tracker.update(key, result, sample.timestamp)
                 if change is not None:  # with where its average heads next, for the Slack message
@@ -184,6 +241,21 @@ class Engine:
                 log.exception("a listener failed on a tick")
         return tick
 
+    def _attribute(self, attributor: Attributor, t: float) -> None:
+        """The process scan of this tick's slot, if any; a new day's file sends finished days to
+        Parquet (in a child, on a thread of its own: sampling never waits for it)."""
+        try:
+            attributor.tick(t)
+        except Exception:  # a bug here must not stop sampling
+            log.exception("process attribution failed on a tick")
+            return
+        day = attributor.writer.day
+        if day != self._process_day:
+            if self._process_day is not None:
+                now = datetime.fromtimestamp(t, timezone.utc)
+                threading.Thread(target=self._process_job, args=(now, False), name="trayapp-processes", daemon=True).start()
+            self._process_day = day
+
     def _save_state(self) -> None:
         try:
             jsonfile.write(self.state_path, self.tracker.state())
@@ -199,6 +271,8 @@ class Engine:
             if self.probe is not None:
                 self.probe.close()
                 self.probe = None
+            if self.attribution is not None:
+                self.attribution.close()
             self.store.close()
 
 
