@@ -35,7 +35,7 @@ from trayapp.model import Contributor
 log = logging.getLogger(__name__)
 
 SCAN_EVERY = 10.0  # seconds: at most one process scan per slot of this length (aligned to the clock)
-TOP_CPU = 20  # per minute, at most this many groups by CPU time: enough for 95 % of a busy machine's
+TOP_CPU = 50  # per minute, at most this many groups by CPU time: enough for 95 % of a busy machine's
 CPU_COVERED = 0.95  # ... share of the minute's CPU time kept by name; the rest is "other"
 TOP_MEMORY = 5  # and the groups holding the most memory
 COMMAND_MAX = 160  # characters of a (redacted) command line kept
@@ -163,6 +163,19 @@ def contributors(kind: str | None, records: Iterable[MinuteRecord], means: dict[
     the window has a record."""
     if kind is None or average is None or not minutes or not math.isfinite(average):
         return ()
+    named = named_shares(kind, records, means, minutes, command_lines, shown)
+    total = sum(c.share for c in named)
+    if not named:
+        return ()
+    if total > average > 0:  # a window edge where one minute counts in part: scale down, never past the average
+        named = [Contributor(c.name, c.command, c.share * average / total, c.pids) for c in named]
+        total = average
+    return (*named, Contributor(name="other", command="", share=average - total, pids=()))
+
+
+def named_shares(kind: str, records: Iterable[MinuteRecord], means: dict[int, float], minutes: int,
+                 command_lines: bool = True, shown: int = SHOWN) -> list[Contributor]:
+    """The ``shown`` largest groups' shares of a window (``contributors`` without "other")."""
     sums: dict[GroupKey, float] = {}
     pids: dict[GroupKey, tuple[int, ...]] = {}
     for record in records:
@@ -178,15 +191,7 @@ def contributors(kind: str | None, records: Iterable[MinuteRecord], means: dict[
             sums[key] = sums.get(key, 0.0) + mean * part
             pids[key] = ids  # the latest minute's
     top = sorted(((s / minutes, key) for key, s in sums.items() if s > 0), reverse=True)[:shown]
-    if not top:
-        return ()
-    named = sum(share for share, _ in top)
-    if named > average > 0:  # a window edge where one minute counts in part: scale down, never past the average
-        top = [(share * average / named, key) for share, key in top]
-        named = average
-    out = [Contributor(name=key[0], command=key[1], share=share, pids=pids.get(key, ())) for share, key in top]
-    out.append(Contributor(name="other", command="", share=average - named, pids=()))
-    return tuple(out)
+    return [Contributor(name=key[0], command=key[1], share=share, pids=pids.get(key, ())) for share, key in top]
 
 
 def describe_contributors(found: tuple[Contributor, ...], count: int = 3) -> str:
@@ -619,9 +624,7 @@ class RuleContributors:
         key = (attributor.version, minutes, first, command_lines)
         if key != self._key:
             self._key = key
-            found = contributors(self.kind, attributor.records, window.minute_means(), minutes,
-                                 float("inf"), command_lines)
-            self._named = found[:-1] if found else ()  # "other" is last; it follows the average below
+            self._named = tuple(named_shares(self.kind, attributor.records, window.minute_means(), minutes, command_lines))
             self._sum = sum(c.share for c in self._named)
         named, total = self._named, self._sum
         if not named:  # no minute of the window has a record yet

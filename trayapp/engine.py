@@ -308,6 +308,11 @@ def evaluate_from_disk(store: Store, rules: tuple[Rule, ...], now: datetime | No
 def transition_line(change: Transition) -> str:
     """One log line for a transition: ``cpu_percent/36h ok → red: 36 h avg cpu_percent 92.0 % — red (…)``."""
     kind = "still" if change.reminder else f"{change.previous.value} → {change.current.value}:"
+    made = change.result.contributors
+    if made and change.current in (Level.ORANGE, Level.RED):
+        from trayapp.attribution import describe_contributors
+
+        return f"{change.rule_key} {kind} {describe(change.result)}; made by {describe_contributors(made)}"
     return f"{change.rule_key} {kind} {describe(change.result)}"
 
 

@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
+from trayapp.attribution import describe_contributors
 from trayapp.engine import EarlyOpen, Tick, describe, transition_line
 from trayapp.gui import icon as tray_icon
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
@@ -86,6 +87,8 @@ def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | Non
         if projection is not None and wait is None:
             line += f"; {projection.text()}"
         lines.append(line)
+        if result.contributors and wait is None:  # who made the average: the top three, then "other"
+            lines.append(f"    by {describe_contributors(result.contributors, count=3)}")
     return lines
 
 

@@ -1,0 +1,242 @@
+"""Who made a window average: the arithmetic (shares add up to the average), the day files (torn
+tails, Parquet, DuckDB), the scan on real processes (redaction, names only, a short-lived child),
+and a real recorder beside CPU burners of known duty (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import wait_for
+from trayapp import attribution, attribution_days
+from trayapp.attribution import Attributor, DayWriter, MinuteRecord, RuleContributors, Scanner, contributors, make_record
+from trayapp.rules import RollingWindow, average_over_time
+
+A, B, C = ("python", "python a.py"), ("chrome", ""), ("python", "python b.py")
+
+
+def _record(minute: int, busy: float, groups: dict, other: float = 0.0, used: float = 0.0, rss: dict | None = None) -> MinuteRecord:
+    keys = tuple(groups)
+    rss = rss or {}
+    return MinuteRecord(minute, busy, used, keys, tuple(groups[k] for k in keys), tuple(rss.get(k, 0.0) for k in keys),
+                        tuple((i + 1,) for i, _ in enumerate(keys)), other, 0.0)
+
+
+def test_shares_are_the_mean_of_each_minute_part_and_add_up_to_the_average() -> None:
+    records = [_record(100, 100.0, {A: 60.0, B: 20.0}, other=10.0), _record(101, 100.0, {A: 30.0})]
+    means = {100: 80.0, 101: 40.0, 102: 10.0}  # minute 102 has samples but no record yet
+    average = sum(means.values()) / 3
+    found = contributors("cpu", records, means, 3, average)
+    by_name = {(c.name, c.command): c.share for c in found}
+    assert by_name[A] == pytest.approx((80 * 0.6 + 40 * 0.3) / 3)
+    assert by_name[B] == pytest.approx(80 * 0.2 / 3)
+    assert found[-1].name == "other" and found[-1].share == pytest.approx(average - by_name[A] - by_name[B])
+    assert math.fsum(c.share for c in found) == pytest.approx(average)
+
+
+def test_groups_summing_past_the_busy_time_are_scaled_to_it_and_never_past_the_average() -> None:
+    # a scan's CPU times may add up to a little more than /proc/stat's busy time: the whole is the larger
+    records = [_record(5, 50.0, {A: 40.0, B: 20.0})]
+    found = contributors("cpu", records, {5: 30.0}, 1, 30.0)
+    assert [round(c.share, 6) for c in found] == [20.0, 10.0, 0.0]
+
+
+def test_memory_rules_split_by_mean_resident_memory_over_memory_in_use() -> None:
+    records = [_record(7, 0.0, {A: 0.0, B: 0.0}, used=8e9, rss={A: 4e9, B: 1e9})]
+    found = contributors("memory", records, {7: 50.0}, 1, 50.0)
+    assert [(c.name, round(c.share, 6)) for c in found] == [("python", 25.0), ("chrome", 6.25), ("other", 18.75)]
+
+
+def test_names_only_merges_groups_of_one_executable() -> None:
+    records = [_record(1, 10.0, {A: 5.0, C: 3.0, B: 2.0})]
+    found = contributors("cpu", records, {1: 100.0}, 1, 100.0, command_lines=False)
+    assert [(c.name, c.command, round(c.share, 6)) for c in found] == [("python", "", 80.0), ("chrome", "", 20.0), ("other", "", 0.0)]
+
+
+def test_no_record_in_the_window_gives_no_contributors_and_other_metrics_none() -> None:
+    assert contributors("cpu", [_record(1, 10.0, {A: 5.0})], {2: 50.0}, 1, 50.0) == ()
+    assert attribution.rule_kind("disk_percent") is None
+    assert contributors(None, [_record(1, 10.0, {A: 5.0})], {1: 50.0}, 1, 50.0) == ()
+
+
+def test_a_minute_keeps_the_groups_holding_95_percent_of_its_cpu_and_the_largest_by_memory() -> None:
+    cpu = {("p", str(i)): 1.0 for i in range(100)}
+    cpu[("big", "")] = 1000.0
+    rss = {("p", str(i)): float(i) for i in range(100)}
+    record = make_record(3, busy=1100.0, used=1e6, cpu=cpu, rss=rss, pids={})
+    assert record.keys[0] == ("big", "")
+    assert sum(record.cpu) >= 0.95 * sum(cpu.values()) - 1e-9
+    assert {("p", "99"), ("p", "95")} <= set(record.keys)  # the largest by memory
+    assert sum(record.cpu) + record.other_cpu == pytest.approx(sum(cpu.values()))
+    assert sum(record.rss) + record.other_rss == pytest.approx(sum(rss.values()))
+
+
+def test_the_engine_path_gives_what_status_gives_from_the_same_samples() -> None:
+    """RuleContributors over a RollingWindow (the recorder) and contributors over arrays (status) agree."""
+    rng = np.random.default_rng(3)
+    t = 60.0 * 1000 + np.arange(0, 600, 2.0)
+    v = rng.uniform(0, 100, t.size)
+    window = RollingWindow(300)
+    for ti, vi in zip(t, v):
+        window.add(float(ti), float(vi))
+    now = float(t[-1])
+    attributor = Attributor.__new__(Attributor)  # records only: no scan, no file
+    attributor.records = [_record(m, 100.0, {A: float(rng.uniform(0, 60)), B: 10.0}, other=5.0) for m in range(1000, 1010)]
+    attributor.version = 1
+    engine_side = RuleContributors("cpu_percent").result(attributor, window, window.average, True)
+    keep = t > now - 300
+    means = attribution.minute_means(t[keep], v[keep])
+    average = average_over_time(t[keep], v[keep])
+    status_side = contributors("cpu", attributor.records, means, len(means), average)
+    assert window.average == pytest.approx(average)
+    assert [(c.name, c.command) for c in engine_side] == [(c.name, c.command) for c in status_side]
+    assert [c.share for c in engine_side] == pytest.approx([c.share for c in status_side])
+    assert math.fsum(c.share for c in engine_side) == pytest.approx(window.average)
+
+
+# --------------------------------------------------------------------------- the day files
+
+
+def _minute_records(first: int, count: int) -> list[MinuteRecord]:
+    return [make_record(first + i, {A: 30.0 + i, ("sh", 'sh -c "a, b"'): 10.0}, {A: 1e8}, {A: [10, 11]}, 70.0, 2e9)
+            for i in range(count)]
+
+
+def test_a_torn_minute_is_cut_at_open_and_whole_minutes_read_back(tmp_path: Path) -> None:
+    minute = math.floor(datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc).timestamp() / 60)
+    writer = DayWriter(tmp_path)
+    for record in _minute_records(minute, 3):
+        assert writer.append(record)
+    writer.close()
+    path = attribution.csv_path(tmp_path, attribution.local_day(minute))
+    whole = path.read_bytes()
+    block = attribution._csv_bytes(_minute_records(minute + 3, 1)[0].rows())
+    path.write_bytes(whole + block[: len(block) - 20])  # a crash mid-write: the machine row is torn
+    assert [r.minute for r in attribution.read_csv(path)] == [minute, minute + 1, minute + 2]
+    writer = DayWriter(tmp_path)
+    assert writer.append(_minute_records(minute + 3, 1)[0])  # opening cuts the torn minute first
+    writer.close()
+    back = attribution.read_csv(path)
+    assert [r.minute for r in back] == [minute + i for i in range(4)]
+    assert back[0].keys == _minute_records(minute, 1)[0].keys and back[0].pids[0] == (10, 11)
+
+
+def test_finished_days_become_parquet_readable_by_duckdb_and_retention_applies(tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    today = date.today()
+    yesterday, old = today - timedelta(days=1), today - timedelta(days=40)
+    writer = DayWriter(tmp_path)
+    for day in (old, yesterday, today):
+        noon = datetime(day.year, day.month, day.day, 12).astimezone()
+        for record in _minute_records(math.floor(noon.timestamp() / 60), 2):
+            writer.append(record)
+    writer.close()
+    attribution_days.convert(tmp_path, today, retention_days=30)
+    assert attribution_days.parquet_path(tmp_path, yesterday).exists()
+    assert not attribution.csv_path(tmp_path, yesterday).exists()
+    assert attribution.csv_path(tmp_path, today).exists()  # today is still being written
+    assert not attribution_days.parquet_path(tmp_path, old).exists() and not attribution.csv_path(tmp_path, old).exists()
+    rows = duckdb.sql(f"select kind, name, command, cpu_seconds from read_parquet('{tmp_path}/Processes/*/*/*.parquet', "
+                      "hive_partitioning=true) order by minute, kind").fetchall()
+    assert len(rows) == 2 * 4 and ("machine", "", "", 70.0) in rows and ("process", "sh", 'sh -c "a, b"', 10.0) in rows
+    start = datetime(yesterday.year, yesterday.month, yesterday.day).astimezone()
+    back = attribution_days.read_records(tmp_path, start, datetime.now(timezone.utc) + timedelta(days=1))
+    assert len(back) == 4  # yesterday's from Parquet, today's from the CSV
+    meta, arrays = attribution_days.job({"job": "processes", "data_dir": str(tmp_path), "today": today.isoformat(),
+                                         "start": start.isoformat(), "end": (start + timedelta(days=3)).isoformat()})
+    assert [r.minute for r in attribution_days.records_of(arrays)] == [r.minute for r in back]
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _sleeper(tmp_path: Path, *args: str) -> subprocess.Popen:
+    script = tmp_path / "sleeper.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    return subprocess.Popen([sys.executable, str(script), *args])
+
+
+def test_a_scan_masks_secrets_on_command_lines_and_names_only_drops_them(tmp_path: Path) -> None:
+    proc = _sleeper(tmp_path, "--password=hunter2", "--user", "me")
+    try:
+        time.sleep(0.3)
+        for command_lines in (True, False):
+            scanner = Scanner(command_lines)
+            scanner.scan()
+            _cpu, rss, pids, _busy, used = scanner.scan()
+            assert used > 0 and not any("hunter2" in command for _name, command in pids)
+            if command_lines:
+                mine = [key for key, ids in pids.items() if proc.pid in ids]
+                assert len(mine) == 1 and rss[mine[0]] > 0
+                name, command = mine[0]
+                assert name.startswith("python")
+                assert "--password=***" in command and "sleeper.py" in command
+            else:  # executable names only: one group per name, no command line anywhere
+                assert all(command == "" for _name, command in pids) and rss[(name, "")] > 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+CHILD_BURNS = """
+import subprocess, sys, time
+time.sleep(0.5)
+subprocess.run([sys.executable, "-c", "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 1.0: pass"])
+open(sys.argv[1], "w").close()
+time.sleep(60)
+"""
+
+
+def test_a_child_born_and_gone_between_scans_counts_to_its_parent(tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    parent = subprocess.Popen([sys.executable, "-c", CHILD_BURNS, str(done)])
+    try:
+        time.sleep(0.2)
+        scanner = Scanner(True)
+        scanner.scan()
+        wait_for(done.exists, timeout=30)
+        cpu, _rss, pids, busy, _used = scanner.scan()
+        key = next(key for key, ids in pids.items() if parent.pid in ids)
+        assert cpu[key] >= 0.9  # the child's second of CPU, through the parent's children times
+        assert busy >= cpu[key] - 0.1
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_a_process_seen_then_gone_is_not_counted_twice_through_its_parent(tmp_path: Path) -> None:
+    """A child seen by one scan and reaped before the next: its parent's children times jump by
+    the child's whole total, of which the scans counted the part before they lost it."""
+    go = tmp_path / "go"
+    child = tmp_path / "child_burns.py"
+    child.write_text("import os, sys, time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\n"
+                     "while not os.path.exists(sys.argv[1]): time.sleep(0.05)\n")
+    code = ("import subprocess, sys, time\n"
+            "subprocess.run([sys.executable, sys.argv[1], sys.argv[2]])\n"
+            "open(sys.argv[3], 'w').close()\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(child), str(go), str(tmp_path / "reaped")])
+    try:
+        scanner = Scanner(True)
+        scanner.scan()
+        time.sleep(2.5)  # the child has burnt its second and waits
+        first = scanner.scan()
+        child_key = next(key for key, ids in first[2].items() if "child_burns.py" in key[1])
+        go.touch()
+        wait_for((tmp_path / "reaped").exists, timeout=30)
+        cpu, _rss, pids, _busy, _used = scanner.scan()
+        parent_key = next(key for key, ids in pids.items() if parent.pid in ids)
+        assert first[0][child_key] >= 0.9
+        assert cpu.get(parent_key, 0.0) < 0.5  # not the child's second again
+    finally:
+        parent.kill()
+        parent.wait()
