@@ -204,7 +204,7 @@ def test_a_child_born_and_gone_between_scans_counts_to_its_parent(tmp_path: Path
         time.sleep(0.2)
         scanner = Scanner(True)
         scanner.scan()
-        wait_for(done.exists, timeout=30)
+        assert wait_for(done.exists, timeout=30)
         cpu, _rss, pids, busy, _used = scanner.scan()
         key = next(key for key, ids in pids.items() if parent.pid in ids)
         assert cpu[key] >= 0.9  # the child's second of CPU, through the parent's children times
@@ -232,7 +232,7 @@ def test_a_process_seen_then_gone_is_not_counted_twice_through_its_parent(tmp_pa
         first = scanner.scan()
         child_key = next(key for key, ids in first[2].items() if "child_burns.py" in key[1])
         go.touch()
-        wait_for((tmp_path / "reaped").exists, timeout=30)
+        assert wait_for((tmp_path / "reaped").exists, timeout=30)
         cpu, _rss, pids, _busy, _used = scanner.scan()
         parent_key = next(key for key, ids in pids.items() if parent.pid in ids)
         assert first[0][child_key] >= 0.9
@@ -240,3 +240,156 @@ def test_a_process_seen_then_gone_is_not_counted_twice_through_its_parent(tmp_pa
     finally:
         parent.kill()
         parent.wait()
+
+
+# --------------------------------------------------------------------------- a real recorder
+
+
+BURNER = """
+import os, sys, time
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+duty, life, log = float(args[0]), float(args[1]), args[2]
+end = time.time() + life
+with open(log, "a", buffering=1) as f:
+    next_log = 0.0
+    while True:
+        now = time.time()
+        if now >= next_log or now >= end:
+            c = os.times()
+            f.write(f"{now} {c.user + c.system}\\n")
+            next_log = now + 0.5
+        if now >= end:
+            break
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.1 * duty:
+            pass
+        time.sleep(0.1 * (1 - duty))
+"""
+
+CONFIG = """
+[sampling]
+interval_seconds = 0.5
+gpu_backend = "off"
+[storage]
+data_dir = "{data}"
+[[rules]]
+metric = "cpu_percent"
+window = "10m"
+min_coverage = "0"
+[[rules]]
+metric = "memory_percent"
+window = "10m"
+min_coverage = "0"
+"""
+
+
+def _cpu_in(log: Path, minute: int) -> float:
+    """A burner's own CPU seconds in one UTC minute, from the cumulative times it logged."""
+    t, cpu = np.loadtxt(log, ndmin=2).T
+    return float(np.interp((minute + 1) * 60.0, t, cpu, left=0.0) - np.interp(minute * 60.0, t, cpu, left=0.0))
+
+
+def _samples(data: Path) -> tuple[np.ndarray, np.ndarray]:
+    import csv
+
+    with open(data / "csv_dump" / "daily_dump.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    column = rows[0].index("cpu_percent")
+    whole = [r for r in rows[1:] if len(r) == len(rows[0]) and r[column]]
+    return (np.array([datetime.fromisoformat(r[0]).timestamp() for r in whole]), np.array([float(r[column]) for r in whole]))
+
+
+def _second_of_minute_between(lo: float, hi: float) -> None:
+    while not lo <= time.time() % 60 <= hi:
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_share(tmp_path: Path) -> None:
+    """Two burners (60 % and 20 % of a core) and one (40 %) that exits mid-window, beside a real
+    ``run --headless``: each one's share in ``status --json`` is what its own cpu_times give,
+    within 2 points; the shares add up to the average; its password never reaches a file; a
+    kill -9 mid-minute loses that minute only, and the next start seeds from the records."""
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(data=data))
+    script = tmp_path / "burner.py"
+    script.write_text(BURNER)
+    log = tmp_path / "recorder.log"
+    env = {**os.environ, "TRAYAPP_CONFIG": str(config)}
+    with open(log, "w") as err:
+        recorder = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--config", str(config), "run", "--headless"],
+                                    stdout=subprocess.DEVNULL, stderr=err, env=env)
+    burners: list[subprocess.Popen] = []
+    try:
+        assert wait_for(lambda: "recording every" in log.read_text(), timeout=60), log.read_text()
+        time.sleep(1.5)  # the first scan (at the first tick) has primed the counters
+        logs = {name: tmp_path / f"{name}.log" for name in "ABC"}
+        for name, duty, life, extra in (("A", 0.6, 100, []), ("B", 0.2, 100, ["--password=hunter2"]), ("C", 0.4, 35, [])):
+            burners.append(subprocess.Popen([sys.executable, str(script), *extra, str(duty), str(life), str(logs[name])]))
+        started = time.time()
+        while time.time() < started + 100:
+            time.sleep(1)
+        for _ in range(3):
+            _second_of_minute_between(15, 35)
+            minute = math.floor(time.time() / 60)
+            done = subprocess.run([sys.executable, "-m", "trayapp.cli", "--config", str(config), "status", "--json"],
+                                  capture_output=True, text=True, timeout=60, env=env)
+            stamps, values = _samples(data)
+            if math.floor(time.time() / 60) == minute:
+                break
+        assert done.returncode == 0, done.stderr
+        assert "hunter2" not in done.stdout
+        cpu_rule = json.loads(done.stdout)["rules"][0]
+        found = cpu_rule["contributors"]
+        assert found[-1]["name"] == "other"
+        assert math.fsum(c["share"] for c in found) == pytest.approx(cpu_rule["average"], abs=0.01)
+        records = attribution.read_csv(attribution.csv_path(data, attribution.local_day(minute)))
+        keep = stamps <= minute * 60 + 60
+        means = attribution.minute_means(stamps[keep], values[keep])
+        by_script = {}
+        for c in found:
+            if "burner.py" in c["command"]:
+                by_script[next(w for w in c["command"].split() if w in ("0.6", "0.2", "0.4"))] = c
+        assert set(by_script) == {"0.6", "0.2", "0.4"}, found
+        assert "--password=***" in by_script["0.2"]["command"]
+        for name, duty in (("A", "0.6"), ("B", "0.2"), ("C", "0.4")):
+            expected = 0.0
+            for record in records:
+                if record.minute in means:
+                    whole = max(record.busy, sum(record.cpu) + record.other_cpu)
+                    expected += means[record.minute] * _cpu_in(logs[name], record.minute) / whole
+                    mine = [c for key, c in zip(record.keys, record.cpu) if "burner.py" in key[1] and f" {duty} " in key[1]]
+                    if record.minute > math.floor(started / 60) and record.minute * 60 + 60 < started + (35 if name == "C" else 100):
+                        assert mine and mine[0] == pytest.approx(_cpu_in(logs[name], record.minute), abs=1.5)  # a whole minute
+            expected /= len(means)
+            assert by_script[duty]["share"] == pytest.approx(expected, abs=2.0), (name, by_script[duty], expected)
+            assert by_script[duty]["share"] > 0.5
+        assert burners[2].poll() is not None  # C ended mid-window, and still counts for the minutes it ran
+
+        # kill -9 mid-minute: only the minute in progress is lost
+        _second_of_minute_between(25, 40)
+        killed_in = math.floor(time.time() / 60)
+        recorder.send_signal(signal.SIGKILL)
+        recorder.wait(timeout=30)
+        path = attribution.csv_path(data, attribution.local_day(killed_in))
+        data_bytes = path.read_bytes()
+        assert attribution._whole_length(data_bytes) == len(data_bytes)
+        minutes = [r.minute for r in attribution.read_csv(path)]
+        assert minutes[-1] == killed_in - 1 and minutes == list(range(minutes[0], killed_in))
+        assert b"hunter2" not in data_bytes and "hunter2" not in log.read_text()
+
+        with open(log, "a") as err:
+            recorder = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--config", str(config), "run", "--headless"],
+                                        stdout=subprocess.DEVNULL, stderr=err, env=env)
+        assert wait_for(lambda: log.read_text().count("minute(s) of records from disk") == 2, timeout=60), log.read_text()
+        seeded = int(log.read_text().split("process attribution on: ")[-1].split()[0])
+        assert seeded == len(minutes)
+    finally:
+        for proc in [*burners, recorder]:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

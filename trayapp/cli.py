@@ -307,6 +307,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
+STATUS_CONTRIBUTORS = 20  # process groups ``status`` names per rule (the text shows the first five)
+
+
 def _with_contributors(folder: Path, config: Any, results: list[Any], stamps: Any, columns: dict[str, Any],
                        now: datetime) -> list[Any]:
     """Each attributed rule's result with its contributors, from the process records on disk."""
@@ -333,7 +336,8 @@ def _with_contributors(folder: Path, config: Any, results: list[Any], stamps: An
             v = np.asarray(columns[rule.metric], dtype="float64")
             keep = (t > now.timestamp() - rule.window_seconds) & (t <= now.timestamp()) & usable_mask(v)
             means = attribution.minute_means(t[keep], v[keep])
-            found = attribution.contributors(kind, records, means, len(means), result.average, config.processes_command_lines)
+            found = attribution.contributors(kind, records, means, len(means), result.average, config.processes_command_lines,
+                                             shown=STATUS_CONTRIBUTORS)
             result = dataclasses.replace(result, contributors=found)
         out.append(result)
     return out

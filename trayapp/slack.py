@@ -129,7 +129,7 @@ def build_message(change: Transition, host: str | None = None, processes: list[s
         lines.append(f"*Made by (points of the {window} average):*")
         lines.extend(f"• {line}" for line in contributor_lines(result))
     elif processes:
-        lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'} right now:*")
+        lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'}:*")
         lines.extend(f"• {line}" for line in processes)
     text = "\n".join(lines)
     return {
