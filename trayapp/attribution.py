@@ -21,9 +21,11 @@ import io
 import logging
 import math
 import os
+import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -90,8 +92,8 @@ class MinuteRecord:
     busy: float
     used: float
     keys: tuple[GroupKey, ...]
-    cpu: tuple[float, ...]
-    rss: tuple[float, ...]
+    cpu: "Sequence[float]"  # an array('d') in the recorder, a tuple when read back
+    rss: "Sequence[float]"
     pids: tuple[tuple[int, ...], ...]
     other_cpu: float
     other_rss: float
@@ -111,9 +113,11 @@ def _num(value: float) -> str:
 
 
 def make_record(minute: int, cpu: dict[GroupKey, float], rss: dict[GroupKey, float], pids: dict[GroupKey, list[int]],
-                busy: float, used: float) -> MinuteRecord:
+                busy: float, used: float, shared: dict[Any, Any] | None = None) -> MinuteRecord:
     """Keep the groups that hold ``CPU_COVERED`` of the minute's CPU time (at most ``TOP_CPU``) and
-    the ``TOP_MEMORY`` largest by memory; the rest goes to "other"."""
+    the ``TOP_MEMORY`` largest by memory; the rest goes to "other". ``shared``: one object for
+    equal keys and pid lists across minutes (36 h of minutes in memory cost a few MB, not tens)."""
+    share = shared.setdefault if shared is not None else (lambda value, _default: value)
     total_cpu = sum(cpu.values())
     kept: list[GroupKey] = []
     covered = 0.0
@@ -127,11 +131,15 @@ def make_record(minute: int, cpu: dict[GroupKey, float], rss: dict[GroupKey, flo
         if key not in chosen:
             kept.append(key)
             chosen.add(key)
-    kept_cpu = tuple(cpu.get(k, 0.0) for k in kept)
-    kept_rss = tuple(rss.get(k, 0.0) for k in kept)
+    kept_cpu = array("d", (cpu.get(k, 0.0) for k in kept))
+    kept_rss = array("d", (rss.get(k, 0.0) for k in kept))
+    kept_pids = []
+    for k in kept:
+        ids = tuple(sorted(pids.get(k, ()))[:PIDS_KEPT])
+        kept_pids.append(share(ids, ids))
     return MinuteRecord(
-        minute=minute, busy=busy, used=used, keys=tuple(kept), cpu=kept_cpu, rss=kept_rss,
-        pids=tuple(tuple(sorted(pids.get(k, ()))[:PIDS_KEPT]) for k in kept),
+        minute=minute, busy=busy, used=used, keys=tuple(share(k, k) for k in kept), cpu=kept_cpu, rss=kept_rss,
+        pids=tuple(kept_pids),
         other_cpu=max(total_cpu - sum(kept_cpu), 0.0), other_rss=max(sum(rss.values()) - sum(kept_rss), 0.0),
     )
 
@@ -243,6 +251,9 @@ class Scanner:
         import psutil
 
         self._psutil = psutil
+        self._proc = sys.platform.startswith("linux") and os.path.isfile("/proc/self/stat")
+        self._tick = float(os.sysconf("SC_CLK_TCK")) if self._proc else 100.0
+        self._page = float(os.sysconf("SC_PAGE_SIZE")) if self._proc else 4096.0
         self.command_lines = command_lines
         self._known: dict[tuple[int, float], tuple[GroupKey, float, float, int]] = {}  # → key, own, children, ppid
         self._busy: float | None = None
@@ -254,6 +265,62 @@ class Scanner:
         # guest time is already counted in user time on Linux
         total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
         return total - idle
+
+    def _proc_entries(self) -> Iterator[tuple[int, float, str, int, float, float, float | None]]:
+        """Linux: each process's /proc/<pid>/stat, one read (what psutil would read, without its
+        per-process objects): pid, start time (ticks), name, ppid, own and reaped children's CPU
+        seconds, resident bytes."""
+        tick, page = self._tick, self._page
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return
+        for entry in names:
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:  # gone since the listing
+                continue
+            head, _, rest = data.rpartition(b")")
+            fields = rest.split()
+            if len(fields) < 22:
+                continue
+            try:
+                name = head.partition(b"(")[2].decode("utf-8", "replace")
+                yield (int(entry), float(fields[19]), name, int(fields[1]),
+                       (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick,
+                       int(fields[21]) * page)
+            except ValueError:
+                continue
+
+    def _psutil_entries(self) -> Iterator[tuple[int, float, str, int, float, float, float | None]]:
+        """Elsewhere: the same through psutil."""
+        for proc in self._psutil.process_iter(["name", "ppid", "cpu_times", "memory_info", "create_time"]):
+            info = proc.info
+            times = info.get("cpu_times")
+            if times is None:  # gone, or not ours to read: nothing to count
+                continue
+            memory_info = info.get("memory_info")
+            yield (proc.pid, info.get("create_time") or 0.0, info.get("name") or "?", info.get("ppid") or 0,
+                   times.user + times.system,
+                   getattr(times, "children_user", 0.0) + getattr(times, "children_system", 0.0),
+                   float(memory_info.rss) if memory_info is not None else None)
+
+    def _command(self, pid: int) -> str:
+        """A process's command line, cleaned; "" when it cannot be read (another user's, gone)."""
+        if self._proc:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    raw = f.read(64 * 1024)
+            except OSError:
+                return ""
+            return clean_command(part.decode("utf-8", "replace") for part in raw.rstrip(b"\0").split(b"\0") if part)
+        try:
+            return clean_command(self._psutil.Process(pid).cmdline())
+        except (self._psutil.Error, OSError):
+            return ""
 
     def scan(self) -> tuple[dict[GroupKey, float], dict[GroupKey, float], dict[GroupKey, list[int]], float, float] | None:
         """(CPU seconds by group since the last scan, resident bytes by group, pids by group,
@@ -267,30 +334,18 @@ class Scanner:
         rss: dict[GroupKey, float] = {}
         pids: dict[GroupKey, list[int]] = {}
         commands = self._commands
-        for proc in psutil.process_iter(["name", "ppid", "cpu_times", "memory_info", "create_time"]):
-            info = proc.info
-            times = info.get("cpu_times")
-            if times is None:  # gone, or not ours to read: nothing to count
-                continue
-            ident = (proc.pid, info.get("create_time") or 0.0)
-            name = info.get("name") or "?"
+        for pid, started, name, ppid, own, children, resident in (self._proc_entries() if self._proc else self._psutil_entries()):
+            ident = (pid, started)
             command = commands.get(ident)
             if command is None:
-                try:
-                    command = clean_command(proc.cmdline())
-                except (psutil.Error, OSError):  # another user's, or gone: its name says what is known
-                    command = ""
-                commands[ident] = command
+                command = commands[ident] = self._command(pid)
             key = (name, command if self.command_lines else "")
-            own = times.user + times.system
-            children = getattr(times, "children_user", 0.0) + getattr(times, "children_system", 0.0)
-            seen[ident] = (key, own, children, info.get("ppid") or 0)
-            memory_info = info.get("memory_info")
-            if memory_info is not None:
-                rss[key] = rss.get(key, 0.0) + float(memory_info.rss)
+            seen[ident] = (key, own, children, ppid)
+            if resident is not None:
+                rss[key] = rss.get(key, 0.0) + resident
             ids = pids.setdefault(key, [])
             if len(ids) < PIDS_KEPT:
-                ids.append(proc.pid)
+                ids.append(pid)
         first = self._busy is None
         busy = 0.0 if first else max(busy_now - self._busy, 0.0)  # type: ignore[operator]
         self._busy = busy_now
@@ -502,6 +557,8 @@ class Attributor:
         self._slot: int | None = None
         self._last_scan: float | None = None
         self._open: dict[int, dict[str, Any]] = {}  # minutes not closed yet
+        self._shared: dict[Any, Any] = {}  # one object per group key and pid list (``make_record``)
+        self._closed = 0
         self.scans = 0
         self.scan_seconds = 0.0  # CPU time the scans took (the cost, for doctor and bench)
 
@@ -519,7 +576,11 @@ class Attributor:
         last = self.records[-1].minute if self.records else None
         for record in sorted(records, key=lambda r: r.minute):
             if record.minute >= start and (last is None or record.minute > last):
-                self.records.append(record)
+                share = self._shared.setdefault
+                self.records.append(MinuteRecord(
+                    record.minute, record.busy, record.used, tuple(share(k, k) for k in record.keys),
+                    array("d", record.cpu), array("d", record.rss), tuple(share(p, p) for p in record.pids),
+                    record.other_cpu, record.other_rss))
                 last = record.minute
         self.version += 1
 
@@ -588,7 +649,7 @@ class Attributor:
             scans = entry["scans"]
             rss = {k: v / scans for k, v in entry["rss"].items()} if scans else {}
             used = entry["used"] / scans if scans else 0.0
-            record = make_record(m, entry["cpu"], rss, entry["pids"], entry["busy"], used)
+            record = make_record(m, entry["cpu"], rss, entry["pids"], entry["busy"], used, self._shared)
             self.writer.append(record)
             if not self.records or record.minute > self.records[-1].minute:
                 self.records.append(record)
@@ -597,6 +658,13 @@ class Attributor:
             oldest = minute - math.ceil(self.keep_seconds / 60) - 1
             while self.records and self.records[0].minute < oldest:
                 self.records.popleft()
+            self._closed += 1
+            if self._closed % 60 == 0:  # hourly: forget the keys and pid lists no minute holds any more
+                self._shared = {}
+                for record in self.records:
+                    for k, ids in zip(record.keys, record.pids):
+                        self._shared.setdefault(k, k)
+                        self._shared.setdefault(ids, ids)
             self.version += 1
         return closed
 
