@@ -393,3 +393,63 @@ def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_s
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+# --------------------------------------------------------------------------- status, tooltip, Slack
+
+
+def _history_with_records(data_dir: Path) -> None:
+    from trayapp.synthetic import write_history
+
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 80.0, "memory_percent": 60.0, "disk_percent": 1.0})
+    writer = DayWriter(data_dir)
+    first = math.floor((now - timedelta(hours=2)).timestamp() / 60)
+    for minute in range(first, math.floor(now.timestamp() / 60) + 1):
+        cpu = {("python", "python train.py --token=***"): 30.0, ("chrome", "chrome --type=renderer"): 12.0, ("sh", "sh"): 6.0}
+        rss = {("python", "python train.py --token=***"): 2e9, ("chrome", "chrome --type=renderer"): 1e9}
+        assert writer.append(make_record(minute, cpu, rss, {("python", "python train.py --token=***"): [4242]}, 60.0, 8e9))
+    writer.close()
+
+
+def test_status_names_each_rules_contributors_from_the_records_on_disk(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    _history_with_records(data_dir)
+    done = subprocess.run([sys.executable, "-m", "trayapp.cli", "--data-dir", str(data_dir), "status", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cpu, memory = json.loads(done.stdout)["rules"]
+    assert [(c["name"], c["command"], c["share"], c["pids"]) for c in cpu["contributors"]] == [
+        ("python", "python train.py --token=***", pytest.approx(40.0, abs=0.01), [4242]),  # 80 % × 30 of 60 busy seconds
+        ("chrome", "chrome --type=renderer", pytest.approx(16.0, abs=0.01), []),
+        ("sh", "sh", pytest.approx(8.0, abs=0.01), []),
+        ("other", "", pytest.approx(16.0, abs=0.01), []),  # 80 % × the 12 busy seconds no process accounts for
+    ]
+    assert [c["name"] for c in memory["contributors"]] == ["python", "chrome", "other"]
+    assert memory["contributors"][0]["share"] == pytest.approx(15.0, abs=0.01)  # 60 % × 2 of 8 GB in use
+    text = subprocess.run([sys.executable, "-m", "trayapp.cli", "--data-dir", str(data_dir), "status"],
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "made by: python train.py 40, chrome 16, sh 8.0, other 16" in text
+    config = tmp_path / "config.toml"
+    config.write_text("[processes]\ncommand_lines = false\n")
+    names_only = subprocess.run([sys.executable, "-m", "trayapp.cli", "--data-dir", str(data_dir), "--config", str(config),
+                                 "status", "--json"], capture_output=True, text=True, timeout=60)
+    assert {c["command"] for c in json.loads(names_only.stdout)["rules"][0]["contributors"]} == {""}
+
+
+def test_the_tooltip_and_the_slack_message_name_the_contributors() -> None:
+    from trayapp.engine import Tick
+    from trayapp.gui.app import tooltip_text
+    from trayapp.model import Contributor, Level, RuleResult, Sample, Transition
+    from trayapp.slack import build_message
+
+    made = (Contributor("python", "python train.py", 58.0, (4242,)), Contributor("<!channel>", "", 9.0, (7,)),
+            Contributor("bash", "bash build.sh", 2.0, (9,)), Contributor("cc1", "", 1.0, ()), Contributor("other", "", 16.0, ()))
+    result = RuleResult("cpu_percent", 129600, 86.0, 2160, 129540.0, Level.ORANGE, 80.0, 90.0, contributors=made)
+    now = datetime.now(timezone.utc)
+    tick = Tick(Sample(now, 86.0, 10.0, 10.0), (result,), Level.ORANGE, (), True)
+    assert "    by python train.py 58, <!channel> 9.0, bash build.sh 2.0, other 17" in tooltip_text(tick).splitlines()
+    text = build_message(Transition("cpu_percent/36h", Level.OK, Level.ORANGE, result, now), host="h")["attachments"][0]["text"]
+    assert "*Made by (points of the 36 h average):*\n• python train.py: 58.0 (pid 4242) `python train.py`" in text
+    assert "• &lt;!channel&gt;: 9.0 (pid 7)" in text and "<!channel>" not in text and "• other: 16.0" in text
+    assert "Top processes" not in text
