@@ -36,7 +36,11 @@ from trayapp.model import Contributor
 
 log = logging.getLogger(__name__)
 
-SCAN_EVERY = 10.0  # seconds: at most one process scan per slot of this length (aligned to the clock)
+# seconds: one process scan per slot of this length, at the slot's first tick (aligned to the clock,
+# so a scan closes each minute). A scan reads every /proc/<pid>/stat: with ~300 processes that is
+# about as much CPU as a minute of 1 s sampling, so scanning more often would double the recorder's
+# cost. CPU time is cumulative, so a longer slot misses nothing of a process that lives across it.
+SCAN_EVERY = 60.0
 TOP_CPU = 50  # per minute, at most this many groups by CPU time: enough for 95 % of a busy machine's
 CPU_COVERED = 0.95  # ... share of the minute's CPU time kept by name; the rest is "other"
 TOP_MEMORY = 5  # and the groups holding the most memory
@@ -45,6 +49,7 @@ PIDS_KEPT = 5  # process ids listed per group
 SHOWN = 5  # contributors a result carries (plus "other")
 FOLDER = "Processes"  # beside the dataset's folder, in the data folder
 CSV_FOLDER = "csv"  # today's (and not yet converted days') records, one CSV a local day
+TORN_MAX = 1 << 20  # bytes past the last whole minute that ``mend`` cuts; a longer tail is set aside
 COLUMNS = ("minute", "kind", "name", "command", "cpu_seconds", "rss_bytes", "pids")
 MACHINE, PROCESS, OTHER = "machine", "process", "other"
 
@@ -279,10 +284,15 @@ class Scanner:
             if not entry.isdigit():
                 continue
             try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    data = f.read()
+                fd = os.open(f"/proc/{entry}/stat", os.O_RDONLY)
             except OSError:  # gone since the listing
                 continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
             head, _, rest = data.rpartition(b")")
             fields = rest.split()
             if len(fields) < 22:
@@ -456,10 +466,16 @@ def mend(path: Path) -> None:
     except FileNotFoundError:
         return
     keep = _whole_length(data)
-    if keep != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(keep)
-        log.info("%s: cut %d byte(s) of a minute not written in full", path, len(data) - keep)
+    if keep == len(data):
+        return
+    if len(data) - keep > TORN_MAX:  # more than a torn minute: not ours to cut; kept aside whole
+        aside = path.with_name(f".{path.name}.unreadable-{time.time_ns()}")
+        os.replace(path, aside)
+        log.warning("%s does not end in whole minutes; kept it aside as %s", path, aside)
+        return
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+    log.info("%s: cut %d byte(s) of a minute not written in full", path, len(data) - keep)
 
 
 def _whole_length(data: bytes) -> int:
@@ -488,10 +504,14 @@ def _is_machine_row(line: bytes) -> bool:
 def read_csv(path: Path) -> list[MinuteRecord]:
     """The whole minutes of one day CSV (a torn or broken minute is left out)."""
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = path.read_bytes().decode("utf-8", errors="replace").replace("\0", "")
     except OSError:
         return []
-    return records_from_rows(csv.reader(io.StringIO(text)))
+    try:
+        return records_from_rows(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # a file mangled past what the csv module reads: its minutes are not shown
+        log.warning("process records %s could not be read (%s)", path, exc)
+        return []
 
 
 def records_from_rows(rows: Iterable[list[str]]) -> list[MinuteRecord]:

@@ -92,6 +92,15 @@ def convert(data_dir: Path, today: date, retention_days: int = 0) -> int:
         if day >= today:
             continue
         records = attribution.read_csv(path)
+        if not records:
+            try:
+                if path.stat().st_size <= len(",".join(COLUMNS)) + 1:  # the header alone
+                    path.unlink()
+                else:
+                    log.warning("process records %s hold no whole minute; left as they are", path)
+            except OSError:
+                pass
+            continue
         target = parquet_path(data_dir, day)
         if target.exists():
             have = {r.minute for r in records}
