@@ -281,6 +281,13 @@ with open(log, "a", buffering=1) as f:
         time.sleep(0.1 * (1 - duty))
 """
 
+# runs the burner (beside it) and reaps it the moment it ends, as a shell or a job runner would
+REAPER = """
+import os, subprocess, sys, time
+subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "burner.py"), *sys.argv[1:]])
+time.sleep(600)
+"""
+
 CONFIG = """
 [sampling]
 interval_seconds = 0.5
@@ -304,14 +311,14 @@ def _cpu_in(log: Path, minute: int) -> float:
     return float(np.interp((minute + 1) * 60.0, t, cpu, left=0.0) - np.interp(minute * 60.0, t, cpu, left=0.0))
 
 
-def _samples(data: Path) -> tuple[np.ndarray, np.ndarray]:
-    import csv
+def _samples(data: Path, since: float) -> tuple[np.ndarray, np.ndarray]:
+    """The CPU samples on disk since ``since`` (the CSV and, past a local midnight, the day files)."""
+    from trayapp.store import Store
 
-    with open(data / "csv_dump" / "daily_dump.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    column = rows[0].index("cpu_percent")
-    whole = [r for r in rows[1:] if len(r) == len(rows[0]) and r[column]]
-    return (np.array([datetime.fromisoformat(r[0]).timestamp() for r in whole]), np.array([float(r[column]) for r in whole]))
+    stamps, columns = Store(data).arrays(datetime.fromtimestamp(since, timezone.utc), datetime.now(timezone.utc), ["cpu_percent"])
+    values = np.asarray(columns["cpu_percent"], dtype="float64")
+    keep = np.isfinite(values)
+    return np.asarray(stamps, dtype="float64")[keep], values[keep]
 
 
 def _second_of_minute_between(lo: float, hi: float) -> None:
@@ -330,8 +337,11 @@ def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_s
     config.write_text(CONFIG.format(data=data))
     script = tmp_path / "burner.py"
     script.write_text(BURNER)
+    reaper = tmp_path / "reaper.py"
+    reaper.write_text(REAPER)
     log = tmp_path / "recorder.log"
     env = {**os.environ, "TRAYAPP_CONFIG": str(config)}
+    began = time.time()
     with open(log, "w") as err:
         recorder = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--config", str(config), "run", "--headless"],
                                     stdout=subprocess.DEVNULL, stderr=err, env=env)
@@ -341,16 +351,17 @@ def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_s
         time.sleep(1.5)  # the first scan (at the first tick) has primed the counters
         logs = {name: tmp_path / f"{name}.log" for name in "ABC"}
         for name, duty, life, extra in (("A", 0.6, 600, []), ("B", 0.2, 600, ["--password=hunter2"]), ("C", 0.4, 75, [])):
-            burners.append(subprocess.Popen([sys.executable, str(script), *extra, str(duty), str(life), str(logs[name])]))
+            runner = reaper if name == "C" else script  # C ends mid-window and is reaped at once by its parent
+            burners.append(subprocess.Popen([sys.executable, str(runner), *extra, str(duty), str(life), str(logs[name])]))
         started = time.time()
-        while time.time() < started + 100:
-            time.sleep(1)
+        while time.time() < started + 100 or math.floor(time.time() / 60) <= math.floor((started + 76) / 60):
+            time.sleep(1)  # and the minute C ends in is over (its record closed)
         for _ in range(3):
             _second_of_minute_between(15, 35)
             minute = math.floor(time.time() / 60)
             done = subprocess.run([sys.executable, "-m", "trayapp.cli", "--config", str(config), "status", "--json"],
                                   capture_output=True, text=True, timeout=60, env=env)
-            stamps, values = _samples(data)
+            stamps, values = _samples(data, began - 60)
             if math.floor(time.time() / 60) == minute:
                 break
         assert done.returncode == 0, done.stderr
@@ -359,7 +370,7 @@ def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_s
         found = cpu_rule["contributors"]
         assert found[-1]["name"] == "other"
         assert math.fsum(c["share"] for c in found) == pytest.approx(cpu_rule["average"], abs=0.01)
-        records = attribution.read_csv(attribution.csv_path(data, attribution.local_day(minute)))
+        records = attribution_days.read_records(data, datetime.fromtimestamp(began - 120, timezone.utc), datetime.now(timezone.utc))
         keep = stamps <= minute * 60 + 60
         means = attribution.minute_means(stamps[keep], values[keep])
         by_script = {}
@@ -368,8 +379,8 @@ def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_s
                 by_script[next(w for w in c["command"].split() if w in ("0.6", "0.2", "0.4"))] = c
         assert set(by_script) == {"0.6", "0.2", "0.4"}, found
         assert "--password=***" in by_script["0.2"]["command"]
-        assert burners[2].poll() is not None  # C ended mid-window
         c_ended = float(np.loadtxt(logs["C"], ndmin=2)[-1, 0])
+        assert c_ended < started + 80 < time.time() - 20  # C ended mid-window (its parent lives on)
         c_last_minute = math.floor(c_ended / 60)  # C's CPU after the scan that opened this minute went to its parent
         for name, duty in (("A", "0.6"), ("B", "0.2"), ("C", "0.4")):
             expected = 0.0
@@ -383,9 +394,9 @@ def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_s
             expected /= len(means)
             assert by_script[duty]["share"] == pytest.approx(expected, abs=2.0), (name, by_script[duty], expected)
             assert by_script[duty]["share"] > 0.5
-        # the minute C ended in: what it used after that minute's scan is counted through its parent (this test)
+        # the minute C ended in: what it used after that minute's scan is counted through its parent
         (last,) = [r for r in records if r.minute == c_last_minute]
-        parent = [c for ids, c in zip(last.pids, last.cpu) if os.getpid() in ids]
+        parent = [c for ids, c in zip(last.pids, last.cpu) if burners[2].pid in ids]
         assert parent and parent[0] >= _cpu_in(logs["C"], c_last_minute) - 1.5
 
         # kill -9 mid-minute: only the minute in progress is lost
@@ -396,9 +407,13 @@ def test_a_recorder_beside_burners_of_known_duty_names_them_with_their_own_cpu_s
         path = attribution.csv_path(data, attribution.local_day(killed_in))
         data_bytes = path.read_bytes()
         assert attribution._whole_length(data_bytes) == len(data_bytes)
-        minutes = [r.minute for r in attribution.read_csv(path)]
+        minutes = [r.minute for r in attribution_days.read_records(data, datetime.fromtimestamp(began - 120, timezone.utc),
+                                                                  datetime.now(timezone.utc))]
         assert minutes[-1] == killed_in - 1 and minutes == list(range(minutes[0], killed_in))
         assert b"hunter2" not in data_bytes and "hunter2" not in log.read_text()
+        every = attribution_days.read_records(data, datetime.fromtimestamp(began - 120, timezone.utc), datetime.now(timezone.utc))
+        assert any("--password=***" in key[1] for r in every for key in r.keys)
+        assert not any("hunter2" in key[1] for r in every for key in r.keys)
 
         with open(log, "a") as err:
             recorder = subprocess.Popen([sys.executable, "-m", "trayapp.cli", "--config", str(config), "run", "--headless"],
