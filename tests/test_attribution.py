@@ -489,3 +489,32 @@ def test_the_tooltip_and_the_slack_message_name_the_contributors() -> None:
     assert "*Made by (points of the 36 h average):*\n• python train.py: 58.0 (pid 4242) `python train.py`" in text
     assert "• &lt;!channel&gt;: 9.0 (pid 7)" in text and "<!channel>" not in text and "• other: 16.0" in text
     assert "Top processes" not in text
+
+
+@pytest.mark.usefixtures("gc_on_gui_thread")
+def test_the_history_windows_hover_names_that_minutes_busiest_processes(qtbot, data_dir: Path) -> None:
+    pytest.importorskip("PySide6.QtWidgets")
+    from trayapp.gui.history import HistoryWindow
+    from trayapp.gui.live import LiveBuffer
+    from trayapp.settings import Config
+    from trayapp.synthetic import write_history
+
+    now = datetime.now(timezone.utc)
+    write_history(data_dir, now - timedelta(hours=2), now, 10, {"cpu_percent": 60.0, "memory_percent": 45.0, "disk_percent": 70.0})
+    t = time.time() - 3600
+    minute = math.floor(t / 60)
+    records = [make_record(minute + i, {("python", "python train.py"): 60.0 - i, ("chrome", ""): 12.0, ("sh", "sh"): 0.5},
+                           {}, {}, 80.0, 1e9) for i in (-1, 0, 1)]
+    assert attribution.minute_line(records, t, 2) == "python train.py 50 %, chrome 10 %"  # sh was left to "other"
+    assert attribution.minute_line(records, t + 7200, 2) == ""
+    window = HistoryWindow(data_dir, LiveBuffer(), Config(), processes=lambda x: attribution.minute_line(records, x, 2))
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.range_loaded, timeout=20000):
+            window.show()
+        window.hover_at(t)
+        assert "CPU 60.0 %" in window.readout.text() and "busiest: python train.py 50 %, chrome 10 %" in window.readout.text()
+        window.hover_at(time.time() - 5400)  # a minute without a record: no line for it
+        assert "busiest" not in window.readout.text()
+    finally:
+        window.shutdown()

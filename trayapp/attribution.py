@@ -219,6 +219,21 @@ def describe_contributors(found: tuple[Contributor, ...], count: int = 3) -> str
     return ", ".join(parts)
 
 
+def minute_line(records: "Sequence[MinuteRecord]", t: float, cores: int, count: int = 3) -> str:
+    """The busiest groups of the minute holding ``t`` as % of the machine (the history window's
+    hover): ``python train.py 42 %, chrome 9.0 %``; "" when no record holds that minute."""
+    import bisect
+
+    minute = math.floor(t / 60)
+    i = bisect.bisect_left(records, minute, key=lambda r: r.minute)
+    if i >= len(records) or records[i].minute != minute:
+        return ""
+    record = records[i]
+    ranked = sorted(zip(record.cpu, record.keys), reverse=True)[:count]
+    parts = [f"{short_name(*key)} {_points(100.0 * cpu / (max(cores, 1) * 60.0))} %" for cpu, key in ranked if cpu > 0]
+    return ", ".join(parts)
+
+
 def _points(share: float) -> str:
     return f"{share:.0f}" if abs(share) >= 9.95 or share == 0 else f"{share:.1f}"
 

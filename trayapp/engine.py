@@ -204,6 +204,18 @@ class Engine:
         finally:
             self._lock.release()
 
+    def processes_at(self, t: float) -> str:
+        """The busiest processes of the minute holding epoch seconds ``t``, from the records in
+        memory ("" when none): for the history window's hover, on the GUI thread."""
+        attributor = self.attribution
+        if attributor is None:
+            return ""
+        import os
+
+        from trayapp.attribution import minute_line
+
+        return minute_line(list(attributor.records), t, os.cpu_count() or 1)  # a copy: the sampler appends
+
     def tick(self, sample: Sample | None = None) -> Tick:
         with self._lock:
             measured = sample is None  # a sample handed in (a test, a replay) is not of this moment's processes

@@ -513,7 +513,8 @@ class TrayApp(QObject):
             from trayapp.gui.history import HistoryWindow
 
             self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes,
-                                        starting=self.sampler.starting, rows=self.sampler.rows, arrow=False)
+                                        starting=self.sampler.starting, rows=self.sampler.rows, arrow=False,
+                                        processes=self.sampler.processes_at)
             self.window.layout_changed.connect(self._save_plot_layout)
             self.window.setWindowIcon(self.tray.icon())
             if self.last is not None and all(r.level is Level.UNKNOWN for r in self.last.results):
