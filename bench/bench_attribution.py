@@ -41,22 +41,51 @@ def fill_up(target: int) -> list[subprocess.Popen]:
 
 
 def storage_per_day(data_dir: Path) -> dict[str, float]:
-    """The records' bytes per minute scaled to a day: as the day CSV, and as its Parquet file."""
+    """The records a day takes: the minutes the "on" recorder wrote, scaled to a day (as the
+    day CSV, and as Parquet from those minutes repeated over a day), and the most a day can take:
+    every minute at the cap (``TOP_CPU`` + ``TOP_MEMORY`` groups), with this machine's real
+    process names and command lines and random figures (nothing for zstd to fold)."""
+    import random
+
     import pyarrow.parquet as pq
 
     from trayapp import attribution, attribution_days
 
+    def parquet_bytes(records: list) -> int:
+        sink = io.BytesIO()
+        pq.write_table(attribution_days._table(records), sink, compression="zstd")
+        return len(sink.getvalue())
+
     paths = sorted((data_dir / attribution.FOLDER / attribution.CSV_FOLDER).glob("*.csv"))
     records = [r for path in paths for r in attribution.read_csv(path)]
-    if not records:
-        return {}
-    csv_bytes = sum(path.stat().st_size for path in paths)
-    sink = io.BytesIO()
-    pq.write_table(attribution_days._table(records), sink, compression="zstd")
-    per_day = 1440 / len(records)
-    return {"minutes": len(records), "csv_mb_per_day": round(csv_bytes * per_day / 1e6, 3),
-            "parquet_mb_per_day": round(len(sink.getvalue()) * per_day / 1e6, 3),
-            "groups_per_minute_median": statistics.median(len(r.keys) for r in records)}
+    out: dict[str, float] = {}
+    if records:
+        csv_bytes = sum(path.stat().st_size for path in paths)
+        day = [attribution.MinuteRecord(records[0].minute + i, *list(vars_of(records[i % len(records)]))[1:]) for i in range(1440)]
+        out.update({"minutes": len(records), "groups_per_minute_median": statistics.median(len(r.keys) for r in records),
+                    "csv_mb_per_day": round(csv_bytes * 1440 / len(records) / 1e6, 3),
+                    "parquet_mb_per_day": round(parquet_bytes(day) / 1e6, 3)})
+    scanner = attribution.Scanner(True)
+    scanner.scan()
+    groups = list(scanner.scan()[1])
+    cap = attribution.TOP_CPU + attribution.TOP_MEMORY
+    groups += [(f"worker{i}", f"/usr/lib/app/worker{i} --queue=jobs-{i} --threads 4") for i in range(max(0, cap - len(groups)))]
+    rng = random.Random(1)
+    worst = []
+    for minute in range(1440):
+        chosen = rng.sample(groups, min(len(groups), attribution.TOP_CPU + attribution.TOP_MEMORY))
+        cpu = {k: 1.0 + rng.random() for k in chosen[:attribution.TOP_CPU]}
+        cpu.update({(f"tail{i}", ""): 0.5 for i in range(100)})  # a long tail: 95 % is never reached, the cap decides
+        rss = {k: (1e9 if i >= attribution.TOP_CPU else 1e6) * (1 + rng.random()) for i, k in enumerate(chosen)}
+        worst.append(attribution.make_record(minute, cpu, rss, {k: [rng.randrange(1, 1 << 22)] for k in chosen},
+                                             rng.random() * 60, rng.random() * 1e10))
+    out["worst_groups_per_minute"] = len(worst[0].keys)
+    out["worst_parquet_mb_per_day"] = round(parquet_bytes(worst) / 1e6, 3)
+    return out
+
+
+def vars_of(record) -> tuple:
+    return tuple(getattr(record, name) for name in record.__slots__)
 
 
 def main() -> None:

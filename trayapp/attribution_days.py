@@ -109,7 +109,7 @@ def convert(data_dir: Path, today: date, retention_days: int = 0) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             sink = io.BytesIO()
             pq.write_table(_table(records), sink, compression="zstd")
-            replace_atomically(target, sink.getvalue())
+            replace_atomically(target, sink.getvalue(), mode=0o600)  # command lines: for this user only
             if len(read_parquet(target)) != len(records):
                 log.warning("process records of %s were not all found in %s after writing it; kept the CSV", day, target)
                 continue
