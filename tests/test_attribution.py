@@ -518,3 +518,58 @@ def test_the_history_windows_hover_names_that_minutes_busiest_processes(qtbot, d
         assert "busiest" not in window.readout.text()
     finally:
         window.shutdown()
+
+
+def test_a_fifo_where_a_day_file_goes_is_set_aside_never_waited_on(tmp_path: Path) -> None:
+    minute = math.floor(time.time() / 60)
+    path = attribution.csv_path(tmp_path, attribution.local_day(minute))
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    assert attribution.read_csv(path) == []  # returns at once: a FIFO is not read
+    writer = DayWriter(tmp_path)
+    assert writer.append(_minute_records(minute, 1)[0])
+    writer.close()
+    assert [r.minute for r in attribution.read_csv(path)] == [minute]
+    assert len(list(path.parent.glob(f".{path.name}.unreadable-*"))) == 1
+
+
+def test_a_transition_carries_the_windows_contributors_and_ticks_do_when_asked(tmp_path: Path) -> None:
+    """The engine: a rule's transition (Slack, the log) names who made its average; other ticks
+    only when ``contributors_each_tick`` (the tray app's tooltip)."""
+    from trayapp.engine import Engine, transition_line
+    from trayapp.model import Sample
+    from trayapp.settings import validate
+
+    config = validate({"sampling": {"gpu_backend": "off"},
+                       "rules": [{"metric": "cpu_percent", "window": "10m", "min_coverage": "0", "orange": 50, "red": 90}]}, [])
+    engine = Engine(config, tmp_path / "data", probe_factory=lambda c: None)
+    engine.start()
+    try:
+        assert engine.attribution is not None
+        now = time.time()
+        minute = math.floor(now / 60)
+        engine.attribution.seed([make_record(m, {("python", "python train.py"): 45.0, ("sh", "sh"): 5.0}, {}, {}, 60.0, 1e9)
+                                 for m in range(minute - 5, minute)], now)
+
+        def at(t: float, cpu: float):
+            return engine.tick(Sample(datetime.fromtimestamp(t, timezone.utc), cpu, 10.0, 10.0))
+
+        changes = 0
+        for i in range(5 * 60, 0, -10):  # 95 % over the last five minutes: one transition, at the first tick
+            tick = at(now - i, 95.0)
+            if tick.transitions:
+                changes += 1
+                (change,) = tick.transitions
+                assert change.result.contributors[0].name == "python" and change.result.contributors[-1].name == "other"
+                assert "made by python train.py" in transition_line(change)
+        assert changes == 1
+        quiet = at(now, 95.0)
+        assert not quiet.transitions and quiet.results[0].contributors == ()
+        engine.contributors_each_tick = True
+        shown = at(now + 1, 95.0).results[0]
+        assert [c.name for c in shown.contributors] == ["python", "sh", "other"]
+        minutes = engine.states[0].window.minutes  # 5 of them have a record; the newest not yet
+        assert shown.contributors[0].share == pytest.approx(95.0 * 45 / 60 * 5 / minutes, rel=1e-6)
+        assert math.fsum(c.share for c in shown.contributors) == pytest.approx(shown.average)
+    finally:
+        engine.stop()

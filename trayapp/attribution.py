@@ -1,6 +1,6 @@
 """What made a window average: per-minute CPU time and memory of process groups, and a rule's contributors.
 
-Imports psutil, ``model``, ``privacy`` and the standard library; never Arrow, pandas or Qt (the
+Imports psutil, ``model``, ``privacy``, ``jsonfile`` and the standard library; never Arrow, pandas or Qt (the
 recorder runs it). The Parquet side of the per-minute records is ``attribution_days``, in a child.
 
 How a rule's average is split. A rule's average is the mean of its minutes' means (``rules``).
@@ -31,7 +31,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from trayapp import privacy
+from trayapp import jsonfile, privacy
 from trayapp.model import Contributor
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ PIDS_KEPT = 5  # process ids listed per group
 SHOWN = 5  # contributors a result carries (plus "other")
 FOLDER = "Processes"  # beside the dataset's folder, in the data folder
 CSV_FOLDER = "csv"  # today's (and not yet converted days') records, one CSV a local day
+DAY_MAX = 1 << 30  # bytes: a day CSV larger than this is not one of these
 TORN_MAX = 1 << 20  # bytes past the last whole minute that ``mend`` cuts; a longer tail is set aside
 COLUMNS = ("minute", "kind", "name", "command", "cpu_seconds", "rss_bytes", "pids")
 MACHINE, PROCESS, OTHER = "machine", "process", "other"
@@ -422,10 +423,14 @@ class DayWriter:
     def _open(self, day: date) -> None:
         self.close()
         path = csv_path(self.data_dir, day)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        jsonfile.make_folder(path.parent, self.data_dir)  # a file where a folder goes is set aside
+        if not jsonfile.is_regular_or_missing(path):  # a FIFO, a folder, a link to one: never opened, never waited on
+            jsonfile.set_aside(path, "not a regular file")
         mend(path)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
         self._fd = os.open(path, flags, 0o600)  # command lines: for this user only
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(self._fd, True)
         self._size = os.fstat(self._fd).st_size
         self.day = day
         if not self._size:
@@ -477,8 +482,12 @@ def _csv_bytes(rows: list[list[str]]) -> bytes:
 def mend(path: Path) -> None:
     """Cut a day CSV back to its last whole minute (the end of its last machine row)."""
     try:
-        data = path.read_bytes()
+        with jsonfile.open_own(path, DAY_MAX) as f:
+            data = f.read()
     except FileNotFoundError:
+        return
+    except OSError:  # not a regular file, or too large to be one of these: set aside whole
+        jsonfile.set_aside(path, "not a day file of process records")
         return
     keep = _whole_length(data)
     if keep == len(data):
@@ -519,8 +528,9 @@ def _is_machine_row(line: bytes) -> bool:
 def read_csv(path: Path) -> list[MinuteRecord]:
     """The whole minutes of one day CSV (a torn or broken minute is left out)."""
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace").replace("\0", "")
-    except OSError:
+        with jsonfile.open_own(path, DAY_MAX) as f:
+            text = f.read().decode("utf-8", errors="replace").replace("\0", "")
+    except OSError:  # gone, or not a regular file of a sane size: nothing to read
         return []
     try:
         return records_from_rows(csv.reader(io.StringIO(text, newline="")))

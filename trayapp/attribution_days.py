@@ -67,10 +67,15 @@ def _table(records: list[MinuteRecord]) -> Any:
 
 def read_parquet(path: Path) -> list[MinuteRecord]:
     """The minutes of one Parquet day file ([] with one warning when it cannot be read)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from trayapp.jsonfile import open_own
+
     try:
-        table = pq.read_table(path, columns=list(COLUMNS))
+        with open_own(path, 1 << 34) as f:  # a FIFO or a folder there is never waited on
+            data = f.read()
+        table = pq.read_table(pa.py_buffer(data), columns=list(COLUMNS))
     except Exception as exc:  # noqa: BLE001 - a broken file costs its minutes, nothing else
         log.warning("process records %s could not be read (%s); left as they are", path, str(exc)[:160])
         return []

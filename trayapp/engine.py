@@ -86,6 +86,9 @@ class Engine:
         self._contributors: list[RuleContributors] = []
         self._process_records: list[Any] = []  # earlier minutes read with the store, for start
         self._process_day: Any = None
+        # every tick's results carry their contributors (the tray app's tooltip); else only a
+        # transition's do (Slack, the log), which is all a headless recorder shows
+        self.contributors_each_tick = False
 
     @property
     def state_path(self) -> Path:
@@ -232,13 +235,15 @@ class Engine:
             for index, (key, state) in enumerate(zip(self.keys, self.states)):
                 state.window.add(t, values.get(state.rule.metric))
                 result = state.result(self.tracker.alert.get(key), self.tracker.hysteresis)
-                if attributor is not None:
+                change = self.tracker.update(key, result, sample.timestamp)
+                if attributor is not None and (self.contributors_each_tick or change is not None):
                     found = self._contributors[index].result(attributor, state.window, result.average,
                                                              self.config.processes_command_lines)
                     if found:
                         result = replace(result, contributors=found)
+                        if change is not None:
+                            change = replace(change, result=result)
                 results.append(result)
-                change = self.tracker.update(key, result, sample.timestamp)
                 if change is not None:  # with where its average heads next, for the Slack message
                     transitions.append(with_projection(change, state.rule, state.window, t,
                                                        self.config.sampling_interval_seconds, self.tracker.hysteresis))

@@ -105,6 +105,7 @@ class Sampler(QThread):
                 early.close()
             early = None
             engine = Engine(config, data_dir, dataset_in_child=True, keep_minutes=True)
+        engine.contributors_each_tick = True  # the tooltip names them
         try:
             if early is not None and early.error is not None:
                 raise early.error
