@@ -275,6 +275,7 @@ class Scanner:
         self._proc = sys.platform.startswith("linux") and os.path.isfile("/proc/self/stat")
         self._tick = float(os.sysconf("SC_CLK_TCK")) if self._proc else 100.0
         self._page = float(os.sysconf("SC_PAGE_SIZE")) if self._proc else 4096.0
+        self._stats: dict[str, tuple[bytes, tuple[int, float, str, int, float, float, float | None]]] = {}
         self.command_lines = command_lines
         self._known: dict[tuple[int, float], tuple[GroupKey, float, float, int]] = {}  # → key, own, children, ppid
         self._busy: float | None = None
@@ -296,6 +297,8 @@ class Scanner:
             names = os.listdir("/proc")
         except OSError:
             return
+        before, cache = self._stats, {}
+        self._stats = cache
         for entry in names:
             if not entry.isdigit():
                 continue
@@ -309,17 +312,24 @@ class Scanner:
                 continue
             finally:
                 os.close(fd)
+            seen = before.get(entry)
+            if seen is not None and seen[0] == data:  # an idle process: the same bytes as last time
+                cache[entry] = seen
+                yield seen[1]
+                continue
             head, _, rest = data.rpartition(b")")
             fields = rest.split()
             if len(fields) < 22:
                 continue
             try:
                 name = head.partition(b"(")[2].decode("utf-8", "replace")
-                yield (int(entry), float(fields[19]), name, int(fields[1]),
-                       (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick,
-                       int(fields[21]) * page)
+                parsed = (int(entry), float(fields[19]), name, int(fields[1]),
+                          (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick,
+                          int(fields[21]) * page)
             except ValueError:
                 continue
+            cache[entry] = (data, parsed)
+            yield parsed
 
     def _psutil_entries(self) -> Iterator[tuple[int, float, str, int, float, float, float | None]]:
         """Elsewhere: the same through psutil."""
