@@ -6,6 +6,7 @@ Imports the core modules only; never Qt. The GUI's QThread and ``run --headless`
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -213,8 +214,6 @@ class Engine:
         attributor = self.attribution
         if attributor is None:
             return ""
-        import os
-
         from trayapp.attribution import minute_line
 
         return minute_line(list(attributor.records), t, os.cpu_count() or 1)  # a copy: the sampler appends
