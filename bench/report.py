@@ -19,7 +19,8 @@ def load(name: str) -> dict:
 
 
 COMMANDS = {name: f"python -m bench.run_all {arg}" for name, arg in
-            (("cpu_headless", "cpu"), ("averages", "averages"), ("rollover", "rollover"), ("gui", "gui"), ("year", "year"))}
+            (("cpu_headless", "cpu"), ("averages", "averages"), ("rollover", "rollover"), ("gui", "gui"), ("year", "year"),
+             ("attribution", "attribution"))}
 # The first table's rows by the start of their first cell: which result file (and bench) each is from.
 SOURCES = (("CPU, `run --headless`", "cpu_headless"), ("36 h averages", "averages"), ("rule evaluation", "rollover"),
            ("rollover", "rollover"), ("", "gui"))
@@ -232,8 +233,31 @@ def document(previous: str) -> str:
         out += ["<!-- end zoom -->"]
     else:
         out += [_section(previous, "zoom") or "No results yet: `python -m bench.bench_zoom`."]
+    out += ["", "## Process attribution", "", *attribution_section(previous)]
     out += ["", NOTES]
     return "\n".join(out) + "\n"
+
+
+def attribution_section(previous: str) -> list[str]:
+    """`bench_attribution`: the recorder with attribution on against off, and the records' size a day."""
+    a = load("attribution")
+    if not a:
+        return [_section(previous, "attribution") or f"No results yet: `{COMMANDS['attribution']}`."]
+    size = a.get("storage", {})
+    return ["<!-- table attribution -->",
+            f"`{COMMANDS['attribution']}`, measured {_when('attribution')}: two `run --headless` at 1 s sampling side by side, "
+            f"one with `[processes] attribution` on, one off, on a machine with {a['processes']} processes, "
+            f"{a['runs']} runs of {a['window_s']:g} s.", "",
+            "| what | on | off, same run | target |", "| --- | --- | --- | --- |",
+            f"| CPU, % of a core (median) | {a['on_percent_of_core_median']} % | {a['off_percent_of_core_median']} % | ≤ ×1.25 |",
+            f"| … per run | {', '.join(f'{x} %' for x in a['on_percent_of_core_runs'])} | "
+            f"{', '.join(f'{x} %' for x in a['off_percent_of_core_runs'])} | ratio of medians ×{a['ratio_of_medians']} |",
+            f"| process records a day, as recorded ({size.get('minutes', 0)} minutes, {size.get('groups_per_minute_median', '—')} "
+            f"groups a minute, scaled to a day) | today's CSV {size.get('csv_mb_per_day', '—')} MB; its Parquet day file "
+            f"{size.get('parquet_mb_per_day', '—')} MB (a steady machine's minutes repeated) | — | ≤ 2 MB |",
+            f"| process records a day, at most ({size.get('worst_groups_per_minute', '—')} groups every minute, random figures) | "
+            f"Parquet {size.get('worst_parquet_mb_per_day', '—')} MB | — | ≤ 2 MB |",
+            "<!-- end attribution -->"]
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.bench_averages", "bench.bench_rollover", "bench.bench_rollups", "bench.bench_cpu", "bench.bench_gui", "bench.bench_panel", "bench.bench_year"]
+BENCHES = ["bench.bench_averages", "bench.bench_rollover", "bench.bench_rollups", "bench.bench_cpu", "bench.bench_gui", "bench.bench_panel", "bench.bench_year",
+           "bench.bench_attribution"]
 
 
 def main() -> int:

@@ -34,7 +34,8 @@ def test_status_json_says_red_for_cpu_orange_for_memory(data_dir: Path) -> None:
     status = json.loads(done.stdout)
     assert status["level"] == "red"
     cpu, mem = status["rules"]
-    assert set(cpu) == {"metric", "window_seconds", "average", "samples", "coverage_seconds", "level"}
+    assert set(cpu) == {"metric", "window_seconds", "average", "samples", "coverage_seconds", "level", "contributors"}
+    assert cpu["contributors"] == [] and mem["contributors"] == []  # no process records in this history
     assert (cpu["metric"], cpu["level"], mem["metric"], mem["level"]) == ("cpu_percent", "red", "memory_percent", "orange")
     assert cpu["average"] == pytest.approx(95.0) and mem["average"] == pytest.approx(85.0)
     assert cpu["window_seconds"] == 129600

@@ -178,7 +178,7 @@ def test_status_says_where_each_average_heads(data_dir) -> None:
     # about 12 h: +15/2160 a minute from 85.03 to above 90 (the newest samples' times shift it a little)
     assert 11.5 * H < cpu["projection"]["in_seconds"] < 12.5 * H
     assert "projection" not in memory  # flat at 30: ok for good
-    assert set(memory) == {"metric", "window_seconds", "average", "samples", "coverage_seconds", "level"}
+    assert set(memory) == {"metric", "window_seconds", "average", "samples", "coverage_seconds", "level", "contributors"}
     text = status()
     assert text.returncode == 0, text.stderr
     assert "36 h avg CPU 85 % — orange" in text.stdout and "; red in ≈ 12 h at the current load" in text.stdout

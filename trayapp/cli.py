@@ -276,10 +276,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     interval = _observed_interval(stamps) or config.sampling_interval_seconds  # the recorder's --interval may differ
     projections = [project_recent(rule, r, stamps, columns[rule.metric], now.timestamp(), interval,
                                   config.alerts_hysteresis) for rule, r in zip(config.rules, results)]
+    results = _with_contributors(folder, config, results, stamps, columns, now)
     level = Level.worst([r.level for r in results])
     code = {Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}.get(level, EXIT_STATUS_UNKNOWN) if args.exit_code else EXIT_OK
     if args.json:
-        rules = [dict(_rule_json(r), **({"projection": p.as_json()} if p else {})) for r, p in zip(results, projections)]
+        rules = [dict(_rule_json(r), **({"projection": p.as_json()} if p else {}),
+                      contributors=[c.as_json() for c in r.contributors]) for r, p in zip(results, projections)]
         print(json.dumps({"level": level.value, "rules": rules}))
         return code
     print(f"trayapp status: {level.value}   (data in {folder})")
@@ -297,6 +299,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         at, past = threshold_signs(result.direction)  # "orange ≤ 20, red < 10" for a rule that watches a value fall
         print(f"  {line}; orange {at} {orange}, red {past} {red}; {result.samples} sample{'' if result.samples == 1 else 's'}"
               + (f"; {projection.text()}" if projection else ""))
+        if result.contributors:
+            from trayapp.attribution import describe_contributors
+
+            print(f"    made by: {describe_contributors(result.contributors, count=5)}")
     from trayapp.slack import snooze_channels, snoozed_until
 
     until = snoozed_until(folder)
@@ -320,6 +326,42 @@ def status_fleet(args: argparse.Namespace) -> int:
     level = state.worst.icon_level if state.worst else Level.UNKNOWN
     print(json.dumps(state.as_json()) if args.json else table(state))
     return {Level.OK: 0, Level.ORANGE: 1, Level.RED: 2}.get(level, EXIT_STATUS_UNKNOWN) if args.exit_code else EXIT_OK
+
+
+STATUS_CONTRIBUTORS = 20  # process groups ``status`` names per rule (the text shows the first five)
+
+
+def _with_contributors(folder: Path, config: Any, results: list[Any], stamps: Any, columns: dict[str, Any],
+                       now: datetime) -> list[Any]:
+    """Each attributed rule's result with its contributors, from the process records on disk."""
+    import dataclasses
+
+    import numpy as np
+
+    from trayapp import attribution, attribution_days
+    from trayapp.rules import usable_mask
+
+    kinds = [attribution.rule_kind(rule.metric) for rule in config.rules]
+    if not any(kinds) or not len(stamps):
+        return results
+    longest = max(rule.window_seconds for rule, kind in zip(config.rules, kinds) if kind)
+    try:
+        records = attribution_days.read_records(folder, now - timedelta(seconds=min(longest, 400 * 86400)), now)
+    except (OSError, ValueError) as exc:
+        print(f"trayapp: process records could not be read ({exc}); no contributors shown", file=sys.stderr)
+        return results
+    t = np.asarray(stamps, dtype="float64")
+    out = []
+    for rule, kind, result in zip(config.rules, kinds, results):
+        if kind and records and result.average is not None:
+            v = np.asarray(columns[rule.metric], dtype="float64")
+            keep = (t > now.timestamp() - rule.window_seconds) & (t <= now.timestamp()) & usable_mask(v)
+            means = attribution.minute_means(t[keep], v[keep])
+            found = attribution.contributors(kind, records, means, len(means), result.average, config.processes_command_lines,
+                                             shown=STATUS_CONTRIBUTORS)
+            result = dataclasses.replace(result, contributors=found)
+        out.append(result)
+    return out
 
 
 def _observed_interval(stamps: Any) -> float | None:

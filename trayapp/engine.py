@@ -6,18 +6,20 @@ Imports the core modules only; never Qt. The GUI's QThread and ``run --headless`
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from trayapp import jsonfile
+from trayapp.attribution import Attributor, RuleContributors
 from trayapp.heap import release_memory
 from trayapp.model import Level, RuleResult, Sample, Transition, format_value, metric_label, metric_unit
-from trayapp.rules import AlertTracker, Rule, RuleState, human_duration, parse_duration, with_projection
+from trayapp.rules import AlertTracker, Rule, RuleState, evaluate_arrays, human_duration, parse_duration, with_projection
 from trayapp.settings import Config
 from trayapp.storage import EARLIEST, Store, run_job_unless_loaded
 
@@ -79,6 +81,14 @@ class Engine:
         self.last: Tick | None = None
         self._lock = threading.Lock()
         self._opened: tuple[datetime, Any] | None = None  # (when, seed) from open_store, for start
+        self._dataset_in_child = dataset_in_child
+        self.attribution: Attributor | None = None  # who made each average (``attribution``)
+        self._contributors: list[RuleContributors] = []
+        self._process_records: list[Any] = []  # earlier minutes read with the store, for start
+        self._process_day: Any = None
+        # every tick's results carry their contributors (the tray app's tooltip); else only a
+        # transition's do (Slack, the log), which is all a headless recorder shows
+        self.contributors_each_tick = False
 
     @property
     def state_path(self) -> Path:
@@ -90,6 +100,7 @@ class Engine:
         long-running recorder)."""
         now = now or datetime.now(timezone.utc)
         self._opened = (now, self.store.open_writer(now, seed=window_request(self.config.rules, now)))
+        self._process_records = self._process_job(now, seed=True) if self.config.processes_attribution else []
 
     def start(self, now: datetime | None = None) -> None:
         """Take the data folder (raises DataDirBusy), roll over, and seed every rule from disk
@@ -101,11 +112,43 @@ class Engine:
         self._opened = None
         self.probe = self._probe_factory(self.config)
         self._build_rules(opened_at, seeded)
+        if self.config.processes_attribution:
+            self._start_attribution(opened_at)
+
+    def _longest_window(self) -> float:
+        return max((rule.window_seconds for rule in self.config.rules), default=3600.0)
+
+    def _process_job(self, now: datetime, seed: bool) -> list[Any]:
+        """The process records' dataset job (finished days to Parquet, retention) and, with
+        ``seed``, the minutes of the longest rule window; in a child for a long-running recorder."""
+        from trayapp import attribution_days
+
+        job = attribution_days.request(self.data_dir, now, self._longest_window(), self.config.storage_retention_days)
+        if not seed:
+            job.pop("start")
+        try:
+            if self._dataset_in_child:
+                _meta, arrays = run_job_unless_loaded(job)
+            else:
+                _meta, arrays = attribution_days.job(job)
+            return attribution_days.records_of(arrays)
+        except Exception as exc:  # noqa: BLE001 - never refuse to record: contributors then start from now
+            log.warning("process records on disk could not be read (%s); contributors count from now", str(exc)[:200])
+            return []
+
+    def _start_attribution(self, now: datetime) -> None:
+        self.attribution = Attributor(self.data_dir, self.config.processes_command_lines, self._longest_window())
+        self.attribution.seed(self._process_records, now.timestamp())
+        self._process_records = []
+        log.info("process attribution on: %d minute(s) of records from disk", len(self.attribution.records))
 
     def _build_rules(self, now: datetime | None = None, seeded: Any = None) -> None:
         config = self.config
         self.keys = rule_keys(config.rules)
         self.states = [RuleState(rule) for rule in config.rules]
+        self._contributors = [RuleContributors(rule.metric) for rule in config.rules]
+        if self.attribution is not None:
+            self.attribution.keep_seconds = self._longest_window()
         saved = jsonfile.read_dict(self.state_path, warn=True)
         self.tracker = AlertTracker(
             hysteresis=config.alerts_hysteresis,
@@ -139,6 +182,13 @@ class Engine:
                 self.probe = self._probe_factory(config)
             if (config.rules, config.alerts_hysteresis, config.slack_repeat_every) != (old.rules, old.alerts_hysteresis, old.slack_repeat_every):
                 self._build_rules()
+            if not config.processes_attribution and self.attribution is not None:
+                self.attribution.close()
+                self.attribution = None
+            elif config.processes_attribution and self.attribution is None and self.states:
+                self._start_attribution(datetime.now(timezone.utc))
+            if self.attribution is not None:
+                self.attribution.command_lines = config.processes_command_lines
 
     def recent(self, span: float, wait: float = 0.05) -> dict[str, tuple[Any, Any]]:
         """Samples of each rule metric whose window covers ``span`` seconds, copied from the
@@ -155,20 +205,41 @@ class Engine:
         finally:
             self._lock.release()
 
+    def processes_at(self, t: float) -> str:
+        """The busiest processes of the minute holding epoch seconds ``t``, from the records in
+        memory ("" when none): for the history window's hover, on the GUI thread."""
+        attributor = self.attribution
+        if attributor is None:
+            return ""
+        from trayapp.attribution import minute_line
+
+        return minute_line(list(attributor.records), t, os.cpu_count() or 1)  # a copy: the sampler appends
+
     def tick(self, sample: Sample | None = None) -> Tick:
         with self._lock:
-            if sample is None:
+            measured = sample is None  # a sample handed in (a test, a replay) is not of this moment's processes
+            if measured:
                 sample = self.probe.read()
             values = sample.values()
             written = self.store.append(sample, values)
             t = sample.timestamp.timestamp()
+            attributor = self.attribution
+            if attributor is not None and measured:
+                self._attribute(attributor, t)
             results = []
             transitions = []
-            for key, state in zip(self.keys, self.states):
+            for index, (key, state) in enumerate(zip(self.keys, self.states)):
                 state.window.add(t, values.get(state.rule.metric))
                 result = state.result(self.tracker.alert.get(key), self.tracker.hysteresis)
-                results.append(result)
                 change = self.tracker.update(key, result, sample.timestamp)
+                if attributor is not None and (self.contributors_each_tick or change is not None):
+                    found = self._contributors[index].result(attributor, state.window, result.average,
+                                                             self.config.processes_command_lines)
+                    if found:
+                        result = replace(result, contributors=found)
+                        if change is not None:
+                            change = replace(change, result=result)
+                results.append(result)
                 if change is not None:  # with where its average heads next, for the Slack message
                     transitions.append(with_projection(change, state.rule, state.window, t,
                                                        self.config.sampling_interval_seconds, self.tracker.hysteresis))
@@ -182,6 +253,21 @@ class Engine:
             except Exception:  # a listener's bug must not stop sampling
                 log.exception("a listener failed on a tick")
         return tick
+
+    def _attribute(self, attributor: Attributor, t: float) -> None:
+        """The process scan of this tick's slot, if any; a new day's file sends finished days to
+        Parquet (in a child, on a thread of its own: sampling never waits for it)."""
+        try:
+            attributor.tick(t)
+        except Exception:  # a bug here must not stop sampling
+            log.exception("process attribution failed on a tick")
+            return
+        day = attributor.writer.day
+        if day != self._process_day:
+            if self._process_day is not None:
+                now = datetime.fromtimestamp(t, timezone.utc)
+                threading.Thread(target=self._process_job, args=(now, False), name="trayapp-processes", daemon=True).start()
+            self._process_day = day
 
     def _save_state(self) -> None:
         try:
@@ -198,6 +284,8 @@ class Engine:
             if self.probe is not None:
                 self.probe.close()
                 self.probe = None
+            if self.attribution is not None:
+                self.attribution.close()
             self.store.close()
 
 
@@ -221,6 +309,11 @@ def window_request(rules: tuple[Rule, ...], now: datetime) -> "tuple[datetime, d
 def transition_line(change: Transition) -> str:
     """One log line for a transition: ``cpu_percent/36h ok → red: 36 h avg cpu_percent 92.0 % — red (…)``."""
     kind = "still" if change.reminder else f"{change.previous.value} → {change.current.value}:"
+    made = change.result.contributors
+    if made and change.current in (Level.ORANGE, Level.RED):
+        from trayapp.attribution import describe_contributors
+
+        return f"{change.rule_key} {kind} {describe(change.result)}; made by {describe_contributors(made)}"
     return f"{change.rule_key} {kind} {describe(change.result)}"
 
 

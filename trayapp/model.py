@@ -243,6 +243,20 @@ _SEVERITY = {Level.UNKNOWN: 0, Level.OK: 1, Level.ORANGE: 2, Level.RED: 3}
 
 
 @dataclass(frozen=True, slots=True)
+class Contributor:
+    """A process group's part of a rule's window average, in the metric's points (``attribution``):
+    its executable name, its redacted command line ("" when not read or not kept), a few pids."""
+
+    name: str
+    command: str
+    share: float
+    pids: tuple[int, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "command": self.command, "share": round(self.share, 3), "pids": list(self.pids)}
+
+
+@dataclass(frozen=True, slots=True)
 class RuleResult:
     """A rule's verdict over its window at one instant."""
 
@@ -255,6 +269,7 @@ class RuleResult:
     orange: float
     red: float
     direction: str = "above"  # or "below": the rule watches the average fall (rules.BELOW)
+    contributors: tuple[Contributor, ...] = ()  # who made the average (``attribution``), "other" last
 
     def as_json(self) -> dict[str, object]:
         avg = self.average

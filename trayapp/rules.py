@@ -328,6 +328,15 @@ class RollingWindow:
         """How many minutes hold a sample."""
         return len(self._minute) - self._mhead
 
+    def minute_means(self) -> dict[int, float]:
+        """Each minute's mean in the window, by ``floor(t / 60)`` (for a rule's contributors)."""
+        h = self._mhead
+        return {int(m): s / c for m, s, c in zip(self._minute[h:], self._msum[h:], self._mcount[h:])}
+
+    def first_minute(self) -> int:
+        """The oldest minute in the window (``floor(t / 60)``), -1 when empty."""
+        return int(self._minute[self._mhead]) if self.minutes else -1
+
     @property
     def average(self) -> float | None:
         minutes = self.minutes

@@ -93,6 +93,10 @@ FIELDS: tuple[Field, ...] = (
           "Re-send while a rule stays orange or red, e.g. 6h; 0 never.", least_if_set=60.0, zero="0 never reminds"),
     Field("slack", "api_url", "str", "https://slack.com/api/", "Slack API URL",
           "The Web API base URL, for a Slack-compatible server."),
+    Field("processes", "attribution", "bool", True, "Record processes",
+          "Keep, per minute, which processes used the CPU and memory, so an alert says who made its average."),
+    Field("processes", "command_lines", "bool", True, "Keep command lines",
+          "Record and show processes' command lines (secrets masked); off: executable names only."),
     Field("prometheus", "enabled", "bool", False, "Prometheus endpoint",
           "Serve current samples and rule levels for Prometheus (needs prometheus_client)."),
     Field("prometheus", "address", "str", "127.0.0.1", "Prometheus address",
@@ -196,6 +200,8 @@ class Config:
     slack_send_resolved: bool = True
     slack_repeat_every: str = "0"
     slack_api_url: str = "https://slack.com/api/"
+    processes_attribution: bool = True
+    processes_command_lines: bool = True
     prometheus_enabled: bool = False
     prometheus_address: str = "127.0.0.1"
     prometheus_port: int = 9101

@@ -71,6 +71,23 @@ def top_processes(metric: str, count: int = 3) -> list[str]:
             for value, pid, name, held in scored[:count] if (held if not by_cpu else value >= 0.05)]
 
 
+def contributor_lines(result: RuleResult, count: int = 5) -> list[str]:
+    """A rule's contributors for the message: ``python train.py: 58.2 (pid 4242) `python train.py --lr 3e-4```;
+    names and command lines escaped (any local user may name a process ``<!channel>``), command
+    lines redacted already when recorded."""
+    from trayapp.attribution import short_name
+
+    out = []
+    for c in result.contributors[:count + 1]:
+        if c.name == "other" and not c.command and not c.pids:
+            out.append(f"other: {c.share:.1f}")
+            continue
+        pids = f" (pid {', '.join(map(str, c.pids))})" if c.pids else ""
+        command = c.command.replace("`", "'")
+        out.append(f"{_mrkdwn(short_name(c.name, c.command))}: {c.share:.1f}{pids}" + (f" `{_mrkdwn(command)}`" if command else ""))
+    return out
+
+
 def _mrkdwn(text: str) -> str:
     """Text as Slack shows it literally: its three control characters escaped (Slack's rule)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -108,7 +125,10 @@ def build_message(change: Transition, host: str | None = None, processes: list[s
     heading = dict(change.extra).get("projection")
     if heading:
         lines.append(f"*Heading:* {heading}")
-    if processes:
+    if result.contributors and level is not Level.OK:
+        lines.append(f"*Made by (points of the {window} average):*")
+        lines.extend(f"• {line}" for line in contributor_lines(result))
+    elif processes:
         lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'}:*")
         lines.extend(f"• {line}" for line in processes)
     text = "\n".join(lines)
@@ -501,7 +521,8 @@ class Courier:
             if change.resolved and not config.slack_send_resolved:
                 continue
             processes = None
-            if change.result.metric in ("cpu_percent", "memory_percent") and change.current is not Level.OK:
+            if (change.result.metric in ("cpu_percent", "memory_percent") and change.current is not Level.OK
+                    and not change.result.contributors):  # the window's contributors say more than this moment
                 try:
                     processes = top_processes(change.result.metric)
                 except Exception:  # psutil on an odd platform: the message goes without the list

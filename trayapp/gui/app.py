@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
+from trayapp.attribution import describe_contributors
 from trayapp.engine import EarlyOpen, Tick, describe, transition_line
 from trayapp.fleet import SCOPE_FLEET, changes, merged_level, notification
 from trayapp.gui import icon as tray_icon
@@ -87,6 +88,8 @@ def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | Non
         if projection is not None and wait is None:
             line += f"; {projection.text()}"
         lines.append(line)
+        if result.contributors and wait is None:  # who made the average: the top three, then "other"
+            lines.append(f"    by {describe_contributors(result.contributors, count=3)}")
     return lines
 
 
@@ -548,7 +551,8 @@ class TrayApp(QObject):
             from trayapp.gui.history import HistoryWindow
 
             self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes,
-                                        starting=self.sampler.starting, rows=self.sampler.rows, arrow=False)
+                                        starting=self.sampler.starting, rows=self.sampler.rows, arrow=False,
+                                        processes=self.sampler.processes_at)
             self.window.layout_changed.connect(self._save_plot_layout)
             self.window.setWindowIcon(self.tray.icon())
             self.window.set_fleet(self.fleet_state, self.config)

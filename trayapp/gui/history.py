@@ -648,6 +648,7 @@ class HistoryWindow(QWidget):
         starting: Callable[[Path], bool] | None = None,
         rows: Callable[[Path], Any] | None = None,
         arrow: bool = True,
+        processes: Callable[[float], str] | None = None,
     ) -> None:
         """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows).
         ``minutes(data_dir)``: the recorder's minute bins of its CSV for that folder, or None
@@ -658,11 +659,13 @@ class HistoryWindow(QWidget):
         ``rows(data_dir)``: the recorder's rows file for that folder (``DayRows.view``), or None:
         a zoom short enough for raw samples reads today's from it. ``arrow=False`` (the tray
         app): never read with Arrow, even when the recorder has no minute bins to give (its
-        start-up failed): today is then left out, and the window says so."""
+        start-up failed): today is then left out, and the window says so. ``processes(t)``: the
+        busiest processes of the minute holding ``t`` (the recorder's records), for the hover."""
         super().__init__()
         pg.setConfigOptions(antialias=True)
         self.setWindowTitle("trayapp — history")
         self.data_dir = Path(data_dir)
+        self.processes = processes
         self.live = live
         self.config = config
         self.results: tuple[RuleResult, ...] = ()
@@ -1512,6 +1515,9 @@ class HistoryWindow(QWidget):
             if known:
                 values.append(text)
         values = values or ["no samples at this time"]
+        busiest = self.processes(x) if self.processes is not None else ""
+        if busiest:
+            values.append(f"busiest: {busiest}")
         self.readout.setText(f"{when}   " + "   ".join(values))
 
     def _context_menu(self, pos: QPoint) -> None:

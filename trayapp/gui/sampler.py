@@ -72,6 +72,11 @@ class Sampler(QThread):
         ``failed`` comes next)."""
         return self._starting and Path(data_dir).resolve() == self._data_dir.resolve()
 
+    def processes_at(self, t: float) -> str:
+        """The busiest processes of the minute holding ``t`` (``Engine.processes_at``)."""
+        engine = self.engine
+        return engine.processes_at(t) if engine is not None else ""
+
     def minutes(self, data_dir: Path):
         """The store's minute bins of its CSV (``Store.minutes``) when it records into
         ``data_dir``, else None: the window reads today from them."""
@@ -100,6 +105,7 @@ class Sampler(QThread):
                 early.close()
             early = None
             engine = Engine(config, data_dir, dataset_in_child=True, keep_minutes=True)
+        engine.contributors_each_tick = True  # the tooltip names them
         try:
             if early is not None and early.error is not None:
                 raise early.error

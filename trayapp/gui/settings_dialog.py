@@ -52,8 +52,9 @@ from trayapp.settings import (
     save,
 )
 
-SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus"}
-TABS = (("General", ("sampling", "storage", "alerts", "app", "window")), ("Rules", ()), ("Panel", ()), ("Slack", ("slack",)),
+SECTION_TITLES = {"sampling": "Sampling", "storage": "Storage", "alerts": "Alerts", "app": "App", "slack": "Slack", "prometheus": "Prometheus",
+                  "processes": "Processes"}
+TABS = (("General", ("sampling", "storage", "processes", "alerts", "app", "window")), ("Rules", ()), ("Panel", ()), ("Slack", ("slack",)),
         ("Fleet", ("prometheus",)), ("Machines", ("fleet",)))
 PANEL_WORDS = {"number": "number", "bars": "graph (bars)", "line": "graph (line)"}  # a panel item's kind, as offered
 ERROR_STYLE = "color: #d93025"

@@ -103,7 +103,13 @@ def _seed(job: dict[str, Any], csv_table: Any = None) -> tuple[dict[str, Any], d
     return pack_samples(*samples(job["data_dir"], start, end, job["metrics"], csv_table))
 
 
-JOBS = {"maintain": _maintain, "seed": _seed}
+def _processes(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    from trayapp import attribution_days
+
+    return attribution_days.job(job)
+
+
+JOBS = {"maintain": _maintain, "seed": _seed, "processes": _processes}
 
 
 def _encode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
