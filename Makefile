@@ -31,8 +31,9 @@ LANE_TESTS ?= tests/test_rules.py tests/test_settings.py tests/test_store.py tes
 # `make test` leaves out the tests marked slow (soaks, kill -9 series, the PyInstaller build, a real
 # Prometheus, real midnights, anything over a few seconds) and those under Xvfb: the unit and
 # integration tests. `make test-all` runs them all, as CI does.
-# The fast lane runs on TEST_WORKERS processes (pytest-xdist); `make test TEST_WORKERS=0` runs it in one.
-TEST_WORKERS ?= 2
+# The fast lane runs on TEST_WORKERS processes (pytest-xdist; most tests wait on a real child process, so
+# more workers than cores pays); `make test TEST_WORKERS=0` runs it in one.
+TEST_WORKERS ?= 4
 FAST_LANE = -m "not slow and not xvfb" -n $(TEST_WORKERS)
 
 .PHONY: run headless test test-all test-lane bench package clean

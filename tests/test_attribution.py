@@ -212,6 +212,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_child_born_and_gone_between_scans_counts_to_its_parent(tmp_path: Path) -> None:
     done = tmp_path / "done"
     parent = subprocess.Popen([sys.executable, "-c", CHILD_BURNS, str(done)])
@@ -229,6 +230,7 @@ def test_a_child_born_and_gone_between_scans_counts_to_its_parent(tmp_path: Path
         parent.wait()
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_process_seen_then_gone_is_not_counted_twice_through_its_parent(tmp_path: Path) -> None:
     """A child seen by one scan and reaped before the next: its parent's children times jump by
     the child's whole total, of which the scans counted the part before they lost it."""

@@ -20,6 +20,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(trayapp_cmd(*args), capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_export_takes_any_iso_range(data_dir: Path) -> None:
     now = datetime.now(timezone.utc)
     write_history(data_dir, now - timedelta(hours=2), now, 60, {"cpu_percent": 10.0, "memory_percent": 20.0, "disk_percent": 30.0})

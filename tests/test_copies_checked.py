@@ -86,6 +86,7 @@ def test_an_altered_window_copy_is_read_as_the_truth_with_one_warning(twin: tupl
 
 
 @pytest.mark.parametrize("how", ["values", "nan", "names", "times"])
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_midnight_after_a_copy_was_altered_writes_the_truth(tmp_path: Path, how: str) -> None:
     a = tmp_path / "here"
     history_before(a)

@@ -465,6 +465,7 @@ def start_app(qtbot, tmp_path: Path, url: str, cpu: float = 30.0, scope: str = S
     return app, shown
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_the_tray_app_shows_a_remote_red_with_a_badge_notifies_once_and_goes_on_without_prometheus(qtbot, server, tmp_path: Path) -> None:
     now = time.time()
     server.by_query = {"now": vector(now, up("gpu-3:9101", 1), up("laptop:9101", 1),

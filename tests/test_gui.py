@@ -452,6 +452,7 @@ def test_a_fresh_install_opens_the_live_view_and_history_otherwise(qtbot, data_d
         seasoned.shutdown()
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_the_year_range_reads_hours_and_says_daily_means(qtbot, history_window, data_dir: Path) -> None:
     from trayapp.storage import tier_builder as rollups
 

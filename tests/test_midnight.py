@@ -473,6 +473,7 @@ def day_file_date(path: Path) -> date:
 
 
 @pytest.mark.parametrize("tamper", ["values", "times", "nan"])
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_rows_file_changed_in_place_is_not_used_and_the_day_has_the_csv_values(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, tamper: str) -> None:
     # the same size, other bytes: the app's midnight must not write them into the day file

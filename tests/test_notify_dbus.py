@@ -82,6 +82,7 @@ def _red_tick() -> Tick:
     return Tick(Sample(now, 99.0, 40.0, 70.0), (result,), Level.RED, (Transition("cpu_percent/36h", Level.OK, Level.RED, result, now),), True)
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_notification_buttons_open_the_history_and_snooze(qtbot, session_bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     service = NotificationService(["actions", "body"])
     app = TrayApp(Loaded(Config(), tmp_path / "config.toml", []), tmp_path / "data", tmp_path / "config.toml")

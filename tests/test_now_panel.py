@@ -63,6 +63,7 @@ def test_the_top_processes_come_from_the_real_process_table(qtbot, window: Histo
         busy.wait()
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_no_process_scan_runs_while_the_window_is_closed(qtbot, window: HistoryWindow) -> None:
     window.show()
     qtbot.waitUntil(lambda: window.now.refreshes >= 3, timeout=5000)  # scanning while shown

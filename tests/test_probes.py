@@ -113,6 +113,7 @@ def test_gputil_driver_going_away_mid_run_reads_none(fake_smi, gpu_fixtures: Pat
     assert backend.read() == (GpuReading(0),)
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_hung_nvidia_smi_never_stalls_sampling(fake_smi, gpu_fixtures: Path) -> None:
     fake_smi("ok", gpu_fixtures / "nvidia-smi-h100-idle.csv")
     backend = GputilBackend(budget=0.2, kill_after=1.0)
@@ -348,6 +349,7 @@ def test_doctor_prints_rounded_gpu_numbers(fake_smi, gpu_fixtures: Path, data_di
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_new_gpu_columns_flow_from_a_recorder_to_export_as_null_not_zero(fake_smi, gpu_fixtures: Path, data_dir: Path, tmp_path: Path) -> None:
     """Yesterday written before power and bandwidth existed; today by a recorder reading GPUtil."""
     now = datetime.now(timezone.utc)

@@ -225,6 +225,7 @@ def test_a_broken_prometheus_is_one_line_in_the_window_and_this_machine_still_sh
     assert window.status.text() == "" and np.nanmax(window.metric_plots["cpu_percent"].drawn()["hi"][1]) == pytest.approx(30.0)
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_slow_prometheus_holds_no_read_of_this_machine_and_its_late_answer_is_dropped(qtbot, window, server) -> None:  # noqa: F811
     server.delay = 3.0
     server.status, server.body = 503, b"late"

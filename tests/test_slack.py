@@ -73,6 +73,7 @@ def test_a_fan_rules_message_speaks_rpm_not_percent() -> None:
     assert "*5 min average:* 250 RPM (red below 300 RPM)" in text and "%" not in text.split("*Window:*")[0]
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_the_top_processes_name_their_pid_share_and_size_from_the_real_process_table() -> None:
     import re
     import subprocess
@@ -512,6 +513,7 @@ def test_an_alert_on_a_full_disk_is_kept_in_memory_and_sent_and_leaves_no_tempor
     assert report["state"] == ["slack.json"]  # status writes failed meanwhile: no temporary file left
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_429_holds_every_request_until_retry_after_ends_whatever_arrives(slack: FakeSlack, data_dir: Path) -> None:
     slack.then(HOOK_PATH, Answer(429, "rate_limited", {"Retry-After": "2"}))
     courier = Courier(data_dir, lambda: webhook_config(slack))
@@ -530,6 +532,7 @@ def test_a_429_holds_every_request_until_retry_after_ends_whatever_arrives(slack
     assert second - first >= 1.95, [r["at"] - first for r in slack.requests]  # the server saw nothing sooner
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_early_wake_ups_neither_send_sooner_nor_lengthen_the_5xx_backoff(slack: FakeSlack, data_dir: Path) -> None:
     slack.then(HOOK_PATH, Answer(500, "oops"), Answer(500, "oops"), Answer(500, "oops"))
     courier = Courier(data_dir, lambda: webhook_config(slack))

@@ -141,6 +141,7 @@ def test_a_busy_folder_found_early_is_said_and_the_app_quits(qtbot, data_dir: Pa
         app.shutdown()
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_first_start_slower_than_the_wait_shows_the_app_and_records_after(qtbot, data_dir: Path, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from trayapp import engine
@@ -210,6 +211,7 @@ time.sleep(600)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 @pytest.mark.parametrize("named", [True, False], ids=["parent named", "control: not named"])
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_a_dataset_child_dies_with_the_process_that_started_it(tmp_path: Path, named: bool) -> None:
     import psutil
 

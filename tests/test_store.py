@@ -619,6 +619,7 @@ def test_status_and_the_recorder_take_infinities_in_stride(data_dir: Path) -> No
 # --------------------------------------------------------- one bad line never stops the recorder
 
 
+@pytest.mark.slow  # over a second or two: `make test-all`
 def test_hostile_lines_in_todays_csv_stop_nothing_and_are_kept_aside(data_dir: Path) -> None:
     import json
     import subprocess
