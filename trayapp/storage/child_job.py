@@ -27,7 +27,7 @@ import numpy as np
 
 from trayapp import self_command
 
-from trayapp.heap import release_memory
+from trayapp.heap import hold_little, release_memory
 from trayapp.storage.bins import stack_bins
 from trayapp.storage.csv_file import parse_csv
 from trayapp.storage.ranges import csv_minutes, samples
@@ -146,6 +146,10 @@ def _die_with_parent() -> None:
 def child_main() -> int:
     """The child: one job from stdin, the answer to stdout; a failure is one line on stderr."""
     _die_with_parent()
+    # Beside the app for its seconds: Arrow's buffers from glibc under the same fixed limits as
+    # the app's (jemalloc, Arrow's default, keeps what it freed for a while), before Arrow loads.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    hold_little()
 
     logging.basicConfig(level=logging.WARNING, format="trayapp: %(message)s", stream=sys.stderr)
     try:
