@@ -268,7 +268,7 @@ class Prometheus:
         if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
             raise FleetError(f"{self.url} answered the query with something other than a vector")
         result = [item for item in data["result"] if isinstance(item, dict)]
-        stamps = [_sample(item)[0] for item in result]
+        stamps = [instant_sample(item)[0] for item in result]
         stamps = [s for s in stamps if s is not None]
         return (max(stamps) if stamps else datetime.now(timezone.utc).timestamp()), result
 
@@ -360,7 +360,7 @@ def _reach_error(where: str, reason: Any, timeout: float) -> str:
     return f"cannot reach Prometheus at {where}: {_short(reason, 80)}"
 
 
-def _sample(item: dict[str, Any]) -> tuple[float | None, float | None]:
+def instant_sample(item: dict[str, Any]) -> tuple[float | None, float | None]:
     """(timestamp, value) of an instant vector's sample; Nones where it is not one."""
     pair = item.get("value")
     if not isinstance(pair, list) or len(pair) != 2:
@@ -431,7 +431,7 @@ class FleetReader:
         stale_after: dict[str, float] = {}  # a recorder sampling every 10 min is not stale after 5
         for item in paces:
             labels = item.get("metric") if isinstance(item.get("metric"), dict) else {}
-            instance, changed = labels.get("instance"), _sample(item)[1]
+            instance, changed = labels.get("instance"), instant_sample(item)[1]
             if isinstance(instance, str) and changed:
                 stale_after[instance] = max(STALE_AFTER, 3 * PACE_OVER / changed)
         up: dict[str, float | None] = {}
@@ -441,7 +441,7 @@ class FleetReader:
             instance, name = labels.get("instance"), labels.get("__name__", "")
             if not isinstance(instance, str):
                 continue
-            value = _sample(item)[1]
+            value = instant_sample(item)[1]
             if name == "up":
                 up[instance] = value
                 continue
@@ -454,7 +454,7 @@ class FleetReader:
         last_sample: dict[str, float] = {}
         for item in recent:
             labels = item.get("metric") if isinstance(item.get("metric"), dict) else {}
-            instance, value = labels.get("instance"), _sample(item)[1]
+            instance, value = labels.get("instance"), instant_sample(item)[1]
             if isinstance(instance, str) and value is not None:
                 last_sample[instance] = value
                 self.seen[instance] = max(value, self.seen.get(instance, 0.0))
@@ -536,7 +536,7 @@ def remote_samples(server: Prometheus, instance: str, job: str, start: float, en
     taken: dict[float, float] = {}  # step time → the time of the sample it shows
     for item in series:
         if (item.get("metric") or {}).get("__name__") == "trayapp_last_sample_timestamp_seconds":
-            for t, v in _points(item):
+            for t, v in range_points(item):
                 taken[t] = v
     stamps = sorted(set(taken.values()))
     where = {stamp: i for i, stamp in enumerate(stamps)}
@@ -552,13 +552,14 @@ def remote_samples(server: Prometheus, instance: str, job: str, start: float, en
             continue
         divisor = unit_of(column)[1]
         values = columns.setdefault(column, [None] * len(stamps))
-        for t, v in _points(item):
+        for t, v in range_points(item):
             if t in taken:
                 values[where[taken[t]]] = v * divisor
     return stamps, columns
 
 
-def _points(item: dict[str, Any]) -> list[tuple[float, float]]:
+def range_points(item: dict[str, Any]) -> list[tuple[float, float]]:
+    """(timestamp, value) of each point of a range vector's series, the ones that are not numbers left out."""
     out = []
     for pair in item.get("values") or ():
         try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from trayapp.fleet import FleetError, Prometheus, _points, _sample, promql_string, remote_samples
+from trayapp.fleet import FleetError, Prometheus, instant_sample, promql_string, range_points, remote_samples
 from trayapp.storage.window_series import BINS, Series, add_curve, add_tier_curves, whole_periods_only
 from trayapp.metrics import unit_of
 from trayapp.model import GPU_METRICS, METRICS
@@ -90,7 +90,7 @@ def series_from_bins(span: float, start: float, end: float, step: int, answers: 
                 continue
             arrays = by_column.setdefault(column, {f: np.full(n, np.nan) for f in FUNCTIONS})
             divisor = 1.0 if function == "count" else unit_of(column)[1]
-            for t, v in _points(item):
+            for t, v in range_points(item):
                 i = int(round((t - origin) / step)) - 1
                 if 0 <= i < n:
                     arrays[function][i] = v * divisor
@@ -138,7 +138,7 @@ def rules_from_vector(result: list[dict[str, Any]]) -> tuple[tuple[Rule, ...], t
     for item in result:
         labels = item.get("metric") if isinstance(item.get("metric"), dict) else {}
         name, metric, window = labels.get("__name__", ""), labels.get("metric"), labels.get("window")
-        value = _sample(item)[1]
+        value = instant_sample(item)[1]
         if not isinstance(metric, str) or not isinstance(window, str) or value is None:
             continue
         slot = slots.setdefault((metric, window), {})
@@ -179,7 +179,7 @@ def sample_from_vector(result: list[dict[str, Any]]) -> Sample | None:
     for item in result:
         labels = item.get("metric") if isinstance(item.get("metric"), dict) else {}
         name = labels.get("__name__", "")
-        value = _sample(item)[1]
+        value = instant_sample(item)[1]
         if value is None:
             continue
         if name == "trayapp_last_sample_timestamp_seconds":
