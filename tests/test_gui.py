@@ -564,3 +564,29 @@ def test_the_range_shown_is_marked_in_bold_as_well_as_checked(qtbot, history_win
     marked = [(window.buttons.button(i).text(), window.buttons.button(i).isChecked(), window.buttons.button(i).font().bold())
               for i in range(len(RANGES))]
     assert [m for m in marked if m[1] or m[2]] == [("7 d", True, True)]  # one range, checked and bold
+
+
+def test_the_summary_keeps_each_rule_s_note_and_names_who_made_its_average(qtbot, history_window, data_dir: Path) -> None:
+    """The tooltip puts who made an average on a line of its own under the rule; the window's
+    summary gets one note per rule (its projection kept) and names them after it."""
+    from trayapp.engine import Tick
+    from trayapp.gui.app import rule_lines
+    from trayapp.model import Contributor, Sample
+    from trayapp.rules import Projection, Rule
+
+    made = (Contributor("python", "python train.py --epochs 90", 58.0, (4242,)), Contributor("chrome", "", 9.0, (7,)),
+            Contributor("other", "", 19.0))
+    results = (RuleResult("cpu_percent", 36 * 3600, 86.0, 2000, 36 * 3600, Level.ORANGE, 80.0, 90.0, contributors=made),
+               RuleResult("memory_percent", 36 * 3600, 40.0, 2000, 36 * 3600, Level.OK, 80.0, 90.0))
+    rules = (Rule("cpu_percent", 36 * 3600, 80.0, 90.0, 3600.0), Rule("memory_percent", 36 * 3600, 80.0, 90.0, 3600.0))
+    tick = Tick(Sample(datetime.now(timezone.utc), 90.0, 40.0, 50.0), results, Level.ORANGE, (), True)
+    projections = {0: Projection(Level.RED, 5 * 3600)}
+    tooltip = rule_lines(tick, rules, projections, 2.0)
+    assert len(tooltip) == 3 and tooltip[1].startswith("    by python train.py") and "other 19" in tooltip[1]
+    notes = rule_lines(tick, rules, projections, 2.0, made_by=False)
+    assert len(notes) == 2
+    window = history_window(data_dir, LiveBuffer(), Config())
+    window.set_results(results, notes=notes)
+    text = window.summary.text()
+    assert "red in ≈&nbsp;5 h at the current load" in text
+    assert "by python train.py 58, chrome 9.0, other 19" in text.replace("&nbsp;", " ")

@@ -61,11 +61,13 @@ PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule win
 
 
 def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None, hysteresis: float = 0.0,
-               paused: bool = False) -> list[str]:
+               paused: bool = False, made_by: bool = True) -> list[str]:
     """One line per rule for people: its average and level, or how long until its first verdict
     (the first hour; while sampling is paused no verdict comes, so no countdown), a level the
     hysteresis holds (red at 74 % beside 'red 75' needs a word), and where the average is heading
-    at the current load."""
+    at the current load. ``made_by``: under a rule's line, an indented one naming who made its
+    average (the tooltip); without it, exactly one line per rule (the window's summary, which
+    names them itself)."""
     by_result = dict(zip(range(len(tick.results)), rules)) if len(rules) == len(tick.results) else {}
     measured = tick.sample.values()
     lines = []
@@ -88,7 +90,7 @@ def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | Non
         if projection is not None and wait is None:
             line += f"; {projection.text()}"
         lines.append(line)
-        if result.contributors and wait is None:  # who made the average: the top three, then "other"
+        if made_by and result.contributors and wait is None:  # who made the average: the top three, then "other"
             lines.append(f"    by {describe_contributors(result.contributors, count=3)}")
     return lines
 
@@ -447,7 +449,8 @@ class TrayApp(QObject):
             elif self.window is None or not self.window.isVisible():  # Qt's own balloon would sit over the window's buttons; the window says it
                 self.tray.showMessage(title, text, kinds.get(worst, QSystemTrayIcon.MessageIcon.Information), 8000)
         if self.window is not None and self.window.isVisible():
-            self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections, self.config.alerts_hysteresis, self.sampler.paused))
+            self.window.set_results(tick.results, notes=rule_lines(tick, self.config.rules, self.projections, self.config.alerts_hysteresis,
+                                                                   self.sampler.paused, made_by=False))
             self.window.show_now(tick.sample)
             self.window.refresh_live()
         self.tick_shown.emit(tick)
@@ -561,7 +564,8 @@ class TrayApp(QObject):
                 # the live view shows what is being recorded (the buttons switch to history)
                 self.window.span = LIVE_SECONDS
         if self.last is not None:
-            self.window.set_results(self.last.results, self.config, rule_lines(self.last, self.config.rules, self.projections, self.config.alerts_hysteresis, self.sampler.paused))
+            self.window.set_results(self.last.results, self.config, rule_lines(self.last, self.config.rules, self.projections,
+                                                                               self.config.alerts_hysteresis, self.sampler.paused, made_by=False))
         if span is not None:
             if self.window.isVisible():
                 self.window.show_range(span)

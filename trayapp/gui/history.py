@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from trayapp import self_command
+from trayapp.attribution import describe_contributors
 from trayapp.engine import rule_keys
 from trayapp.gui.live import LIVE_SECONDS, LiveBuffer
 from trayapp.storage import MinuteBins, Series, clock_or_day, median, plotted_columns, prepare_history, series_from_memory
@@ -1079,6 +1080,8 @@ class HistoryWindow(QWidget):
             note = f"{r.level.value} (over {nb(human_duration(r.coverage_seconds))} of data)"
             if notes is not None and len(notes) == len(results) and " — " in notes[i]:
                 note = html.escape(notes[i].split(" — ", 1)[1]).replace("≈ ", "≈&nbsp;")
+            if r.contributors:  # who made the average over the rule's window
+                note += f" · by {html.escape(describe_contributors(r.contributors, count=3))}"
             parts.append(
                 f"<span style='color:{LEVEL_COLORS[r.level]}'>●</span> {nb(human_duration(r.window_seconds))} avg "
                 f"{metric_label(r.metric)} <b>{nb(avg)}</b> — {note}"
