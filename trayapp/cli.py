@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import __version__, privacy
-from trayapp.heap import hold_little
+from trayapp.heap import hold_little, map_libraries_small
 from trayapp.settings import FIELD_BY_KEY, Config, Loaded, SettingError, check, config_path, data_dir, load
 
 log = logging.getLogger("trayapp")
@@ -685,6 +685,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if missing:  # said before the data folder is opened; the import below says what else is wrong
         raise UserError(f"the tray app needs PySide6 and pyqtgraph (no module named {missing[0]!r}); 'trayapp run --headless' works without")
     hold_little()  # before Qt's threads and the first reads: the tray app runs for months
+    map_libraries_small()  # before Qt and numpy are loaded: their pages mapped as read from disk
     loaded, folder = load_config(args)
     history = getattr(args, "history", None)
     from trayapp.instance import ALREADY_RUNNING, ask_running, holder_is_tray_app, instance_name, wait_for_running

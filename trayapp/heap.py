@@ -13,8 +13,11 @@ the OS the moment they are freed, and keep the arenas few.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import linecache
+import os
 import sys
+from pathlib import Path
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -51,3 +54,44 @@ def release_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc (musl): nothing to trim
             pass
+
+
+LIBRARY_PACKAGES = ("PySide6", "shiboken6", "numpy", "numpy.libs", "pyqtgraph")
+
+
+def map_libraries_small(packages: tuple[str, ...] = LIBRARY_PACKAGES) -> int:
+    """Ask the kernel to drop the page cache of these packages' shared libraries before they are
+    loaded, when no process has them mapped; returns how many files were asked about.
+
+    Files just written (a fresh ``pip install``) sit in the page cache in large pieces, and a
+    process that maps them gets whole pieces resident: ~20 MB more for the tray app's Qt and
+    numpy than the same libraries read back from disk, where only the pages used are read.
+    Pages some process has mapped are kept, so another trayapp loses nothing. Linux only."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "posix_fadvise"):
+        return 0
+    asked = 0
+    for name in packages:
+        try:
+            spec = importlib.util.find_spec(name) if "." not in name else None
+        except (ImportError, ValueError):
+            continue
+        folder = Path(spec.origin).parent if spec is not None and spec.origin else None
+        if folder is None and "." in name:  # a wheel's vendored libraries: a folder beside the package
+            base = importlib.util.find_spec(name.split(".")[0])
+            folder = Path(base.origin).parent.parent / name if base is not None and base.origin else None
+        if folder is None or not folder.is_dir():
+            continue
+        for path in folder.rglob("*.so*"):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                os.fdatasync(fd)  # pages still being written back cannot be dropped: written now (a no-op when clean)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                asked += 1
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    return asked
