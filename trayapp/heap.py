@@ -1,7 +1,7 @@
 """How the long-running processes (the tray app, ``run --headless``) ask glibc to hold memory, and
 hand back what a big read freed.
 
-Imports nothing of trayapp's; only ctypes and linecache, and glibc only on Linux.
+Imports nothing of trayapp's, only the standard library; glibc and the page cache only on Linux.
 
 glibc's defaults suit short programs: a freed block of a few hundred KB stays in the heap (the
 mmap threshold rises to the size of the last big block freed), and each thread that allocates
@@ -64,8 +64,8 @@ def map_libraries_small(packages: tuple[str, ...] = LIBRARY_PACKAGES) -> int:
     loaded, when no process has them mapped; returns how many files were asked about.
 
     Files just written (a fresh ``pip install``) sit in the page cache in large pieces, and a
-    process that maps them gets whole pieces resident: ~20 MB more for the tray app's Qt and
-    numpy than the same libraries read back from disk, where only the pages used are read.
+    process that maps them gets whole pieces resident: far more of the tray app's Qt and numpy
+    than the same libraries read back from disk, where only the pages used are read.
     Pages some process has mapped are kept, so another trayapp loses nothing. Linux only."""
     if not sys.platform.startswith("linux") or not hasattr(os, "posix_fadvise"):
         return 0
