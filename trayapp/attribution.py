@@ -213,7 +213,9 @@ def describe_contributors(found: tuple[Contributor, ...], count: int = 3) -> str
     named, then "other" holding the rest."""
     if not found:
         return ""
-    named = [c for c in found if c.name != "other" or c.command][:count]
+    # a group whose share reads 0.0 names nothing (records that cover a few minutes of a long
+    # window): it stays in "other", which the shares still add up to
+    named = [c for c in found if (c.name != "other" or c.command) and c.share >= 0.05][:count]
     rest = sum(c.share for c in found) - sum(c.share for c in named)
     parts = [f"{short_name(c.name, c.command)} {_points(c.share)}" for c in named]
     parts.append(f"other {_points(max(rest, 0.0))}")
