@@ -1,6 +1,11 @@
-"""pyqtgraph, imported so that PySide6 keeps creating its Qt classes only when they are used.
+"""PySide6 and pyqtgraph, imported so that they keep what they do not use out of memory.
 
 Imports PySide6 and pyqtgraph only; nothing of trayapp's.
+
+``check_sources_uncached``: PySide6 reads the source of every module imported after it, to see
+whether it says "PySide6" (for its ``__feature__`` switches), with ``inspect.getsource``, which
+keeps every file's lines in ``linecache`` for good: ~8 MB of text in a process that runs for
+months, once pyqtgraph and the app are imported. The same check reads the file and keeps nothing.
 
 PySide6 creates a module's classes and enums the first time each is looked up. pyqtgraph's
 ``Qt`` package copies every name of QtCore, QtGui and QtWidgets into mirror modules of its own
@@ -30,6 +35,34 @@ def _mirror(name: str, real: types.ModuleType) -> types.ModuleType:
 
     mirror.__getattr__ = lookup  # type: ignore[method-assign]  # PEP 562
     return mirror
+
+
+def check_sources_uncached() -> bool:
+    """PySide6's check of each imported module's source, made without ``linecache`` (above).
+    True when it is in place; False (PySide6's own check) where PySide6 does not have it."""
+    try:
+        import PySide6.QtCore  # noqa: F401 - installs the import hook and its support modules
+
+        feature = sys.modules["PySide6.support.feature"]
+        upstream = feature._mod_uses_pyside
+    except (ImportError, KeyError, AttributeError):
+        return False
+    if getattr(upstream, "uncached", False):
+        return True
+
+    def uses_pyside(module: types.ModuleType) -> bool:
+        path = getattr(module, "__file__", None)
+        if not (isinstance(path, str) and path.endswith(".py")):
+            return upstream(module)  # a built-in or compiled module: no source, no lines kept
+        try:
+            with open(path, "rb") as source:
+                return b"PySide6" in source.read()
+        except OSError:
+            return upstream(module)
+
+    uses_pyside.uncached = True  # type: ignore[attr-defined]
+    feature._mod_uses_pyside = uses_pyside
+    return True
 
 
 def import_pyqtgraph() -> types.ModuleType:
