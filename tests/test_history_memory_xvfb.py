@@ -59,6 +59,29 @@ def pages(pid: int) -> str:
     return f"app: {kb['Anonymous'] / 1024:.0f} MB anonymous, {(kb['Rss'] - kb['Anonymous']) / 1024:.0f} MB from files"
 
 
+def where(pid: int) -> str:
+    """What a failure needs to tell one machine from another: the largest mappings of the app, its
+    threads, the CPUs and the kernel's huge-page setting."""
+    by: dict[str, int] = {}
+    name = "?"
+    try:
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            parts = line.split()
+            if parts and "-" in parts[0] and not parts[0].endswith(":"):
+                name = parts[5].rsplit("/", 1)[-1] if len(parts) > 5 else "[anon]"
+            elif parts and parts[0] == "Rss:":
+                by[name] = by.get(name, 0) + int(parts[1])
+        threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except OSError:
+        return "(the app is gone)"
+    try:
+        huge = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+    except OSError:
+        huge = "?"
+    top = ", ".join(f"{k} {v / 1024:.1f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:12])
+    return f"{threads} threads, {os.cpu_count()} CPUs, huge pages {huge}; MB by mapping: {top}"
+
+
 def total_rss(pid: int) -> int:
     app = psutil.Process(pid)
     return app.memory_info().rss + sum(c.memory_info().rss for c in app.children(recursive=True))
@@ -87,7 +110,7 @@ class Watch(threading.Thread):
                 continue
             self.looks += 1
             if total > self.peak:
-                self.peak, self.peak_at = total, f"{self.doing} ({pages(self.app.pid)})"
+                self.peak, self.peak_at = total, f"{self.doing} ({pages(self.app.pid)}; {where(self.app.pid)})"
             found = [line.split()[-1] for line in maps.splitlines() if any(h in line for h in HEAVY)]
             if found and not self.heavy:
                 self.heavy = [self.doing, *sorted(set(found))[:3]]
