@@ -237,6 +237,46 @@ def minute_line(records: "Sequence[MinuteRecord]", t: float, cores: int, count: 
     return ", ".join(parts)
 
 
+def span_line(records: "Sequence[MinuteRecord]", start: float, end: float, cores: int, count: int = 3) -> str:
+    """Who used the machine over ``[start, end]`` (the history window's range on screen), from
+    the records of the minutes in it: the busiest groups' CPU as % of the machine over the minutes
+    recorded, then "other" (the groups not kept and time no scan saw, so the parts add up to the
+    machine's use), and the largest by mean resident memory; with how much of the span the
+    records cover when it is not all of it. "" when no record falls in the span."""
+    import bisect
+
+    from trayapp.model import format_bytes
+
+    first, last = math.floor(start / 60), math.floor(end / 60)
+    lo = bisect.bisect_left(records, first, key=lambda r: r.minute)
+    hi = bisect.bisect_right(records, last, key=lambda r: r.minute)
+    if hi <= lo:
+        return ""
+    cpu: dict[GroupKey, float] = {}
+    rss: dict[GroupKey, float] = {}
+    busy = 0.0
+    for record in records[lo:hi]:
+        busy += max(record.busy, sum(record.cpu) + record.other_cpu)
+        for key, seconds, resident in zip(record.keys, record.cpu, record.rss):
+            cpu[key] = cpu.get(key, 0.0) + seconds
+            rss[key] = rss.get(key, 0.0) + resident
+    minutes = hi - lo
+    capacity = max(cores, 1) * 60.0 * minutes
+    ranked = [(seconds, key) for key, seconds in cpu.items() if 100.0 * seconds / capacity >= 0.05]
+    ranked.sort(reverse=True)
+    parts = [f"{short_name(*key)} {_points(100.0 * seconds / capacity)} %" for seconds, key in ranked[:count]]
+    rest = busy - sum(seconds for seconds, _key in ranked[:count])
+    cpu_text = ", ".join([*parts, f"other {_points(max(100.0 * rest / capacity, 0.0))} %"])
+    heavy = sorted(((total / minutes, key) for key, total in rss.items() if total > 0), reverse=True)[:count]
+    memory_text = ", ".join(f"{short_name(*key)} {format_bytes(mean)}" for mean, key in heavy)
+    spanned = last - first + 1
+    covered = "" if minutes >= spanned else f" (recorded {minutes} of its {spanned} minutes)"
+    line = f"CPU: {cpu_text}"
+    if memory_text:
+        line += f" · memory: {memory_text}"
+    return line + covered
+
+
 def _points(share: float) -> str:
     return f"{share:.0f}" if abs(share) >= 9.95 or share == 0 else f"{share:.1f}"
 

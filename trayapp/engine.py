@@ -215,6 +215,16 @@ class Engine:
 
         return minute_line(list(attributor.records), t, os.cpu_count() or 1)  # a copy: the sampler appends
 
+    def processes_over(self, start: float, end: float) -> str:
+        """Who used the machine from ``start`` to ``end`` (epoch seconds), from the records in
+        memory ("" when none fall in it): the history window's range on screen, on the GUI thread."""
+        attributor = self.attribution
+        if attributor is None:
+            return ""
+        from trayapp.attribution import span_line
+
+        return span_line(list(attributor.records), start, end, os.cpu_count() or 1)  # a copy: the sampler appends
+
     def tick(self, sample: Sample | None = None) -> Tick:
         with self._lock:
             measured = sample is None  # a sample handed in (a test, a replay) is not of this moment's processes

@@ -555,7 +555,8 @@ class TrayApp(QObject):
 
             self.window = HistoryWindow(self.folder, self.live, self.config, quick=self.sampler.recent, minutes=self.sampler.minutes,
                                         starting=self.sampler.starting, rows=self.sampler.rows, arrow=False,
-                                        processes=self.sampler.processes_at)
+                                        processes=self.sampler.processes_at,
+                                        processes_over=self.sampler.processes_over)
             self.window.layout_changed.connect(self._save_plot_layout)
             self.window.setWindowIcon(self.tray.icon())
             self.window.set_fleet(self.fleet_state, self.config)

@@ -651,6 +651,7 @@ class HistoryWindow(QWidget):
         rows: Callable[[Path], Any] | None = None,
         arrow: bool = True,
         processes: Callable[[float], str] | None = None,
+        processes_over: Callable[[float, float], str] | None = None,
     ) -> None:
         """``quick(span)``: samples already in memory for ``span`` (the sampler's rule windows).
         ``minutes(data_dir)``: the recorder's minute bins of its CSV for that folder, or None
@@ -662,12 +663,15 @@ class HistoryWindow(QWidget):
         a zoom short enough for raw samples reads today's from it. ``arrow=False`` (the tray
         app): never read with Arrow, even when the recorder has no minute bins to give (its
         start-up failed): today is then left out, and the window says so. ``processes(t)``: the
-        busiest processes of the minute holding ``t`` (the recorder's records), for the hover."""
+        busiest processes of the minute holding ``t`` (the recorder's records), for the hover.
+        ``processes_over(start, end)``: who used the machine over the range on screen (the same
+        records), under the span line."""
         super().__init__()
         pg.setConfigOptions(antialias=True)
         self.setWindowTitle("trayapp — history")
         self.data_dir = Path(data_dir)
         self.processes = processes
+        self.processes_over = processes_over
         self.live = live
         self.config = config
         self.results: tuple[RuleResult, ...] = ()
@@ -723,6 +727,16 @@ class HistoryWindow(QWidget):
         self.span_label.setTextFormat(Qt.TextFormat.RichText)
         self.span_label.setWordWrap(True)
         self.span_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.span_processes = QLabel("")  # who used the machine over the range on screen
+        self.span_processes.setWordWrap(True)
+        self.span_processes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.span_processes.setToolTip("The busiest processes over the time on screen, as % of the whole machine, "
+                                       "and the largest by memory (the recorder's minute records)")
+        self.span_processes.hide()
+        self._span_timer = QTimer(self)  # once the view rests: a drag moves it many times a second
+        self._span_timer.setSingleShot(True)
+        self._span_timer.setInterval(300)
+        self._span_timer.timeout.connect(self._say_span_processes)
         self.summary = QLabel("…")  # a row of its own, full width, so it wraps rather than being cut
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
@@ -752,6 +766,7 @@ class HistoryWindow(QWidget):
         top.addStretch(1)
         layout.addLayout(top)
         layout.addWidget(self.span_label)
+        layout.addWidget(self.span_processes)
         self.now = NowPanel()  # this second: big numbers, per-core bars, the top processes
         layout.addWidget(self.now)
         layout.addWidget(self.summary)
@@ -1389,6 +1404,19 @@ class HistoryWindow(QWidget):
         text = html.escape(span_text(start, end))
         whose = f" · <b>{html.escape(self.machine_name)}</b> (from Prometheus)" if self.machine is not None else ""
         self.span_label.setText(f"<b>{text}</b> · zoomed from {label}; Reset goes back{whose}" if self._zoomed else f"<b>{text}</b> · {label}{whose}")
+        self._span_shown = (start, end)
+        self._span_timer.start()
+
+    _span_shown: tuple[float, float] | None = None
+
+    def _say_span_processes(self) -> None:
+        """Who used the machine over the range on screen, under the span line (this machine's
+        records only: a remote machine's processes are not in Prometheus)."""
+        found = ""
+        if self.processes_over is not None and self.machine is None and self._span_shown is not None:
+            found = self.processes_over(*self._span_shown)
+        self.span_processes.setText(f"Over this span: {found}" if found else "")
+        self.span_processes.setVisible(bool(found))
 
     def _x_range_changed(self, _plot, view: tuple[float, float]) -> None:
         start, end = view

@@ -77,6 +77,11 @@ class Sampler(QThread):
         engine = self.engine
         return engine.processes_at(t) if engine is not None else ""
 
+    def processes_over(self, start: float, end: float) -> str:
+        """Who used the machine over a stretch of time (``Engine.processes_over``)."""
+        engine = self.engine
+        return engine.processes_over(start, end) if engine is not None else ""
+
     def minutes(self, data_dir: Path):
         """The store's minute bins of its CSV (``Store.minutes``) when it records into
         ``data_dir``, else None: the window reads today from them."""
