@@ -14,7 +14,7 @@ pytest.importorskip("PySide6.QtWidgets")
 
 from trayapp.engine import Tick  # noqa: E402
 from trayapp.gui.app import TrayApp, tooltip_text  # noqa: E402
-from trayapp.model import Level, RuleResult, Sample  # noqa: E402
+from trayapp.model import Level, RuleResult, Sample, Transition  # noqa: E402
 from trayapp.rules import Rule, project  # noqa: E402
 from trayapp.settings import Config, Loaded  # noqa: E402
 
@@ -64,5 +64,30 @@ def test_the_tooltip_says_where_the_average_is_heading(qtbot, tmp_path: Path, mo
         assert expected is not None and expected.level is Level.RED
         assert f"36 h avg CPU 85 % — orange (over 36 h of data); {expected.text()}" in app.tray.toolTip()
         assert "red in ≈ 12 h at the current load" in app.tray.toolTip()
+    finally:
+        app._collector.stop()
+
+
+def test_ticks_rebuild_the_tooltip_every_few_seconds_and_a_level_change_at_once(qtbot, tmp_path: Path) -> None:
+    """Building the tooltip is most of what a tick costs the GUI thread: a tick rebuilds it when
+    the last one a tick built is TOOLTIP_EVERY old, and at once when a level changed."""
+    import trayapp.gui.app as app_module
+
+    config = Config(rules=(Rule("cpu_percent"),))
+    app = TrayApp(Loaded(config, tmp_path / "config.toml", []), tmp_path / "data", tmp_path / "config.toml")
+    try:
+        def tick(cpu: float, average: float, level: Level, previous: Level | None = None) -> str:
+            result = RuleResult("cpu_percent", 129600, average, 5000, 36 * 3600, level, 80.0, 90.0)
+            changes = (Transition("cpu_percent/36h", previous, level, result, NOW),) if previous else ()
+            app.on_tick(Tick(Sample(NOW, cpu, 40.0, 70.0), (result,), level, changes, True))
+            return app.tray.toolTip()
+
+        first = tick(20.0, 50.0, Level.OK)
+        assert "CPU 20" in first and "36 h avg CPU 50 %" in first
+        assert tick(30.0, 50.1, Level.OK) == first  # a second later: the tooltip of a moment ago
+        app._tooltip_at -= app_module.TOOLTIP_EVERY  # as if TOOLTIP_EVERY seconds went by
+        assert "CPU 30" in tick(30.0, 50.1, Level.OK)
+        changed = tick(95.0, 85.0, Level.ORANGE, previous=Level.OK)
+        assert changed.startswith("trayapp — orange") and "CPU 95" in changed
     finally:
         app._collector.stop()

@@ -7,6 +7,7 @@ sampler sends; nothing here blocks (no disk reads, no network).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -58,6 +59,9 @@ def clock(moment: datetime, now: datetime | None = None) -> str:
 
 
 PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule windows)
+# seconds between two tooltips built from ticks: its readings are at most this old, a level change
+# shows at once; building it is most of what a tick costs the GUI thread
+TOOLTIP_EVERY = 3.0
 
 
 def rule_lines(tick: Tick, rules: tuple[Rule, ...] = (), projections: dict | None = None, hysteresis: float = 0.0,
@@ -256,6 +260,7 @@ class TrayApp(QObject):
         self.paused_since: datetime | None = None
         self.projections: dict[int, Projection] = {}  # by rule index, refreshed every PROJECT_EVERY
         self._projected_at = 0.0
+        self._tooltip_at = -math.inf  # monotonic time of the last tooltip a tick set
         self._icon_key: tuple | None = None
         self.log_path: Path | None = None  # the rotating log file, once run_gui has started it
         self.notifier = None  # D-Bus notifications with buttons, where the desktop has them
@@ -437,7 +442,9 @@ class TrayApp(QObject):
         if self.snoozed is not None and not self.is_snoozed():  # it ran out: the badge goes
             self.snoozed = None
             self._refresh_state()
-        self._refresh_tooltip()
+        if tick.transitions or time.monotonic() - self._tooltip_at >= TOOLTIP_EVERY:
+            self._tooltip_at = time.monotonic()
+            self._refresh_tooltip()
         for change in tick.transitions:  # what happened, for whoever looks back in the log months later (as headless logs it)
             log.info("%s%s", transition_line(change), "; snoozed" if self.is_snoozed(tick.sample.timestamp) else "")
         if self.config.alerts_desktop_notifications and self.use_tray and tick.transitions and not self.is_snoozed(tick.sample.timestamp):
@@ -475,7 +482,8 @@ class TrayApp(QObject):
         )
         if self.fleet_state is not None:  # each machine with its level and worst rule, or the one line of a fault
             text += "\n" + "\n".join(self.fleet_state.lines())
-        self.tray.setToolTip(text)
+        if text != self.tray.toolTip():
+            self.tray.setToolTip(text)
 
     def on_fleet(self, state) -> None:  # noqa: ANN001 - fleet.FleetState, from the fleet poller
         """A poll of the fleet: the icon, the tooltip, and one desktop notification for the
