@@ -124,10 +124,10 @@ class GpuMinute:
 
     def rows(self, stamp: str) -> list[list[str]]:
         gpu, sm = str(self.index), self.sm if self.sm is not None else [None] * len(self.keys)
-        rows = [[stamp, GPU_PROCESS, name, command, "", "", " ".join(map(str, p)), gpu, _num(m), _opt(s)]
+        rows = [[stamp, GPU_PROCESS, name, command, "", "", " ".join(map(str, p)), gpu, _bytes(m), _opt(s)]
                 for (name, command), m, s, p in zip(self.keys, self.memory, sm, self.pids)]
-        rows.append([stamp, GPU_OTHER, "", "", "", "", "", gpu, _num(self.other_memory), _opt(self.other_sm)])
-        rows.append([stamp, GPU_DEVICE, "", "", "", "", "", gpu, _num(self.used), _opt(self.util)])
+        rows.append([stamp, GPU_OTHER, "", "", "", "", "", gpu, _bytes(self.other_memory), _opt(self.other_sm)])
+        rows.append([stamp, GPU_DEVICE, "", "", "", "", "", gpu, _bytes(self.used), _opt(self.util)])
         return rows
 
 
@@ -162,6 +162,10 @@ class MinuteRecord:
 
 def _num(value: float) -> str:
     return f"{value:.6g}"
+
+
+def _bytes(value: float) -> str:
+    return f"{value:.0f}"  # whole bytes: a GPU's gigabytes keep every digit
 
 
 def _opt(value: float | None) -> str:
