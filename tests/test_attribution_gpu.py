@@ -387,3 +387,19 @@ def test_status_json_names_a_gpu_rules_contributors(tmp_path: Path) -> None:
     text = subprocess.run([sys.executable, "-m", "trayapp.cli", "--data-dir", str(data_dir), "--config", str(config), "status"],
                           capture_output=True, text=True, timeout=60).stdout
     assert "made by: python train.py 54, Xorg 18, other 18 (split by SM util)" in text, text
+
+
+def test_a_backend_that_breaks_mid_run_is_said_once_and_the_cpu_side_goes_on(tmp_path: Path, caplog) -> None:
+    """Not an NVMLError (a driver unloaded under ctypes): one warning, no traceback, the CPU side kept."""
+    class Broken:
+        def processes(self):
+            raise OSError("libnvidia-ml.so.1: cannot read")
+
+    attributor = Attributor(tmp_path / "data")
+    with caplog.at_level(logging.WARNING):
+        first = _run_minutes(attributor, Broken(), 3)
+    attributor.close()
+    records = [r for r in attributor.records if r.minute >= first]
+    assert len(records) == 3 and all(r.keys and r.gpus == () for r in records)
+    said = [r for r in caplog.records if "GPU processes could not be read" in r.getMessage()]
+    assert len(said) == 1 and not said[0].exc_info

@@ -1,4 +1,4 @@
-"""What made a window average: per-minute CPU time and memory of process groups, and a rule's contributors.
+"""What made a window average: per-minute CPU time, memory and GPU use of process groups, and a rule's contributors.
 
 Imports psutil, ``model``, ``privacy``, ``jsonfile`` and the standard library; never Arrow, pandas or Qt (the
 recorder runs it). The Parquet side of the per-minute records is ``attribution_days``, in a child.
@@ -12,6 +12,8 @@ and redacted command line; a group's part of that minute's mean of ``cpu_percent
 times the group's CPU time over the machine's busy time (memory rules: the group's mean resident
 memory over the memory in use). A window's contributor share is the mean of these parts over the
 window's minutes, so the shares of all groups plus "other" add up to the rule's average.
+GPU rules split the same way, by each group's SM util (else GPU memory) or GPU memory on that
+GPU, from what the probe's NVML backend says of the GPU's processes at each scan.
 """
 
 from __future__ import annotations
@@ -780,6 +782,7 @@ class Attributor:
         self._closed = 0
         self.scans = 0
         self.scan_seconds = 0.0  # CPU time the scans took (the cost, for doctor and bench)
+        self._gpu_failing = False  # the GPUs' processes could not be read (said once)
 
     @property
     def command_lines(self) -> bool:
@@ -843,10 +846,14 @@ class Attributor:
         try:
             found = read_gpus()
         except Exception as exc:  # noqa: BLE001 - a driver gone mid-run: this minute's GPU processes are not kept
-            log.warning("GPU processes could not be read (%s: %s); left out this minute", type(exc).__name__, str(exc)[:160])
+            if not self._gpu_failing:  # once until it works again, not every minute for months
+                log.warning("GPU processes could not be read (%s: %s); left out of the process records until they can be",
+                            type(exc).__name__, str(exc)[:160])
+            self._gpu_failing = True
             return
         finally:
             self.scan_seconds += time.process_time() - began
+        self._gpu_failing = False
         groups = self.scanner.groups
         for reading in found:
             entry = here["gpus"].get(reading.index)

@@ -8,8 +8,10 @@ Layout: ``<data>/Processes/Year=Y/Month=M/D.parquet`` per local day (as the samp
 columns ``minute`` (timestamp[us, UTC], the minute's start), ``kind`` (``process``, ``other`` or
 ``machine``), ``name``, ``command`` (redacted; "" when not read or not kept), ``cpu_seconds``
 (CPU time used in the minute; the machine row: the machine's busy CPU time), ``rss_bytes`` (mean
-resident memory; the machine row: memory in use), ``pids`` (space-separated). Today's minutes
-are in ``<data>/Processes/csv/YYYY-MM-DD.csv`` with the same columns.
+resident memory; the machine row: memory in use), ``pids`` (space-separated), and with NVML
+``gpu``, ``gpu_memory_bytes``, ``gpu_sm_percent`` (rows of kind ``gpu_process``, ``gpu_other``,
+``gpu``; null elsewhere, and absent from days written before them). Today's minutes are in
+``<data>/Processes/csv/YYYY-MM-DD.csv`` with the same columns.
 """
 
 from __future__ import annotations
