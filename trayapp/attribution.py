@@ -1,4 +1,4 @@
-"""What made a window average: per-minute CPU time and memory of process groups, and a rule's contributors.
+"""What made a window average: per-minute CPU time, memory and GPU use of process groups, and a rule's contributors.
 
 Imports psutil, ``model``, ``privacy``, ``jsonfile`` and the standard library; never Arrow, pandas or Qt (the
 recorder runs it). The Parquet side of the per-minute records is ``attribution_days``, in a child.
@@ -12,6 +12,8 @@ and redacted command line; a group's part of that minute's mean of ``cpu_percent
 times the group's CPU time over the machine's busy time (memory rules: the group's mean resident
 memory over the memory in use). A window's contributor share is the mean of these parts over the
 window's minutes, so the shares of all groups plus "other" add up to the rule's average.
+GPU rules split the same way, by each group's SM util (else GPU memory) or GPU memory on that
+GPU, from what the probe's NVML backend says of the GPU's processes at each scan.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from trayapp import jsonfile, privacy
-from trayapp.model import Contributor
+from trayapp.model import Contributor, gpu_and_field
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +53,36 @@ FOLDER = "Processes"  # beside the dataset's folder, in the data folder
 CSV_FOLDER = "csv"  # today's (and not yet converted days') records, one CSV a local day
 DAY_MAX = 1 << 30  # bytes: a day CSV larger than this is not one of these
 TORN_MAX = 1 << 20  # bytes past the last whole minute that ``mend`` cuts; a longer tail is set aside
-COLUMNS = ("minute", "kind", "name", "command", "cpu_seconds", "rss_bytes", "pids")
+TOP_GPU = 5  # per GPU and minute, the groups holding the most GPU memory and those with the most SM util
+BASE_COLUMNS = ("minute", "kind", "name", "command", "cpu_seconds", "rss_bytes", "pids")
+GPU_COLUMNS = ("gpu", "gpu_memory_bytes", "gpu_sm_percent")  # empty on the CPU rows; files without them still read
+COLUMNS = (*BASE_COLUMNS, *GPU_COLUMNS)
 MACHINE, PROCESS, OTHER = "machine", "process", "other"
+GPU_PROCESS, GPU_OTHER, GPU_DEVICE = "gpu_process", "gpu_other", "gpu"
+SM_UTIL, GPU_MEMORY = "SM util", "GPU memory"  # what a GPU rule's contributors are weighted by
 
 GroupKey = tuple[str, str]  # (executable name, redacted command line or "")
 
 
 def rule_kind(metric: str) -> str | None:
-    """Which per-minute measure splits a rule's metric: ``cpu``, ``memory``, or None (not attributed)."""
+    """Which per-minute measure splits a rule's metric: ``cpu``, ``memory``, ``gpuN_util``,
+    ``gpuN_memory``, or None (not attributed)."""
     if metric == "cpu_percent":
         return "cpu"
     if metric == "memory_percent":
         return "memory"
+    gpu = gpu_and_field(metric)
+    if gpu is not None and gpu[1] in ("util_percent", "memory_percent"):
+        return f"gpu{gpu[0]}_{gpu[1].split('_')[0]}"
+    return None
+
+
+def _gpu_of(kind: str) -> tuple[int, str] | None:
+    """``gpu2_util`` → (2, "util")."""
+    if kind.startswith("gpu"):
+        index, _, what = kind[3:].partition("_")
+        if index.isdigit():
+            return int(index), what
     return None
 
 
@@ -89,6 +109,31 @@ def short_name(name: str, command: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuMinute:
+    """One GPU's minute: its memory in use (bytes) and utilisation (%, None when not read), the
+    kept groups' GPU memory (bytes) and SM util (%; ``sm`` None where the driver reports no
+    per-process utilisation), the rest as "other". Means over the minute's scans."""
+
+    index: int
+    used: float
+    util: float | None
+    keys: tuple[GroupKey, ...]
+    memory: "Sequence[float]"
+    sm: "Sequence[float] | None"
+    pids: tuple[tuple[int, ...], ...]
+    other_memory: float
+    other_sm: float | None
+
+    def rows(self, stamp: str) -> list[list[str]]:
+        gpu, sm = str(self.index), self.sm if self.sm is not None else [None] * len(self.keys)
+        rows = [[stamp, GPU_PROCESS, name, command, "", "", " ".join(map(str, p)), gpu, _bytes(m), _opt(s)]
+                for (name, command), m, s, p in zip(self.keys, self.memory, sm, self.pids)]
+        rows.append([stamp, GPU_OTHER, "", "", "", "", "", gpu, _bytes(self.other_memory), _opt(self.other_sm)])
+        rows.append([stamp, GPU_DEVICE, "", "", "", "", "", gpu, _bytes(self.used), _opt(self.util)])
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
 class MinuteRecord:
     """One UTC minute (``floor(t / 60)``): the machine's busy CPU seconds and memory in use
     (bytes, mean over the scans), the kept groups' CPU seconds and mean resident memory, and the
@@ -103,14 +148,17 @@ class MinuteRecord:
     pids: tuple[tuple[int, ...], ...]
     other_cpu: float
     other_rss: float
+    gpus: tuple[GpuMinute, ...] = ()  # the GPUs whose processes NVML listed in the minute
 
     def rows(self) -> list[list[str]]:
         """The record as CSV rows, the machine row last (a minute counts only with it)."""
         stamp = datetime.fromtimestamp(self.minute * 60, timezone.utc).isoformat()
-        rows = [[stamp, PROCESS, name, command, _num(c), _num(r), " ".join(map(str, p))]
+        rows = [[stamp, PROCESS, name, command, _num(c), _num(r), " ".join(map(str, p)), "", "", ""]
                 for (name, command), c, r, p in zip(self.keys, self.cpu, self.rss, self.pids)]
-        rows.append([stamp, OTHER, "", "", _num(self.other_cpu), _num(self.other_rss), ""])
-        rows.append([stamp, MACHINE, "", "", _num(self.busy), _num(self.used), ""])
+        for gpu in self.gpus:
+            rows.extend(gpu.rows(stamp))
+        rows.append([stamp, OTHER, "", "", _num(self.other_cpu), _num(self.other_rss), "", "", "", ""])
+        rows.append([stamp, MACHINE, "", "", _num(self.busy), _num(self.used), "", "", "", ""])
         return rows
 
 
@@ -118,8 +166,16 @@ def _num(value: float) -> str:
     return f"{value:.6g}"
 
 
+def _bytes(value: float) -> str:
+    return f"{value:.0f}"  # whole bytes: a GPU's gigabytes keep every digit
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else _num(value)
+
+
 def make_record(minute: int, cpu: dict[GroupKey, float], rss: dict[GroupKey, float], pids: dict[GroupKey, list[int]],
-                busy: float, used: float, shared: dict[Any, Any] | None = None) -> MinuteRecord:
+                busy: float, used: float, shared: dict[Any, Any] | None = None, gpus: tuple[GpuMinute, ...] = ()) -> MinuteRecord:
     """Keep the groups that hold ``CPU_COVERED`` of the minute's CPU time (at most ``TOP_CPU``) and
     the ``TOP_MEMORY`` largest by memory; the rest goes to "other". ``shared``: one object for
     equal keys and pid lists across minutes (36 h of minutes in memory cost a few MB, not tens)."""
@@ -146,7 +202,33 @@ def make_record(minute: int, cpu: dict[GroupKey, float], rss: dict[GroupKey, flo
     return MinuteRecord(
         minute=minute, busy=busy, used=used, keys=tuple(share(k, k) for k in kept), cpu=kept_cpu, rss=kept_rss,
         pids=tuple(kept_pids),
-        other_cpu=max(total_cpu - sum(kept_cpu), 0.0), other_rss=max(sum(rss.values()) - sum(kept_rss), 0.0),
+        other_cpu=max(total_cpu - sum(kept_cpu), 0.0), other_rss=max(sum(rss.values()) - sum(kept_rss), 0.0), gpus=gpus,
+    )
+
+
+def make_gpu_minute(index: int, memory: dict[GroupKey | None, float], sm: dict[GroupKey | None, float] | None,
+                    pids: dict[GroupKey, list[int]], used: float, util: float | None,
+                    shared: dict[Any, Any] | None = None) -> GpuMinute:
+    """One GPU's minute: the ``TOP_GPU`` groups holding the most GPU memory and the ``TOP_GPU``
+    with the most SM util; the rest goes to "other"."""
+    share = shared.setdefault if shared is not None else (lambda value, _default: value)
+    named = [(k, v) for k, v in memory.items() if k is not None]  # the None key: pids no scan named
+    kept = [k for k, v in sorted(named, key=lambda kv: kv[1], reverse=True)[:TOP_GPU] if v > 0]
+    chosen = set(kept)
+    for key, value in sorted(((k, v) for k, v in (sm or {}).items() if k is not None), key=lambda kv: kv[1], reverse=True)[:TOP_GPU]:
+        if value > 0 and key not in chosen:
+            kept.append(key)
+            chosen.add(key)
+    kept_memory = tuple(memory.get(k, 0.0) for k in kept)
+    kept_sm = None if sm is None else tuple(sm.get(k, 0.0) for k in kept)
+    kept_pids = []
+    for k in kept:
+        ids = tuple(sorted(pids.get(k, ()))[:PIDS_KEPT])
+        kept_pids.append(share(ids, ids))
+    return GpuMinute(
+        index=index, used=used, util=util, keys=tuple(share(k, k) for k in kept), memory=kept_memory, sm=kept_sm,
+        pids=tuple(kept_pids), other_memory=max(sum(memory.values()) - sum(kept_memory), 0.0),
+        other_sm=None if sm is None or kept_sm is None else max(sum(sm.values()) - sum(kept_sm), 0.0),
     )
 
 
@@ -167,6 +249,36 @@ def minute_parts(kind: str, record: MinuteRecord) -> tuple[tuple[float, ...], fl
     return tuple(v / whole for v in values), other / whole
 
 
+def minute_split(kind: str, record: MinuteRecord) -> tuple[tuple[GroupKey, ...], tuple[tuple[int, ...], ...], tuple[float, ...], str] | None:
+    """(groups, their pids, each one's fraction of the minute's measure, what weighed them) for
+    any rule kind; None when the minute says nothing for it. GPU util: by the groups' SM util
+    over the larger of their sum and the GPU's utilisation, else (the driver reports none) by
+    their share of the GPU memory the processes hold; GPU memory: by GPU memory over the
+    larger of the GPU's memory in use and the groups' sum. What weighed them: "" for CPU and
+    memory, ``SM_UTIL`` or ``GPU_MEMORY``."""
+    gpu = _gpu_of(kind)
+    if gpu is None:
+        parts = minute_parts(kind, record)
+        return None if parts is None else (record.keys, record.pids, parts[0], "")
+    index, what = gpu
+    found = next((g for g in record.gpus if g.index == index), None)
+    if found is None:
+        return None
+    held = sum(found.memory) + found.other_memory
+    if what == "util":
+        if found.sm is not None:
+            busy = sum(found.sm) + (found.other_sm or 0.0)
+            if busy > 0 and math.isfinite(busy):
+                whole = max(busy, found.util or 0.0)
+                return found.keys, found.pids, tuple(v / whole for v in found.sm), SM_UTIL
+        whole = held
+    else:
+        whole = max(found.used, held)
+    if not whole > 0 or not math.isfinite(whole):
+        return None
+    return found.keys, found.pids, tuple(v / whole for v in found.memory), GPU_MEMORY
+
+
 def contributors(kind: str | None, records: Iterable[MinuteRecord], means: dict[int, float], minutes: int,
                  average: float | None, command_lines: bool = True, shown: int = SHOWN) -> tuple[Contributor, ...]:
     """A rule's contributors over its window: ``means`` holds the window's minutes' means of the
@@ -182,9 +294,9 @@ def contributors(kind: str | None, records: Iterable[MinuteRecord], means: dict[
     if not named:
         return ()
     if total > average > 0:  # a window edge where one minute counts in part: scale down, never past the average
-        named = [Contributor(c.name, c.command, c.share * average / total, c.pids) for c in named]
+        named = [Contributor(c.name, c.command, c.share * average / total, c.pids, c.by) for c in named]
         total = average
-    return (*named, Contributor(name="other", command="", share=average - total, pids=()))
+    return (*named, Contributor(name="other", command="", share=average - total, pids=(), by=named[0].by))
 
 
 def named_shares(kind: str, records: Iterable[MinuteRecord], means: dict[int, float], minutes: int,
@@ -192,20 +304,25 @@ def named_shares(kind: str, records: Iterable[MinuteRecord], means: dict[int, fl
     """The ``shown`` largest groups' shares of a window (``contributors`` without "other")."""
     sums: dict[GroupKey, float] = {}
     pids: dict[GroupKey, tuple[int, ...]] = {}
+    weighed: set[str] = set()
     for record in records:
         mean = means.get(record.minute)
         if mean is None:
             continue
-        parts = minute_parts(kind, record)
-        if parts is None:
+        split = minute_split(kind, record)
+        if split is None:
             continue
-        for key, part, ids in zip(record.keys, parts[0], record.pids):
+        keys, record_pids, parts, by = split
+        weighed.add(by)
+        for key, part, ids in zip(keys, parts, record_pids):
             if not command_lines:
                 key = (key[0], "")
             sums[key] = sums.get(key, 0.0) + mean * part
             pids[key] = ids  # the latest minute's
     top = sorted(((s / minutes, key) for key, s in sums.items() if s > 0), reverse=True)[:shown]
-    return [Contributor(name=key[0], command=key[1], share=share, pids=pids.get(key, ())) for share, key in top]
+    # a GPU util window may mix minutes the driver gave SM util for and minutes it did not
+    by = f"{SM_UTIL}, else {GPU_MEMORY}" if weighed >= {SM_UTIL, GPU_MEMORY} else next(iter(weighed - {""}), "")
+    return [Contributor(name=key[0], command=key[1], share=share, pids=pids.get(key, ()), by=by) for share, key in top]
 
 
 def describe_contributors(found: tuple[Contributor, ...], count: int = 3) -> str:
@@ -219,7 +336,8 @@ def describe_contributors(found: tuple[Contributor, ...], count: int = 3) -> str
     rest = sum(c.share for c in found) - sum(c.share for c in named)
     parts = [f"{short_name(c.name, c.command)} {_points(c.share)}" for c in named]
     parts.append(f"other {_points(max(rest, 0.0))}")
-    return ", ".join(parts)
+    by = found[0].by  # a GPU rule's: what weighed the processes
+    return ", ".join(parts) + (f" (split by {by})" if by else "")
 
 
 def minute_line(records: "Sequence[MinuteRecord]", t: float, cores: int, count: int = 3) -> str:
@@ -322,6 +440,7 @@ class Scanner:
         self._known: dict[tuple[int, float], tuple[GroupKey, float, float, int]] = {}  # → key, own, children, ppid
         self._busy: float | None = None
         self._commands: dict[tuple[int, float], str] = {}
+        self.groups: dict[int, GroupKey] = {}  # pid → group, as the last scan saw it (for the GPUs' processes)
 
     def _machine_busy(self) -> float:
         times = self._psutil.cpu_times()
@@ -411,6 +530,7 @@ class Scanner:
         cpu: dict[GroupKey, float] = {}
         rss: dict[GroupKey, float] = {}
         pids: dict[GroupKey, list[int]] = {}
+        groups: dict[int, GroupKey] = {}
         commands = self._commands
         for pid, started, name, ppid, own, children, resident in (self._proc_entries() if self._proc else self._psutil_entries()):
             ident = (pid, started)
@@ -419,6 +539,7 @@ class Scanner:
                 command = commands[ident] = self._command(pid)
             key = (name, command if self.command_lines else "")
             seen[ident] = (key, own, children, ppid)
+            groups[pid] = key
             if resident is not None:
                 rss[key] = rss.get(key, 0.0) + resident
             ids = pids.setdefault(key, [])
@@ -442,6 +563,7 @@ class Scanner:
                 if used_cpu > 0:
                     cpu[key] = cpu.get(key, 0.0) + used_cpu
         self._known = seen
+        self.groups = groups
         if len(commands) > 2 * len(seen) + 64:
             self._commands = {ident: commands[ident] for ident in seen if ident in commands}
         if first:
@@ -574,7 +696,7 @@ def _is_machine_row(line: bytes) -> bool:
         row = next(csv.reader([line.decode("utf-8")]))
     except (UnicodeDecodeError, csv.Error, StopIteration):
         return False
-    return len(row) == len(COLUMNS) and row[1] == MACHINE
+    return len(row) in (len(BASE_COLUMNS), len(COLUMNS)) and row[1] == MACHINE
 
 
 def read_csv(path: Path) -> list[MinuteRecord]:
@@ -592,12 +714,15 @@ def read_csv(path: Path) -> list[MinuteRecord]:
 
 
 def records_from_rows(rows: Iterable[list[str]]) -> list[MinuteRecord]:
-    """Minute records from rows in the CSV's column order; a minute counts once its machine row
-    comes, and a repeated minute keeps its first record."""
+    """Minute records from rows in the CSV's column order (rows without the GPU columns, as
+    written before they existed, too); a minute counts once its machine row comes, and a
+    repeated minute keeps its first record."""
     out: list[MinuteRecord] = []
     done: set[int] = set()
     pending: list[list[str]] = []
     for row in rows:
+        if len(row) == len(BASE_COLUMNS):
+            row = [*row, "", "", ""]
         if len(row) != len(COLUMNS) or row[0] == "minute":
             continue
         if row[1] != MACHINE:
@@ -606,26 +731,65 @@ def records_from_rows(rows: Iterable[list[str]]) -> list[MinuteRecord]:
         try:
             minute = _minute_of(row[0])
             keys, cpu, rss, pids, other_cpu, other_rss = [], [], [], [], 0.0, 0.0
+            gpus: dict[int, dict[str, Any]] = {}
             for p in pending:
                 if _minute_of(p[0]) != minute:
                     continue
                 if p[1] == OTHER:
                     other_cpu, other_rss = float(p[4]), float(p[5])
-                else:
+                elif p[1] == PROCESS:
                     keys.append((p[2], p[3]))
                     cpu.append(float(p[4]))
                     rss.append(float(p[5]))
-                    pids.append(tuple(int(x) for x in p[6].split() if x.isdigit()))
+                    pids.append(_pids(p[6]))
+                elif p[1] in (GPU_PROCESS, GPU_OTHER, GPU_DEVICE):
+                    _gpu_row(gpus.setdefault(int(p[7]), {"keys": [], "memory": [], "sm": [], "pids": []}), p)
             record = MinuteRecord(minute, float(row[4]), float(row[5]), tuple(keys), tuple(cpu), tuple(rss),
-                                  tuple(pids), other_cpu, other_rss)
-        except (ValueError, OverflowError):
+                                  tuple(pids), other_cpu, other_rss, tuple(_gpu_minute(i, g) for i, g in sorted(gpus.items())
+                                                                          if "used" in g))
+        except (ValueError, OverflowError, TypeError):
             pending = []
             continue
         pending = []
-        if minute not in done and all(math.isfinite(x) for x in (record.busy, record.used, *record.cpu, *record.rss)):
+        numbers = (record.busy, record.used, *record.cpu, *record.rss,
+                   *(x for g in record.gpus for x in (g.used, g.other_memory, *g.memory)))
+        if minute not in done and all(math.isfinite(x) for x in numbers):
             done.add(minute)
             out.append(record)
     return out
+
+
+def _pids(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split() if x.isdigit())
+
+
+def _optional(text: str) -> float | None:
+    if not text:
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _gpu_row(gpu: dict[str, Any], row: list[str]) -> None:
+    memory, sm = float(row[8]), _optional(row[9])
+    if row[1] == GPU_PROCESS:
+        gpu["keys"].append((row[2], row[3]))
+        gpu["memory"].append(memory)
+        gpu["sm"].append(sm)
+        gpu["pids"].append(_pids(row[6]))
+    elif row[1] == GPU_OTHER:
+        gpu["other_memory"], gpu["other_sm"] = memory, sm
+    else:
+        gpu["used"], gpu["util"] = memory, sm
+
+
+def _gpu_minute(index: int, gpu: dict[str, Any]) -> GpuMinute:
+    """A GPU's rows read back; its SM util is known when every one of its rows has it."""
+    other_sm = gpu.get("other_sm")
+    known = other_sm is not None and all(v is not None for v in gpu["sm"])
+    return GpuMinute(index, gpu["used"], gpu["util"], tuple(gpu["keys"]), tuple(gpu["memory"]),
+                     tuple(gpu["sm"]) if known else None, tuple(gpu["pids"]), gpu.get("other_memory", 0.0),
+                     other_sm if known else None)
 
 
 def _minute_of(text: str) -> int:
@@ -658,6 +822,7 @@ class Attributor:
         self._closed = 0
         self.scans = 0
         self.scan_seconds = 0.0  # CPU time the scans took (the cost, for doctor and bench)
+        self._gpu_failing = False  # the GPUs' processes could not be read (said once)
 
     @property
     def command_lines(self) -> bool:
@@ -677,12 +842,14 @@ class Attributor:
                 self.records.append(MinuteRecord(
                     record.minute, record.busy, record.used, tuple(share(k, k) for k in record.keys),
                     array("d", record.cpu), array("d", record.rss), tuple(share(p, p) for p in record.pids),
-                    record.other_cpu, record.other_rss))
+                    record.other_cpu, record.other_rss, record.gpus))
                 last = record.minute
         self.version += 1
 
-    def tick(self, t: float) -> bool:
-        """Scan if ``t`` starts a new slot; True when a minute closed (the contributors change)."""
+    def tick(self, t: float, gpu: Any = None) -> bool:
+        """Scan if ``t`` starts a new slot; True when a minute closed (the contributors change).
+        ``gpu``: the probe's GPU backend; one with ``processes`` (NVML) has its GPUs' processes
+        recorded too."""
         slot = math.floor(t / self.scan_every)
         if slot == self._slot:
             return False
@@ -707,12 +874,55 @@ class Attributor:
             here["pids"][key] = ids
         here["used"] += used
         here["scans"] += 1
+        read_gpus = getattr(gpu, "processes", None)
+        if read_gpus is not None:
+            self._gpu_scan(read_gpus, here)
         return self._close_before(math.floor(t / 60))
+
+    def _gpu_scan(self, read_gpus: Any, here: dict[str, Any]) -> None:
+        """Each GPU's processes now, by group, added to the minute ``here``. A pid no scan saw
+        (another PID namespace's) counts to that GPU's "other"."""
+        began = time.process_time()
+        try:
+            found = read_gpus()
+        except Exception as exc:  # noqa: BLE001 - a driver gone mid-run: this minute's GPU processes are not kept
+            if not self._gpu_failing:  # once until it works again, not every minute for months
+                log.warning("GPU processes could not be read (%s: %s); left out of the process records until they can be",
+                            type(exc).__name__, str(exc)[:160])
+            self._gpu_failing = True
+            return
+        finally:
+            self.scan_seconds += time.process_time() - began
+        self._gpu_failing = False
+        groups = self.scanner.groups
+        for reading in found:
+            entry = here["gpus"].get(reading.index)
+            if entry is None:
+                entry = here["gpus"][reading.index] = {"memory": {}, "sm": {}, "pids": {}, "used": 0.0, "util": 0.0,
+                                                       "scans": 0, "util_scans": 0, "sm_scans": 0}
+            entry["scans"] += 1
+            entry["used"] += reading.used or 0.0
+            if reading.util is not None:
+                entry["util"] += reading.util
+                entry["util_scans"] += 1
+            memory, sm, pids = entry["memory"], entry["sm"], entry["pids"]
+            for pid, value in reading.memory.items():
+                key = groups.get(pid)
+                memory[key] = memory.get(key, 0.0) + value
+                if key is not None:
+                    ids = pids.setdefault(key, set())
+                    if len(ids) < PIDS_KEPT:
+                        ids.add(pid)
+            if reading.sm is not None:
+                entry["sm_scans"] += 1
+                for pid, value in reading.sm.items():
+                    key = groups.get(pid)
+                    sm[key] = sm.get(key, 0.0) + value
 
     def _minute(self, minute: int) -> dict[str, Any]:
         entry = self._open.get(minute)
         if entry is None:
-            entry = self._open[minute] = {"cpu": {}, "rss": {}, "pids": {}, "busy": 0.0, "used": 0.0, "scans": 0}
+            entry = self._open[minute] = {"cpu": {}, "rss": {}, "pids": {}, "busy": 0.0, "used": 0.0, "scans": 0, "gpus": {}}
         return entry
 
     def _spread(self, a: float, b: float, cpu: dict[GroupKey, float], busy: float) -> None:
@@ -746,7 +956,8 @@ class Attributor:
             scans = entry["scans"]
             rss = {k: v / scans for k, v in entry["rss"].items()} if scans else {}
             used = entry["used"] / scans if scans else 0.0
-            record = make_record(m, entry["cpu"], rss, entry["pids"], entry["busy"], used, self._shared)
+            gpus = tuple(self._gpu_minute(index, g) for index, g in sorted(entry["gpus"].items()))
+            record = make_record(m, entry["cpu"], rss, entry["pids"], entry["busy"], used, self._shared, gpus)
             self.writer.append(record)
             if not self.records or record.minute > self.records[-1].minute:
                 self.records.append(record)
@@ -762,8 +973,21 @@ class Attributor:
                     for k, ids in zip(record.keys, record.pids):
                         self._shared.setdefault(k, k)
                         self._shared.setdefault(ids, ids)
+                    for gpu in record.gpus:
+                        for k, ids in zip(gpu.keys, gpu.pids):
+                            self._shared.setdefault(k, k)
+                            self._shared.setdefault(ids, ids)
             self.version += 1
         return closed
+
+    def _gpu_minute(self, index: int, entry: dict[str, Any]) -> GpuMinute:
+        """A GPU's minute from its scans: means over the scans that read each figure."""
+        scans, sm_scans, util_scans = entry["scans"], entry["sm_scans"], entry["util_scans"]
+        return make_gpu_minute(
+            index, {k: v / scans for k, v in entry["memory"].items()},
+            {k: v / sm_scans for k, v in entry["sm"].items()} if sm_scans else None,
+            {k: list(v) for k, v in entry["pids"].items()}, entry["used"] / scans,
+            entry["util"] / util_scans if util_scans else None, self._shared)
 
     def close(self) -> None:
         self.writer.close()
@@ -795,6 +1019,6 @@ class RuleContributors:
         if not named:  # no minute of the window has a record yet
             return ()
         if total > average > 0:
-            named = tuple(Contributor(c.name, c.command, c.share * average / total, c.pids) for c in named)
+            named = tuple(Contributor(c.name, c.command, c.share * average / total, c.pids, c.by) for c in named)
             total = average
-        return (*named, Contributor("other", "", average - total, ()))
+        return (*named, Contributor("other", "", average - total, (), named[0].by))

@@ -8,8 +8,10 @@ Layout: ``<data>/Processes/Year=Y/Month=M/D.parquet`` per local day (as the samp
 columns ``minute`` (timestamp[us, UTC], the minute's start), ``kind`` (``process``, ``other`` or
 ``machine``), ``name``, ``command`` (redacted; "" when not read or not kept), ``cpu_seconds``
 (CPU time used in the minute; the machine row: the machine's busy CPU time), ``rss_bytes`` (mean
-resident memory; the machine row: memory in use), ``pids`` (space-separated). Today's minutes
-are in ``<data>/Processes/csv/YYYY-MM-DD.csv`` with the same columns.
+resident memory; the machine row: memory in use), ``pids`` (space-separated), and with NVML
+``gpu``, ``gpu_memory_bytes``, ``gpu_sm_percent`` (rows of kind ``gpu_process``, ``gpu_other``,
+``gpu``; null elsewhere, and absent from days written before them). Today's minutes are in
+``<data>/Processes/csv/YYYY-MM-DD.csv`` with the same columns.
 """
 
 from __future__ import annotations
@@ -57,11 +59,17 @@ def _table(records: list[MinuteRecord]) -> Any:
     rows = [row for record in records for row in record.rows()]
     schema = pa.schema([("minute", pa.timestamp("us", tz="UTC")), ("kind", pa.string()), ("name", pa.string()),
                         ("command", pa.string()), ("cpu_seconds", pa.float64()), ("rss_bytes", pa.float64()),
-                        ("pids", pa.string())])
+                        ("pids", pa.string()), ("gpu", pa.int16()), ("gpu_memory_bytes", pa.float64()),
+                        ("gpu_sm_percent", pa.float64())])
+
+    def numbers(i: int, kind: Any = float) -> list[Any]:
+        return [kind(r[i]) if r[i] else None for r in rows]  # null where the row has none (a GPU row's CPU time)
+
     return pa.table({
         "minute": pa.array([datetime.fromisoformat(r[0]) for r in rows], pa.timestamp("us", tz="UTC")),
         "kind": [r[1] for r in rows], "name": [r[2] for r in rows], "command": [r[3] for r in rows],
-        "cpu_seconds": [float(r[4]) for r in rows], "rss_bytes": [float(r[5]) for r in rows], "pids": [r[6] for r in rows],
+        "cpu_seconds": numbers(4), "rss_bytes": numbers(5), "pids": [r[6] for r in rows],
+        "gpu": numbers(7, int), "gpu_memory_bytes": numbers(8), "gpu_sm_percent": numbers(9),
     }, schema=schema)
 
 
@@ -75,13 +83,15 @@ def read_parquet(path: Path) -> list[MinuteRecord]:
     try:
         with open_own(path, 1 << 34) as f:  # a FIFO or a folder there is never waited on
             data = f.read()
-        table = pq.read_table(pa.py_buffer(data), columns=list(COLUMNS))
+        table = pq.read_table(pa.py_buffer(data))
+        table = table.select([name for name in COLUMNS if name in table.column_names])  # a day before the GPU columns has none
+        columns = [table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+                   for name in COLUMNS]
     except Exception as exc:  # noqa: BLE001 - a broken file costs its minutes, nothing else
         log.warning("process records %s could not be read (%s); left as they are", path, str(exc)[:160])
         return []
-    columns = [table.column(name).to_pylist() for name in COLUMNS]
     columns[0] = [m.isoformat() if m is not None else "" for m in columns[0]]
-    rows = ([("" if v is None else str(v)) for v in row] for row in zip(*columns))
+    rows = ([("" if v is None else v if isinstance(v, str) else repr(v)) for v in row] for row in zip(*columns))
     return attribution.records_from_rows(rows)
 
 
@@ -99,7 +109,7 @@ def convert(data_dir: Path, today: date, retention_days: int = 0) -> int:
         records = attribution.read_csv(path)
         if not records:
             try:
-                if path.stat().st_size <= len(",".join(COLUMNS)) + 1:  # the header alone
+                if path.stat().st_size <= len(",".join(COLUMNS)) + 1:  # the header alone (either width)
                     path.unlink()
                 else:
                     log.warning("process records %s hold no whole minute; left as they are", path)

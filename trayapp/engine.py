@@ -268,7 +268,7 @@ class Engine:
         """The process scan of this tick's slot, if any; a new day's file sends finished days to
         Parquet (in a child, on a thread of its own: sampling never waits for it)."""
         try:
-            attributor.tick(t)
+            attributor.tick(t, getattr(self.probe, "gpu", None))  # NVML's GPU processes, with the probe's handles
         except Exception:  # a bug here must not stop sampling
             log.exception("process attribution failed on a tick")
             return

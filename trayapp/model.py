@@ -245,15 +245,20 @@ _SEVERITY = {Level.UNKNOWN: 0, Level.OK: 1, Level.ORANGE: 2, Level.RED: 3}
 @dataclass(frozen=True, slots=True)
 class Contributor:
     """A process group's part of a rule's window average, in the metric's points (``attribution``):
-    its executable name, its redacted command line ("" when not read or not kept), a few pids."""
+    its executable name, its redacted command line ("" when not read or not kept), a few pids, and
+    for a GPU rule what weighed the processes (``SM util``, ``GPU memory``; "" for CPU and memory)."""
 
     name: str
     command: str
     share: float
     pids: tuple[int, ...] = ()
+    by: str = ""
 
     def as_json(self) -> dict[str, object]:
-        return {"name": self.name, "command": self.command, "share": round(self.share, 3), "pids": list(self.pids)}
+        out: dict[str, object] = {"name": self.name, "command": self.command, "share": round(self.share, 3), "pids": list(self.pids)}
+        if self.by:
+            out["by"] = self.by
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,24 @@ class GpuBackend(Protocol):
     def close(self) -> None: ...
 
 
+class GpuProcesses(NamedTuple):
+    """One GPU's processes at one moment (``NvmlBackend.processes``): the GPU's memory in use
+    (bytes) and utilisation (%), each process's GPU memory (bytes; 0 where NVML does not say,
+    as under Windows' WDDM), and each one's SM utilisation (%) where the driver reports it."""
+
+    index: int
+    used: float | None
+    util: float | None
+    memory: dict[int, float]
+    sm: dict[int, float] | None
+
+
+def _process_memory(value: Any) -> float:
+    """A process's ``usedGpuMemory``: None or NVML_VALUE_NOT_AVAILABLE (all bits set) read as 0."""
+    number = _finite(value)
+    return number if number is not None and 0 <= number < 2**63 else 0.0
+
+
 class NoGpu:
     """The backend of a machine without NVIDIA GPUs (or with GPU sampling off)."""
 
@@ -102,6 +120,7 @@ class NvmlBackend:
             nvml.nvmlShutdown()
             raise RuntimeError("NVML found no GPU")
         self._memory_versions = [self._pick_memory_version(h) for h in self._handles]
+        self._util_seen: dict[int, int] = {}  # per GPU: the newest process-utilisation sample read (µs)
 
     def _pick_memory_version(self, handle: Any) -> int | None:
         """``nvmlMemory_v2`` where the library and the driver have it, else ``None`` (v1).
@@ -166,6 +185,76 @@ class NvmlBackend:
                 )
             )
         return tuple(readings)
+
+    def processes(self) -> tuple[GpuProcesses, ...]:
+        """Each GPU's compute and graphics processes now: their GPU memory and, where the driver
+        reports it, their SM utilisation since the last call. A GPU whose processes NVML cannot
+        list is left out (said once); the others are read."""
+        nvml = self._nvml
+        out = []
+        for index, handle in enumerate(self._handles):
+            try:
+                memory: dict[int, float] = {}
+                for listing in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+                    for proc in self._listing(getattr(nvml, listing, None), handle):
+                        pid = int(proc.pid)
+                        # a process doing both compute and graphics is listed twice, with the same memory
+                        memory[pid] = max(memory.get(pid, 0.0), _process_memory(getattr(proc, "usedGpuMemory", None)))
+            except nvml.NVMLError as exc:
+                say_once(f"nvml:processes:{index}", f"GPU {index}: NVML cannot list its processes ({exc}); "
+                         "their GPU use is left out of the process records while it cannot")
+                continue
+            mem = self._memory(index, handle)
+            util = self._call(nvml.nvmlDeviceGetUtilizationRates, handle)
+            out.append(GpuProcesses(index, _finite(getattr(mem, "used", None)), _finite(getattr(util, "gpu", None)),
+                                    memory, self._process_utilization(index, handle)))
+        return tuple(out)
+
+    def _listing(self, fn: Callable[..., Any] | None, handle: Any) -> Sequence[Any]:
+        """One of NVML's process lists; [] where the GPU has no such list (a compute-only GPU's graphics)."""
+        if fn is None:
+            return []
+        try:
+            return fn(handle) or []
+        except self._nvml.NVMLError as exc:
+            if self._normal(exc):
+                return []
+            raise
+
+    def _normal(self, exc: BaseException) -> bool:
+        """NVML's "not supported" and "not found" (no samples since then): a GPU's normal answers."""
+        value = getattr(exc, "value", None)
+        nvml = self._nvml
+        return value in (getattr(nvml, "NVML_ERROR_NOT_SUPPORTED", 3), getattr(nvml, "NVML_ERROR_NOT_FOUND", 6), 0) or \
+            type(exc).__name__ in ("NVMLError_NotSupported", "NVMLError_NotFound")
+
+    def _process_utilization(self, index: int, handle: Any) -> dict[int, float] | None:
+        """pid → mean SM util (%) of the driver's samples since the last call; None where the
+        driver does not report it (left out, not 0)."""
+        fn = getattr(self._nvml, "nvmlDeviceGetProcessUtilization", None)
+        if fn is None:
+            return None
+        seen = self._util_seen.get(index, 0)
+        try:
+            samples = fn(handle, seen)
+        except self._nvml.NVMLError as exc:
+            if not self._normal(exc):
+                say_once(f"nvml:process_util:{index}", f"GPU {index}: NVML cannot read its processes' utilisation ({exc}); "
+                         "their GPU memory weighs them instead", logging.INFO)
+            return None
+        sums: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        latest = seen
+        for sample in samples or ():
+            value = _finite(getattr(sample, "smUtil", None))
+            if value is None or not 0.0 <= value <= 100.0:
+                continue
+            pid = int(sample.pid)
+            sums[pid] = sums.get(pid, 0.0) + value
+            counts[pid] = counts.get(pid, 0) + 1
+            latest = max(latest, int(getattr(sample, "timeStamp", 0) or 0))
+        self._util_seen[index] = latest
+        return {pid: sums[pid] / counts[pid] for pid in sums}
 
     def close(self) -> None:
         try:

@@ -126,7 +126,8 @@ def build_message(change: Transition, host: str | None = None, processes: list[s
     if heading:
         lines.append(f"*Heading:* {heading}")
     if result.contributors and level is not Level.OK:
-        lines.append(f"*Made by (points of the {window} average):*")
+        by = result.contributors[0].by  # a GPU rule's: what weighed its processes
+        lines.append(f"*Made by (points of the {window} average{', split by ' + by if by else ''}):*")
         lines.extend(f"• {line}" for line in contributor_lines(result))
     elif processes:
         lines.append(f"*Top processes by {'CPU' if result.metric.startswith('cpu') else 'memory'}:*")
