@@ -91,3 +91,12 @@ def test_ticks_rebuild_the_tooltip_every_few_seconds_and_a_level_change_at_once(
         assert changed.startswith("trayapp — orange") and "CPU 95" in changed
     finally:
         app._collector.stop()
+
+
+def test_projections_are_redone_every_hundredth_of_the_shortest_window_between_one_and_five_minutes() -> None:
+    from trayapp.gui.app import projection_every
+
+    assert projection_every((Rule("cpu_percent"), Rule("memory_percent"))) == 300.0  # 36 h: every 5 min
+    assert projection_every((Rule("cpu_percent"), Rule("gpu0_util_percent", 3600, 50, 70, 600))) == 60.0  # a 1 h rule: every minute
+    assert projection_every((Rule("cpu_percent", 6 * 3600),)) == 216.0
+    assert projection_every(()) == 60.0

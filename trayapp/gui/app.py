@@ -58,7 +58,17 @@ def clock(moment: datetime, now: datetime | None = None) -> str:
     return local.strftime("%H:%M") if local.date() == today else local.strftime("%a %H:%M")
 
 
-PROJECT_EVERY = 60.0  # seconds between two projections (each reads the rule windows)
+# seconds between two projections (each reads the rule windows, tens of ms over 36 h of 1 s
+# samples): a hundredth of the shortest rule window, between one and five minutes, so "red in
+# ≈ 12 h" is redone every 5 minutes and "red in ≈ 3 min" of a 1 h rule every minute
+PROJECT_EVERY = 60.0
+PROJECT_EVERY_MOST = 300.0
+
+
+def projection_every(rules: tuple[Rule, ...]) -> float:
+    """Seconds between two projections for these rules (above)."""
+    shortest = min((rule.window_seconds for rule in rules), default=0.0)
+    return min(max(shortest / 100.0, PROJECT_EVERY), PROJECT_EVERY_MOST)
 # seconds between two tooltips built from ticks: its readings are at most this old, a level change
 # shows at once; building it is most of what a tick costs the GUI thread
 TOOLTIP_EVERY = 3.0
@@ -258,7 +268,7 @@ class TrayApp(QObject):
         self.snoozed: datetime | None = snoozed_until(self.folder)
         self._courier_snoozed: datetime | None = None
         self.paused_since: datetime | None = None
-        self.projections: dict[int, Projection] = {}  # by rule index, refreshed every PROJECT_EVERY
+        self.projections: dict[int, Projection] = {}  # by rule index, refreshed every projection_every(rules)
         self._projected_at = 0.0
         self._tooltip_at = -math.inf  # monotonic time of the last tooltip a tick set
         self._icon_key: tuple | None = None
@@ -514,7 +524,7 @@ class TrayApp(QObject):
         (copied under the engine's lock, a few MB), once a minute, not on every tick, and at once
         when a level changed: a projection made before it ('orange in ≈ 50 s', now orange) is stale."""
         now = tick.sample.timestamp.timestamp()
-        if now - self._projected_at < PROJECT_EVERY and now >= self._projected_at and not tick.transitions:
+        if now - self._projected_at < projection_every(self.config.rules) and now >= self._projected_at and not tick.transitions:
             return
         self._projected_at = now
         rules = self.config.rules
@@ -612,6 +622,8 @@ class TrayApp(QObject):
             folder = Path(config.storage_data_dir).expanduser() if config.storage_data_dir else default_data_dir()
         self.sampler.apply(config, folder)
         self.folder = folder
+        if config.rules != old.rules:  # projections are by rule index: the next tick makes them again
+            self.projections, self._projected_at = {}, 0.0
         if self.window is not None:
             self.window.data_dir = folder
             self.window.config = config
