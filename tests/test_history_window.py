@@ -144,6 +144,9 @@ def test_time_axis_labels_say_the_day() -> None:
     assert day_labels([midnight, midnight + 86400], 86400) == ["Tue 24", "Wed 25"]
     assert day_labels([six, six + 6 * 3600, midnight + 86400], 6 * 3600) == ["Tue 24 06:00", "12:00", "Wed 25"]
     assert day_labels([six, six + 60], 60) == ["06:00", "06:01"]
+    # a zoom across midnight: the finer level's first tick leaves the day to the midnight on screen
+    assert day_labels([midnight + 86400 + 3600, midnight + 86400 + 7200], 3600, 12 * 3600, midnight + 18 * 3600) == ["01:00", "02:00"]
+    assert day_labels([midnight + 86400 + 3600], 3600, 12 * 3600, midnight + 86400 + 1800) == ["Wed 25 01:00"]
     assert day_labels([six + 30], 10) == ["06:00:30"]
     first = datetime(2026, 12, 1).timestamp()
     assert day_labels([first], 31 * 86400, 365 * 86400) == ["Dec"]  # months in a year's view

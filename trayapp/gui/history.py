@@ -104,17 +104,18 @@ class DayAxis(pg.DateAxisItem):
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
         low, high = self.range
-        return day_labels(values, spacing, high - low)
+        return day_labels(values, spacing, high - low, low)
 
 
-def day_labels(values, spacing: float, shown: float = 0.0) -> list[str]:
+def day_labels(values, spacing: float, shown: float = 0.0, low: float | None = None) -> list[str]:
     """Labels for ticks at ``values`` (epoch seconds), ``spacing`` seconds apart, in local time,
-    on an axis showing ``shown`` seconds.
+    on an axis showing ``shown`` seconds from ``low``.
 
     Month ticks say the month (and the year in January), year ticks the year; in a view of a few
     weeks a month's tick is a day like the others (``Tue 01``). Day ticks say the day; finer ticks
     say the time, and the day as well at midnight and on the first tick, so every view tells which
-    day it shows."""
+    day it shows; not on the first tick when that day's midnight is on screen (pyqtgraph labels
+    each level of ticks apart, and a coarser level's midnight already says it)."""
     out = []
     for i, value in enumerate(values):
         try:
@@ -134,7 +135,8 @@ def day_labels(values, spacing: float, shown: float = 0.0) -> list[str]:
             out.append(moment.strftime("%a %d"))
         else:
             clock = moment.strftime("%H:%M:%S" if spacing < 60 else "%H:%M")
-            out.append(f"{moment.strftime('%a %d')} {clock}" if i == 0 and spacing >= 3600 else clock)
+            said = low is not None and moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() >= low
+            out.append(f"{moment.strftime('%a %d')} {clock}" if i == 0 and spacing >= 3600 and not said else clock)
     return out
 
 
