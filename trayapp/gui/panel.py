@@ -35,7 +35,8 @@ SIZES = (16, 22, 24, 32, 44, 48)  # 32, 44 and 48 are 16, 22 and 24 at a 2x devi
 GRAPH_SECONDS = 120.0  # what a mini graph spans
 GRAPH_BUCKETS = 8  # bars (or line points) in a graph: 15 s each, 2 px a bar at 16 px
 GRAPH_STEPS = 16  # heights a bar can take: the graph is redrawn only when one moves a step
-TOOLTIP_EVERY = 10.0  # seconds: an item's tooltip is set with each redraw, and at least this often
+TOOLTIP_EVERY = 10.0  # seconds: an item's tooltip is set at least this often (it says the time of its reading)
+TOOLTIP_AFTER = 3.0  # seconds: and once this old after the item was redrawn, not with every redraw
 SIZE_EVERY = 60.0  # seconds: how long the tray's size for an item is taken as known
 _SUFFIXES = ("", "K", "M", "G", "T")
 
@@ -254,6 +255,7 @@ class PanelItem:
         self._sized_at = 0.0
         self.seeded = False  # a graph's 2 minutes filled from memory (once)
         self._tipped = -math.inf  # when the tooltip was last set
+        self._tipped_key: tuple | None = None  # what the item showed then
         self.value: float | None = None  # as last sampled, for a redraw when the kind changes
         self.level: Level | None = None
         self.tray = QSystemTrayIcon(parent)
@@ -302,8 +304,9 @@ class PanelItem:
         self.seeded = True
 
     def update(self, values: dict[str, float | None], results: tuple[RuleResult, ...], at: datetime) -> None:
-        """One sample: the icon redrawn if what it shows changed; the tooltip with it, and at
-        least every ``TOOLTIP_EVERY`` seconds (it says the time of its reading)."""
+        """One sample: the icon redrawn if what it shows changed; the tooltip once it is
+        ``TOOLTIP_AFTER`` seconds old and the icon changed since, and at least every
+        ``TOOLTIP_EVERY`` seconds (it says the time of its reading)."""
         now = at.timestamp()
         value = values.get(self.metric)
         level = metric_level(self.metric, results)
@@ -318,9 +321,10 @@ class PanelItem:
                 key = self.key
             self._bucket = bucket
         self.value, self.level = value, level
-        if key != self.key or not self._tipped <= now < self._tipped + TOOLTIP_EVERY:
-            self._draw(key)
-            self._tipped = now
+        self._draw(key)
+        age = now - self._tipped
+        if not 0 <= age < TOOLTIP_EVERY or (key != self._tipped_key and age >= TOOLTIP_AFTER):
+            self._tipped, self._tipped_key = now, key
             self.tray.setToolTip(self.tooltip(value, results, at))
 
     def tooltip(self, value: float | None, results: tuple[RuleResult, ...], at: datetime) -> str:
