@@ -27,7 +27,7 @@ import sys
 import time
 from collections import deque
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -195,15 +195,21 @@ def make_record(minute: int, cpu: dict[GroupKey, float], rss: dict[GroupKey, flo
             chosen.add(key)
     kept_cpu = array("d", (cpu.get(k, 0.0) for k in kept))
     kept_rss = array("d", (rss.get(k, 0.0) for k in kept))
-    kept_pids = []
-    for k in kept:
-        ids = tuple(sorted(pids.get(k, ()))[:PIDS_KEPT])
-        kept_pids.append(share(ids, ids))
+    kept_pids = _kept_pids(kept, pids, share)
     return MinuteRecord(
         minute=minute, busy=busy, used=used, keys=tuple(share(k, k) for k in kept), cpu=kept_cpu, rss=kept_rss,
         pids=tuple(kept_pids),
         other_cpu=max(total_cpu - sum(kept_cpu), 0.0), other_rss=max(sum(rss.values()) - sum(kept_rss), 0.0), gpus=gpus,
     )
+
+
+def _kept_pids(kept: list[GroupKey], pids: dict[GroupKey, list[int]], share: Callable[[Any, Any], Any]) -> list[tuple[int, ...]]:
+    """Each kept group's first ``PIDS_KEPT`` pids, one shared tuple for equal lists across minutes."""
+    out = []
+    for key in kept:
+        ids = tuple(sorted(pids.get(key, ()))[:PIDS_KEPT])
+        out.append(share(ids, ids))
+    return out
 
 
 def make_gpu_minute(index: int, memory: dict[GroupKey | None, float], sm: dict[GroupKey | None, float] | None,
@@ -221,10 +227,7 @@ def make_gpu_minute(index: int, memory: dict[GroupKey | None, float], sm: dict[G
             chosen.add(key)
     kept_memory = tuple(memory.get(k, 0.0) for k in kept)
     kept_sm = None if sm is None else tuple(sm.get(k, 0.0) for k in kept)
-    kept_pids = []
-    for k in kept:
-        ids = tuple(sorted(pids.get(k, ()))[:PIDS_KEPT])
-        kept_pids.append(share(ids, ids))
+    kept_pids = _kept_pids(kept, pids, share)
     return GpuMinute(
         index=index, used=used, util=util, keys=tuple(share(k, k) for k in kept), memory=kept_memory, sm=kept_sm,
         pids=tuple(kept_pids), other_memory=max(sum(memory.values()) - sum(kept_memory), 0.0),
