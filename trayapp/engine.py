@@ -208,22 +208,24 @@ class Engine:
     def processes_at(self, t: float) -> str:
         """The busiest processes of the minute holding epoch seconds ``t``, from the records in
         memory ("" when none): for the history window's hover, on the GUI thread."""
-        attributor = self.attribution
-        if attributor is None:
-            return ""
         from trayapp.attribution import minute_line
 
-        return minute_line(list(attributor.records), t, os.cpu_count() or 1)  # a copy: the sampler appends
+        return self._from_records(lambda records, cores: minute_line(records, t, cores))
 
     def processes_over(self, start: float, end: float) -> str:
         """Who used the machine from ``start`` to ``end`` (epoch seconds), from the records in
         memory ("" when none fall in it): the history window's range on screen, on the GUI thread."""
+        from trayapp.attribution import span_line
+
+        return self._from_records(lambda records, cores: span_line(records, start, end, cores))
+
+    def _from_records(self, line: Callable[[list, int], str]) -> str:
+        """``line(records, cores)`` over a copy of the records in memory (the sampler appends to
+        them), or "" without attribution."""
         attributor = self.attribution
         if attributor is None:
             return ""
-        from trayapp.attribution import span_line
-
-        return span_line(list(attributor.records), start, end, os.cpu_count() or 1)  # a copy: the sampler appends
+        return line(list(attributor.records), os.cpu_count() or 1)
 
     def tick(self, sample: Sample | None = None) -> Tick:
         with self._lock:

@@ -45,9 +45,8 @@ def hold_little() -> bool:
 
 def release_memory() -> None:
     """Hand memory freed after a big read back to the OS (glibc keeps it otherwise), and drop
-    the source lines PySide6 caches: its import hook (PYSIDE-2029) reads the source of every
-    module imported after it into ``linecache``, a cache that only tracebacks use and that
-    refills itself lazily."""
+    ``linecache``: source lines that only tracebacks use and that refill lazily (PySide6's import
+    hook no longer fills it in the tray app: ``gui.plotlib.check_sources_uncached``)."""
     linecache.clearcache()
     if sys.platform.startswith("linux"):
         try:

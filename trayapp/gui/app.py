@@ -69,6 +69,8 @@ def projection_every(rules: tuple[Rule, ...]) -> float:
     """Seconds between two projections for these rules (above)."""
     shortest = min((rule.window_seconds for rule in rules), default=0.0)
     return min(max(shortest / 100.0, PROJECT_EVERY), PROJECT_EVERY_MOST)
+
+
 # seconds between two tooltips built from ticks: its readings are at most this old, a level change
 # shows at once; building it is most of what a tick costs the GUI thread
 TOOLTIP_EVERY = 3.0
@@ -346,7 +348,7 @@ class TrayApp(QObject):
         import trayapp.gui.history  # noqa: F401  (loading it is the point)
         from trayapp.heap import release_memory
 
-        release_memory()  # the source text PySide6's import hook cached for each pyqtgraph module
+        release_memory()  # what importing pyqtgraph freed goes back to the OS
 
     def shutdown(self) -> None:
         """Stop the sampler (the store is flushed), the window's reader thread and the endpoint; idempotent."""
